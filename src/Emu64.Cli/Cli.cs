@@ -1,0 +1,226 @@
+using System.Diagnostics;
+using System.Globalization;
+using Emu64;
+using Emu64.Loader;
+
+namespace Emu64.Cli;
+
+/// <summary>Exit statuses of the emu64 program (documented in the README).</summary>
+public static class ExitStatus
+{
+    public const int Ok = 0;              // clean shutdown (Bochs port, HLT with IF=0) or help
+    public const int Usage = 2;           // bad command line, unreadable or malformed image
+    public const int TripleFault = 4;
+    public const int InstructionLimit = 6;
+    public const int Unsupported = 8;     // guest used a feature Emu64 does not implement
+    public const int Reset = 10;          // guest asked for a reset
+    // A guest write of V to isa-debug-exit (port 0xF4) exits with (V << 1) | 1, as QEMU: always odd.
+}
+
+/// <summary>The emu64 command line: QEMU-like options, one clear line for every error.</summary>
+public static class Cli
+{
+    public const string Usage = """
+        usage: emu64 <command> [options]
+
+        commands:
+          run KERNEL [options]   boot a multiboot kernel (as qemu-system-x86_64 -kernel)
+          boot [options]         boot the bundled toy kernel (firmware/toykernel.elf)
+
+        options:
+          --append ARGS          kernel command line
+          -m SIZE                guest RAM (default 128M; suffix K, M or G, plain numbers are MiB)
+          --initrd FILE[,FILE]   multiboot modules ("FILE args" passes args)
+          --max-instructions N   stop after N retired instructions (exit status 6)
+          --seed N               seed for RDRAND/RDSEED and anything random (default 0)
+          --stats                print counters to stderr at the end (key: value lines)
+          -h, --help             this text
+        """;
+
+    public static int Main(string[] args)
+    {
+        try
+        {
+            return Run(args);
+        }
+        catch (CliException e)
+        {
+            Console.Error.WriteLine($"emu64: {e.Message}");
+            return ExitStatus.Usage;
+        }
+        catch (ImageException e)
+        {
+            Console.Error.WriteLine($"emu64: bad kernel image: {e.Message}");
+            return ExitStatus.Usage;
+        }
+    }
+
+    private static int Run(string[] args)
+    {
+        if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
+        {
+            Console.Out.WriteLine(Usage);
+            return args.Length == 0 ? ExitStatus.Usage : ExitStatus.Ok;
+        }
+        string cmd = args[0];
+        var rest = args.AsSpan(1).ToArray();
+        return cmd switch
+        {
+            "run" => RunKernel(ParseRunOptions(rest, needKernel: true)),
+            "boot" => RunKernel(ParseRunOptions(rest, needKernel: false) with { Kernel = BundledKernelPath() }),
+            _ => throw new CliException($"unknown command '{cmd}' (try emu64 --help)"),
+        };
+    }
+
+    public sealed record RunOptions(string? Kernel, string Append, ulong RamBytes, List<string> Initrds, ulong MaxInstructions, ulong Seed, bool Stats);
+
+    public static RunOptions ParseRunOptions(string[] a, bool needKernel)
+    {
+        string? kernel = null;
+        string append = "";
+        ulong ram = 128UL << 20, max = ulong.MaxValue, seed = 0;
+        var initrds = new List<string>();
+        bool stats = false;
+        for (int i = 0; i < a.Length; i++)
+        {
+            string o = a[i];
+            string Value()
+            {
+                if (i + 1 >= a.Length) throw new CliException($"option {o} needs a value");
+                return a[++i];
+            }
+            switch (o)
+            {
+                case "--append": append = Value(); break;
+                case "-m": ram = ParseSize(Value()); break;
+                case "--initrd": initrds.AddRange(Value().Split(',', StringSplitOptions.RemoveEmptyEntries)); break;
+                case "--max-instructions": max = ParseCount(o, Value()); break;
+                case "--seed": seed = ParseCount(o, Value()); break;
+                case "--stats": stats = true; break;
+                default:
+                    if (o.StartsWith('-')) throw new CliException($"unknown option {o}");
+                    if (kernel != null || !needKernel) throw new CliException($"unexpected argument '{o}'");
+                    kernel = o;
+                    break;
+            }
+        }
+        if (needKernel && kernel is null) throw new CliException("no kernel given (usage: emu64 run KERNEL [options])");
+        return new RunOptions(kernel, append, ram, initrds, max, seed, stats);
+    }
+
+    /// <summary>QEMU's -m syntax: a number of MiB, or a number with a K/M/G suffix.</summary>
+    public static ulong ParseSize(string s)
+    {
+        string t = s.Trim().ToUpperInvariant();
+        ulong mult = 1UL << 20;
+        if (t.EndsWith('B')) t = t[..^1];
+        if (t.EndsWith('K')) { mult = 1UL << 10; t = t[..^1]; }
+        else if (t.EndsWith('M')) { mult = 1UL << 20; t = t[..^1]; }
+        else if (t.EndsWith('G')) { mult = 1UL << 30; t = t[..^1]; }
+        if (!ulong.TryParse(t, NumberStyles.None, CultureInfo.InvariantCulture, out ulong n) || n == 0)
+            throw new CliException($"bad memory size '{s}' (examples: 128, 256M, 1G)");
+        ulong bytes = n * mult;
+        if (bytes / mult != n) throw new CliException($"memory size '{s}' is too large");
+        if (bytes < 2UL << 20) throw new CliException($"memory size '{s}' is too small (at least 2M)");
+        if (bytes > 2UL << 30 - 1 || bytes >= 2UL << 30) throw new CliException($"memory size '{s}' is too large (at most 2047M)");
+        if ((bytes & 0xFFF) != 0) throw new CliException($"memory size '{s}' is not a multiple of 4 KiB");
+        return bytes;
+    }
+
+    private static ulong ParseCount(string opt, string s)
+    {
+        var st = s.StartsWith("0x", StringComparison.OrdinalIgnoreCase) ? NumberStyles.HexNumber : NumberStyles.None;
+        if (!ulong.TryParse(st == NumberStyles.HexNumber ? s[2..] : s, st, CultureInfo.InvariantCulture, out ulong v))
+            throw new CliException($"option {opt} needs a non-negative number, not '{s}'");
+        return v;
+    }
+
+    public static string BundledKernelPath()
+    {
+        foreach (var dir in new[] { AppContext.BaseDirectory, Directory.GetCurrentDirectory() })
+        {
+            for (var d = new DirectoryInfo(dir); d != null; d = d.Parent)
+            {
+                var p = Path.Combine(d.FullName, "firmware", "toykernel.elf");
+                if (File.Exists(p)) return p;
+            }
+        }
+        throw new CliException("the bundled kernel firmware/toykernel.elf was not found");
+    }
+
+    private static byte[] ReadFile(string path, string what)
+    {
+        try
+        {
+            var info = new FileInfo(path);
+            if (!info.Exists) throw new CliException($"{what} '{path}' does not exist");
+            if (info.Length > 1L << 30) throw new CliException($"{what} '{path}' is larger than 1 GiB");
+            return File.ReadAllBytes(path);
+        }
+        catch (IOException e) { throw new CliException($"cannot read {what} '{path}': {e.Message}"); }
+        catch (UnauthorizedAccessException) { throw new CliException($"cannot read {what} '{path}': permission denied"); }
+    }
+
+    public static int RunKernel(RunOptions o)
+    {
+        var image = ReadFile(o.Kernel!, "kernel");
+        var modules = o.Initrds.Select(spec =>
+        {
+            string file = spec.Split(' ', 2)[0];
+            return new BootModule(spec, ReadFile(file, "initrd"));
+        }).ToList();
+        var stdout = Console.OpenStandardOutput();
+        var opts = new MachineOptions { RamBytes = o.RamBytes, Append = o.Append, Seed = o.Seed, MaxInstructions = o.MaxInstructions, Output = stdout };
+        var m = new Machine(opts);
+        m.LoadKernel(image, o.Kernel!, modules);
+        var sw = Stopwatch.StartNew();
+        var reason = m.Run();
+        sw.Stop();
+        stdout.Flush();
+        if (reason is not (StopReason.DebugExit or StopReason.Shutdown))
+            Console.Error.WriteLine($"emu64: {Describe(m)}");
+        if (o.Stats) PrintStats(m, sw.Elapsed.TotalSeconds);
+        return reason switch
+        {
+            StopReason.DebugExit => m.ExitCode,
+            StopReason.Shutdown or StopReason.HaltedForever => ExitStatus.Ok,
+            StopReason.TripleFault => ExitStatus.TripleFault,
+            StopReason.InstructionLimit => ExitStatus.InstructionLimit,
+            StopReason.Reset => ExitStatus.Reset,
+            _ => ExitStatus.Unsupported,
+        };
+    }
+
+    public static string Describe(Machine m)
+    {
+        var c = m.Cpu;
+        string head = m.StopReason switch
+        {
+            StopReason.TripleFault => $"{m.StopMessage}; machine stopped",
+            StopReason.InstructionLimit => m.StopMessage,
+            StopReason.Unsupported => $"unsupported: {m.StopMessage}",
+            _ => $"{m.StopReason}: {m.StopMessage}",
+        };
+        return $"{head}\n  rip={c.Rip:x16} cpl={c.Cpl} mode={c.Mode} cr0={c.CR0:x} cr3={c.CR3:x} cr4={c.CR4:x} efer={c.EFER:x} rflags={c.Rflags:x}";
+    }
+
+    public static void PrintStats(Machine m, double seconds)
+    {
+        var e = Console.Error;
+        ulong n = m.Cpu.Retired;
+        e.WriteLine($"instructions: {n}");
+        e.WriteLine(FormattableString.Invariant($"seconds: {seconds:F3}"));
+        e.WriteLine(FormattableString.Invariant($"mips: {(seconds > 0 ? n / seconds / 1e6 : 0):F2}"));
+        e.WriteLine($"syscalls: {m.Events.Syscalls}");
+        e.WriteLine($"interrupts: {m.Events.Interrupts}");
+        e.WriteLine($"exceptions: {m.Events.Exceptions}");
+        e.WriteLine($"cr3_writes: {m.Events.Cr3Writes}");
+        e.WriteLine($"cr3_noflush_writes: {m.Events.Cr3NoFlushWrites}");
+        e.WriteLine($"decoded_blocks: {m.Cache.Decodes}");
+        e.WriteLine($"unimplemented: {m.Stats.UnimplementedTotal}");
+        foreach (var (code, count) in m.Stats.Unimplemented.OrderBy(k => k.Key.ToString()))
+            e.WriteLine($"unimplemented.{code}: {count}");
+    }
+}
+
+public sealed class CliException(string message) : Exception(message);

@@ -1,0 +1,3 @@
+using Emu64.Cli;
+
+return Cli.Main(args);

@@ -1,0 +1,145 @@
+using System.Runtime.CompilerServices;
+using Emu64.Devices;
+using Emu64.Memory;
+
+namespace Emu64.Cpu;
+
+/// <summary>Processor operating modes (SDM vol. 3A §2.2).</summary>
+public enum CpuMode : byte { Real, Protected16, Protected32, Compat16, Compat32, Long64 }
+
+/// <summary>
+/// The architectural state of the one x86-64 processor and the helpers handlers use to reach it.
+/// Split into partial files by concern: flags (Flags.cs), memory access (CpuMemory.cs), exceptions
+/// and interrupt delivery (Interrupts.cs), segment loads (Segments.cs), control registers (System.cs).
+/// </summary>
+public sealed partial class Cpu
+{
+    public GprFile R;
+    /// <summary>RIP of the next instruction while a handler runs (the loop advances it before the call).</summary>
+    public ulong Rip;
+    /// <summary>RIP of the instruction being executed (a fault rewinds to it).</summary>
+    public ulong InsnRip;
+
+    public Segment[] Segs = new Segment[6];
+    public Segment Ldtr, Tr;
+    public TableReg Gdtr, Idtr;
+
+    public ulong CR0 = Emu64.Cpu.Cr0.Et | Emu64.Cpu.Cr0.Cd | Emu64.Cpu.Cr0.Nw;
+    public ulong CR2, CR3, CR4, CR8;
+    public ulong EFER;
+    public ulong[] DR = new ulong[8];
+    public uint Pkru;
+
+    public ulong Star, Lstar, Cstar, Sfmask, KernelGsBase, TscAux, Pat = 0x0007040600070406UL;
+    public ulong SysenterCs, SysenterEsp, SysenterEip, ApicBase = 0xFEE00900UL, MiscEnable = 1, SpecCtrl;
+
+    /// <summary>Current privilege level (CS.RPL as cached at the last CS load).</summary>
+    public int Cpl;
+    public CpuMode Mode = CpuMode.Protected32;
+
+    /// <summary>Set by anything that makes the rest of a decoded block invalid (mode, paging, code writes, IF).</summary>
+    public bool ExitBlock;
+    /// <summary>Interrupts are inhibited for one instruction after STI / MOV SS / POP SS.</summary>
+    public bool InterruptShadow;
+    public bool Halted;
+
+    /// <summary>Retired instructions since reset; drives virtual time.</summary>
+    public ulong Retired;
+
+    public readonly PhysicalMemory Mem;
+    public readonly IoBus Io;
+    public readonly Mmu.Mmu Mmu;
+    public readonly Machine Machine;
+
+    public Cpu(Machine machine, PhysicalMemory mem, IoBus io)
+    {
+        Machine = machine;
+        Mem = mem;
+        Io = io;
+        Mmu = new Mmu.Mmu(this, mem);
+        _fault = new GuestFault();
+        Xmm = new UInt128[16];
+        Mxcsr = 0x1F80;
+    }
+
+    /// <summary>The 16 XMM registers (used by the SSE/SSE2 handlers).</summary>
+    public UInt128[] Xmm;
+    public uint Mxcsr;
+
+    public bool LongMode => (EFER & Emu64.Cpu.Efer.Lma) != 0;
+    public bool Is64 => Mode == CpuMode.Long64;
+    public int Bitness => Mode switch { CpuMode.Long64 => 64, CpuMode.Protected32 or CpuMode.Compat32 => 32, _ => 16 };
+    public bool PagingOn => (CR0 & Emu64.Cpu.Cr0.Pg) != 0;
+    public bool PcidOn => (CR4 & Emu64.Cpu.Cr4.Pcide) != 0;
+    public ushort CurrentPcid => PcidOn ? (ushort)(CR3 & Emu64.Cpu.Cr3.PcidMask) : (ushort)0;
+    /// <summary>Stack address size in bytes: 8 in 64-bit mode, else SS.B ? 4 : 2.</summary>
+    public int StackAddrSize => Mode == CpuMode.Long64 ? 8 : Segs[Emu64.Cpu.Seg.SS].Db ? 4 : 2;
+
+    // ---- general registers -------------------------------------------------------------------
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public ulong GetReg(int num, int size)
+    {
+        if (num >= Reg.HighByte) return (Unsafe.Add(ref R[0], num - Reg.HighByte) >> 8) & 0xFF;
+        ulong v = Unsafe.Add(ref R[0], num);
+        return size switch { 1 => v & 0xFF, 2 => v & 0xFFFF, 4 => v & 0xFFFFFFFF, _ => v };
+    }
+
+    /// <summary>Writes a register with x86-64 rules: 32-bit writes zero-extend, 8/16-bit writes merge.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void SetReg(int num, int size, ulong v)
+    {
+        if (num >= Reg.HighByte)
+        {
+            ref ulong h = ref Unsafe.Add(ref R[0], num - Reg.HighByte);
+            h = (h & ~0xFF00UL) | ((v & 0xFF) << 8);
+            return;
+        }
+        ref ulong r = ref Unsafe.Add(ref R[0], num);
+        r = size switch
+        {
+            1 => (r & ~0xFFUL) | (v & 0xFF),
+            2 => (r & ~0xFFFFUL) | (v & 0xFFFF),
+            4 => v & 0xFFFFFFFF,
+            _ => v,
+        };
+    }
+
+    public ulong Rsp { get => R[Reg.RSP]; set => R[Reg.RSP] = value; }
+
+    /// <summary>Recomputes <see cref="Mode"/> and <see cref="Cpl"/> after CS, CR0 or EFER change.</summary>
+    public void UpdateMode()
+    {
+        var cs = Segs[Emu64.Cpu.Seg.CS];
+        CpuMode m;
+        if ((CR0 & Emu64.Cpu.Cr0.Pe) == 0) m = CpuMode.Real;
+        else if (LongMode) m = cs.Long ? CpuMode.Long64 : cs.Db ? CpuMode.Compat32 : CpuMode.Compat16;
+        else m = cs.Db ? CpuMode.Protected32 : CpuMode.Protected16;
+        if (m != Mode) ExitBlock = true;
+        Mode = m;
+        Cpl = m == CpuMode.Real ? 0 : cs.Selector & 3;
+    }
+
+    /// <summary>Loads the flat 32-bit protected-mode state a multiboot loader leaves (multiboot spec §3.2).</summary>
+    public void ResetToMultibootState(uint entry, uint magic, uint info)
+    {
+        CR0 = Emu64.Cpu.Cr0.Pe | Emu64.Cpu.Cr0.Et;
+        for (int s = 0; s < 6; s++)
+        {
+            Segs[s] = new Segment
+            {
+                Selector = (ushort)(s == Emu64.Cpu.Seg.CS ? 0x10 : 0x18),
+                Base = 0,
+                Limit = 0xFFFFFFFF,
+                Attr = (ushort)(s == Emu64.Cpu.Seg.CS ? 0xC09B : 0xC093),
+            };
+        }
+        Tr = new Segment { Attr = 0x8B, Limit = 0xFFFF };
+        Ldtr = new Segment { Attr = 0x82, Limit = 0xFFFF };
+        Rflags = RFlags.Reserved1;
+        R[Reg.RAX] = magic;
+        R[Reg.RBX] = info;
+        Rip = entry;
+        UpdateMode();
+    }
+}

@@ -1,0 +1,64 @@
+namespace Emu64.Cpu;
+
+/// <summary>
+/// CPUID: the truth about what this CPU implements (SPEC §3). A feature bit is set only when the
+/// emulator implements the feature; add the bit in the same change that implements it.
+/// Model: a Skylake-like family 6 core, vendor GenuineIntel, one logical processor.
+/// </summary>
+public sealed partial class Cpu
+{
+    // Leaf 1 ECX / EDX, leaf 7 EBX / ECX, leaf 0x80000001 ECX / EDX.
+    public uint Leaf1Ecx = (1u << 17) /* PCID */ | (1u << 22) /* MOVBE */
+                         | (1u << 23)  /* POPCNT */ | (1u << 30) /* RDRAND */;
+    public uint Leaf1Edx = (1u << 4) /* TSC */ | (1u << 5) /* MSR */ | (1u << 6) /* PAE */
+                         | (1u << 9) /* APIC */ | (1u << 13) /* PGE */ | (1u << 15) /* CMOV */ | (1u << 16) /* PAT */ | (1u << 19) /* CLFSH */;
+    public uint Leaf7Ebx = (1u << 0) /* FSGSBASE */ | (1u << 7) /* SMEP */ | (1u << 10) /* INVPCID */
+                         | (1u << 20) /* SMAP */;
+    public uint Leaf7Ecx = (1u << 3) /* PKU */ | (1u << 16) /* LA57 */;
+    public uint Ext1Ecx = (1u << 0) /* LAHF/SAHF in 64-bit mode */ | (1u << 5) /* LZCNT */;
+    public uint Ext1Edx = (1u << 11) /* SYSCALL */ | (1u << 20) /* NX */ | (1u << 26) /* 1 GiB pages */
+                        | (1u << 27) /* RDTSCP */ | (1u << 29) /* LM */;
+
+    public bool HasFeature7Ebx(int bit) => (Leaf7Ebx & (1u << bit)) != 0;
+    public bool HasPcid => (Leaf1Ecx & (1u << 17)) != 0;
+    public bool HasInvpcid => (Leaf7Ebx & (1u << 10)) != 0;
+    public bool HasLa57 => (Leaf7Ecx & (1u << 16)) != 0;
+
+    private const string Brand = "Emu64 virtual x86-64 CPU        ";  // 48 bytes with the padding below
+
+    public void Cpuid(uint leaf, uint sub, out uint a, out uint b, out uint c, out uint d)
+    {
+        a = b = c = d = 0;
+        switch (leaf)
+        {
+            case 0:
+                a = 7;
+                b = 0x756E6547; d = 0x49656E69; c = 0x6C65746E;   // "GenuineIntel"
+                break;
+            case 1:
+                a = 0x000506E3;                                   // family 6, model 0x5E, stepping 3
+                b = (8u << 8) | (1u << 16);                       // CLFLUSH 64 bytes, 1 logical CPU, APIC ID 0
+                c = Leaf1Ecx | ((CR4 & Emu64.Cpu.Cr4.Osxsave) != 0 ? 1u << 27 : 0);
+                d = Leaf1Edx;
+                break;
+            case 7 when sub == 0:
+                b = Leaf7Ebx;
+                c = Leaf7Ecx | ((CR4 & Emu64.Cpu.Cr4.Pke) != 0 ? 1u << 4 : 0);   // OSPKE mirrors CR4.PKE
+                break;
+            case 0x80000000: a = 0x80000008; break;
+            case 0x80000001: c = Ext1Ecx; d = Ext1Edx; break;
+            case 0x80000002: case 0x80000003: case 0x80000004:
+                {
+                    var s = (Brand + new string(' ', 48)).AsSpan(0, 48);
+                    int o = (int)(leaf - 0x80000002) * 16;
+                    a = Pack(s, o); b = Pack(s, o + 4); c = Pack(s, o + 8); d = Pack(s, o + 12);
+                    if (leaf == 0x80000004) d &= 0x00FFFFFF;      // NUL-terminated
+                    break;
+                }
+            case 0x80000007: d = 1u << 8; break;                 // invariant TSC
+            case 0x80000008: a = (uint)Emu64.Mmu.Mmu.MaxPhysAddr | ((HasLa57 ? 57u : 48u) << 8); break;
+        }
+    }
+
+    private static uint Pack(ReadOnlySpan<char> s, int o) => (uint)(s[o] | s[o + 1] << 8 | s[o + 2] << 16 | s[o + 3] << 24);
+}

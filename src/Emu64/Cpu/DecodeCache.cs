@@ -1,0 +1,144 @@
+using Iced.Intel;
+using Emu64.Memory;
+
+namespace Emu64.Cpu;
+
+/// <summary>A run of decoded instructions from one physical page, ending at a branch or a serializing instruction.</summary>
+public sealed class Block
+{
+    public readonly Insn[] Insns;
+    public readonly int Count;
+    public readonly ulong Phys;
+    public readonly int Bitness;
+    /// <summary>False once a store hit the page; a block that is running finishes its current instruction only.</summary>
+    public bool Valid = true;
+
+    public Block(Insn[] insns, int count, ulong phys, int bitness)
+    {
+        Insns = insns; Count = count; Phys = phys; Bitness = bitness;
+    }
+}
+
+/// <summary>
+/// Decoded-instruction cache keyed by physical address and mode, so hot code is decoded once however
+/// many linear aliases it has. A store to a frame that holds cached code drops that frame's blocks
+/// (<see cref="PhysicalMemory.CodeWritten"/>), which makes self-modifying code work.
+/// </summary>
+public sealed class DecodeCache
+{
+    public const int MaxBlockInsns = 64;
+    private readonly Dictionary<ulong, Block> _blocks = new();
+    private readonly Dictionary<ulong, List<ulong>> _byFrame = new();
+    private readonly PhysicalMemory _mem;
+    private readonly byte[] _bytes = new byte[4096 + 16];
+    public ulong Decodes, Invalidations;
+
+    public DecodeCache(PhysicalMemory mem)
+    {
+        _mem = mem;
+    }
+
+    private static ulong Key(ulong phys, int bitness) => phys | ((ulong)bitness << 56);
+
+    public Block? Lookup(ulong phys, int bitness) => _blocks.TryGetValue(Key(phys, bitness), out var b) ? b : null;
+
+    public void Invalidate(ulong frame)
+    {
+        if (!_byFrame.Remove(frame, out var keys)) return;
+        foreach (var k in keys)
+            if (_blocks.Remove(k, out var b)) b.Valid = false;
+        Invalidations++;
+    }
+
+    public void Clear()
+    {
+        foreach (var b in _blocks.Values) b.Valid = false;
+        _blocks.Clear();
+        _byFrame.Clear();
+    }
+
+    /// <summary>
+    /// Decodes a block starting at physical address <paramref name="phys"/> (linear <paramref name="rip"/>).
+    /// Stops before an instruction that would cross into the next page; returns null if the very first
+    /// instruction does (the caller decodes that one on its own with both pages' bytes).
+    /// </summary>
+    public Block? Decode(ulong phys, ulong rip, int bitness)
+    {
+        int off = (int)(phys & 0xFFF);
+        int avail = 4096 - off;
+        if (!_mem.IsRam(phys, avail)) return null;
+        _mem.ReadBytes(phys, _bytes.AsSpan(0, avail));
+        var reader = new ByteArrayCodeReader(_bytes, 0, avail);
+        var dec = Decoder.Create(bitness, reader, rip, DecoderOptions.None);
+        var list = new Insn[MaxBlockInsns];
+        int n = 0;
+        int pos = 0;
+        while (n < MaxBlockInsns)
+        {
+            dec.Decode(out var ins);
+            if (ins.Code == Code.INVALID && dec.LastError == DecoderError.NoMoreBytes) break; // crosses the page
+            Prepare(in ins, ref list[n], bitness, _bytes.AsSpan(pos, ins.Length));
+            pos += ins.Length;
+            n++;
+            if (EndsBlock(in ins)) break;
+        }
+        if (n == 0) return null;
+        if (n < list.Length) Array.Resize(ref list, n);
+        var block = new Block(list, n, phys, bitness);
+        _blocks[Key(phys, bitness)] = block;
+        ulong frame = phys >> 12;
+        if (!_byFrame.TryGetValue(frame, out var keys)) _byFrame[frame] = keys = new List<ulong>();
+        keys.Add(Key(phys, bitness));
+        _mem.MarkCode(frame);
+        Decodes++;
+        return block;
+    }
+
+    /// <summary>Decodes one instruction from raw bytes (page-crossing instructions, debugger).</summary>
+    public static void DecodeOne(ReadOnlySpan<byte> bytes, ulong rip, int bitness, ref Insn d)
+    {
+        var arr = bytes.ToArray();
+        var dec = Decoder.Create(bitness, new ByteArrayCodeReader(arr), rip, DecoderOptions.None);
+        dec.Decode(out var ins);
+        Prepare(in ins, ref d, bitness, arr);
+    }
+
+    private static void Prepare(in Instruction ins, ref Insn d, int bitness, ReadOnlySpan<byte> raw)
+    {
+        InsnBuilder.Build(in ins, ref d, bitness, HasAddressSizePrefix(raw, bitness));
+        Emu64.Isa.HandlerTable.Bind(ref d);
+    }
+
+    /// <summary>Scans the legacy prefixes for 0x67 (Iced does not expose the address size).</summary>
+    private static bool HasAddressSizePrefix(ReadOnlySpan<byte> raw, int bitness)
+    {
+        foreach (byte b in raw)
+        {
+            if (b == 0x67) return true;
+            bool prefix = b is 0x66 or 0xF0 or 0xF2 or 0xF3 or 0x2E or 0x36 or 0x3E or 0x26 or 0x64 or 0x65
+                          || (bitness == 64 && b >= 0x40 && b <= 0x4F);
+            if (!prefix) return false;
+        }
+        return false;
+    }
+
+    /// <summary>Branches and anything that can change mode, paging, interrupts or code end a block.</summary>
+    private static bool EndsBlock(in Instruction ins)
+    {
+        if (ins.FlowControl != FlowControl.Next) return true;
+        switch (ins.Mnemonic)
+        {
+            case Mnemonic.Mov when ins.Op0Kind == OpKind.Register && (ins.Op0Register.IsCR() || ins.Op0Register.IsDR() || ins.Op0Register == Register.SS):
+            case Mnemonic.Pop when ins.Op0Register == Register.SS:
+            case Mnemonic.Wrmsr: case Mnemonic.Lgdt: case Mnemonic.Lidt: case Mnemonic.Lldt: case Mnemonic.Ltr:
+            case Mnemonic.Invlpg: case Mnemonic.Invpcid: case Mnemonic.Sti: case Mnemonic.Cli: case Mnemonic.Popf:
+            case Mnemonic.Out: case Mnemonic.Outsb: case Mnemonic.Outsw: case Mnemonic.Outsd:
+            case Mnemonic.In: case Mnemonic.Insb: case Mnemonic.Insw: case Mnemonic.Insd:
+            case Mnemonic.Wrpkru: case Mnemonic.Swapgs: case Mnemonic.Lmsw: case Mnemonic.Clts:
+            case Mnemonic.Wbinvd: case Mnemonic.Invd: case Mnemonic.Wrfsbase: case Mnemonic.Wrgsbase:
+            case Mnemonic.Stac: case Mnemonic.Clac: case Mnemonic.Fxrstor: case Mnemonic.Ldmxcsr:
+                return true;
+        }
+        return false;
+    }
+}

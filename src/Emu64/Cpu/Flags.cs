@@ -1,0 +1,161 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
+
+namespace Emu64.Cpu;
+
+/// <summary>RFLAGS bit masks, named as in the SDM.</summary>
+public static class RFlags
+{
+    public const ulong CF = 1 << 0, Reserved1 = 1 << 1, PF = 1 << 2, AF = 1 << 4, ZF = 1 << 6, SF = 1 << 7;
+    public const ulong TF = 1 << 8, IF = 1 << 9, DF = 1 << 10, OF = 1 << 11, IOPL = 3 << 12, NT = 1 << 14;
+    public const ulong RF = 1 << 16, VM = 1 << 17, AC = 1 << 18, VIF = 1 << 19, VIP = 1 << 20, ID = 1 << 21;
+    /// <summary>The six status flags that arithmetic computes.</summary>
+    public const ulong Status = CF | PF | AF | ZF | SF | OF;
+    /// <summary>Bits software can change with POPF at CPL 0 in 64-bit mode.</summary>
+    public const ulong Writable = Status | TF | IF | DF | IOPL | NT | RF | AC | ID;
+}
+
+/// <summary>Which operation last set the status flags; they are computed from it only when read.</summary>
+public enum LazyOp : byte { None, Add, Sub, Logic, Inc, Dec }
+
+/// <summary>
+/// Lazy status flags. Every flag computation in the emulator lives here: an ALU handler records its
+/// operands and result (a few stores), and CF/ZF/SF/OF/AF/PF are derived only when something reads them
+/// (Jcc, SETcc, PUSHF, an exception frame). Instructions that are not on the list set flags eagerly
+/// through <see cref="Cpu.SetStatus"/>.
+/// </summary>
+public sealed partial class Cpu
+{
+    // When LazyOp == None the status bits live in _rflags. Otherwise they are a function of the fields below.
+    internal LazyOp _lazyOp;
+    internal byte _lazySize;          // operand size in bytes
+    internal ulong _lazyA, _lazyB, _lazyRes;   // operands and result, masked to the size
+    internal ulong _rflags = RFlags.Reserved1;  // all non-status bits, and status bits when not lazy
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void SetLazy(LazyOp op, int size, ulong a, ulong b, ulong res)
+    {
+        _lazyOp = op; _lazySize = (byte)size; _lazyA = a; _lazyB = b; _lazyRes = res;
+    }
+
+    /// <summary>Records INC/DEC: CF is kept, so it is folded into _rflags first.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void SetLazyIncDec(LazyOp op, int size, ulong a, ulong res)
+    {
+        bool cf = Cf;
+        _rflags = (_rflags & ~RFlags.CF) | (cf ? RFlags.CF : 0);
+        _lazyOp = op; _lazySize = (byte)size; _lazyA = a; _lazyB = 1; _lazyRes = res;
+    }
+
+    /// <summary>Sets all six status flags at once (eager form).</summary>
+    public void SetStatus(bool cf, bool pf, bool af, bool zf, bool sf, bool of)
+    {
+        _lazyOp = LazyOp.None;
+        ulong f = _rflags & ~RFlags.Status;
+        if (cf) f |= RFlags.CF;
+        if (pf) f |= RFlags.PF;
+        if (af) f |= RFlags.AF;
+        if (zf) f |= RFlags.ZF;
+        if (sf) f |= RFlags.SF;
+        if (of) f |= RFlags.OF;
+        _rflags = f;
+    }
+
+    /// <summary>Sets CF/PF/ZF/SF from a result, with the given CF, OF and AF (eager form used by shifts and friends).</summary>
+    public void SetStatusFromResult(ulong res, int size, bool cf, bool of, bool af = false)
+        => SetStatus(cf, Parity(res), af, (res & InsnBuilder.Mask(size)) == 0, ((res >> (size * 8 - 1)) & 1) != 0, of);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static bool Parity(ulong v) => (BitOperations.PopCount((uint)(v & 0xFF)) & 1) == 0;
+
+    private int SignShift => _lazySize * 8 - 1;
+
+    public bool Cf => _lazyOp switch
+    {
+        LazyOp.None or LazyOp.Inc or LazyOp.Dec => (_rflags & RFlags.CF) != 0,
+        LazyOp.Add => _lazyRes < _lazyA,
+        LazyOp.Sub => _lazyA < _lazyB,
+        _ => false,
+    };
+
+    public bool Zf => _lazyOp == LazyOp.None ? (_rflags & RFlags.ZF) != 0 : _lazyRes == 0;
+
+    public bool Sf => _lazyOp == LazyOp.None ? (_rflags & RFlags.SF) != 0 : ((_lazyRes >> SignShift) & 1) != 0;
+
+    public bool Pf => _lazyOp == LazyOp.None ? (_rflags & RFlags.PF) != 0 : Parity(_lazyRes);
+
+    public bool Af => _lazyOp switch
+    {
+        LazyOp.None => (_rflags & RFlags.AF) != 0,
+        LazyOp.Logic => false,
+        _ => (((_lazyA ^ _lazyB ^ _lazyRes) >> 4) & 1) != 0,
+    };
+
+    public bool Of => _lazyOp switch
+    {
+        LazyOp.None => (_rflags & RFlags.OF) != 0,
+        LazyOp.Add or LazyOp.Inc => ((((_lazyA ^ _lazyRes) & (_lazyB ^ _lazyRes)) >> SignShift) & 1) != 0,
+        LazyOp.Sub or LazyOp.Dec => ((((_lazyA ^ _lazyB) & (_lazyA ^ _lazyRes)) >> SignShift) & 1) != 0,
+        _ => false,
+    };
+
+    public bool Df => (_rflags & RFlags.DF) != 0;
+    public bool If => (_rflags & RFlags.IF) != 0;
+    public bool Tf => (_rflags & RFlags.TF) != 0;
+    public bool Ac => (_rflags & RFlags.AC) != 0;
+    public int Iopl => (int)((_rflags >> 12) & 3);
+
+    /// <summary>The architectural RFLAGS value.</summary>
+    public ulong Rflags
+    {
+        get
+        {
+            if (_lazyOp == LazyOp.None) return _rflags;
+            ulong f = _rflags & ~RFlags.Status;
+            if (Cf) f |= RFlags.CF;
+            if (Pf) f |= RFlags.PF;
+            if (Af) f |= RFlags.AF;
+            if (Zf) f |= RFlags.ZF;
+            if (Sf) f |= RFlags.SF;
+            if (Of) f |= RFlags.OF;
+            return f;
+        }
+        set
+        {
+            _lazyOp = LazyOp.None;
+            _rflags = (value & RFlags.Writable) | RFlags.Reserved1;
+        }
+    }
+
+    /// <summary>Sets or clears one non-status flag (IF, DF, AC, TF, ...).</summary>
+    public void SetFlag(ulong mask, bool on)
+    {
+        if ((mask & RFlags.Status) != 0) Materialize();
+        _rflags = on ? _rflags | mask : _rflags & ~mask;
+    }
+
+    public void Materialize()
+    {
+        if (_lazyOp == LazyOp.None) return;
+        ulong f = Rflags;
+        _lazyOp = LazyOp.None;
+        _rflags = f;
+    }
+
+    /// <summary>Evaluates condition code cc (the low nibble of Jcc/SETcc/CMOVcc opcodes).</summary>
+    public bool Condition(int cc)
+    {
+        bool r = (cc >> 1) switch
+        {
+            0 => Of,
+            1 => Cf,
+            2 => Zf,
+            3 => Cf || Zf,
+            4 => Sf,
+            5 => Pf,
+            6 => Sf != Of,
+            _ => Zf || (Sf != Of),
+        };
+        return r ^ ((cc & 1) != 0);
+    }
+}

@@ -1,0 +1,250 @@
+using System.Diagnostics.CodeAnalysis;
+using System.Runtime.CompilerServices;
+
+namespace Emu64.Cpu;
+
+/// <summary>
+/// A guest exception in flight. Handlers throw it (through <see cref="Cpu.Fault"/>) from anywhere in an
+/// instruction; the run loop catches it, rewinds RIP to the faulting instruction and delivers it through
+/// the IDT. One instance is reused, so raising a fault allocates nothing.
+/// </summary>
+public sealed class GuestFault : Exception
+{
+    public int Vector;
+    public uint ErrorCode;
+    public bool HasErrorCode;
+    public GuestFault() : base("guest fault") { }
+    public override string Message => $"{Vec.Name(Vector)}{(HasErrorCode ? $" error {ErrorCode:x}" : "")}";
+}
+
+/// <summary>The run stops because the guest shut the machine down with a triple fault.</summary>
+public sealed class TripleFaultException(string reason) : Exception(reason);
+
+public sealed partial class Cpu
+{
+    private readonly GuestFault _fault;
+    private int _delivering = -1;      // vector being delivered, for #DF / triple-fault escalation
+
+    /// <summary>Raises exception <paramref name="vector"/>; never returns.</summary>
+    [DoesNotReturn, MethodImpl(MethodImplOptions.NoInlining)]
+    public void Fault(int vector, uint errorCode = 0)
+    {
+        _fault.Vector = vector;
+        _fault.ErrorCode = errorCode;
+        _fault.HasErrorCode = Vec.HasErrorCode(vector);
+        throw _fault;
+    }
+
+    [DoesNotReturn] public void Ud() => Fault(Vec.UD);
+    [DoesNotReturn] public void Gp(uint err = 0) => Fault(Vec.GP, err);
+
+    /// <summary>Raises a page fault at linear address <paramref name="la"/>; CR2 is written when delivered.</summary>
+    [DoesNotReturn, MethodImpl(MethodImplOptions.NoInlining)]
+    public void PageFault(ulong la, uint errorCode)
+    {
+        _pfAddr = la;
+        Fault(Vec.PF, errorCode);
+    }
+    private ulong _pfAddr;
+
+    private static bool Contributory(int v) => v is Vec.DE or Vec.TS or Vec.NP or Vec.SS or Vec.GP;
+
+    /// <summary>
+    /// Delivers a fault caught by the run loop: RIP has already been rewound. Applies the double-fault
+    /// rules of SDM vol. 3A table 6-5 when a fault happens while delivering another.
+    /// </summary>
+    public void DeliverFault(GuestFault f)
+    {
+        int vec = f.Vector;
+        uint err = f.ErrorCode;
+        bool hasErr = f.HasErrorCode;
+        if (_delivering >= 0)
+        {
+            int first = _delivering;
+            _delivering = -1;
+            if (first == Vec.DF)
+                throw new TripleFaultException($"triple fault: {Vec.Name(vec)} while delivering #DF");
+            bool df = (Contributory(first) && Contributory(vec)) || (first == Vec.PF && (Contributory(vec) || vec == Vec.PF));
+            if (df) { vec = Vec.DF; err = 0; hasErr = true; }
+        }
+        if (vec == Vec.PF) CR2 = _pfAddr;
+        Machine.Events.OnException(vec, err, hasErr);
+        Deliver(vec, hasErr, err, software: false, external: false);
+    }
+
+    /// <summary>An external interrupt (from the PIC or APIC) at an instruction boundary.</summary>
+    public void DeliverExternal(int vector)
+    {
+        Halted = false;
+        Machine.Events.OnInterrupt(vector);
+        DeliverGuarded(vector, false, 0, software: false, external: true);
+    }
+
+    /// <summary>INT n / INT3 / INTO: RIP already points after the instruction.</summary>
+    public void DeliverSoftware(int vector, bool isInt3OrInto = false)
+    {
+        Machine.Events.OnSoftwareInterrupt(vector);
+        DeliverGuarded(vector, false, 0, software: !isInt3OrInto, external: false, isInt3OrInto);
+    }
+
+    /// <summary>A trap (such as single-step #DB) taken after an instruction completed.</summary>
+    public void DeliverTrap(int vector)
+    {
+        Machine.Events.OnException(vector, 0, false);
+        DeliverGuarded(vector, false, 0, software: false, external: false);
+    }
+
+    private void DeliverGuarded(int vector, bool hasErr, uint err, bool software, bool external, bool int3 = false)
+    {
+        try
+        {
+            Deliver(vector, hasErr, err, software, external, int3);
+        }
+        catch (GuestFault f)
+        {
+            // A fault while delivering: the saved RIP stays at the interrupted instruction.
+            Rip = InsnRip = _deliverRip;
+            DeliverFault(f);
+        }
+    }
+
+    private ulong _deliverRip;
+
+    /// <summary>Delivers through the IDT (SDM vol. 3A §6.12 and §6.14).</summary>
+    private void Deliver(int vector, bool hasErr, uint err, bool software, bool external, bool int3 = false)
+    {
+        _deliverRip = Rip;
+        _delivering = vector;
+        uint ext = external ? 1u : 0u;
+        uint idtErr = (uint)(vector * 8 + 2) | ext;
+        if (Mode == CpuMode.Real) { DeliverReal(vector); _delivering = -1; return; }
+        bool lm = LongMode;
+        int gateSize = lm ? 16 : 8;
+        if ((ulong)(vector * gateSize + gateSize - 1) > Idtr.Limit) Gp(idtErr);
+        ulong lo = ReadImplicit(Idtr.Base + (ulong)(vector * gateSize), 8);
+        ulong hi = lm ? ReadImplicit(Idtr.Base + (ulong)(vector * gateSize) + 8, 8) : 0;
+        int type = (int)(lo >> 40) & 0xF;
+        int gateDpl = (int)(lo >> 45) & 3;
+        bool present = ((lo >> 47) & 1) != 0;
+        if (type != 0xE && type != 0xF) Gp(idtErr);   // task gates and 16-bit gates are not supported
+        bool trapGate = type == 0xF;
+        if ((software || int3) && gateDpl < Cpl) Gp(idtErr);
+        if (!present) Fault(Vec.NP, idtErr);
+        ushort sel = (ushort)(lo >> 16);
+        ulong target = (lo & 0xFFFF) | ((lo >> 32) & 0xFFFF0000UL) | (lm ? (hi & 0xFFFFFFFF) << 32 : 0);
+        int ist = lm ? (int)(lo >> 32) & 7 : 0;
+
+        if ((sel & ~3) == 0) Gp(ext);
+        ulong desc = ReadDescriptor(sel, ext);
+        var cs = DescriptorToSegment(sel, desc);
+        if (!cs.IsCode || cs.Dpl > Cpl) Gp((uint)(sel & ~3) | ext);
+        if (!cs.Present) Fault(Vec.NP, (uint)(sel & ~3) | ext);
+        if (lm && (!cs.Long || cs.Db)) Gp((uint)(sel & ~3) | ext);
+        bool conforming = (cs.Type & 4) != 0;
+        int newCpl = conforming ? Cpl : cs.Dpl;
+        ulong rflags = Rflags;
+        ulong oldRsp = Rsp;
+        var oldSs = Segs[Emu64.Cpu.Seg.SS];
+        var oldCs = Segs[Emu64.Cpu.Seg.CS];
+
+        if (lm)
+        {
+            ulong rsp = Rsp;
+            bool switchStack = newCpl < Cpl || ist != 0;
+            if (ist != 0) rsp = ReadImplicit(TssBase() + 0x24 + 8 * (ulong)(ist - 1), 8);
+            else if (newCpl < Cpl) rsp = ReadImplicit(TssBase() + 4 + 8 * (ulong)newCpl, 8);
+            if (switchStack || true) rsp &= ~0xFUL;   // the 64-bit frame is always 16-byte aligned
+            if (!IsCanonical(rsp)) Fault(Vec.SS, ext);
+            // Build the frame with supervisor writes at the new privilege level.
+            int savedCpl = Cpl;
+            Cpl = newCpl;
+            try
+            {
+                rsp -= 8; WriteStackImplicit(rsp, oldSs.Selector);
+                rsp -= 8; WriteStackImplicit(rsp, oldRsp);
+                rsp -= 8; WriteStackImplicit(rsp, rflags);
+                rsp -= 8; WriteStackImplicit(rsp, oldCs.Selector);
+                rsp -= 8; WriteStackImplicit(rsp, Rip);
+                if (hasErr) { rsp -= 8; WriteStackImplicit(rsp, err); }
+            }
+            catch { Cpl = savedCpl; throw; }
+            if (newCpl < savedCpl)
+                Segs[Emu64.Cpu.Seg.SS] = new Segment { Selector = (ushort)newCpl, Attr = (ushort)(0x0093 | (newCpl << 5)), Limit = 0xFFFFFFFF };
+            Rsp = rsp;
+        }
+        else
+        {
+            // 32-bit protected mode gate.
+            ulong esp = Rsp & 0xFFFFFFFF;
+            Segment newSs = oldSs;
+            bool change = newCpl < Cpl;
+            if (change)
+            {
+                ulong tss = TssBase();
+                esp = ReadImplicit(tss + 4 + 8 * (ulong)newCpl, 4);
+                ushort ssSel = (ushort)ReadImplicit(tss + 8 + 8 * (ulong)newCpl, 2);
+                newSs = DescriptorToSegment(ssSel, ReadDescriptor(ssSel, ext));
+            }
+            int savedCpl = Cpl;
+            Cpl = newCpl;
+            try
+            {
+                ulong b = newSs.Base;
+                if (change)
+                {
+                    esp -= 4; WriteImplicit32(b + (esp & 0xFFFFFFFF), oldSs.Selector);
+                    esp -= 4; WriteImplicit32(b + (esp & 0xFFFFFFFF), oldRsp);
+                }
+                esp -= 4; WriteImplicit32(b + (esp & 0xFFFFFFFF), rflags);
+                esp -= 4; WriteImplicit32(b + (esp & 0xFFFFFFFF), oldCs.Selector);
+                esp -= 4; WriteImplicit32(b + (esp & 0xFFFFFFFF), Rip);
+                if (hasErr) { esp -= 4; WriteImplicit32(b + (esp & 0xFFFFFFFF), err); }
+            }
+            catch { Cpl = savedCpl; throw; }
+            if (change) Segs[Emu64.Cpu.Seg.SS] = newSs;
+            Rsp = (Rsp & ~0xFFFFFFFFUL) | (esp & 0xFFFFFFFF);
+        }
+
+        cs.Selector = (ushort)((sel & ~3) | newCpl);
+        Segs[Emu64.Cpu.Seg.CS] = cs;
+        ulong f = Rflags & ~(RFlags.TF | RFlags.NT | RFlags.RF | RFlags.VM);
+        if (!trapGate) f &= ~RFlags.IF;
+        Rflags = f;
+        Rip = lm ? target : target & 0xFFFFFFFF;
+        UpdateMode();
+        InterruptShadow = false;
+        ExitBlock = true;
+        _delivering = -1;
+    }
+
+    private void DeliverReal(int vector)
+    {
+        ulong entry = ReadImplicit(Idtr.Base + (ulong)vector * 4, 4);
+        Push16Real((ushort)Rflags);
+        Push16Real(Segs[Emu64.Cpu.Seg.CS].Selector);
+        Push16Real((ushort)Rip);
+        SetFlag(RFlags.IF | RFlags.TF, false);
+        ushort sel = (ushort)(entry >> 16);
+        Segs[Emu64.Cpu.Seg.CS].Selector = sel;
+        Segs[Emu64.Cpu.Seg.CS].Base = (ulong)sel << 4;
+        Rip = entry & 0xFFFF;
+        ExitBlock = true;
+    }
+
+    private void Push16Real(ushort v)
+    {
+        ulong sp = (Rsp - 2) & 0xFFFF;
+        WriteImplicitLinear(Segs[Emu64.Cpu.Seg.SS].Base + sp, 2, v);
+        Rsp = (Rsp & ~0xFFFFUL) | sp;
+    }
+
+    private ulong TssBase()
+    {
+        if (Tr.Selector == 0 && Tr.Base == 0 && Mode != CpuMode.Real) Gp(0);
+        return Tr.Base;
+    }
+
+    // The frame is written with ordinary supervisor accesses at the new CPL (not implicit ones).
+    private void WriteStackImplicit(ulong rsp, ulong v) => WriteLinear(rsp, 8, v);
+    private void WriteImplicit32(ulong la, ulong v) => WriteLinear(la & 0xFFFFFFFF, 4, v);
+}

@@ -1,0 +1,136 @@
+using Iced.Intel;
+using Emu64.Cpu;
+using CpuCore = Emu64.Cpu.Cpu;
+
+namespace Emu64.Isa;
+
+/// <summary>
+/// MUL, IMUL (one, two and three operands), DIV, IDIV. CF=OF report a significant upper half; the
+/// undefined SF/ZF/PF are taken from the low half of the result and AF is cleared (documented choice).
+/// DIV/IDIV raise #DE on a zero divisor or a quotient that does not fit, leaving all state unchanged.
+/// </summary>
+public static unsafe class MulDiv
+{
+    internal static void Register()
+    {
+        HandlerTable.Map(Mnemonic.Mul, &Mul);
+        HandlerTable.Map(Mnemonic.Imul, &Imul);
+        HandlerTable.Map(Mnemonic.Div, &Div);
+        HandlerTable.Map(Mnemonic.Idiv, &Idiv);
+    }
+
+    private static long SignExtend(ulong v, int size) => (long)(v << (64 - size * 8)) >> (64 - size * 8);
+
+    private static void SetMulFlags(CpuCore cpu, ulong low, int size, bool overflow)
+        => cpu.SetStatusFromResult(low, size, overflow, overflow);
+
+    private static void Mul(CpuCore cpu, ref Insn i)
+    {
+        int size = i.Size;
+        ulong src = cpu.ReadOp0(ref i);
+        ulong a = cpu.GetReg(Reg.RAX, size);
+        if (size == 8)
+        {
+            ulong hi = Math.BigMul(a, src, out ulong lo);
+            cpu.R[Reg.RAX] = lo; cpu.R[Reg.RDX] = hi;
+            SetMulFlags(cpu, lo, 8, hi != 0);
+            return;
+        }
+        ulong p = a * src;
+        int bits = size * 8;
+        ulong lowv = p & InsnBuilder.Mask(size), highv = p >> bits;
+        if (size == 1) cpu.SetReg(Reg.RAX, 2, p);
+        else { cpu.SetReg(Reg.RAX, size, lowv); cpu.SetReg(Reg.RDX, size, highv); }
+        SetMulFlags(cpu, lowv, size, highv != 0);
+    }
+
+    private static void Imul(CpuCore cpu, ref Insn i)
+    {
+        int size = i.Size;
+        if (i.K1 == Opnd.None)
+        {
+            long src = SignExtend(cpu.ReadOp0(ref i), size);
+            long a = SignExtend(cpu.GetReg(Reg.RAX, size), size);
+            if (size == 8)
+            {
+                long hi = Math.BigMul(a, src, out long lo);
+                cpu.R[Reg.RAX] = (ulong)lo; cpu.R[Reg.RDX] = (ulong)hi;
+                SetMulFlags(cpu, (ulong)lo, 8, hi != (lo >> 63));
+                return;
+            }
+            long p = a * src;
+            ulong low = (ulong)p & InsnBuilder.Mask(size);
+            bool ovf = SignExtend(low, size) != p;
+            if (size == 1) cpu.SetReg(Reg.RAX, 2, (ulong)p);
+            else { cpu.SetReg(Reg.RAX, size, low); cpu.SetReg(Reg.RDX, size, (ulong)(p >> (size * 8))); }
+            SetMulFlags(cpu, low, size, ovf);
+            return;
+        }
+        // two-operand: r = r * r/m;  three-operand: r = r/m * imm
+        long x, y;
+        if (i.K2 == Opnd.Imm) { x = SignExtend(cpu.ReadOp1(ref i), size); y = SignExtend(i.Imm, size); }
+        else { x = SignExtend(cpu.GetReg(i.R0, size), size); y = SignExtend(cpu.ReadOp1(ref i), size); }
+        long rlo;
+        bool overflow;
+        if (size == 8)
+        {
+            long hi = Math.BigMul(x, y, out rlo);
+            overflow = hi != (rlo >> 63);
+        }
+        else
+        {
+            long p = x * y;
+            rlo = p;
+            overflow = SignExtend((ulong)p & InsnBuilder.Mask(size), size) != p;
+        }
+        ulong res = (ulong)rlo & InsnBuilder.Mask(size);
+        cpu.SetReg(i.R0, size, res);
+        SetMulFlags(cpu, res, size, overflow);
+    }
+
+    private static void Div(CpuCore cpu, ref Insn i)
+    {
+        int size = i.Size;
+        ulong d = cpu.ReadOp0(ref i);
+        if (d == 0) cpu.Fault(Vec.DE);
+        if (size == 8)
+        {
+            UInt128 n = ((UInt128)cpu.R[Reg.RDX] << 64) | cpu.R[Reg.RAX];
+            UInt128 q = n / d;
+            if (q > ulong.MaxValue) cpu.Fault(Vec.DE);
+            cpu.R[Reg.RAX] = (ulong)q;
+            cpu.R[Reg.RDX] = (ulong)(n % d);
+            return;
+        }
+        int bits = size * 8;
+        ulong num = size == 1 ? cpu.GetReg(Reg.RAX, 2) : (cpu.GetReg(Reg.RDX, size) << bits) | cpu.GetReg(Reg.RAX, size);
+        ulong quo = num / d, rem = num % d;
+        if (quo > InsnBuilder.Mask(size)) cpu.Fault(Vec.DE);
+        if (size == 1) { cpu.SetReg(Reg.RAX, 1, quo); cpu.SetReg(Reg.HighByte, 1, rem); }
+        else { cpu.SetReg(Reg.RAX, size, quo); cpu.SetReg(Reg.RDX, size, rem); }
+    }
+
+    private static void Idiv(CpuCore cpu, ref Insn i)
+    {
+        int size = i.Size;
+        long d = SignExtend(cpu.ReadOp0(ref i), size);
+        if (d == 0) cpu.Fault(Vec.DE);
+        if (size == 8)
+        {
+            Int128 n = (Int128)(((UInt128)cpu.R[Reg.RDX] << 64) | cpu.R[Reg.RAX]);
+            Int128 q = n / d;
+            if (q > long.MaxValue || q < long.MinValue) cpu.Fault(Vec.DE);
+            cpu.R[Reg.RAX] = (ulong)(long)q;
+            cpu.R[Reg.RDX] = (ulong)(long)(n % d);
+            return;
+        }
+        int bits = size * 8;
+        long num = size == 1 ? SignExtend(cpu.GetReg(Reg.RAX, 2), 2)
+            : SignExtend((cpu.GetReg(Reg.RDX, size) << bits) | cpu.GetReg(Reg.RAX, size), size * 2);
+        long quo = num / d, rem = num % d;
+        long max = (1L << (bits - 1)) - 1, min = -(1L << (bits - 1));
+        if (quo > max || quo < min) cpu.Fault(Vec.DE);
+        if (size == 1) { cpu.SetReg(Reg.RAX, 1, (ulong)quo); cpu.SetReg(Reg.HighByte, 1, (ulong)rem); }
+        else { cpu.SetReg(Reg.RAX, size, (ulong)quo); cpu.SetReg(Reg.RDX, size, (ulong)rem); }
+    }
+}

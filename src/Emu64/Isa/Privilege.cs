@@ -1,0 +1,254 @@
+using Iced.Intel;
+using Emu64.Cpu;
+using CpuCore = Emu64.Cpu.Cpu;
+using EferBits = Emu64.Cpu.Efer;
+
+namespace Emu64.Isa;
+
+/// <summary>
+/// Transfers that load segments or change privilege: MOV/POP to segment registers, far JMP/CALL/RET,
+/// IRET, INT n/INT3/INTO, SYSCALL/SYSRET, SWAPGS (SDM vol. 2 and vol. 3A §5.8, §6.14).
+/// Call gates and task switches are not supported (#GP).
+/// </summary>
+public static unsafe partial class SystemInsns
+{
+    private static void RegisterPrivilege()
+    {
+        HandlerTable.Map(&IretInsn, Mnemonic.Iret, Mnemonic.Iretd, Mnemonic.Iretq);
+        HandlerTable.Map(Code.Int_imm8, &IntN);
+        HandlerTable.Map(Code.Int3, &Int3);
+        HandlerTable.Map(Code.Into, &Into);
+        HandlerTable.Map(Code.Int1, &Int1);
+        HandlerTable.Map(Mnemonic.Syscall, &Syscall);
+        HandlerTable.Map(&Sysret, Mnemonic.Sysret);
+        HandlerTable.Map(Mnemonic.Swapgs, &Swapgs);
+        HandlerTable.Map(&LoadFarPointer, Mnemonic.Lss, Mnemonic.Lfs, Mnemonic.Lgs, Mnemonic.Les, Mnemonic.Lds);
+    }
+
+    internal static void MovToSreg(CpuCore cpu, ref Insn i)
+    {
+        ushort sel = (ushort)(i.K1 == Opnd.Reg ? cpu.GetReg(i.R1, 2) : cpu.ReadOperandMem(ref i, 2));
+        if (i.R0 == Seg.CS) cpu.Ud();
+        LoadDataSegment(cpu, i.R0, sel);
+        if (i.R0 == Seg.SS) { cpu.InterruptShadow = true; cpu.ExitBlock = true; }
+    }
+
+    internal static void LoadDataSegment(CpuCore cpu, int seg, ushort sel) => cpu.LoadSegment(seg, sel);
+
+    private static void LoadFarPointer(CpuCore cpu, ref Insn i)
+    {
+        int size = i.Size;
+        ulong ea = cpu.EffectiveAddress(ref i);
+        ulong off = cpu.ReadMem(i.Seg, ea, size);
+        ushort sel = (ushort)cpu.ReadMem(i.Seg, ea + (ulong)size, 2);
+        int seg = i.I.Mnemonic switch { Mnemonic.Lss => Seg.SS, Mnemonic.Lfs => Seg.FS, Mnemonic.Lgs => Seg.GS, Mnemonic.Les => Seg.ES, _ => Seg.DS };
+        cpu.LoadSegment(seg, sel);
+        cpu.SetReg(i.R0, size, off);
+    }
+
+    /// <summary>Reads the target of a far JMP/CALL: an immediate ptr16:16/32 or a memory m16:16/32/64.</summary>
+    private static (ushort Sel, ulong Off, int Size) FarTarget(CpuCore cpu, ref Insn i)
+    {
+        if (i.K0 != Opnd.Mem)
+        {
+            bool p32 = i.Code is Code.Jmp_ptr1632 or Code.Call_ptr1632;
+            return (i.I.FarBranchSelector, p32 ? i.I.FarBranch32 : i.I.FarBranch16, p32 ? 4 : 2);
+        }
+        int size = i.Code switch { Code.Jmp_m1616 or Code.Call_m1616 => 2, Code.Jmp_m1632 or Code.Call_m1632 => 4, _ => 8 };
+        ulong ea = cpu.EffectiveAddress(ref i);
+        ulong off = cpu.ReadMem(i.Seg, ea, size);
+        ushort sel = (ushort)cpu.ReadMem(i.Seg, ea + (ulong)size, 2);
+        return (sel, off, size);
+    }
+
+    internal static void JmpFar(CpuCore cpu, ref Insn i)
+    {
+        var (sel, off, size) = FarTarget(cpu, ref i);
+        if ((sel & 3) > cpu.Cpl) cpu.Gp((uint)(sel & ~3));
+        var cs = cpu.CheckCodeSegment(sel, cpu.Cpl);
+        ulong target = cs.Long && cpu.LongMode ? off : off & InsnBuilder.Mask(size);
+        if (cs.Long && cpu.LongMode ? !cpu.IsCanonical(target) : target > cs.Limit) cpu.Gp();
+        cpu.SetCs(cs);
+        cpu.Rip = target;
+    }
+
+    internal static void CallFar(CpuCore cpu, ref Insn i)
+    {
+        var (sel, off, size) = FarTarget(cpu, ref i);
+        if ((sel & 3) > cpu.Cpl) cpu.Gp((uint)(sel & ~3));
+        var cs = cpu.CheckCodeSegment(sel, cpu.Cpl);
+        ulong target = cs.Long && cpu.LongMode ? off : off & InsnBuilder.Mask(size);
+        if (cs.Long && cpu.LongMode ? !cpu.IsCanonical(target) : target > cs.Limit) cpu.Gp();
+        ulong save = cpu.Rsp;
+        try
+        {
+            cpu.Push(cpu.Segs[Seg.CS].Selector, size);
+            cpu.Push(cpu.Rip, size);
+        }
+        catch (GuestFault) { cpu.Rsp = save; throw; }
+        cpu.SetCs(cs);
+        cpu.Rip = target;
+    }
+
+    internal static void RetFar(CpuCore cpu, ref Insn i)
+    {
+        int size = i.Size;
+        ulong off = cpu.PeekStack(size);
+        ushort sel = (ushort)cpu.PeekStack(2, size);
+        ulong extra = i.K0 == Opnd.Imm ? i.Imm & 0xFFFF : 0;
+        int rpl = sel & 3;
+        if (rpl < cpu.Cpl) cpu.Gp((uint)(sel & ~3));
+        var cs = cpu.CheckCodeSegment(sel, rpl);
+        if (rpl > cpu.Cpl)
+        {
+            // return to an outer level: pop SS:RSP after the immediate adjustment
+            ulong rsp = cpu.PeekStack(size, 2 * size + (int)extra);
+            ushort ss = (ushort)cpu.PeekStack(2, 3 * size + (int)extra);
+            cpu.SetCs(cs);
+            cpu.LoadSegment(Seg.SS, ss);
+            cpu.Rsp = rsp + extra;
+        }
+        else
+        {
+            cpu.SetCs(cs);
+            cpu.AdjustStack(2 * size + (long)extra);
+        }
+        cpu.Rip = cs.Long && cpu.LongMode ? off : off & InsnBuilder.Mask(size);
+    }
+
+    /// <summary>IRET/IRETD/IRETQ (SDM vol. 2 IRET, protected and IA-32e mode; no task return, no VM86).</summary>
+    private static void IretInsn(CpuCore cpu, ref Insn i)
+    {
+        int size = i.Size;
+        if (cpu.Mode == CpuMode.Real)
+        {
+            ulong ip = cpu.PeekStack(2), rcs = cpu.PeekStack(2, 2), fl = cpu.PeekStack(2, 4);
+            cpu.AdjustStack(6);
+            cpu.Segs[Seg.CS].Selector = (ushort)rcs;
+            cpu.Segs[Seg.CS].Base = rcs << 4;
+            cpu.Rip = ip;
+            cpu.Rflags = (cpu.Rflags & ~0xFFFFUL) | fl;
+            cpu.ExitBlock = true;
+            return;
+        }
+        if ((cpu.Rflags & RFlags.NT) != 0 && !cpu.LongMode) cpu.Gp();   // task return: unsupported
+        ulong newRip = cpu.PeekStack(size);
+        ushort sel = (ushort)cpu.PeekStack(2, size);
+        ulong newFlags = cpu.PeekStack(size, 2 * size);
+        int rpl = sel & 3;
+        if (rpl < cpu.Cpl) cpu.Gp((uint)(sel & ~3));
+        var cs = cpu.CheckCodeSegment(sel, rpl);
+        bool popStack = cpu.Is64 || rpl > cpu.Cpl;
+        ulong newRsp = 0;
+        ushort newSs = 0;
+        if (popStack)
+        {
+            newRsp = cpu.PeekStack(size, 3 * size);
+            newSs = (ushort)cpu.PeekStack(2, 4 * size);
+        }
+        int oldCpl = cpu.Cpl;
+        ulong target = cs.Long && cpu.LongMode ? newRip : newRip & InsnBuilder.Mask(size);
+        if (cs.Long && cpu.LongMode && !cpu.IsCanonical(target)) cpu.Gp();
+
+        // RFLAGS: IOPL changes only at CPL 0, IF only when CPL <= IOPL; VM/VIF/VIP are not supported.
+        ulong old = cpu.Rflags;
+        ulong mask = RFlags.Status | RFlags.TF | RFlags.DF | RFlags.NT | RFlags.RF | RFlags.AC | RFlags.ID;
+        if (oldCpl == 0) mask |= RFlags.IOPL;
+        if (oldCpl <= cpu.Iopl) mask |= RFlags.IF;
+        if (size == 2) mask &= 0xFFFF;
+        ulong flags = (old & ~mask) | (newFlags & mask);
+
+        var savedSs = cpu.Segs[Seg.SS];
+        var savedCs = cpu.Segs[Seg.CS];
+        int savedCpl = cpu.Cpl;
+        try
+        {
+            cpu.SetCs(cs);     // CPL becomes RPL of the new CS
+            if (popStack)
+            {
+                if ((newSs & ~3) == 0 && cs.Long && rpl != 3 && cpu.LongMode)
+                    cpu.Segs[Seg.SS] = new Segment { Selector = newSs, Attr = (ushort)(0x93 | (rpl << 5)), Limit = 0xFFFFFFFF };
+                else cpu.LoadSegment(Seg.SS, newSs);
+            }
+        }
+        catch (GuestFault)
+        {
+            cpu.Segs[Seg.SS] = savedSs; cpu.Segs[Seg.CS] = savedCs; cpu.UpdateMode(); cpu.Cpl = savedCpl;
+            throw;
+        }
+        if (popStack) cpu.Rsp = cpu.Is64 || cpu.Segs[Seg.SS].Db ? newRsp : (cpu.Rsp & ~0xFFFFUL) | (newRsp & 0xFFFF);
+        else cpu.AdjustStack(3 * size);
+        cpu.Rflags = flags;
+        cpu.Rip = target;
+        if (rpl > oldCpl) NullInaccessibleDataSegments(cpu);
+        cpu.Machine.Events.OnIret(oldCpl, cpu.Cpl);
+        cpu.ExitBlock = true;
+    }
+
+    /// <summary>On a return to an outer level, data segments the new CPL may not use are nulled.</summary>
+    private static void NullInaccessibleDataSegments(CpuCore cpu)
+    {
+        foreach (int s in (ReadOnlySpan<int>)[Seg.ES, Seg.DS, Seg.FS, Seg.GS])
+        {
+            ref var seg = ref cpu.Segs[s];
+            bool conformingCode = seg.IsCode && (seg.Type & 4) != 0;
+            if ((seg.Selector & ~3) != 0 && !conformingCode && seg.Dpl < cpu.Cpl)
+            {
+                ulong b = s >= Seg.FS && cpu.LongMode ? seg.Base : 0;
+                seg = new Segment { Selector = 0, Base = b };
+            }
+        }
+    }
+
+    private static void IntN(CpuCore cpu, ref Insn i) => cpu.DeliverSoftware((int)(i.Imm & 0xFF));
+    private static void Int3(CpuCore cpu, ref Insn i) => cpu.DeliverSoftware(Vec.BP, isInt3OrInto: true);
+    private static void Int1(CpuCore cpu, ref Insn i) => cpu.DeliverTrap(Vec.DB);
+    private static void Into(CpuCore cpu, ref Insn i)
+    {
+        if (cpu.Is64) cpu.Ud();
+        if (cpu.Of) cpu.DeliverSoftware(Vec.OF, isInt3OrInto: true);
+    }
+
+    /// <summary>SYSCALL (Intel: 64-bit mode only). RCX ← RIP, R11 ← RFLAGS, CS/SS from STAR[47:32], RIP ← LSTAR.</summary>
+    private static void Syscall(CpuCore cpu, ref Insn i)
+    {
+        if ((cpu.EFER & EferBits.Sce) == 0 || !cpu.Is64) cpu.Ud();
+        int oldCpl = cpu.Cpl;
+        cpu.R[Reg.RCX] = cpu.Rip;
+        cpu.R[Reg.R11] = cpu.Rflags & ~RFlags.RF;
+        ushort sel = (ushort)(cpu.Star >> 32);
+        cpu.Segs[Seg.CS] = new Segment { Selector = (ushort)(sel & 0xFFFC), Base = 0, Limit = 0xFFFFFFFF, Attr = 0xA09B };
+        cpu.Segs[Seg.SS] = new Segment { Selector = (ushort)((sel + 8) & 0xFFFC), Base = 0, Limit = 0xFFFFFFFF, Attr = 0xC093 };
+        cpu.Rflags = cpu.Rflags & ~(cpu.Sfmask | RFlags.RF);
+        cpu.Rip = cpu.Lstar;
+        cpu.UpdateMode();
+        cpu.ExitBlock = true;
+        cpu.Machine.Events.OnSyscall(oldCpl);
+    }
+
+    /// <summary>SYSRET: back to CPL 3; REX.W returns to 64-bit code (CS = STAR[63:48]+16), else compatibility mode.</summary>
+    private static void Sysret(CpuCore cpu, ref Insn i)
+    {
+        if ((cpu.EFER & EferBits.Sce) == 0 || !cpu.Is64) cpu.Ud();
+        RequireCpl0(cpu);
+        bool to64 = i.Code == Code.Sysretq;
+        if (to64 && !cpu.IsCanonical(cpu.R[Reg.RCX])) cpu.Gp();   // Intel checks RCX at CPL 0
+        ushort sel = (ushort)(cpu.Star >> 48);
+        cpu.Segs[Seg.CS] = to64
+            ? new Segment { Selector = (ushort)((sel + 16) | 3), Limit = 0xFFFFFFFF, Attr = 0xA0FB }
+            : new Segment { Selector = (ushort)(sel | 3), Limit = 0xFFFFFFFF, Attr = 0xC0FB };
+        cpu.Segs[Seg.SS] = new Segment { Selector = (ushort)((sel + 8) | 3), Limit = 0xFFFFFFFF, Attr = 0xC0F3, Base = 0 };
+        cpu.Rflags = (cpu.R[Reg.R11] & 0x3C7FD7) | RFlags.Reserved1;
+        cpu.Rip = to64 ? cpu.R[Reg.RCX] : cpu.R[Reg.RCX] & 0xFFFFFFFF;
+        cpu.UpdateMode();
+        cpu.ExitBlock = true;
+        cpu.Machine.Events.OnSysret();
+    }
+
+    private static void Swapgs(CpuCore cpu, ref Insn i)
+    {
+        if (!cpu.Is64) cpu.Ud();
+        RequireCpl0(cpu);
+        (cpu.Segs[Seg.GS].Base, cpu.KernelGsBase) = (cpu.KernelGsBase, cpu.Segs[Seg.GS].Base);
+    }
+}

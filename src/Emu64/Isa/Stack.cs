@@ -1,0 +1,125 @@
+using Iced.Intel;
+using Emu64.Cpu;
+using CpuCore = Emu64.Cpu.Cpu;
+
+namespace Emu64.Isa;
+
+/// <summary>PUSH, POP, PUSHA/POPA, ENTER, LEAVE. The stack pointer changes only after the memory access succeeds.</summary>
+public static unsafe class Stack
+{
+    internal static void Register()
+    {
+        HandlerTable.Map(Mnemonic.Push, &Push);
+        HandlerTable.Map(Mnemonic.Pop, &Pop);
+        HandlerTable.Map(&Pusha, Mnemonic.Pusha, Mnemonic.Pushad);
+        HandlerTable.Map(&Popa, Mnemonic.Popa, Mnemonic.Popad);
+        HandlerTable.Map(Mnemonic.Leave, &Leave);
+        HandlerTable.Map(Mnemonic.Enter, &Enter);
+    }
+
+    private static void Push(CpuCore cpu, ref Insn i)
+    {
+        int size = i.Size;
+        ulong v;
+        switch (i.K0)
+        {
+            case Opnd.Reg when i.I.Op0Register.IsSegmentRegister():
+                v = cpu.Segs[i.R0].Selector;
+                break;
+            case Opnd.Reg: v = cpu.GetReg(i.R0, size); break;
+            case Opnd.Imm: v = i.Imm; break;
+            default: v = cpu.ReadOperandMem(ref i, size); break;
+        }
+        cpu.Push(v & InsnBuilder.Mask(size), size);
+    }
+
+    private static void Pop(CpuCore cpu, ref Insn i)
+    {
+        int size = i.Size;
+        if (i.K0 == Opnd.Reg && i.I.Op0Register.IsSegmentRegister())
+        {
+            ulong sel = cpu.PeekStack(size);
+            SystemInsns.LoadDataSegment(cpu, i.R0, (ushort)sel);
+            cpu.AdjustStack(size);
+            if (i.R0 == Seg.SS) { cpu.InterruptShadow = true; cpu.ExitBlock = true; }
+            return;
+        }
+        ulong v = cpu.PeekStack(size);
+        if (i.K0 == Opnd.Reg)
+        {
+            cpu.AdjustStack(size);
+            cpu.SetReg(i.R0, size, v);
+            return;
+        }
+        // POP r/m: the address is computed with RSP already incremented (SDM: POP)
+        cpu.AdjustStack(size);
+        try { cpu.WriteLinear(cpu.OperandLinear(ref i, size, true), size, v); }
+        catch (GuestFault) { cpu.AdjustStack(-size); throw; }
+    }
+
+    private static void Pusha(CpuCore cpu, ref Insn i)
+    {
+        int size = i.Size;
+        ulong sp = cpu.GetReg(Reg.RSP, size);
+        ulong save = cpu.Rsp;
+        try
+        {
+            for (int r = 0; r < 8; r++) cpu.Push(r == Reg.RSP ? sp : cpu.GetReg(r, size), size);
+        }
+        catch (GuestFault) { cpu.Rsp = save; throw; }
+    }
+
+    private static void Popa(CpuCore cpu, ref Insn i)
+    {
+        int size = i.Size;
+        Span<ulong> v = stackalloc ulong[8];
+        for (int r = 7; r >= 0; r--) v[r] = cpu.PeekStack(size, (7 - r) * size);
+        for (int r = 7; r >= 0; r--) if (r != Reg.RSP) cpu.SetReg(r, size, v[r]);
+        cpu.AdjustStack(8 * size);
+    }
+
+    private static void Leave(CpuCore cpu, ref Insn i)
+    {
+        int size = i.Size;
+        int sas = cpu.StackAddrSize;
+        ulong save = cpu.Rsp;
+        cpu.SetReg(Reg.RSP, sas, cpu.GetReg(Reg.RBP, sas));
+        try
+        {
+            ulong v = cpu.PeekStack(size);
+            cpu.AdjustStack(size);
+            cpu.SetReg(Reg.RBP, size, v);
+        }
+        catch (GuestFault) { cpu.Rsp = save; throw; }
+    }
+
+    private static void Enter(CpuCore cpu, ref Insn i)
+    {
+        int size = i.Size;
+        ulong alloc = i.I.Immediate16;
+        int level = i.I.Immediate8_2nd & 31;
+        ulong save = cpu.Rsp, saveBp = cpu.R[Reg.RBP];
+        int sas = cpu.StackAddrSize;
+        try
+        {
+            cpu.Push(cpu.GetReg(Reg.RBP, size), size);
+            ulong frame = cpu.GetReg(Reg.RSP, sas);
+            if (level > 0)
+            {
+                ulong bp = cpu.GetReg(Reg.RBP, sas);
+                for (int k = 1; k < level; k++)
+                {
+                    bp = (bp - (ulong)size) & InsnBuilder.Mask(sas);
+                    cpu.Push(cpu.ReadMem(Seg.SS, bp, size), size);
+                }
+                cpu.Push(frame, size);
+            }
+            // the final stack pointer must be writable (checked by touching it)
+            ulong newSp = (cpu.GetReg(Reg.RSP, sas) - alloc) & InsnBuilder.Mask(sas);
+            if (alloc != 0) cpu.Linear(Seg.SS, newSp, 1, true);
+            cpu.SetReg(Reg.RBP, size, frame);
+            cpu.AdjustStack(-(long)alloc);
+        }
+        catch (GuestFault) { cpu.Rsp = save; cpu.R[Reg.RBP] = saveBp; throw; }
+    }
+}

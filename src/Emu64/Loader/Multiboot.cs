@@ -1,0 +1,175 @@
+using System.Buffers.Binary;
+using System.Text;
+using Emu64.Memory;
+
+namespace Emu64.Loader;
+
+/// <summary>A module passed with --initrd: file contents and its command line.</summary>
+public sealed record BootModule(string CommandLine, byte[] Data);
+
+/// <summary>
+/// Multiboot v1 loading as <c>qemu-system-x86_64 -kernel</c> does it: the header in the first 8 KiB,
+/// either its address fields (flag bit 16) or ELF program headers place the image; the info structure
+/// carries mem_lower/upper, the BIOS-style memory map, the command line ("KERNEL APPEND", as QEMU
+/// passes it), modules and the boot loader name. The CPU starts in flat 32-bit protected mode with
+/// EAX = 0x2BADB002 and EBX = the info structure.
+/// </summary>
+public static class Multiboot
+{
+    public const uint HeaderMagic = 0x1BADB002, BootMagic = 0x2BADB002;
+    public const uint FlagPageAlign = 1, FlagMemInfo = 2, FlagVideo = 4, FlagAddresses = 1 << 16;
+
+    /// <summary>Where the loader puts the info structure and its strings (below the EBDA, as a BIOS loader would).</summary>
+    public const uint InfoBase = 0x9000, InfoEnd = 0x9F000;
+
+    public sealed record Result(uint Entry, uint InfoAddress, ulong ImageEnd, ElfImage? Elf);
+
+    public static Result Load(PhysicalMemory mem, byte[] image, string kernelPath, string append, IReadOnlyList<BootModule> modules)
+    {
+        int hdr = FindHeader(image);
+        uint flags = U32(image, hdr + 4);
+        ulong end;
+        uint entry;
+        ElfImage? elf = null;
+        if ((flags & FlagAddresses) != 0)
+        {
+            if (hdr + 32 > image.Length) throw new ImageException("multiboot header with address fields is truncated");
+            uint headerAddr = U32(image, hdr + 12), loadAddr = U32(image, hdr + 16), loadEnd = U32(image, hdr + 20);
+            uint bssEnd = U32(image, hdr + 24);
+            entry = U32(image, hdr + 28);
+            if (loadAddr > headerAddr) throw new ImageException($"multiboot load_addr {loadAddr:#x} is above header_addr {headerAddr:#x}");
+            long fileOff = hdr - (long)(headerAddr - loadAddr);
+            if (fileOff < 0) throw new ImageException("multiboot header_addr/load_addr place the image before the start of the file");
+            ulong size = loadEnd == 0 ? (ulong)(image.Length - fileOff) : loadEnd - (ulong)loadAddr;
+            if (loadEnd != 0 && loadEnd < loadAddr) throw new ImageException($"multiboot load_end_addr {loadEnd:#x} is below load_addr {loadAddr:#x}");
+            if ((ulong)fileOff + size > (ulong)image.Length) throw new ImageException($"multiboot image claims {size} bytes but the file has {image.Length - fileOff} from the load offset");
+            end = loadAddr + size;
+            if (bssEnd != 0)
+            {
+                if (bssEnd < end) throw new ImageException($"multiboot bss_end_addr {bssEnd:#x} is below load_end_addr {end:#x}");
+                end = bssEnd;
+            }
+            CheckRange(mem, loadAddr, end - loadAddr, "kernel image");
+            mem.WriteBytes(loadAddr, image.AsSpan((int)fileOff, (int)size));
+            if (ElfImage.IsElf(image)) { try { elf = new ElfImage(image); } catch (ImageException) { } }
+        }
+        else
+        {
+            if (!ElfImage.IsElf(image)) throw new ImageException("multiboot header has no address fields (flag bit 16) and the file is not ELF");
+            elf = new ElfImage(image);
+            if (elf.Is64) throw new ImageException("ELF64 kernels need the multiboot address fields (flag bit 16), as with QEMU; use objcopy -O elf32-i386");
+            end = 0;
+            foreach (var s in elf.Segments)
+            {
+                CheckRange(mem, s.PhysAddr, s.MemSize, $"ELF segment at {s.PhysAddr:#x}");
+                mem.WriteBytes(s.PhysAddr, elf.SegmentBytes(s));
+                end = Math.Max(end, s.PhysAddr + s.MemSize);
+            }
+            if (elf.Entry > uint.MaxValue) throw new ImageException($"ELF entry point {elf.Entry:#x} is above 4 GiB");
+            entry = (uint)elf.Entry;
+        }
+        uint info = BuildInfo(mem, kernelPath, append, modules, ref end, (flags & FlagPageAlign) != 0);
+        return new Result(entry, info, end, elf);
+    }
+
+    /// <summary>Loads an ELF64 without multiboot address fields directly (entry must be reachable from 32-bit code).</summary>
+    public static Result LoadElf64(PhysicalMemory mem, byte[] image, string kernelPath, string append, IReadOnlyList<BootModule> modules)
+    {
+        var elf = new ElfImage(image);
+        ulong end = 0;
+        foreach (var s in elf.Segments)
+        {
+            CheckRange(mem, s.PhysAddr, s.MemSize, $"ELF segment at {s.PhysAddr:#x}");
+            mem.WriteBytes(s.PhysAddr, elf.SegmentBytes(s));
+            end = Math.Max(end, s.PhysAddr + s.MemSize);
+        }
+        if (elf.Entry > uint.MaxValue) throw new ImageException($"ELF entry point {elf.Entry:#x} is above 4 GiB; a 64-bit entry needs a 32-bit multiboot stub");
+        uint info = BuildInfo(mem, kernelPath, append, modules, ref end, true);
+        return new Result((uint)elf.Entry, info, end, elf);
+    }
+
+    public static int FindHeader(byte[] image)
+    {
+        int limit = Math.Min(image.Length - 12, 8192 - 12);
+        for (int o = 0; o <= limit; o += 4)
+        {
+            if (U32(image, o) != HeaderMagic) continue;
+            uint flags = U32(image, o + 4), sum = U32(image, o + 8);
+            if (unchecked(HeaderMagic + flags + sum) == 0) return o;
+        }
+        if (image.Length < 12) throw new ImageException($"file is too small ({image.Length} bytes) to hold a multiboot header");
+        throw new ImageException("no multiboot header (magic 0x1BADB002 with a valid checksum) in the first 8 KiB");
+    }
+
+    private static void CheckRange(PhysicalMemory mem, ulong addr, ulong size, string what)
+    {
+        if (addr < 0x100000 && addr + size > 0xA0000)
+            throw new ImageException($"{what} [{addr:#x}, {addr + size:#x}) overlaps the legacy hole below 1 MiB");
+        if (addr + size > mem.RamSize || addr + size < addr)
+            throw new ImageException($"{what} [{addr:#x}, {addr + size:#x}) does not fit in {mem.RamSize >> 20} MiB of RAM (use -m)");
+    }
+
+    private static uint BuildInfo(PhysicalMemory mem, string kernelPath, string append, IReadOnlyList<BootModule> modules, ref ulong end, bool pageAlign)
+    {
+        // The info structure (116 bytes), then the memory map, module list and strings.
+        uint p = InfoBase + 0x100;
+        uint Str(string s)
+        {
+            var b = Encoding.UTF8.GetBytes(s + "\0");
+            if (p + b.Length > InfoEnd) throw new ImageException("multiboot command lines are too long");
+            uint at = p;
+            mem.WriteBytes(at, b);
+            p += (uint)((b.Length + 3) & ~3);
+            return at;
+        }
+        var info = new byte[116];
+        ulong ram = mem.RamSize;
+        uint memLower = 639, memUpper = (uint)(Math.Min(ram, 0xFFFC0000UL) / 1024 - 1024);
+        uint f = 1 /* mem */ | 4 /* cmdline */ | 8 /* mods */ | 64 /* mmap */ | 512 /* boot loader name */;
+        W(info, 0, f);
+        W(info, 4, memLower);
+        W(info, 8, memUpper);
+        W(info, 16, Str(append.Length > 0 ? $"{kernelPath} {append}" : kernelPath));
+        // Memory map: 20-byte entries preceded by their size field (multiboot §3.3).
+        var map = new List<(ulong Base, ulong Len, uint Type)>
+        {
+            (0, 0x9FC00, 1), (0x9FC00, 0x400, 2), (0xF0000, 0x10000, 2),
+            (0x100000, Math.Min(ram, 0xC0000000UL) - 0x100000, 1), (0xFFFC0000, 0x40000, 2),
+        };
+        if (ram > 0xC0000000UL) map.Add((0x100000000UL, ram - 0xC0000000UL, 1));
+        uint mmapAt = p;
+        foreach (var (b, l, t) in map)
+        {
+            var e = new byte[24];
+            W(e, 0, 20); W64(e, 4, b); W64(e, 12, l); W(e, 20, t);
+            mem.WriteBytes(p, e);
+            p += 24;
+        }
+        W(info, 44, (uint)(map.Count * 24));
+        W(info, 48, mmapAt);
+        // Modules, placed after the kernel (page-aligned, as QEMU does).
+        uint modsAt = p;
+        p += (uint)(16 * modules.Count);
+        ulong next = (end + 0xFFF) & ~0xFFFUL;
+        for (int k = 0; k < modules.Count; k++)
+        {
+            var m = modules[k];
+            CheckRange(mem, next, (ulong)m.Data.Length, $"module {k} ({m.CommandLine})");
+            mem.WriteBytes(next, m.Data);
+            var e = new byte[16];
+            W(e, 0, (uint)next); W(e, 4, (uint)(next + (ulong)m.Data.Length)); W(e, 8, Str(m.CommandLine));
+            mem.WriteBytes(modsAt + (uint)(16 * k), e);
+            next = (next + (ulong)m.Data.Length + 0xFFF) & ~0xFFFUL;
+        }
+        end = Math.Max(end, next);
+        W(info, 20, (uint)modules.Count);
+        W(info, 24, modsAt);
+        W(info, 64, Str("Emu64"));
+        mem.WriteBytes(InfoBase, info);
+        return InfoBase;
+    }
+
+    private static uint U32(byte[] d, int o) => o + 4 <= d.Length ? BinaryPrimitives.ReadUInt32LittleEndian(d.AsSpan(o)) : 0;
+    private static void W(byte[] d, int o, uint v) => BinaryPrimitives.WriteUInt32LittleEndian(d.AsSpan(o), v);
+    private static void W64(byte[] d, int o, ulong v) => BinaryPrimitives.WriteUInt64LittleEndian(d.AsSpan(o), v);
+}

@@ -1,0 +1,193 @@
+using Emu64.Cpu;
+using Emu64.Devices;
+using Emu64.Memory;
+using CpuCore = Emu64.Cpu.Cpu;
+
+namespace Emu64;
+
+/// <summary>Why a run ended.</summary>
+public enum StopReason
+{
+    None,
+    /// <summary>The guest wrote to isa-debug-exit (port 0xF4).</summary>
+    DebugExit,
+    /// <summary>The guest asked for power-off (Bochs shutdown port, or HLT with interrupts disabled).</summary>
+    Shutdown,
+    /// <summary>The guest halted with interrupts enabled and nothing left that could wake it.</summary>
+    HaltedForever,
+    TripleFault,
+    /// <summary>The guest asked for a reset (keyboard controller 0xFE, port 0xCF9/0x92).</summary>
+    Reset,
+    InstructionLimit,
+    /// <summary>The guest used a feature the emulator does not implement (a clear message, not a crash).</summary>
+    Unsupported,
+    /// <summary>A debugger or caller asked the run to pause.</summary>
+    Break,
+}
+
+/// <summary>Thrown for guest behaviour the emulator cannot model; ends the run with a message.</summary>
+public sealed class UnsupportedFeatureException(string message) : Exception(message);
+
+/// <summary>
+/// The whole PC: RAM, the I/O and MMIO buses, devices, the CPU and its decoded-instruction cache, and
+/// the run loop. Time is virtual: <see cref="Now"/> advances with retired instructions (and jumps ahead
+/// while the CPU halts), so the same image and options always give the same run.
+/// </summary>
+public sealed unsafe partial class Machine
+{
+    public readonly MachineOptions Options;
+    public readonly PhysicalMemory Memory;
+    public readonly IoBus Io = new();
+    public readonly CpuCore Cpu;
+    public readonly DecodeCache Cache;
+    public readonly MachineEvents Events = new();
+    public readonly MachineStats Stats = new();
+    public readonly Serial16550 Com1;
+
+    public StopReason StopReason { get; private set; }
+    public int ExitCode { get; private set; }
+    public string StopMessage { get; private set; } = "";
+
+    private ulong _rng;
+    private ulong _idle;
+
+    /// <summary>Virtual time in ticks (one tick per retired instruction, plus time skipped while halted).</summary>
+    public ulong Now => Cpu.Retired + _idle;
+
+    /// <summary>Virtual time of the next device event; the run loop services devices when Now reaches it.</summary>
+    public ulong NextEventAt = ulong.MaxValue;
+
+    /// <summary>Raised by the interrupt controllers when an unmasked interrupt is waiting.</summary>
+    public bool InterruptLine;
+    public IInterruptController? InterruptController;
+    private readonly List<ITimedDevice> _timed = new();
+
+    public Machine(MachineOptions options)
+    {
+        Options = options;
+        Memory = new PhysicalMemory(options.RamBytes);
+        Cpu = new CpuCore(this, Memory, Io);
+        Cache = new DecodeCache(Memory);
+        Events.Owner = this;
+        Memory.CodeWritten += frame => { Cache.Invalidate(frame); Cpu.ExitBlock = true; };
+        _rng = options.Seed ^ 0x9E3779B97F4A7C15UL;
+        Com1 = new Serial16550(options.Output ?? Stream.Null);
+        Io.Register(0x3F8, 8, Com1);
+        Io.Register(0xE9, 1, new DebugConsole(options.Output ?? Stream.Null));
+        Io.Register(0xF4, 4, new DebugExitDevice(this));
+        Io.Register(0x8900, 1, new BochsShutdownPort(this));
+        AttachPlatform();
+    }
+
+    /// <summary>Hook for the platform devices (PIC, PIT, APIC, fw_cfg, CMOS ...), filled in by Platform.cs.</summary>
+    partial void AttachPlatformDevices();
+    private void AttachPlatform() => AttachPlatformDevices();
+
+    public void AddTimedDevice(ITimedDevice d) { _timed.Add(d); RecomputeNextEvent(); }
+
+    public void RecomputeNextEvent()
+    {
+        ulong next = ulong.MaxValue;
+        foreach (var d in _timed) next = Math.Min(next, d.NextEventAt);
+        NextEventAt = next;
+    }
+
+    private void ServiceEvents()
+    {
+        ulong now = Now;
+        foreach (var d in _timed) if (d.NextEventAt <= now) d.OnTime(now);
+        RecomputeNextEvent();
+    }
+
+    /// <summary>Ends the run at the next instruction boundary.</summary>
+    public void Stop(StopReason reason, int exitCode = 0, string message = "")
+    {
+        if (StopReason != StopReason.None) return;
+        StopReason = reason;
+        ExitCode = exitCode;
+        StopMessage = message;
+        Cpu.ExitBlock = true;
+    }
+
+    /// <summary>Clears a <see cref="StopReason.Break"/> so the run can continue.</summary>
+    public void ClearBreak() { if (StopReason == StopReason.Break) StopReason = StopReason.None; }
+
+    /// <summary>A deterministic random stream seeded by --seed (RDRAND, RDSEED, anything random).</summary>
+    public ulong NextRandom()
+    {
+        // splitmix64
+        ulong z = _rng += 0x9E3779B97F4A7C15UL;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        return z ^ (z >> 31);
+    }
+
+    // Device hooks the CPU calls; the platform fills them in.
+    public Func<uint, (bool Ok, ulong Value)>? MsrReadHook;
+    public Func<uint, ulong, bool>? MsrWriteHook;
+    public Action<ulong>? ApicBaseWritten;
+    public Action<ulong>? TprWritten;
+    public Action? DebugRegistersChanged;
+
+    internal bool ReadDeviceMsr(uint msr, out ulong v)
+    {
+        v = 0;
+        if (MsrReadHook is null) return false;
+        var (ok, value) = MsrReadHook(msr);
+        v = value;
+        return ok;
+    }
+
+    internal bool WriteDeviceMsr(uint msr, ulong v) => MsrWriteHook?.Invoke(msr, v) ?? false;
+    internal void OnApicBaseWrite(ulong v) => ApicBaseWritten?.Invoke(v);
+    internal void OnTprWrite(ulong v) => TprWritten?.Invoke(v);
+    internal void OnDebugRegistersChanged() => DebugRegistersChanged?.Invoke();
+}
+
+/// <summary>Options of one machine (what the command line sets).</summary>
+public sealed class MachineOptions
+{
+    public ulong RamBytes = 128UL << 20;
+    public string Append = "";
+    public ulong Seed;
+    public ulong MaxInstructions = ulong.MaxValue;
+    public Stream? Output;
+    /// <summary>Guest ticks per second of virtual time (the documented default: 1 GHz, one instruction per ns).</summary>
+    public ulong TicksPerSecond = 1_000_000_000;
+}
+
+/// <summary>A device with timed events (PIT, APIC timer, RTC).</summary>
+public interface ITimedDevice
+{
+    ulong NextEventAt { get; }
+    void OnTime(ulong now);
+}
+
+/// <summary>The source of external interrupts (the 8259 pair, or the local APIC).</summary>
+public interface IInterruptController
+{
+    /// <summary>Returns the vector of the highest-priority pending interrupt and marks it in service, or -1.</summary>
+    int Acknowledge();
+}
+
+public sealed partial class Machine
+{
+    /// <summary>Symbols of the loaded kernel (empty if it has none).</summary>
+    public List<Loader.ElfSymbol> Symbols { get; private set; } = new();
+
+    /// <summary>Loads a multiboot kernel (and modules) and sets the CPU to the multiboot entry state.</summary>
+    public Loader.Multiboot.Result LoadKernel(byte[] image, string path, IReadOnlyList<Loader.BootModule> modules)
+    {
+        Loader.Multiboot.Result r;
+        bool hasHeader;
+        try { Loader.Multiboot.FindHeader(image); hasHeader = true; }
+        catch (Loader.ImageException) { hasHeader = false; }
+        if (!hasHeader && Loader.ElfImage.IsElf(image) && image.Length > 4 && image[4] == 2)
+            r = Loader.Multiboot.LoadElf64(Memory, image, path, Options.Append, modules);
+        else
+            r = Loader.Multiboot.Load(Memory, image, path, Options.Append, modules);
+        Symbols = r.Elf?.ReadSymbols() ?? new();
+        Cpu.ResetToMultibootState(r.Entry, Loader.Multiboot.BootMagic, r.InfoAddress);
+        return r;
+    }
+}

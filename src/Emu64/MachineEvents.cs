@@ -1,0 +1,66 @@
+using Iced.Intel;
+
+namespace Emu64;
+
+/// <summary>A listener for boundary events (tracing, the debugger, measurements).</summary>
+public interface IBoundaryListener
+{
+    void OnEvent(in BoundaryEvent e);
+}
+
+public enum BoundaryKind : byte { Syscall, Sysret, Interrupt, SoftwareInterrupt, Exception, Iret, Cr3Write }
+
+/// <summary>One user/kernel boundary event with the state around it.</summary>
+public readonly record struct BoundaryEvent(
+    BoundaryKind Kind, ulong Instructions, int Cpl, int Vector, uint ErrorCode, bool HasErrorCode, ulong Cr2,
+    ulong OldCr3, ulong NewCr3, bool NoFlush, int Dropped, ulong Rip);
+
+/// <summary>
+/// Counts boundary events and passes them to listeners. The CPU calls it only at boundaries
+/// (system calls, interrupts, exceptions, IRET, CR3 writes), never on the per-instruction path.
+/// </summary>
+public sealed class MachineEvents
+{
+    internal Machine? Owner;
+    private readonly List<IBoundaryListener> _listeners = new();
+    public ulong Syscalls, Sysrets, Interrupts, SoftwareInterrupts, Exceptions, Irets, Cr3Writes, Cr3NoFlushWrites;
+
+    public void Subscribe(IBoundaryListener l) => _listeners.Add(l);
+    public void Unsubscribe(IBoundaryListener l) => _listeners.Remove(l);
+
+    private void Emit(BoundaryKind k, int vector = -1, uint err = 0, bool hasErr = false, ulong oldCr3 = 0, ulong newCr3 = 0,
+        bool noFlush = false, int dropped = 0)
+    {
+        if (_listeners.Count == 0 || Owner is null) return;
+        var cpu = Owner.Cpu;
+        var e = new BoundaryEvent(k, cpu.Retired, cpu.Cpl, vector, err, hasErr, cpu.CR2, oldCr3, newCr3, noFlush, dropped, cpu.Rip);
+        foreach (var l in _listeners) l.OnEvent(in e);
+    }
+
+    internal void OnSyscall(int fromCpl) { Syscalls++; Emit(BoundaryKind.Syscall); }
+    internal void OnSysret() { Sysrets++; Emit(BoundaryKind.Sysret); }
+    internal void OnInterrupt(int vector) { Interrupts++; Emit(BoundaryKind.Interrupt, vector); }
+    internal void OnSoftwareInterrupt(int vector) { SoftwareInterrupts++; Emit(BoundaryKind.SoftwareInterrupt, vector); }
+    internal void OnException(int vector, uint err, bool hasErr) { Exceptions++; Emit(BoundaryKind.Exception, vector, err, hasErr); }
+    internal void OnIret(int fromCpl, int toCpl) { Irets++; Emit(BoundaryKind.Iret); }
+    internal void OnCr3Write(ulong oldCr3, ulong newCr3, bool noFlush, int dropped)
+    {
+        Cr3Writes++;
+        if (noFlush) Cr3NoFlushWrites++;
+        Emit(BoundaryKind.Cr3Write, oldCr3: oldCr3, newCr3: newCr3, noFlush: noFlush, dropped: dropped);
+    }
+}
+
+/// <summary>Run statistics that are not TLB counters.</summary>
+public sealed class MachineStats
+{
+    public ulong Faults;
+    public readonly Dictionary<Code, ulong> Unimplemented = new();
+    public ulong UnimplementedTotal;
+
+    public void CountUnimplemented(Code c)
+    {
+        UnimplementedTotal++;
+        Unimplemented[c] = Unimplemented.TryGetValue(c, out var n) ? n + 1 : 1;
+    }
+}

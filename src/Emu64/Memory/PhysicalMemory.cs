@@ -1,0 +1,145 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace Emu64.Memory;
+
+/// <summary>A device that answers physical addresses outside RAM (memory-mapped I/O).</summary>
+public interface IMmioDevice
+{
+    ulong Read(ulong offset, int size);
+    void Write(ulong offset, int size, ulong value);
+}
+
+/// <summary>
+/// Guest physical memory: RAM from address 0 up to <see cref="RamSize"/>, MMIO windows that devices plug
+/// into, and open bus (all ones, writes ignored) elsewhere. It also tracks which 4 KiB frames hold decoded
+/// code, so a store into such a frame can drop the cached decodes (self-modifying code).
+/// </summary>
+public sealed unsafe class PhysicalMemory
+{
+    private readonly byte[] _ram;
+    private readonly byte* _base;
+    private readonly ulong[] _codeBits;          // one bit per RAM frame that holds cached decodes
+    private (ulong Start, ulong End, IMmioDevice Dev)[] _mmio = [];
+
+    public ulong RamSize { get; }
+
+    /// <summary>Called with the frame number when a store hits a frame marked as holding code.</summary>
+    public Action<ulong>? CodeWritten;
+
+    public PhysicalMemory(ulong ramSize)
+    {
+        if (ramSize == 0 || (ramSize & 0xFFF) != 0) throw new ArgumentException("RAM size must be a non-zero multiple of 4 KiB");
+        RamSize = ramSize;
+        _ram = GC.AllocateArray<byte>(checked((int)Math.Min(ramSize, int.MaxValue)), pinned: true);
+        if ((ulong)_ram.LongLength != ramSize) throw new ArgumentException("RAM size above 2 GiB is not supported");
+        _base = (byte*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_ram));
+        _codeBits = new ulong[(ramSize >> 12) / 64 + 1];
+    }
+
+    /// <summary>The whole of RAM as a span (for loaders, debuggers and tests).</summary>
+    public Span<byte> Ram => _ram;
+
+    /// <summary>A host pointer to RAM at physical address pa. Caller guarantees pa is inside RAM.</summary>
+    internal byte* HostPointer(ulong pa) => _base + pa;
+
+    public void AddMmio(ulong start, ulong length, IMmioDevice dev)
+    {
+        if (start < RamSize) throw new ArgumentException($"MMIO window at {start:x} overlaps RAM");
+        _mmio = [.. _mmio, (start, start + length, dev)];
+    }
+
+    public bool IsRam(ulong pa, int size) => pa + (ulong)size <= RamSize && pa + (ulong)size >= pa;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public ulong Read(ulong pa, int size)
+    {
+        if (pa + (ulong)size <= RamSize)
+        {
+            byte* p = _base + pa;
+            return size switch
+            {
+                1 => *p,
+                2 => Unsafe.ReadUnaligned<ushort>(p),
+                4 => Unsafe.ReadUnaligned<uint>(p),
+                _ => Unsafe.ReadUnaligned<ulong>(p),
+            };
+        }
+        return ReadSlow(pa, size);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Write(ulong pa, int size, ulong value)
+    {
+        if (pa + (ulong)size <= RamSize)
+        {
+            byte* p = _base + pa;
+            switch (size)
+            {
+                case 1: *p = (byte)value; break;
+                case 2: Unsafe.WriteUnaligned(p, (ushort)value); break;
+                case 4: Unsafe.WriteUnaligned(p, (uint)value); break;
+                default: Unsafe.WriteUnaligned(p, value); break;
+            }
+            ulong frame = pa >> 12;
+            if ((_codeBits[frame >> 6] & (1UL << (int)frame)) != 0) CodeStore(frame, pa, size);
+            return;
+        }
+        WriteSlow(pa, size, value);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void CodeStore(ulong frame, ulong pa, int size)
+    {
+        ClearCode(frame);
+        ulong last = (pa + (ulong)size - 1) >> 12;
+        if (last != frame && IsCode(last)) ClearCode(last);
+        CodeWritten?.Invoke(frame);
+        if (last != frame) CodeWritten?.Invoke(last);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private ulong ReadSlow(ulong pa, int size)
+    {
+        foreach (var (start, end, dev) in _mmio)
+            if (pa >= start && pa < end) return dev.Read(pa - start, size);
+        if (pa < RamSize) // straddles the end of RAM: the bytes past it read as ones
+        {
+            ulong v = 0;
+            for (int i = size - 1; i >= 0; i--) v = (v << 8) | (pa + (ulong)i < RamSize ? _base[pa + (ulong)i] : 0xFFUL);
+            return v;
+        }
+        return size == 8 ? ulong.MaxValue : (1UL << (size * 8)) - 1;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void WriteSlow(ulong pa, int size, ulong value)
+    {
+        foreach (var (start, end, dev) in _mmio)
+            if (pa >= start && pa < end) { dev.Write(pa - start, size, value); return; }
+        for (int i = 0; i < size; i++)
+            if (pa + (ulong)i < RamSize) Write(pa + (ulong)i, 1, value >> (8 * i));
+    }
+
+    public void MarkCode(ulong frame) { if (frame < RamSize >> 12) _codeBits[frame >> 6] |= 1UL << (int)frame; }
+    public bool IsCode(ulong frame) => frame < RamSize >> 12 && (_codeBits[frame >> 6] & (1UL << (int)frame)) != 0;
+    private void ClearCode(ulong frame) => _codeBits[frame >> 6] &= ~(1UL << (int)frame);
+
+    /// <summary>Copies bytes out of physical memory (debugger/loader use; MMIO reads as open bus).</summary>
+    public void ReadBytes(ulong pa, Span<byte> dest)
+    {
+        for (int i = 0; i < dest.Length; i++)
+        {
+            ulong a = pa + (ulong)i;
+            dest[i] = a < RamSize ? _base[a] : (byte)0xFF;
+        }
+    }
+
+    /// <summary>Copies bytes into RAM; returns false if any byte falls outside RAM.</summary>
+    public bool WriteBytes(ulong pa, ReadOnlySpan<byte> src)
+    {
+        if (pa > RamSize || (ulong)src.Length > RamSize - pa) return false;
+        for (int i = 0; i < src.Length; i++) Write(pa + (ulong)i, 1, src[i]);
+        return true;
+    }
+}

@@ -1,0 +1,141 @@
+using System.Runtime.CompilerServices;
+using Emu64.Cpu;
+using Emu64.Mmu;
+
+namespace Emu64;
+
+/// <summary>
+/// The run loop: at each block boundary service due device events, take a pending interrupt, then run
+/// a decoded block. Guest faults arrive as <see cref="GuestFault"/>, rewind RIP to the faulting
+/// instruction and are delivered through the IDT.
+/// </summary>
+public sealed unsafe partial class Machine
+{
+    private readonly Insn[] _single = new Insn[1];
+
+    /// <summary>Runs until the guest stops the machine or <paramref name="maxInstructions"/> more retire.</summary>
+    public StopReason Run(ulong maxInstructions = ulong.MaxValue)
+    {
+        var cpu = Cpu;
+        ulong limit = Options.MaxInstructions;
+        ulong stopAt = maxInstructions == ulong.MaxValue ? ulong.MaxValue : cpu.Retired + maxInstructions;
+        while (StopReason == StopReason.None)
+        {
+            if (cpu.Retired >= limit) { Stop(StopReason.InstructionLimit, 6, $"instruction limit {limit} reached"); break; }
+            if (cpu.Retired >= stopAt) return StopReason.None;
+            try
+            {
+                if (Now >= NextEventAt) ServiceEvents();
+                bool shadow = cpu.InterruptShadow;
+                cpu.InterruptShadow = false;
+                if (InterruptLine && cpu.If && !shadow && InterruptController is { } ic)
+                {
+                    int v = ic.Acknowledge();
+                    if (v >= 0) { cpu.InsnRip = cpu.Rip; cpu.DeliverExternal(v); continue; }
+                }
+                if (cpu.Halted)
+                {
+                    if (!cpu.If) { Stop(StopReason.Shutdown, 0, "HLT with interrupts disabled"); break; }
+                    if (NextEventAt == ulong.MaxValue) { Stop(StopReason.HaltedForever, 0, "HLT with no interrupt source left"); break; }
+                    if (NextEventAt > Now) _idle += NextEventAt - Now;   // sleep until the next timer event
+                    continue;
+                }
+                ulong budget = Math.Min(limit, stopAt) - cpu.Retired;
+                if (shadow || cpu.Tf || DebugStepHook) budget = 1;
+                RunBlock(cpu, budget);
+            }
+            catch (GuestFault f)
+            {
+                DeliverFaultLoop(f);
+            }
+            catch (TripleFaultException t)
+            {
+                Stop(StopReason.TripleFault, 4, t.Message);
+            }
+            catch (UnsupportedFeatureException u)
+            {
+                Stop(StopReason.Unsupported, 8, u.Message);
+            }
+        }
+        Com1.Flush();
+        return StopReason;
+    }
+
+    /// <summary>When set, the loop runs one instruction per block (debugger stepping, breakpoints).</summary>
+    public bool DebugStepHook;
+
+    private void DeliverFaultLoop(GuestFault f)
+    {
+        var cpu = Cpu;
+        cpu.Rip = cpu.InsnRip;
+        cpu.Halted = false;
+        Stats.Faults++;
+        for (int tries = 0; ; tries++)
+        {
+            try { cpu.DeliverFault(f); return; }
+            catch (GuestFault again) { f = again; cpu.Rip = cpu.InsnRip; }
+            catch (TripleFaultException t) { Stop(StopReason.TripleFault, 4, t.Message); return; }
+            if (tries > 4) { Stop(StopReason.TripleFault, 4, "triple fault: repeated faults during delivery"); return; }
+        }
+    }
+
+    /// <summary>Linear address of RIP (CS base applies outside 64-bit mode).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static ulong FetchLinear(Cpu.Cpu cpu)
+        => cpu.Is64 ? cpu.Rip : (cpu.Segs[Emu64.Cpu.Seg.CS].Base + cpu.Rip) & 0xFFFFFFFF;
+
+    private void RunBlock(Cpu.Cpu cpu, ulong budget)
+    {
+        cpu.InsnRip = cpu.Rip;
+        ulong la = FetchLinear(cpu);
+        if (cpu.Is64 && !cpu.IsCanonical(la)) cpu.Gp();
+        if (!cpu.Is64 && cpu.Rip > cpu.Segs[Emu64.Cpu.Seg.CS].Limit) cpu.Gp();
+        ulong pa = cpu.Mmu.Translate(la, Access.Fetch | (cpu.Cpl == 3 ? Access.User : 0));
+        int bitness = cpu.Bitness;
+        var block = Cache.Lookup(pa, bitness) ?? Cache.Decode(pa, la, bitness);
+        bool tf = cpu.Tf;
+        if (block is null) { RunCrossingInstruction(cpu, la, pa, bitness); }
+        else
+        {
+            var insns = block.Insns;
+            int n = (int)Math.Min((ulong)block.Count, budget);
+            cpu.ExitBlock = false;
+            for (int k = 0; k < n; k++)
+            {
+                ref Insn d = ref insns[k];
+                cpu.InsnRip = cpu.Rip;
+                cpu.Rip += d.Length;
+                d.Exec(cpu, ref d);
+                cpu.Retired++;
+                if (cpu.ExitBlock) break;
+            }
+        }
+        if (tf) SingleStepTrap(cpu);
+    }
+
+    /// <summary>An instruction whose bytes run into the next page: decoded from both pages, not cached.</summary>
+    private void RunCrossingInstruction(Cpu.Cpu cpu, ulong la, ulong pa, int bitness)
+    {
+        Span<byte> bytes = stackalloc byte[15];
+        int first = 0x1000 - (int)(la & 0xFFF);
+        Memory.ReadBytes(pa, bytes[..Math.Min(first, 15)]);
+        if (first < 15)
+        {
+            ulong pa2 = cpu.Mmu.Translate(la + (ulong)first, Access.Fetch | (cpu.Cpl == 3 ? Access.User : 0));
+            Memory.ReadBytes(pa2, bytes[first..]);
+        }
+        ref Insn d = ref _single[0];
+        DecodeCache.DecodeOne(bytes, la, bitness, ref d);
+        cpu.ExitBlock = false;
+        cpu.Rip += d.Length;
+        d.Exec(cpu, ref d);
+        cpu.Retired++;
+    }
+
+    private static void SingleStepTrap(Cpu.Cpu cpu)
+    {
+        cpu.DR[6] |= 0x4000;   // DR6.BS
+        cpu.InsnRip = cpu.Rip;
+        cpu.DeliverTrap(Vec.DB);
+    }
+}
