@@ -23,6 +23,9 @@ void start_kernel(void)
 	use_pcid = boot_cpu.pcid && !opt_nopcid;
 	use_invpcid = boot_cpu.invpcid && !opt_noinvpcid;
 
+	printk("cpu: nx=%d pge=%d 1g-pages=%d pcid=%d invpcid=%d la57=%d rdrand=%d\n",
+	       boot_cpu.nx, boot_cpu.pge, boot_cpu.gbpages, boot_cpu.pcid, boot_cpu.invpcid,
+	       boot_cpu.la57, boot_cpu.rdrand);
 	multiboot_mmap_init();
 	paging_init();                  /* from here on: the direct map */
 	printk("kaslr: %s\n", kaslr_enabled ? "on" : "off");

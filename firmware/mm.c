@@ -48,14 +48,14 @@ int mm_map_page(struct mm *mm, u64 va, u64 pa, u64 prot)
 		if (!t)
 			return -ENOMEM;
 		u64 e = __pa(t) | PAGE_TABLE_U;
-		mm->pgd[i] = e | (opt_pti ? _PAGE_NX : 0);
+		mm->pgd[i] = e | (opt_pti ? _PAGE_NX & __supported_pte_mask : 0);
 		if (opt_pti)
 			mm->pgd[512 + i] = e;
 	}
 	pte_t *pte = pt_walk(mm->pgd, va, 1, 1);
 	if (!pte)
 		return -ENOMEM;
-	*pte = pa | prot;
+	*pte = pa | (prot & __supported_pte_mask);
 	return 0;
 }
 
