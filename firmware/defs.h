@@ -69,7 +69,6 @@ void syscall_init(void);
 
 /* tlb.c */
 void switch_mm(struct mm *next);
-void leave_mm(void);
 void flush_tlb_mm_range(struct mm *mm, u64 start, u64 end);
 void flush_tlb_global(void);
 void tlb_print_config(void);

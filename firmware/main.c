@@ -45,7 +45,7 @@ void start_kernel(void)
 	emu_announce(EMU_OP_ANNOUNCE, EMU_KEY_PAGE_OFFSET, page_offset_base);
 	emu_announce(EMU_OP_ANNOUNCE, EMU_KEY_SWAPPER_PGD, swapper_pgd_pa);
 
-	timer_init();
 	spawn_init_programs();
+	timer_init();                   /* last: the first tick is a full period away */
 	scheduler_start();
 }

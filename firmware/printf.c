@@ -115,6 +115,8 @@ int printk(const char *fmt, ...)
 void poweroff(u32 code)
 {
 	outl(ISA_DEBUG_EXIT_PORT, code);
+	for (const char *p = "Shutdown"; *p; p++)   /* Bochs's shutdown port */
+		outb(0x8900, *p);
 	for (;;) {          /* no exit device: stop here */
 		cli();
 		hlt();

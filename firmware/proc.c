@@ -85,12 +85,16 @@ int nr_alive(void)
 	return n;
 }
 
-/* Free the kernel stacks of dead processes (never the one we are on). */
+/* Free what dead processes leave behind: never the kernel stack we are
+ * on, nor the page tables CR3 points at.  (Freeing in do_exit() would
+ * first need a switch to swapper_pg_dir: an extra CR3 write, with the
+ * PCID-0 context the kernel otherwise never uses after boot.) */
 static void reap(void)
 {
 	for (int i = 0; i < NPROC; i++) {
 		struct proc *p = &procs[i];
 		if (p->state == P_DEAD && p != current) {
+			mm_destroy(&p->mm);
 			free_pages(__pa(p->kstack), 1);
 			p->state = P_UNUSED;
 		}
@@ -135,9 +139,7 @@ void do_exit(int code)
 {
 	struct proc *p = current;
 	(void)code;
-	leave_mm();                     /* stop using the page tables we free */
-	mm_destroy(&p->mm);
-	p->state = P_DEAD;
+	p->state = P_DEAD;              /* reap() frees it once we have left */
 	outl(EMU_PORT_CMD, (p->pid << 8) | EMU_OP_PROC_EXIT);
 	schedule();
 	panic("do_exit: dead process scheduled");

@@ -85,13 +85,6 @@ void switch_mm(struct mm *next)
 	}
 }
 
-/* Before an mm is freed: run on swapper_pg_dir (PCID 0). */
-void leave_mm(void)
-{
-	loaded_mm = NULL;
-	write_cr3(swapper_pgd_pa);
-}
-
 /* One user page: INVLPG drops it from the current (kernel) PCID.  Its
  * copy in the user PCID needs INVPCID, or a deferred flush of the whole
  * user PCID at the next exit to user space. */
