@@ -177,6 +177,7 @@ irq_entries_start:
 	.set vec, vec + 1
 	.endr
 
+	.globl common_entry
 common_entry:                                   /* vector error ip cs flags sp ss */
 	testb $3, 24(%rsp)                      /* interrupted CPL (CS.RPL) */
 	jz from_kernel
