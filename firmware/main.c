@@ -39,7 +39,8 @@ void start_kernel(void)
 	this_cpu->flags = (opt_pti ? CPU_PTI : 0) | (use_pcid ? CPU_PCID : 0);
 	flush_tlb_global();
 	printk("pcid: %s\n", use_pcid ? (use_invpcid ? "on (invpcid)" : "on") : "off");
-	printk("mm: %lu MiB RAM, %lu pages free\n", ram_end() >> 20, free_page_count());
+	printk("mm: %lu pages free (%lu KiB), RAM ends at 0x%lx\n", free_page_count(),
+	       free_page_count() * 4, ram_end());
 
 	emu_announce(EMU_OP_ANNOUNCE, EMU_KEY_TEXT, (u64)_text);
 	emu_announce(EMU_OP_ANNOUNCE, EMU_KEY_PAGE_OFFSET, page_offset_base);

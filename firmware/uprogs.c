@@ -127,6 +127,20 @@ static void probe_main(u64 addr, u64 a1)
 	exit(1);
 }
 
+/* echo: read one line from the console (read(0, ...)) and write it back. */
+static void echo_main(u64 a0, u64 a1)
+{
+	struct line l = { .n = 0 };
+	char c = 0;
+	(void)a0, (void)a1;
+	put_str(&l, "echo: ");
+	while (l.n < (int)sizeof(l.buf) - 1 && read(0, &c, 1) == 1 && c != '\n' && c != '\r')
+		l.buf[l.n++] = c;
+	put_str(&l, "\n");
+	put_line(&l);
+	exit(0);
+}
+
 /* ptdump: ask the kernel to print this process's page tables. */
 static void ptdump_main(u64 a0, u64 a1)
 {
@@ -146,5 +160,6 @@ const struct uprog uprog_table[] = {
 	{ "mmap", mmap_main },
 	{ "probe", probe_main },
 	{ "ptdump", ptdump_main },
+	{ "echo", echo_main },
 	{ "", 0 },
 };
