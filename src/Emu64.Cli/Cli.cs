@@ -37,7 +37,7 @@ public static class Cli
           -h, --help             this text
         """;
 
-    public static int Main(string[] args)
+    public static int Execute(string[] args)
     {
         try
         {
@@ -184,7 +184,7 @@ public static class Cli
         {
             StopReason.DebugExit => m.ExitCode,
             StopReason.Shutdown or StopReason.HaltedForever => ExitStatus.Ok,
-            StopReason.TripleFault => ExitStatus.TripleFault,
+            StopReason.TripleFault or StopReason.FaultLoop => ExitStatus.TripleFault,
             StopReason.InstructionLimit => ExitStatus.InstructionLimit,
             StopReason.Reset => ExitStatus.Reset,
             _ => ExitStatus.Unsupported,
@@ -196,7 +196,7 @@ public static class Cli
         var c = m.Cpu;
         string head = m.StopReason switch
         {
-            StopReason.TripleFault => $"{m.StopMessage}; machine stopped",
+            StopReason.TripleFault or StopReason.FaultLoop => $"{m.StopMessage}; machine stopped",
             StopReason.InstructionLimit => m.StopMessage,
             StopReason.Unsupported => $"unsupported: {m.StopMessage}",
             _ => $"{m.StopReason}: {m.StopMessage}",
@@ -218,6 +218,16 @@ public static class Cli
         e.WriteLine($"cr3_noflush_writes: {m.Events.Cr3NoFlushWrites}");
         e.WriteLine($"decoded_blocks: {m.Cache.Decodes}");
         e.WriteLine($"unimplemented: {m.Stats.UnimplementedTotal}");
+        foreach (var r in m.KernelInfo.Regions)
+        {
+            var d = r.Delta;
+            string p = $"region.{r.Name}";
+            e.WriteLine($"{p}.instructions: {d.Instructions}");
+            e.WriteLine($"{p}.syscalls: {d.Syscalls}");
+            e.WriteLine($"{p}.interrupts: {d.Interrupts}");
+            e.WriteLine($"{p}.cr3_writes: {d.Cr3Writes}");
+            e.WriteLine($"{p}.cr3_noflush_writes: {d.Cr3NoFlushWrites}");
+        }
         foreach (var (code, count) in m.Stats.Unimplemented.OrderBy(k => k.Key.ToString()))
             e.WriteLine($"unimplemented.{code}: {count}");
     }

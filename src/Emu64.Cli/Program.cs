@@ -1,3 +1,3 @@
 using Emu64.Cli;
 
-return Cli.Main(args);
+return Cli.Execute(args);

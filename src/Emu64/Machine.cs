@@ -16,6 +16,8 @@ public enum StopReason
     /// <summary>The guest halted with interrupts enabled and nothing left that could wake it.</summary>
     HaltedForever,
     TripleFault,
+    /// <summary>Exceptions kept being delivered without a single instruction retiring (a livelock on hardware).</summary>
+    FaultLoop,
     /// <summary>The guest asked for a reset (keyboard controller 0xFE, port 0xCF9/0x92).</summary>
     Reset,
     InstructionLimit,
@@ -43,6 +45,8 @@ public sealed unsafe partial class Machine
     public readonly MachineEvents Events = new();
     public readonly MachineStats Stats = new();
     public readonly Serial16550 Com1;
+    /// <summary>The toy kernel's guest-information port (0xEA/0xEB): region marks, processes, layout.</summary>
+    public readonly Introspection.KernelInfoPort KernelInfo;
 
     public StopReason StopReason { get; private set; }
     public int ExitCode { get; private set; }
@@ -76,6 +80,8 @@ public sealed unsafe partial class Machine
         Io.Register(0xE9, 1, new DebugConsole(options.Output ?? Stream.Null));
         Io.Register(0xF4, 4, new DebugExitDevice(this));
         Io.Register(0x8900, 1, new BochsShutdownPort(this));
+        KernelInfo = new Introspection.KernelInfoPort(this);
+        Io.Register(Introspection.KernelInfoPort.OpPort, 2, KernelInfo);
         AttachPlatform();
     }
 

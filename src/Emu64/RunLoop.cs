@@ -64,12 +64,23 @@ public sealed unsafe partial class Machine
     /// <summary>When set, the loop runs one instruction per block (debugger stepping, breakpoints).</summary>
     public bool DebugStepHook;
 
+    /// <summary>How many exceptions may be delivered in a row without an instruction retiring before the run stops.</summary>
+    public const int FaultLoopLimit = 10_000;
+    private ulong _faultStreakRetired = ulong.MaxValue;
+    private int _faultStreak;
+
     private void DeliverFaultLoop(GuestFault f)
     {
         var cpu = Cpu;
         cpu.Rip = cpu.InsnRip;
         cpu.Halted = false;
         Stats.Faults++;
+        if (cpu.Retired != _faultStreakRetired) { _faultStreakRetired = cpu.Retired; _faultStreak = 0; }
+        if (++_faultStreak > FaultLoopLimit)
+        {
+            Stop(StopReason.FaultLoop, 4, $"fault loop: {FaultLoopLimit} exceptions delivered without retiring an instruction (last {f.Message} at rip {cpu.Rip:x})");
+            return;
+        }
         for (int tries = 0; ; tries++)
         {
             try { cpu.DeliverFault(f); return; }

@@ -50,8 +50,9 @@ public unsafe struct Insn
 public static class InsnBuilder
 {
     // Iced Register -> (our register number, size in bytes); built once.
-    private static readonly byte[] RegNum = new byte[(int)Register.DontUse0 + 1];
-    private static readonly byte[] RegSize = new byte[(int)Register.DontUse0 + 1];
+    private static readonly int RegisterCount = Enum.GetValues<Register>().Length;
+    private static readonly byte[] RegNum = new byte[RegisterCount];
+    private static readonly byte[] RegSize = new byte[RegisterCount];
 
     static InsnBuilder()
     {
