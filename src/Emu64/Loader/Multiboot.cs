@@ -22,6 +22,9 @@ public static class Multiboot
     /// <summary>Where the loader puts the info structure and its strings (below the EBDA, as a BIOS loader would).</summary>
     public const uint InfoBase = 0x9000, InfoEnd = 0x9F000;
 
+    /// <summary>RAM at the top of low memory that QEMU's BIOS keeps for itself (reported reserved).</summary>
+    public const ulong BiosReserved = 128 << 10;
+
     public sealed record Result(uint Entry, uint InfoAddress, ulong ImageEnd, ElfImage? Elf);
 
     public static Result Load(PhysicalMemory mem, byte[] image, string kernelPath, string append, IReadOnlyList<BootModule> modules)
@@ -124,17 +127,21 @@ public static class Multiboot
         }
         var info = new byte[116];
         ulong ram = mem.RamSize;
-        uint memLower = 639, memUpper = (uint)(Math.Min(ram, 0xFFFC0000UL) / 1024 - 1024);
+        // As QEMU: its BIOS (SeaBIOS) reserves the top 128 KiB of RAM below 4 GiB for its tables, and QEMU's
+        // multiboot option ROM takes mem_upper and the memory map from that e820 map.
+        ulong low = Math.Min(ram, 0xC0000000UL);
+        ulong usableTop = low - BiosReserved;
+        uint memLower = 639, memUpper = (uint)(usableTop / 1024 - 1024);
         uint f = 1 /* mem */ | 4 /* cmdline */ | 8 /* mods */ | 64 /* mmap */ | 512 /* boot loader name */;
         W(info, 0, f);
         W(info, 4, memLower);
         W(info, 8, memUpper);
-        W(info, 16, Str(append.Length > 0 ? $"{kernelPath} {append}" : kernelPath));
+        W(info, 16, Str($"{kernelPath} {append}"));   // QEMU passes "KERNEL APPEND", with the space even when APPEND is empty
         // Memory map: 20-byte entries preceded by their size field (multiboot §3.3).
         var map = new List<(ulong Base, ulong Len, uint Type)>
         {
             (0, 0x9FC00, 1), (0x9FC00, 0x400, 2), (0xF0000, 0x10000, 2),
-            (0x100000, Math.Min(ram, 0xC0000000UL) - 0x100000, 1), (0xFFFC0000, 0x40000, 2),
+            (0x100000, usableTop - 0x100000, 1), (usableTop, BiosReserved, 2), (0xFFFC0000, 0x40000, 2),
         };
         if (ram > 0xC0000000UL) map.Add((0x100000000UL, ram - 0xC0000000UL, 1));
         uint mmapAt = p;
