@@ -29,7 +29,12 @@ public sealed class GuestKit
     public const ulong VectorSlot = Results;
 
     public Label SetGateFn;
-    public Label[] Handlers = new Label[32];
+    /// <summary>Recording handlers exist for vectors 0..31 (installed) and for <see cref="ExtraVectors"/> (gates left to the test).</summary>
+    public Label[] Handlers = new Label[256];
+    /// <summary>The address just past each recording handler's HLT (where RIP stays when it stops).</summary>
+    public Label[] HandlerEnds = new Label[256];
+    public static readonly int[] ExtraVectors = [0x40, 0x80, 0x81];
+    private static IEnumerable<int> Recorded => Enumerable.Range(0, 32).Concat(ExtraVectors);
     private readonly Assembler _a;
     private GuestKit(Assembler a) { _a = a; }
 
@@ -57,7 +62,7 @@ public sealed class GuestKit
     public static GuestKit Emit(Assembler a)
     {
         var k = new GuestKit(a) { SetGateFn = a.CreateLabel() };
-        for (int v = 0; v < 32; v++) k.Handlers[v] = a.CreateLabel();
+        foreach (int v in Recorded) { k.Handlers[v] = a.CreateLabel(); k.HandlerEnds[v] = a.CreateLabel(); }
         var over = a.CreateLabel();
         a.jmp(over);
         // set_gate: edi = vector, rsi = handler, edx = attribute word (P | DPL | type | IST)
@@ -74,11 +79,13 @@ public sealed class GuestKit
         a.mov(__qword_ptr[rax + 8], rcx);
         a.pop(rcx); a.pop(rax);
         a.ret();
-        for (int v = 0; v < 32; v++)
+        foreach (int v in Recorded)
         {
             a.Label(ref k.Handlers[v]);
             a.mov(__dword_ptr[VectorSlot], v);
             a.hlt();
+            a.Label(ref k.HandlerEnds[v]);
+            a.int3();   // never reached: the machine stops at the HLT
         }
         a.Label(ref over);
         a.lgdt(__[Gdtr]);
@@ -101,6 +108,10 @@ public sealed class GuestKit
     /// <summary>Interrupt-gate attribute word: P=1, type 0xE (0xF for a trap gate), DPL and IST.</summary>
     public static int Attr(int dpl = 0, int ist = 0, bool present = true, bool trap = false)
         => (present ? 0x8000 : 0) | (dpl << 13) | ((trap ? 0xF : 0xE) << 8) | ist;
+
+    /// <summary>Address of the recording handler of a vector (its 10-byte store, then HLT).</summary>
+    public ulong HandlerAddress(Func<Label, ulong> at, int vector) => at(Handlers[vector]);
+    public ulong HandlerEnd(Func<Label, ulong> at, int vector) => at(HandlerEnds[vector]);
 
     public void SetGate(int vector, Label handler, int attr = 0x8E00)
     {
