@@ -20,7 +20,7 @@ public static unsafe partial class SystemInsns
         HandlerTable.Map(Code.Into, &Into);
         HandlerTable.Map(Code.Int1, &Int1);
         HandlerTable.Map(Mnemonic.Syscall, &Syscall);
-        HandlerTable.Map(&Sysret, Mnemonic.Sysret);
+        HandlerTable.Map(&Sysret, Mnemonic.Sysret, Mnemonic.Sysretq);
         HandlerTable.Map(Mnemonic.Swapgs, &Swapgs);
         HandlerTable.Map(&LoadFarPointer, Mnemonic.Lss, Mnemonic.Lfs, Mnemonic.Lgs, Mnemonic.Les, Mnemonic.Lds);
     }
