@@ -53,7 +53,12 @@ public class LoopBenchmarks
 
 public sealed class MipsConfig : ManualConfig
 {
-    public MipsConfig() { AddColumn(new MipsColumn()); }
+    public MipsConfig()
+    {
+        AddColumn(new MipsColumn());
+        // The generated benchmark project is built on a shared two-core machine: allow more than the default 2 minutes.
+        WithBuildTimeout(TimeSpan.FromMinutes(10));
+    }
 }
 
 /// <summary>Guest million instructions per host second: 1000 / mean ns per instruction.</summary>

@@ -40,16 +40,16 @@ public static class Multiboot
             uint headerAddr = U32(image, hdr + 12), loadAddr = U32(image, hdr + 16), loadEnd = U32(image, hdr + 20);
             uint bssEnd = U32(image, hdr + 24);
             entry = U32(image, hdr + 28);
-            if (loadAddr > headerAddr) throw new ImageException($"multiboot load_addr {loadAddr:#x} is above header_addr {headerAddr:#x}");
+            if (loadAddr > headerAddr) throw new ImageException($"multiboot load_addr 0x{loadAddr:x} is above header_addr 0x{headerAddr:x}");
             long fileOff = hdr - (long)(headerAddr - loadAddr);
             if (fileOff < 0) throw new ImageException("multiboot header_addr/load_addr place the image before the start of the file");
             ulong size = loadEnd == 0 ? (ulong)(image.Length - fileOff) : loadEnd - (ulong)loadAddr;
-            if (loadEnd != 0 && loadEnd < loadAddr) throw new ImageException($"multiboot load_end_addr {loadEnd:#x} is below load_addr {loadAddr:#x}");
+            if (loadEnd != 0 && loadEnd < loadAddr) throw new ImageException($"multiboot load_end_addr 0x{loadEnd:x} is below load_addr 0x{loadAddr:x}");
             if ((ulong)fileOff + size > (ulong)image.Length) throw new ImageException($"multiboot image claims {size} bytes but the file has {image.Length - fileOff} from the load offset");
             end = loadAddr + size;
             if (bssEnd != 0)
             {
-                if (bssEnd < end) throw new ImageException($"multiboot bss_end_addr {bssEnd:#x} is below load_end_addr {end:#x}");
+                if (bssEnd < end) throw new ImageException($"multiboot bss_end_addr 0x{bssEnd:x} is below load_end_addr 0x{end:x}");
                 end = bssEnd;
             }
             CheckRange(mem, loadAddr, end - loadAddr, "kernel image");
@@ -64,11 +64,11 @@ public static class Multiboot
             end = 0;
             foreach (var s in elf.Segments)
             {
-                CheckRange(mem, s.PhysAddr, s.MemSize, $"ELF segment at {s.PhysAddr:#x}");
+                CheckRange(mem, s.PhysAddr, s.MemSize, $"ELF segment at 0x{s.PhysAddr:x}");
                 mem.WriteBytes(s.PhysAddr, elf.SegmentBytes(s));
                 end = Math.Max(end, s.PhysAddr + s.MemSize);
             }
-            if (elf.Entry > uint.MaxValue) throw new ImageException($"ELF entry point {elf.Entry:#x} is above 4 GiB");
+            if (elf.Entry > uint.MaxValue) throw new ImageException($"ELF entry point 0x{elf.Entry:x} is above 4 GiB");
             entry = (uint)elf.Entry;
         }
         uint info = BuildInfo(mem, kernelPath, append, modules, ref end, (flags & FlagPageAlign) != 0);
@@ -82,11 +82,11 @@ public static class Multiboot
         ulong end = 0;
         foreach (var s in elf.Segments)
         {
-            CheckRange(mem, s.PhysAddr, s.MemSize, $"ELF segment at {s.PhysAddr:#x}");
+            CheckRange(mem, s.PhysAddr, s.MemSize, $"ELF segment at 0x{s.PhysAddr:x}");
             mem.WriteBytes(s.PhysAddr, elf.SegmentBytes(s));
             end = Math.Max(end, s.PhysAddr + s.MemSize);
         }
-        if (elf.Entry > uint.MaxValue) throw new ImageException($"ELF entry point {elf.Entry:#x} is above 4 GiB; a 64-bit entry needs a 32-bit multiboot stub");
+        if (elf.Entry > uint.MaxValue) throw new ImageException($"ELF entry point 0x{elf.Entry:x} is above 4 GiB; a 64-bit entry needs a 32-bit multiboot stub");
         uint info = BuildInfo(mem, kernelPath, append, modules, ref end, true);
         return new Result((uint)elf.Entry, info, end, elf);
     }
@@ -107,9 +107,9 @@ public static class Multiboot
     private static void CheckRange(PhysicalMemory mem, ulong addr, ulong size, string what)
     {
         if (addr < 0x100000 && addr + size > 0xA0000)
-            throw new ImageException($"{what} [{addr:#x}, {addr + size:#x}) overlaps the legacy hole below 1 MiB");
+            throw new ImageException($"{what} [0x{addr:x}, 0x{addr + size:x}) overlaps the legacy hole below 1 MiB");
         if (addr + size > mem.RamSize || addr + size < addr)
-            throw new ImageException($"{what} [{addr:#x}, {addr + size:#x}) does not fit in {mem.RamSize >> 20} MiB of RAM (use -m)");
+            throw new ImageException($"{what} [0x{addr:x}, 0x{addr + size:x}) does not fit in {mem.RamSize >> 20} MiB of RAM (use -m)");
     }
 
     private static uint BuildInfo(PhysicalMemory mem, string kernelPath, string append, IReadOnlyList<BootModule> modules, ref ulong end, bool pageAlign)
