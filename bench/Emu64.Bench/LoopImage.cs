@@ -11,6 +11,7 @@ namespace Emu64.Bench;
 public static class LoopImage
 {
     public const uint Load = 0x100000, Code64 = 0x101000, Pml4 = 0x200000, Pdpt = 0x201000, Pd = 0x202000, Pt = 0x203000;
+    private const int GdtrOffset = 0x800;
     public const uint StackTop = 0x300000, Buffer = 0x400000, BufferBytes = 64 << 10;
 
     /// <summary>add rax, rcx; dec rcx; jnz — the three-instruction register loop.</summary>
@@ -46,7 +47,7 @@ public static class LoopImage
     public static byte[] Build(Action<Assembler> loop)
     {
         var a32 = new Assembler(32);
-        var start = a32.CreateLabel(); var fill = a32.CreateLabel(); var fillPt = a32.CreateLabel(); var gdtr = a32.CreateLabel();
+        var start = a32.CreateLabel(); var fill = a32.CreateLabel(); var fillPt = a32.CreateLabel();
         uint flags = 1 | 2 | (1 << 16);
         foreach (var w in new uint[] { 0x1BADB002u, flags, unchecked(0u - 0x1BADB002u - flags), Load, Load, 0, StackTop, 0 }) a32.dd(w);
         a32.Label(ref start);
@@ -66,17 +67,18 @@ public static class LoopImage
         a32.mov(eax, cr4); a32.or(eax, 1u << 5); a32.mov(cr4, eax);
         a32.mov(ecx, 0xC0000080u); a32.rdmsr(); a32.or(eax, 1u << 8); a32.wrmsr();
         a32.mov(eax, cr0); a32.or(eax, 0x80000001u); a32.mov(cr0, eax);
-        a32.lgdt(__fword_ptr[gdtr]);
+        a32.lgdt(__fword_ptr[Load + GdtrOffset]);
         a32.jmp(0x08, Code64);
-        a32.Label(ref gdtr);
-        a32.dw(23); a32.dd(0); a32.dw(0);       // limit, base (patched below: the GDT follows at gdtr + 8), pad
-        a32.dq(0); a32.dq(0x00AF9A000000FFFF); a32.dq(0x00CF92000000FFFF);   // null, code64 0x08, data 0x10
         var stub = Assemble(a32, Load);
         var image = new byte[Code64 - Load + 0x1000];
+        if (stub.Bytes.Length > GdtrOffset) throw new InvalidOperationException("stub too large");
         stub.Bytes.CopyTo(image, 0);
-        uint gdtrAt = (uint)stub.Result.GetLabelRIP(gdtr) - Load;
-        BitConverter.GetBytes(Load + gdtrAt + 8).CopyTo(image, (int)gdtrAt + 2);   // null descriptor at gdtr + 8
-        BitConverter.GetBytes((uint)(Load + (uint)stub.Result.GetLabelRIP(start) - Load)).CopyTo(image, 28);
+        BitConverter.GetBytes((uint)stub.Result.GetLabelRIP(start)).CopyTo(image, 28);   // multiboot entry_addr
+        // GDTR at +0x800, GDT at +0x808: null, 64-bit code 0x08, data 0x10
+        BitConverter.GetBytes((ushort)23).CopyTo(image, GdtrOffset);
+        BitConverter.GetBytes(Load + GdtrOffset + 8).CopyTo(image, GdtrOffset + 2);
+        BitConverter.GetBytes(0x00AF9A000000FFFFUL).CopyTo(image, GdtrOffset + 16);
+        BitConverter.GetBytes(0x00CF92000000FFFFUL).CopyTo(image, GdtrOffset + 24);
 
         var a64 = new Assembler(64);
         a64.mov(ax, 0x10); a64.mov(ds, ax); a64.mov(es, ax); a64.mov(ss, ax);
