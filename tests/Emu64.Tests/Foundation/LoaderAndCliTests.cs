@@ -161,6 +161,7 @@ public class LoaderAndCliTests
         {
             TestKernel.Print(a, "before\n");
             a.mov(rax, 0x1000); a.mov(__word_ptr[rax], 0); a.lidt(__[rax]);   // an empty IDT
+            a.mov(r15, 0x0123456789ABCDEF);
             a.ud2();
         });
         var path = WriteTemp(image);
@@ -172,6 +173,8 @@ public class LoaderAndCliTests
             Assert.StartsWith("emu64: triple fault", r.Stderr);
             Assert.Contains("rip=", r.Stderr);
             Assert.Contains("cr3=200000", r.Stderr);
+            Assert.Contains("r15=0123456789abcdef", r.Stderr);
+            Assert.Contains("idtr=0/0", r.Stderr);   // the IDT register loaded from zeroed memory at 0x1000
         }
         finally { File.Delete(path); }
     }
