@@ -201,7 +201,12 @@ public static class Cli
             StopReason.Unsupported => $"unsupported: {m.StopMessage}",
             _ => $"{m.StopReason}: {m.StopMessage}",
         };
-        return $"{head}\n  rip={c.Rip:x16} cpl={c.Cpl} mode={c.Mode} cr0={c.CR0:x} cr3={c.CR3:x} cr4={c.CR4:x} efer={c.EFER:x} rflags={c.Rflags:x}";
+        var gprs = new System.Text.StringBuilder();
+        for (int r = 0; r < 16; r++)
+            gprs.Append(r % 4 == 0 ? "\n  " : " ").Append(FormattableString.Invariant($"{Emu64.Cpu.Reg.Names64[r],-3}={c.R[r]:x16}"));
+        return $"{head}\n  rip={c.Rip:x16} cpl={c.Cpl} mode={c.Mode} cr0={c.CR0:x} cr2={c.CR2:x} cr3={c.CR3:x} cr4={c.CR4:x} efer={c.EFER:x} rflags={c.Rflags:x}"
+            + $"\n  cs={c.Segs[Emu64.Cpu.Seg.CS].Selector:x4} ss={c.Segs[Emu64.Cpu.Seg.SS].Selector:x4} gdtr={c.Gdtr.Base:x}/{c.Gdtr.Limit:x} idtr={c.Idtr.Base:x}/{c.Idtr.Limit:x} tr={c.Tr.Selector:x4}"
+            + gprs;
     }
 
     public static void PrintStats(Machine m, double seconds)

@@ -107,7 +107,13 @@ public static class InsnBuilder
         if (n == 0) d.Size = (byte)OperandSizeOf(i);
         if (d.Size == 0) d.Size = (byte)OperandSizeOf(i);
         if (d.Size1 == 0) d.Size1 = d.Size;
-        if (HasStringMemory(i)) d.Seg = (byte)SegNum(i.MemorySegment);
+        if (HasStringMemory(i))
+        {
+            d.Seg = (byte)SegNum(i.MemorySegment);
+            // The element size is the memory operand's: OUTSB's first operand is DX, which is not its size.
+            int es = i.MemorySize.GetSize();
+            if (es is 1 or 2 or 4 or 8) d.Size = d.Size1 = (byte)es;
+        }
     }
 
     private static Opnd Kind(in Instruction i, int op, ref Insn d, ulong next, out byte reg, out byte size)

@@ -84,7 +84,18 @@ public sealed partial class Cpu
     public void DeliverSoftware(int vector, bool isInt3OrInto = false)
     {
         Machine.Events.OnSoftwareInterrupt(vector);
-        DeliverGuarded(vector, false, 0, software: !isInt3OrInto, external: false, isInt3OrInto);
+        try
+        {
+            Deliver(vector, false, 0, software: !isInt3OrInto, external: false, isInt3OrInto);
+        }
+        catch (GuestFault)
+        {
+            // A fault raised by INT n itself (gate DPL, not-present gate, bad stack): the saved RIP points at
+            // the INT instruction (SDM vol. 3A §6.12.1.1), and it is not a double-fault candidate.
+            _delivering = -1;
+            Rip = InsnRip;
+            throw;
+        }
     }
 
     /// <summary>A trap (such as single-step #DB) taken after an instruction completed.</summary>

@@ -51,10 +51,14 @@ public static unsafe partial class SystemInsns
         HandlerTable.Map(Mnemonic.Rdpkru, &Rdpkru);
         HandlerTable.Map(Mnemonic.Wrpkru, &Wrpkru);
         HandlerTable.Map(&Rdrand, Mnemonic.Rdrand, Mnemonic.Rdseed);
+        HandlerTable.Map(&Ud2, Mnemonic.Ud2, Mnemonic.Ud0, Mnemonic.Ud1);
         RegisterPrivilege();
     }
 
     private static void Nop(CpuCore cpu, ref Insn i) { }
+
+    /// <summary>UD0/UD1/UD2 are implemented: their job is #UD (not counted as unimplemented encodings).</summary>
+    private static void Ud2(CpuCore cpu, ref Insn i) => cpu.Ud();
 
     internal static void RequireCpl0(CpuCore cpu) { if (cpu.Cpl != 0) cpu.Gp(); }
 

@@ -46,9 +46,9 @@ public sealed class ElfImage
             ElfSegment s = Is64
                 ? new ElfSegment(U64(p, 24), U64(p, 16), (long)U64(p, 8), U64(p, 32), U64(p, 40), U32(p, 4))
                 : new ElfSegment(U32(p, 12), U32(p, 8), U32(p, 4), U32(p, 16), U32(p, 20), U32(p, 24));
-            if (s.FileSize > s.MemSize) throw new ImageException($"ELF segment {k}: file size {s.FileSize:#x} exceeds memory size {s.MemSize:#x}");
+            if (s.FileSize > s.MemSize) throw new ImageException($"ELF segment {k}: file size 0x{s.FileSize:x} exceeds memory size 0x{s.MemSize:x}");
             if ((ulong)s.FileOffset + s.FileSize > (ulong)data.Length || s.FileOffset < 0)
-                throw new ImageException($"ELF segment {k} (offset {s.FileOffset:#x}, size {s.FileSize:#x}) lies past the end of the file ({data.Length} bytes)");
+                throw new ImageException($"ELF segment {k} (offset 0x{s.FileOffset:x}, size 0x{s.FileSize:x}) lies past the end of the file ({data.Length} bytes)");
             segs.Add(s);
         }
         if (segs.Count == 0) throw new ImageException("ELF file has no loadable segment");

@@ -22,6 +22,9 @@ public static class Multiboot
     /// <summary>Where the loader puts the info structure and its strings (below the EBDA, as a BIOS loader would).</summary>
     public const uint InfoBase = 0x9000, InfoEnd = 0x9F000;
 
+    /// <summary>RAM at the top of low memory that QEMU's BIOS keeps for itself (reported reserved).</summary>
+    public const ulong BiosReserved = 128 << 10;
+
     public sealed record Result(uint Entry, uint InfoAddress, ulong ImageEnd, ElfImage? Elf);
 
     public static Result Load(PhysicalMemory mem, byte[] image, string kernelPath, string append, IReadOnlyList<BootModule> modules)
@@ -37,16 +40,16 @@ public static class Multiboot
             uint headerAddr = U32(image, hdr + 12), loadAddr = U32(image, hdr + 16), loadEnd = U32(image, hdr + 20);
             uint bssEnd = U32(image, hdr + 24);
             entry = U32(image, hdr + 28);
-            if (loadAddr > headerAddr) throw new ImageException($"multiboot load_addr {loadAddr:#x} is above header_addr {headerAddr:#x}");
+            if (loadAddr > headerAddr) throw new ImageException($"multiboot load_addr 0x{loadAddr:x} is above header_addr 0x{headerAddr:x}");
             long fileOff = hdr - (long)(headerAddr - loadAddr);
             if (fileOff < 0) throw new ImageException("multiboot header_addr/load_addr place the image before the start of the file");
             ulong size = loadEnd == 0 ? (ulong)(image.Length - fileOff) : loadEnd - (ulong)loadAddr;
-            if (loadEnd != 0 && loadEnd < loadAddr) throw new ImageException($"multiboot load_end_addr {loadEnd:#x} is below load_addr {loadAddr:#x}");
+            if (loadEnd != 0 && loadEnd < loadAddr) throw new ImageException($"multiboot load_end_addr 0x{loadEnd:x} is below load_addr 0x{loadAddr:x}");
             if ((ulong)fileOff + size > (ulong)image.Length) throw new ImageException($"multiboot image claims {size} bytes but the file has {image.Length - fileOff} from the load offset");
             end = loadAddr + size;
             if (bssEnd != 0)
             {
-                if (bssEnd < end) throw new ImageException($"multiboot bss_end_addr {bssEnd:#x} is below load_end_addr {end:#x}");
+                if (bssEnd < end) throw new ImageException($"multiboot bss_end_addr 0x{bssEnd:x} is below load_end_addr 0x{end:x}");
                 end = bssEnd;
             }
             CheckRange(mem, loadAddr, end - loadAddr, "kernel image");
@@ -61,11 +64,11 @@ public static class Multiboot
             end = 0;
             foreach (var s in elf.Segments)
             {
-                CheckRange(mem, s.PhysAddr, s.MemSize, $"ELF segment at {s.PhysAddr:#x}");
+                CheckRange(mem, s.PhysAddr, s.MemSize, $"ELF segment at 0x{s.PhysAddr:x}");
                 mem.WriteBytes(s.PhysAddr, elf.SegmentBytes(s));
                 end = Math.Max(end, s.PhysAddr + s.MemSize);
             }
-            if (elf.Entry > uint.MaxValue) throw new ImageException($"ELF entry point {elf.Entry:#x} is above 4 GiB");
+            if (elf.Entry > uint.MaxValue) throw new ImageException($"ELF entry point 0x{elf.Entry:x} is above 4 GiB");
             entry = (uint)elf.Entry;
         }
         uint info = BuildInfo(mem, kernelPath, append, modules, ref end, (flags & FlagPageAlign) != 0);
@@ -79,11 +82,11 @@ public static class Multiboot
         ulong end = 0;
         foreach (var s in elf.Segments)
         {
-            CheckRange(mem, s.PhysAddr, s.MemSize, $"ELF segment at {s.PhysAddr:#x}");
+            CheckRange(mem, s.PhysAddr, s.MemSize, $"ELF segment at 0x{s.PhysAddr:x}");
             mem.WriteBytes(s.PhysAddr, elf.SegmentBytes(s));
             end = Math.Max(end, s.PhysAddr + s.MemSize);
         }
-        if (elf.Entry > uint.MaxValue) throw new ImageException($"ELF entry point {elf.Entry:#x} is above 4 GiB; a 64-bit entry needs a 32-bit multiboot stub");
+        if (elf.Entry > uint.MaxValue) throw new ImageException($"ELF entry point 0x{elf.Entry:x} is above 4 GiB; a 64-bit entry needs a 32-bit multiboot stub");
         uint info = BuildInfo(mem, kernelPath, append, modules, ref end, true);
         return new Result((uint)elf.Entry, info, end, elf);
     }
@@ -104,9 +107,9 @@ public static class Multiboot
     private static void CheckRange(PhysicalMemory mem, ulong addr, ulong size, string what)
     {
         if (addr < 0x100000 && addr + size > 0xA0000)
-            throw new ImageException($"{what} [{addr:#x}, {addr + size:#x}) overlaps the legacy hole below 1 MiB");
+            throw new ImageException($"{what} [0x{addr:x}, 0x{addr + size:x}) overlaps the legacy hole below 1 MiB");
         if (addr + size > mem.RamSize || addr + size < addr)
-            throw new ImageException($"{what} [{addr:#x}, {addr + size:#x}) does not fit in {mem.RamSize >> 20} MiB of RAM (use -m)");
+            throw new ImageException($"{what} [0x{addr:x}, 0x{addr + size:x}) does not fit in {mem.RamSize >> 20} MiB of RAM (use -m)");
     }
 
     private static uint BuildInfo(PhysicalMemory mem, string kernelPath, string append, IReadOnlyList<BootModule> modules, ref ulong end, bool pageAlign)
@@ -124,17 +127,21 @@ public static class Multiboot
         }
         var info = new byte[116];
         ulong ram = mem.RamSize;
-        uint memLower = 639, memUpper = (uint)(Math.Min(ram, 0xFFFC0000UL) / 1024 - 1024);
+        // As QEMU: its BIOS (SeaBIOS) reserves the top 128 KiB of RAM below 4 GiB for its tables, and QEMU's
+        // multiboot option ROM takes mem_upper and the memory map from that e820 map.
+        ulong low = Math.Min(ram, 0xC0000000UL);
+        ulong usableTop = low - BiosReserved;
+        uint memLower = 639, memUpper = (uint)(usableTop / 1024 - 1024);
         uint f = 1 /* mem */ | 4 /* cmdline */ | 8 /* mods */ | 64 /* mmap */ | 512 /* boot loader name */;
         W(info, 0, f);
         W(info, 4, memLower);
         W(info, 8, memUpper);
-        W(info, 16, Str(append.Length > 0 ? $"{kernelPath} {append}" : kernelPath));
+        W(info, 16, Str($"{kernelPath} {append}"));   // QEMU passes "KERNEL APPEND", with the space even when APPEND is empty
         // Memory map: 20-byte entries preceded by their size field (multiboot §3.3).
         var map = new List<(ulong Base, ulong Len, uint Type)>
         {
             (0, 0x9FC00, 1), (0x9FC00, 0x400, 2), (0xF0000, 0x10000, 2),
-            (0x100000, Math.Min(ram, 0xC0000000UL) - 0x100000, 1), (0xFFFC0000, 0x40000, 2),
+            (0x100000, usableTop - 0x100000, 1), (usableTop, BiosReserved, 2), (0xFFFC0000, 0x40000, 2),
         };
         if (ram > 0xC0000000UL) map.Add((0x100000000UL, ram - 0xC0000000UL, 1));
         uint mmapAt = p;

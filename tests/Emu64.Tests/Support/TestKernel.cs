@@ -20,6 +20,11 @@ public sealed class TestKernel
 
     /// <summary>Builds the image. body emits 64-bit code; it should end by calling <see cref="Exit"/>.</summary>
     public static byte[] Build(Action<Assembler> body, IReadOnlyDictionary<ulong, byte[]>? data = null)
+        => Build(body, data, out _);
+
+    /// <summary>As <see cref="Build(Action{Assembler}, IReadOnlyDictionary{ulong, byte[]}?)"/>, and returns the
+    /// address of every label the body placed (so a test can name the faulting instruction or a handler).</summary>
+    public static byte[] Build(Action<Assembler> body, IReadOnlyDictionary<ulong, byte[]>? data, out Func<Label, ulong> addressOf)
     {
         // ---- 32-bit entry stub ----
         var a32 = new Assembler(32);
@@ -84,7 +89,9 @@ public sealed class TestKernel
         a64.mov(rsp, StackTop);
         body(a64);
         a64.hlt();
-        var code = Assemble(a64, Code64).Bytes;
+        var assembled = Assemble(a64, Code64);
+        var code = assembled.Bytes;
+        addressOf = l => assembled.Result.GetLabelRIP(l);
         if (code.Length > 0x10000) throw new InvalidOperationException("test body too large");
         Array.Copy(code, 0, image, (int)(Code64 - LoadAddr), code.Length);
         if (data != null)
