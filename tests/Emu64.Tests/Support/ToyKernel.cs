@@ -52,12 +52,12 @@ public sealed class ToyKernel
         public void OnEvent(in BoundaryEvent e) { if (list.Count < 2_000_000) list.Add(e); }
     }
 
-    public static ToyKernel Boot(string append, ulong seed = 0, ulong maxInstructions = 200_000_000, bool record = true)
+    public static ToyKernel Boot(string append, ulong seed = 0, ulong maxInstructions = 200_000_000, bool record = true, string kernelName = "toykernel.elf")
     {
         var output = new MemoryStream();
         var m = new Machine(new MachineOptions { Append = append, Seed = seed, MaxInstructions = maxInstructions, Output = output });
         var path = ImagePath;
-        m.LoadKernel(File.ReadAllBytes(path), "toykernel.elf", Array.Empty<BootModule>());
+        m.LoadKernel(File.ReadAllBytes(path), kernelName, Array.Empty<BootModule>());
         var events = new List<BoundaryEvent>();
         if (record) m.Events.Subscribe(new Recorder(events));
         m.Run();
