@@ -119,12 +119,26 @@ public sealed partial class Mmu
         {
             // The fault is decided from the entry as filled (a stale entry can fault, as on hardware).
             InvalidateForFault(la, pcid);
-            _cpu.PageFault(la, (uint)(p & 0xFF) | FetchBit(acc));
+            return RaisePageFault(la, (uint)(p & 0xFF) | FetchBit(acc));
         }
         // A write through an entry filled with D=0: the processor walks again to set D (SDM §4.8).
         _ctr[Ctr.Walk(ctx, Ctr.DirtyRewalks)]++;
         DropPage(la, pcid);
         return WalkAndFill(la, acc, pcid, ctx);
+    }
+
+    /// <summary>
+    /// When set (tests and tools), a page fault is recorded in <see cref="LastFault"/> and the translation returns
+    /// <see cref="NoTranslation"/> instead of raising #PF in the guest. Everything else (invalidation, counters) is as for a delivered fault.
+    /// </summary>
+    public bool CaptureFaults;
+    public (ulong Cr2, uint ErrorCode)? LastFault;
+
+    private ulong RaisePageFault(ulong la, uint err)
+    {
+        if (CaptureFaults) { LastFault = (la, err); return NoTranslation; }
+        _cpu.PageFault(la, err);
+        return NoTranslation;
     }
 
     /// <summary>Misses everywhere: walk, check, set A/D, fill the STLB and the L1 structure.</summary>
@@ -138,14 +152,14 @@ public sealed partial class Mmu
         {
             _ctr[Ctr.Walk(ctx, Ctr.WalksFaulting)]++;
             InvalidateForFault(la, pcid);
-            _cpu.PageFault(la, w.FaultCode | ErrorBits(acc));
+            return RaisePageFault(la, w.FaultCode | ErrorBits(acc));
         }
         ushort p = _perm[PermIndex(w.Rights, acc, _cpu.Ac)];
         if ((p & PermFault) != 0)
         {
             _ctr[Ctr.Walk(ctx, Ctr.WalksFaulting)]++;
             InvalidateForFault(la, pcid);
-            _cpu.PageFault(la, (uint)(p & 0xFF) | FetchBit(acc));
+            return RaisePageFault(la, (uint)(p & 0xFF) | FetchBit(acc));
         }
         _ctr[Ctr.Walk(ctx, Ctr.WalksCompleted)]++;
         SetAccessedDirty(ref w, (acc & Access.Write) != 0);
