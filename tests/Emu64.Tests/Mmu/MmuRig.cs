@@ -73,6 +73,32 @@ public sealed class MmuRig
         return (pa, 0, 0);
     }
 
+    /// <summary>
+    /// Decodes and executes one instruction at <paramref name="rip"/> in the current mode and CPL (no fetch
+    /// translation); returns the vector and error code of the fault it raised, or null.
+    /// </summary>
+    public (int Vector, uint Error)? Exec(Action<Iced.Intel.Assembler> emit, ulong rip = 0x7000)
+    {
+        int bits = Cpu.Mode == CpuMode.Long64 ? 64 : 32;
+        var asm = new Iced.Intel.Assembler(bits);
+        emit(asm);
+        var ms = new MemoryStream();
+        asm.Assemble(new Iced.Intel.StreamCodeWriter(ms), rip);
+        var insn = new Insn();
+        DecodeCache.DecodeOne(ms.ToArray(), rip, bits, ref insn);
+        Cpu.Rip = rip + insn.Length;
+        try { unsafe { insn.Exec(Cpu, ref insn); } }
+        catch (GuestFault f) { return (f.Vector, f.ErrorCode); }
+        return null;
+    }
+
+    /// <summary>Puts the CPU in 64-bit mode at a CPL (CS as a 64-bit code segment).</summary>
+    public void Long64(int cpl = 0)
+    {
+        Cpu.Mode = CpuMode.Long64;
+        Cpu.Cpl = cpl;
+    }
+
     /// <summary>A configuration with tiny structures (one entry each) so per-case invalidation is cheap.</summary>
     public static TlbConfig Tiny()
     {
