@@ -272,6 +272,7 @@ public static class Cli
         }
         var tlb = m.Cpu.Mmu.Snapshot();
         foreach (var (key, value) in tlb.Named()) e.WriteLine($"{key}: {value}");
+        e.WriteLine(FormattableString.Invariant($"walk.memrefs_per_walk: {(tlb.Walks > 0 ? (double)tlb.WalkMemRefs / tlb.Walks : 0):F2}"));
         e.WriteLine(FormattableString.Invariant($"modeled_cycles: {tlb.ModeledCycles(n, m.Cpu.Mmu.Config.Cost):F0}"));
         foreach (var (code, count) in m.Stats.Unimplemented.OrderBy(k => k.Key.ToString()))
             e.WriteLine($"unimplemented.{code}: {count}");
