@@ -133,5 +133,9 @@ public readonly struct TlbStats
             yield return ($"flush.{CauseNames[c]}.tlb_entries", this[Ctr.Flush((FlushCause)c, 1)]);
             yield return ($"flush.{CauseNames[c]}.psc_entries", this[Ctr.Flush((FlushCause)c, 2)]);
         }
+        // "other": the causes that are not CR3/INVLPG/INVPCID/CR4 (CR0.PG clear, page faults).
+        for (int w = 0; w < 3; w++)
+            yield return ($"flush.other.{(w == 0 ? "count" : w == 1 ? "tlb_entries" : "psc_entries")}",
+                this[Ctr.Flush(FlushCause.Cr0, w)] + this[Ctr.Flush(FlushCause.PageFault, w)]);
     }
 }
