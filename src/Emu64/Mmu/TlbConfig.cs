@@ -22,6 +22,8 @@ public sealed class CostModel
 {
     /// <summary>Cycles per retired instruction. Source: assumption of one instruction per cycle for simple integer code on a 4-wide core.</summary>
     public double BaseCpi { get; set; } = 1.0;
+    /// <summary>L1 TLB hit. Source: Intel optimization manual — the L1 DTLB is looked up in parallel with the (VIPT) L1D, so a hit adds no latency.</summary>
+    public double L1Hit { get; set; } = 0;
     /// <summary>L1 TLB miss that hits the STLB. Source: REFERENCE (Haswell: L2 TLB hit about 12 cycles); 7-cpu.com lists 9 for Skylake.</summary>
     public double StlbHit { get; set; } = 12;
     /// <summary>Fixed cost of starting a page walk (miss in both TLB levels). Source: assumption, the walker's queueing cost; 0 keeps walks at memory references only.</summary>

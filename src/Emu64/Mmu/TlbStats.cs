@@ -86,6 +86,7 @@ public readonly struct TlbStats
     {
         ulong invpcid = Flushes(FlushCause.Invpcid0) + Flushes(FlushCause.Invpcid1) + Flushes(FlushCause.Invpcid2) + Flushes(FlushCause.Invpcid3);
         return instructions * m.BaseCpi
+             + (TotalHits(TlbLevel.Itlb) + TotalHits(TlbLevel.Dtlb)) * m.L1Hit
              + TotalHits(TlbLevel.Stlb) * m.StlbHit
              + Walks * m.WalkStart + WalkMemRefs * m.WalkMemRef
              + (Flushes(FlushCause.Cr3) + Flushes(FlushCause.Cr3NoFlush)) * m.Cr3Write
