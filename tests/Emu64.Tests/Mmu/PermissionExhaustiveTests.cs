@@ -95,7 +95,8 @@ public class PermissionExhaustiveTests
                             Assert.Fail($"{Describe(codes, pageLevel, m, a)}: level {4 - k} A={accessed} D={dirty}, expected A={want.SetsAccessed} D={wantD}");
                     }
                     if (want.Fault) continue;
-                    Assert.Equal(frame | (La & pageMask), got.Pa!.Value);
+                    if (got.Pa!.Value != (frame | (La & pageMask)))
+                        Assert.Fail($"{Describe(codes, pageLevel, m, a)}: translated to {got.Pa:x}, expected {frame | (La & pageMask):x}");
                     // The same access again hits the entry just filled and must give the same answer.
                     var again = rig.Try(La, acc);
                     if (again.Pa != got.Pa) Assert.Fail($"{Describe(codes, pageLevel, m, a)}: TLB hit gave {again.Pa:x}/#PF {again.Err:x}");
