@@ -34,6 +34,9 @@ public static class Cli
           --max-instructions N   stop after N retired instructions (exit status 6)
           --seed N               seed for RDRAND/RDSEED and anything random (default 0)
           --stats                print counters to stderr at the end (key: value lines)
+          --tlb-config FILE      TLB geometry and cost model from a JSON file (see docs/MMU.md);
+                                 also NAME=VALUE[,NAME=VALUE] (e.g. stlb.entries=2048,cost.cr3write=150),
+                                 repeatable, applied in order
           -h, --help             this text
         """;
 
@@ -72,7 +75,11 @@ public static class Cli
         };
     }
 
-    public sealed record RunOptions(string? Kernel, string Append, ulong RamBytes, List<string> Initrds, ulong MaxInstructions, ulong Seed, bool Stats);
+    public sealed record RunOptions(string? Kernel, string Append, ulong RamBytes, List<string> Initrds, ulong MaxInstructions, ulong Seed, bool Stats)
+    {
+        /// <summary>--tlb-config arguments in order: JSON file paths or NAME=VALUE lists.</summary>
+        public List<string> TlbConfig { get; init; } = new();
+    }
 
     public static RunOptions ParseRunOptions(string[] a, bool needKernel)
     {
@@ -81,6 +88,7 @@ public static class Cli
         ulong ram = 128UL << 20, max = ulong.MaxValue, seed = 0;
         var initrds = new List<string>();
         bool stats = false;
+        var tlb = new List<string>();
         for (int i = 0; i < a.Length; i++)
         {
             string o = a[i];
@@ -97,6 +105,7 @@ public static class Cli
                 case "--max-instructions": max = ParseCount(o, Value()); break;
                 case "--seed": seed = ParseCount(o, Value()); break;
                 case "--stats": stats = true; break;
+                case "--tlb-config": tlb.Add(Value()); break;
                 default:
                     if (o.StartsWith('-')) throw new CliException($"unknown option {o}");
                     if (kernel != null || !needKernel) throw new CliException($"unexpected argument '{o}'");
@@ -105,7 +114,35 @@ public static class Cli
             }
         }
         if (needKernel && kernel is null) throw new CliException("no kernel given (usage: emu64 run KERNEL [options])");
-        return new RunOptions(kernel, append, ram, initrds, max, seed, stats);
+        var result = new RunOptions(kernel, append, ram, initrds, max, seed, stats) { TlbConfig = tlb };
+        BuildTlbConfig(result);   // report a bad configuration before anything runs
+        return result;
+    }
+
+    /// <summary>The TLB configuration of --tlb-config arguments (null when none were given).</summary>
+    public static Emu64.Mmu.TlbConfig? BuildTlbConfig(RunOptions o)
+    {
+        if (o.TlbConfig.Count == 0) return null;
+        var cfg = new Emu64.Mmu.TlbConfig();
+        try
+        {
+            foreach (var arg in o.TlbConfig)
+            {
+                if (arg.Contains('=') && !File.Exists(arg))
+                {
+                    foreach (var setting in arg.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+                        cfg.Set(setting);
+                }
+                else
+                {
+                    var json = System.Text.Encoding.UTF8.GetString(ReadFile(arg, "TLB configuration"));
+                    var loaded = Emu64.Mmu.TlbConfig.FromJson(json);
+                    cfg = loaded;
+                }
+            }
+        }
+        catch (FormatException e) { throw new CliException($"--tlb-config: {e.Message}"); }
+        return cfg;
     }
 
     /// <summary>QEMU's -m syntax: a number of MiB, or a number with a K/M/G suffix.</summary>
@@ -170,7 +207,7 @@ public static class Cli
             return new BootModule(spec, ReadFile(file, "initrd"));
         }).ToList();
         var stdout = Console.OpenStandardOutput();
-        var opts = new MachineOptions { RamBytes = o.RamBytes, Append = o.Append, Seed = o.Seed, MaxInstructions = o.MaxInstructions, Output = stdout };
+        var opts = new MachineOptions { RamBytes = o.RamBytes, Append = o.Append, Seed = o.Seed, MaxInstructions = o.MaxInstructions, Output = stdout, Tlb = BuildTlbConfig(o) };
         var m = new Machine(opts);
         m.LoadKernel(image, o.Kernel!, modules);
         var sw = Stopwatch.StartNew();
@@ -233,6 +270,10 @@ public static class Cli
             e.WriteLine($"{p}.cr3_writes: {d.Cr3Writes}");
             e.WriteLine($"{p}.cr3_noflush_writes: {d.Cr3NoFlushWrites}");
         }
+        var tlb = m.Cpu.Mmu.Snapshot();
+        foreach (var (key, value) in tlb.Named()) e.WriteLine($"{key}: {value}");
+        e.WriteLine(FormattableString.Invariant($"walk.memrefs_per_walk: {(tlb.Walks > 0 ? (double)tlb.WalkMemRefs / tlb.Walks : 0):F2}"));
+        e.WriteLine(FormattableString.Invariant($"modeled_cycles: {tlb.ModeledCycles(n, m.Cpu.Mmu.Config.Cost):F0}"));
         foreach (var (code, count) in m.Stats.Unimplemented.OrderBy(k => k.Key.ToString()))
             e.WriteLine($"unimplemented.{code}: {count}");
     }

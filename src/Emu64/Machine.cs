@@ -71,6 +71,7 @@ public sealed unsafe partial class Machine
         Options = options;
         Memory = new PhysicalMemory(options.RamBytes);
         Cpu = new CpuCore(this, Memory, Io);
+        if (options.Tlb != null) Cpu.Mmu.Configure(options.Tlb);
         Cache = new DecodeCache(Memory);
         Events.Owner = this;
         Memory.CodeWritten += frame => { Cache.Invalidate(frame); Cpu.ExitBlock = true; };
@@ -160,6 +161,8 @@ public sealed class MachineOptions
     public Stream? Output;
     /// <summary>Guest ticks per second of virtual time (the documented default: 1 GHz, one instruction per ns).</summary>
     public ulong TicksPerSecond = 1_000_000_000;
+    /// <summary>TLB geometry and cost model (null: the documented Skylake-like defaults).</summary>
+    public Mmu.TlbConfig? Tlb;
 }
 
 /// <summary>A device with timed events (PIT, APIC timer, RTC).</summary>

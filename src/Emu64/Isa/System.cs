@@ -128,7 +128,9 @@ public static unsafe partial class SystemInsns
     {
         bool pcide = (cpu.CR4 & Cr4Bits.Pcide) != 0;
         bool noFlush = pcide && (v & Emu64.Cpu.Cr3.NoFlush) != 0;
-        ulong stored = v & ~Emu64.Cpu.Cr3.NoFlush;             // bit 63 is never stored
+        // Bit 63 is NOFLUSH only with PCIDE=1 and is never stored; otherwise it is a reserved bit like
+        // the others above MAXPHYADDR (SDM vol. 3A §4.10.4.1, §2.5).
+        ulong stored = pcide ? v & ~Emu64.Cpu.Cr3.NoFlush : v;
         if (cpu.LongMode && (stored & ~(Mmu.Mmu.PhysAddrMask | 0xFFF)) != 0) cpu.Gp();   // reserved bits
         ulong old = cpu.CR3;
         cpu.CR3 = stored;

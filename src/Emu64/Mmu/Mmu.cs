@@ -5,23 +5,13 @@ using CpuCore = Emu64.Cpu.Cpu;
 
 namespace Emu64.Mmu;
 
-/// <summary>The outcome of a page walk: where the page is and what the paging structures allow.</summary>
-public struct WalkResult
-{
-    public ulong PhysPage;       // physical address of the page (aligned to its size)
-    public ulong PageSize;       // 4 KiB, 2 MiB or 1 GiB
-    public ulong Physical;       // translated physical address of the byte asked about
-    public bool Writable, User, NoExec, Global, Dirty;
-    public int Pkey;
-    public int Levels;           // entries read
-    public uint FaultCode;       // #PF error code when Fault
-    public bool Fault;
-}
-
 /// <summary>
 /// Linear → physical translation: the one place that knows paging. <see cref="Translate"/> is the
-/// interface the CPU calls for every access; a miss in the host-side cache walks the paging
-/// structures (<see cref="Walk"/>), checks permissions and sets A/D bits as hardware does.
+/// interface the CPU calls for every access. It is a model of the hardware: an L1 iTLB and an L1 dTLB
+/// (an array per page size), a unified STLB, and paging-structure caches that let a walk skip levels,
+/// all tagged with the 12-bit PCID (TlbModel.cs). The hit path is small and inlined: probe the L1
+/// 4 KiB array, check the entry's stored rights against the current mode with one table load
+/// (Permissions.cs), count, return. Everything else is out of line.
 /// </summary>
 public sealed partial class Mmu
 {
@@ -32,193 +22,213 @@ public sealed partial class Mmu
     public const int MaxPhysAddr = 46;
     public const ulong PhysAddrMask = ((1UL << MaxPhysAddr) - 1) & ~0xFFFUL;
 
-    public Mmu(CpuCore cpu, PhysicalMemory mem)
+    /// <summary>Counters (layout in <see cref="Ctr"/>); read them through <see cref="Snapshot"/>.</summary>
+    internal readonly ulong[] _ctr = new ulong[Ctr.Count];
+
+    public Mmu(CpuCore cpu, PhysicalMemory mem, TlbConfig? config = null)
     {
         _cpu = cpu;
         _mem = mem;
-        FlushAll();
+        Configure(config ?? new TlbConfig());
     }
 
-    // Host-side translation cache: direct-mapped, one array per (access kind, user). It holds only
-    // translations that passed the permission check for that kind, and is flushed whenever anything
-    // that affects translation changes (CR0/CR3/CR4/EFER writes, INVLPG, INVPCID, PKRU).
-    private const int CacheBits = 8, CacheSize = 1 << CacheBits;
-    private readonly ulong[] _tag = new ulong[6 * CacheSize];
-    private readonly ulong[] _frame = new ulong[6 * CacheSize];
+    /// <summary>A copy of every counter now; subtract two snapshots to measure a region.</summary>
+    public TlbStats Snapshot() => new((ulong[])_ctr.Clone());
+
+    public void ResetCounters() => Array.Clear(_ctr);
+
+    // Access kind of the counters for Access bits 1:0 (Read=0, Write=1, Fetch=2).
+    private static ReadOnlySpan<byte> KindOf => [Ctr.KindRead, Ctr.KindWrite, Ctr.KindFetch, Ctr.KindFetch];
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static int Slot(ulong la, Access acc)
-        => ((((int)acc & 3) << 1 | ((int)acc >> 2 & 1)) << CacheBits) | (int)((la >> 12) & (CacheSize - 1));
+    private static int Context(Access acc) => ((acc & Access.User) != 0 ? 3 : 0) + KindOf[(int)acc & 3];
 
-    /// <summary>Translates <paramref name="la"/> for an access, raising #PF on failure.</summary>
+    /// <summary>
+    /// Translates <paramref name="la"/> for an access, raising #PF on failure. An <see cref="Access.Probe"/>
+    /// translation never faults, sets no A/D bit and counts nothing: it returns <see cref="NoTranslation"/>
+    /// when the access would fault.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public ulong Translate(ulong la, Access acc)
     {
-        if (!_cpu.PagingOn) return la & (_cpu.LongMode ? ulong.MaxValue : 0xFFFFFFFF);
-        if ((acc & Access.Implicit) == 0)
+        var cpu = _cpu;
+        if ((cpu.CR0 & Emu64.Cpu.Cr0.Pg) == 0) return la & (cpu.LongMode ? ulong.MaxValue : 0xFFFFFFFF);
+        if ((acc & Access.Probe) != 0) return ProbeTranslate(la, acc);
+        ushort pcid = cpu.CurrentPcid;
+        int ctx = Context(acc);
+        TlbLevel level = (acc & Access.Fetch) != 0 ? TlbLevel.Itlb : TlbLevel.Dtlb;
+        int ci = Ctr.Tlb(level, ctx, 0);
+        _ctr[ci + Ctr.Lookups]++;
+        TlbArray a = (acc & Access.Fetch) != 0 ? _itlb[0] : _dtlb[0];
+        int i = a.Find(la, pcid, PageSize.Size4K, true);
+        if (i >= 0)
         {
-            int s = Slot(la, acc);
-            if (_tag[s] == (la >> 12 | 1UL << 63)) return _frame[s] | (la & 0xFFF);
+            _ctr[ci + Ctr.Hits]++;
+            ref TlbEntry e = ref a.E[i];
+            if (_perm[PermIndex(e.Rights, acc, cpu.Ac)] == 0) return e.Frame | (la & 0xFFF);
+            return UseEntry(a, i, la, acc, pcid, ctx);
         }
-        return TranslateSlow(la, acc);
+        return TranslateSlow(la, acc, pcid, ctx);
     }
 
+    /// <summary>Returned by a probe translation that would fault.</summary>
+    public const ulong NoTranslation = ulong.MaxValue;
+
+    /// <summary>The L1 arrays after the 4 KiB one, then the STLB, then a walk.</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private ulong TranslateSlow(ulong la, Access acc)
+    private ulong TranslateSlow(ulong la, Access acc, ushort pcid, int ctx)
     {
-        var w = Walk(la, acc, setAccessed: true);
-        if (w.Fault) _cpu.PageFault(la, w.FaultCode);
-        // Supervisor data accesses to user pages depend on EFLAGS.AC under SMAP: never cached.
-        bool cacheable = (acc & Access.Implicit) == 0 && !(w.User && (acc & (Access.User | Access.Fetch)) == 0
-                                                            && (_cpu.CR4 & Emu64.Cpu.Cr4.Smap) != 0);
-        if (cacheable)
-        {
-            int s = Slot(la, acc);
-            _tag[s] = la >> 12 | 1UL << 63;
-            _frame[s] = w.Physical & ~0xFFFUL;
-        }
-        return w.Physical;
-    }
-
-    public void FlushAll() => Array.Clear(_tag);
-
-    public void FlushPage(ulong la)
-    {
-        for (int k = 0; k < 6; k++)
-        {
-            int s = (k << CacheBits) | (int)((la >> 12) & (CacheSize - 1));
-            _tag[s] = 0;
-        }
-        // Large pages cover many slots: drop everything (the cache is only a host-side shortcut).
-        FlushAll();
-    }
-
-    /// <summary>
-    /// Walks the paging structures for <paramref name="la"/> and checks the access. With 4-level paging
-    /// the linear address splits as
-    /// <code>
-    ///  63      48 47    39 38    30 29    21 20    12 11       0
-    /// | sign ext | PML4  |  PDPT  |   PD   |   PT   |  offset  |
-    /// </code>
-    /// and 5-level paging (CR4.LA57) adds a PML5 index in bits 56:48. Each level's 9-bit index picks an
-    /// 8-byte entry in a 4 KiB table; PS=1 in a PDPTE or PDE ends the walk at a 1 GiB or 2 MiB page.
-    /// </summary>
-    public WalkResult Walk(ulong la, Access acc, bool setAccessed)
-    {
-        var cpu = _cpu;
-        var r = new WalkResult { Writable = true, User = true };
-        int levels = (cpu.CR4 & Emu64.Cpu.Cr4.La57) != 0 ? 5 : 4;
-        ulong table = cpu.CR3 & PhysAddrMask;
-        bool nxe = (cpu.EFER & Emu64.Cpu.Efer.Nxe) != 0;
-        Span<ulong> entryAddr = stackalloc ulong[5];
-        int used = 0;
-        ulong pte = 0;
-        int level;
-        for (level = levels; level >= 1; level--)
-        {
-            int shift = 12 + 9 * (level - 1);
-            ulong addr = table + ((la >> shift) & 0x1FF) * 8;
-            pte = _mem.Read(addr, 8);
-            entryAddr[used++] = addr;
-            r.Levels++;
-            if ((pte & PteFlags.Present) == 0) { r.FaultCode = ErrorBits(acc); r.Fault = true; return r; }
-            if (ReservedBitsSet(pte, level, nxe)) { r.FaultCode = ErrorBits(acc) | PfErr.P | PfErr.Rsvd; r.Fault = true; return r; }
-            r.Writable &= (pte & PteFlags.Write) != 0;
-            r.User &= (pte & PteFlags.User) != 0;
-            r.NoExec |= nxe && (pte & PteFlags.Nx) != 0;
-            bool leaf = level == 1 || (pte & PteFlags.Huge) != 0;
-            if (leaf)
-            {
-                r.PageSize = 1UL << shift;
-                r.PhysPage = pte & PhysAddrMask & ~(r.PageSize - 1);
-                r.Physical = r.PhysPage | (la & (r.PageSize - 1));
-                r.Global = (pte & PteFlags.Global) != 0 && (cpu.CR4 & Emu64.Cpu.Cr4.Pge) != 0;
-                r.Dirty = (pte & PteFlags.Dirty) != 0;
-                r.Pkey = (int)((pte & PteFlags.PkeyMask) >> PteFlags.PkeyShift);
-                break;
-            }
-            table = pte & PhysAddrMask;
-        }
-
-        uint fault = CheckPermissions(ref r, acc);
-        if (fault != 0) { r.FaultCode = fault; r.Fault = true; return r; }
-
-        // The access is allowed: set A in every entry used, and D in the leaf for a write (SDM §4.8).
-        if (setAccessed && (acc & Access.Probe) == 0)
-        {
-            for (int k = 0; k < used; k++)
-            {
-                ulong e = _mem.Read(entryAddr[k], 8);
-                ulong ne = e | PteFlags.Accessed;
-                if (k == used - 1 && (acc & Access.Write) != 0) ne |= PteFlags.Dirty;
-                if (ne != e) _mem.Write(entryAddr[k], 8, ne);
-            }
-            if ((acc & Access.Write) != 0) r.Dirty = true;
-        }
-        return r;
-    }
-
-    /// <summary>Reserved bits of an entry at a level (SDM §4.5): above MAXPHYADDR, XD without NXE, PS where it may not be set, the low bits of a large page's address.</summary>
-    private static bool ReservedBitsSet(ulong pte, int level, bool nxe)
-    {
-        const ulong aboveMaxPhys = ((1UL << 52) - 1) & ~((1UL << MaxPhysAddr) - 1);
-        if ((pte & aboveMaxPhys) != 0) return true;
-        if (!nxe && (pte & PteFlags.Nx) != 0) return true;
-        bool ps = (pte & PteFlags.Huge) != 0;
-        if (level >= 4 && ps) return true;                         // PML4E / PML5E: PS reserved
-        if (level == 3 && ps && (pte & 0x3FFFE000UL) != 0) return true;   // 1 GiB: bits 29:13
-        if (level == 2 && ps && (pte & 0x1FE000UL) != 0) return true;     // 2 MiB: bits 20:13
-        return false;
-    }
-
-    private uint ErrorBits(Access acc)
-    {
-        uint e = 0;
-        if ((acc & Access.Write) != 0) e |= PfErr.W;
-        if ((acc & Access.User) != 0) e |= PfErr.U;
-        if ((acc & Access.Fetch) != 0 && ((_cpu.EFER & Emu64.Cpu.Efer.Nxe) != 0 || (_cpu.CR4 & Emu64.Cpu.Cr4.Smep) != 0)) e |= PfErr.I;
-        return e;
-    }
-
-    /// <summary>
-    /// The access rights of SDM vol. 3A §4.6 applied to the combined rights of a translation. Returns 0
-    /// when the access is allowed, else the #PF error code. Used at fill time and on TLB hits alike.
-    /// </summary>
-    public uint CheckPermissions(ref WalkResult r, Access acc)
-    {
-        var cpu = _cpu;
-        bool user = (acc & Access.User) != 0;
-        bool write = (acc & Access.Write) != 0;
+        if (PermKey() != _permKey) OnModeChanged();
         bool fetch = (acc & Access.Fetch) != 0;
-        uint err = ErrorBits(acc) | PfErr.P;
-        if (user)
+        TlbLevel level = fetch ? TlbLevel.Itlb : TlbLevel.Dtlb;
+        var l1 = fetch ? _itlb : _dtlb;
+        for (int k = 1; k < l1.Length; k++)
         {
-            if (!r.User) return err;
-            if (write && !r.Writable) return err;
-            if (fetch && r.NoExec) return err;
-        }
-        else
-        {
-            bool wp = (cpu.CR0 & Emu64.Cpu.Cr0.Wp) != 0;
-            if (fetch)
+            int i = l1[k].Find(la, pcid, l1[k].OnlySize, true);
+            if (i >= 0)
             {
-                if (r.NoExec) return err;
-                if (r.User && (cpu.CR4 & Emu64.Cpu.Cr4.Smep) != 0) return err;
-            }
-            else
-            {
-                if (r.User && (cpu.CR4 & Emu64.Cpu.Cr4.Smap) != 0 && ((acc & Access.Implicit) != 0 || !cpu.Ac)) return err;
-                if (write && !r.Writable && wp) return err;
+                _ctr[Ctr.Tlb(level, ctx, Ctr.Hits)]++;
+                return UseEntry(l1[k], i, la, acc, pcid, ctx);
             }
         }
-        // Protection keys apply to data accesses to user pages (SDM §4.6.2).
-        if (!fetch && r.User && (cpu.CR4 & Emu64.Cpu.Cr4.Pke) != 0 && cpu.LongMode)
+        _ctr[Ctr.Tlb(level, ctx, Ctr.Misses)]++;
+        _ctr[Ctr.Tlb(TlbLevel.Stlb, ctx, Ctr.Lookups)]++;
+        foreach (var s in _stlb)
         {
-            uint bits = cpu.Pkru >> (2 * r.Pkey);
-            bool ad = (bits & 1) != 0, wd = (bits & 2) != 0;
-            if (ad) return err | PfErr.Pk;
-            if (write && wd && (user || (cpu.CR0 & Emu64.Cpu.Cr0.Wp) != 0)) return err | PfErr.Pk;
+            int i = s.FindAny(la, pcid, true);
+            if (i >= 0)
+            {
+                _ctr[Ctr.Tlb(TlbLevel.Stlb, ctx, Ctr.Hits)]++;
+                FillFrom(l1, s.E[i], la);
+                return UseEntry(s, i, la, acc, pcid, ctx);
+            }
         }
-        return 0;
+        _ctr[Ctr.Tlb(TlbLevel.Stlb, ctx, Ctr.Misses)]++;
+        return WalkAndFill(la, acc, pcid, ctx);
+    }
+
+    /// <summary>An access through a TLB entry: allowed, a fault from the stored rights, or a re-walk to set D.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private ulong UseEntry(TlbArray a, int i, ulong la, Access acc, ushort pcid, int ctx)
+    {
+        if (PermKey() != _permKey) OnModeChanged();
+        TlbEntry e = a.E[i];
+        ushort p = _perm[PermIndex(e.Rights, acc, _cpu.Ac)];
+        if (p == 0) return e.Frame | (la & ((1UL << TlbArray.Shift(e.Size)) - 1));
+        if ((p & PermFault) != 0)
+        {
+            // The fault is decided from the entry as filled (a stale entry can fault, as on hardware).
+            InvalidateForFault(la, pcid);
+            return RaisePageFault(la, (uint)(p & 0xFF) | FetchBit(acc));
+        }
+        // A write through an entry filled with D=0: the processor walks again to set D (SDM §4.8).
+        _ctr[Ctr.Walk(ctx, Ctr.DirtyRewalks)]++;
+        DropPage(la, pcid);
+        return WalkAndFill(la, acc, pcid, ctx);
+    }
+
+    /// <summary>
+    /// When set (tests and tools), a page fault is recorded in <see cref="LastFault"/> and the translation returns
+    /// <see cref="NoTranslation"/> instead of raising #PF in the guest. Everything else (invalidation, counters) is as for a delivered fault.
+    /// </summary>
+    public bool CaptureFaults;
+    public (ulong Cr2, uint ErrorCode)? LastFault;
+
+    private ulong RaisePageFault(ulong la, uint err)
+    {
+        if (CaptureFaults) { LastFault = (la, err); return NoTranslation; }
+        _cpu.PageFault(la, err);
+        return NoTranslation;
+    }
+
+    /// <summary>Misses everywhere: walk, check, set A/D, fill the STLB and the L1 structure.</summary>
+    private ulong WalkAndFill(ulong la, Access acc, ushort pcid, int ctx)
+    {
+        _ctr[Ctr.Walk(ctx, Ctr.Walks)]++;
+        var w = new WalkResult();
+        Walk(la, pcid, _cpu.CR3, ref w, WalkMode.Fill);
+        _ctr[Ctr.Walk(ctx, Ctr.WalkMemRefs)] += (ulong)w.MemRefs;
+        if (w.Fault)
+        {
+            _ctr[Ctr.Walk(ctx, Ctr.WalksFaulting)]++;
+            InvalidateForFault(la, pcid);
+            return RaisePageFault(la, w.FaultCode | ErrorBits(acc));
+        }
+        ushort p = _perm[PermIndex(w.Rights, acc, _cpu.Ac)];
+        if ((p & PermFault) != 0)
+        {
+            _ctr[Ctr.Walk(ctx, Ctr.WalksFaulting)]++;
+            InvalidateForFault(la, pcid);
+            return RaisePageFault(la, (uint)(p & 0xFF) | FetchBit(acc));
+        }
+        _ctr[Ctr.Walk(ctx, Ctr.WalksCompleted)]++;
+        SetAccessedDirty(ref w, (acc & Access.Write) != 0);
+        FillPsc(ref w, la, pcid);
+        var entry = new TlbEntry
+        {
+            Vpn = la >> TlbArray.Shift(w.Size),
+            Frame = w.Frame,
+            Pcid = pcid,
+            Rights = w.Rights,
+            Flags = EntryFlags.Make(w.Size, w.Global),
+        };
+        FillFrom(_stlb, entry, la);
+        FillFrom((acc & Access.Fetch) != 0 ? _itlb : _dtlb, entry, la);
+        return w.Frame | (la & ((1UL << TlbArray.Shift(w.Size)) - 1));
+    }
+
+    /// <summary>Sets A in every entry this walk read from memory, and D in the leaf for a write (SDM §4.8).</summary>
+    private void SetAccessedDirty(ref WalkResult w, bool write)
+    {
+        for (int k = w.FirstFromMemory; k < w.Count; k++)
+        {
+            ulong addr = w.EntryAddr[k];
+            ulong e = _mem.Read(addr, 8);
+            ulong ne = e | PteFlags.Accessed;
+            if (k == w.Count - 1 && write) ne |= PteFlags.Dirty;
+            if (ne != e) _mem.Write(addr, 8, ne);
+            w.EntryValue[k] = ne;
+        }
+        if (write) w.Rights |= Rights.D;
+    }
+
+    /// <summary>Side-effect-free translation for debuggers: the TLB as the CPU would use it, else a walk.</summary>
+    private ulong ProbeTranslate(ulong la, Access acc)
+    {
+        acc &= ~Access.Probe;
+        ushort pcid = _cpu.CurrentPcid;
+        ulong pk = PermKey();
+        foreach (var group in new[] { (acc & Access.Fetch) != 0 ? _itlb : _dtlb, _stlb })
+            foreach (var a in group)
+            {
+                int i = a.FindAny(la, pcid, touch: false);
+                if (i < 0) continue;
+                var e = a.E[i];
+                ushort p = pk == _permKey ? _perm[PermIndex(e.Rights, acc, _cpu.Ac)] : Recheck(e.Rights, acc);
+                return (p & PermFault) != 0 ? NoTranslation : e.Frame | (la & ((1UL << TlbArray.Shift(e.Size)) - 1));
+            }
+        var w = new WalkResult();
+        Walk(la, pcid, _cpu.CR3, ref w, WalkMode.Probe);
+        if (w.Fault || (Recheck(w.Rights, acc) & PermFault) != 0) return NoTranslation;
+        return w.Frame | (la & ((1UL << TlbArray.Shift(w.Size)) - 1));
+    }
+
+    private ushort Recheck(byte rights, Access acc)
+    {
+        var c = _cpu;
+        return Decide(rights, acc, c.Ac, (c.CR0 & Emu64.Cpu.Cr0.Wp) != 0, (c.CR4 & Emu64.Cpu.Cr4.Smep) != 0,
+            (c.CR4 & Emu64.Cpu.Cr4.Smap) != 0, (c.CR4 & Emu64.Cpu.Cr4.Pke) != 0 && c.LongMode, c.Pkru);
+    }
+
+    /// <summary>Page walk for an access with no TLB involvement (tests and tools): checks rights, sets A/D, fills nothing.</summary>
+    public WalkResult WalkForAccess(ulong la, Access acc)
+    {
+        var w = new WalkResult();
+        Walk(la, _cpu.CurrentPcid, _cpu.CR3, ref w, (acc & Access.Probe) != 0 ? WalkMode.Probe : WalkMode.NoFill);
+        if (w.Fault) { w.FaultCode |= ErrorBits(acc); return w; }
+        ushort p = Recheck(w.Rights, acc & ~Access.Probe);
+        if ((p & PermFault) != 0) { w.Fault = true; w.FaultCode = (uint)(p & 0xFF) | FetchBit(acc); return w; }
+        if ((acc & Access.Probe) == 0) SetAccessedDirty(ref w, (acc & Access.Write) != 0);
+        return w;
     }
 }

@@ -1,0 +1,209 @@
+using System.Runtime.CompilerServices;
+
+namespace Emu64.Mmu;
+
+/// <summary>Page sizes a TLB entry can map (SDM vol. 3A §4.5).</summary>
+public enum PageSize : byte { Size4K = 0, Size2M = 1, Size1G = 2 }
+
+/// <summary>
+/// One TLB or paging-structure-cache entry: the translation and the rights exactly as the paging
+/// structures gave them when the entry was filled. Nothing re-reads memory while the entry is valid,
+/// so a stale entry keeps translating as it did (SDM vol. 3A §4.10.2).
+/// </summary>
+public struct TlbEntry
+{
+    /// <summary>Linear page number at the entry's size (la &gt;&gt; 12, 21 or 30); for a paging-structure cache, la &gt;&gt; the bits the cached entry covers.</summary>
+    public ulong Vpn;
+    /// <summary>Physical base of the page, or of the next paging structure for a paging-structure-cache entry.</summary>
+    public ulong Frame;
+    /// <summary>Replacement stamp (last use for LRU, fill time for FIFO).</summary>
+    public ulong Stamp;
+    public ushort Pcid;
+    /// <summary><see cref="Rights"/> bits: W, U, XD combined over the levels, D of the leaf, and the protection key in bits 7:4.</summary>
+    public byte Rights;
+    /// <summary><see cref="EntryFlags"/>: valid, global, page size.</summary>
+    public byte Flags;
+
+    public readonly bool Valid => (Flags & EntryFlags.Valid) != 0;
+    public readonly bool Global => (Flags & EntryFlags.Global) != 0;
+    public readonly PageSize Size => (PageSize)((Flags >> EntryFlags.SizeShift) & 3);
+}
+
+/// <summary>Bits of <see cref="TlbEntry.Rights"/>.</summary>
+public static class Rights
+{
+    public const byte W = 1, U = 2, Xd = 4, D = 8;
+    public const int PkeyShift = 4;
+}
+
+/// <summary>Bits of <see cref="TlbEntry.Flags"/>.</summary>
+public static class EntryFlags
+{
+    public const byte Valid = 1, Global = 2;
+    public const int SizeShift = 2;
+    public static byte Make(PageSize size, bool global) => (byte)(Valid | (global ? Global : 0) | ((int)size << SizeShift));
+}
+
+/// <summary>How a set picks its victim.</summary>
+public enum Replacement : byte { Lru, Fifo, Random }
+
+/// <summary>
+/// A set-associative array of entries (sets × ways, sets a power of two). One array may hold several
+/// page sizes (the STLB shares its array between 4 KiB and 2 MiB pages): the set is chosen from the
+/// page number at the entry's size, and a lookup probes each size the array holds.
+/// </summary>
+public sealed class TlbArray
+{
+    public readonly string Name;
+    public readonly int Sets, Ways;
+    public readonly Replacement Policy;
+    /// <summary>Bit mask of the <see cref="PageSize"/> values this array holds.</summary>
+    public readonly int SizeMask;
+    internal readonly TlbEntry[] E;
+    private readonly int _setMask;
+    private ulong _clock, _rng = 0x2545F4914F6CDD1DUL;
+
+    /// <summary>For a paging-structure cache: how far the linear address is shifted to form the key (21 for PDEs … 48 for PML5Es); 0 for a TLB.</summary>
+    public readonly int KeyShift;
+
+    public TlbArray(string name, int entries, int ways, Replacement policy, int sizeMask, int keyShift = 0)
+    {
+        KeyShift = keyShift;
+        if (entries <= 0 || ways <= 0 || entries % ways != 0)
+            throw new ArgumentException($"{name}: {entries} entries cannot be split into {ways} ways");
+        Sets = entries / ways;
+        if ((Sets & (Sets - 1)) != 0) throw new ArgumentException($"{name}: {Sets} sets is not a power of two");
+        Name = name; Ways = ways; Policy = policy; SizeMask = sizeMask;
+        E = new TlbEntry[entries];
+        _setMask = Sets - 1;
+    }
+
+    public int Capacity => E.Length;
+    /// <summary>The smallest page size this array holds (the only one, for an L1 array).</summary>
+    public PageSize OnlySize => (SizeMask & 1) != 0 ? PageSize.Size4K : (SizeMask & 2) != 0 ? PageSize.Size2M : PageSize.Size1G;
+    public bool Holds(PageSize s) => (SizeMask & (1 << (int)s)) != 0;
+
+    public static int Shift(PageSize s) => 12 + 9 * (int)s;
+
+    /// <summary>Index of the entry translating <paramref name="la"/> for <paramref name="pcid"/> at one size, or -1. Counts nothing; refreshes LRU when <paramref name="touch"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public int Find(ulong la, ushort pcid, PageSize size, bool touch)
+    {
+        ulong vpn = la >> Shift(size);
+        int b = ((int)vpn & _setMask) * Ways;
+        byte want = (byte)(EntryFlags.Valid | ((int)size << EntryFlags.SizeShift));
+        var e = E;
+        for (int w = b, end = b + Ways; w < end; w++)
+        {
+            ref TlbEntry x = ref e[w];
+            if (x.Vpn == vpn && (x.Flags & ~EntryFlags.Global) == want && (x.Pcid == pcid || (x.Flags & EntryFlags.Global) != 0))
+            {
+                if (touch && Policy == Replacement.Lru) x.Stamp = ++_clock;
+                return w;
+            }
+        }
+        return -1;
+    }
+
+    /// <summary>Paging-structure-cache lookup: the entry whose key is la &gt;&gt; <see cref="KeyShift"/> for this PCID, or -1.</summary>
+    public int FindKey(ulong la, ushort pcid, bool touch)
+    {
+        ulong vpn = la >> KeyShift;
+        int b = ((int)vpn & _setMask) * Ways;
+        var e = E;
+        for (int w = b, end = b + Ways; w < end; w++)
+        {
+            ref TlbEntry x = ref e[w];
+            if (x.Vpn == vpn && x.Flags == EntryFlags.Valid && x.Pcid == pcid)
+            {
+                if (touch && Policy == Replacement.Lru) x.Stamp = ++_clock;
+                return w;
+            }
+        }
+        return -1;
+    }
+
+    /// <summary>Probes every size this array holds, smallest first.</summary>
+    public int FindAny(ulong la, ushort pcid, bool touch)
+    {
+        for (int s = 0; s < 3; s++)
+        {
+            if ((SizeMask & (1 << s)) == 0) continue;
+            int i = Find(la, pcid, (PageSize)s, touch);
+            if (i >= 0) return i;
+        }
+        return -1;
+    }
+
+    /// <summary>Writes an entry into its set, replacing an entry for the same page and tag if there is one, else an invalid way, else the victim the policy picks.</summary>
+    public void Fill(in TlbEntry entry)
+    {
+        int b = ((int)entry.Vpn & _setMask) * Ways;
+        int victim = -1;
+        var e = E;
+        for (int w = b; w < b + Ways; w++)
+        {
+            ref TlbEntry x = ref e[w];
+            if (x.Valid && x.Vpn == entry.Vpn && x.Size == entry.Size && x.Pcid == entry.Pcid && x.Global == entry.Global) { victim = w; break; }
+        }
+        if (victim < 0)
+            for (int w = b; w < b + Ways; w++) if (!e[w].Valid) { victim = w; break; }
+        if (victim < 0)
+        {
+            if (Policy == Replacement.Random)
+            {
+                _rng ^= _rng << 13; _rng ^= _rng >> 7; _rng ^= _rng << 17;   // xorshift64: deterministic
+                victim = b + (int)(_rng % (ulong)Ways);
+            }
+            else
+            {
+                victim = b;
+                for (int w = b + 1; w < b + Ways; w++) if (e[w].Stamp < e[victim].Stamp) victim = w;
+            }
+        }
+        e[victim] = entry;
+        e[victim].Stamp = ++_clock;
+    }
+
+    /// <summary>What an invalidation selects (SDM vol. 3A §4.10.4.1).</summary>
+    public enum Select : byte
+    {
+        /// <summary>Every entry, global or not.</summary>
+        All,
+        /// <summary>Every non-global entry of any PCID.</summary>
+        AllNonGlobal,
+        /// <summary>Non-global entries of one PCID.</summary>
+        PcidNonGlobal,
+        /// <summary>Entries of one PCID for one page (non-global), plus global entries for that page when asked.</summary>
+        Page,
+    }
+
+    /// <summary>Invalidates the entries selected; returns how many valid entries were dropped.</summary>
+    public int Invalidate(Select what, ushort pcid = 0, ulong la = 0, bool pageGlobalsToo = false)
+    {
+        int n = 0;
+        var e = E;
+        for (int i = 0; i < e.Length; i++)
+        {
+            ref TlbEntry x = ref e[i];
+            if (!x.Valid) continue;
+            bool drop = what switch
+            {
+                Select.All => true,
+                Select.AllNonGlobal => !x.Global,
+                Select.PcidNonGlobal => !x.Global && x.Pcid == pcid,
+                _ => (la >> (KeyShift != 0 ? KeyShift : Shift(x.Size))) == x.Vpn && (x.Global ? pageGlobalsToo : x.Pcid == pcid),
+            };
+            if (drop) { x.Flags = 0; n++; }
+        }
+        return n;
+    }
+
+    /// <summary>Number of valid entries.</summary>
+    public int Count()
+    {
+        int n = 0;
+        foreach (ref readonly var x in E.AsSpan()) if (x.Valid) n++;
+        return n;
+    }
+}
