@@ -260,15 +260,19 @@ public static class Cli
         e.WriteLine($"cr3_noflush_writes: {m.Events.Cr3NoFlushWrites}");
         e.WriteLine($"decoded_blocks: {m.Cache.Decodes}");
         e.WriteLine($"unimplemented: {m.Stats.UnimplementedTotal}");
+        var seen = new Dictionary<string, int>();
         foreach (var r in m.KernelInfo.Regions)
         {
             var d = r.Delta;
-            string p = $"region.{r.Name}";
+            int nth = seen[r.Name] = seen.GetValueOrDefault(r.Name) + 1;
+            string p = nth == 1 ? $"region.{r.Name}" : $"region.{r.Name}.{nth}";
             e.WriteLine($"{p}.instructions: {d.Instructions}");
             e.WriteLine($"{p}.syscalls: {d.Syscalls}");
             e.WriteLine($"{p}.interrupts: {d.Interrupts}");
             e.WriteLine($"{p}.cr3_writes: {d.Cr3Writes}");
             e.WriteLine($"{p}.cr3_noflush_writes: {d.Cr3NoFlushWrites}");
+            foreach (var (key, value) in d.Tlb.Named()) e.WriteLine($"{p}.{key}: {value}");
+            e.WriteLine(FormattableString.Invariant($"{p}.modeled_cycles: {d.Tlb.ModeledCycles(d.Instructions, m.Cpu.Mmu.Config.Cost):F0}"));
         }
         var tlb = m.Cpu.Mmu.Snapshot();
         foreach (var (key, value) in tlb.Named()) e.WriteLine($"{key}: {value}");

@@ -4,14 +4,15 @@ namespace Emu64.Introspection;
 
 /// <summary>Counters at one instant; two of them subtract to a region's cost.</summary>
 public readonly record struct CounterSnapshot(
-    ulong Instructions, ulong Syscalls, ulong Interrupts, ulong Exceptions, ulong Cr3Writes, ulong Cr3NoFlushWrites, ulong Now)
+    ulong Instructions, ulong Syscalls, ulong Interrupts, ulong Exceptions, ulong Cr3Writes, ulong Cr3NoFlushWrites, ulong Now,
+    Mmu.TlbStats Tlb)
 {
     public static CounterSnapshot Take(Machine m) => new(m.Cpu.Retired, m.Events.Syscalls, m.Events.Interrupts,
-        m.Events.Exceptions, m.Events.Cr3Writes, m.Events.Cr3NoFlushWrites, m.Now);
+        m.Events.Exceptions, m.Events.Cr3Writes, m.Events.Cr3NoFlushWrites, m.Now, m.Cpu.Mmu.Snapshot());
 
     public static CounterSnapshot operator -(CounterSnapshot a, CounterSnapshot b) => new(
         a.Instructions - b.Instructions, a.Syscalls - b.Syscalls, a.Interrupts - b.Interrupts, a.Exceptions - b.Exceptions,
-        a.Cr3Writes - b.Cr3Writes, a.Cr3NoFlushWrites - b.Cr3NoFlushWrites, a.Now - b.Now);
+        a.Cr3Writes - b.Cr3Writes, a.Cr3NoFlushWrites - b.Cr3NoFlushWrites, a.Now - b.Now, a.Tlb - b.Tlb);
 }
 
 /// <summary>A measured region the guest marked: counters at its begin and end.</summary>
