@@ -13,7 +13,41 @@ public static class QemuKernels
 {
     public sealed record Kernel(string Name, byte[] Image, string Append, string Expected, int ExitStatus);
 
-    public static IEnumerable<Kernel> All() => [Table(), Exceptions(), BootInfo(""), BootInfo("console=ttyS0 quiet"), Recursion()];
+    public static IEnumerable<Kernel> All() => [Table(), Exceptions(), BootInfo(""), BootInfo("console=ttyS0 quiet"), Recursion(), MemoryMap()];
+
+    /// <summary>
+    /// Prints the multiboot memory map below 4 GiB (base, length, type of each entry), as a kernel's allocator
+    /// reads it. Entries above 4 GiB are skipped: QEMU's default CPU model (qemu64) is an AMD one, for which
+    /// QEMU reserves the HyperTransport window at 0xfd00000000; Emu64 is an Intel CPU and has none.
+    /// </summary>
+    public static Kernel MemoryMap()
+    {
+        var image = TestKernel.Build(a =>
+        {
+            var g = GuestLib.Emit(a);
+            var next = a.CreateLabel(); var done = a.CreateLabel();
+            a.mov(r15d, esi);
+            a.mov(r12d, __dword_ptr[r15 + 48]);               // mmap_addr
+            a.mov(r13d, __dword_ptr[r15 + 44]);               // mmap_length
+            a.add(r13, r12);
+            a.Label(ref next);
+            var skip = a.CreateLabel();
+            a.cmp(r12, r13); a.jae(done);
+            a.cmp(__dword_ptr[r12 + 8], 0); a.jne(skip);       // base >= 4 GiB
+            g.Str("mmap "); a.mov(rax, __qword_ptr[r12 + 4]); g.Hex(rax);
+            g.Str(" "); a.mov(rax, __qword_ptr[r12 + 12]); g.Hex(rax);
+            g.Str(" "); a.mov(eax, __dword_ptr[r12 + 20]); g.Dec(rax); g.Str("\n");
+            a.Label(ref skip);
+            a.mov(eax, __dword_ptr[r12]); a.lea(r12, __[r12 + rax + 4]);
+            a.jmp(next);
+            a.Label(ref done);
+            TestKernel.Exit(a, 0x4D);
+        });
+        string E(ulong b, ulong l, int t) => $"mmap {b:x16} {l:x16} {t}\n";
+        var expected = E(0, 0x9FC00, 1) + E(0x9FC00, 0x400, 2) + E(0xF0000, 0x10000, 2) + E(0x100000, 0x7EE0000, 1)
+                       + E(0x7FE0000, 0x20000, 2) + E(0xFFFC0000, 0x40000, 2);
+        return new Kernel("mmap", image, "", expected, (0x4D << 1) | 1);
+    }
 
     public static Kernel ByName(string name) => All().First(k => k.Name == name);
 
