@@ -13,7 +13,100 @@ public static class QemuKernels
 {
     public sealed record Kernel(string Name, byte[] Image, string Append, string Expected, int ExitStatus);
 
-    public static IEnumerable<Kernel> All() => [Table(), Exceptions(), BootInfo(""), BootInfo("console=ttyS0 quiet"), Recursion(), MemoryMap()];
+    public static IEnumerable<Kernel> All() => [Table(), Exceptions(), BootInfo(""), BootInfo("console=ttyS0 quiet"), Recursion(), MemoryMap(), UserMode()];
+
+    /// <summary>
+    /// CPL 3: IRETQ to user code, SYSCALL/SYSRET for a write system call, #PF from user mode (error codes 7
+    /// and 5), #GP for CLI at CPL 3, and INT 0x80 through a DPL 3 gate, each handler printing the frame.
+    /// </summary>
+    public static Kernel UserMode()
+    {
+        const ulong Next = 0x1A9000;          // where a fault handler continues (the next stage)
+        Label afterSys = default, f1 = default, f2 = default, f3 = default;
+        var image = TestKernel.Build(a =>
+        {
+            var k = GuestKit.Emit(a);
+            var g = GuestLib.Emit(a);
+            var sys = a.CreateLabel(); var pf = a.CreateLabel(); var gp = a.CreateLabel(); var i80 = a.CreateLabel();
+            var u1 = a.CreateLabel(); var u2 = a.CreateLabel(); var u3 = a.CreateLabel(); var u4 = a.CreateLabel();
+            var s2 = a.CreateLabel(); var s3 = a.CreateLabel(); var s4 = a.CreateLabel(); var over = a.CreateLabel();
+            var text = a.CreateLabel();
+            a.jmp(over);
+            // SYSCALL entry: rax=1 write(rsi, rdx); rax=60 exit(rdi)
+            a.Label(ref sys);
+            var notWrite = a.CreateLabel();
+            a.cmp(eax, 1); a.jne(notWrite);
+            g.Str("sys_write from rip "); g.Hex(rcx); g.Str(" rflags "); g.Hex(r11); g.Str(": ");
+            a.call(g.Puts);
+            a.sysretq();
+            a.Label(ref notWrite);
+            g.Str("sys_exit "); g.Dec(rdi); g.Str("\n");
+            a.mov(eax, edi); a.mov(dx, TestKernel.ExitPort); a.@out(dx, eax);
+            // #PF and #GP: print error code, RIP, CS, SS and (for #PF) CR2, then continue at [Next] on a fresh stack
+            foreach (var (l0, name) in new[] { (pf, "#PF"), (gp, "#GP") })
+            {
+                var l = l0;
+                a.Label(ref l);
+                g.Str($"{name} error "); a.mov(rax, __qword_ptr[rsp]); g.Hex(rax);
+                g.Str(" rip "); a.mov(rax, __qword_ptr[rsp + 8]); g.Hex(rax);
+                g.Str(" cs "); a.mov(rax, __qword_ptr[rsp + 16]); g.Hex(rax);
+                g.Str(" ss "); a.mov(rax, __qword_ptr[rsp + 40]); g.Hex(rax);
+                if (name == "#PF") { g.Str(" cr2 "); a.mov(rax, cr2); g.Hex(rax); }
+                g.Str(" stack "); a.mov(rax, rsp); g.Hex(rax); g.Str("\n");
+                a.mov(rsp, GuestKit.KernelStack);
+                a.jmp(__qword_ptr[Next]);
+            }
+            a.Label(ref i80);
+            g.Str("int 0x80 from cs "); a.mov(rax, __qword_ptr[rsp + 8]); g.Hex(rax);
+            g.Str(" rsp "); a.mov(rax, __qword_ptr[rsp + 24]); g.Hex(rax); g.Str("\n");
+            a.iretq();
+            a.Label(ref text);
+            a.db(System.Text.Encoding.ASCII.GetBytes("hello from ring 3\n\0"));
+            a.Label(ref over);
+
+            k.MapPage(0, GuestKit.PtBase | 5);             // user, read-only
+            k.MapPage(1, (GuestKit.PtBase + 0x1000) | 3);  // supervisor, writable
+            k.SetGate(14, pf); k.SetGate(13, gp); k.SetGate(0x80, i80, GuestKit.Attr(dpl: 3));
+            k.EnableSyscall(sys, sfmask: 0x200);
+            void Stage(Label next) { a.lea(rax, __[next]); a.mov(__qword_ptr[Next], rax); }
+            Stage(s2);
+            k.EnterUser(u1);
+            a.Label(ref u1);                                 // ring 3
+            a.mov(eax, 1); a.lea(rsi, __[text]); a.syscall();
+            afterSys = a.CreateLabel(); a.Label(ref afterSys);
+            a.mov(eax, __dword_ptr[GuestKit.PtBase]);        // fine: user may read
+            f1 = a.CreateLabel(); a.Label(ref f1);
+            a.mov(__dword_ptr[GuestKit.PtBase + 8], eax);    // #PF error 7
+            a.Label(ref s2);
+            Stage(s3);
+            k.EnterUser(u2);
+            a.Label(ref u2);
+            a.nop();
+            f2 = a.CreateLabel(); a.Label(ref f2);
+            a.mov(eax, __dword_ptr[GuestKit.PtBase + 0x1010]);   // #PF error 5
+            a.Label(ref s3);
+            Stage(s4);
+            k.EnterUser(u3);
+            a.Label(ref u3);
+            a.nop();
+            f3 = a.CreateLabel(); a.Label(ref f3);
+            a.cli();                                         // #GP(0): IOPL 0
+            a.Label(ref s4);
+            k.EnterUser(u4);
+            a.Label(ref u4);
+            a.@int(0x80);
+            a.mov(eax, 60); a.mov(edi, 9); a.syscall();
+        }, GuestKit.Data(), out var at);
+        string H(ulong v) => v.ToString("x16");
+        string frame = $" cs {H(GuestKit.UCode64)} ss {H(GuestKit.UData)}";
+        string stack = $" stack {H(GuestKit.Rsp0 - 48)}\n";
+        var expected = $"sys_write from rip {H(at(afterSys))} rflags {H(2)}: hello from ring 3\n"
+            + $"#PF error {H(7)} rip {H(at(f1))}{frame} cr2 {H(GuestKit.PtBase + 8)}{stack}"
+            + $"#PF error {H(5)} rip {H(at(f2))}{frame} cr2 {H(GuestKit.PtBase + 0x1010)}{stack}"
+            + $"#GP error {H(0)} rip {H(at(f3))}{frame}{stack}"
+            + $"int 0x80 from cs {H(GuestKit.UCode64)} rsp {H(GuestKit.UserStackTop)}\nsys_exit 9\n";
+        return new Kernel("usermode", image, "", expected, (9 << 1) | 1);
+    }
 
     /// <summary>
     /// Prints the multiboot memory map below 4 GiB (base, length, type of each entry), as a kernel's allocator
