@@ -405,12 +405,12 @@ public class SystemInstructionTests
     }
 
     [Fact]
-    public void A_hot_loop_is_decoded_once_while_it_runs_millions_of_times()
+    public void A_hot_loop_is_decoded_once_while_it_runs_half_a_million_times()
     {
         var image = TestKernel.Build(a =>
         {
             var loop = a.CreateLabel();
-            a.mov(ecx, 1_000_000);
+            a.mov(ecx, 500_000);
             a.xor(eax, eax);
             a.Label(ref loop);
             a.add(rax, rcx);
@@ -420,8 +420,8 @@ public class SystemInstructionTests
         });
         var r = Run.Image(image);
         Assert.Equal(StopReason.Shutdown, r.Reason);
-        Assert.Equal(1_000_000UL * 1_000_001 / 2, r.Machine.Cpu.R[Reg.RAX]);
-        Assert.True(r.Machine.Cpu.Retired > 3_000_000);
+        Assert.Equal(500_000UL * 500_001 / 2, r.Machine.Cpu.R[Reg.RAX]);
+        Assert.True(r.Machine.Cpu.Retired > 1_500_000);
         Assert.InRange(r.Machine.Cache.Decodes, 1UL, 20UL);
     }
 }
