@@ -190,6 +190,33 @@ public sealed partial class Cpu
             Mem.Write(b < m.First ? m.Pa0 + (ulong)b : m.Pa1 + (ulong)(b - m.First), 1, v >> (8 * b));
     }
 
+    // ---- 16-byte (XMM) access ----------------------------------------------------------------
+
+    /// <summary>Reads 16 bytes at the memory operand of i; <paramref name="aligned"/> forms raise #GP(0) unless 16-byte aligned.</summary>
+    public UInt128 Read128(ref Insn i, bool aligned)
+    {
+        ulong la = OperandLinear(ref i, 16, false);
+        if (aligned && (la & 15) != 0) Gp();
+        if ((la & 0xFFF) <= 0xFF0)
+        {
+            ulong pa = Mmu.Translate(la, Access.Read | DataAccess);
+            return new UInt128(Mem.Read(pa + 8, 8), Mem.Read(pa, 8));
+        }
+        ulong lo = ReadLinear(la, 8), hi = ReadLinear(la + 8, 8);
+        return new UInt128(hi, lo);
+    }
+
+    /// <summary>Writes 16 bytes at the memory operand of i; both pages are translated before anything is written.</summary>
+    public void Write128(ref Insn i, UInt128 v, bool aligned)
+    {
+        ulong la = OperandLinear(ref i, 16, true);
+        if (aligned && (la & 15) != 0) Gp();
+        var mr = RmwRef(la, 16);
+        if (mr.First == 16) { Mem.Write(mr.Pa0, 8, (ulong)v); Mem.Write(mr.Pa0 + 8, 8, (ulong)(v >> 64)); return; }
+        for (int b = 0; b < 16; b++)
+            Mem.Write(b < mr.First ? mr.Pa0 + (ulong)b : mr.Pa1 + (ulong)(b - mr.First), 1, (ulong)(v >> (8 * b)));
+    }
+
     // ---- stack -------------------------------------------------------------------------------
 
     /// <summary>Pushes a value of <paramref name="size"/> bytes; RSP changes only if the write succeeds.</summary>

@@ -35,6 +35,13 @@ public static unsafe class HandlerTable
         Strings.Register();
         SystemInsns.Register();
         Io.Register();
+        SseMove.Register();
+        SseInteger.Register();
+        SseShuffle.Register();
+        SseArith.Register();
+        SseCompare.Register();
+        SseConvert.Register();
+        Fxsave.Register();
     }
 
     /// <summary>Every legacy-encoded code of a mnemonic gets handler h (codes mapped later by <see cref="Map(Code, delegate*{CpuCore, ref Insn, void})"/> override).</summary>
