@@ -138,6 +138,8 @@ public sealed unsafe class EmuRunner
             c.Segs[s] = new Segment { Selector = (ushort)(s == Seg.CS ? 0x08 : 0x10), Limit = 0xFFFFFFFF, Attr = (ushort)(s == Seg.CS ? 0xA09B : 0xC093) };
         c.UpdateMode();
         c.Mmu.FlushAll();
+        Array.Clear(c.FxX87);
+        c.FxX87[0] = 0x7F; c.FxX87[1] = 0x03;
         m.WriteBytes(CodeAddr, insn);
         var d = Decoder.Create(64, new ByteArrayCodeReader(insn), CodeAddr);
         d.Decode(out var instr);
