@@ -61,9 +61,9 @@ public class SseDifferentialTests(ITestOutputHelper output)
         var variants = Variants(code).ToList();
         Assert.NotEmpty(variants);
         int total = 0;
-        foreach (var (insns, _) in variants)
+        foreach (var (insns, cases) in variants)
         {
-            int per = Math.Max(1, (Cases + insns.Count - 1) / insns.Count);
+            int per = Math.Max(1, (cases + insns.Count - 1) / insns.Count);
             foreach (var bytes in insns) total += RunCases(code, bytes, per, Seed ^ total ^ bytes.Length * 7919);
         }
         output.WriteLine($"{form}: {variants.Count} variants, {total} cases");
@@ -89,7 +89,7 @@ public class SseDifferentialTests(ITestOutputHelper output)
             }
             input.Mxcsr = gen.Mxcsr();
             input.Flags = gen.Flags();
-            if (code == Code.Ldmxcsr_m32) input.SetMem(0, gen.Mxcsr() | (input.Mem(0) & ~0xFFFFFFFFUL));
+            if (code == Code.Ldmxcsr_m32) input.SetMem(0, gen.Mxcsr() | ((ulong)gen.Mxcsr() << 32));   // [rsi] and [rsi+4]
             var hw = input;
             var em = input;
             native.Run(ref hw);
@@ -114,9 +114,17 @@ public class SseDifferentialTests(ITestOutputHelper output)
     {
         bool scalar = code is Code.Rcpss_xmm_xmmm32 or Code.Rsqrtss_xmm_xmmm32;
         bool rsqrt = code is Code.Rsqrtps_xmm_xmmm128 or Code.Rsqrtss_xmm_xmmm32;
-        bool mem = (bytes[^1] & 0xC0) != 0xC0;
-        UInt128 src = mem ? new UInt128(input.Mem(1), input.Mem(0)) : input.Xmm(2);
-        UInt128 h = hw.Xmm(1), e = em.Xmm(1);
+        Decoder.Create(64, bytes).Decode(out var ins);
+        int dst = ins.Op0Register - Register.XMM0;
+        UInt128 src;
+        if (ins.Op1Kind == OpKind.Register) src = input.Xmm(ins.Op1Register - Register.XMM0);
+        else
+        {
+            int disp = (int)ins.MemoryDisplacement64;
+            src = 0;
+            for (int b = 15; b >= 0; b--) src = (src << 8) | ((input.Mem((disp + b) / 8) >> (8 * ((disp + b) % 8))) & 0xFF);
+        }
+        UInt128 h = hw.Xmm(dst), e = em.Xmm(dst);
         for (int k = 0; k < (scalar ? 1 : 4); k++)
         {
             uint hv = (uint)(h >> (32 * k)), ev = (uint)(e >> (32 * k)), x = (uint)(src >> (32 * k));
@@ -131,7 +139,7 @@ public class SseDifferentialTests(ITestOutputHelper output)
                 e = (e & ~mask) | (h & mask);
             }
         }
-        em.SetXmm(1, e);
+        em.SetXmm(dst, e);
     }
 
     private static bool Normal(uint f) => ((f >> 23) & 0xFF) is > 0 and < 0xFF;
@@ -182,56 +190,76 @@ public class SseDifferentialTests(ITestOutputHelper output)
         return SseInputs.Lane.Int;
     }
 
+    /// <summary>Operand choices of one variant: XMM and GPR registers for the ModRM.reg and ModRM.rm fields, or memory at [rsi+disp].</summary>
+    private sealed record Choice(string Name, Register XReg, Register XRm, Register GReg, Register GRm, bool Mem, int Disp, int Share);
+
+    private static readonly Choice[] Choices =
+    [
+        new("registers", Register.XMM1, Register.XMM2, Register.RAX, Register.RCX, false, 0, 1),
+        new("memory", Register.XMM1, Register.XMM2, Register.RAX, Register.RCX, true, 0, 1),
+        new("one register", Register.XMM1, Register.XMM1, Register.RCX, Register.RCX, false, 0, 4),
+        new("REX registers", Register.XMM9, Register.XMM14, Register.R10, Register.R11, false, 0, 4),
+        new("misaligned memory", Register.XMM12, Register.XMM2, Register.R9, Register.RCX, true, 4, 4),
+    ];
+
+    /// <summary>Forms whose 16-byte memory operand need not be aligned.</summary>
+    private static bool UnalignedOk(Code c) => c is Code.Movups_xmm_xmmm128 or Code.Movups_xmmm128_xmm or Code.Movupd_xmm_xmmm128
+        or Code.Movupd_xmmm128_xmm or Code.Movdqu_xmm_xmmm128 or Code.Movdqu_xmmm128_xmm;
+
     /// <summary>
-    /// Encodings of the form: the reg/mem operand as a register (XMM2 / RCX) and as [rsi]; XMM1 / RAX in
-    /// the ModRM.reg field; for immediate forms, several immediates including 0 and every boundary.
-    /// Each variant is a list of encodings sharing the case budget.
+    /// Encodings of the form for each operand choice; for immediate forms, several immediates including
+    /// 0 and every boundary. Each variant is a list of encodings sharing the variant's case budget
+    /// (the full budget for the register and [rsi] variants, a quarter for the others).
     /// </summary>
-    private static IEnumerable<(List<byte[]> Insns, bool Mem)> Variants(Code code)
+    private static IEnumerable<(List<byte[]> Insns, int Cases)> Variants(Code code)
     {
         var op = code.ToOpCode();
         bool hasImm = false;
         for (int k = 0; k < op.OpCount; k++) hasImm |= op.GetOpKind(k) == OpCodeOperandKind.imm8;
         byte[] imms = hasImm ? [0, 1, 2, 3, 4, 5, 6, 7, 8, 15, 16, 17, 0x1B, 0x4E, 0xB1, 0xE4, 31, 32, 63, 64, 0x80, 0xFF] : [0];
-        foreach (bool mem in new[] { false, true })
+        var seen = new HashSet<string>();
+        foreach (var ch in Choices)
         {
             var list = new List<byte[]>();
             foreach (var imm in imms)
             {
-                var bytes = Encode(code, mem, imm);
-                if (bytes != null) list.Add(bytes);
+                var bytes = Encode(code, ch, imm);
+                if (bytes != null && seen.Add(Convert.ToHexString(bytes))) list.Add(bytes);
             }
-            if (list.Count > 0) yield return (list, mem);
+            if (list.Count > 0) yield return (list, Cases / ch.Share);
         }
     }
 
-    private static byte[]? Encode(Code code, bool mem, byte imm)
+    private static byte[]? Encode(Code code, Choice ch, byte imm)
     {
         var op = code.ToOpCode();
         var i = new Instruction { Code = code };
-        bool usedMem = false, hasRm = false;
+        bool hasRm = false;
+        bool mem = ch.Mem;
+        Register G32(Register r) => r - Register.RAX + Register.EAX;
         for (int k = 0; k < op.OpCount; k++)
         {
             var kind = op.GetOpKind(k);
             switch (kind)
             {
-                case OpCodeOperandKind.xmm_reg: i.SetOpKind(k, OpKind.Register); i.SetOpRegister(k, Register.XMM1); break;
-                case OpCodeOperandKind.xmm_or_mem: hasRm = true; SetRm(ref i, k, mem, Register.XMM2, ref usedMem); break;
-                case OpCodeOperandKind.xmm_rm: i.SetOpKind(k, OpKind.Register); i.SetOpRegister(k, Register.XMM2); break;
-                case OpCodeOperandKind.r32_reg: i.SetOpKind(k, OpKind.Register); i.SetOpRegister(k, Register.EAX); break;
-                case OpCodeOperandKind.r64_reg: i.SetOpKind(k, OpKind.Register); i.SetOpRegister(k, Register.RAX); break;
-                case OpCodeOperandKind.r32_or_mem: hasRm = true; SetRm(ref i, k, mem, Register.ECX, ref usedMem); break;
-                case OpCodeOperandKind.r64_or_mem: hasRm = true; SetRm(ref i, k, mem, Register.RCX, ref usedMem); break;
-                case OpCodeOperandKind.r32_rm: i.SetOpKind(k, OpKind.Register); i.SetOpRegister(k, Register.ECX); break;
-                case OpCodeOperandKind.r64_rm: i.SetOpKind(k, OpKind.Register); i.SetOpRegister(k, Register.RCX); break;
-                case OpCodeOperandKind.mem: hasRm = true; if (!mem) return null; SetRm(ref i, k, true, Register.None, ref usedMem); break;
+                case OpCodeOperandKind.xmm_reg: i.SetOpKind(k, OpKind.Register); i.SetOpRegister(k, ch.XReg); break;
+                case OpCodeOperandKind.xmm_or_mem: hasRm = true; SetRm(ref i, k, mem, ch.XRm, ch.Disp); break;
+                case OpCodeOperandKind.xmm_rm: i.SetOpKind(k, OpKind.Register); i.SetOpRegister(k, ch.XRm); break;
+                case OpCodeOperandKind.r32_reg: i.SetOpKind(k, OpKind.Register); i.SetOpRegister(k, G32(ch.GReg)); break;
+                case OpCodeOperandKind.r64_reg: i.SetOpKind(k, OpKind.Register); i.SetOpRegister(k, ch.GReg); break;
+                case OpCodeOperandKind.r32_or_mem: hasRm = true; SetRm(ref i, k, mem, G32(ch.GRm), ch.Disp); break;
+                case OpCodeOperandKind.r64_or_mem: hasRm = true; SetRm(ref i, k, mem, ch.GRm, ch.Disp); break;
+                case OpCodeOperandKind.r32_rm: i.SetOpKind(k, OpKind.Register); i.SetOpRegister(k, G32(ch.GRm)); break;
+                case OpCodeOperandKind.r64_rm: i.SetOpKind(k, OpKind.Register); i.SetOpRegister(k, ch.GRm); break;
+                case OpCodeOperandKind.mem: hasRm = true; if (!mem) return null; SetRm(ref i, k, true, Register.None, ch.Disp); break;
                 case OpCodeOperandKind.imm8: i.SetOpKind(k, OpKind.Immediate8); i.Immediate8 = imm; break;
-                case OpCodeOperandKind.seg_rDI: i.SetOpKind(k, OpKind.MemorySegRDI); break;
+                case OpCodeOperandKind.seg_rDI: if (ch.Mem) return null; i.SetOpKind(k, OpKind.MemorySegRDI); break;
                 default: return null;
             }
         }
         if (mem && !hasRm) return null;
-        if (code == Code.Maskmovdqu_rDI_xmm_xmm) { i.SetOpRegister(1, Register.XMM1); i.SetOpRegister(2, Register.XMM2); }
+        if (mem && ch.Disp % 16 != 0 && i.MemorySize.GetSize() == 16 && !UnalignedOk(code)) return null;
+        if (mem && ch.Disp != 0 && code is Code.Fxsave_m512byte or Code.Fxrstor_m512byte) return null;
         var w = new MemoryStream();
         var enc = Encoder.Create(64, new StreamCodeWriter(w));
         if (!enc.TryEncode(i, 0x1000, out _, out _)) return null;
@@ -240,14 +268,15 @@ public class SseDifferentialTests(ITestOutputHelper output)
         return back.Code == code && back.Length == bytes.Length ? bytes : null;
     }
 
-    private static void SetRm(ref Instruction i, int k, bool mem, Register reg, ref bool usedMem)
+    private static void SetRm(ref Instruction i, int k, bool mem, Register reg, int disp)
     {
         if (mem)
         {
             i.SetOpKind(k, OpKind.Memory);
             i.MemoryBase = Register.RSI;
             i.MemoryIndexScale = 1;
-            usedMem = true;
+            i.MemoryDisplacement64 = (ulong)disp;
+            i.MemoryDisplSize = disp != 0 ? 1 : 0;
         }
         else { i.SetOpKind(k, OpKind.Register); i.SetOpRegister(k, reg); }
     }
