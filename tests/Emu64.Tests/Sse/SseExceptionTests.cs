@@ -120,6 +120,52 @@ public class SseExceptionTests
     }
 
     [Fact]
+    public void An_unmasked_overflow_faults_with_OE_and_PE_and_a_masked_one_returns_infinity()
+    {
+        var e = new EmuRunner(Asm(a => a.mulsd(xmm1, xmm2)));
+        var s = State(0x1F80 & ~(1u << 10));   // OM clear
+        s.SetXmm(1, 0x7FE0000000000000);   // 2^1023
+        s.SetXmm(2, 0x4000000000000000);   // 2.0: exact product 2^1024 overflows; exact at full precision
+        Assert.Equal(Vec.XM, e.Run(ref s));
+        Assert.Equal((UInt128)0x7FE0000000000000, s.Xmm(1));
+        Assert.Equal((0x1F80u & ~(1u << 10)) | Isa.Sse.OE, s.Mxcsr);
+        s = State();
+        s.SetXmm(1, 0x7FE0000000000000);
+        s.SetXmm(2, 0x4000000000000000);
+        Assert.Equal(-1, e.Run(ref s));
+        Assert.Equal((UInt128)0x7FF0000000000000, s.Xmm(1));
+        Assert.Equal(0x1F80u | Isa.Sse.OE | Isa.Sse.PE, s.Mxcsr);
+    }
+
+    [Fact]
+    public void An_exact_tiny_result_signals_underflow_only_when_UE_is_unmasked()
+    {
+        var e = new EmuRunner(Asm(a => a.mulsd(xmm1, xmm2)));
+        var s = State();
+        s.SetXmm(1, 0x0010000000000000);   // 2^-1022
+        s.SetXmm(2, 0x3FE0000000000000);   // 0.5: 2^-1023 is an exact denormal
+        Assert.Equal(-1, e.Run(ref s));
+        Assert.Equal((UInt128)0x0008000000000000, s.Xmm(1));
+        Assert.Equal(0x1F80u, s.Mxcsr);
+        s = State(0x1F80 & ~(1u << 11));   // UM clear
+        s.SetXmm(1, 0x0010000000000000);
+        s.SetXmm(2, 0x3FE0000000000000);
+        Assert.Equal(Vec.XM, e.Run(ref s));
+        Assert.Equal((0x1F80u & ~(1u << 11)) | Isa.Sse.UE, s.Mxcsr);
+    }
+
+    [Fact]
+    public void A_masked_exception_in_one_lane_and_an_unmasked_one_in_another_fault_with_both_recorded()
+    {
+        var e = new EmuRunner(Asm(a => a.divps(xmm1, xmm2)));
+        var s = State(0x1F80 & ~(1u << 9));                        // ZM clear, IM masked
+        s.SetXmm(1, new UInt128(0, 0x3F800000_00000000));          // lanes: 0/0 (IE), 1/0 (ZE)
+        s.SetXmm(2, new UInt128(0x3F800000_3F800000, 0));
+        Assert.Equal(Vec.XM, e.Run(ref s));
+        Assert.Equal((0x1F80u & ~(1u << 9)) | Isa.Sse.IE | Isa.Sse.ZE, s.Mxcsr);
+    }
+
+    [Fact]
     public void Aligned_forms_raise_GP_on_a_misaligned_operand_and_unaligned_forms_do_not()
     {
         var s = State();
