@@ -16,10 +16,12 @@ public class UserProgramTests(ITestOutputHelper output)
 {
     private static readonly string ProgramDir = Path.Combine(AppContext.BaseDirectory, "..", "..", "..", "Sse", "programs");
 
-    [Fact]
-    public void A_gcc_O2_user_program_using_SSE2_prints_the_same_in_Emu64_at_CPL3_as_on_the_host()
+    [Theory]
+    [InlineData("acceptance.c")]
+    [InlineData("numeric.c")]
+    public void A_gcc_O2_user_program_using_SSE2_prints_the_same_in_Emu64_at_CPL3_as_on_the_host(string program)
     {
-        string src = Path.GetFullPath(Path.Combine(ProgramDir, "acceptance.c"));
+        string src = Path.GetFullPath(Path.Combine(ProgramDir, program));
         Assert.True(File.Exists(src), $"missing {src}");
         string? gcc = FindOnPath("gcc");
         if (gcc == null || !NativeRunner.Supported)
@@ -42,7 +44,7 @@ public class UserProgramTests(ITestOutputHelper output)
                 + "\nconsole so far:\n" + r.Console);
             Assert.Equal(nativeOut, r.Console);
             Assert.Equal((nativeStatus << 1) | 1, r.ExitCode);
-            Assert.Contains("emu64 sse acceptance", r.Console);
+            Assert.True(r.Console.Length > 100, "the program printed too little");
         }
         finally { Directory.Delete(dir, true); }
     }
