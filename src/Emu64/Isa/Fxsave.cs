@@ -18,6 +18,16 @@ public static unsafe class Fxsave
     {
         HandlerTable.Map(&Save, Code.Fxsave_m512byte, Code.Fxsave64_m512byte);
         HandlerTable.Map(&Restore, Code.Fxrstor_m512byte, Code.Fxrstor64_m512byte);
+        HandlerTable.Map(Code.Wait, &Wait);
+    }
+
+    /// <summary>
+    /// WAIT/FWAIT: #NM when CR0.MP and CR0.TS are both set (SDM vol. 3A table 2-2); otherwise it would
+    /// deliver pending unmasked x87 exceptions, and with no x87 unit there never are any.
+    /// </summary>
+    private static void Wait(CpuCore cpu, ref Insn i)
+    {
+        if ((cpu.CR0 & (Cr0.Mp | Cr0.Ts)) == (Cr0.Mp | Cr0.Ts)) cpu.Fault(Vec.NM);
     }
 
     private static ulong Area(CpuCore cpu, ref Insn i, bool write)

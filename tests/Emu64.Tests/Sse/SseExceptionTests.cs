@@ -62,6 +62,18 @@ public class SseExceptionTests
     }
 
     [Fact]
+    public void WAIT_raises_NM_only_when_CR0_MP_and_TS_are_both_set()
+    {
+        var e = new EmuRunner(Asm(a => a.wait()));
+        var s = State();
+        Assert.Equal(-1, e.Run(ref s));
+        e.Cpu.CR0 |= Cr0.Ts;
+        Assert.Equal(Vec.NM, e.Run(ref s));
+        e.Cpu.CR0 &= ~Cr0.Mp;
+        Assert.Equal(-1, e.Run(ref s));
+    }
+
+    [Fact]
     public void A_masked_divide_by_zero_returns_infinity_and_sets_ZE()
     {
         var e = new EmuRunner(Asm(a => a.divsd(xmm1, xmm2)));
