@@ -9,7 +9,8 @@ namespace Emu64.Isa;
 /// SDM vol. 1 table 10-2. MXCSR at +24, MXCSR_MASK (0xFFFF) at +28, XMM0..7 at +160 (XMM8..15 too in
 /// 64-bit mode). The x87/MMX fields (bytes 0..23 and 32..159) belong to a unit this CPU does not
 /// implement: they hold the FNINIT state at reset and whatever the last FXRSTOR loaded, byte for byte.
-/// Bytes 416..511 are not written. #NM when CR0.TS or CR0.EM is set; #GP(0) when misaligned or when
+/// Bytes 416..511 are not written. XMM and MXCSR are saved and restored whatever CR4.OSFXSR says (the SDM
+/// leaves that implementation-dependent; recent Intel cores do the same). #NM when CR0.TS or CR0.EM is set; #GP(0) when misaligned or when
 /// FXRSTOR would set a reserved MXCSR bit. Both instructions check the whole area before changing anything.
 /// </summary>
 public static unsafe class Fxsave
