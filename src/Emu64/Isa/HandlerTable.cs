@@ -42,7 +42,6 @@ public static unsafe class HandlerTable
         SseCompare.Register();
         SseConvert.Register();
         Fxsave.Register();
-        MiscSysretq.Register();
     }
 
     /// <summary>Every legacy-encoded code of a mnemonic gets handler h (codes mapped later by <see cref="Map(Code, delegate*{CpuCore, ref Insn, void})"/> override).</summary>
