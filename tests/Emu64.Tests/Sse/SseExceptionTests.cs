@@ -260,6 +260,22 @@ public class SseExceptionTests
         Assert.Equal(0x7F, e.Cpu.FxX87[0]);
     }
 
+    [Fact]
+    public void A_16_byte_store_that_runs_into_a_non_present_page_faults_and_writes_nothing()
+    {
+        var e = new EmuRunner(Asm(a => a.movups(__xmmword_ptr[rsi], xmm1)));
+        var m = e.Machine.Memory;
+        // 2 MiB pages instead of the 1 GiB one, with 0x200000..0x3FFFFF not present
+        for (ulong k = 0; k < 512; k++) m.Write(0x3000 + 8 * k, 8, k == 1 ? 0 : (k << 21) | 0x87);
+        m.Write(0x2000, 8, 0x3000 | 7);
+        e.Cpu.Mmu.FlushAll();
+        m.Write(0x1FFFF8, 8, 0x1122334455667788);
+        e.Cpu.Xmm[1] = UInt128.MaxValue;
+        Assert.Equal(Vec.PF, RunAt(e, 0x1FFFF8));
+        Assert.Equal(0x1122334455667788UL, m.Read(0x1FFFF8, 8));
+        new EmuRunner(Addpd);   // restores the 1 GiB mapping for later tests on this thread
+    }
+
     /// <summary>Runs the runner's instruction with RSI = <paramref name="rsi"/> and the CPU state as it is.</summary>
     private static int RunAt(EmuRunner e, ulong rsi)
     {
