@@ -268,7 +268,7 @@ public class SseExceptionTests
         // 2 MiB pages instead of the 1 GiB one, with 0x200000..0x3FFFFF not present
         for (ulong k = 0; k < 512; k++) m.Write(0x3000 + 8 * k, 8, k == 1 ? 0 : (k << 21) | 0x87);
         m.Write(0x2000, 8, 0x3000 | 7);
-        e.Cpu.Mmu.FlushAll();
+        e.Cpu.Mmu.OnCr0Write(Cr0.Pg, 0);
         m.Write(0x1FFFF8, 8, 0x1122334455667788);
         e.Cpu.Xmm[1] = UInt128.MaxValue;
         Assert.Equal(Vec.PF, RunAt(e, 0x1FFFF8));
