@@ -41,7 +41,11 @@ public sealed unsafe partial class Machine
                     continue;
                 }
                 ulong budget = Math.Min(limit, stopAt) - cpu.Retired;
-                if (shadow || cpu.Tf || DebugStepHook) budget = 1;
+                if (shadow || cpu.Tf || DebugStepHook)
+                {
+                    budget = 1;
+                    if (DebugStepHook && InstructionHook is { } h && !h.BeforeInstruction()) { Stop(StopReason.Break); break; }
+                }
                 RunBlock(cpu, budget);
             }
             catch (GuestFault f)
@@ -56,6 +60,7 @@ public sealed unsafe partial class Machine
             {
                 Stop(StopReason.Unsupported, 8, u.Message);
             }
+            if (DebugStepHook) InstructionHook?.AfterInstruction();
         }
         Com1.Flush();
         return StopReason;
@@ -68,6 +73,12 @@ public sealed unsafe partial class Machine
     public const int FaultLoopLimit = 10_000;
     private ulong _faultStreakRetired = ulong.MaxValue;
     private int _faultStreak;
+
+    /// <summary>
+    /// Called around every instruction while <see cref="DebugStepHook"/> is set (never otherwise, so the
+    /// normal path pays only the one bool test it already had).
+    /// </summary>
+    public IInstructionHook? InstructionHook;
 
     private void DeliverFaultLoop(GuestFault f)
     {
@@ -149,4 +160,13 @@ public sealed unsafe partial class Machine
         cpu.InsnRip = cpu.Rip;
         cpu.DeliverTrap(Vec.DB);
     }
+}
+
+/// <summary>A per-instruction observer (debugger, instruction trace), active only while <see cref="Machine.DebugStepHook"/> is set.</summary>
+public interface IInstructionHook
+{
+    /// <summary>Before the instruction at RIP runs. Returning false stops the run (StopReason.Break) with RIP at that instruction.</summary>
+    bool BeforeInstruction();
+    /// <summary>After each loop step: an instruction retired, faulted and was delivered, an interrupt was taken, or the CPU idled.</summary>
+    void AfterInstruction();
 }

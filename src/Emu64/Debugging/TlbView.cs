@@ -1,0 +1,58 @@
+namespace Emu64.Debugging;
+
+/// <summary>One TLB or paging-structure-cache entry as the debugger shows it.</summary>
+public readonly record struct TlbEntryView(string Structure, ulong Linear, ulong Physical, ulong PageSize, int Pcid, bool Global, bool Writable, bool User, bool NoExec);
+
+/// <summary>
+/// SEAM FOR THE TLB MODEL. The PCID-tagged TLB (separate L1 I/D, STLB, paging-structure caches) is
+/// being built in parallel; when it lands it implements this interface and assigns
+/// <see cref="TlbViews.Provider"/> (or the machine exposes one). Until then the debugger reports that
+/// the TLB contents are not modeled and that every translation comes from memory.
+/// </summary>
+public interface ITlbView
+{
+    /// <summary>All valid entries, per structure (names such as "L1I-4K", "L1D-2M", "STLB", "PDE-cache").</summary>
+    IEnumerable<TlbEntryView> Entries();
+    /// <summary>Where a lookup of <paramref name="la"/> under <paramref name="pcid"/> would be satisfied, without changing counters or LRU state: "L1D", "STLB", "PDE cache", or "memory".</summary>
+    string WhereFound(ulong la, int pcid, bool fetch);
+    /// <summary>Counters as name/value pairs (lookups, hits, misses, walks, flushes by cause ...).</summary>
+    IEnumerable<KeyValuePair<string, ulong>> Counters();
+}
+
+/// <summary>Finds the TLB view for a machine (the seam's single point of contact).</summary>
+public static class TlbViews
+{
+    /// <summary>Set by the TLB model to expose its contents; null until it exists.</summary>
+    public static Func<Machine, ITlbView?>? Provider;
+
+    public static ITlbView? For(Machine m) => Provider?.Invoke(m);
+
+    public const string NotModeled = "TLB contents are not modeled yet (only the host-side translation shortcut exists); translations come from memory";
+}
+
+public enum TlbEventKind : byte { Fill, Evict, Invalidate, Flush }
+
+/// <summary>A TLB event for the trace: a fill, an eviction, an invalidation of one page, or a flush (with its cause and how many entries it dropped).</summary>
+public readonly record struct TlbEvent(TlbEventKind Kind, string Structure, ulong Linear, int Pcid, bool Global, string Cause, int Dropped);
+
+/// <summary>Receives TLB events (the tracer). SEAM: the TLB model calls <see cref="TlbViews.Report"/> where it fills, evicts and invalidates.</summary>
+public interface ITlbEventSink
+{
+    void OnTlbEvent(in TlbEvent e);
+}
+
+public static partial class TlbEventsRegistry
+{
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Machine, ITlbEventSink> Sinks = new();
+
+    public static void Attach(Machine m, ITlbEventSink sink) => Sinks.AddOrUpdate(m, sink);
+    public static void Detach(Machine m) => Sinks.Remove(m);
+
+    /// <summary>True when someone traces TLB events on this machine (the model may skip building events otherwise).</summary>
+    public static bool Wanted(Machine m) => Sinks.TryGetValue(m, out _);
+
+    public static void Report(Machine m, in TlbEvent e)
+    {
+        if (Sinks.TryGetValue(m, out var s)) s.OnTlbEvent(in e);
+    }
+}
