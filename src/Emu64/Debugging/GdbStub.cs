@@ -43,6 +43,9 @@ public sealed class GdbStub : IDisposable
         return (host, p);
     }
 
+    /// <summary>True when a gdb client is waiting to be accepted (checked between run slices when not started with --wait).</summary>
+    public bool ClientWaiting => _listener.Pending();
+
     /// <summary>Waits for gdb, then serves it until it detaches, kills, or disconnects. The machine is stopped while gdb is not running it.</summary>
     public void Serve()
     {
@@ -58,8 +61,10 @@ public sealed class GdbStub : IDisposable
             string p = Encoding.Latin1.GetString(payload);
             string? reply;
             try { reply = Handle(p, payload); }
-            catch (Exception e) when (e is FormatException or OverflowException or ArgumentException or IndexOutOfRangeException)
+            catch (Exception e) when (e is not OutOfMemoryException)
             {
+                // A packet we could not make sense of: an error reply, never a crash of the emulator.
+                Log.WriteLine($"gdb: packet '{(p.Length > 40 ? p[..40] + "..." : p)}' failed: {e.Message}");
                 reply = "E01";
             }
             if (reply != null) conn.Send(reply);
