@@ -44,6 +44,8 @@ public static class DebugCommand
         }
         else
         {
+            // Ctrl-C stops a running `continue` at the next instruction boundary instead of ending the program.
+            Console.CancelKeyPress += (_, e) => { e.Cancel = true; m.Stop(StopReason.Break); };
             string last = "";
             while (!cmds.QuitRequested)
             {

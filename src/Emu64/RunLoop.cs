@@ -41,16 +41,13 @@ public sealed unsafe partial class Machine
                     continue;
                 }
                 ulong budget = Math.Min(limit, stopAt) - cpu.Retired;
-                if (shadow || cpu.Tf || DebugStepHook)
-                {
-                    budget = 1;
-                    if (DebugStepHook && InstructionHook is { } h && !h.BeforeInstruction()) { Stop(StopReason.Break); break; }
-                }
+                if (shadow || cpu.Tf || DebugStepHook) { RunSingle(cpu); continue; }
                 RunBlock(cpu, budget);
             }
             catch (GuestFault f)
             {
                 DeliverFaultLoop(f);
+                if (DebugStepHook) InstructionHook?.AfterInstruction();   // a faulting step ends at the handler
             }
             catch (TripleFaultException t)
             {
@@ -60,7 +57,6 @@ public sealed unsafe partial class Machine
             {
                 Stop(StopReason.Unsupported, 8, u.Message);
             }
-            if (DebugStepHook) InstructionHook?.AfterInstruction();
         }
         Com1.Flush();
         return StopReason;
@@ -79,6 +75,15 @@ public sealed unsafe partial class Machine
     /// normal path pays only the one bool test it already had).
     /// </summary>
     public IInstructionHook? InstructionHook;
+
+    /// <summary>One instruction (interrupt shadow, TF, or a debugger/tracer hook), with the hook around it.</summary>
+    private void RunSingle(Cpu.Cpu cpu)
+    {
+        var hook = DebugStepHook ? InstructionHook : null;
+        if (hook != null && !hook.BeforeInstruction()) { Stop(StopReason.Break); return; }
+        RunBlock(cpu, 1);
+        hook?.AfterInstruction();
+    }
 
     private void DeliverFaultLoop(GuestFault f)
     {
@@ -167,6 +172,6 @@ public interface IInstructionHook
 {
     /// <summary>Before the instruction at RIP runs. Returning false stops the run (StopReason.Break) with RIP at that instruction.</summary>
     bool BeforeInstruction();
-    /// <summary>After each loop step: an instruction retired, faulted and was delivered, an interrupt was taken, or the CPU idled.</summary>
+    /// <summary>After the instruction retired, or after the fault it raised was delivered (RIP then at the handler).</summary>
     void AfterInstruction();
 }

@@ -87,7 +87,7 @@ public static class MachineInfo
         string rights = $"{(w.User ? "user" : "supervisor")} {(w.Writable ? "read-write" : "read-only")} {(w.NoExec ? "no-exec" : "exec")}{(w.Global ? " global" : "")}";
         sb.Append($"  = physical 0x{w.Physical:x} ({PtDump.SizeText(w.PageSize)} page, {rights})\n");
         var view = TlbViews.For(m);
-        string where = view is null ? "memory (TLB model not attached: " + TlbViews.NotModeled + ")" : view.WhereFound(la, pcid, fetch: false);
+        string where = view is null ? "memory (" + TlbViews.NotModeled + ")" : view.WhereFound(la, pcid, fetch: false);
         sb.Append($"  found in: {where}\n");
         return sb.ToString();
     }

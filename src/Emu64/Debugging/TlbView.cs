@@ -27,7 +27,7 @@ public static class TlbViews
 
     public static ITlbView? For(Machine m) => Provider?.Invoke(m);
 
-    public const string NotModeled = "TLB contents are not modeled yet (only the host-side translation shortcut exists); translations come from memory";
+    public const string NotModeled = "no TLB model attached yet; every translation comes from a page walk in memory";
 }
 
 public enum TlbEventKind : byte { Fill, Evict, Invalidate, Flush }
