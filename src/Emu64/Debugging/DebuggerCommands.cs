@@ -48,6 +48,7 @@ public sealed class DebuggerCommands
         stats                    counters since start and since the last mark
         mark                     start a new measurement interval for stats
         events [N]               the last N boundary events
+        kaslr [OFFSET]           show or set the KASLR offset applied to symbols (found from LSTAR at the first SYSCALL)
         help                     this text
         quit                     leave the debugger
         ADDR may be a number (hex, with or without 0x), SYMBOL, SYMBOL+OFF, or $reg ($rip, $rsp, $cr3 ...).
@@ -89,6 +90,7 @@ public sealed class DebuggerCommands
                 "pcid" => MachineInfo.Pcid(M, _d.PcidsSeen),
                 "stats" => Stats(),
                 "mark" => Mark(),
+                "kaslr" => Kaslr(args),
                 "events" => Events(args.Length > 0 ? (int)Number(args[0]) : 10),
                 "quit" or "q" or "exit" => Quit(),
                 _ => $"unknown command '{cmd}' (try help)\n",
@@ -271,6 +273,15 @@ public sealed class DebuggerCommands
             sb.Append($"{k,-24}{v,16}{v - _mark.GetValueOrDefault(k),16}\n");
         if (TlbViews.For(M) is null) sb.Append($"(TLB counters: {TlbViews.NotModeled})\n");
         return sb.ToString();
+    }
+
+    private string Kaslr(string[] args)
+    {
+        var s = _d.Symbols;
+        if (args.Length == 1) { s.Slide = (long)Number(args[0]); return $"symbol offset set to 0x{s.Slide:x}\n"; }
+        if (!s.SlideKnown) s.DetectSlide(M.Cpu.Lstar);
+        return s.SlideKnown || s.Slide != 0 ? $"symbol offset 0x{s.Slide:x} (runtime = link address + offset)\n"
+                                            : "symbol offset 0 (not known yet: LSTAR is not set; use kaslr OFFSET, or boot with nokaslr)\n";
     }
 
     private string Events(int n)

@@ -20,7 +20,8 @@ public sealed class SymbolTable
     {
         // Keep functions and labels with a non-zero address; on equal addresses prefer functions, then sized symbols.
         var list = symbols.Where(s => s.Value != 0 && s.Name.Length > 0 && !s.Name.StartsWith('$'))
-            .OrderBy(s => s.Value).ThenByDescending(s => s.IsFunction).ThenByDescending(s => s.Size).ThenBy(s => s.Name, StringComparer.Ordinal)
+            .OrderBy(s => s.Value).ThenByDescending(s => s.IsFunction).ThenBy(s => IsMarker(s.Name)).ThenByDescending(s => s.Size)
+            .ThenBy(s => s.Name, StringComparer.Ordinal)
             .ToList();
         var dedup = new List<ElfSymbol>();
         foreach (var s in list)
@@ -33,6 +34,25 @@ public sealed class SymbolTable
         _addr = _sym.Select(s => s.Value).ToArray();
     }
 
+    /// <summary>Section and region markers (__entry_text_start, _etext ...) lose to real names at the same address.</summary>
+    private static bool IsMarker(string n) => n.StartsWith("__") || n.EndsWith("_start") || n.EndsWith("_end") || n.StartsWith("_e");
+
+    /// <summary>
+    /// The KASLR offset: runtime address − link address of the kernel's symbols. Every lookup applies
+    /// it. <see cref="DetectSlide"/> derives it from LSTAR and entry_SYSCALL_64 once the kernel set LSTAR.
+    /// </summary>
+    public long Slide { get; set; }
+    public bool SlideKnown { get; private set; }
+
+    /// <summary>Sets <see cref="Slide"/> from LSTAR = runtime entry_SYSCALL_64, if the kernel has that symbol and LSTAR is set.</summary>
+    public bool DetectSlide(ulong lstar)
+    {
+        if (SlideKnown || lstar == 0 || !_byName.TryGetValue("entry_SYSCALL_64", out ulong link)) return SlideKnown;
+        Slide = (long)(lstar - link);
+        SlideKnown = true;
+        return true;
+    }
+
     public static readonly SymbolTable Empty = new(Array.Empty<ElfSymbol>());
 
     public int Count => _sym.Length;
@@ -41,6 +61,7 @@ public sealed class SymbolTable
     public ElfSymbol? Find(ulong addr, out ulong offset)
     {
         offset = 0;
+        addr = (ulong)((long)addr - Slide);
         int i = Array.BinarySearch(_addr, addr);
         if (i < 0) i = ~i - 1;
         if (i < 0) return null;
@@ -59,7 +80,12 @@ public sealed class SymbolTable
         return off == 0 ? s.Value.Name : $"{s.Value.Name}+0x{off:x}";
     }
 
-    public bool TryResolve(string name, out ulong addr) => _byName.TryGetValue(name, out addr);
+    public bool TryResolve(string name, out ulong addr)
+    {
+        if (!_byName.TryGetValue(name, out addr)) return false;
+        addr = (ulong)((long)addr + Slide);
+        return true;
+    }
 
     /// <summary>
     /// Parses what a person types for an address: a symbol, "symbol+off", a hex number with or without
