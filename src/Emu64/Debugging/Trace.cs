@@ -191,7 +191,10 @@ public sealed class Tracer : IBoundaryListener, IInstructionHook, ITlbEventSink,
 
     // ---- output --------------------------------------------------------------------------------
 
-    private void EmitJson(Dictionary<string, object?> d) => Emit(JsonSerializer.Serialize(d));
+    /// <summary>Plain ASCII where possible ("name+0x10", not "name\u002B0x10"); still valid JSON.</summary>
+    private static readonly JsonSerializerOptions JsonOptions = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    private void EmitJson(Dictionary<string, object?> d) => Emit(JsonSerializer.Serialize(d, JsonOptions));
 
     private void Emit(string line)
     {

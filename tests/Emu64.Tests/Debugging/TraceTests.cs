@@ -49,6 +49,7 @@ public class TraceTests
         var (_, text) = RunTraced(TraceClass.Boundary, TraceFormat.Jsonl);
         var docs = text.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement).ToList();
         Assert.Equal(14, docs.Count);
+        Assert.Contains("\"sym\":\"entry_SYSCALL_64+0x1d\"", text);   // readable, not \u002B
         var toKernel = docs.First(d => d.GetProperty("type").GetString() == "cr3" && d.TryGetProperty("old_pcid", out var p) && p.GetInt32() == 0x801);
         Assert.Equal(1, toKernel.GetProperty("new_pcid").GetInt32());
         Assert.True(toKernel.GetProperty("noflush").GetBoolean());
