@@ -37,8 +37,8 @@ public sealed class DebuggerCommands
         regs                     general registers, RIP, RFLAGS, segments
         cr                       control registers and EFER, decoded
         msr NAME|NUM             read an MSR (efer, star, lstar, kernel_gs_base, ...)
-        x[/Nf] ADDR              memory at a linear address through the current page tables (f: b h w g, x d;
-                                 N units; default /8g), without side effects
+        x[/Nf] ADDR              memory at a linear address through the current page tables (f: b h w g, x d,
+                                 or i for instructions; N units; default /8g), without side effects
         xp[/Nf] ADDR             physical memory
         disas [ADDR] [N]         disassemble N instructions (default: 8 at RIP)
         walk ADDR [CR3]          page walk: each level's table, entry, flags, and where the translation is found
@@ -218,10 +218,12 @@ public sealed class DebuggerCommands
     private string Examine(string fmt, string[] args, bool physical)
     {
         if (args.Length != 1) return $"usage: {(physical ? "xp" : "x")}[/Nf] ADDR\n";
-        int count = 8, unit = 8;
+        int count = fmt.EndsWith('i') ? 1 : 8, unit = 8;
         bool dec = false;
         string digits = new(fmt.TakeWhile(char.IsDigit).ToArray());
         if (digits.Length > 0) count = Math.Clamp(int.Parse(digits), 1, 4096);
+        if (fmt.EndsWith('i') && !physical)   // x/Ni ADDR: N instructions, as in gdb
+            return Disas([args[0], count.ToString("x")]);
         foreach (char ch in fmt[digits.Length..])
             switch (ch)
             {

@@ -151,6 +151,7 @@ public class DebuggerTests
         Assert.Contains("msr 0xc0000081 (star) = 0x001b000800000000", c.Execute("msr 0xc0000081"));
         Assert.Contains("unknown MSR", c.Execute("msr bogus"));
         Assert.Contains("swapgs", c.Execute("disas entry_SYSCALL_64 3"));
+        Assert.Contains("mov     [0x180200],rsp", c.Execute("x/2i entry_SYSCALL_64"));
         Assert.Contains("0x1, 0x801", c.Execute("pcid"));
         Assert.Contains("syscalls", c.Execute("stats"));
         Assert.Contains("unknown command", c.Execute("frobnicate"));
