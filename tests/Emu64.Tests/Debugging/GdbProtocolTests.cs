@@ -149,6 +149,23 @@ public class GdbProtocolTests
     }
 
     [Fact]
+    public void Hardware_breakpoints_and_read_watchpoints_report_their_kind_in_the_stop_reply()
+    {
+        using var c = new Client(SyscallKernel.NewMachine());
+        Assert.Equal("OK", c.Ask($"Z1,{SyscallKernel.EntryAddr:x},1"));
+        Assert.Equal("T05thread:01;hwbreak:;", c.Ask("vCont;c"));
+        Assert.Equal(GdbConnection.LeHex(SyscallKernel.EntryAddr, 8), c.Ask("p10"));
+        Assert.Equal(GdbConnection.LeHex(SyscallKernel.UserCr3, 8), c.Ask("p3e"));   // cr3, register 62
+        Assert.Equal("OK", c.Ask($"z1,{SyscallKernel.EntryAddr:x},1"));
+        Assert.Equal("OK", c.Ask($"Z3,{SyscallKernel.Scratch:x},8"));
+        // The entry path writes the scratch slot; the exit path reads it back (mov rsp,[scratch]).
+        Assert.Equal($"T05thread:01;rwatch:{SyscallKernel.Scratch:x};", c.Ask("c"));
+        Assert.Equal(GdbConnection.LeHex(SyscallKernel.UserStack, 8), c.Ask("p7"));   // rsp restored from the slot
+        Assert.Equal("OK", c.Ask($"z3,{SyscallKernel.Scratch:x},8"));
+        Assert.Equal("W01", c.Ask("c"));                                               // runs to isa-debug-exit
+    }
+
+    [Fact]
     public void Fuzzed_and_truncated_packets_never_crash_the_stub_which_still_answers_a_status_query()
     {
         using var c = new Client(LoopingMachine());
