@@ -176,7 +176,7 @@ public sealed class Debugger : IInstructionHook, IBoundaryListener
     public void OnEvent(in BoundaryEvent e)
     {
         _eventSeen = true;
-        if (e.Kind == BoundaryKind.Syscall) Symbols.DetectSlide(M.Cpu.Lstar);
+        if (!Symbols.SlideKnown) Symbols.DetectSlide(M);
         if (e.Kind == BoundaryKind.Cr3Write && M.Cpu.PcidOn) { PcidsSeen.Add((int)(e.OldCr3 & 0xFFF)); PcidsSeen.Add((int)(e.NewCr3 & 0xFFF)); }
         RecentEvents.Add(e);
         if (RecentEvents.Count > 256) RecentEvents.RemoveRange(0, 128);

@@ -48,7 +48,8 @@ public sealed class DebuggerCommands
         stats                    counters since start and since the last mark
         mark                     start a new measurement interval for stats
         events [N]               the last N boundary events
-        kaslr [OFFSET]           show or set the KASLR offset applied to symbols (found from LSTAR at the first SYSCALL)
+        kaslr [OFFSET]           show or set the KASLR offset applied to symbols (learned from the kernel's _text
+                                 announcement or from LSTAR)
         help                     this text
         quit                     leave the debugger
         ADDR may be a number (hex, with or without 0x), SYMBOL, SYMBOL+OFF, or $reg ($rip, $rsp, $cr3 ...).
@@ -281,9 +282,9 @@ public sealed class DebuggerCommands
     {
         var s = _d.Symbols;
         if (args.Length == 1) { s.Slide = (long)Number(args[0]); return $"symbol offset set to 0x{s.Slide:x}\n"; }
-        if (!s.SlideKnown) s.DetectSlide(M.Cpu.Lstar);
+        s.DetectSlide(M);
         return s.SlideKnown || s.Slide != 0 ? $"symbol offset 0x{s.Slide:x} (runtime = link address + offset)\n"
-                                            : "symbol offset 0 (not known yet: LSTAR is not set; use kaslr OFFSET, or boot with nokaslr)\n";
+                                            : "symbol offset 0 (not known yet: the kernel has not announced _text or set LSTAR; use kaslr OFFSET, or boot with nokaslr)\n";
     }
 
     private string Events(int n)

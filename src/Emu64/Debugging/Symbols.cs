@@ -44,6 +44,22 @@ public sealed class SymbolTable
     public long Slide { get; set; }
     public bool SlideKnown { get; private set; }
 
+    /// <summary>
+    /// Learns the KASLR offset from what the kernel tells the machine: the runtime address of _text it
+    /// announces on the kernel info port, or else LSTAR (= runtime entry_SYSCALL_64) once it is set.
+    /// </summary>
+    public bool DetectSlide(Machine m)
+    {
+        if (SlideKnown) return true;
+        if (m.KernelInfo.TextBase is { } text && _byName.TryGetValue("_text", out ulong link))
+        {
+            Slide = (long)(text - link);
+            SlideKnown = true;
+            return true;
+        }
+        return DetectSlide(m.Cpu.Lstar);
+    }
+
     /// <summary>Sets <see cref="Slide"/> from LSTAR = runtime entry_SYSCALL_64, if the kernel has that symbol and LSTAR is set.</summary>
     public bool DetectSlide(ulong lstar)
     {

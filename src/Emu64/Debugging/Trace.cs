@@ -116,7 +116,7 @@ public sealed class Tracer : IBoundaryListener, IInstructionHook, ITlbEventSink,
 
     public void OnEvent(in BoundaryEvent e)
     {
-        if (e.Kind == BoundaryKind.Syscall) _dis.Symbols.DetectSlide(_m.Cpu.Lstar);
+        if (!_dis.Symbols.SlideKnown) _dis.Symbols.DetectSlide(_m);
         if (e.Kind == BoundaryKind.Cr3Write && (Classes & TraceClass.Tlb) != 0 && TlbViews.For(_m) is null)
         {
             // Until the TLB model reports its own events, a CR3 write is the one flush we can see.

@@ -34,6 +34,21 @@ public class ToyKernelTests
     }
 
     [Fact]
+    public void With_kaslr_the_trace_names_the_relocated_entry_code_once_the_kernel_announces_its_text()
+    {
+        var m = new Machine(new MachineOptions { Append = "init=syscalls:2", MaxInstructions = 5_000_000, Output = new MemoryStream() });
+        m.LoadKernel(File.ReadAllBytes(Kernel), Kernel, Array.Empty<Emu64.Loader.BootModule>());
+        var syms = new Emu64.Debugging.SymbolTable(m.Symbols);
+        var sw = new StringWriter();
+        using (new Emu64.Debugging.Tracer(m, Emu64.Debugging.TraceClass.Boundary, Emu64.Debugging.TraceFormat.Text, sw, 0, syms)) m.Run();
+        Assert.True(syms.SlideKnown);
+        Assert.NotEqual(0, syms.Slide);
+        Assert.True(syms.TryResolve("entry_SYSCALL_64", out ulong entry));
+        Assert.Equal(m.Cpu.Lstar, entry);
+        Assert.Contains($"syscall rip={entry:x} <entry_SYSCALL_64>", sw.ToString());
+    }
+
+    [Fact]
     public void Stock_gdb_steps_a_toy_kernel_system_call_across_the_cr3_switch_over_emu64_boot_gdb_wait()
     {
         using var p = CliDebugTests.Start("boot", "--append", "nokaslr init=syscalls:3", "--gdb", "127.0.0.1:0", "--wait");
