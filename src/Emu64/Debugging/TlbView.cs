@@ -23,6 +23,8 @@ public interface ITlbView
 public static class TlbViews
 {
     /// <summary>Set by the TLB model to expose its contents; null until it exists.</summary>
+    /// <remarks>To switch the debugger to the merged TLB model: <c>Provider = m => new MmuTlbView(m)</c> (then update the
+    /// tests that expect "found in: memory" and the CR3-derived tlb trace events).</remarks>
     public static Func<Machine, ITlbView?>? Provider;
 
     public static ITlbView? For(Machine m) => Provider?.Invoke(m);
@@ -54,5 +56,39 @@ public static partial class TlbEventsRegistry
     public static void Report(Machine m, in TlbEvent e)
     {
         if (Sinks.TryGetValue(m, out var s)) s.OnTlbEvent(in e);
+    }
+}
+
+/// <summary>The TLB view backed by the machine's PCID-tagged TLB model (Mmu.Entries, TraceWalk, Snapshot).</summary>
+public sealed class MmuTlbView(Machine m) : ITlbView
+{
+    public IEnumerable<TlbEntryView> Entries()
+    {
+        var mmu = m.Cpu.Mmu;
+        foreach (var level in new[] { Emu64.Mmu.TlbLevel.Itlb, Emu64.Mmu.TlbLevel.Dtlb, Emu64.Mmu.TlbLevel.Stlb })
+            foreach (var e in mmu.Entries(level)) yield return Convert(e);
+        for (int l = 2; l <= 5; l++)
+            foreach (var e in mmu.PagingStructureCacheEntries(l)) yield return Convert(e);
+    }
+
+    private static TlbEntryView Convert(Emu64.Mmu.TlbEntryView e)
+        => new(e.Array, e.LinearBase, e.PhysicalBase, e.Size switch { Emu64.Mmu.PageSize.Size4K => 4096UL, Emu64.Mmu.PageSize.Size2M => 2UL << 20, _ => 1UL << 30 },
+               e.Pcid, e.Global, e.Writable, e.User, e.NoExec);
+
+    public string WhereFound(ulong la, int pcid, bool fetch) => m.Cpu.Mmu.TraceWalk(la, null, fetch).FoundIn switch
+    {
+        Emu64.Mmu.TranslationSource.L1Tlb => fetch ? "L1 ITLB" : "L1 DTLB",
+        Emu64.Mmu.TranslationSource.Stlb => "STLB (L2 TLB)",
+        Emu64.Mmu.TranslationSource.PscPde => "paging-structure cache (PDE): walk starts at the PT",
+        Emu64.Mmu.TranslationSource.PscPdpte => "paging-structure cache (PDPTE): walk starts at the PD",
+        Emu64.Mmu.TranslationSource.PscPml4e => "paging-structure cache (PML4E): walk starts at the PDPT",
+        Emu64.Mmu.TranslationSource.PscPml5e => "paging-structure cache (PML5E): walk starts at the PML4",
+        Emu64.Mmu.TranslationSource.NotMapped => "not mapped",
+        _ => "memory (full page walk)",
+    };
+
+    public IEnumerable<KeyValuePair<string, ulong>> Counters()
+    {
+        foreach (var (k, v) in m.Cpu.Mmu.Snapshot().Named()) yield return new(k, v);
     }
 }
