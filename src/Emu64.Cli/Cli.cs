@@ -26,6 +26,8 @@ public static class Cli
         commands:
           run KERNEL [options]   boot a multiboot kernel (as qemu-system-x86_64 -kernel)
           boot [options]         boot the bundled toy kernel (firmware/toykernel.elf)
+          debug [KERNEL] [options] [--script FILE]
+                                 interactive debugger (bundled kernel if none is given); see docs/DEBUGGING.md
 
         options:
           --append ARGS          kernel command line
@@ -38,7 +40,7 @@ public static class Cli
                                  also NAME=VALUE[,NAME=VALUE] (e.g. stlb.entries=2048,cost.cr3write=150),
                                  repeatable, applied in order
           -h, --help             this text
-        """;
+        """ + "\n" + DebugOptions.Usage;
 
     public static int Execute(string[] args)
     {
@@ -69,10 +71,19 @@ public static class Cli
         var rest = args.AsSpan(1).ToArray();
         return cmd switch
         {
-            "run" => RunKernel(ParseRunOptions(rest, needKernel: true)),
-            "boot" => RunKernel(ParseRunOptions(rest, needKernel: false) with { Kernel = BundledKernelPath() }),
+            "run" => RunWithDebugOptions(rest, needKernel: true),
+            "boot" => RunWithDebugOptions(rest, needKernel: false),
+            "debug" => DebugCommand.Run(rest),
             _ => throw new CliException($"unknown command '{cmd}' (try emu64 --help)"),
         };
+    }
+
+    private static int RunWithDebugOptions(string[] args, bool needKernel)
+    {
+        var (d, rest) = DebugOptions.Extract(args, allowScript: false);
+        var o = ParseRunOptions(rest, needKernel);
+        if (!needKernel) o = o with { Kernel = BundledKernelPath() };
+        return RunKernel(o, d.Any ? d : null);
     }
 
     public sealed record RunOptions(string? Kernel, string Append, ulong RamBytes, List<string> Initrds, ulong MaxInstructions, ulong Seed, bool Stats)
@@ -198,7 +209,8 @@ public static class Cli
         catch (UnauthorizedAccessException) { throw new CliException($"cannot read {what} '{path}': permission denied"); }
     }
 
-    public static int RunKernel(RunOptions o)
+    /// <summary>A machine with the kernel and modules of <paramref name="o"/> loaded.</summary>
+    public static Machine CreateMachine(RunOptions o, Stream stdout)
     {
         var image = ReadFile(o.Kernel!, "kernel");
         var modules = o.Initrds.Select(spec =>
@@ -206,12 +218,18 @@ public static class Cli
             string file = spec.Split(' ', 2)[0];
             return new BootModule(spec, ReadFile(file, "initrd"));
         }).ToList();
-        var stdout = Console.OpenStandardOutput();
         var opts = new MachineOptions { RamBytes = o.RamBytes, Append = o.Append, Seed = o.Seed, MaxInstructions = o.MaxInstructions, Output = stdout, Tlb = BuildTlbConfig(o) };
         var m = new Machine(opts);
         m.LoadKernel(image, o.Kernel!, modules);
+        return m;
+    }
+
+    public static int RunKernel(RunOptions o, DebugOptions? debug = null)
+    {
+        var stdout = Console.OpenStandardOutput();
+        var m = CreateMachine(o, stdout);
         var sw = Stopwatch.StartNew();
-        var reason = m.Run();
+        var reason = debug is null ? m.Run() : DebugRun.Run(m, debug);
         sw.Stop();
         stdout.Flush();
         if (reason is not (StopReason.DebugExit or StopReason.Shutdown))

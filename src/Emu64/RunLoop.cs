@@ -41,12 +41,13 @@ public sealed unsafe partial class Machine
                     continue;
                 }
                 ulong budget = Math.Min(limit, stopAt) - cpu.Retired;
-                if (shadow || cpu.Tf || DebugStepHook) budget = 1;
+                if (shadow || cpu.Tf || DebugStepHook) { RunSingle(cpu); continue; }
                 RunBlock(cpu, budget);
             }
             catch (GuestFault f)
             {
                 DeliverFaultLoop(f);
+                if (DebugStepHook) InstructionHook?.AfterInstruction();   // a faulting step ends at the handler
             }
             catch (TripleFaultException t)
             {
@@ -68,6 +69,21 @@ public sealed unsafe partial class Machine
     public const int FaultLoopLimit = 10_000;
     private ulong _faultStreakRetired = ulong.MaxValue;
     private int _faultStreak;
+
+    /// <summary>
+    /// Called around every instruction while <see cref="DebugStepHook"/> is set (never otherwise, so the
+    /// normal path pays only the one bool test it already had).
+    /// </summary>
+    public IInstructionHook? InstructionHook;
+
+    /// <summary>One instruction (interrupt shadow, TF, or a debugger/tracer hook), with the hook around it.</summary>
+    private void RunSingle(Cpu.Cpu cpu)
+    {
+        var hook = DebugStepHook ? InstructionHook : null;
+        if (hook != null && !hook.BeforeInstruction()) { Stop(StopReason.Break); return; }
+        RunBlock(cpu, 1);
+        hook?.AfterInstruction();
+    }
 
     private void DeliverFaultLoop(GuestFault f)
     {
@@ -149,4 +165,13 @@ public sealed unsafe partial class Machine
         cpu.InsnRip = cpu.Rip;
         cpu.DeliverTrap(Vec.DB);
     }
+}
+
+/// <summary>A per-instruction observer (debugger, instruction trace), active only while <see cref="Machine.DebugStepHook"/> is set.</summary>
+public interface IInstructionHook
+{
+    /// <summary>Before the instruction at RIP runs. Returning false stops the run (StopReason.Break) with RIP at that instruction.</summary>
+    bool BeforeInstruction();
+    /// <summary>After the instruction retired, or after the fault it raised was delivered (RIP then at the handler).</summary>
+    void AfterInstruction();
 }

@@ -1,0 +1,124 @@
+using Emu64.Debugging;
+using Emu64.Loader;
+
+namespace Emu64.Cli;
+
+/// <summary>
+/// `emu64 debug [KERNEL] [run options] [--script FILE]`: the interactive debugger. Commands come from
+/// the terminal (an empty line repeats the last step/stepb/until/continue; `help` lists them all), or
+/// from a script file, each echoed after a "(emu64) " prompt so a transcript reads like a session.
+/// </summary>
+public static class DebugCommand
+{
+    public const string Prompt = "(emu64) ";
+
+    public static int Run(string[] args)
+    {
+        var (dopts, rest) = DebugOptions.Extract(args, allowScript: true);
+        string? kernel = null;
+        if (rest.Length > 0 && !rest[0].StartsWith('-')) { kernel = rest[0]; rest = rest[1..]; }
+        var ro = Cli.ParseRunOptions(rest, needKernel: false) with { Kernel = kernel ?? Cli.BundledKernelPath() };
+        var m = Cli.CreateMachine(ro, Console.OpenStandardOutput());
+        var syms = dopts.Symbols(m);
+        using var tracer = dopts.CreateTracer(m, syms);
+        var dbg = new Debugger(m, syms) { Trace = tracer };
+        dbg.UpdateHook();
+        var cmds = new DebuggerCommands(dbg);
+        var output = Console.Out;
+
+        if (dopts.GdbPort >= 0) throw new CliException("debug does not take --gdb (use run or boot --gdb PORT --wait)");
+        output.WriteLine($"emu64 debugger: {ro.Kernel} ({syms.Count} symbols); stopped before the first instruction at 0x{dbg.Rip:x}. Type help for commands.");
+        if (dopts.Script != null)
+        {
+            string[] lines;
+            try { lines = File.ReadAllLines(dopts.Script); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new CliException($"cannot read script '{dopts.Script}': {e.Message}"); }
+            foreach (var line in lines)
+            {
+                if (line.Trim().Length == 0) continue;
+                output.Write(Prompt + line + "\n");
+                output.Write(Execute(cmds, line));
+                output.Flush();
+                if (cmds.QuitRequested) break;
+            }
+        }
+        else
+        {
+            // Ctrl-C stops a running `continue` at the next instruction boundary instead of ending the program.
+            Console.CancelKeyPress += (_, e) => { e.Cancel = true; m.Stop(StopReason.Break); };
+            string last = "";
+            while (!cmds.QuitRequested)
+            {
+                output.Write(Prompt);
+                output.Flush();
+                string? line = Console.ReadLine();
+                if (line is null) break;                       // end of input
+                if (line.Trim().Length == 0) line = last;       // gdb's habit: Enter repeats a run command
+                else if (IsRepeatable(line)) last = line;
+                else last = "";
+                output.Write(Execute(cmds, line));
+            }
+        }
+        output.Flush();
+        return m.StopReason switch
+        {
+            StopReason.DebugExit => m.ExitCode,
+            StopReason.TripleFault => ExitStatus.TripleFault,
+            StopReason.InstructionLimit => ExitStatus.InstructionLimit,
+            _ => ExitStatus.Ok,
+        };
+    }
+
+    private static bool IsRepeatable(string line)
+    {
+        string w = line.Trim().Split(' ')[0];
+        return w is "step" or "s" or "si" or "stepi" or "stepb" or "until" or "continue" or "c" or "x" or "disas";
+    }
+
+    private static string Execute(DebuggerCommands cmds, string line)
+    {
+        try { return cmds.Execute(line); }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // A debugger command must never take the session down.
+            return $"error: {e.Message}\n";
+        }
+    }
+}
+
+/// <summary>Runs a loaded machine under the tracer and/or the gdb stub (emu64 run/boot with --trace or --gdb).</summary>
+public static class DebugRun
+{
+    public static StopReason Run(Machine m, DebugOptions o)
+    {
+        var syms = o.Symbols(m);
+        using var tracer = o.CreateTracer(m, syms);
+        if (o.GdbPort < 0)
+        {
+            tracer?.AttachAlone();
+            return m.Run();
+        }
+        var dbg = new Debugger(m, syms) { Trace = tracer };
+        dbg.UpdateHook();
+        GdbStub stub;
+        try { stub = new GdbStub(dbg, o.GdbHost ?? "127.0.0.1", o.GdbPort); }
+        catch (System.Net.Sockets.SocketException e) { throw new CliException($"cannot listen for gdb on {o.GdbHost}:{o.GdbPort}: {e.Message}"); }
+        using (stub)
+        {
+            stub.Log = Console.Error;
+            Console.Error.WriteLine($"emu64: gdb stub listening on {o.GdbHost}:{stub.Port}" + (o.Wait ? " (waiting for gdb before the first instruction)" : ""));
+            if (o.Wait) stub.Serve();
+            else
+            {
+                // Run in slices and let gdb attach whenever it connects.
+                while (m.StopReason == StopReason.None)
+                {
+                    if (stub.ClientWaiting) { stub.Serve(); break; }
+                    m.Run(GdbStub.SliceInstructions);
+                }
+            }
+        }
+        if (m.StopReason is StopReason.None or StopReason.Break) { m.ClearBreak(); dbg.UpdateHook(); m.Run(); }
+        return m.StopReason;
+    }
+}

@@ -1,0 +1,94 @@
+namespace Emu64.Debugging;
+
+/// <summary>One TLB or paging-structure-cache entry as the debugger shows it.</summary>
+public readonly record struct TlbEntryView(string Structure, ulong Linear, ulong Physical, ulong PageSize, int Pcid, bool Global, bool Writable, bool User, bool NoExec);
+
+/// <summary>
+/// SEAM FOR THE TLB MODEL. The PCID-tagged TLB (separate L1 I/D, STLB, paging-structure caches) is
+/// being built in parallel; when it lands it implements this interface and assigns
+/// <see cref="TlbViews.Provider"/> (or the machine exposes one). Until then the debugger reports that
+/// the TLB contents are not modeled and that every translation comes from memory.
+/// </summary>
+public interface ITlbView
+{
+    /// <summary>All valid entries, per structure (names such as "L1I-4K", "L1D-2M", "STLB", "PDE-cache").</summary>
+    IEnumerable<TlbEntryView> Entries();
+    /// <summary>Where a lookup of <paramref name="la"/> under <paramref name="pcid"/> would be satisfied, without changing counters or LRU state: "L1D", "STLB", "PDE cache", or "memory".</summary>
+    string WhereFound(ulong la, int pcid, bool fetch);
+    /// <summary>Counters as name/value pairs (lookups, hits, misses, walks, flushes by cause ...).</summary>
+    IEnumerable<KeyValuePair<string, ulong>> Counters();
+}
+
+/// <summary>Finds the TLB view for a machine (the seam's single point of contact).</summary>
+public static class TlbViews
+{
+    /// <summary>Set by the TLB model to expose its contents; null until it exists.</summary>
+    /// <remarks>To switch the debugger to the merged TLB model: <c>Provider = m => new MmuTlbView(m)</c> (then update the
+    /// tests that expect "found in: memory" and the CR3-derived tlb trace events).</remarks>
+    public static Func<Machine, ITlbView?>? Provider;
+
+    public static ITlbView? For(Machine m) => Provider?.Invoke(m);
+
+    public const string NotModeled = "no TLB model attached yet; every translation comes from a page walk in memory";
+}
+
+public enum TlbEventKind : byte { Fill, Evict, Invalidate, Flush }
+
+/// <summary>A TLB event for the trace: a fill, an eviction, an invalidation of one page, or a flush (with its cause and how many entries it dropped).</summary>
+public readonly record struct TlbEvent(TlbEventKind Kind, string Structure, ulong Linear, int Pcid, bool Global, string Cause, int Dropped);
+
+/// <summary>Receives TLB events (the tracer). SEAM: the TLB model calls <see cref="TlbViews.Report"/> where it fills, evicts and invalidates.</summary>
+public interface ITlbEventSink
+{
+    void OnTlbEvent(in TlbEvent e);
+}
+
+public static partial class TlbEventsRegistry
+{
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Machine, ITlbEventSink> Sinks = new();
+
+    public static void Attach(Machine m, ITlbEventSink sink) => Sinks.AddOrUpdate(m, sink);
+    public static void Detach(Machine m) => Sinks.Remove(m);
+
+    /// <summary>True when someone traces TLB events on this machine (the model may skip building events otherwise).</summary>
+    public static bool Wanted(Machine m) => Sinks.TryGetValue(m, out _);
+
+    public static void Report(Machine m, in TlbEvent e)
+    {
+        if (Sinks.TryGetValue(m, out var s)) s.OnTlbEvent(in e);
+    }
+}
+
+/// <summary>The TLB view backed by the machine's PCID-tagged TLB model (Mmu.Entries, TraceWalk, Snapshot).</summary>
+public sealed class MmuTlbView(Machine m) : ITlbView
+{
+    public IEnumerable<TlbEntryView> Entries()
+    {
+        var mmu = m.Cpu.Mmu;
+        foreach (var level in new[] { Emu64.Mmu.TlbLevel.Itlb, Emu64.Mmu.TlbLevel.Dtlb, Emu64.Mmu.TlbLevel.Stlb })
+            foreach (var e in mmu.Entries(level)) yield return Convert(e);
+        for (int l = 2; l <= 5; l++)
+            foreach (var e in mmu.PagingStructureCacheEntries(l)) yield return Convert(e);
+    }
+
+    private static TlbEntryView Convert(Emu64.Mmu.TlbEntryView e)
+        => new(e.Array, e.LinearBase, e.PhysicalBase, e.Size switch { Emu64.Mmu.PageSize.Size4K => 4096UL, Emu64.Mmu.PageSize.Size2M => 2UL << 20, _ => 1UL << 30 },
+               e.Pcid, e.Global, e.Writable, e.User, e.NoExec);
+
+    public string WhereFound(ulong la, int pcid, bool fetch) => m.Cpu.Mmu.TraceWalk(la, null, fetch).FoundIn switch
+    {
+        Emu64.Mmu.TranslationSource.L1Tlb => fetch ? "L1 ITLB" : "L1 DTLB",
+        Emu64.Mmu.TranslationSource.Stlb => "STLB (L2 TLB)",
+        Emu64.Mmu.TranslationSource.PscPde => "paging-structure cache (PDE): walk starts at the PT",
+        Emu64.Mmu.TranslationSource.PscPdpte => "paging-structure cache (PDPTE): walk starts at the PD",
+        Emu64.Mmu.TranslationSource.PscPml4e => "paging-structure cache (PML4E): walk starts at the PDPT",
+        Emu64.Mmu.TranslationSource.PscPml5e => "paging-structure cache (PML5E): walk starts at the PML4",
+        Emu64.Mmu.TranslationSource.NotMapped => "not mapped",
+        _ => "memory (full page walk)",
+    };
+
+    public IEnumerable<KeyValuePair<string, ulong>> Counters()
+    {
+        foreach (var (k, v) in m.Cpu.Mmu.Snapshot().Named()) yield return new(k, v);
+    }
+}

@@ -1,0 +1,49 @@
+using Emu64.Debugging;
+using Emu64.Loader;
+
+namespace Emu64.Tests.Debugging;
+
+public class SymbolTableTests
+{
+    private static SymbolTable Table() => new(new[]
+    {
+        new ElfSymbol("__entry_text_start", 0xffffffff81001000, 0, false),
+        new ElfSymbol("entry_SYSCALL_64", 0xffffffff81001000, 0, false),
+        new ElfSymbol("do_syscall_64", 0xffffffff81002000, 0x40, true),
+    });
+
+    [Fact]
+    public void Addresses_get_the_real_name_rather_than_a_section_marker_at_the_same_address()
+    {
+        var t = Table();
+        Assert.Equal("entry_SYSCALL_64", t.Describe(0xffffffff81001000));
+        Assert.Equal("entry_SYSCALL_64+0x34", t.Describe(0xffffffff81001034));
+        Assert.Equal("do_syscall_64+0x3f", t.Describe(0xffffffff8100203f));
+        Assert.Null(t.Describe(0xffffffff81002040));       // past the end of a sized symbol
+        Assert.Null(t.Describe(0x1000));
+    }
+
+    [Fact]
+    public void The_kaslr_offset_found_from_lstar_moves_every_lookup()
+    {
+        var t = Table();
+        Assert.True(t.DetectSlide(0xffffffff85801000));
+        Assert.Equal(0x4800000, t.Slide);
+        Assert.Equal("entry_SYSCALL_64+0x34", t.Describe(0xffffffff85801034));
+        Assert.True(t.TryResolve("do_syscall_64", out ulong a));
+        Assert.Equal(0xffffffff85802000UL, a);
+        Assert.True(t.TryParseAddress("do_syscall_64+0x10", out a));
+        Assert.Equal(0xffffffff85802010UL, a);
+    }
+
+    [Fact]
+    public void Numbers_parse_as_hex_with_or_without_prefix_and_as_decimal_with_a_trailing_dot()
+    {
+        Assert.True(SymbolTable.TryParseNumber("0x1f", out ulong v)); Assert.Equal(0x1fUL, v);
+        Assert.True(SymbolTable.TryParseNumber("ffff_8880_0000_0000", out v)); Assert.Equal(0xffff888000000000UL, v);
+        Assert.True(SymbolTable.TryParseNumber("42.", out v)); Assert.Equal(42UL, v);
+        Assert.False(SymbolTable.TryParseNumber("0x", out _));
+        Assert.False(SymbolTable.TryParseNumber("12345678123456781", out _));
+        Assert.False(Table().TryParseAddress("nosuch+4", out _));
+    }
+}
