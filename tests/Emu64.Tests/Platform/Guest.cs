@@ -104,6 +104,16 @@ public static class Guest
         TestKernel.Print(a, "\n");
     }
 
+    /// <summary>
+    /// Two jumps: QEMU's TCG looks at pending interrupts only between translation blocks, so after an
+    /// instruction that raises one (an ICR write, STI) a guest that wants it taken "now" on both
+    /// machines ends the block. Emu64 takes it at the next instruction boundary anyway.
+    /// </summary>
+    public static void Settle(Assembler a)
+    {
+        for (int i = 0; i < 2; i++) { var next = a.CreateLabel(); a.jmp(next); a.Label(ref next); }
+    }
+
     public static void PushAll(Assembler a) { foreach (var r in new[] { rax, rbx, rcx, rdx, rsi, rdi }) a.push(r); }
     public static void PopAll(Assembler a) { foreach (var r in new[] { rdi, rsi, rdx, rcx, rbx, rax }) a.pop(r); }
 
