@@ -14,8 +14,11 @@ namespace Emu64.Devices;
 /// (u16 = 1); 0x000E boot-menu flag; 0x000F maximum CPU count (u16 = 1); 0x0019 the file directory.
 /// Named files are listed in the directory (u32 count, then per file: u32 size, u16 selector,
 /// u16 reserved, 56-byte name; all big-endian) with selectors from 0x0020 on, sorted by name as QEMU
-/// does. The command-line items QEMU gives a Linux kernel (0x0014 size, 0x0015 data) hold the
-/// --append text with its terminating NUL.
+/// does: "etc/boot-fail-wait" (u32 LE, 0xFFFFFFFF: never reboot, as QEMU) and "etc/e820" (the RAM
+/// map, entries of u64 address, u64 length, u32 type). QEMU fills the command-line items
+/// (0x0014/0x0015) only for Linux kernels; a multiboot kernel finds its command line in the multiboot
+/// information, and reads 0 there, here as under QEMU. The ACPI and SMBIOS tables QEMU also lists
+/// are not provided (Emu64 builds no ACPI tables), so they are not in the directory either.
 ///
 /// DMA interface: the guest writes the physical address of a control block (be32 control, be32
 /// length, be64 address) to 0x514 (high half) and 0x518 (low half; this write starts the transfer),
@@ -26,7 +29,7 @@ public sealed class FwCfg : IIoDevice
 {
     public const ushort SelectorPort = 0x510, DataPort = 0x511, DmaPort = 0x514;
     public const ushort Signature = 0x00, Id = 0x01, Uuid = 0x02, RamSize = 0x03, NoGraphic = 0x04, NbCpus = 0x05,
-        CmdlineSize = 0x14, CmdlineData = 0x15, BootMenu = 0x0E, MaxCpus = 0x0F, FileDir = 0x19, FileFirst = 0x20;
+        BootMenu = 0x0E, MaxCpus = 0x0F, FileDir = 0x19, FileFirst = 0x20;
 
     private readonly Machine _m;
     private readonly Dictionary<ushort, byte[]> _items = new();
@@ -45,9 +48,6 @@ public sealed class FwCfg : IIoDevice
         _items[NbCpus] = LE16(1);
         _items[BootMenu] = LE16(0);
         _items[MaxCpus] = LE16(1);
-        var cmdline = Encoding.UTF8.GetBytes(m.Options.Append + "\0");
-        _items[CmdlineSize] = LE32((uint)cmdline.Length);
-        _items[CmdlineData] = cmdline;
         AddFiles(new (string, byte[])[]
         {
             ("etc/e820", E820(m.Memory.RamSize)),
