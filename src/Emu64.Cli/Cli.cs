@@ -33,6 +33,8 @@ public static class Cli
           --initrd FILE[,FILE]   multiboot modules ("FILE args" passes args)
           --max-instructions N   stop after N retired instructions (exit status 6)
           --seed N               seed for RDRAND/RDSEED and anything random (default 0)
+          --ips N                guest instructions per virtual second (default 1000000000): the
+                                 rate at which timers (PIT, APIC, TSC, CMOS clock) see time pass
           --stats                print counters to stderr at the end (key: value lines)
           --tlb-config FILE      TLB geometry and cost model from a JSON file (see docs/MMU.md);
                                  also NAME=VALUE[,NAME=VALUE] (e.g. stlb.entries=2048,cost.cr3write=150),
@@ -40,10 +42,16 @@ public static class Cli
           -h, --help             this text
         """;
 
-    public static int Execute(string[] args)
+    /// <summary>
+    /// Runs the command line. With <paramref name="attachStdin"/> (the emu64 program itself) the guest's
+    /// COM1 receives standard input: all of it, read before the run, when it is redirected (a file or
+    /// a pipe: deterministic), or line by line as typed when it is a terminal.
+    /// </summary>
+    public static int Execute(string[] args, bool attachStdin = false)
     {
         try
         {
+            _attachStdin = attachStdin;
             return Run(args);
         }
         catch (CliException e)
@@ -57,6 +65,8 @@ public static class Cli
             return ExitStatus.Usage;
         }
     }
+
+    [ThreadStatic] private static bool _attachStdin;
 
     private static int Run(string[] args)
     {
@@ -79,13 +89,15 @@ public static class Cli
     {
         /// <summary>--tlb-config arguments in order: JSON file paths or NAME=VALUE lists.</summary>
         public List<string> TlbConfig { get; init; } = new();
+        /// <summary>Guest instructions per virtual second (--ips).</summary>
+        public ulong Ips { get; init; } = 1_000_000_000;
     }
 
     public static RunOptions ParseRunOptions(string[] a, bool needKernel)
     {
         string? kernel = null;
         string append = "";
-        ulong ram = 128UL << 20, max = ulong.MaxValue, seed = 0;
+        ulong ram = 128UL << 20, max = ulong.MaxValue, seed = 0, ips = 1_000_000_000;
         var initrds = new List<string>();
         bool stats = false;
         var tlb = new List<string>();
@@ -106,6 +118,10 @@ public static class Cli
                 case "--seed": seed = ParseCount(o, Value()); break;
                 case "--stats": stats = true; break;
                 case "--tlb-config": tlb.Add(Value()); break;
+                case "--ips":
+                    ips = ParseCount(o, Value());
+                    if (ips == 0) throw new CliException("option --ips needs a rate of at least 1 instruction per second");
+                    break;
                 default:
                     if (o.StartsWith('-')) throw new CliException($"unknown option {o}");
                     if (kernel != null || !needKernel) throw new CliException($"unexpected argument '{o}'");
@@ -114,7 +130,7 @@ public static class Cli
             }
         }
         if (needKernel && kernel is null) throw new CliException("no kernel given (usage: emu64 run KERNEL [options])");
-        var result = new RunOptions(kernel, append, ram, initrds, max, seed, stats) { TlbConfig = tlb };
+        var result = new RunOptions(kernel, append, ram, initrds, max, seed, stats) { TlbConfig = tlb, Ips = ips };
         BuildTlbConfig(result);   // report a bad configuration before anything runs
         return result;
     }
@@ -207,9 +223,14 @@ public static class Cli
             return new BootModule(spec, ReadFile(file, "initrd"));
         }).ToList();
         var stdout = Console.OpenStandardOutput();
-        var opts = new MachineOptions { RamBytes = o.RamBytes, Append = o.Append, Seed = o.Seed, MaxInstructions = o.MaxInstructions, Output = stdout, Tlb = BuildTlbConfig(o) };
+        var opts = new MachineOptions
+        {
+            RamBytes = o.RamBytes, Append = o.Append, Seed = o.Seed, MaxInstructions = o.MaxInstructions, Output = stdout,
+            Tlb = BuildTlbConfig(o), TicksPerSecond = o.Ips,
+        };
         var m = new Machine(opts);
         m.LoadKernel(image, o.Kernel!, modules);
+        if (_attachStdin) SerialInput.AttachStdin(m);
         var sw = Stopwatch.StartNew();
         var reason = m.Run();
         sw.Stop();
