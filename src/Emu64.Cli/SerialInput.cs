@@ -28,6 +28,7 @@ public static class SerialInput
             return;
         }
         m.AddTimedDevice(new TerminalPump(m));
+        m.IdleWakeupLimit = int.MaxValue;     // a guest waiting for the keyboard may sleep as long as it likes
     }
 
     private sealed class TerminalPump : ITimedDevice
