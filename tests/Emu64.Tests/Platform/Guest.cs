@@ -180,23 +180,27 @@ public static class Qemu
     {
         var file = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"emu64-platform-{Guid.NewGuid():N}.bin");
         File.WriteAllBytes(file, image);
-        try
-        {
-            var psi = new ProcessStartInfo(Executable!,
-                $"-kernel {file} -serial stdio -display none -device isa-debug-exit,iobase=0xf4,iosize=4 -no-reboot -m 128 {extraArgs}")
-            {
-                RedirectStandardOutput = true, RedirectStandardInput = true, RedirectStandardError = true, UseShellExecute = false,
-            };
-            using var p = Process.Start(psi)!;
-            var buf = new MemoryStream();
-            var copy = p.StandardOutput.BaseStream.CopyToAsync(buf);
-            p.StandardInput.Write(input);
-            p.StandardInput.Flush();
-            if (!p.WaitForExit(30_000)) { p.Kill(true); throw new TimeoutException("QEMU did not finish within 30 s"); }
-            copy.Wait();
-            p.StandardInput.Close();
-            return System.Text.Encoding.Latin1.GetString(buf.ToArray());
-        }
+        try { return RunFile(file, extraArgs, input); }
         finally { File.Delete(file); }
+    }
+
+    /// <summary>Boots the kernel file under QEMU and returns what it printed on the serial port.</summary>
+    public static string RunFile(string kernel, string extraArgs = "", string input = "")
+    {
+        var psi = new ProcessStartInfo(Executable!,
+            $"-kernel {kernel} -serial stdio -display none -device isa-debug-exit,iobase=0xf4,iosize=4 -no-reboot -m 128 {extraArgs}")
+        {
+            RedirectStandardOutput = true, RedirectStandardInput = true, RedirectStandardError = true, UseShellExecute = false,
+        };
+        using var p = Process.Start(psi)!;
+        var buf = new MemoryStream();
+        var copy = p.StandardOutput.BaseStream.CopyToAsync(buf);
+        var err = p.StandardError.ReadToEndAsync();   // drained, not compared
+        p.StandardInput.Write(input);
+        p.StandardInput.Flush();
+        if (!p.WaitForExit(30_000)) { p.Kill(true); throw new TimeoutException("QEMU did not finish within 30 s"); }
+        copy.Wait();
+        p.StandardInput.Close();
+        return System.Text.Encoding.Latin1.GetString(buf.ToArray());
     }
 }
