@@ -138,7 +138,7 @@ public static class Guest
 public static class PlatformRun
 {
     public static Run.Outcome Emu(byte[] image, ulong ticksPerSecond = 1_000_000_000, string input = "",
-        ulong maxInstructions = 50_000_000, string append = "")
+        ulong maxInstructions = 50_000_000, string append = "", Action<Machine>? setup = null)
     {
         var output = new MemoryStream();
         var m = new Machine(new MachineOptions
@@ -147,6 +147,7 @@ public static class PlatformRun
         });
         m.LoadKernel(image, "kernel", Array.Empty<BootModule>());
         if (input.Length > 0) m.Com1.Receive(System.Text.Encoding.Latin1.GetBytes(input));
+        setup?.Invoke(m);
         var reason = m.Run();
         return new Run.Outcome(m, System.Text.Encoding.Latin1.GetString(output.ToArray()), reason, m.ExitCode);
     }

@@ -89,12 +89,37 @@ public class PitPicTests
         Assert.InRange(seconds, 10 * 11932 / 1193182.0, 10 * 11932 / 1193182.0 + 0.0001);
     }
 
+    private sealed class InterruptTimes(Machine m) : IBoundaryListener
+    {
+        public readonly List<ulong> Now = new();
+        public ulong RetiredAtLast;
+        public void OnEvent(in BoundaryEvent e) { if (e.Kind == BoundaryKind.Interrupt) { Now.Add(m.Now); RetiredAtLast = e.Instructions; } }
+    }
+
+    [Fact]
+    public void A_halted_CPU_takes_each_PIT_interrupt_at_the_exact_tick_of_the_output_edge()
+    {
+        InterruptTimes? times = null;
+        var r = PlatformRun.Emu(TickKernel(10, halt: true), setup: m => m.Events.Subscribe(times = new InterruptTimes(m)));
+        Assert.Equal(TickTranscript, r.Console);
+        ulong Pit(ulong now) => VirtualClock.ToDevice(now, Emu64.Devices.Pit8254.Hz, 1_000_000_000);
+        Assert.Equal(10, times!.Now.Count);
+        for (int k = 0; k < 10; k++)
+        {
+            ulong now = times.Now[k];
+            Assert.Equal(Pit(times.Now[0]) + (ulong)k * 11932, Pit(now));   // one period apart, in PIT clocks
+            Assert.Equal(Pit(now) - 1, Pit(now - 1));                        // and taken at the first tick of the edge
+        }
+        // 0.1 s of waiting, yet only the boot stub (~2600) and a few handlers ran by the tenth interrupt.
+        Assert.True(times.RetiredAtLast < 5000, $"{times.RetiredAtLast} instructions by the tenth interrupt");
+    }
+
     [Fact]
     public void Waiting_in_HLT_for_100_ticks_retires_far_fewer_instructions_than_busy_waiting()
     {
-        // --ips 10M: a 100 Hz tick is 100 000 instructions of busy waiting.
-        var halted = PlatformRun.Emu(TickKernel(100, halt: true), ticksPerSecond: 10_000_000);
-        var busy = PlatformRun.Emu(TickKernel(100, halt: false), ticksPerSecond: 10_000_000);
+        // --ips 2M: a 100 Hz tick is 20 000 instructions of busy waiting, 100 ticks 2 million.
+        var halted = PlatformRun.Emu(TickKernel(100, halt: true), ticksPerSecond: 2_000_000);
+        var busy = PlatformRun.Emu(TickKernel(100, halt: false), ticksPerSecond: 2_000_000);
         Assert.Equal(TickTranscript.Replace("=0a", "=64"), halted.Console);
         Assert.Equal(halted.Console, busy.Console);
         ulong h = halted.Machine.Cpu.Retired, b = busy.Machine.Cpu.Retired;
