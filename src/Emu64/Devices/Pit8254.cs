@@ -154,7 +154,13 @@ public sealed class Pit8254 : IIoDevice, ITimedDevice
             case 1: Load(i, v, now); break;
             case 2: Load(i, (uint)v << 8, now); break;
             default:
-                if (!c.WriteLow) { c.PendingLow = v; c.WriteLow = true; if (c.Mode == 0) { c.Counting = false; c.NullCount = true; } }
+                if (!c.WriteLow)
+                {
+                    c.PendingLow = v;
+                    c.WriteLow = true;
+                    // Mode 0: writing the first byte stops the count until the second arrives.
+                    if (c.Mode == 0) { c.Counting = false; c.NullCount = true; if (i == 0) Schedule(now); }
+                }
                 else { c.WriteLow = false; Load(i, c.PendingLow | ((uint)v << 8), now); }
                 break;
         }

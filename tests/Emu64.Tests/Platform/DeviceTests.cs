@@ -147,6 +147,40 @@ public class DeviceTests
         }
     }
 
+    [Fact]
+    public void The_fw_cfg_directory_lists_the_e820_map_and_boot_fail_wait_files_sorted_by_name()
+    {
+        var m = NewMachine();
+        byte[] Read(ushort key, int n)
+        {
+            m.Io.Out(0x510, 2, key);
+            var b = new byte[n];
+            for (int i = 0; i < n; i++) b[i] = (byte)m.Io.In(0x511, 1);
+            return b;
+        }
+        var dir = Read(0x19, 4 + 2 * 64);
+        Assert.Equal(2, System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(dir));
+        string Name(int i) => System.Text.Encoding.ASCII.GetString(dir, 4 + 64 * i + 8, 56).TrimEnd('\0');
+        Assert.Equal(new[] { "etc/boot-fail-wait", "etc/e820" }, new[] { Name(0), Name(1) });
+        ushort e820 = System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(dir.AsSpan(4 + 64 + 4));
+        var map = Read(e820, 20);
+        Assert.Equal(128UL << 20, BitConverter.ToUInt64(map, 8));
+        Assert.Equal(1u, BitConverter.ToUInt32(map, 16));
+        Assert.Equal(new byte[] { 0, 0 }, Read(0x19, 4 + 2 * 64 + 2)[^2..]);   // past the end: zeros
+    }
+
+    [Fact]
+    public void A_self_IPI_with_an_illegal_vector_is_not_sent_and_sets_the_error_status()
+    {
+        var m = NewMachine();
+        m.Memory.Write(0xFEE000F0, 4, 0x1FF);
+        m.Memory.Write(0xFEE00370, 4, 0xE0);                 // error LVT: vector 0xE0
+        m.Memory.Write(0xFEE00300, 4, 0x40005);              // self IPI, vector 5
+        m.Memory.Write(0xFEE00280, 4, 0);                    // latch ESR
+        Assert.Equal(0x20UL, m.Memory.Read(0xFEE00280, 4));   // send illegal vector
+        Assert.Equal(0xE0, m.Platform.Acknowledge());         // the error interrupt, not vector 5
+    }
+
     [QemuFact]
     public void QEMU_with_no_reboot_also_stops_at_both_reset_requests()
     {
