@@ -64,8 +64,6 @@ public sealed class Platform : IInterruptController
         m.Com1.Irq = level => SetIrq(4, level);
         m.InterruptController = this;
 
-        // The CPU reports what this platform implements: x2APIC mode and the TSC-deadline timer.
-        m.Cpu.Leaf1Ecx |= (1u << 21) | (1u << 24);
     }
 
     /// <summary>Drives ISA interrupt line <paramref name="irq"/> (0–15) to both interrupt controllers.</summary>
