@@ -35,6 +35,8 @@ public static class Cli
           --initrd FILE[,FILE]   multiboot modules ("FILE args" passes args)
           --max-instructions N   stop after N retired instructions (exit status 6)
           --seed N               seed for RDRAND/RDSEED and anything random (default 0)
+          --ips N                guest instructions per virtual second (default 1000000000): the
+                                 rate at which timers (PIT, APIC, TSC, CMOS clock) see time pass
           --stats                print counters to stderr at the end (key: value lines)
           --tlb-config FILE      TLB geometry and cost model from a JSON file (see docs/MMU.md);
                                  also NAME=VALUE[,NAME=VALUE] (e.g. stlb.entries=2048,cost.cr3write=150),
@@ -42,10 +44,16 @@ public static class Cli
           -h, --help             this text
         """ + "\n" + DebugOptions.Usage;
 
-    public static int Execute(string[] args)
+    /// <summary>
+    /// Runs the command line. With <paramref name="attachStdin"/> (the emu64 program itself) the guest's
+    /// COM1 receives standard input: all of it, read before the run, when it is redirected (a file or
+    /// a pipe: deterministic), or line by line as typed when it is a terminal.
+    /// </summary>
+    public static int Execute(string[] args, bool attachStdin = false)
     {
         try
         {
+            _attachStdin = attachStdin;
             return Run(args);
         }
         catch (CliException e)
@@ -59,6 +67,8 @@ public static class Cli
             return ExitStatus.Usage;
         }
     }
+
+    [ThreadStatic] private static bool _attachStdin;
 
     private static int Run(string[] args)
     {
@@ -90,13 +100,15 @@ public static class Cli
     {
         /// <summary>--tlb-config arguments in order: JSON file paths or NAME=VALUE lists.</summary>
         public List<string> TlbConfig { get; init; } = new();
+        /// <summary>Guest instructions per virtual second (--ips).</summary>
+        public ulong Ips { get; init; } = 1_000_000_000;
     }
 
     public static RunOptions ParseRunOptions(string[] a, bool needKernel)
     {
         string? kernel = null;
         string append = "";
-        ulong ram = 128UL << 20, max = ulong.MaxValue, seed = 0;
+        ulong ram = 128UL << 20, max = ulong.MaxValue, seed = 0, ips = 1_000_000_000;
         var initrds = new List<string>();
         bool stats = false;
         var tlb = new List<string>();
@@ -117,6 +129,10 @@ public static class Cli
                 case "--seed": seed = ParseCount(o, Value()); break;
                 case "--stats": stats = true; break;
                 case "--tlb-config": tlb.Add(Value()); break;
+                case "--ips":
+                    ips = ParseCount(o, Value());
+                    if (ips == 0) throw new CliException("option --ips needs a rate of at least 1 instruction per second");
+                    break;
                 default:
                     if (o.StartsWith('-')) throw new CliException($"unknown option {o}");
                     if (kernel != null || !needKernel) throw new CliException($"unexpected argument '{o}'");
@@ -125,7 +141,7 @@ public static class Cli
             }
         }
         if (needKernel && kernel is null) throw new CliException("no kernel given (usage: emu64 run KERNEL [options])");
-        var result = new RunOptions(kernel, append, ram, initrds, max, seed, stats) { TlbConfig = tlb };
+        var result = new RunOptions(kernel, append, ram, initrds, max, seed, stats) { TlbConfig = tlb, Ips = ips };
         BuildTlbConfig(result);   // report a bad configuration before anything runs
         return result;
     }
@@ -218,7 +234,11 @@ public static class Cli
             string file = spec.Split(' ', 2)[0];
             return new BootModule(spec, ReadFile(file, "initrd"));
         }).ToList();
-        var opts = new MachineOptions { RamBytes = o.RamBytes, Append = o.Append, Seed = o.Seed, MaxInstructions = o.MaxInstructions, Output = stdout, Tlb = BuildTlbConfig(o) };
+        var opts = new MachineOptions
+        {
+            RamBytes = o.RamBytes, Append = o.Append, Seed = o.Seed, MaxInstructions = o.MaxInstructions, Output = stdout,
+            Tlb = BuildTlbConfig(o), TicksPerSecond = o.Ips,
+        };
         var m = new Machine(opts);
         m.LoadKernel(image, o.Kernel!, modules);
         return m;
@@ -228,6 +248,7 @@ public static class Cli
     {
         var stdout = Console.OpenStandardOutput();
         var m = CreateMachine(o, stdout);
+        if (_attachStdin && debug is null) SerialInput.AttachStdin(m);
         var sw = Stopwatch.StartNew();
         var reason = debug is null ? m.Run() : DebugRun.Run(m, debug);
         sw.Stop();

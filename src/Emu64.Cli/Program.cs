@@ -1,3 +1,3 @@
 using Emu64.Cli;
 
-return Cli.Execute(args);
+return Cli.Execute(args, attachStdin: true);

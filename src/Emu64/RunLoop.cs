@@ -13,6 +13,13 @@ public sealed unsafe partial class Machine
 {
     private readonly Insn[] _single = new Insn[1];
 
+    /// <summary>
+    /// Timer events a halted CPU may sleep through without taking an interrupt before the run ends
+    /// (an interactive front end waiting for typed input raises it).
+    /// </summary>
+    public int IdleWakeupLimit = 100_000;
+    private int _idleWakeups;
+
     /// <summary>Runs until the guest stops the machine or <paramref name="maxInstructions"/> more retire.</summary>
     public StopReason Run(ulong maxInstructions = ulong.MaxValue)
     {
@@ -31,13 +38,17 @@ public sealed unsafe partial class Machine
                 if (InterruptLine && cpu.If && !shadow && InterruptController is { } ic)
                 {
                     int v = ic.Acknowledge();
-                    if (v >= 0) { cpu.InsnRip = cpu.Rip; cpu.DeliverExternal(v); continue; }
+                    if (v >= 0) { _idleWakeups = 0; cpu.InsnRip = cpu.Rip; cpu.DeliverExternal(v); continue; }
                 }
                 if (cpu.Halted)
                 {
                     if (!cpu.If) { Stop(StopReason.Shutdown, 0, "HLT with interrupts disabled"); break; }
                     if (NextEventAt == ulong.MaxValue) { Stop(StopReason.HaltedForever, 0, "HLT with no interrupt source left"); break; }
                     if (NextEventAt > Now) _idle += NextEventAt - Now;   // sleep until the next timer event
+                    // Timers that keep firing into masked inputs would wake a halted CPU forever without an
+                    // instruction retiring (so --max-instructions could not end the run): bound it.
+                    if (++_idleWakeups > IdleWakeupLimit)
+                    { Stop(StopReason.HaltedForever, 0, $"HLT: {IdleWakeupLimit} timer events passed and none reached the CPU (masked?)"); break; }
                     continue;
                 }
                 ulong budget = Math.Min(limit, stopAt) - cpu.Retired;

@@ -3,8 +3,8 @@ namespace Emu64.Cpu;
 /// <summary>RDMSR/WRMSR: the model-specific registers this CPU has. Unknown MSRs raise #GP, as on hardware.</summary>
 public sealed partial class Cpu
 {
-    /// <summary>The time-stamp counter: virtual cycles derived from retired instructions.</summary>
-    public ulong Tsc => Retired + _tscOffset;
+    /// <summary>The time-stamp counter: virtual cycles (retired instructions plus time skipped while halted).</summary>
+    public ulong Tsc => Machine.Now + _tscOffset;
     private ulong _tscOffset;
 
     public bool ReadMsr(uint msr, out ulong v)
@@ -36,7 +36,7 @@ public sealed partial class Cpu
     {
         switch (msr)
         {
-            case Emu64.Cpu.Msr.Tsc: _tscOffset = v - Retired; return true;
+            case Emu64.Cpu.Msr.Tsc: _tscOffset = v - Machine.Now; return true;
             case Emu64.Cpu.Msr.ApicBase: ApicBase = v; Machine.OnApicBaseWrite(v); return true;
             case Emu64.Cpu.Msr.Efer:
                 {

@@ -132,10 +132,11 @@ public static class Multiboot
         ulong low = Math.Min(ram, 0xC0000000UL);
         ulong usableTop = low - BiosReserved;
         uint memLower = 639, memUpper = (uint)(usableTop / 1024 - 1024);
-        uint f = 1 /* mem */ | 4 /* cmdline */ | 8 /* mods */ | 64 /* mmap */ | 512 /* boot loader name */;
+        uint f = 1 /* mem */ | 2 /* boot device */ | 4 /* cmdline */ | 8 /* mods */ | 64 /* mmap */ | 512 /* boot loader name */;
         W(info, 0, f);
         W(info, 4, memLower);
         W(info, 8, memUpper);
+        W(info, 12, 0x8000FFFF);            // boot device: QEMU's "BIOS disk 0x80, no partition"
         W(info, 16, Str($"{kernelPath} {append}"));   // QEMU passes "KERNEL APPEND", with the space even when APPEND is empty
         // Memory map: 20-byte entries preceded by their size field (multiboot §3.3).
         var map = new List<(ulong Base, ulong Len, uint Type)>
@@ -157,7 +158,11 @@ public static class Multiboot
         // Modules, placed after the kernel (page-aligned, as QEMU does).
         uint modsAt = p;
         p += (uint)(16 * modules.Count);
-        ulong next = (end + 0xFFF) & ~0xFFFUL;
+        // QEMU stages the command lines, module list and loader name in the pages after the kernel and
+        // loads the modules after them; modules land at the same addresses here.
+        int staging = Encoding.UTF8.GetByteCount(kernelPath) + 1 + Encoding.UTF8.GetByteCount(append) + 1 + "qemu".Length + 1;
+        foreach (var mod in modules) staging += Encoding.UTF8.GetByteCount(mod.CommandLine) + 1 + 16;
+        ulong next = ((end + 0xFFF) & ~0xFFFUL) + (((ulong)staging + 0xFFF) & ~0xFFFUL);
         for (int k = 0; k < modules.Count; k++)
         {
             var m = modules[k];
@@ -171,7 +176,7 @@ public static class Multiboot
         end = Math.Max(end, next);
         W(info, 20, (uint)modules.Count);
         W(info, 24, modsAt);
-        W(info, 64, Str("Emu64"));
+        W(info, 64, Str("qemu"));           // the boot loader name QEMU reports; kernels may test for it
         mem.WriteBytes(InfoBase, info);
         return InfoBase;
     }

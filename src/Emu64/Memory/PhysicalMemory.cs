@@ -49,6 +49,9 @@ public sealed unsafe class PhysicalMemory
         _mmio = [.. _mmio, (start, start + length, dev)];
     }
 
+    /// <summary>Unplugs a device's MMIO windows (a relocated local APIC, for one).</summary>
+    public void RemoveMmio(IMmioDevice dev) => _mmio = _mmio.Where(w => w.Dev != dev).ToArray();
+
     public bool IsRam(ulong pa, int size) => pa + (ulong)size <= RamSize && pa + (ulong)size >= pa;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -18,14 +18,19 @@ public sealed class TestKernel
     public const ulong Data = 0x180000;   // scratch data area the body may use
     public const ushort ExitPort = 0xF4, Com1 = 0x3F8;
 
-    /// <summary>Builds the image. body emits 64-bit code; it should end by calling <see cref="Exit"/>.</summary>
-    public static byte[] Build(Action<Assembler> body, IReadOnlyDictionary<ulong, byte[]>? data = null)
-        => Build(body, data, out _);
+    /// <summary>
+    /// Builds the image. body emits 64-bit code; it should end by calling <see cref="Exit"/>.
+    /// With <paramref name="mapFourGiB"/> the identity map covers 4 GiB (four page directories at
+    /// <see cref="Pd"/>), so the body can reach the I/O APIC and local APIC pages below 4 GiB.
+    /// </summary>
+    public static byte[] Build(Action<Assembler> body, IReadOnlyDictionary<ulong, byte[]>? data = null, bool mapFourGiB = false)
+        => Build(body, data, out _, mapFourGiB);
 
-    /// <summary>As <see cref="Build(Action{Assembler}, IReadOnlyDictionary{ulong, byte[]}?)"/>, and returns the
+    /// <summary>As <see cref="Build(Action{Assembler}, IReadOnlyDictionary{ulong, byte[]}?, bool)"/>, and returns the
     /// address of every label the body placed (so a test can name the faulting instruction or a handler).</summary>
-    public static byte[] Build(Action<Assembler> body, IReadOnlyDictionary<ulong, byte[]>? data, out Func<Label, ulong> addressOf)
+    public static byte[] Build(Action<Assembler> body, IReadOnlyDictionary<ulong, byte[]>? data, out Func<Label, ulong> addressOf, bool mapFourGiB = false)
     {
+        int pds = mapFourGiB ? 4 : 1;
         // ---- 32-bit entry stub ----
         var a32 = new Assembler(32);
         var start = a32.CreateLabel();
@@ -38,17 +43,17 @@ public sealed class TestKernel
         a32.cli();
         a32.mov(esp, (uint)StackTop);
         a32.mov(esi, ebx);   // keep the multiboot info pointer
-        // zero PML4, PDPT, PD
+        // zero PML4, PDPT, PD(s)
         a32.mov(edi, (uint)Pml4);
-        a32.mov(ecx, 3 * 1024u);
+        a32.mov(ecx, (uint)(2 + pds) * 1024u);
         a32.xor(eax, eax);
         a32.rep.stosd();
         a32.mov(__dword_ptr[(uint)Pml4], (uint)Pdpt | 3);
-        a32.mov(__dword_ptr[(uint)Pdpt], (uint)Pd | 3);
-        // 512 PDEs: 2 MiB pages, present+write+PS
+        for (int k = 0; k < pds; k++) a32.mov(__dword_ptr[(uint)Pdpt + 8 * (uint)k], (uint)(Pd + 0x1000 * (ulong)k) | 3);
+        // 512 PDEs per directory: 2 MiB pages, present+write+PS (the directories are contiguous)
         a32.mov(edi, (uint)Pd);
         a32.mov(eax, 0x83u);
-        a32.mov(ecx, 512u);
+        a32.mov(ecx, 512u * (uint)pds);
         a32.Label(ref fill);
         a32.mov(__dword_ptr[edi], eax);
         a32.add(eax, 0x200000u);

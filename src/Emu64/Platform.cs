@@ -1,0 +1,121 @@
+using Emu64.Devices;
+
+namespace Emu64;
+
+public sealed partial class Machine
+{
+    /// <summary>The PC platform devices: interrupt controllers, timers, firmware configuration, CMOS.</summary>
+    public Platform Platform { get; private set; } = null!;
+
+    partial void AttachPlatformDevices() => Platform = new Platform(this);
+}
+
+/// <summary>
+/// Wires the PC platform together the way a QEMU "pc" machine is wired, so kernels written for
+/// <c>qemu-system-x86_64 -kernel</c> find their devices where they expect them:
+/// <code>
+///   ISA IRQ n ──┬── 8259 pair (master 0x20/0x21, slave 0xA0/0xA1, cascade on IRQ2) ── INTR ─┐
+///               │                                                     LAPIC LINT0 (ExtINT)─┤─ CPU
+///               └── I/O APIC 0xFEC00000 pin n (IRQ0 → pin 2) ── local APIC 0xFEE00000 ─────┘
+/// </code>
+/// Every ISA interrupt line goes to both controllers; the guest chooses which one to use by masking
+/// the other (as on a real PC). The PIC's INTR output reaches the CPU when the local APIC is globally
+/// disabled, or through LINT0 programmed as ExtINT (the state firmware leaves it in).
+///
+/// Devices never run on the per-instruction path: timers publish the virtual time of their next event
+/// (<see cref="Machine.NextEventAt"/>), controllers recompute <see cref="Machine.InterruptLine"/> only
+/// when their state changes, and the run loop checks just those two values.
+/// </summary>
+public sealed class Platform : IInterruptController
+{
+    private readonly Machine _m;
+    public readonly Pic8259Pair Pic;
+    public readonly Pit8254 Pit;
+    public readonly LocalApic Apic;
+    public readonly IoApic IoApic;
+    public readonly FwCfg FwCfg;
+    public readonly Cmos Cmos;
+    public readonly SystemPorts Ports;
+
+    public Platform(Machine m)
+    {
+        _m = m;
+        Pic = new Pic8259Pair(UpdateInterruptLine);
+        Pit = new Pit8254(m, SetIrq);
+        Apic = new LocalApic(m, this);
+        IoApic = new IoApic(Apic);
+        FwCfg = new FwCfg(m);
+        Cmos = new Cmos(m);
+        Ports = new SystemPorts(m, Pit);
+
+        m.Io.Register(0x20, 2, Pic);
+        m.Io.Register(0xA0, 2, Pic);
+        m.Io.Register(0x4D0, 2, Pic);
+        m.Io.Register(0x40, 4, Pit);
+        m.Io.Register(0x510, 2, FwCfg);
+        m.Io.Register(FwCfg.DmaPort, 8, FwCfg);
+        m.Io.Register(0x70, 2, Cmos);
+        Ports.RegisterPorts(m.Io);
+        m.Memory.AddMmio(IoApic.DefaultBase, 0x1000, IoApic);
+        Apic.MapMmio();
+
+        m.AddTimedDevice(Pit);
+        m.AddTimedDevice(Apic);
+        m.Com1.Irq = level => SetIrq(4, level);
+        m.InterruptController = this;
+
+    }
+
+    /// <summary>Drives ISA interrupt line <paramref name="irq"/> (0–15) to both interrupt controllers.</summary>
+    public void SetIrq(int irq, bool level)
+    {
+        Pic.SetIrq(irq, level);
+        // QEMU's MADT declares the interrupt source override ISA IRQ0 → GSI 2; the other ISA IRQs are identity.
+        IoApic.SetPin(irq == 0 ? 2 : irq, level);
+        UpdateInterruptLine();
+    }
+
+    /// <summary>True when the 8259's INTR output reaches the CPU (APIC off, or LINT0 unmasked ExtINT).</summary>
+    private bool PicRoutedToCpu => !Apic.GloballyEnabled || Apic.Lint0AcceptsExtInt;
+
+    /// <summary>Recomputes the CPU's interrupt request line; ends the current block when it rises.</summary>
+    public void UpdateInterruptLine()
+    {
+        bool line = Apic.HasDeliverable || (PicRoutedToCpu && Pic.Output);
+        _m.InterruptLine = line;
+        if (line) _m.Cpu.ExitBlock = true;
+    }
+
+    /// <summary>
+    /// The CPU's interrupt-acknowledge cycle: the local APIC's highest deliverable vector first, then
+    /// the 8259 (which answers the INTA itself when routed through ExtINT).
+    /// </summary>
+    public int Acknowledge()
+    {
+        int v = Apic.Acknowledge();
+        if (v < 0 && PicRoutedToCpu && Pic.Output) v = Pic.Acknowledge();
+        UpdateInterruptLine();
+        return v;
+    }
+}
+
+/// <summary>
+/// Converts between virtual time (machine ticks, <see cref="MachineOptions.TicksPerSecond"/> per virtual
+/// second) and a device clock of <c>hz</c> ticks per virtual second. 128-bit intermediates keep it exact
+/// for runs of any length; used only when a device is programmed or an event fires.
+/// </summary>
+public static class VirtualClock
+{
+    /// <summary>Device ticks elapsed at virtual tick <paramref name="ticks"/> (rounded down).</summary>
+    public static ulong ToDevice(ulong ticks, ulong hz, ulong tps) => (ulong)((UInt128)ticks * hz / tps);
+
+    /// <summary>The first virtual tick at which the device clock has reached <paramref name="deviceTicks"/>.</summary>
+    public static ulong ToTicks(ulong deviceTicks, ulong hz, ulong tps)
+    {
+        UInt128 t = ((UInt128)deviceTicks * tps + hz - 1) / hz;
+        return t > ulong.MaxValue - 1 ? ulong.MaxValue - 1 : (ulong)t;
+    }
+
+    /// <summary>Nanoseconds of virtual time at virtual tick <paramref name="ticks"/>.</summary>
+    public static ulong Nanoseconds(ulong ticks, ulong tps) => ToDevice(ticks, 1_000_000_000, tps);
+}
