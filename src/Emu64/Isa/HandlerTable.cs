@@ -32,6 +32,8 @@ public static unsafe class HandlerTable
         Shift.Register();
         MulDiv.Register();
         Bits.Register();
+        Atomic.Register();
+        Bmi.Register();
         Strings.Register();
         SystemInsns.Register();
         Io.Register();
