@@ -26,6 +26,7 @@ public static class Cli
         commands:
           run KERNEL [options]   boot a multiboot kernel (as qemu-system-x86_64 -kernel)
           boot [options]         boot the bundled toy kernel (firmware/toykernel.elf)
+          isa-coverage [--all]   list the instruction encodings (Iced Code) not implemented (--all: and those implemented)
 
         options:
           --append ARGS          kernel command line
@@ -71,6 +72,7 @@ public static class Cli
         {
             "run" => RunKernel(ParseRunOptions(rest, needKernel: true)),
             "boot" => RunKernel(ParseRunOptions(rest, needKernel: false) with { Kernel = BundledKernelPath() }),
+            "isa-coverage" => Emu64.Isa.Coverage.Write(Console.Out, rest.Contains("--all")) >= 0 ? ExitStatus.Ok : ExitStatus.Ok,
             _ => throw new CliException($"unknown command '{cmd}' (try emu64 --help)"),
         };
     }

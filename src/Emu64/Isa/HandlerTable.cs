@@ -34,6 +34,7 @@ public static unsafe class HandlerTable
         Bits.Register();
         Atomic.Register();
         Bmi.Register();
+        Legacy.Register();
         Strings.Register();
         SystemInsns.Register();
         Io.Register();
