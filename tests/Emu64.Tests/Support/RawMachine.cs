@@ -41,6 +41,22 @@ public sealed class RawMachine
         cpu.Mmu.FlushAll();
     }
 
+    /// <summary>Switches CS to a 32-bit code segment: compatibility mode (IA-32e, CS.L=0, CS.D=1).</summary>
+    public void EnterCompat32()
+    {
+        Cpu.Segs[Seg.CS] = new Segment { Selector = 0x18, Limit = 0xFFFFFFFF, Attr = 0xC09B };
+        Cpu.UpdateMode();
+        _decoded.Clear();
+    }
+
+    /// <summary>Places raw code at <paramref name="rip"/>, points RIP at it and forgets older decodes.</summary>
+    public void Load(ulong rip, ReadOnlySpan<byte> code)
+    {
+        Write(rip, code);
+        _decoded.Clear();
+        Cpu.Rip = rip;
+    }
+
     private ulong AllocPage()
     {
         ulong p = _nextFree;
