@@ -13,7 +13,10 @@ namespace Emu64.Tests.Isa;
 /// memory operands point into; tests pin a base register to an address inside it.
 ///
 /// How to use it (also from the SSE tests): <c>if (!HostCpu.Available) return;</c>
-/// <c>var h = HostCpu.Shared; h.Load(bytes); var s = new HostState(); s.Gpr[0] = ...; h.Run(ref s);</c>
+/// <c>var h = HostCpu.Shared; lock (h.Lock) { h.Load(bytes); var s = new HostState(); s.Gpr[0] = ...;
+/// s.Xmm[1] = ...; s.Mxcsr = 0x1F80; h.Run(ref s); /* s now holds the outputs */ }</c>
+/// For whole families, describe forms as <see cref="DiffForm"/>s and call <see cref="Differential.Check"/>
+/// (GPRs, flags and memory are compared; XMM comparison is for the SSE engine to add on the same state).
 /// The slot address (<see cref="SlotAddress"/>) and data page (<see cref="Data"/>) are real host
 /// addresses: map the same linear addresses in the emulator (see <see cref="Support.RawMachine"/>) and the
 /// same bytes address the same memory in both worlds. The bytes must not fault, change RSP, or jump
@@ -45,7 +48,12 @@ public sealed unsafe class HostCpu
         Data = Mmap(0x1000, ProtRead | ProtWrite);
         var a = new Assembler(64);
         a.push(rbx); a.push(rbp); a.push(r12); a.push(r13); a.push(r14); a.push(r15);
+        a.sub(rsp, 8);
+        a.stmxcsr(__dword_ptr[rsp]);               // MXCSR's control bits are callee-saved in the SysV ABI
         a.push(rdi);
+        a.ldmxcsr(__dword_ptr[rdi + HostState.MxcsrOffset]);
+        var xin = new[] { xmm0, xmm1, xmm2, xmm3, xmm4, xmm5, xmm6, xmm7, xmm8, xmm9, xmm10, xmm11, xmm12, xmm13, xmm14, xmm15 };
+        for (int k = 0; k < 16; k++) a.movdqu(xin[k], __xmmword_ptr[rdi + HostState.XmmOffset + 16 * k]);
         a.push(__qword_ptr[rdi + 8 * 16]);
         a.popfq();
         var regs = new[] { rax, rcx, rdx, rbx, rsp, rbp, rsi, rdi, r8, r9, r10, r11, r12, r13, r14, r15 };
@@ -56,6 +64,7 @@ public sealed unsafe class HostCpu
         Emit(a, CodePage, 0);
 
         var e = new Assembler(64);
+        var xmms = new[] { xmm0, xmm1, xmm2, xmm3, xmm4, xmm5, xmm6, xmm7, xmm8, xmm9, xmm10, xmm11, xmm12, xmm13, xmm14, xmm15 };
         e.pushfq();
         e.push(rdi);
         e.mov(rdi, __qword_ptr[rsp + 16]);
@@ -63,6 +72,10 @@ public sealed unsafe class HostCpu
             if (k != 4 && k != 7) e.mov(__qword_ptr[rdi + 8 * k], regs[k]);
         e.pop(rax); e.mov(__qword_ptr[rdi + 8 * 7], rax);
         e.pop(rax); e.mov(__qword_ptr[rdi + 8 * 16], rax);
+        e.stmxcsr(__dword_ptr[rdi + HostState.MxcsrOffset]);
+        for (int k = 0; k < 16; k++) e.movdqu(__xmmword_ptr[rdi + HostState.XmmOffset + 16 * k], xmms[k]);
+        e.add(rsp, 8);
+        e.ldmxcsr(__dword_ptr[rsp]);
         e.add(rsp, 8);
         e.cld();
         e.pop(r15); e.pop(r14); e.pop(r13); e.pop(r12); e.pop(rbp); e.pop(rbx);
@@ -95,9 +108,14 @@ public sealed unsafe class HostCpu
     /// <summary>The data page as a span.</summary>
     public Span<byte> DataSpan => new((void*)Data, 0x1000);
 
-    /// <summary>Runs the loaded bytes with the registers and flags of <paramref name="s"/>, which receives the results.</summary>
+    /// <summary>
+    /// Runs the loaded bytes with the registers, flags, XMM registers and MXCSR of <paramref name="s"/>,
+    /// which receives the results. An MXCSR of 0 means the reset value 0x1F80 (all exceptions masked):
+    /// an unmasked SIMD exception would kill the test process.
+    /// </summary>
     public void Run(ref HostState s)
     {
+        if (s.Mxcsr == 0) s.Mxcsr = 0x1F80;
         fixed (HostState* p = &s) _fn(p);
     }
 
@@ -114,10 +132,21 @@ public sealed unsafe class HostCpu
     }
 }
 
-/// <summary>Inputs and outputs of one native run: RAX..R15 in encoding order (RSP ignored), then RFLAGS.</summary>
+/// <summary>
+/// Inputs and outputs of one native run: RAX..R15 in encoding order (RSP ignored), RFLAGS (status flags
+/// and DF are loaded; TF/AC must stay clear), MXCSR, and XMM0..XMM15.
+/// </summary>
 [StructLayout(LayoutKind.Sequential)]
 public struct HostState
 {
+    public const int MxcsrOffset = 136, XmmOffset = 144;
     public Emu64.Cpu.GprFile Gpr;
     public ulong Rflags;
+    public uint Mxcsr;
+    private uint _pad;
+    public XmmFile Xmm;
 }
+
+/// <summary>Sixteen 128-bit XMM registers.</summary>
+[System.Runtime.CompilerServices.InlineArray(16)]
+public struct XmmFile { private UInt128 _e; }
