@@ -67,7 +67,9 @@ public static class DiffForms
                 Add(forms, code, op, mem: false, hi: false);
                 Add(forms, code, op, mem: true, hi: false);
                 if (op.CanUseLockPrefix) Add(forms, code, op, mem: true, hi: false, locked: true);
+                if (A32Mnemonics.Contains(code.Mnemonic())) Add(forms, code, op, mem: true, hi: false, a32: true);
             }
+            else if (code.Mnemonic() == Mnemonic.Lea) Add(forms, code, op, mem: true, hi: false, a32: true);
             else Add(forms, code, op, mem: op.OpCount > 0 && Enumerable.Range(0, op.OpCount).Any(k => op.GetOpKind(k) is OpCodeOperandKind.mem or OpCodeOperandKind.mem_offs), hi: false);
             if (Enumerable.Range(0, op.OpCount).Any(k => op.GetOpKind(k) is OpCodeOperandKind.r8_reg or OpCodeOperandKind.r8_or_mem)
                 && op.Encoding == EncodingKind.Legacy
@@ -79,9 +81,14 @@ public static class DiffForms
         return forms;
     }
 
-    private static void Add(List<DiffForm> forms, Code code, OpCodeInfo op, bool mem, bool hi, bool locked = false)
+    /// <summary>Mnemonics also tested with a 32-bit address size ([r14d+disp], R14's upper half random).</summary>
+    private static readonly HashSet<Mnemonic> A32Mnemonics =
+        [Mnemonic.Add, Mnemonic.Adc, Mnemonic.Sub, Mnemonic.Cmp, Mnemonic.Mov, Mnemonic.Bt, Mnemonic.Bts, Mnemonic.Xchg,
+         Mnemonic.Cmpxchg, Mnemonic.Xadd, Mnemonic.Shl, Mnemonic.Rcr, Mnemonic.Imul, Mnemonic.Movzx];
+
+    private static void Add(List<DiffForm> forms, Code code, OpCodeInfo op, bool mem, bool hi, bool locked = false, bool a32 = false)
     {
-        string name = code + (mem ? "/m" : "") + (hi ? "/hi" : "") + (locked ? "/lock" : "");
+        string name = code + (mem ? "/m" : "") + (hi ? "/hi" : "") + (locked ? "/lock" : "") + (a32 ? "/a32" : "");
         // registers: destination-like operands rbx/rdx, sources rsi/rdi; high-byte variant uses ah/ch
         Register[] pick8 = hi ? [Register.AH, Register.CH, Register.DH] : [Register.BL, Register.SIL, Register.DIL];
         Register Reg(int size, int nth) => size switch
@@ -107,7 +114,7 @@ public static class DiffForms
 
         byte[] Encode(ulong rip, long imm)
         {
-            var ins = Create(code, op, mem, Reg, imm, rip);
+            var ins = Create(code, op, mem, Reg, imm, rip, a32);
             var w = new CodeWriterImpl();
             var enc = Encoder.Create(64, w);
             enc.Encode(ins, rip);
@@ -119,7 +126,8 @@ public static class DiffForms
         if (hasImm) form.Imms = Imms(immKinds[0], mnem);
         bool usesMem = mem || op.OpCount > 0 && Enumerable.Range(0, op.OpCount).Any(k => op.GetOpKind(k) is OpCodeOperandKind.mem or OpCodeOperandKind.mem_offs);
         var pins = new List<Action<DiffCase, HostCpu>>();
-        if (usesMem) pins.Add((c, h) => c.Gpr[14] = h.Data + R14Offset);
+        if (usesMem && !a32) pins.Add((c, h) => c.Gpr[14] = h.Data + R14Offset);
+        if (a32) pins.Add((c, h) => c.Gpr[14] = (c.Gpr[14] & 0xFFFFFFFF00000000UL) | (h.Data + R14Offset));
         if (mnem is Mnemonic.Bt or Mnemonic.Bts or Mnemonic.Btr or Mnemonic.Btc && mem && !hasImm)
             pins.Add((c, h) => { c.Gpr[3] = (ulong)((long)c.Gpr[3] % 4000); });   // bit offsets within ±500 bytes
         if (mnem == Mnemonic.Xlatb) pins.Add((c, h) => c.Gpr[3] = h.Data + 0x100);
@@ -182,7 +190,7 @@ public static class DiffForms
         return n / dv > m;
     }
 
-    private static Instruction Create(Code code, OpCodeInfo op, bool mem, Func<int, int, Register> reg, long imm, ulong rip)
+    private static Instruction Create(Code code, OpCodeInfo op, bool mem, Func<int, int, Register> reg, long imm, ulong rip, bool a32)
     {
         var args = new List<object>();
         int nthReg = 0;
@@ -192,11 +200,11 @@ public static class DiffForms
             switch (kind)
             {
                 case OpCodeOperandKind.r8_or_mem: case OpCodeOperandKind.r16_or_mem: case OpCodeOperandKind.r32_or_mem: case OpCodeOperandKind.r64_or_mem:
-                    if (mem) args.Add(new MemoryOperand(Register.R14, MemDisp));
+                    if (mem) args.Add(new MemoryOperand(a32 ? Register.R14D : Register.R14, MemDisp));
                     else args.Add(reg(SizeOf(kind), nthReg++));
                     break;
                 case OpCodeOperandKind.mem:
-                    args.Add(new MemoryOperand(Register.R14, code is Code.Cmpxchg16b_m128 ? 0x10 : MemDisp));
+                    args.Add(new MemoryOperand(a32 ? Register.R14D : Register.R14, code is Code.Cmpxchg16b_m128 ? 0x10 : MemDisp));
                     break;
                 case OpCodeOperandKind.mem_offs:
                     args.Add(new MemoryOperand(Register.None, (long)(HostCpu.Shared.Data + R14Offset + MemDisp), 8));
@@ -295,6 +303,13 @@ public static class DiffForms
             if (repne != null) AddAsm(forms, "repne " + name, repne, strings: true);
         }
         // long NOPs of every length the SDM lists (0F 1F /0 forms with SIB and displacement)
+        // 32-bit address size (0x67): ESI/EDI/ECX count and wrap; the data page is below 2 GiB
+        AddAsm(forms, "movsb a32", a => a.db(0x67, 0xA4), strings: true);
+        AddAsm(forms, "rep movsd a32", a => a.db(0x67, 0xF3, 0xA5), strings: true);
+        AddAsm(forms, "rep stosq a32", a => a.db(0x67, 0xF3, 0x48, 0xAB), strings: true);
+        AddAsm(forms, "repne scasb a32", a => a.db(0x67, 0xF2, 0xAE), strings: true);
+        AddAsm(forms, "repe cmpsw a32", a => a.db(0x67, 0xF3, 0x66, 0xA7), strings: true);
+        AddAsm(forms, "rep lodsb a32", a => a.db(0x67, 0xF3, 0xAC), strings: true);
         AddAsm(forms, "nop long forms", a => a.db([0x66, 0x0F, 0x1F, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00,
                                                  0x0F, 0x1F, 0x80, 0x00, 0x00, 0x00, 0x00, 0x0F, 0x1F, 0x44, 0x00, 0x00, 0x0F, 0x1F, 0x40, 0x00, 0x0F, 0x1F, 0x00]), strings: false);
         AddAsm(forms, "xlatb", a => a.xlatb(), strings: false, pin: (c, h) => c.Gpr[Emu64.Cpu.Reg.RBX] = h.Data + 0x100);
@@ -317,9 +332,10 @@ public static class DiffForms
             },
             Pin = strings ? (c, h) =>
             {
-                c.Gpr[Emu64.Cpu.Reg.RSI] = h.Data + 0x400 + (c.Gpr[8] & 7);
-                c.Gpr[Emu64.Cpu.Reg.RDI] = h.Data + 0xA00 + (c.Gpr[10] & 7);
-                c.Gpr[Emu64.Cpu.Reg.RCX] = (c.Gpr[9] & 3) == 0 ? 0 : c.Gpr[Emu64.Cpu.Reg.RCX] & 15;   // sometimes a zero count
+                ulong upper = name.EndsWith("a32") ? c.Gpr[12] & 0xFFFFFFFF00000000UL : 0;   // ignored with 32-bit addresses
+                c.Gpr[Emu64.Cpu.Reg.RSI] = upper | (h.Data + 0x400 + (c.Gpr[8] & 7));
+                c.Gpr[Emu64.Cpu.Reg.RDI] = upper | (h.Data + 0xA00 + (c.Gpr[10] & 7));
+                c.Gpr[Emu64.Cpu.Reg.RCX] = upper | ((c.Gpr[9] & 3) == 0 ? 0 : c.Gpr[Emu64.Cpu.Reg.RCX] & 15);   // sometimes a zero count
             } : pin,
         });
     }

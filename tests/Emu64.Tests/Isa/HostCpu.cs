@@ -119,14 +119,15 @@ public sealed unsafe class HostCpu
         fixed (HostState* p = &s) _fn(p);
     }
 
-    private const int ProtRead = 1, ProtWrite = 2, ProtExec = 4, MapPrivate = 2, MapAnonymous = 0x20;
+    private const int ProtRead = 1, ProtWrite = 2, ProtExec = 4, MapPrivate = 2, MapAnonymous = 0x20, Map32Bit = 0x40;
 
     [DllImport("libc", SetLastError = true)]
     private static extern nint mmap(nint addr, nuint length, int prot, int flags, int fd, nint offset);
 
     private static ulong Mmap(int size, int prot)
     {
-        nint p = mmap(0, (nuint)size, prot, MapPrivate | MapAnonymous, -1, 0);
+        // MAP_32BIT: below 2 GiB, so forms with a 32-bit address size (0x67) can reach the pages too
+        nint p = mmap(0, (nuint)size, prot, MapPrivate | MapAnonymous | Map32Bit, -1, 0);
         if (p == -1 || p == 0) throw new InvalidOperationException($"mmap failed: errno {Marshal.GetLastPInvokeError()}");
         return (ulong)p;
     }
