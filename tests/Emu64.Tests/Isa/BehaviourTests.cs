@@ -238,3 +238,58 @@ public class BehaviourTests
         Assert.True((v >> bit & 1) != 0, $"leaf {leaf:x} bit {bit}");
     }
 }
+
+/// <summary>Encodings whose meaning depends on the mode: the same bytes in 32-bit and 64-bit code.</summary>
+[Trait("Category", "Isa")]
+public class ModeTests
+{
+    private static RawMachine At(byte[] code, bool compat)
+    {
+        var m = new RawMachine();
+        m.Map(0x7000);
+        if (compat) m.EnterCompat32();
+        m.Load(0x400000, code);
+        m.Cpu.R[Reg.RSP] = 0x8000;
+        return m;
+    }
+
+    [Fact]
+    public void Byte_40_is_inc_eax_in_32_bit_code_and_a_rex_prefix_in_64_bit_code()
+    {
+        var m32 = At([0x40, 0x90], compat: true);
+        m32.Cpu.R[Reg.RAX] = 0x7FFFFFFF;
+        Assert.Equal(-1, m32.Step());
+        Assert.Equal(0x80000000UL, m32.Cpu.R[Reg.RAX]);
+        Assert.True(m32.Cpu.Of);
+        var m64 = At([0x40, 0x90], compat: false);     // REX + NOP: one instruction, nothing changes
+        m64.Cpu.R[Reg.RAX] = 0x7FFFFFFF;
+        Assert.Equal(-1, m64.Step());
+        Assert.Equal(0x400002UL, m64.Cpu.Rip);
+        Assert.Equal(0x7FFFFFFFUL, m64.Cpu.R[Reg.RAX]);
+    }
+
+    [Fact]
+    public void Push_and_call_use_four_byte_slots_in_32_bit_code_and_eight_in_64_bit_code()
+    {
+        var m32 = At([0x6A, 0xFF], compat: true);
+        Assert.Equal(-1, m32.Step());
+        Assert.Equal(0x7FFCUL, m32.Cpu.R[Reg.RSP]);
+        var m64 = At([0x6A, 0xFF], compat: false);
+        Assert.Equal(-1, m64.Step());
+        Assert.Equal(0x7FF8UL, m64.Cpu.R[Reg.RSP]);
+        var b = new byte[8];
+        m64.Read(0x7FF8, b);
+        Assert.Equal(ulong.MaxValue, BitConverter.ToUInt64(b));   // the imm8 is sign-extended to 64 bits
+    }
+
+    [Fact]
+    public void Thirty_two_bit_addressing_wraps_at_4_GiB_in_32_bit_code()
+    {
+        var m = At([0x8B, 0x43, 0x10], compat: true);   // mov eax, [ebx+10h]
+        m.Map(0);
+        m.Write(0x8, BitConverter.GetBytes(0xCAFEF00Du));
+        m.Cpu.R[Reg.RBX] = 0xFFFFFFF8;   // ebx + 10h = 1_0000_0008h, truncated to 8
+        Assert.Equal(-1, m.Step());
+        Assert.Equal(0xCAFEF00DUL, m.Cpu.R[Reg.RAX]);
+    }
+}
