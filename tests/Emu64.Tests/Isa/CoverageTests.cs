@@ -19,7 +19,6 @@ public class CoverageTests(ITestOutputHelper output)
         [Code.Verw_rm16] = "system", [Code.Verw_r32m16] = "system", [Code.Verw_r64m16] = "system",
         [Code.Lar_r16_rm16] = "system", [Code.Lar_r32_r32m16] = "system", [Code.Lar_r64_r64m16] = "system",
         [Code.Lsl_r16_rm16] = "system", [Code.Lsl_r32_r32m16] = "system", [Code.Lsl_r64_r64m16] = "system",
-        [Code.Sysretq] = "system: REX.W SYSRET has its own Iced mnemonic; Privilege.cs maps only Sysret",
     };
 
     [Fact]
