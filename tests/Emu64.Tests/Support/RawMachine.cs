@@ -38,7 +38,7 @@ public sealed class RawMachine
         cpu.Ldtr = new Segment { Attr = 0x82, Limit = 0xFFFF };
         cpu.Rflags = RFlags.Reserved1;
         cpu.UpdateMode();
-        cpu.Mmu.FlushAll();
+        cpu.Mmu.FlushHostCache();
     }
 
     /// <summary>Switches CS to a 32-bit code segment: compatibility mode (IA-32e, CS.L=0, CS.D=1).</summary>
@@ -84,7 +84,7 @@ public sealed class RawMachine
         pa = AllocPage();
         Machine.Memory.Write(table + ((page >> 12) & 511) * 8, 8, pa | flags);
         _pages[page] = pa;
-        Cpu.Mmu.FlushAll();
+        Cpu.Mmu.FlushHostCache();
         return pa;
     }
 
