@@ -28,6 +28,7 @@ public static class Cli
           boot [options]         boot the bundled toy kernel (firmware/toykernel.elf)
           debug [KERNEL] [options] [--script FILE]
                                  interactive debugger (bundled kernel if none is given); see docs/DEBUGGING.md
+          isa-coverage [--all]   list the instruction encodings (Iced Code) not implemented (--all: and those implemented)
 
         options:
           --append ARGS          kernel command line
@@ -84,6 +85,7 @@ public static class Cli
             "run" => RunWithDebugOptions(rest, needKernel: true),
             "boot" => RunWithDebugOptions(rest, needKernel: false),
             "debug" => DebugCommand.Run(rest),
+            "isa-coverage" => Emu64.Isa.Coverage.Write(Console.Out, rest.Contains("--all")) >= 0 ? ExitStatus.Ok : ExitStatus.Ok,
             _ => throw new CliException($"unknown command '{cmd}' (try emu64 --help)"),
         };
     }

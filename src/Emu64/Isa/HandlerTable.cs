@@ -32,6 +32,9 @@ public static unsafe class HandlerTable
         Shift.Register();
         MulDiv.Register();
         Bits.Register();
+        Atomic.Register();
+        Bmi.Register();
+        Legacy.Register();
         Strings.Register();
         SystemInsns.Register();
         Io.Register();

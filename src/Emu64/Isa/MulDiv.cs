@@ -5,9 +5,10 @@ using CpuCore = Emu64.Cpu.Cpu;
 namespace Emu64.Isa;
 
 /// <summary>
-/// MUL, IMUL (one, two and three operands), DIV, IDIV. CF=OF report a significant upper half; the
-/// undefined SF/ZF/PF are taken from the low half of the result and AF is cleared (documented choice).
-/// DIV/IDIV raise #DE on a zero divisor or a quotient that does not fit, leaving all state unchanged.
+/// MUL, IMUL (one, two and three operands), DIV, IDIV. CF=OF report a significant upper half; of the
+/// undefined flags Intel leaves SF and PF from the low half and clears ZF and AF. DIV/IDIV leave every
+/// flag unchanged (all undefined; the host keeps them) and raise #DE on a zero divisor or a quotient
+/// that does not fit, leaving all state unchanged.
 /// </summary>
 public static unsafe class MulDiv
 {
@@ -21,8 +22,9 @@ public static unsafe class MulDiv
 
     private static long SignExtend(ulong v, int size) => (long)(v << (64 - size * 8)) >> (64 - size * 8);
 
+    /// <summary>CF = OF = a significant upper half. Undefined: Intel leaves SF and PF from the low half, ZF and AF clear.</summary>
     private static void SetMulFlags(CpuCore cpu, ulong low, int size, bool overflow)
-        => cpu.SetStatusFromResult(low, size, overflow, overflow);
+        => cpu.SetStatus(overflow, CpuCore.Parity(low), false, false, ((low >> (size * 8 - 1)) & 1) != 0, overflow);
 
     private static void Mul(CpuCore cpu, ref Insn i)
     {

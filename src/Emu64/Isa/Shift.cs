@@ -6,8 +6,8 @@ namespace Emu64.Isa;
 
 /// <summary>
 /// Shifts and rotates: SHL/SAL SHR SAR ROL ROR RCL RCR SHLD SHRD. The count is masked to 5 bits (6 for
-/// 64-bit operands); a masked count of 0 changes no flags. Undefined flags (documented choice, as
-/// measured on Intel cores): OF for counts above 1 is computed with the count-1 formula; AF is cleared.
+/// 64-bit operands); a masked count of 0 changes no flags. Undefined flags follow the host (an Intel
+/// Cascade Lake core), measured by the differential suite: see docs/UNDEFINED-FLAGS.md.
 /// </summary>
 public static unsafe class Shift
 {
@@ -40,42 +40,46 @@ public static unsafe class Shift
         if (i.K0 == Opnd.Reg)
         {
             ulong a = cpu.GetReg(i.R0, size);
-            if (count == 0) return;
-            cpu.SetReg(i.R0, size, Compute(cpu, k, a, count, size));
+            // a masked count of 0 changes no flags, but a 32-bit destination is still written (zero-extended)
+            cpu.SetReg(i.R0, size, count == 0 ? a : Compute(cpu, k, a, count, size, i.K1 == Opnd.Imm));
             return;
         }
         var mr = cpu.RmwRef(cpu.OperandLinear(ref i, size, true), size);
         ulong v = cpu.Read(mr);
         if (count == 0) return;
-        cpu.Write(mr, Compute(cpu, k, v, count, size));
+        cpu.Write(mr, Compute(cpu, k, v, count, size, false));
     }
 
-    private static ulong Compute(CpuCore cpu, Kind k, ulong a, int count, int size)
+    /// <summary>
+    /// The shift or rotate of <paramref name="a"/> by a masked count of 1..63. OF is defined for 1-bit
+    /// shifts only; for larger counts the host (Intel) reports the OF of the first 1-bit step, which is
+    /// what every branch below computes (docs/UNDEFINED-FLAGS.md) — except ROL/ROR of a register by an
+    /// immediate count above 1, which leave OF unchanged (<paramref name="immediate"/>). AF is cleared by shifts and left alone by rotates.
+    /// </summary>
+    private static ulong Compute(CpuCore cpu, Kind k, ulong a, int count, int size, bool immediate)
     {
         int bits = size * 8;
         ulong m = InsnBuilder.Mask(size);
         ulong msb = 1UL << (bits - 1);
+        bool aTop = (a & msb) != 0, aNext = (a & (msb >> 1)) != 0;
         ulong r;
-        bool cf, of;
+        bool cf;
         switch (k)
         {
             case Kind.Shl:
                 r = count >= bits ? 0 : (a << count) & m;
                 cf = count <= bits && ((a >> (bits - count)) & 1) != 0;
-                of = ((r & msb) != 0) ^ cf;
-                cpu.SetStatusFromResult(r, size, cf, of);
+                cpu.SetStatusFromResult(r, size, cf, aTop ^ aNext);
                 return r;
             case Kind.Shr:
                 r = count >= bits ? 0 : a >> count;
                 cf = count <= bits && ((a >> (count - 1)) & 1) != 0;
-                of = count == 1 ? (a & msb) != 0 : (((r << 1) ^ r) & msb) != 0;
-                cpu.SetStatusFromResult(r, size, cf, of);
+                cpu.SetStatusFromResult(r, size, cf, aTop);
                 return r;
             case Kind.Sar:
                 {
                     long sa = (long)(a << (64 - bits)) >> (64 - bits);
-                    int c = Math.Min(count, bits - 1);
-                    r = (ulong)(sa >> c) & m;
+                    r = (ulong)(sa >> Math.Min(count, bits - 1)) & m;
                     cf = ((ulong)(sa >> Math.Min(count - 1, 63)) & 1) != 0;
                     cpu.SetStatusFromResult(r, size, cf, false);
                     return r;
@@ -84,37 +88,37 @@ public static unsafe class Shift
                 {
                     int c = count % bits;
                     r = c == 0 ? a : ((a << c) | (a >> (bits - c))) & m;
-                    cf = (r & 1) != 0;
-                    of = ((r & msb) != 0) ^ cf;
-                    SetCfOf(cpu, cf, of);
+                    SetCfOf(cpu, (r & 1) != 0, immediate && count > 1 ? cpu.Of : aTop ^ aNext);
                     return r;
                 }
             case Kind.Ror:
                 {
                     int c = count % bits;
                     r = c == 0 ? a : ((a >> c) | (a << (bits - c))) & m;
-                    cf = (r & msb) != 0;
-                    of = ((r ^ (r << 1)) & msb) != 0;
-                    SetCfOf(cpu, cf, of);
+                    SetCfOf(cpu, (r & msb) != 0, immediate && count > 1 ? cpu.Of : aTop ^ ((a & 1) != 0));
                     return r;
                 }
             case Kind.Rcl:
                 {
+                    // rotate through CF: a (bits+1)-bit rotation; 8/16-bit counts wrap modulo 9/17
                     int c = size <= 2 ? count % (bits + 1) : count;
-                    r = a; cf = cpu.Cf;
-                    for (int n = 0; n < c; n++) { bool out_ = (r & msb) != 0; r = ((r << 1) | (cf ? 1UL : 0)) & m; cf = out_; }
-                    of = ((r & msb) != 0) ^ cf;
-                    SetCfOf(cpu, cf, c == 0 ? cpu.Of : of);
+                    if (c == 0) return a;   // nothing moves and no flag changes
+                    bool cin = cpu.Cf;
+                    UInt128 cat = ((UInt128)(cin ? 1UL : 0) << bits) | a;
+                    cat = (cat << c | cat >> (bits + 1 - c)) & (((UInt128)1 << (bits + 1)) - 1);
+                    r = (ulong)cat & m;
+                    SetCfOf(cpu, ((cat >> bits) & 1) != 0, aTop ^ aNext);
                     return r;
                 }
             default:
                 {
                     int c = size <= 2 ? count % (bits + 1) : count;
-                    r = a; cf = cpu.Cf;
-                    bool of0 = (((r & msb) != 0) ^ cf);
-                    for (int n = 0; n < c; n++) { bool out_ = (r & 1) != 0; r = (r >> 1) | (cf ? msb : 0); cf = out_; }
-                    of = ((r ^ (r << 1)) & msb) != 0;
-                    SetCfOf(cpu, cf, c == 0 ? cpu.Of : (c == 1 ? of0 : of));
+                    if (c == 0) return a;
+                    bool cin = cpu.Cf;
+                    UInt128 cat = ((UInt128)(cin ? 1UL : 0) << bits) | a;
+                    cat = (cat >> c | cat << (bits + 1 - c)) & (((UInt128)1 << (bits + 1)) - 1);
+                    r = (ulong)cat & m;
+                    SetCfOf(cpu, ((cat >> bits) & 1) != 0, aTop ^ cin);
                     return r;
                 }
         }
@@ -123,10 +127,9 @@ public static unsafe class Shift
     /// <summary>Rotates change only CF and OF.</summary>
     private static void SetCfOf(CpuCore cpu, bool cf, bool of)
     {
-        ulong f = cpu.Rflags & ~(RFlags.CF | RFlags.OF);
-        if (cf) f |= RFlags.CF;
-        if (of) f |= RFlags.OF;
-        cpu.Rflags = f;
+        cpu.Materialize();
+        cpu.SetFlag(RFlags.CF, cf);
+        cpu.SetFlag(RFlags.OF, of);
     }
 
     private static void Shl(CpuCore cpu, ref Insn i) => Run(cpu, ref i, Kind.Shl);
@@ -137,7 +140,11 @@ public static unsafe class Shift
     private static void Rcl(CpuCore cpu, ref Insn i) => Run(cpu, ref i, Kind.Rcl);
     private static void Rcr(CpuCore cpu, ref Insn i) => Run(cpu, ref i, Kind.Rcr);
 
-    /// <summary>SHLD/SHRD dst, src, count: the count operand is operand 2 (imm8 or CL).</summary>
+    /// <summary>
+    /// SHLD/SHRD dst, src, count (imm8 or CL, masked to 5 or 6 bits). For 16-bit operands a count of
+    /// 17..31 is undefined; Intel shifts the 48-bit string dst:src:dst, which is what this computes.
+    /// OF is that of the first 1-bit step; AF is cleared.
+    /// </summary>
     private static void DoubleShift(CpuCore cpu, ref Insn i, bool left)
     {
         int size = i.Size;
@@ -148,31 +155,31 @@ public static unsafe class Shift
         ulong src = cpu.GetReg(i.R1, size);
         MemRef mr = default;
         ulong a = i.K0 == Opnd.Reg ? cpu.GetReg(i.R0, size) : cpu.Read(mr = cpu.RmwRef(cpu.OperandLinear(ref i, size, true), size));
-        if (count == 0) return;
-        ulong r;
-        bool cf;
-        if (count > bits)
+        if (count == 0)
         {
-            // undefined result for 16-bit operands with count > 16: computed on the 32-bit concatenation, as Intel does
-            UInt128 cat = left ? ((UInt128)a << bits | src) : ((UInt128)src << bits | a);
-            int total = bits * 2;
-            count %= total;
-            cat = left ? (cat << count | cat >> (total - count)) : (cat >> count | cat << (total - count));
-            r = left ? (ulong)(cat >> bits) & m : (ulong)cat & m;
-            cf = left ? ((a >> (bits - (count % bits == 0 ? bits : count % bits))) & 1) != 0 : false;
+            if (i.K0 == Opnd.Reg) cpu.SetReg(i.R0, size, a);   // a 32-bit destination is zero-extended
+            return;
+        }
+        ulong r;
+        bool cf, of;
+        ulong msb = 1UL << (bits - 1);
+        if (size == 2)
+        {
+            ulong cat = (a << 32) | (src << 16) | a;             // 48 bits: dst:src:dst
+            if (left) { r = ((cat << count) >> 32) & m; cf = ((cat >> (48 - count)) & 1) != 0; }
+            else { r = (cat >> count) & m; cf = ((cat >> (count - 1)) & 1) != 0; }
         }
         else if (left)
         {
-            r = count == bits ? src : ((a << count) | (src >> (bits - count))) & m;
+            r = ((a << count) | (src >> (bits - count))) & m;
             cf = ((a >> (bits - count)) & 1) != 0;
         }
         else
         {
-            r = count == bits ? src : ((a >> count) | (src << (bits - count))) & m;
+            r = ((a >> count) | (src << (bits - count))) & m;
             cf = ((a >> (count - 1)) & 1) != 0;
         }
-        ulong msb = 1UL << (bits - 1);
-        bool of = ((r ^ a) & msb) != 0;
+        of = left ? ((a & msb) != 0) ^ ((a & (msb >> 1)) != 0) : ((a & msb) != 0) ^ ((src & 1) != 0);
         cpu.SetStatusFromResult(r, size, cf, of);
         if (i.K0 == Opnd.Reg) cpu.SetReg(i.R0, size, r); else cpu.Write(mr, r);
     }

@@ -27,13 +27,25 @@ public static unsafe class Strings
     }
 
 
-    /// <summary>Runs body once, or repeatedly under REP. body returns false to stop (REPE/REPNE condition).</summary>
-    private static void Repeat(CpuCore cpu, ref Insn i, delegate*<CpuCore, ref Insn, int, bool> body, bool conditional)
+    /// <summary>
+    /// Runs body once, or repeatedly under REP. body returns false to stop (REPE/REPNE condition).
+    /// With a 32-bit address size in 64-bit mode, a REP whose ECX is already 0 still writes ECX (and,
+    /// for MOVS/STOS, the pointer registers in <paramref name="pointers"/>) as 32-bit registers, which
+    /// clears their upper halves — what the host does, found by the differential suite.
+    /// </summary>
+    private static void Repeat(CpuCore cpu, ref Insn i, delegate*<CpuCore, ref Insn, int, bool> body, bool conditional, int pointers = 0)
     {
         int size = StringSize(ref i);
         if ((i.Prefix & (Insn.PrefixRep | Insn.PrefixRepne)) == 0) { body(cpu, ref i, size); return; }
         int a = i.AddrSize;
         ulong m = InsnBuilder.Mask(a);
+        if (a == 4 && cpu.GetReg(Reg.RCX, 4) == 0)
+        {
+            cpu.SetReg(Reg.RCX, 4, 0);
+            if ((pointers & (1 << Reg.RSI)) != 0) cpu.SetReg(Reg.RSI, 4, cpu.GetReg(Reg.RSI, 4));
+            if ((pointers & (1 << Reg.RDI)) != 0) cpu.SetReg(Reg.RDI, 4, cpu.GetReg(Reg.RDI, 4));
+            return;
+        }
         for (int n = 0; n < Chunk; n++)
         {
             ulong c = cpu.GetReg(Reg.RCX, a);
@@ -126,8 +138,8 @@ public static unsafe class Strings
         return true;
     }
 
-    private static void Movs(CpuCore cpu, ref Insn i) => Repeat(cpu, ref i, &MovsBody, false);
-    private static void Stos(CpuCore cpu, ref Insn i) => Repeat(cpu, ref i, &StosBody, false);
+    private static void Movs(CpuCore cpu, ref Insn i) => Repeat(cpu, ref i, &MovsBody, false, 1 << Reg.RSI | 1 << Reg.RDI);
+    private static void Stos(CpuCore cpu, ref Insn i) => Repeat(cpu, ref i, &StosBody, false, 1 << Reg.RDI);
     private static void Lods(CpuCore cpu, ref Insn i) => Repeat(cpu, ref i, &LodsBody, false);
     private static void Cmps(CpuCore cpu, ref Insn i) => Repeat(cpu, ref i, &CmpsBody, true);
     private static void Scas(CpuCore cpu, ref Insn i) => Repeat(cpu, ref i, &ScasBody, true);

@@ -80,7 +80,7 @@ public class SseExceptionTests
         var s = State();
         Assert.Equal(-1, e.Run(ref s));
         Assert.Equal(0x7FF0000000000000UL, (ulong)s.Xmm(1));
-        Assert.Equal(0x1F80u | Isa.Sse.ZE, s.Mxcsr);
+        Assert.Equal(0x1F80u | global::Emu64.Isa.Sse.ZE, s.Mxcsr);
     }
 
     [Fact]
@@ -91,7 +91,7 @@ public class SseExceptionTests
         var before = s.Xmm(1);
         Assert.Equal(Vec.XM, e.Run(ref s));
         Assert.Equal(before, s.Xmm(1));
-        Assert.Equal((0x1F80u & ~(1u << 9)) | Isa.Sse.ZE, s.Mxcsr);
+        Assert.Equal((0x1F80u & ~(1u << 9)) | global::Emu64.Isa.Sse.ZE, s.Mxcsr);
     }
 
     [Fact]
@@ -113,7 +113,7 @@ public class SseExceptionTests
         var before = s.Xmm(1);
         Assert.Equal(Vec.XM, e.Run(ref s));
         Assert.Equal(before, s.Xmm(1));
-        Assert.Equal((0x1F80u & ~(1u << 12)) | Isa.Sse.PE, s.Mxcsr);
+        Assert.Equal((0x1F80u & ~(1u << 12)) | global::Emu64.Isa.Sse.PE, s.Mxcsr);
     }
 
     [Fact]
@@ -140,13 +140,13 @@ public class SseExceptionTests
         s.SetXmm(2, 0x4000000000000000);   // 2.0: exact product 2^1024 overflows; exact at full precision
         Assert.Equal(Vec.XM, e.Run(ref s));
         Assert.Equal((UInt128)0x7FE0000000000000, s.Xmm(1));
-        Assert.Equal((0x1F80u & ~(1u << 10)) | Isa.Sse.OE, s.Mxcsr);
+        Assert.Equal((0x1F80u & ~(1u << 10)) | global::Emu64.Isa.Sse.OE, s.Mxcsr);
         s = State();
         s.SetXmm(1, 0x7FE0000000000000);
         s.SetXmm(2, 0x4000000000000000);
         Assert.Equal(-1, e.Run(ref s));
         Assert.Equal((UInt128)0x7FF0000000000000, s.Xmm(1));
-        Assert.Equal(0x1F80u | Isa.Sse.OE | Isa.Sse.PE, s.Mxcsr);
+        Assert.Equal(0x1F80u | global::Emu64.Isa.Sse.OE | global::Emu64.Isa.Sse.PE, s.Mxcsr);
     }
 
     [Fact]
@@ -163,7 +163,7 @@ public class SseExceptionTests
         s.SetXmm(1, 0x0010000000000000);
         s.SetXmm(2, 0x3FE0000000000000);
         Assert.Equal(Vec.XM, e.Run(ref s));
-        Assert.Equal((0x1F80u & ~(1u << 11)) | Isa.Sse.UE, s.Mxcsr);
+        Assert.Equal((0x1F80u & ~(1u << 11)) | global::Emu64.Isa.Sse.UE, s.Mxcsr);
     }
 
     [Fact]
@@ -174,7 +174,7 @@ public class SseExceptionTests
         s.SetXmm(1, new UInt128(0, 0x3F800000_00000000));          // lanes: 0/0 (IE), 1/0 (ZE)
         s.SetXmm(2, new UInt128(0x3F800000_3F800000, 0));
         Assert.Equal(Vec.XM, e.Run(ref s));
-        Assert.Equal((0x1F80u & ~(1u << 9)) | Isa.Sse.IE | Isa.Sse.ZE, s.Mxcsr);
+        Assert.Equal((0x1F80u & ~(1u << 9)) | global::Emu64.Isa.Sse.IE | global::Emu64.Isa.Sse.ZE, s.Mxcsr);
     }
 
     [Fact]
@@ -285,7 +285,7 @@ public class SseExceptionTests
         d.Decode(out var instr);
         var insn = new Insn();
         InsnBuilder.Build(instr, ref insn, 64, false);
-        Isa.HandlerTable.Bind(ref insn);
+        global::Emu64.Isa.HandlerTable.Bind(ref insn);
         c.InsnRip = EmuRunner.CodeAddr;
         c.Rip = EmuRunner.CodeAddr + insn.Length;
         try { unsafe { insn.Exec(c, ref insn); } }

@@ -1,0 +1,256 @@
+using System.Text;
+using Emu64.Cpu;
+using Emu64.Tests.Support;
+using Iced.Intel;
+
+namespace Emu64.Tests.Isa;
+
+/// <summary>SplitMix64: a fast deterministic generator (System.Random with a seed is too slow for a million cases).</summary>
+public sealed class DiffRng(ulong seed)
+{
+    private ulong _s = seed;
+    public ulong NextU64()
+    {
+        ulong z = _s += 0x9E3779B97F4A7C15UL;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        return z ^ (z >> 31);
+    }
+    public long NextInt64() => (long)(NextU64() >> 1);
+    public int Next() => (int)(NextU64() >> 33);
+    public int Next(int n) => (int)((NextU64() >> 32) * (ulong)n >> 32);
+    public void NextBytes(byte[] b)
+    {
+        var u = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ulong>(b.AsSpan());
+        for (int k = 0; k < u.Length; k++) u[k] = NextU64();
+    }
+}
+
+/// <summary>One register/flag input set of a differential case.</summary>
+public sealed class DiffCase
+{
+    public readonly ulong[] Gpr = new ulong[16];
+    public ulong Flags;
+}
+
+/// <summary>
+/// An instruction form under differential test. <see cref="Encode"/> returns the bytes for the
+/// instruction at <c>rip</c> with immediate <c>imm</c> (ignored by forms without one). Forms that
+/// address memory pin their base register with <see cref="Pin"/>; forms whose inputs would fault
+/// natively (DIV by zero) say which vector the emulator must raise with <see cref="ExpectFault"/>
+/// and those cases are not run on the host.
+/// </summary>
+public sealed class DiffForm
+{
+    public required string Name;
+    public required Func<ulong, long, byte[]> Encode;
+    public long[]? Imms;
+    /// <summary>RFLAGS bits compared: the status flags and DF, less the flags this form leaves undefined and the host does not define reproducibly.</summary>
+    public ulong FlagMask = RFlags.Status | RFlags.DF;
+    public Action<DiffCase, HostCpu>? Pin;
+    public Func<DiffCase, byte[], int>? ExpectFault;
+    /// <summary>Branches: a CMC follows the instruction and the branch target skips it, so "taken" shows in CF.</summary>
+    public bool Branch;
+    public override string ToString() => Name;
+}
+
+/// <summary>
+/// The differential engine: runs a form's cases natively (<see cref="HostCpu"/>) and in the emulator
+/// (<see cref="RawMachine"/> with the host's slot and data pages mapped at the same linear addresses),
+/// then compares every GPR but RSP, the masked RFLAGS and the whole data page.
+/// Seed and size: EMU64_DIFF_SEED (default 1) and EMU64_DIFF_SCALE (cases = 1000 × scale).
+/// </summary>
+public static class Differential
+{
+    public static int Seed => int.TryParse(Environment.GetEnvironmentVariable("EMU64_DIFF_SEED"), out var s) ? s : 1;
+    public static int Scale => int.TryParse(Environment.GetEnvironmentVariable("EMU64_DIFF_SCALE"), out var s) && s > 0 ? s : 1;
+    public const int BaseCases = 1000;
+
+    private static RawMachine? _raw;
+
+    private static RawMachine Raw(HostCpu h)
+    {
+        if (_raw != null) return _raw;
+        var r = new RawMachine(4);
+        r.Map(h.CodePage);
+        r.Map(h.Data);
+        return _raw = r;
+    }
+
+    /// <summary>Values chosen to sit on every carry, sign and count boundary of 8/16/32/64-bit operands.</summary>
+    public static readonly ulong[] Boundary =
+    [
+        0, 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 0x7F, 0x80, 0x81, 0xFF, 0x100, 0x7FFF, 0x8000, 0x8001,
+        0xFFFF, 0x10000, 0x7FFFFFFF, 0x80000000, 0x80000001, 0xFFFFFFFF, 0x100000000, 0x7FFFFFFFFFFFFFFF,
+        0x8000000000000000, 0x8000000000000001, 0xFFFFFFFFFFFFFFFF, 0xFFFFFFFFFFFFFFFE, 0xAAAAAAAAAAAAAAAA, 0x5555555555555555,
+    ];
+
+    public static ulong Value(DiffRng rng)
+    {
+        int w = rng.Next(4);
+        ulong mask = w switch { 0 => 0xFF, 1 => 0xFFFF, 2 => 0xFFFFFFFF, _ => ulong.MaxValue };
+        ulong rnd = (ulong)rng.NextInt64() ^ ((ulong)rng.Next() << 63);
+        switch (rng.Next(6))
+        {
+            case 0: return Boundary[rng.Next(Boundary.Length)];
+            case 1: case 2:
+                ulong b = Boundary[rng.Next(Boundary.Length)];
+                if (rng.Next(2) == 0) b = 0 - b;
+                return (rnd & ~mask) | (b & mask);
+            case 3: return (ulong)rng.Next(70);
+            default: return rnd;
+        }
+    }
+
+    /// <summary>FNV-1a of the name: a per-form seed stable across runs (string.GetHashCode is randomised).</summary>
+    private static int StableHash(string s)
+    {
+        uint h = 2166136261;
+        foreach (char c in s) { h ^= c; h *= 16777619; }
+        return (int)h;
+    }
+
+    /// <summary>Runs <paramref name="cases"/> cases of the form; returns a report of the first mismatches (empty when all agree).</summary>
+    public static string Check(DiffForm form, int cases)
+    {
+        var h = HostCpu.Shared;
+        lock (h.Lock)
+        {
+            var raw = Raw(h);
+            var cpu = raw.Cpu;
+            var rng = new DiffRng((ulong)StableHash(form.Name) ^ (ulong)Seed);
+            var report = new StringBuilder();
+            int mismatches = 0;
+            var input = new byte[0x1000];
+            var c = new DiffCase();
+            ulong dataPhys = raw.Phys(h.Data);
+            var emuData = raw.Machine.Memory.Ram.Slice((int)dataPhys, 0x1000);
+            int variants = form.Imms?.Length ?? 1;
+            for (int v = 0; v < variants; v++)
+            {
+                long imm = form.Imms?[v] ?? 0;
+                byte[] bytes = form.Encode(h.SlotAddress, imm);
+                if (form.Branch) bytes = [.. bytes, 0xF5];
+                h.Load(bytes);
+                raw.Write(h.SlotAddress, bytes);
+                raw.InvalidateCode();
+                ulong end = h.SlotAddress + (ulong)bytes.Length;
+                int n = cases / variants + (v < cases % variants ? 1 : 0);
+                for (int k = 0; k < n; k++)
+                {
+                    for (int r = 0; r < 16; r++) c.Gpr[r] = Value(rng);
+                    c.Flags = (ulong)rng.NextInt64() & (RFlags.Status | RFlags.DF);
+                    if (rng.Next(4) != 0) c.Flags &= ~RFlags.DF;
+                    form.Pin?.Invoke(c, h);
+                    rng.NextBytes(input);
+
+                    // emulator
+                    input.CopyTo(emuData);
+                    for (int r = 0; r < 16; r++) if (r != Reg.RSP) cpu.R[r] = c.Gpr[r];
+                    cpu.R[Reg.RSP] = 0x1000;
+                    cpu.Rflags = c.Flags | RFlags.Reserved1 | RFlags.IF;
+                    cpu.Rip = h.SlotAddress;
+                    int vec = raw.RunRange(h.SlotAddress, end);
+                    int expect = form.ExpectFault?.Invoke(c, input) ?? -1;
+                    if (expect >= 0 || vec >= 0)
+                    {
+                        if (vec != expect || cpu.Rip != h.SlotAddress)
+                            Mismatch(report, ref mismatches, form, bytes, c,
+                                $"expected {(expect < 0 ? "no fault" : Vec.Name(expect))}, emulator raised {(vec < 0 ? "nothing" : Vec.Name(vec))} at rip {cpu.Rip:x}");
+                        else if (!emuData.SequenceEqual(input) || !RegsEqual(cpu, c.Gpr) || (cpu.Rflags & form.FlagMask) != (c.Flags & form.FlagMask))
+                            Mismatch(report, ref mismatches, form, bytes, c, "faulting instruction changed state");
+                        continue;
+                    }
+
+                    // host
+                    var s = new HostState();
+                    for (int r = 0; r < 16; r++) s.Gpr[r] = c.Gpr[r];
+                    s.Rflags = c.Flags | RFlags.Reserved1;
+                    input.CopyTo(h.DataSpan);
+                    h.Run(ref s);
+
+                    var diff = new StringBuilder();
+                    for (int r = 0; r < 16; r++)
+                        if (r != Reg.RSP && s.Gpr[r] != cpu.R[r])
+                            diff.Append($" {Reg.Names64[r]}: host {s.Gpr[r]:x} emu {cpu.R[r]:x};");
+                    ulong hf = s.Rflags & form.FlagMask, ef = cpu.Rflags & form.FlagMask;
+                    if (hf != ef) diff.Append($" flags: host {FlagNames(hf)} emu {FlagNames(ef)} (in {FlagNames(c.Flags)});");
+                    if (!emuData.SequenceEqual(h.DataSpan))
+                    {
+                        int at = 0;
+                        while (emuData[at] == h.DataSpan[at]) at++;
+                        diff.Append($" memory at data+{at:x}: host {h.DataSpan[at]:x2} emu {emuData[at]:x2};");
+                    }
+                    if (diff.Length > 0) Mismatch(report, ref mismatches, form, bytes, c, diff.ToString());
+                }
+            }
+            if (mismatches > 0) report.Insert(0, $"{form.Name}: {mismatches} mismatches of {cases}\n");
+            return report.ToString();
+        }
+    }
+
+    /// <summary>Runs a form natively only and writes "inputs -> outputs" lines (for finding what the host does with undefined flags).</summary>
+    public static void DumpHost(DiffForm form, int cases, TextWriter w)
+    {
+        var h = HostCpu.Shared;
+        lock (h.Lock)
+        {
+            var rng = new DiffRng((ulong)StableHash(form.Name) ^ (ulong)Seed);
+            var c = new DiffCase();
+            var input = new byte[0x1000];
+            int variants = form.Imms?.Length ?? 1;
+            for (int v = 0; v < variants; v++)
+            {
+                long imm = form.Imms?[v] ?? 0;
+                h.Load(form.Encode(h.SlotAddress, imm));
+                for (int k = 0; k < cases / variants; k++)
+                {
+                    for (int r = 0; r < 16; r++) c.Gpr[r] = Value(rng);
+                    c.Flags = (ulong)rng.NextInt64() & RFlags.Status;
+                    form.Pin?.Invoke(c, h);
+                    rng.NextBytes(input);
+                    if ((form.ExpectFault?.Invoke(c, input) ?? -1) >= 0) continue;
+                    var s = new HostState();
+                    for (int r = 0; r < 16; r++) s.Gpr[r] = c.Gpr[r];
+                    s.Rflags = c.Flags | RFlags.Reserved1;
+                    input.CopyTo(h.DataSpan);
+                    h.Run(ref s);
+                    w.Write($"imm={imm:x}");
+                    for (int r = 0; r < 16; r++) if (r != Reg.RSP) w.Write($" {Reg.Names64[r]}={c.Gpr[r]:x}");
+                    w.Write($" fl={c.Flags:x} ->");
+                    for (int r = 0; r < 16; r++) if (r != Reg.RSP) w.Write($" {Reg.Names64[r]}={s.Gpr[r]:x}");
+                    w.WriteLine($" fl={s.Rflags & 0xFFF:x}");
+                }
+            }
+        }
+    }
+
+    private static bool RegsEqual(Emu64.Cpu.Cpu cpu, ulong[] g)
+    {
+        for (int r = 0; r < 16; r++) if (r != Reg.RSP && cpu.R[r] != g[r]) return false;
+        return true;
+    }
+
+    private static void Mismatch(StringBuilder sb, ref int count, DiffForm f, byte[] bytes, DiffCase c, string what)
+    {
+        if (count++ >= 6) return;
+        var dec = Iced.Intel.Decoder.Create(64, bytes, HostCpu.Shared.SlotAddress);
+        dec.Decode(out var ins);
+        sb.Append($"  {ins} [{Convert.ToHexString(bytes)}] in:");
+        for (int r = 0; r < 16; r++) if (r != Reg.RSP) sb.Append($" {Reg.Names64[r]}={c.Gpr[r]:x}");
+        sb.Append($" flags={FlagNames(c.Flags)}\n    {what}\n");
+    }
+
+    public static string FlagNames(ulong f)
+    {
+        var sb = new StringBuilder();
+        if ((f & RFlags.CF) != 0) sb.Append("C");
+        if ((f & RFlags.PF) != 0) sb.Append("P");
+        if ((f & RFlags.AF) != 0) sb.Append("A");
+        if ((f & RFlags.ZF) != 0) sb.Append("Z");
+        if ((f & RFlags.SF) != 0) sb.Append("S");
+        if ((f & RFlags.DF) != 0) sb.Append("D");
+        if ((f & RFlags.OF) != 0) sb.Append("O");
+        return sb.Length == 0 ? "-" : sb.ToString();
+    }
+}
