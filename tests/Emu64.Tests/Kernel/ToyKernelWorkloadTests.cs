@@ -1,0 +1,60 @@
+using Emu64.Tests.Support;
+
+namespace Emu64.Tests.Kernel;
+
+/// <summary>The toy kernel's programs run in Emu64 as they do under QEMU, preempted by the PIT, deterministically.</summary>
+[Trait("Category", "ToyKernel")]
+public class ToyKernelWorkloadTests
+{
+    private const string All = "init=hello,syscalls:10,touch:16:4,pingpong:50,mmap:20 nokaslr";
+
+    [Theory]
+    [InlineData("pti=on")]
+    [InlineData("pti=on nopcid")]
+    [InlineData("pti=on noinvpcid")]
+    [InlineData("pti=off")]
+    public void Every_workload_runs_to_completion_as_concurrent_processes_preempted_by_the_timer(string options)
+    {
+        // 10 M instructions per virtual second: a 100 Hz tick every 100,000 instructions, so the processes are preempted.
+        var k = ToyKernel.Boot($"{All} {options}", ips: 10_000_000, record: false);
+        Assert.True(k.Reason == StopReason.DebugExit && k.ExitValue == 0, $"{k.Reason} {k.Machine.StopMessage}\n{k.Console}");
+        foreach (var line in new[]
+        {
+            "hello: Hello from user space, I am pid 1",
+            "syscalls: 10 getpid calls done",
+            "touch: 4 rounds over 16 pages done",
+            "mmap: 20 map/touch/unmap cycles done",
+            "pingpong: ping yielded 50 times",
+            "pingpong: pong yielded 50 times",
+        })
+            Assert.Contains(line + "\n", k.Console);
+        Assert.True(k.Machine.Events.Interrupts > 0, "the PIT never interrupted");
+        Assert.Equal(6, k.Machine.KernelInfo.Processes.Count);
+        Assert.All(k.Machine.KernelInfo.Processes.Values, p => Assert.True(p.Exited, $"pid {p.Pid} did not exit"));
+        Assert.Contains(k.Machine.KernelInfo.Regions, r => r.Name == "touch");
+    }
+
+    [Fact]
+    public void Two_runs_with_the_same_options_give_the_same_console_and_the_same_counters()
+    {
+        var a = ToyKernel.Boot(All, seed: 5, ips: 10_000_000, record: false);
+        var b = ToyKernel.Boot(All, seed: 5, ips: 10_000_000, record: false);
+        Assert.Equal(a.Console, b.Console);
+        Assert.Equal(a.Machine.Cpu.Retired, b.Machine.Cpu.Retired);
+        Assert.Equal(a.Machine.Events.Interrupts, b.Machine.Events.Interrupts);
+        Assert.Equal(a.Machine.Events.Cr3Writes, b.Machine.Events.Cr3Writes);
+        Assert.Equal(a.Machine.Cpu.Mmu.Snapshot().Named().ToList(), b.Machine.Cpu.Mmu.Snapshot().Named().ToList());
+    }
+
+    [Fact]
+    public void Ptdump_prints_both_pgds_of_a_process_in_the_style_of_linux()
+    {
+        var k = ToyKernel.Boot("init=ptdump nokaslr", record: false);
+        Assert.Equal(StopReason.DebugExit, k.Reason);
+        Assert.Contains("---[ User Space ]---", k.Console);
+        Assert.Contains("---[ Kernel Space ]---", k.Console);
+        Assert.Contains("---[ CPU entry Area ]---", k.Console);
+        // the direct map: 1 GiB pages here (CPUID has them), 2 MiB pages where it does not
+        Assert.Matches(@"0xffff888000000000-0xffff8880[0-9a-f]{8} +\d+[MG] +RW +PSE +NX (pud|pmd)", k.Console);
+    }
+}
