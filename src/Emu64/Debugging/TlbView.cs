@@ -25,7 +25,7 @@ public static class TlbViews
     /// <summary>Set by the TLB model to expose its contents; null until it exists.</summary>
     /// <remarks>To switch the debugger to the merged TLB model: <c>Provider = m => new MmuTlbView(m)</c> (then update the
     /// tests that expect "found in: memory" and the CR3-derived tlb trace events).</remarks>
-    public static Func<Machine, ITlbView?>? Provider;
+    public static Func<Machine, ITlbView?>? Provider = m => new MmuTlbView(m);
 
     public static ITlbView? For(Machine m) => Provider?.Invoke(m);
 

@@ -117,9 +117,9 @@ public sealed class Tracer : IBoundaryListener, IInstructionHook, ITlbEventSink,
     public void OnEvent(in BoundaryEvent e)
     {
         if (!_dis.Symbols.SlideKnown) _dis.Symbols.DetectSlide(_m);
-        if (e.Kind == BoundaryKind.Cr3Write && (Classes & TraceClass.Tlb) != 0 && TlbViews.For(_m) is null)
+        if (e.Kind == BoundaryKind.Cr3Write && (Classes & TraceClass.Tlb) != 0)
         {
-            // Until the TLB model reports its own events, a CR3 write is the one flush we can see.
+            // The TLB model does not report fills and evictions to the trace yet; a CR3 write is the flush we can see.
             bool pcide = _m.Cpu.PcidOn;
             var ev = new TlbEvent(TlbEventKind.Flush, "all", 0, pcide ? (int)(e.NewCr3 & 0xFFF) : 0, false,
                 e.NoFlush ? "cr3-noflush" : "cr3", e.Dropped);
