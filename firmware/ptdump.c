@@ -64,7 +64,12 @@ static void note_page(struct pg_state *st, u64 addr, int level, u64 prot)
 		printk("---[ %s ]---\n", st->marker[0].name);
 		st->next_marker = 1;
 	} else if (prot != st->prot || level != st->level || at_marker) {
-		print_range(st, addr);
+		/*
+		 * A run never spans the non-canonical hole: like Linux, end it at
+		 * the top of the lower half (0x0000800000000000 with 4 levels).
+		 */
+		u64 lower_top = 1UL << (11 + 9 * paging_levels);
+		print_range(st, st->start < lower_top && addr > lower_top ? lower_top : addr);
 		while (st->next_marker < st->nmarkers && addr >= st->marker[st->next_marker].addr)
 			printk("---[ %s ]---\n", st->marker[st->next_marker++].name);
 	} else {

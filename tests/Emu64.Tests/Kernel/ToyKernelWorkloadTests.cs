@@ -54,6 +54,9 @@ public class ToyKernelWorkloadTests
         Assert.Contains("---[ User Space ]---", k.Console);
         Assert.Contains("---[ Kernel Space ]---", k.Console);
         Assert.Contains("---[ CPU entry Area ]---", k.Console);
+        // as in Linux, no run spans the non-canonical hole: the user half ends at 0x0000800000000000
+        Assert.Contains("0x00007ffffffff000-0x0000800000000000           4K", k.Console);
+        Assert.DoesNotMatch(@"\d{7,}[KMGT] ", k.Console);
         // the direct map: 1 GiB pages here (CPUID has them), 2 MiB pages where it does not
         Assert.Matches(@"0xffff888000000000-0xffff8880[0-9a-f]{8} +\d+[MG] +RW +PSE +NX (pud|pmd)", k.Console);
     }
