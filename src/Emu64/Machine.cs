@@ -83,12 +83,11 @@ public sealed unsafe partial class Machine
         Io.Register(0x8900, 1, new BochsShutdownPort(this));
         KernelInfo = new Introspection.KernelInfoPort(this);
         Io.Register(Introspection.KernelInfoPort.OpPort, 2, KernelInfo);
-        AttachPlatform();
+        AttachPlatformDevices();
     }
 
     /// <summary>Hook for the platform devices (PIC, PIT, APIC, fw_cfg, CMOS ...), filled in by Platform.cs.</summary>
     partial void AttachPlatformDevices();
-    private void AttachPlatform() => AttachPlatformDevices();
 
     public void AddTimedDevice(ITimedDevice d) { _timed.Add(d); RecomputeNextEvent(); }
 

@@ -161,10 +161,9 @@ public sealed partial class Cpu
         if (lm)
         {
             ulong rsp = Rsp;
-            bool switchStack = newCpl < Cpl || ist != 0;
             if (ist != 0) rsp = ReadImplicit(TssBase() + 0x24 + 8 * (ulong)(ist - 1), 8);
             else if (newCpl < Cpl) rsp = ReadImplicit(TssBase() + 4 + 8 * (ulong)newCpl, 8);
-            if (switchStack || true) rsp &= ~0xFUL;   // the 64-bit frame is always 16-byte aligned
+            rsp &= ~0xFUL;   // the 64-bit frame is always 16-byte aligned, stack switch or not
             if (!IsCanonical(rsp)) Fault(Vec.SS, ext);
             // Build the frame with supervisor writes at the new privilege level.
             int savedCpl = Cpl;
