@@ -188,7 +188,7 @@ public static class Cli
         ulong bytes = n * mult;
         if (bytes / mult != n) throw new CliException($"memory size '{s}' is too large");
         if (bytes < 2UL << 20) throw new CliException($"memory size '{s}' is too small (at least 2M)");
-        if (bytes > 2UL << 30 - 1 || bytes >= 2UL << 30) throw new CliException($"memory size '{s}' is too large (at most 2047M)");
+        if (bytes > 2047UL << 20) throw new CliException($"memory size '{s}' is too large (at most 2047M)");
         if ((bytes & 0xFFF) != 0) throw new CliException($"memory size '{s}' is not a multiple of 4 KiB");
         return bytes;
     }
