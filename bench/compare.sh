@@ -267,17 +267,18 @@ echo
 echo "Guest instructions per host second, boot cost removed by differencing two loop lengths"
 echo "host: $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(nproc) cpus, load average $(cut -d' ' -f1-3 /proc/loadavg); $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo
-printf '%-9s %-5s %-44s %10s %10s %9s  %s\n' emulator loop version MIPS "cpu MIPS" "vs Bochs" "runs"
+printf '%-9s %-5s %-44s %8s %9s %9s %9s  %s\n' emulator loop version MIPS "vs Bochs" "cpu MIPS" "cpu ratio" "runs"
 for mode in "${modes[@]}"; do
   for emu in emu64 qemu bochs; do
     want "$emu" || continue
     m=${MIPS[$emu,$mode]:-}; c=${CPUMIPS[$emu,$mode]:-}
-    printf '%-9s %-5s %-44s %10s %10s %9s  %s\n' "$emu" "$mode" "${VER[$emu]:-$(version_of "$emu" 2>/dev/null || echo '?')}" \
-      "${m:--}" "${c:--}" "$(ratio "$m" "${MIPS[bochs,$mode]:-}")" "${NOTE[$emu,$mode]:-}"
+    printf '%-9s %-5s %-44s %8s %9s %9s %9s  %s\n' "$emu" "$mode" "${VER[$emu]:-(not run)}" \
+      "${m:--}" "$(ratio "$m" "${MIPS[bochs,$mode]:-}")" "${c:--}" "$(ratio "$c" "${CPUMIPS[bochs,$mode]:-}")" "${NOTE[$emu,$mode]:-}"
   done
 done
 echo
-echo "MIPS = (insns(N2) - insns(N1)) / (t(N2) - t(N1)); wall time, or user+system CPU time for 'cpu MIPS'."
+echo "MIPS = (insns(N2) - insns(N1)) / (t(N2) - t(N1)) with wall times; 'cpu MIPS' with the emulator's user+system"
+echo "CPU times instead (less disturbed by other load). Ratios are against Bochs on the same loop."
 [ "$KEEP" = 1 ] && echo "work directory: $WORK"
 fail=0
 for k in "${!NOTE[@]}"; do [[ "${NOTE[$k]}" == failed ]] && fail=1; done
