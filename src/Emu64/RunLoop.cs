@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using Emu64.Cpu;
 using Emu64.Mmu;
 
@@ -51,9 +52,8 @@ public sealed unsafe partial class Machine
                     { Stop(StopReason.HaltedForever, 0, $"HLT: {IdleWakeupLimit} timer events passed and none reached the CPU (masked?)"); break; }
                     continue;
                 }
-                ulong budget = Math.Min(limit, stopAt) - cpu.Retired;
                 if (shadow || cpu.Tf || DebugStepHook) { RunSingle(cpu); continue; }
-                RunBlock(cpu, budget);
+                RunChain(cpu, Math.Min(limit, stopAt));
             }
             catch (GuestFault f)
             {
@@ -122,33 +122,92 @@ public sealed unsafe partial class Machine
     private static ulong FetchLinear(Cpu.Cpu cpu)
         => cpu.Is64 ? cpu.Rip : (cpu.Segs[Emu64.Cpu.Seg.CS].Base + cpu.Rip) & 0xFFFFFFFF;
 
-    private void RunBlock(Cpu.Cpu cpu, ulong budget)
+    /// <summary>Looks up (or decodes) the block at RIP, counting the fetch's iTLB lookup; null for a page-crossing instruction.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private Block? FetchBlock(Cpu.Cpu cpu, out ulong la, out ulong pa)
     {
         cpu.InsnRip = cpu.Rip;
-        ulong la = FetchLinear(cpu);
-        if (cpu.Is64 && !cpu.IsCanonical(la)) cpu.Gp();
-        if (!cpu.Is64 && cpu.Rip > cpu.Segs[Emu64.Cpu.Seg.CS].Limit) cpu.Gp();
-        ulong pa = cpu.Mmu.Translate(la, Access.Fetch | (cpu.Cpl == 3 ? Access.User : 0));
+        la = FetchLinear(cpu);
+        if (cpu.Is64) { if (!cpu.IsCanonical(la)) cpu.Gp(); }
+        else if (cpu.Rip > cpu.Segs[Emu64.Cpu.Seg.CS].Limit) cpu.Gp();
+        pa = cpu.Mmu.Translate(la, cpu.Cpl == 3 ? Access.Fetch | Access.User : Access.Fetch);
         int bitness = cpu.Bitness;
-        var block = Cache.Lookup(pa, bitness) ?? Cache.Decode(pa, la, bitness);
+        return Cache.Lookup(pa, bitness) ?? Cache.Decode(pa, la, bitness);
+    }
+
+    /// <summary>One block, at most <paramref name="budget"/> instructions of it (single steps, TF).</summary>
+    private void RunBlock(Cpu.Cpu cpu, ulong budget)
+    {
         bool tf = cpu.Tf;
-        if (block is null) { RunCrossingInstruction(cpu, la, pa, bitness); }
-        else
-        {
-            var insns = block.Insns;
-            int n = (int)Math.Min((ulong)block.Count, budget);
-            cpu.ExitBlock = false;
-            for (int k = 0; k < n; k++)
-            {
-                ref Insn d = ref insns[k];
-                cpu.InsnRip = cpu.Rip;
-                cpu.Rip += d.Length;
-                d.Exec(cpu, ref d);
-                cpu.Retired++;
-                if (cpu.ExitBlock) break;
-            }
-        }
+        var block = FetchBlock(cpu, out ulong la, out ulong pa);
+        if (block is null) RunCrossingInstruction(cpu, la, pa, cpu.Bitness);
+        else RunInsns(cpu, block, (int)Math.Min((ulong)block.Count, budget));
         if (tf) SingleStepTrap(cpu);
+    }
+
+    /// <summary>Runs n instructions of a block; false if one of them set <see cref="Cpu.Cpu.ExitBlock"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool RunInsns(Cpu.Cpu cpu, Block block, int n)
+    {
+        ref Insn d = ref MemoryMarshal.GetArrayDataReference(block.Insns);
+        cpu.ExitBlock = false;
+        for (int k = 0; k < n; k++, d = ref Unsafe.Add(ref d, 1))
+        {
+            cpu.InsnRip = cpu.Rip;
+            cpu.Rip += d.Length;
+            d.Exec(cpu, ref d);
+            cpu.Retired++;
+            if (cpu.ExitBlock) return false;
+        }
+        return true;
+    }
+
+    /// <summary>
+    /// Runs blocks one after another without returning to <see cref="Run"/> while nothing needs the outer loop:
+    /// each block that ends at a near branch (or its page end) finds its successor through its cached
+    /// <see cref="Block.Next0"/>/<see cref="Block.Next1"/> links (checked by physical address and validity), after
+    /// the same fetch translation (and iTLB lookup) the outer loop would do. It returns at the first block
+    /// boundary where an event is due, the interrupt line is up, the CPU halted or the run must stop — the same
+    /// boundary at which the outer loop would have acted — so the run is exactly as if every block went through
+    /// <see cref="Run"/>.
+    /// </summary>
+    private void RunChain(Cpu.Cpu cpu, ulong stopRetired)
+    {
+        var block = FetchBlock(cpu, out ulong la, out ulong pa);
+        if (block is null) { RunCrossingInstruction(cpu, la, pa, cpu.Bitness); return; }
+        int bitness = block.Bitness;
+        var fetch = cpu.Cpl == 3 ? Access.Fetch | Access.User : Access.Fetch;
+        var mmu = cpu.Mmu;
+        while (true)
+        {
+            ulong left = stopRetired - cpu.Retired;
+            int n = block.Count;
+            if ((ulong)n > left) { RunInsns(cpu, block, (int)left); return; }
+            if (!RunInsns(cpu, block, n) || !block.Chainable) return;
+            if (cpu.Retired >= stopRetired || cpu.Retired + _idle >= NextEventAt || InterruptLine || DebugStepHook) return;
+            // The next block: the fetch translation as in FetchBlock, then the links.
+            cpu.InsnRip = cpu.Rip;
+            if (bitness == 64) { la = cpu.Rip; if (!cpu.IsCanonical(la)) cpu.Gp(); }
+            else
+            {
+                ref var cs = ref cpu.Segs[Emu64.Cpu.Seg.CS];
+                if (cpu.Rip > cs.Limit) cpu.Gp();
+                la = (cs.Base + cpu.Rip) & 0xFFFFFFFF;
+            }
+            pa = mmu.Translate(la, fetch);
+            Block? next = block.Next0;
+            if (next is null || next.Phys != pa || !next.Valid)
+            {
+                next = block.Next1;
+                if (next is null || next.Phys != pa || !next.Valid)
+                {
+                    next = Cache.Lookup(pa, bitness) ?? Cache.Decode(pa, la, bitness);
+                    if (next is null) { RunCrossingInstruction(cpu, la, pa, bitness); return; }
+                    if (block.Next0 is null || !block.Next0.Valid) block.Next0 = next; else block.Next1 = next;
+                }
+            }
+            block = next;
+        }
     }
 
     /// <summary>An instruction whose bytes run into the next page: decoded from both pages, not cached.</summary>

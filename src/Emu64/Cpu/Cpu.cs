@@ -83,6 +83,10 @@ public sealed partial class Cpu
 
     // ---- general registers -------------------------------------------------------------------
 
+    /// <summary>The 64-bit register <paramref name="num"/> (0..15), by reference.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public ref ulong Gpr(int num) => ref Unsafe.Add(ref R[0], num);
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public ulong GetReg(int num, int size)
     {

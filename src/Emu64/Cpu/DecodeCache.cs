@@ -12,10 +12,18 @@ public sealed class Block
     public readonly int Bitness;
     /// <summary>False once a store hit the page; a block that is running finishes its current instruction only.</summary>
     public bool Valid = true;
+    /// <summary>
+    /// The run loop may go on to the next block without leaving its inner loop: the block ends at a near
+    /// branch, call or return, at the end of its page or at the instruction limit — never at an instruction
+    /// that changes mode, privilege, paging, interrupt state or does I/O.
+    /// </summary>
+    public readonly bool Chainable;
+    /// <summary>Successors seen so far (fall-through and taken target), checked by physical address and <see cref="Valid"/> before use.</summary>
+    public Block? Next0, Next1;
 
-    public Block(Insn[] insns, int count, ulong phys, int bitness)
+    public Block(Insn[] insns, int count, ulong phys, int bitness, bool chainable = false)
     {
-        Insns = insns; Count = count; Phys = phys; Bitness = bitness;
+        Insns = insns; Count = count; Phys = phys; Bitness = bitness; Chainable = chainable;
     }
 }
 
@@ -73,6 +81,7 @@ public sealed class DecodeCache
         var list = new Insn[MaxBlockInsns];
         int n = 0;
         int pos = 0;
+        bool chainable = true;
         while (n < MaxBlockInsns)
         {
             dec.Decode(out var ins);
@@ -80,11 +89,11 @@ public sealed class DecodeCache
             Prepare(in ins, ref list[n], bitness, _bytes.AsSpan(pos, ins.Length));
             pos += ins.Length;
             n++;
-            if (EndsBlock(in ins)) break;
+            if (EndsBlock(in ins)) { chainable = IsNearBranch(in ins); break; }
         }
         if (n == 0) return null;
         if (n < list.Length) Array.Resize(ref list, n);
-        var block = new Block(list, n, phys, bitness);
+        var block = new Block(list, n, phys, bitness, chainable);
         _blocks[Key(phys, bitness)] = block;
         ulong frame = phys >> 12;
         if (!_byFrame.TryGetValue(frame, out var keys)) _byFrame[frame] = keys = new List<ulong>();
@@ -120,6 +129,24 @@ public sealed class DecodeCache
             if (!prefix) return false;
         }
         return false;
+    }
+
+    /// <summary>A near JMP/Jcc/CALL/RET/LOOPcc/JrCXZ: a block ending with it may chain to its successor.</summary>
+    private static bool IsNearBranch(in Instruction ins)
+    {
+        switch (ins.FlowControl)
+        {
+            case FlowControl.ConditionalBranch:
+                return !ins.IsJmpFar && !ins.IsCallFar;
+            case FlowControl.UnconditionalBranch: case FlowControl.IndirectBranch:
+                return ins.Mnemonic == Mnemonic.Jmp && !ins.IsJmpFar && !ins.IsJmpFarIndirect;
+            case FlowControl.Call: case FlowControl.IndirectCall:
+                return ins.Mnemonic == Mnemonic.Call && !ins.IsCallFar && !ins.IsCallFarIndirect;
+            case FlowControl.Return:
+                return ins.Mnemonic == Mnemonic.Ret;
+            default:
+                return false;
+        }
     }
 
     /// <summary>Branches and anything that can change mode, paging, interrupts or code end a block.</summary>

@@ -70,19 +70,35 @@ public sealed partial class Cpu
 
     private int SignShift => _lazySize * 8 - 1;
 
-    public bool Cf => _lazyOp switch
+    public bool Cf
     {
-        LazyOp.None or LazyOp.Inc or LazyOp.Dec => (_rflags & RFlags.CF) != 0,
-        LazyOp.Add => _lazyRes < _lazyA,
-        LazyOp.Sub => _lazyA < _lazyB,
-        _ => false,
-    };
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get => _lazyOp switch
+        {
+            LazyOp.None or LazyOp.Inc or LazyOp.Dec => (_rflags & RFlags.CF) != 0,
+            LazyOp.Add => _lazyRes < _lazyA,
+            LazyOp.Sub => _lazyA < _lazyB,
+            _ => false,
+        };
+    }
 
-    public bool Zf => _lazyOp == LazyOp.None ? (_rflags & RFlags.ZF) != 0 : _lazyRes == 0;
+    public bool Zf
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get => _lazyOp == LazyOp.None ? (_rflags & RFlags.ZF) != 0 : _lazyRes == 0;
+    }
 
-    public bool Sf => _lazyOp == LazyOp.None ? (_rflags & RFlags.SF) != 0 : ((_lazyRes >> SignShift) & 1) != 0;
+    public bool Sf
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get => _lazyOp == LazyOp.None ? (_rflags & RFlags.SF) != 0 : ((_lazyRes >> SignShift) & 1) != 0;
+    }
 
-    public bool Pf => _lazyOp == LazyOp.None ? (_rflags & RFlags.PF) != 0 : Parity(_lazyRes);
+    public bool Pf
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get => _lazyOp == LazyOp.None ? (_rflags & RFlags.PF) != 0 : Parity(_lazyRes);
+    }
 
     public bool Af => _lazyOp switch
     {
@@ -91,13 +107,17 @@ public sealed partial class Cpu
         _ => (((_lazyA ^ _lazyB ^ _lazyRes) >> 4) & 1) != 0,
     };
 
-    public bool Of => _lazyOp switch
+    public bool Of
     {
-        LazyOp.None => (_rflags & RFlags.OF) != 0,
-        LazyOp.Add or LazyOp.Inc => ((((_lazyA ^ _lazyRes) & (_lazyB ^ _lazyRes)) >> SignShift) & 1) != 0,
-        LazyOp.Sub or LazyOp.Dec => ((((_lazyA ^ _lazyB) & (_lazyA ^ _lazyRes)) >> SignShift) & 1) != 0,
-        _ => false,
-    };
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get => _lazyOp switch
+        {
+            LazyOp.None => (_rflags & RFlags.OF) != 0,
+            LazyOp.Add or LazyOp.Inc => ((((_lazyA ^ _lazyRes) & (_lazyB ^ _lazyRes)) >> SignShift) & 1) != 0,
+            LazyOp.Sub or LazyOp.Dec => ((((_lazyA ^ _lazyB) & (_lazyA ^ _lazyRes)) >> SignShift) & 1) != 0,
+            _ => false,
+        };
+    }
 
     public bool Df => (_rflags & RFlags.DF) != 0;
     public bool If => (_rflags & RFlags.IF) != 0;
@@ -143,6 +163,7 @@ public sealed partial class Cpu
     }
 
     /// <summary>Evaluates condition code cc (the low nibble of Jcc/SETcc/CMOVcc opcodes).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool Condition(int cc)
     {
         bool r = (cc >> 1) switch

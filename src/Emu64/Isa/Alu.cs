@@ -100,6 +100,94 @@ public static unsafe class Alu
         return r;
     }
 
+    // ---- fast forms: a 32- or 64-bit general register destination, a register or immediate source ----------
+    // Chosen once at decode (Specialize); the same bodies as above with the operand kinds and size fixed.
+
+    /// <summary>Replaces the generic handler of a register-form instruction by its fixed-size fast form.</summary>
+    internal static void Specialize(ref Insn d)
+    {
+        if (d.Prefix != 0 || d.K0 != Opnd.Reg || d.R0 >= 16 || d.Size is not (4 or 8) || d.K2 != Opnd.None) return;
+        var h = d.Exec;
+        bool q = d.Size == 8;
+        if (d.K1 == Opnd.Reg && d.R1 < 16 && d.Size1 == d.Size)
+        {
+            if (HandlerTable.Is(h, &Add)) d.Exec = q ? &AddRR64 : &AddRR32;
+            else if (HandlerTable.Is(h, &Sub)) d.Exec = q ? &SubRR64 : &SubRR32;
+            else if (HandlerTable.Is(h, &Cmp)) d.Exec = q ? &CmpRR64 : &CmpRR32;
+            else if (HandlerTable.Is(h, &And)) d.Exec = q ? &AndRR64 : &AndRR32;
+            else if (HandlerTable.Is(h, &Or)) d.Exec = q ? &OrRR64 : &OrRR32;
+            else if (HandlerTable.Is(h, &Xor)) d.Exec = q ? &XorRR64 : &XorRR32;
+            else if (HandlerTable.Is(h, &Test)) d.Exec = q ? &TestRR64 : &TestRR32;
+        }
+        else if (d.K1 == Opnd.Imm)
+        {
+            if (HandlerTable.Is(h, &Add)) d.Exec = q ? &AddRI64 : &AddRI32;
+            else if (HandlerTable.Is(h, &Sub)) d.Exec = q ? &SubRI64 : &SubRI32;
+            else if (HandlerTable.Is(h, &Cmp)) d.Exec = q ? &CmpRI64 : &CmpRI32;
+            else if (HandlerTable.Is(h, &And)) d.Exec = q ? &AndRI64 : &AndRI32;
+            else if (HandlerTable.Is(h, &Or)) d.Exec = q ? &OrRI64 : &OrRI32;
+            else if (HandlerTable.Is(h, &Xor)) d.Exec = q ? &XorRI64 : &XorRI32;
+            else if (HandlerTable.Is(h, &Test)) d.Exec = q ? &TestRI64 : &TestRI32;
+        }
+        else if (d.K1 == Opnd.None)
+        {
+            if (HandlerTable.Is(h, &Inc)) d.Exec = q ? &IncR64 : &IncR32;
+            else if (HandlerTable.Is(h, &Dec)) d.Exec = q ? &DecR64 : &DecR32;
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void RegReg(CpuCore cpu, ref Insn i, Op op, int size)
+    {
+        ulong m = Mask(size);
+        ref ulong dst = ref cpu.Gpr(i.R0);
+        ulong r = Compute(cpu, op, dst & m, cpu.Gpr(i.R1) & m, size);
+        if (op != Op.Cmp && op != Op.Test) dst = r;   // r is masked: a 32-bit result zero-extends
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void RegImm(CpuCore cpu, ref Insn i, Op op, int size)
+    {
+        ulong m = Mask(size);
+        ref ulong dst = ref cpu.Gpr(i.R0);
+        ulong r = Compute(cpu, op, dst & m, i.Imm & m, size);
+        if (op != Op.Cmp && op != Op.Test) dst = r;
+    }
+
+    private static void AddRR64(CpuCore cpu, ref Insn i) => RegReg(cpu, ref i, Op.Add, 8);
+    private static void AddRR32(CpuCore cpu, ref Insn i) => RegReg(cpu, ref i, Op.Add, 4);
+    private static void SubRR64(CpuCore cpu, ref Insn i) => RegReg(cpu, ref i, Op.Sub, 8);
+    private static void SubRR32(CpuCore cpu, ref Insn i) => RegReg(cpu, ref i, Op.Sub, 4);
+    private static void CmpRR64(CpuCore cpu, ref Insn i) => RegReg(cpu, ref i, Op.Cmp, 8);
+    private static void CmpRR32(CpuCore cpu, ref Insn i) => RegReg(cpu, ref i, Op.Cmp, 4);
+    private static void AndRR64(CpuCore cpu, ref Insn i) => RegReg(cpu, ref i, Op.And, 8);
+    private static void AndRR32(CpuCore cpu, ref Insn i) => RegReg(cpu, ref i, Op.And, 4);
+    private static void OrRR64(CpuCore cpu, ref Insn i) => RegReg(cpu, ref i, Op.Or, 8);
+    private static void OrRR32(CpuCore cpu, ref Insn i) => RegReg(cpu, ref i, Op.Or, 4);
+    private static void XorRR64(CpuCore cpu, ref Insn i) => RegReg(cpu, ref i, Op.Xor, 8);
+    private static void XorRR32(CpuCore cpu, ref Insn i) => RegReg(cpu, ref i, Op.Xor, 4);
+    private static void TestRR64(CpuCore cpu, ref Insn i) => RegReg(cpu, ref i, Op.Test, 8);
+    private static void TestRR32(CpuCore cpu, ref Insn i) => RegReg(cpu, ref i, Op.Test, 4);
+    private static void AddRI64(CpuCore cpu, ref Insn i) => RegImm(cpu, ref i, Op.Add, 8);
+    private static void AddRI32(CpuCore cpu, ref Insn i) => RegImm(cpu, ref i, Op.Add, 4);
+    private static void SubRI64(CpuCore cpu, ref Insn i) => RegImm(cpu, ref i, Op.Sub, 8);
+    private static void SubRI32(CpuCore cpu, ref Insn i) => RegImm(cpu, ref i, Op.Sub, 4);
+    private static void CmpRI64(CpuCore cpu, ref Insn i) => RegImm(cpu, ref i, Op.Cmp, 8);
+    private static void CmpRI32(CpuCore cpu, ref Insn i) => RegImm(cpu, ref i, Op.Cmp, 4);
+    private static void AndRI64(CpuCore cpu, ref Insn i) => RegImm(cpu, ref i, Op.And, 8);
+    private static void AndRI32(CpuCore cpu, ref Insn i) => RegImm(cpu, ref i, Op.And, 4);
+    private static void OrRI64(CpuCore cpu, ref Insn i) => RegImm(cpu, ref i, Op.Or, 8);
+    private static void OrRI32(CpuCore cpu, ref Insn i) => RegImm(cpu, ref i, Op.Or, 4);
+    private static void XorRI64(CpuCore cpu, ref Insn i) => RegImm(cpu, ref i, Op.Xor, 8);
+    private static void XorRI32(CpuCore cpu, ref Insn i) => RegImm(cpu, ref i, Op.Xor, 4);
+    private static void TestRI64(CpuCore cpu, ref Insn i) => RegImm(cpu, ref i, Op.Test, 8);
+    private static void TestRI32(CpuCore cpu, ref Insn i) => RegImm(cpu, ref i, Op.Test, 4);
+
+    private static void IncR64(CpuCore cpu, ref Insn i) { ref ulong r = ref cpu.Gpr(i.R0); r = IncBody(cpu, r, 8); }
+    private static void IncR32(CpuCore cpu, ref Insn i) { ref ulong r = ref cpu.Gpr(i.R0); r = IncBody(cpu, r & 0xFFFFFFFF, 4); }
+    private static void DecR64(CpuCore cpu, ref Insn i) { ref ulong r = ref cpu.Gpr(i.R0); r = DecBody(cpu, r, 8); }
+    private static void DecR32(CpuCore cpu, ref Insn i) { ref ulong r = ref cpu.Gpr(i.R0); r = DecBody(cpu, r & 0xFFFFFFFF, 4); }
+
     private static void Add(CpuCore cpu, ref Insn i) => Binary(cpu, ref i, Op.Add);
     private static void Or(CpuCore cpu, ref Insn i) => Binary(cpu, ref i, Op.Or);
     private static void Adc(CpuCore cpu, ref Insn i) => Binary(cpu, ref i, Op.Adc);
@@ -120,7 +208,9 @@ public static unsafe class Alu
         cpu.Write(mr, f(cpu, cpu.Read(mr), size));
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static ulong IncBody(CpuCore cpu, ulong a, int size) { ulong r = (a + 1) & Mask(size); cpu.SetLazyIncDec(LazyOp.Inc, size, a, r); return r; }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static ulong DecBody(CpuCore cpu, ulong a, int size) { ulong r = (a - 1) & Mask(size); cpu.SetLazyIncDec(LazyOp.Dec, size, a, r); return r; }
     private static ulong NegBody(CpuCore cpu, ulong a, int size)
     {

@@ -41,6 +41,30 @@ public static unsafe class DataMove
 
     private static void Mov(CpuCore cpu, ref Insn i) => cpu.WriteOp0(ref i, cpu.ReadOp1(ref i));
 
+    // ---- fast forms of MOV: 32/64-bit general registers, immediates and memory, chosen once at decode ----
+
+    internal static void Specialize(ref Insn d)
+    {
+        if (!HandlerTable.Is(d.Exec, &Mov) || d.Prefix != 0 || d.Size is not (4 or 8) || d.Size1 != d.Size) return;
+        bool q = d.Size == 8;
+        if (d.K0 == Opnd.Reg && d.R0 < 16)
+        {
+            if (d.K1 == Opnd.Reg && d.R1 < 16) d.Exec = q ? &MovRR64 : &MovRR32;
+            else if (d.K1 == Opnd.Imm) d.Exec = q ? &MovRI64 : &MovRI32;
+            else if (d.K1 == Opnd.Mem) d.Exec = q ? &MovRM64 : &MovRM32;
+        }
+        else if (d.K0 == Opnd.Mem && d.K1 == Opnd.Reg && d.R1 < 16) d.Exec = q ? &MovMR64 : &MovMR32;
+    }
+
+    private static void MovRR64(CpuCore cpu, ref Insn i) => cpu.Gpr(i.R0) = cpu.Gpr(i.R1);
+    private static void MovRR32(CpuCore cpu, ref Insn i) => cpu.Gpr(i.R0) = cpu.Gpr(i.R1) & 0xFFFFFFFF;
+    private static void MovRI64(CpuCore cpu, ref Insn i) => cpu.Gpr(i.R0) = i.Imm;
+    private static void MovRI32(CpuCore cpu, ref Insn i) => cpu.Gpr(i.R0) = i.Imm & 0xFFFFFFFF;
+    private static void MovRM64(CpuCore cpu, ref Insn i) => cpu.Gpr(i.R0) = cpu.ReadOperandMem(ref i, 8);
+    private static void MovRM32(CpuCore cpu, ref Insn i) => cpu.Gpr(i.R0) = cpu.ReadOperandMem(ref i, 4);
+    private static void MovMR64(CpuCore cpu, ref Insn i) => cpu.WriteLinear(cpu.OperandLinear(ref i, 8, true), 8, cpu.Gpr(i.R1));
+    private static void MovMR32(CpuCore cpu, ref Insn i) => cpu.WriteLinear(cpu.OperandLinear(ref i, 4, true), 4, cpu.Gpr(i.R1) & 0xFFFFFFFF);
+
     private static void MovFromSreg(CpuCore cpu, ref Insn i)
     {
         ulong sel = cpu.Segs[i.R1].Selector;

@@ -38,6 +38,47 @@ public static unsafe class Flow
         cpu.Rip = target;
     }
 
+    // ---- fast forms (64-bit mode): a Jcc per condition, JMP rel -----------------------------------
+
+    /// <summary>Replaces the generic Jcc/JMP handler of a 64-bit relative branch by its fixed form (chosen once at decode).</summary>
+    internal static void Specialize(ref Insn d)
+    {
+        if (d.Size != 8 || d.K0 != Opnd.Imm) return;
+        if (HandlerTable.Is(d.Exec, &Jcc)) d.Exec = JccFast[d.Cc];
+        else if (HandlerTable.Is(d.Exec, &Jmp)) d.Exec = &JmpRel64;
+    }
+
+    private static readonly delegate*<CpuCore, ref Insn, void>[] JccFast =
+    [
+        &Jo, &Jno, &Jb, &Jae, &Je, &Jne, &Jbe, &Ja, &Js, &Jns, &Jp, &Jnp, &Jl, &Jge, &Jle, &Jg,
+    ];
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Taken64(CpuCore cpu, ref Insn i)
+    {
+        ulong t = cpu.Rip + i.Imm;
+        if (!cpu.IsCanonical(t)) cpu.Gp();
+        cpu.Rip = t;
+    }
+
+    private static void Jo(CpuCore cpu, ref Insn i) { if (cpu.Condition(0)) Taken64(cpu, ref i); }
+    private static void Jno(CpuCore cpu, ref Insn i) { if (cpu.Condition(1)) Taken64(cpu, ref i); }
+    private static void Jb(CpuCore cpu, ref Insn i) { if (cpu.Condition(2)) Taken64(cpu, ref i); }
+    private static void Jae(CpuCore cpu, ref Insn i) { if (cpu.Condition(3)) Taken64(cpu, ref i); }
+    private static void Je(CpuCore cpu, ref Insn i) { if (cpu.Condition(4)) Taken64(cpu, ref i); }
+    private static void Jne(CpuCore cpu, ref Insn i) { if (cpu.Condition(5)) Taken64(cpu, ref i); }
+    private static void Jbe(CpuCore cpu, ref Insn i) { if (cpu.Condition(6)) Taken64(cpu, ref i); }
+    private static void Ja(CpuCore cpu, ref Insn i) { if (cpu.Condition(7)) Taken64(cpu, ref i); }
+    private static void Js(CpuCore cpu, ref Insn i) { if (cpu.Condition(8)) Taken64(cpu, ref i); }
+    private static void Jns(CpuCore cpu, ref Insn i) { if (cpu.Condition(9)) Taken64(cpu, ref i); }
+    private static void Jp(CpuCore cpu, ref Insn i) { if (cpu.Condition(10)) Taken64(cpu, ref i); }
+    private static void Jnp(CpuCore cpu, ref Insn i) { if (cpu.Condition(11)) Taken64(cpu, ref i); }
+    private static void Jl(CpuCore cpu, ref Insn i) { if (cpu.Condition(12)) Taken64(cpu, ref i); }
+    private static void Jge(CpuCore cpu, ref Insn i) { if (cpu.Condition(13)) Taken64(cpu, ref i); }
+    private static void Jle(CpuCore cpu, ref Insn i) { if (cpu.Condition(14)) Taken64(cpu, ref i); }
+    private static void Jg(CpuCore cpu, ref Insn i) { if (cpu.Condition(15)) Taken64(cpu, ref i); }
+    private static void JmpRel64(CpuCore cpu, ref Insn i) => Taken64(cpu, ref i);
+
     private static void Jcc(CpuCore cpu, ref Insn i)
     {
         if (cpu.Condition(i.Cc)) Branch(cpu, cpu.Rip + i.Imm, i.Size);

@@ -66,6 +66,9 @@ public static unsafe class HandlerTable
         foreach (var c in cs) Map(c, h);
     }
 
+    /// <summary>Whether a decoded instruction's handler is <paramref name="f"/> (for picking fast forms).</summary>
+    internal static bool Is(delegate*<CpuCore, ref Insn, void> h, delegate*<CpuCore, ref Insn, void> f) => h == f;
+
     public static bool IsImplemented(Code c) => Table[(int)c] != 0;
 
     public static IEnumerable<Code> LegacyCodes => LegacyByMnemonic.Values.SelectMany(x => x);
@@ -74,6 +77,11 @@ public static unsafe class HandlerTable
     {
         nint h = Table[d.CodeId];
         d.Exec = h != 0 ? (delegate*<CpuCore, ref Insn, void>)h : &Unimplemented;
+        if (h == 0) return;
+        // Fixed-form fast handlers for the commonest register/immediate/memory shapes (same semantics).
+        Alu.Specialize(ref d);
+        Flow.Specialize(ref d);
+        DataMove.Specialize(ref d);
     }
 
     /// <summary>An encoding the interpreter does not implement (or an invalid one): #UD, counted by code.</summary>

@@ -20,6 +20,7 @@ public sealed partial class Mmu
     /// </summary>
     public int OnCr3Write(ulong oldCr3, ulong newCr3, bool noFlush)
     {
+        if (!_model) { FlushFast(); return 0; }   // model off: a plain page cache, emptied by any CR3 write
         if (noFlush) { Count(FlushCause.Cr3NoFlush, 0, 0); return 0; }
         ushort pcid = (_cpu.CR4 & Emu64.Cpu.Cr4.Pcide) != 0 ? (ushort)(newCr3 & Emu64.Cpu.Cr3.PcidMask) : (ushort)0;
         int tlb = InvalidateTlb(Sel.PcidNonGlobal, pcid);
@@ -35,6 +36,7 @@ public sealed partial class Mmu
     public void OnCr4Write(ulong oldCr4, ulong newCr4)
     {
         ulong changed = oldCr4 ^ newCr4;
+        if (!_model) { FlushFast(); OnModeChanged(); return; }
         if ((changed & Emu64.Cpu.Cr4.Pge) != 0 || ((oldCr4 & ~newCr4) & Emu64.Cpu.Cr4.Pcide) != 0)
             Count(FlushCause.Cr4, InvalidateTlb(Sel.All), InvalidatePsc(Sel.All));
         else if ((changed & Emu64.Cpu.Cr4.Pae) != 0 || ((~oldCr4 & newCr4) & Emu64.Cpu.Cr4.Smep) != 0)
@@ -48,6 +50,7 @@ public sealed partial class Mmu
     /// <summary>MOV to CR0: clearing PG invalidates everything, globals and all PCIDs included.</summary>
     public void OnCr0Write(ulong oldCr0, ulong newCr0)
     {
+        if (!_model) { FlushFast(); OnModeChanged(); return; }
         if ((oldCr0 & ~newCr0 & Emu64.Cpu.Cr0.Pg) != 0)
             Count(FlushCause.Cr0, InvalidateTlb(Sel.All), InvalidatePsc(Sel.All));
         OnModeChanged();
@@ -59,6 +62,7 @@ public sealed partial class Mmu
     /// </summary>
     public void Invlpg(ulong la)
     {
+        if (!_model) { FlushFast(); return; }
         ushort pcid = _cpu.CurrentPcid;
         Count(FlushCause.Invlpg, InvalidateTlb(Sel.Page, pcid, la, pageGlobalsToo: true), InvalidatePsc(Sel.PcidNonGlobal, pcid));
     }
@@ -70,6 +74,7 @@ public sealed partial class Mmu
     /// </summary>
     public void Invpcid(int type, ushort pcid, ulong la)
     {
+        if (!_model) { if (type is < 0 or > 3) throw new ArgumentOutOfRangeException(nameof(type)); FlushFast(); return; }
         switch (type)
         {
             case 0: Count(FlushCause.Invpcid0, InvalidateTlb(Sel.Page, pcid, la), InvalidatePsc(Sel.PcidNonGlobal, pcid)); break;
@@ -81,5 +86,5 @@ public sealed partial class Mmu
     }
 
     /// <summary>WRPKRU: rights are checked at each access, so nothing is invalidated.</summary>
-    public void OnPkruWrite() => OnModeChanged();
+    public void OnPkruWrite() { if (!_model) FlushFast(); OnModeChanged(); }
 }

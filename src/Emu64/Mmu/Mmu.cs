@@ -46,14 +46,40 @@ public sealed partial class Mmu
     /// <summary>
     /// Translates <paramref name="la"/> for an access, raising #PF on failure. An <see cref="Access.Probe"/>
     /// translation never faults, sets no A/D bit and counts nothing: it returns <see cref="NoTranslation"/>
-    /// when the access would fault.
+    /// when the access would fault. The inlined part is the host-side fast cache (FastCache.cs): a hit there
+    /// is a hit in the modeled L1 entry it remembers, counted and LRU-touched as such.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public ulong Translate(ulong la, Access acc)
     {
         var cpu = _cpu;
         if ((cpu.CR0 & Emu64.Cpu.Cr0.Pg) == 0) return la & (cpu.LongMode ? ulong.MaxValue : 0xFFFFFFFF);
+        if ((acc & (Access.Probe | Access.Implicit)) == 0)
+        {
+            ref FastEntry f = ref FastSlot(la, acc);
+            if (f.Tag == FastTag(la, cpu) && f.Epoch == _fastEpoch)
+            {
+                var a = f.Array;
+                if (a != null)
+                {
+                    int ci = f.Counter;
+                    _ctr[ci + Ctr.Lookups]++;
+                    _ctr[ci + Ctr.Hits]++;
+                    a.Touch(f.Way);
+                }
+                return f.Frame | (la & 0xFFF);
+            }
+            return TranslateMiss(la, acc);
+        }
+        return TranslateModel(la, acc);
+    }
+
+    /// <summary>The model's lookup (L1 4 KiB array, then <see cref="TranslateSlow"/>); no fast cache.</summary>
+    private ulong TranslateModel(ulong la, Access acc)
+    {
+        var cpu = _cpu;
         if ((acc & Access.Probe) != 0) return ProbeTranslate(la, acc);
+        if (!_model) return TranslatePlain(la, acc);
         ushort pcid = cpu.CurrentPcid;
         int ctx = Context(acc);
         TlbLevel level = (acc & Access.Fetch) != 0 ? TlbLevel.Itlb : TlbLevel.Dtlb;

@@ -45,6 +45,7 @@ public sealed partial class Mmu
         ulong key = PermKey();
         if (key == _permKey) return;
         _permKey = key;
+        FlushFast();
         bool wp = (c.CR0 & Emu64.Cpu.Cr0.Wp) != 0;
         bool smep = (c.CR4 & Emu64.Cpu.Cr4.Smep) != 0, smap = (c.CR4 & Emu64.Cpu.Cr4.Smap) != 0;
         bool pke = (c.CR4 & Emu64.Cpu.Cr4.Pke) != 0 && c.LongMode;

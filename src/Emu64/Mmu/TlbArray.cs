@@ -105,6 +105,13 @@ public sealed class TlbArray
         return -1;
     }
 
+    /// <summary>A hit on way <paramref name="way"/> found earlier (the fast cache): refreshes its LRU stamp as <see cref="Find"/> would.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Touch(int way)
+    {
+        if (Policy == Replacement.Lru) E[way].Stamp = ++_clock;
+    }
+
     /// <summary>Paging-structure-cache lookup: the entry whose key is la &gt;&gt; <see cref="KeyShift"/> for this PCID, or -1.</summary>
     public int FindKey(ulong la, ushort pcid, bool touch)
     {

@@ -66,6 +66,12 @@ public sealed class TlbConfig
     public ArrayConfig PscPde { get; set; } = new(32, 32);
     /// <summary>False disables the paging-structure caches (every walk starts at CR3).</summary>
     public bool PagingStructureCaches { get; set; } = true;
+    /// <summary>
+    /// False turns the TLB model off (<c>model=off</c>): translations go through a plain host-side page cache that
+    /// any CR3/CR4/CR0 write, INVLPG, INVPCID or page fault empties; no modeled structure is filled and no TLB
+    /// counter moves. For measuring what the model costs; the default is on.
+    /// </summary>
+    public bool Model { get; set; } = true;
     public CostModel Cost { get; set; } = new();
 
     private static readonly JsonSerializerOptions Json = new()
@@ -108,6 +114,7 @@ public sealed class TlbConfig
             if (t == typeof(int) && int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out int i)) v = i;
             else if (t == typeof(double) && double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out double d)) v = d;
             else if (t == typeof(bool) && bool.TryParse(value, out bool b)) v = b;
+            else if (t == typeof(bool) && value.ToLowerInvariant() is "on" or "off") v = value.ToLowerInvariant() == "on";
             else if (t == typeof(Replacement) && Enum.TryParse(value, true, out Replacement r)) v = r;
             else throw new FormatException($"bad value '{value}' for TLB setting '{assignment[..eq]}'");
             prop.SetValue(target, v);

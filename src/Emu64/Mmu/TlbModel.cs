@@ -34,8 +34,10 @@ public sealed partial class Mmu
         _psc[3] = new TlbArray("psc_pdpte", config.PscPdpte.Entries, config.PscPdpte.Ways, config.PscPdpte.Replacement, 0, 30);
         _psc[4] = new TlbArray("psc_pml4e", config.PscPml4e.Entries, config.PscPml4e.Ways, config.PscPml4e.Replacement, 0, 39);
         _psc[5] = new TlbArray("psc_pml5e", config.PscPml5e.Entries, config.PscPml5e.Ways, config.PscPml5e.Replacement, 0, 48);
-        _pscEnabled = config.PagingStructureCaches;
+        _model = config.Model;
+        _pscEnabled = config.PagingStructureCaches && config.Model;
         _permKey = ulong.MaxValue;
+        FlushFast();
         OnModeChanged();
     }
 
@@ -51,8 +53,9 @@ public sealed partial class Mmu
     public TlbArray PagingStructureCache(int level) => _psc[level];
 
     /// <summary>Writes an entry into the array of a structure that holds its size, splintering a page too large for the structure.</summary>
-    private static void FillFrom(TlbArray[] structure, in TlbEntry entry, ulong la)
+    private void FillFrom(TlbArray[] structure, in TlbEntry entry, ulong la)
     {
+        if (structure != _stlb) FlushFast();   // an L1 fill can change what an L1 lookup finds
         var size = entry.Size;
         foreach (var a in structure)
             if (a.Holds(size)) { a.Fill(entry); return; }
@@ -75,6 +78,7 @@ public sealed partial class Mmu
     /// <summary>Drops the TLB entries for a page in a PCID (and global ones for it), with no architectural cause.</summary>
     private int DropPage(ulong la, ushort pcid)
     {
+        FlushFast();
         int n = 0;
         foreach (var a in _itlb) n += a.Invalidate(TlbArray.Select.Page, pcid, la, pageGlobalsToo: true);
         foreach (var a in _dtlb) n += a.Invalidate(TlbArray.Select.Page, pcid, la, pageGlobalsToo: true);
@@ -104,6 +108,7 @@ public sealed partial class Mmu
     /// <summary>Applies one selection to every TLB array; returns entries dropped.</summary>
     private int InvalidateTlb(TlbArray.Select what, ushort pcid = 0, ulong la = 0, bool pageGlobalsToo = false)
     {
+        FlushFast();
         int n = 0;
         foreach (var a in _itlb) n += a.Invalidate(what, pcid, la, pageGlobalsToo);
         foreach (var a in _dtlb) n += a.Invalidate(what, pcid, la, pageGlobalsToo);

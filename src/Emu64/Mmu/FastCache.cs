@@ -1,0 +1,135 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using Emu64.Cpu;
+using CpuCore = Emu64.Cpu.Cpu;
+
+namespace Emu64.Mmu;
+
+/// <summary>
+/// The host-side fast cache in front of the TLB model. It is not a structure of the model: it remembers,
+/// per access kind (read/write/fetch × user/supervisor) and 4 KiB linear page (+ PCID), which modeled L1
+/// entry (array and way) the model's own lookup found last time, the physical frame it gives, and that
+/// the entry's rights allow the access (for either value of EFLAGS.AC, and for a write only with D=1).
+/// A hit does exactly what the model's hit does — counts a lookup and a hit in that structure and
+/// touches the entry's LRU stamp — without probing sets or checking rights again.
+///
+/// Exactness rests on one epoch: every fill of an L1 array, every invalidation of TLB entries, every
+/// rebuild of the rights table (CR0.WP, CR4.SMEP/SMAP/PKE, PKRU, EFER.LMA) and every reconfiguration
+/// advances <see cref="_fastEpoch"/>, which drops all fast entries at once. Between two such events the
+/// L1 arrays do not change except for LRU stamps, so the model's lookup would find the same entry with
+/// the same answer. CPL is part of the key (the user/supervisor table), the PCID is part of the tag.
+/// Implicit (GDT/IDT/TSS) and probe accesses never use it.
+///
+/// With the TLB model off (<see cref="TlbConfig.Model"/> = false) the same cache is a plain page cache:
+/// a miss walks the tables (A/D set, rights checked, nothing counted, no modeled structure filled) and
+/// any CR3/CR4/CR0 write, INVLPG, INVPCID, PKRU write or page fault empties it.
+/// </summary>
+public sealed partial class Mmu
+{
+    internal struct FastEntry
+    {
+        /// <summary>Linear page (bits 63:12) | PCID (bits 11:0).</summary>
+        public ulong Tag;
+        /// <summary>Physical address of the 4 KiB page.</summary>
+        public ulong Frame;
+        public ulong Epoch;
+        /// <summary>The modeled L1 array holding the entry (null with the model off).</summary>
+        public TlbArray? Array;
+        public int Way;
+        /// <summary>Counter base of the structure and context (<see cref="Ctr.Tlb"/>).</summary>
+        public int Counter;
+    }
+
+    private const int FastBits = 8, FastSets = 1 << FastBits;
+    // index: (acc & 7) << FastBits | linear page & (FastSets - 1); acc & 7 = kind (R 0, W 1, F 2) | user 4
+    private readonly FastEntry[] _fast = new FastEntry[8 * FastSets];
+    private ulong _fastEpoch = 1;
+    private bool _model = true;
+
+    /// <summary>Hits and fills of the fast cache (host-side diagnostics, not part of the model's counters).</summary>
+    public ulong FastFills;
+
+    /// <summary>Drops every fast-cache entry.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal void FlushFast() => _fastEpoch++;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ref FastEntry FastSlot(ulong la, Access acc)
+        => ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_fast), ((int)acc & 7) << FastBits | ((int)(la >> 12) & (FastSets - 1)));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static ulong FastTag(ulong la, CpuCore cpu) => (la & ~0xFFFUL) | cpu.CurrentPcid;
+
+    /// <summary>A fast-cache miss: the model's (or the plain walker's) translation, then a fast entry if the answer may be reused.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private ulong TranslateMiss(ulong la, Access acc)
+    {
+        if (!_model) return TranslatePlain(la, acc);
+        ulong pa = TranslateModel(la, acc);
+        if (pa != NoTranslation) FastFill(la, acc, pa);
+        return pa;
+    }
+
+    /// <summary>Records the L1 entry the model's lookup for (la, PCID) now finds, if it allows the access outright.</summary>
+    private void FastFill(ulong la, Access acc, ulong pa)
+    {
+        var cpu = _cpu;
+        if (PermKey() != _permKey) return;   // the rights table is stale: let the model path rebuild it first
+        ushort pcid = cpu.CurrentPcid;
+        bool fetch = (acc & Access.Fetch) != 0;
+        var l1 = fetch ? _itlb : _dtlb;
+        for (int k = 0; k < l1.Length; k++)
+        {
+            var a = l1[k];
+            int i = a.Find(la, pcid, a.OnlySize, touch: false);
+            if (i < 0) continue;
+            ref TlbEntry e = ref a.E[i];
+            if ((_perm[PermIndex(e.Rights, acc, false)] | _perm[PermIndex(e.Rights, acc, true)]) != 0) return;
+            ulong frame = (e.Frame | (la & ((1UL << TlbArray.Shift(e.Size)) - 1))) & ~0xFFFUL;
+            if (frame != (pa & ~0xFFFUL)) return;
+            ref FastEntry f = ref FastSlot(la, acc);
+            f.Tag = (la & ~0xFFFUL) | pcid;
+            f.Frame = frame;
+            f.Epoch = _fastEpoch;
+            f.Array = a;
+            f.Way = i;
+            f.Counter = Ctr.Tlb(fetch ? TlbLevel.Itlb : TlbLevel.Dtlb, Context(acc), 0);
+            FastFills++;
+            return;
+        }
+    }
+
+    /// <summary>Translation with the model off: a walk (A/D set, rights checked, nothing counted), cached in the fast cache.</summary>
+    private ulong TranslatePlain(ulong la, Access acc)
+    {
+        var cpu = _cpu;
+        var w = new WalkResult();
+        Walk(la, 0, cpu.CR3, ref w, WalkMode.NoFill);
+        if (w.Fault) { FlushFast(); return RaisePageFault(la, w.FaultCode | ErrorBits(acc)); }
+        ushort p = Recheck(w.Rights, acc);
+        if ((p & PermFault) != 0) { FlushFast(); return RaisePageFault(la, (uint)(p & 0xFF) | FetchBit(acc)); }
+        bool write = (acc & Access.Write) != 0;
+        SetAccessedDirty(ref w, write);
+        ulong pa = w.Frame | (la & ((1UL << TlbArray.Shift(w.Size)) - 1));
+        if ((acc & (Access.Implicit | Access.Probe)) == 0)
+        {
+            bool wp = (cpu.CR0 & Emu64.Cpu.Cr0.Wp) != 0, smep = (cpu.CR4 & Emu64.Cpu.Cr4.Smep) != 0, smap = (cpu.CR4 & Emu64.Cpu.Cr4.Smap) != 0;
+            bool pke = (cpu.CR4 & Emu64.Cpu.Cr4.Pke) != 0 && cpu.LongMode;
+            if ((Decide(w.Rights, acc, false, wp, smep, smap, pke, cpu.Pkru) | Decide(w.Rights, acc, true, wp, smep, smap, pke, cpu.Pkru)) == 0)
+            {
+                ref FastEntry f = ref FastSlot(la, acc);
+                f.Tag = (la & ~0xFFFUL) | cpu.CurrentPcid;
+                f.Frame = pa & ~0xFFFUL;
+                f.Epoch = _fastEpoch;
+                f.Array = null;
+                f.Way = 0;
+                f.Counter = 0;
+                FastFills++;
+            }
+        }
+        return pa;
+    }
+
+    /// <summary>Whether the TLB model is on (<see cref="TlbConfig.Model"/>).</summary>
+    public bool ModelOn => _model;
+}
