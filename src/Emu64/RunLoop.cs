@@ -171,6 +171,7 @@ public sealed unsafe partial class Machine
     /// boundary at which the outer loop would have acted — so the run is exactly as if every block went through
     /// <see cref="Run"/>.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // entered once per long run: skip tier-0 and OSR
     private void RunChain(Cpu.Cpu cpu, ulong stopRetired)
     {
         var block = FetchBlock(cpu, out ulong la, out ulong pa);

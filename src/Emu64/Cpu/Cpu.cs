@@ -77,7 +77,11 @@ public sealed partial class Cpu
     public int Bitness => Mode switch { CpuMode.Long64 => 64, CpuMode.Protected32 or CpuMode.Compat32 => 32, _ => 16 };
     public bool PagingOn => (CR0 & Emu64.Cpu.Cr0.Pg) != 0;
     public bool PcidOn => (CR4 & Emu64.Cpu.Cr4.Pcide) != 0;
-    public ushort CurrentPcid => PcidOn ? (ushort)(CR3 & Emu64.Cpu.Cr3.PcidMask) : (ushort)0;
+    public ushort CurrentPcid
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get => (CR4 & Emu64.Cpu.Cr4.Pcide) != 0 ? (ushort)(CR3 & Emu64.Cpu.Cr3.PcidMask) : (ushort)0;
+    }
     /// <summary>Stack address size in bytes: 8 in 64-bit mode, else SS.B ? 4 : 2.</summary>
     public int StackAddrSize => Mode == CpuMode.Long64 ? 8 : Segs[Emu64.Cpu.Seg.SS].Db ? 4 : 2;
 

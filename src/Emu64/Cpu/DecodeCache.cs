@@ -48,7 +48,19 @@ public sealed class DecodeCache
 
     private static ulong Key(ulong phys, int bitness) => phys | ((ulong)bitness << 56);
 
-    public Block? Lookup(ulong phys, int bitness) => _blocks.TryGetValue(Key(phys, bitness), out var b) ? b : null;
+    // A direct-mapped memo in front of the dictionary for blocks entered from the outer run loop (after
+    // SYSCALL, IRET, interrupts...), where no block link applies. Entries are checked by address, mode and Valid.
+    private readonly Block?[] _recent = new Block?[1024];
+
+    public Block? Lookup(ulong phys, int bitness)
+    {
+        ref Block? r = ref _recent[(int)(phys ^ (phys >> 10)) & 1023];
+        var b = r;
+        if (b != null && b.Phys == phys && b.Bitness == bitness && b.Valid) return b;
+        if (!_blocks.TryGetValue(Key(phys, bitness), out b)) return null;
+        r = b;
+        return b;
+    }
 
     public void Invalidate(ulong frame)
     {

@@ -43,9 +43,29 @@ public static unsafe class Flow
     /// <summary>Replaces the generic Jcc/JMP handler of a 64-bit relative branch by its fixed form (chosen once at decode).</summary>
     internal static void Specialize(ref Insn d)
     {
-        if (d.Size != 8 || d.K0 != Opnd.Imm) return;
+        if (d.Size != 8) return;
+        if (HandlerTable.Is(d.Exec, &Ret) && d.K0 == Opnd.None) { d.Exec = &Ret64; return; }
+        if (d.K0 != Opnd.Imm) return;
         if (HandlerTable.Is(d.Exec, &Jcc)) d.Exec = JccFast[d.Cc];
         else if (HandlerTable.Is(d.Exec, &Jmp)) d.Exec = &JmpRel64;
+        else if (HandlerTable.Is(d.Exec, &Call)) d.Exec = &CallRel64;
+    }
+
+    private static void CallRel64(CpuCore cpu, ref Insn i)
+    {
+        ulong t = cpu.Rip + i.Imm;
+        if (!cpu.IsCanonical(t)) cpu.Gp();
+        Stack.Push64(cpu, cpu.Rip);
+        cpu.Rip = t;
+    }
+
+    private static void Ret64(CpuCore cpu, ref Insn i)
+    {
+        ulong sp = cpu.Rsp;
+        ulong t = cpu.ReadLinear(cpu.Linear(Seg.SS, sp, 8, false), 8);
+        if (!cpu.IsCanonical(t)) cpu.Gp();
+        cpu.Rip = t;
+        cpu.Rsp = sp + 8;
     }
 
     private static readonly delegate*<CpuCore, ref Insn, void>[] JccFast =

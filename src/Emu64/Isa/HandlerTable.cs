@@ -82,6 +82,7 @@ public static unsafe class HandlerTable
         Alu.Specialize(ref d);
         Flow.Specialize(ref d);
         DataMove.Specialize(ref d);
+        Stack.Specialize(ref d);
     }
 
     /// <summary>An encoding the interpreter does not implement (or an invalid one): #UD, counted by code.</summary>

@@ -17,6 +17,40 @@ public static unsafe class Stack
         HandlerTable.Map(Mnemonic.Enter, &Enter);
     }
 
+    // ---- fast forms (64-bit mode, where the stack address size is always 8): PUSH/POP r64, PUSH imm ----
+
+    internal static void Specialize(ref Insn d)
+    {
+        if (d.Size != 8 || d.Prefix != 0) return;
+        if (HandlerTable.Is(d.Exec, &Push))
+        {
+            if (d.K0 == Opnd.Reg && d.R0 < 16 && !d.I.Op0Register.IsSegmentRegister()) d.Exec = &PushR64;
+            else if (d.K0 == Opnd.Imm) d.Exec = &PushI64;
+        }
+        else if (HandlerTable.Is(d.Exec, &Pop) && d.K0 == Opnd.Reg && d.R0 < 16 && !d.I.Op0Register.IsSegmentRegister())
+            d.Exec = &PopR64;
+    }
+
+    private static void PushR64(CpuCore cpu, ref Insn i) => Push64(cpu, cpu.Gpr(i.R0));
+    private static void PushI64(CpuCore cpu, ref Insn i) => Push64(cpu, i.Imm);
+
+    /// <summary>PUSH in 64-bit mode: RSP changes only after the store succeeded.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    internal static void Push64(CpuCore cpu, ulong v)
+    {
+        ulong sp = cpu.Rsp - 8;
+        cpu.WriteLinear(cpu.Linear(Seg.SS, sp, 8, true), 8, v);
+        cpu.Rsp = sp;
+    }
+
+    private static void PopR64(CpuCore cpu, ref Insn i)
+    {
+        ulong sp = cpu.Rsp;
+        ulong v = cpu.ReadLinear(cpu.Linear(Seg.SS, sp, 8, false), 8);
+        cpu.Rsp = sp + 8;
+        cpu.Gpr(i.R0) = v;   // POP RSP loads the value read
+    }
+
     private static void Push(CpuCore cpu, ref Insn i)
     {
         int size = i.Size;

@@ -22,7 +22,8 @@ namespace Emu64.Mmu;
 ///
 /// With the TLB model off (<see cref="TlbConfig.Model"/> = false) the same cache is a plain page cache:
 /// a miss walks the tables (A/D set, rights checked, nothing counted, no modeled structure filled) and
-/// any CR3/CR4/CR0 write, INVLPG, INVPCID, PKRU write or page fault empties it.
+/// any CR3 write without NOFLUSH (its tag includes the PCID), CR4/CR0 write, INVLPG, INVPCID, PKRU write or
+/// page fault empties it.
 /// </summary>
 public sealed partial class Mmu
 {
@@ -53,12 +54,14 @@ public sealed partial class Mmu
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal void FlushFast() => _fastEpoch++;
 
+    /// <summary>
+    /// The slot of a page in a PCID. The PCID is hashed into the index so that the same page under two PCIDs
+    /// (kernel and user CR3 under PTI both map the entry code and its stack) does not evict itself.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private ref FastEntry FastSlot(ulong la, Access acc)
-        => ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_fast), ((int)acc & 7) << FastBits | ((int)(la >> 12) & (FastSets - 1)));
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static ulong FastTag(ulong la, CpuCore cpu) => (la & ~0xFFFUL) | cpu.CurrentPcid;
+    private ref FastEntry FastSlot(ulong la, Access acc, uint pcid)
+        => ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_fast),
+            ((int)acc & 7) << FastBits | ((int)((uint)(la >> 12) ^ ((pcid * 0x9E3779B1u) >> (32 - FastBits))) & (FastSets - 1)));
 
     /// <summary>A fast-cache miss: the model's (or the plain walker's) translation, then a fast entry if the answer may be reused.</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
@@ -87,7 +90,7 @@ public sealed partial class Mmu
             if ((_perm[PermIndex(e.Rights, acc, false)] | _perm[PermIndex(e.Rights, acc, true)]) != 0) return;
             ulong frame = (e.Frame | (la & ((1UL << TlbArray.Shift(e.Size)) - 1))) & ~0xFFFUL;
             if (frame != (pa & ~0xFFFUL)) return;
-            ref FastEntry f = ref FastSlot(la, acc);
+            ref FastEntry f = ref FastSlot(la, acc, pcid);
             f.Tag = (la & ~0xFFFUL) | pcid;
             f.Frame = frame;
             f.Epoch = _fastEpoch;
@@ -117,8 +120,9 @@ public sealed partial class Mmu
             bool pke = (cpu.CR4 & Emu64.Cpu.Cr4.Pke) != 0 && cpu.LongMode;
             if ((Decide(w.Rights, acc, false, wp, smep, smap, pke, cpu.Pkru) | Decide(w.Rights, acc, true, wp, smep, smap, pke, cpu.Pkru)) == 0)
             {
-                ref FastEntry f = ref FastSlot(la, acc);
-                f.Tag = (la & ~0xFFFUL) | cpu.CurrentPcid;
+                uint pcid = cpu.CurrentPcid;
+                ref FastEntry f = ref FastSlot(la, acc, pcid);
+                f.Tag = (la & ~0xFFFUL) | pcid;
                 f.Frame = pa & ~0xFFFUL;
                 f.Epoch = _fastEpoch;
                 f.Array = null;

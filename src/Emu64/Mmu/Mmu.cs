@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using Emu64.Memory;
 using Emu64.Cpu;
 using CpuCore = Emu64.Cpu.Cpu;
@@ -56,15 +57,16 @@ public sealed partial class Mmu
         if ((cpu.CR0 & Emu64.Cpu.Cr0.Pg) == 0) return la & (cpu.LongMode ? ulong.MaxValue : 0xFFFFFFFF);
         if ((acc & (Access.Probe | Access.Implicit)) == 0)
         {
-            ref FastEntry f = ref FastSlot(la, acc);
-            if (f.Tag == FastTag(la, cpu) && f.Epoch == _fastEpoch)
+            uint pcid = cpu.CurrentPcid;
+            ref FastEntry f = ref FastSlot(la, acc, pcid);
+            if (f.Tag == ((la & ~0xFFFUL) | pcid) && f.Epoch == _fastEpoch)
             {
                 var a = f.Array;
                 if (a != null)
                 {
-                    int ci = f.Counter;
-                    _ctr[ci + Ctr.Lookups]++;
-                    _ctr[ci + Ctr.Hits]++;
+                    ref ulong c = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_ctr), f.Counter);
+                    Unsafe.Add(ref c, Ctr.Lookups)++;
+                    Unsafe.Add(ref c, Ctr.Hits)++;
                     a.Touch(f.Way);
                 }
                 return f.Frame | (la & 0xFFF);

@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 
 namespace Emu64.Mmu;
 
@@ -109,7 +110,7 @@ public sealed class TlbArray
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Touch(int way)
     {
-        if (Policy == Replacement.Lru) E[way].Stamp = ++_clock;
+        if (Policy == Replacement.Lru) Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(E), way).Stamp = ++_clock;
     }
 
     /// <summary>Paging-structure-cache lookup: the entry whose key is la &gt;&gt; <see cref="KeyShift"/> for this PCID, or -1.</summary>

@@ -68,7 +68,7 @@ public sealed class TlbConfig
     public bool PagingStructureCaches { get; set; } = true;
     /// <summary>
     /// False turns the TLB model off (<c>model=off</c>): translations go through a plain host-side page cache that
-    /// any CR3/CR4/CR0 write, INVLPG, INVPCID or page fault empties; no modeled structure is filled and no TLB
+    /// a CR3 write without NOFLUSH, a CR4/CR0 write, INVLPG, INVPCID or a page fault empties; no modeled structure is filled and no TLB
     /// counter moves. For measuring what the model costs; the default is on.
     /// </summary>
     public bool Model { get; set; } = true;

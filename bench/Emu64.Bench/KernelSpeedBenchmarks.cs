@@ -1,0 +1,63 @@
+using BenchmarkDotNet.Attributes;
+
+namespace Emu64.Bench;
+
+/// <summary>
+/// Guest instructions per host second in the toy kernel's <c>init=syscalls:N</c> loop (getpid in a loop) with
+/// <c>pti=on</c> and PCID: every system call goes through the entry trampoline and two CR3 writes, and the TLB
+/// model refills what the switches leave behind. Setup boots the kernel into the loop (N is large enough
+/// that it never ends during a run); each invoke runs <see cref="InstructionsPerInvoke"/> more instructions,
+/// so the time is per guest instruction (MIPS column as in <see cref="LoopBenchmarks"/>). Model on and off.
+/// </summary>
+[MemoryDiagnoser]
+[Config(typeof(MipsConfig))]
+public class KernelSpeedBenchmarks
+{
+    public const int InstructionsPerInvoke = 1_000_000;
+    public const string Append = "init=syscalls:100000000 pti=on nokaslr";
+    private Machine _on = null!, _off = null!;
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        _on = Boot(model: true);
+        _off = Boot(model: false);
+    }
+
+    /// <summary>firmware/toykernel.elf, searched for above the running benchmark's directory.</summary>
+    public static string KernelPath()
+    {
+        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d != null; d = d.Parent)
+        {
+            var p = Path.Combine(d.FullName, "firmware", "toykernel.elf");
+            if (File.Exists(p)) return p;
+        }
+        throw new FileNotFoundException("firmware/toykernel.elf not found above " + AppContext.BaseDirectory);
+    }
+
+    private static Machine Boot(bool model)
+    {
+        var output = new MemoryStream();
+        var m = new Machine(new MachineOptions { Append = Append, Output = output, Tlb = new Mmu.TlbConfig { Model = model } });
+        m.LoadKernel(File.ReadAllBytes(KernelPath()), "toykernel.elf", Array.Empty<Loader.BootModule>());
+        var reason = m.Run(20_000_000);   // boot, start init, and run into the system-call loop
+        string console = System.Text.Encoding.Latin1.GetString(output.ToArray());
+        if (reason != StopReason.None || !console.Contains("pti: on") || !console.Contains("pcid: on"))
+            throw new InvalidOperationException($"toy kernel did not reach its syscall loop with pti+pcid: {reason} {m.StopMessage}\n{console}");
+        return m;
+    }
+
+    [Benchmark(OperationsPerInvoke = InstructionsPerInvoke)]
+    public ulong SyscallsPtiPcid() { _on.Run(InstructionsPerInvoke); return _on.Cpu.Retired; }
+
+    [Benchmark(OperationsPerInvoke = InstructionsPerInvoke)]
+    public ulong SyscallsPtiPcidModelOff() { _off.Run(InstructionsPerInvoke); return _off.Cpu.Retired; }
+
+    [GlobalCleanup]
+    public void Cleanup()
+    {
+        foreach (var (name, m) in new[] { ("SyscallsPtiPcid", _on), ("SyscallsPtiPcidModelOff", _off) })
+            if (m.StopReason != StopReason.None || m.Stats.UnimplementedTotal != 0)
+                throw new InvalidOperationException($"{name}: the kernel left its loop ({m.StopReason} {m.StopMessage})");
+    }
+}
