@@ -145,19 +145,24 @@ public sealed unsafe partial class Machine
         if (tf) SingleStepTrap(cpu);
     }
 
-    /// <summary>Runs n instructions of a block; false if one of them set <see cref="Cpu.Cpu.ExitBlock"/>.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    /// <summary>
+    /// Runs n instructions of a block; false if one of them set <see cref="Cpu.Cpu.ExitBlock"/>. Kept out of line
+    /// so that across each handler call only the CPU and two instruction pointers are live (no spills).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static bool RunInsns(Cpu.Cpu cpu, Block block, int n)
     {
         ref Insn d = ref MemoryMarshal.GetArrayDataReference(block.Insns);
+        ref Insn end = ref Unsafe.Add(ref d, n);
         cpu.ExitBlock = false;
-        for (int k = 0; k < n; k++, d = ref Unsafe.Add(ref d, 1))
+        while (Unsafe.IsAddressLessThan(ref d, ref end))
         {
             cpu.InsnRip = cpu.Rip;
             cpu.Rip += d.Length;
             d.Exec(cpu, ref d);
             cpu.Retired++;
             if (cpu.ExitBlock) return false;
+            d = ref Unsafe.Add(ref d, 1);
         }
         return true;
     }
