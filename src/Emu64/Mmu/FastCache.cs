@@ -73,10 +73,17 @@ public sealed partial class Mmu
         return pa;
     }
 
+    /// <summary>
+    /// When set (tests), nothing is entered into the fast cache, so every access takes the model's own lookup; the
+    /// counters and replacement state must come out the same either way.
+    /// </summary>
+    internal bool FastCacheDisabled;
+
     /// <summary>Records the L1 entry the model's lookup for (la, PCID) now finds, if it allows the access outright.</summary>
     private void FastFill(ulong la, Access acc, ulong pa)
     {
         var cpu = _cpu;
+        if (FastCacheDisabled) return;
         if (PermKey() != _permKey) return;   // the rights table is stale: let the model path rebuild it first
         ushort pcid = cpu.CurrentPcid;
         bool fetch = (acc & Access.Fetch) != 0;
