@@ -22,6 +22,7 @@ public sealed unsafe partial class Machine
     private int _idleWakeups;
 
     /// <summary>Runs until the guest stops the machine or <paramref name="maxInstructions"/> more retire.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // long-running loop: no tier-0/OSR version
     public StopReason Run(ulong maxInstructions = ulong.MaxValue)
     {
         var cpu = Cpu;
