@@ -11,7 +11,8 @@ namespace Emu64.Mmu;
 /// entry (array and way) the model's own lookup found last time, the physical frame it gives, and that
 /// the entry's rights allow the access (for either value of EFLAGS.AC, and for a write only with D=1).
 /// A hit does exactly what the model's hit does — counts a lookup and a hit in that structure and
-/// touches the entry's LRU stamp — without probing sets or checking rights again.
+/// touches the entry's LRU stamp — without probing sets or checking rights again. (The count is kept in
+/// the fast entry and added to the counters when the entry is replaced or the counters are read.)
 ///
 /// Exactness rests on one epoch: every fill of an L1 array, every invalidation of TLB entries, every
 /// rebuild of the rights table (CR0.WP, CR4.SMEP/SMAP/PKE, PKRU, EFER.LMA) and every reconfiguration
@@ -39,6 +40,29 @@ public sealed partial class Mmu
         public int Way;
         /// <summary>Counter base of the structure and context (<see cref="Ctr.Tlb"/>).</summary>
         public int Counter;
+        /// <summary>Hits through this entry not yet added to the counters (each is one lookup and one hit).</summary>
+        public ulong Hits;
+    }
+
+    /// <summary>Adds a fast entry's pending hits to the model's counters.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void Fold(ref FastEntry f)
+    {
+        ulong h = f.Hits;
+        if (h == 0) return;
+        _ctr[f.Counter + Ctr.Lookups] += h;
+        _ctr[f.Counter + Ctr.Hits] += h;
+        f.Hits = 0;
+    }
+
+    /// <summary>
+    /// Adds every fast entry's pending hits to the counters (before anything reads them: <see cref="Snapshot"/>,
+    /// <see cref="ResetCounters"/>). Entries dropped by the epoch keep their pending hits until folded, so none is lost.
+    /// </summary>
+    private void FoldFastHits()
+    {
+        var fast = _fast;
+        for (int i = 0; i < fast.Length; i++) Fold(ref fast[i]);
     }
 
     private const int FastBits = 8, FastSets = 1 << FastBits;
@@ -98,6 +122,7 @@ public sealed partial class Mmu
             ulong frame = (e.Frame | (la & ((1UL << TlbArray.Shift(e.Size)) - 1))) & ~0xFFFUL;
             if (frame != (pa & ~0xFFFUL)) return;
             ref FastEntry f = ref FastSlot(la, acc, pcid);
+            Fold(ref f);
             f.Tag = (la & ~0xFFFUL) | pcid;
             f.Frame = frame;
             f.Epoch = _fastEpoch;
@@ -129,6 +154,7 @@ public sealed partial class Mmu
             {
                 uint pcid = cpu.CurrentPcid;
                 ref FastEntry f = ref FastSlot(la, acc, pcid);
+                Fold(ref f);
                 f.Tag = (la & ~0xFFFUL) | pcid;
                 f.Frame = pa & ~0xFFFUL;
                 f.Epoch = _fastEpoch;

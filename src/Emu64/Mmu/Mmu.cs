@@ -34,9 +34,17 @@ public sealed partial class Mmu
     }
 
     /// <summary>A copy of every counter now; subtract two snapshots to measure a region.</summary>
-    public TlbStats Snapshot() => new((ulong[])_ctr.Clone());
+    public TlbStats Snapshot()
+    {
+        FoldFastHits();
+        return new((ulong[])_ctr.Clone());
+    }
 
-    public void ResetCounters() => Array.Clear(_ctr);
+    public void ResetCounters()
+    {
+        FoldFastHits();
+        Array.Clear(_ctr);
+    }
 
     // Access kind of the counters for Access bits 1:0 (Read=0, Write=1, Fetch=2).
     private static ReadOnlySpan<byte> KindOf => [Ctr.KindRead, Ctr.KindWrite, Ctr.KindFetch, Ctr.KindFetch];
@@ -64,9 +72,7 @@ public sealed partial class Mmu
                 var a = f.Array;
                 if (a != null)
                 {
-                    ref ulong c = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_ctr), f.Counter);
-                    Unsafe.Add(ref c, Ctr.Lookups)++;
-                    Unsafe.Add(ref c, Ctr.Hits)++;
+                    f.Hits++;          // a lookup and a hit in the entry's structure, added to the counters by FoldFastHits
                     a.Touch(f.Way);
                 }
                 return f.Frame | (la & 0xFFF);
