@@ -111,28 +111,28 @@ public static unsafe class Alu
         bool q = d.Size == 8;
         if (d.K1 == Opnd.Reg && d.R1 < 16 && d.Size1 == d.Size)
         {
-            if (HandlerTable.Is(h, &Add)) d.Exec = q ? &AddRR64 : &AddRR32;
-            else if (HandlerTable.Is(h, &Sub)) d.Exec = q ? &SubRR64 : &SubRR32;
-            else if (HandlerTable.Is(h, &Cmp)) d.Exec = q ? &CmpRR64 : &CmpRR32;
-            else if (HandlerTable.Is(h, &And)) d.Exec = q ? &AndRR64 : &AndRR32;
-            else if (HandlerTable.Is(h, &Or)) d.Exec = q ? &OrRR64 : &OrRR32;
-            else if (HandlerTable.Is(h, &Xor)) d.Exec = q ? &XorRR64 : &XorRR32;
-            else if (HandlerTable.Is(h, &Test)) d.Exec = q ? &TestRR64 : &TestRR32;
+            if (HandlerTable.Is(h, Code.Add_rm64_r64)) d.Exec = q ? &AddRR64 : &AddRR32;
+            else if (HandlerTable.Is(h, Code.Sub_rm64_r64)) d.Exec = q ? &SubRR64 : &SubRR32;
+            else if (HandlerTable.Is(h, Code.Cmp_rm64_r64)) d.Exec = q ? &CmpRR64 : &CmpRR32;
+            else if (HandlerTable.Is(h, Code.And_rm64_r64)) d.Exec = q ? &AndRR64 : &AndRR32;
+            else if (HandlerTable.Is(h, Code.Or_rm64_r64)) d.Exec = q ? &OrRR64 : &OrRR32;
+            else if (HandlerTable.Is(h, Code.Xor_rm64_r64)) d.Exec = q ? &XorRR64 : &XorRR32;
+            else if (HandlerTable.Is(h, Code.Test_rm64_r64)) d.Exec = q ? &TestRR64 : &TestRR32;
         }
         else if (d.K1 == Opnd.Imm)
         {
-            if (HandlerTable.Is(h, &Add)) d.Exec = q ? &AddRI64 : &AddRI32;
-            else if (HandlerTable.Is(h, &Sub)) d.Exec = q ? &SubRI64 : &SubRI32;
-            else if (HandlerTable.Is(h, &Cmp)) d.Exec = q ? &CmpRI64 : &CmpRI32;
-            else if (HandlerTable.Is(h, &And)) d.Exec = q ? &AndRI64 : &AndRI32;
-            else if (HandlerTable.Is(h, &Or)) d.Exec = q ? &OrRI64 : &OrRI32;
-            else if (HandlerTable.Is(h, &Xor)) d.Exec = q ? &XorRI64 : &XorRI32;
-            else if (HandlerTable.Is(h, &Test)) d.Exec = q ? &TestRI64 : &TestRI32;
+            if (HandlerTable.Is(h, Code.Add_rm64_r64)) d.Exec = q ? &AddRI64 : &AddRI32;
+            else if (HandlerTable.Is(h, Code.Sub_rm64_r64)) d.Exec = q ? &SubRI64 : &SubRI32;
+            else if (HandlerTable.Is(h, Code.Cmp_rm64_r64)) d.Exec = q ? &CmpRI64 : &CmpRI32;
+            else if (HandlerTable.Is(h, Code.And_rm64_r64)) d.Exec = q ? &AndRI64 : &AndRI32;
+            else if (HandlerTable.Is(h, Code.Or_rm64_r64)) d.Exec = q ? &OrRI64 : &OrRI32;
+            else if (HandlerTable.Is(h, Code.Xor_rm64_r64)) d.Exec = q ? &XorRI64 : &XorRI32;
+            else if (HandlerTable.Is(h, Code.Test_rm64_r64)) d.Exec = q ? &TestRI64 : &TestRI32;
         }
         else if (d.K1 == Opnd.None)
         {
-            if (HandlerTable.Is(h, &Inc)) d.Exec = q ? &IncR64 : &IncR32;
-            else if (HandlerTable.Is(h, &Dec)) d.Exec = q ? &DecR64 : &DecR32;
+            if (HandlerTable.Is(h, Code.Inc_rm64)) d.Exec = q ? &IncR64 : &IncR32;
+            else if (HandlerTable.Is(h, Code.Dec_rm64)) d.Exec = q ? &DecR64 : &DecR32;
         }
     }
 

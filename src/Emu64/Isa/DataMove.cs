@@ -45,7 +45,7 @@ public static unsafe class DataMove
 
     internal static void Specialize(ref Insn d)
     {
-        if (!HandlerTable.Is(d.Exec, &Mov) || d.Prefix != 0 || d.Size is not (4 or 8) || d.Size1 != d.Size) return;
+        if (!HandlerTable.Is(d.Exec, Code.Mov_rm64_r64) || d.Prefix != 0 || d.Size is not (4 or 8) || d.Size1 != d.Size) return;
         bool q = d.Size == 8;
         if (d.K0 == Opnd.Reg && d.R0 < 16)
         {

@@ -44,11 +44,11 @@ public static unsafe class Flow
     internal static void Specialize(ref Insn d)
     {
         if (d.Size != 8) return;
-        if (HandlerTable.Is(d.Exec, &Ret) && d.K0 == Opnd.None) { d.Exec = &Ret64; return; }
+        if (HandlerTable.Is(d.Exec, Code.Retnq) && d.K0 == Opnd.None) { d.Exec = &Ret64; return; }
         if (d.K0 != Opnd.Imm) return;
-        if (HandlerTable.Is(d.Exec, &Jcc)) d.Exec = JccFast[d.Cc];
-        else if (HandlerTable.Is(d.Exec, &Jmp)) d.Exec = &JmpRel64;
-        else if (HandlerTable.Is(d.Exec, &Call)) d.Exec = &CallRel64;
+        if (HandlerTable.Is(d.Exec, Code.Jne_rel32_64)) d.Exec = JccFast[d.Cc];
+        else if (HandlerTable.Is(d.Exec, Code.Jmp_rel32_64)) d.Exec = &JmpRel64;
+        else if (HandlerTable.Is(d.Exec, Code.Call_rel32_64)) d.Exec = &CallRel64;
     }
 
     private static void CallRel64(CpuCore cpu, ref Insn i)

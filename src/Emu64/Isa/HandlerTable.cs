@@ -66,8 +66,12 @@ public static unsafe class HandlerTable
         foreach (var c in cs) Map(c, h);
     }
 
-    /// <summary>Whether a decoded instruction's handler is <paramref name="f"/> (for picking fast forms).</summary>
-    internal static bool Is(delegate*<CpuCore, ref Insn, void> h, delegate*<CpuCore, ref Insn, void> f) => h == f;
+    /// <summary>
+    /// Whether a decoded instruction's handler is the one registered for code <paramref name="representative"/> (for
+    /// picking fast forms: "is this the generic ADD handler?"). It compares with the table entry, i.e. the very value
+    /// the registration stored, never with a second <c>&amp;Method</c> (two function-pointer loads of one method need not be equal).
+    /// </summary>
+    internal static bool Is(delegate*<CpuCore, ref Insn, void> h, Code representative) => (nint)h == Table[(int)representative];
 
     public static bool IsImplemented(Code c) => Table[(int)c] != 0;
 

@@ -22,12 +22,12 @@ public static unsafe class Stack
     internal static void Specialize(ref Insn d)
     {
         if (d.Size != 8 || d.Prefix != 0) return;
-        if (HandlerTable.Is(d.Exec, &Push))
+        if (HandlerTable.Is(d.Exec, Code.Push_r64))
         {
             if (d.K0 == Opnd.Reg && d.R0 < 16 && !d.I.Op0Register.IsSegmentRegister()) d.Exec = &PushR64;
             else if (d.K0 == Opnd.Imm) d.Exec = &PushI64;
         }
-        else if (HandlerTable.Is(d.Exec, &Pop) && d.K0 == Opnd.Reg && d.R0 < 16 && !d.I.Op0Register.IsSegmentRegister())
+        else if (HandlerTable.Is(d.Exec, Code.Pop_r64) && d.K0 == Opnd.Reg && d.R0 < 16 && !d.I.Op0Register.IsSegmentRegister())
             d.Exec = &PopR64;
     }
 
