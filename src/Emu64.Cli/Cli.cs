@@ -14,7 +14,19 @@ public static class ExitStatus
     public const int InstructionLimit = 6;
     public const int Unsupported = 8;     // guest used a feature Emu64 does not implement
     public const int Reset = 10;          // guest asked for a reset
+    public const int InternalError = 12;  // an unexpected exception inside Emu64 (a bug: one line, no stack trace)
     // A guest write of V to isa-debug-exit (port 0xF4) exits with (V << 1) | 1, as QEMU: always odd.
+
+    /// <summary>The status for the way a run ended (a pause or an unfinished run counts as 0).</summary>
+    public static int For(StopReason reason, int exitCode) => reason switch
+    {
+        StopReason.DebugExit => exitCode,
+        StopReason.TripleFault or StopReason.FaultLoop => TripleFault,
+        StopReason.InstructionLimit => InstructionLimit,
+        StopReason.Reset => Reset,
+        StopReason.Unsupported => Unsupported,
+        _ => Ok,
+    };
 }
 
 /// <summary>The emu64 command line: QEMU-like options, one clear line for every error.</summary>
@@ -50,8 +62,18 @@ public static class Cli
     /// COM1 receives standard input: all of it, read before the run, when it is redirected (a file or
     /// a pipe: deterministic), or line by line as typed when it is a terminal.
     /// </summary>
-    public static int Execute(string[] args, bool attachStdin = false)
+    public static int Execute(string[] args, bool attachStdin = false) => Execute(args, null, null, attachStdin);
+
+    /// <summary>
+    /// Runs the command line with the guest's output (and the debugger's) going to <paramref name="stdout"/>
+    /// and Emu64's own messages to <paramref name="stderr"/> (null: the process's streams). Every error ends
+    /// here as one line on stderr and a documented status (docs/ERRORS.md): a bad command line or file is 2,
+    /// and an exception nobody expected is an "internal error" line with status 12, never a stack trace.
+    /// </summary>
+    public static int Execute(string[] args, Stream? stdout, TextWriter? stderr, bool attachStdin = false)
     {
+        var (oldOut, oldErr, oldMachine) = (_stdout, _stderr, _current);
+        _stdout = stdout; _stderr = stderr; _current = null;
         try
         {
             _attachStdin = attachStdin;
@@ -59,24 +81,63 @@ public static class Cli
         }
         catch (CliException e)
         {
-            Console.Error.WriteLine($"emu64: {e.Message}");
+            Err.WriteLine($"emu64: {e.Message}");
             return ExitStatus.Usage;
         }
         catch (ImageException e)
         {
-            Console.Error.WriteLine($"emu64: bad kernel image: {e.Message}");
+            Err.WriteLine($"emu64: bad {e.Subject}: {OneLine(e.Message)}");
             return ExitStatus.Usage;
+        }
+        catch (Exception e)
+        {
+            // Last resort: whatever escaped is a bug in Emu64, reported in one line with where the guest was.
+            string where = _current is { } m ? FormattableString.Invariant($" (guest rip {m.Cpu.Rip:x} after {m.Cpu.Retired} instructions)") : "";
+            try { Err.WriteLine($"emu64: internal error: {e.GetType().Name}: {OneLine(e.Message)}{where}; please report it"); }
+            catch (Exception) { /* stderr itself is gone: the status still says it */ }
+            return ExitStatus.InternalError;
+        }
+        finally
+        {
+            try { Err.Flush(); } catch (Exception) { }
+            (_stdout, _stderr, _current) = (oldOut, oldErr, oldMachine);
         }
     }
 
+    private static string OneLine(string s)
+    {
+        int nl = s.IndexOfAny(['\r', '\n']);
+        return nl < 0 ? s : s[..nl];
+    }
+
     [ThreadStatic] private static bool _attachStdin;
+    [ThreadStatic] private static Stream? _stdout;
+    [ThreadStatic] private static TextWriter? _stderr;
+    [ThreadStatic] private static Machine? _current;
+
+    /// <summary>Where Emu64's own messages go (stderr unless <see cref="Execute(string[], Stream?, TextWriter?, bool)"/> was given a writer).</summary>
+    public static TextWriter Err => _stderr ?? Console.Error;
+    /// <summary>True when stderr is redirected to a writer by the caller (tests).</summary>
+    internal static bool ErrRedirected => _stderr != null;
+    /// <summary>The stream the guest's serial output goes to.</summary>
+    public static Stream OpenStdout() => _stdout is { } s ? new NonClosingStream(s) : Console.OpenStandardOutput();
+    /// <summary>Text output of the debugger (to the same place as the guest's output).</summary>
+    public static TextWriter Out => _stdout is { } s ? new StreamWriter(new NonClosingStream(s)) { AutoFlush = true } : Console.Out;
+
+    /// <summary>Test seam: called at the start of every command on this thread (the internal-error test throws from it).</summary>
+    [ThreadStatic] public static Action? FaultInjection;
 
     private static int Run(string[] args)
     {
+        FaultInjection?.Invoke();
         if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
         {
-            Console.Out.WriteLine(Usage);
-            return args.Length == 0 ? ExitStatus.Usage : ExitStatus.Ok;
+            // emu64 alone is a usage error (the text on stderr, status 2); --help asks for it (stdout, 0).
+            if (args.Length == 0) { Err.WriteLine(Usage); return ExitStatus.Usage; }
+            var w = Out;
+            w.WriteLine(Usage);
+            w.Flush();
+            return ExitStatus.Ok;
         }
         string cmd = args[0];
         var rest = args.AsSpan(1).ToArray();
@@ -124,9 +185,20 @@ public static class Cli
             }
             switch (o)
             {
-                case "--append": append = Value(); break;
+                case "--append":
+                    append = Value();
+                    if (System.Text.Encoding.UTF8.GetByteCount(append) > MaxAppendBytes)
+                        throw new CliException($"option --append: the command line is {System.Text.Encoding.UTF8.GetByteCount(append)} bytes long (at most {MaxAppendBytes})");
+                    break;
                 case "-m": ram = ParseSize(Value()); break;
-                case "--initrd": initrds.AddRange(Value().Split(',', StringSplitOptions.RemoveEmptyEntries)); break;
+                case "--initrd":
+                    {
+                        string v = Value();
+                        var files = v.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+                        if (files.Length == 0) throw new CliException($"option --initrd needs FILE[,FILE...], not '{v}'");
+                        initrds.AddRange(files);
+                        break;
+                    }
                 case "--max-instructions": max = ParseCount(o, Value()); break;
                 case "--seed": seed = ParseCount(o, Value()); break;
                 case "--stats": stats = true; break;
@@ -170,9 +242,16 @@ public static class Cli
                 }
             }
         }
-        catch (FormatException e) { throw new CliException($"--tlb-config: {e.Message}"); }
+        catch (Exception e) when (e is FormatException or ArgumentException or System.Reflection.TargetInvocationException)
+        { throw new CliException($"--tlb-config: {e.Message}"); }
         return cfg;
     }
+
+    /// <summary>The guest RAM cap: 2047 MiB (RAM is one host array, and it stays below the 32-bit MMIO hole).</summary>
+    public const ulong MaxRamBytes = 2047UL << 20;
+
+    /// <summary>The longest --append accepted (Linux's COMMAND_LINE_SIZE is 2048; the multiboot info area holds far more).</summary>
+    public const int MaxAppendBytes = 65536;
 
     /// <summary>QEMU's -m syntax: a number of MiB, or a number with a K/M/G suffix.</summary>
     public static ulong ParseSize(string s)
@@ -188,7 +267,7 @@ public static class Cli
         ulong bytes = n * mult;
         if (bytes / mult != n) throw new CliException($"memory size '{s}' is too large");
         if (bytes < 2UL << 20) throw new CliException($"memory size '{s}' is too small (at least 2M)");
-        if (bytes > 2047UL << 20) throw new CliException($"memory size '{s}' is too large (at most 2047M)");
+        if (bytes > MaxRamBytes) throw new CliException($"memory size '{s}' is too large (at most 2047M)");
         if ((bytes & 0xFFF) != 0) throw new CliException($"memory size '{s}' is not a multiple of 4 KiB");
         return bytes;
     }
@@ -218,6 +297,8 @@ public static class Cli
     {
         try
         {
+            if (string.IsNullOrWhiteSpace(path)) throw new CliException($"{what} file name is empty");
+            if (Directory.Exists(path)) throw new CliException($"{what} '{path}' is a directory");
             var info = new FileInfo(path);
             if (!info.Exists) throw new CliException($"{what} '{path}' does not exist");
             if (info.Length > 1L << 30) throw new CliException($"{what} '{path}' is larger than 1 GiB");
@@ -225,6 +306,7 @@ public static class Cli
         }
         catch (IOException e) { throw new CliException($"cannot read {what} '{path}': {e.Message}"); }
         catch (UnauthorizedAccessException) { throw new CliException($"cannot read {what} '{path}': permission denied"); }
+        catch (Exception e) when (e is ArgumentException or NotSupportedException) { throw new CliException($"cannot read {what} '{path}': {e.Message}"); }
     }
 
     /// <summary>A machine with the kernel and modules of <paramref name="o"/> loaded.</summary>
@@ -241,14 +323,17 @@ public static class Cli
             RamBytes = o.RamBytes, Append = o.Append, Seed = o.Seed, MaxInstructions = o.MaxInstructions, Output = stdout,
             Tlb = BuildTlbConfig(o), TicksPerSecond = o.Ips,
         };
-        var m = new Machine(opts);
+        Machine m;
+        try { m = new Machine(opts); }
+        catch (OutOfMemoryException) { throw new CliException($"cannot allocate {o.RamBytes >> 20} MiB of guest RAM on this host (try a smaller -m)"); }
+        _current = m;
         m.LoadKernel(image, o.Kernel!, modules);
         return m;
     }
 
     public static int RunKernel(RunOptions o, DebugOptions? debug = null)
     {
-        var stdout = Console.OpenStandardOutput();
+        var stdout = OpenStdout();
         var m = CreateMachine(o, stdout);
         if (_attachStdin && debug is null) SerialInput.AttachStdin(m);
         var sw = Stopwatch.StartNew();
@@ -256,40 +341,32 @@ public static class Cli
         sw.Stop();
         stdout.Flush();
         if (reason is not (StopReason.DebugExit or StopReason.Shutdown))
-            Console.Error.WriteLine($"emu64: {Describe(m)}");
+            Err.WriteLine($"emu64: {Describe(m)}");
         if (o.Stats) PrintStats(m, sw.Elapsed.TotalSeconds);
-        return reason switch
-        {
-            StopReason.DebugExit => m.ExitCode,
-            StopReason.Shutdown or StopReason.HaltedForever => ExitStatus.Ok,
-            StopReason.TripleFault or StopReason.FaultLoop => ExitStatus.TripleFault,
-            StopReason.InstructionLimit => ExitStatus.InstructionLimit,
-            StopReason.Reset => ExitStatus.Reset,
-            _ => ExitStatus.Unsupported,
-        };
+        return reason == StopReason.None ? ExitStatus.Unsupported : ExitStatus.For(reason, m.ExitCode);
     }
 
+    /// <summary>
+    /// The stop report (docs/ERRORS.md): a headline naming why the run ended and its exit status, the
+    /// registers, the instruction at RIP (bytes and disassembly), and after a fault the last boundary events.
+    /// </summary>
     public static string Describe(Machine m)
     {
-        var c = m.Cpu;
+        int status = ExitStatus.For(m.StopReason, m.ExitCode);
         string head = m.StopReason switch
         {
-            StopReason.TripleFault or StopReason.FaultLoop => $"{m.StopMessage}; machine stopped",
-            StopReason.InstructionLimit => m.StopMessage,
-            StopReason.Unsupported => $"unsupported: {m.StopMessage}",
+            StopReason.TripleFault or StopReason.FaultLoop => $"{m.StopMessage}; machine stopped (exit status {status})",
+            StopReason.InstructionLimit => $"{m.StopMessage} (exit status {status})",
+            StopReason.Unsupported => $"unsupported: {m.StopMessage} (exit status {status})",
             _ => $"{m.StopReason}: {m.StopMessage}",
         };
-        var gprs = new System.Text.StringBuilder();
-        for (int r = 0; r < 16; r++)
-            gprs.Append(r % 4 == 0 ? "\n  " : " ").Append(FormattableString.Invariant($"{Emu64.Cpu.Reg.Names64[r],-3}={c.R[r]:x16}"));
-        return $"{head}\n  rip={c.Rip:x16} cpl={c.Cpl} mode={c.Mode} cr0={c.CR0:x} cr2={c.CR2:x} cr3={c.CR3:x} cr4={c.CR4:x} efer={c.EFER:x} rflags={c.Rflags:x}"
-            + $"\n  cs={c.Segs[Emu64.Cpu.Seg.CS].Selector:x4} ss={c.Segs[Emu64.Cpu.Seg.SS].Selector:x4} gdtr={c.Gdtr.Base:x}/{c.Gdtr.Limit:x} idtr={c.Idtr.Base:x}/{c.Idtr.Limit:x} tr={c.Tr.Selector:x4}"
-            + gprs;
+        bool fault = m.StopReason is StopReason.TripleFault or StopReason.FaultLoop or StopReason.Unsupported;
+        return Emu64.Debugging.StopReport.Format(m, head, withEvents: fault);
     }
 
     public static void PrintStats(Machine m, double seconds)
     {
-        var e = Console.Error;
+        var e = Err;
         ulong n = m.Cpu.Retired;
         e.WriteLine($"instructions: {n}");
         e.WriteLine(FormattableString.Invariant($"seconds: {seconds:F3}"));
@@ -325,3 +402,19 @@ public static class Cli
 }
 
 public sealed class CliException(string message) : Exception(message);
+
+/// <summary>A stream that leaves the caller's stream open when disposed (guest output into a caller's stream).</summary>
+internal sealed class NonClosingStream(Stream inner) : Stream
+{
+    public override bool CanRead => false;
+    public override bool CanSeek => false;
+    public override bool CanWrite => true;
+    public override long Length => throw new NotSupportedException();
+    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+    public override void Flush() => inner.Flush();
+    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+    public override void SetLength(long value) => throw new NotSupportedException();
+    public override void Write(byte[] buffer, int offset, int count) { lock (inner) inner.Write(buffer, offset, count); }
+    public override void Write(ReadOnlySpan<byte> buffer) { lock (inner) inner.Write(buffer); }
+}

@@ -15,18 +15,18 @@ public static class DebugCommand
     public static int Run(string[] args)
     {
         var (dopts, rest) = DebugOptions.Extract(args, allowScript: true);
+        if (dopts.GdbPort >= 0) throw new CliException("debug does not take --gdb (use run or boot --gdb PORT --wait)");
         string? kernel = null;
         if (rest.Length > 0 && !rest[0].StartsWith('-')) { kernel = rest[0]; rest = rest[1..]; }
         var ro = Cli.ParseRunOptions(rest, needKernel: false) with { Kernel = kernel ?? Cli.BundledKernelPath() };
-        var m = Cli.CreateMachine(ro, Console.OpenStandardOutput());
+        var m = Cli.CreateMachine(ro, Cli.OpenStdout());
         var syms = dopts.Symbols(m);
         using var tracer = dopts.CreateTracer(m, syms);
         var dbg = new Debugger(m, syms) { Trace = tracer };
         dbg.UpdateHook();
         var cmds = new DebuggerCommands(dbg);
-        var output = Console.Out;
+        var output = Cli.Out;
 
-        if (dopts.GdbPort >= 0) throw new CliException("debug does not take --gdb (use run or boot --gdb PORT --wait)");
         output.WriteLine($"emu64 debugger: {ro.Kernel} ({syms.Count} symbols); stopped before the first instruction at 0x{dbg.Rip:x}. Type help for commands.");
         if (dopts.Script != null)
         {
@@ -60,13 +60,7 @@ public static class DebugCommand
             }
         }
         output.Flush();
-        return m.StopReason switch
-        {
-            StopReason.DebugExit => m.ExitCode,
-            StopReason.TripleFault => ExitStatus.TripleFault,
-            StopReason.InstructionLimit => ExitStatus.InstructionLimit,
-            _ => ExitStatus.Ok,
-        };
+        return ExitStatus.For(m.StopReason, m.ExitCode);
     }
 
     private static bool IsRepeatable(string line)
@@ -105,8 +99,8 @@ public static class DebugRun
         catch (System.Net.Sockets.SocketException e) { throw new CliException($"cannot listen for gdb on {o.GdbHost}:{o.GdbPort}: {e.Message}"); }
         using (stub)
         {
-            stub.Log = Console.Error;
-            Console.Error.WriteLine($"emu64: gdb stub listening on {o.GdbHost}:{stub.Port}" + (o.Wait ? " (waiting for gdb before the first instruction)" : ""));
+            stub.Log = Cli.Err;
+            Cli.Err.WriteLine($"emu64: gdb stub listening on {o.GdbHost}:{stub.Port}" + (o.Wait ? " (waiting for gdb before the first instruction)" : ""));
             if (o.Wait) stub.Serve();
             else
             {

@@ -14,6 +14,8 @@ public sealed class DebugOptions
     public TraceFormat TraceFormat = TraceFormat.Text;
     /// <summary>Trace records before tracing stops (0 = no limit).</summary>
     public ulong TraceLimit = 1_000_000;
+    /// <summary>Trace bytes before tracing stops (--trace-max-bytes; default 1 GiB).</summary>
+    public ulong TraceMaxBytes = 1UL << 30;
     public string? GdbHost;
     public int GdbPort = -1;
     public bool Wait;
@@ -28,6 +30,7 @@ public sealed class DebugOptions
           --trace-file PATH      write the trace to PATH (default: stderr)
           --trace-format F       text (default) or jsonl (one JSON object per line)
           --trace-limit N        stop tracing after N records (default 1000000, 0 = no limit)
+          --trace-max-bytes SIZE stop tracing after SIZE bytes (default 1G; suffix K, M or G, plain numbers are bytes)
           --gdb [HOST:]PORT      gdb remote stub (127.0.0.1 unless HOST is given; one client)
           --wait                 with --gdb: wait for gdb before the first instruction
           --symbols ELF          take symbols for traces and the debugger from ELF as well as from the kernel
@@ -70,6 +73,10 @@ public sealed class DebugOptions
                         limitGiven = true;
                         break;
                     }
+                case "--trace-max-bytes":
+                    o.TraceMaxBytes = ParseBytes(Value());
+                    limitGiven = true;
+                    break;
                 case "--gdb":
                     try { (o.GdbHost, o.GdbPort) = GdbStub.ParseEndpoint(Value()); }
                     catch (FormatException e) { throw new CliException(e.Message); }
@@ -81,9 +88,22 @@ public sealed class DebugOptions
             }
         }
         if (o.Trace == TraceClass.None && (traceFormatGiven || traceFileGiven || limitGiven))
-            throw new CliException("--trace-file, --trace-format and --trace-limit need --trace CLASSES");
+            throw new CliException("--trace-file, --trace-format, --trace-limit and --trace-max-bytes need --trace CLASSES");
         if (o.Wait && o.GdbPort < 0) throw new CliException("--wait needs --gdb PORT");
         return (o, rest.ToArray());
+    }
+
+    /// <summary>A byte count with an optional K, M or G suffix (at least 1 byte).</summary>
+    private static ulong ParseBytes(string s)
+    {
+        string t = s.Trim().ToUpperInvariant();
+        ulong mult = 1;
+        if (t.EndsWith('K')) { mult = 1UL << 10; t = t[..^1]; }
+        else if (t.EndsWith('M')) { mult = 1UL << 20; t = t[..^1]; }
+        else if (t.EndsWith('G')) { mult = 1UL << 30; t = t[..^1]; }
+        if (!ulong.TryParse(t, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out ulong n) || n == 0 || n > ulong.MaxValue / mult)
+            throw new CliException($"option --trace-max-bytes needs a size such as 1000000, 64K, 100M or 2G, not '{s}'");
+        return n * mult;
     }
 
     /// <summary>The kernel's symbols plus those of --symbols.</summary>
@@ -111,7 +131,8 @@ public sealed class DebugOptions
             catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
             { throw new CliException($"cannot write trace file '{TraceFile}': {e.Message}"); }
         }
+        else if (Cli.ErrRedirected) w = Cli.Err;
         else w = new StreamWriter(Console.OpenStandardError()) { AutoFlush = false };
-        return new Tracer(m, Trace, TraceFormat, w, TraceLimit, syms, ownsWriter: owns);
+        return new Tracer(m, Trace, TraceFormat, w, TraceLimit, syms, ownsWriter: owns) { MaxBytes = TraceMaxBytes };
     }
 }

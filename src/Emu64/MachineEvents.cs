@@ -16,8 +16,9 @@ public readonly record struct BoundaryEvent(
     ulong OldCr3, ulong NewCr3, bool NoFlush, int Dropped, ulong Rip);
 
 /// <summary>
-/// Counts boundary events and passes them to listeners. The CPU calls it only at boundaries
-/// (system calls, interrupts, exceptions, IRET, CR3 writes), never on the per-instruction path.
+/// Counts boundary events, keeps the last <see cref="RecentCapacity"/> in a ring (for the report after
+/// a triple fault), and passes them to listeners. The CPU calls it only at boundaries (system calls,
+/// interrupts, exceptions, IRET, CR3 writes), never on the per-instruction path.
 /// </summary>
 public sealed class MachineEvents
 {
@@ -25,16 +26,34 @@ public sealed class MachineEvents
     private readonly List<IBoundaryListener> _listeners = new();
     public ulong Syscalls, Sysrets, Interrupts, SoftwareInterrupts, Exceptions, Irets, Cr3Writes, Cr3NoFlushWrites;
 
+    /// <summary>How many of the latest boundary events are kept for the stop report (<see cref="Recent"/>).</summary>
+    public const int RecentCapacity = 16;
+    private readonly BoundaryEvent[] _recent = new BoundaryEvent[RecentCapacity];
+    private ulong _recentCount;
+
+    /// <summary>The last <paramref name="n"/> (at most <see cref="RecentCapacity"/>) boundary events, oldest first.</summary>
+    public BoundaryEvent[] Recent(int n = RecentCapacity)
+    {
+        int k = (int)Math.Min((ulong)Math.Min(n, RecentCapacity), _recentCount);
+        var r = new BoundaryEvent[k];
+        for (int i = 0; i < k; i++) r[i] = _recent[(int)((_recentCount - (ulong)k + (ulong)i) % RecentCapacity)];
+        return r;
+    }
+
     public void Subscribe(IBoundaryListener l) => _listeners.Add(l);
     public void Unsubscribe(IBoundaryListener l) => _listeners.Remove(l);
 
     private void Emit(BoundaryKind k, int vector = -1, uint err = 0, bool hasErr = false, ulong oldCr3 = 0, ulong newCr3 = 0,
         bool noFlush = false, int dropped = 0)
     {
-        if (_listeners.Count == 0 || Owner is null) return;
+        if (Owner is null) return;
         var cpu = Owner.Cpu;
-        var e = new BoundaryEvent(k, cpu.Retired, cpu.Cpl, vector, err, hasErr, cpu.CR2, oldCr3, newCr3, noFlush, dropped, cpu.Rip);
-        foreach (var l in _listeners) l.OnEvent(in e);
+        // Boundary events are rare next to instructions: keeping the last few in a ring costs one store each.
+        ref var e = ref _recent[(int)(_recentCount++ % RecentCapacity)];
+        e = new BoundaryEvent(k, cpu.Retired, cpu.Cpl, vector, err, hasErr, cpu.CR2, oldCr3, newCr3, noFlush, dropped, cpu.Rip);
+        if (_listeners.Count == 0) return;
+        var copy = e;
+        foreach (var l in _listeners) l.OnEvent(in copy);
     }
 
     internal void OnSyscall(int fromCpl) { Syscalls++; Emit(BoundaryKind.Syscall); }

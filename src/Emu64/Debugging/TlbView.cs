@@ -34,8 +34,14 @@ public static class TlbViews
 
 public enum TlbEventKind : byte { Fill, Evict, Invalidate, Flush }
 
-/// <summary>A TLB event for the trace: a fill, an eviction, an invalidation of one page, or a flush (with its cause and how many entries it dropped).</summary>
-public readonly record struct TlbEvent(TlbEventKind Kind, string Structure, ulong Linear, int Pcid, bool Global, string Cause, int Dropped);
+/// <summary>
+/// A TLB event for the trace: a fill or an eviction of one entry (structure, linear page, PCID, frame, page
+/// size, global), an invalidation by an instruction or a page fault, or a flush by a CR3 write (with its
+/// cause and how many entries it dropped). For a paging-structure cache the frame is the next table and
+/// the page size the span one entry covers.
+/// </summary>
+public readonly record struct TlbEvent(TlbEventKind Kind, string Structure, ulong Linear, int Pcid, bool Global, string Cause, int Dropped,
+    ulong Frame = 0, ulong PageSize = 0, int PscDropped = 0);
 
 /// <summary>Receives TLB events (the tracer). SEAM: the TLB model calls <see cref="TlbViews.Report"/> where it fills, evicts and invalidates.</summary>
 public interface ITlbEventSink

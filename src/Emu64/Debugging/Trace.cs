@@ -12,9 +12,10 @@ public enum TraceFormat { Text, Jsonl }
 /// <summary>
 /// The --trace output: boundary events (SYSCALL/SYSRET, interrupts, exceptions with vector, error code
 /// and CR2, IRET, CR3 writes with old/new PCID, NOFLUSH and entries dropped), every instruction with
-/// symbol, disassembly and changed registers, and TLB events. Each record carries the retired
-/// instruction count and the CPL. Output stops after <see cref="Limit"/> records, with a last line
-/// saying so. Instruction tracing runs the machine one instruction per block; the other classes cost
+/// symbol, disassembly and changed registers, and TLB events (fills and evictions from the model's
+/// listener, invalidations by cause, flushing CR3 writes). Each record carries the retired
+/// instruction count and the CPL. Output stops after <see cref="Limit"/> records or <see cref="MaxBytes"/>
+/// bytes, whichever comes first, with a last line saying so. Instruction tracing runs the machine one instruction per block; the other classes cost
 /// nothing on the instruction path.
 /// </summary>
 public sealed class Tracer : IBoundaryListener, IInstructionHook, ITlbEventSink, IDisposable
@@ -33,13 +34,54 @@ public sealed class Tracer : IBoundaryListener, IInstructionHook, ITlbEventSink,
     public ulong Records { get; private set; }
     public bool LimitReached { get; private set; }
 
+    /// <summary>Bytes of trace output before tracing stops (ulong.MaxValue: no cap).</summary>
+    public ulong MaxBytes { get; init; } = ulong.MaxValue;
+    /// <summary>Bytes written so far (records and their newlines; the text is ASCII).</summary>
+    public ulong Bytes { get; private set; }
+
     public Tracer(Machine m, TraceClass classes, TraceFormat format, TextWriter w, ulong limit, SymbolTable syms, bool ownsWriter = false)
     {
         _m = m; _w = w; _ownsWriter = ownsWriter;
         Classes = classes; Format = format; Limit = limit == 0 ? ulong.MaxValue : limit;
         _dis = new Disassembler(m, syms);
         if ((classes & (TraceClass.Boundary | TraceClass.Tlb)) != 0) m.Events.Subscribe(this);
-        if ((classes & TraceClass.Tlb) != 0) TlbEventsRegistry.Attach(m, this);
+        if ((classes & TraceClass.Tlb) != 0)
+        {
+            TlbEventsRegistry.Attach(m, this);
+            m.Cpu.Mmu.Listener = _tlbListener = new TlbListener(this);
+        }
+    }
+
+    private readonly TlbListener? _tlbListener;
+
+    /// <summary>Turns the TLB model's fills, evictions and invalidations into trace events (the model's flushes by CR3 come from the boundary path, with their PCIDs).</summary>
+    private sealed class TlbListener(Tracer t) : Emu64.Mmu.ITlbListener
+    {
+        public void OnFill(Emu64.Mmu.TlbArray a, in Emu64.Mmu.TlbEntry entry, in Emu64.Mmu.TlbEntry replaced)
+        {
+            if (replaced.Valid && !(replaced.Vpn == entry.Vpn && replaced.Flags == entry.Flags && replaced.Pcid == entry.Pcid))
+                t.OnTlbEvent(Describe(TlbEventKind.Evict, a, replaced));
+            t.OnTlbEvent(Describe(TlbEventKind.Fill, a, entry));
+        }
+
+        private static TlbEvent Describe(TlbEventKind kind, Emu64.Mmu.TlbArray a, in Emu64.Mmu.TlbEntry e)
+        {
+            int shift = a.KeyShift != 0 ? a.KeyShift : Emu64.Mmu.TlbArray.Shift(e.Size);
+            ulong la = e.Vpn << shift;
+            if ((la & (1UL << 47)) != 0) la |= 0xFFFF000000000000UL;   // the canonical form of a 4-level address
+            return new TlbEvent(kind, a.Name, la, e.Pcid, e.Global, kind == TlbEventKind.Fill ? "fill" : "replaced", 0, e.Frame, 1UL << shift);
+        }
+
+        public void OnInvalidate(Emu64.Mmu.FlushCause cause, int tlb, int psc)
+        {
+            if (cause is Emu64.Mmu.FlushCause.Cr3 or Emu64.Mmu.FlushCause.Cr3NoFlush) return;
+            string name = cause switch
+            {
+                Emu64.Mmu.FlushCause.PageFault => "pagefault", Emu64.Mmu.FlushCause.Invlpg => "invlpg",
+                _ => cause.ToString().ToLowerInvariant(),
+            };
+            t.OnTlbEvent(new TlbEvent(TlbEventKind.Invalidate, "all", 0, t._m.Cpu.CurrentPcid, false, name, tlb, PscDropped: psc));
+        }
     }
 
     /// <summary>True while instruction records are wanted (the owner keeps <see cref="Machine.DebugStepHook"/> set).</summary>
@@ -119,7 +161,7 @@ public sealed class Tracer : IBoundaryListener, IInstructionHook, ITlbEventSink,
         if (!_dis.Symbols.SlideKnown) _dis.Symbols.DetectSlide(_m);
         if (e.Kind == BoundaryKind.Cr3Write && (Classes & TraceClass.Tlb) != 0)
         {
-            // The TLB model does not report fills and evictions to the trace yet; a CR3 write is the flush we can see.
+            // A flushing CR3 write, reported from here with its PCID (fills, evictions and other invalidations come from the model).
             bool pcide = _m.Cpu.PcidOn;
             var ev = new TlbEvent(TlbEventKind.Flush, "all", 0, pcide ? (int)(e.NewCr3 & 0xFFF) : 0, false,
                 e.NoFlush ? "cr3-noflush" : "cr3", e.Dropped);
@@ -179,15 +221,42 @@ public sealed class Tracer : IBoundaryListener, IInstructionHook, ITlbEventSink,
     {
         if ((Classes & TraceClass.Tlb) == 0) return;
         string kind = e.Kind.ToString().ToLowerInvariant();
+        bool entry = e.Kind is TlbEventKind.Fill or TlbEventKind.Evict;
         if (Format == TraceFormat.Text)
-            Emit($"{_m.Cpu.Retired,10} cpl={_m.Cpu.Cpl} tlb {kind} {e.Structure} la={e.Linear:x} pcid={e.Pcid:x}{(e.Global ? " global" : "")} cause={e.Cause} dropped={e.Dropped}");
+        {
+            string head = $"{_m.Cpu.Retired,10} cpl={_m.Cpu.Cpl} tlb {kind} {e.Structure}";
+            if (entry)
+                Emit($"{head} la={e.Linear:x} pcid={e.Pcid:x} frame={e.Frame:x} size={SizeName(e.PageSize)}{(e.Global ? " global" : "")}");
+            else if (e.Kind == TlbEventKind.Invalidate)
+                Emit($"{head} pcid={e.Pcid:x} cause={e.Cause} dropped={e.Dropped} psc_dropped={e.PscDropped}");
+            else
+                Emit($"{head} la={e.Linear:x} pcid={e.Pcid:x}{(e.Global ? " global" : "")} cause={e.Cause} dropped={e.Dropped}");
+        }
         else
-            EmitJson(new Dictionary<string, object?>
+        {
+            var d = new Dictionary<string, object?>
             {
-                ["n"] = _m.Cpu.Retired, ["cpl"] = _m.Cpu.Cpl, ["type"] = "tlb", ["event"] = kind, ["structure"] = e.Structure,
-                ["la"] = $"0x{e.Linear:x}", ["pcid"] = e.Pcid, ["global"] = e.Global, ["cause"] = e.Cause, ["dropped"] = e.Dropped,
-            });
+                ["n"] = _m.Cpu.Retired, ["cpl"] = _m.Cpu.Cpl, ["type"] = "tlb", ["event"] = kind, ["structure"] = e.Structure, ["pcid"] = e.Pcid,
+            };
+            if (entry)
+            {
+                d["la"] = $"0x{e.Linear:x}"; d["frame"] = $"0x{e.Frame:x}"; d["page_size"] = e.PageSize; d["global"] = e.Global;
+            }
+            else
+            {
+                if (e.Kind == TlbEventKind.Flush) { d["la"] = $"0x{e.Linear:x}"; d["global"] = e.Global; }
+                d["cause"] = e.Cause; d["dropped"] = e.Dropped;
+                if (e.Kind == TlbEventKind.Invalidate) d["psc_dropped"] = e.PscDropped;
+            }
+            EmitJson(d);
+        }
     }
+
+    private static string SizeName(ulong size) => size switch
+    {
+        0x1000 => "4k", 0x200000 => "2m", 0x40000000 => "1g",
+        _ => size >= 1UL << 30 ? $"{size >> 30}g" : $"{size >> 10}k",
+    };
 
     // ---- output --------------------------------------------------------------------------------
 
@@ -199,16 +268,22 @@ public sealed class Tracer : IBoundaryListener, IInstructionHook, ITlbEventSink,
     private void Emit(string line)
     {
         if (LimitReached) return;
-        if (Records >= Limit)
+        bool bytesHit = Bytes + (ulong)line.Length + 1 > MaxBytes;
+        if (Records >= Limit || bytesHit)
         {
             LimitReached = true;
-            _w.WriteLine(Format == TraceFormat.Text ? $"trace limit {Limit} reached; tracing stopped" : JsonSerializer.Serialize(new { type = "limit", limit = Limit }));
+            if (bytesHit)
+                _w.WriteLine(Format == TraceFormat.Text ? $"trace size limit {MaxBytes} bytes reached; tracing stopped" : JsonSerializer.Serialize(new { type = "limit", max_bytes = MaxBytes }));
+            else
+                _w.WriteLine(Format == TraceFormat.Text ? $"trace limit {Limit} reached; tracing stopped" : JsonSerializer.Serialize(new { type = "limit", limit = Limit }));
             _m.Events.Unsubscribe(this);
             TlbEventsRegistry.Detach(_m);
+            DetachTlbListener();
             if (ReferenceEquals(_m.InstructionHook, this)) { _m.DebugStepHook = false; _m.InstructionHook = null; }
             return;
         }
         Records++;
+        Bytes += (ulong)line.Length + 1;
         _w.WriteLine(line);
     }
 
@@ -217,6 +292,12 @@ public sealed class Tracer : IBoundaryListener, IInstructionHook, ITlbEventSink,
         _w.Flush();
         _m.Events.Unsubscribe(this);
         TlbEventsRegistry.Detach(_m);
+        DetachTlbListener();
         if (_ownsWriter) _w.Dispose();
+    }
+
+    private void DetachTlbListener()
+    {
+        if (_tlbListener != null && ReferenceEquals(_m.Cpu.Mmu.Listener, _tlbListener)) _m.Cpu.Mmu.Listener = null;
     }
 }

@@ -38,8 +38,8 @@ public sealed class ElfImage
         if (phnum > 0 && phentsize < (Is64 ? 56 : 32)) throw new ImageException($"ELF program header size {phentsize} is too small");
         for (int k = 0; k < phnum; k++)
         {
-            ulong off = phoff + (ulong)(k * phentsize);
-            if (off + (ulong)phentsize > (ulong)data.Length) throw new ImageException($"ELF program header {k} lies past the end of the file");
+            ulong off = phoff + (ulong)k * (ulong)phentsize;
+            if (phoff > (ulong)data.Length || off < phoff || off + (ulong)phentsize > (ulong)data.Length) throw new ImageException($"ELF program header {k} lies past the end of the file");
             var p = d.Slice((int)off, phentsize);
             uint type = U32(p, 0);
             if (type != 1) continue;  // PT_LOAD
@@ -47,7 +47,7 @@ public sealed class ElfImage
                 ? new ElfSegment(U64(p, 24), U64(p, 16), (long)U64(p, 8), U64(p, 32), U64(p, 40), U32(p, 4))
                 : new ElfSegment(U32(p, 12), U32(p, 8), U32(p, 4), U32(p, 16), U32(p, 20), U32(p, 24));
             if (s.FileSize > s.MemSize) throw new ImageException($"ELF segment {k}: file size 0x{s.FileSize:x} exceeds memory size 0x{s.MemSize:x}");
-            if ((ulong)s.FileOffset + s.FileSize > (ulong)data.Length || s.FileOffset < 0)
+            if (s.FileOffset < 0 || (ulong)s.FileOffset > (ulong)data.Length || s.FileSize > (ulong)data.Length - (ulong)s.FileOffset)
                 throw new ImageException($"ELF segment {k} (offset 0x{s.FileOffset:x}, size 0x{s.FileSize:x}) lies past the end of the file ({data.Length} bytes)");
             segs.Add(s);
         }
@@ -75,6 +75,7 @@ public sealed class ElfImage
                 ulong entsize = Is64 ? U64(sh, 56) : U32(sh, 36);
                 var str = d.Slice((int)(shoff + link * (ulong)shentsize), shentsize);
                 ulong stroff = Is64 ? U64(str, 24) : U32(str, 16);
+                if (entsize < (Is64 ? 24UL : 16UL) || size > (ulong)d.Length) continue;   // malformed symbol table: skip it
                 for (ulong e = 0; e + entsize <= size; e += entsize)
                 {
                     var s = d.Slice((int)(off + e), (int)entsize);
@@ -91,6 +92,7 @@ public sealed class ElfImage
         }
         catch (ArgumentOutOfRangeException) { /* malformed section table: no symbols */ }
         catch (IndexOutOfRangeException) { }
+        catch (OverflowException) { }
         return result;
     }
 

@@ -1,4 +1,10 @@
 namespace Emu64.Loader;
 
-/// <summary>A kernel image or module that cannot be loaded; the message names what is wrong.</summary>
-public sealed class ImageException(string message) : Exception(message);
+/// <summary>
+/// A kernel image or module that cannot be loaded; the message names what is wrong, and
+/// <see cref="Subject"/> what was being loaded ("kernel image" or "initrd module").
+/// </summary>
+public sealed class ImageException(string message, string subject = "kernel image") : Exception(message)
+{
+    public string Subject { get; } = subject;
+}

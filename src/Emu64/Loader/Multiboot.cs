@@ -53,6 +53,7 @@ public static class Multiboot
                 end = bssEnd;
             }
             CheckRange(mem, loadAddr, end - loadAddr, "kernel image");
+            CheckInfoArea(loadAddr, end - loadAddr, "kernel image");
             mem.WriteBytes(loadAddr, image.AsSpan((int)fileOff, (int)size));
             if (ElfImage.IsElf(image)) { try { elf = new ElfImage(image); } catch (ImageException) { } }
         }
@@ -62,9 +63,9 @@ public static class Multiboot
             elf = new ElfImage(image);
             if (elf.Is64) throw new ImageException("ELF64 kernels need the multiboot address fields (flag bit 16), as with QEMU; use objcopy -O elf32-i386");
             end = 0;
+            CheckSegments(mem, elf);
             foreach (var s in elf.Segments)
             {
-                CheckRange(mem, s.PhysAddr, s.MemSize, $"ELF segment at 0x{s.PhysAddr:x}");
                 mem.WriteBytes(s.PhysAddr, elf.SegmentBytes(s));
                 end = Math.Max(end, s.PhysAddr + s.MemSize);
             }
@@ -80,9 +81,9 @@ public static class Multiboot
     {
         var elf = new ElfImage(image);
         ulong end = 0;
+        CheckSegments(mem, elf);
         foreach (var s in elf.Segments)
         {
-            CheckRange(mem, s.PhysAddr, s.MemSize, $"ELF segment at 0x{s.PhysAddr:x}");
             mem.WriteBytes(s.PhysAddr, elf.SegmentBytes(s));
             end = Math.Max(end, s.PhysAddr + s.MemSize);
         }
@@ -104,12 +105,37 @@ public static class Multiboot
         throw new ImageException("no multiboot header (magic 0x1BADB002 with a valid checksum) in the first 8 KiB");
     }
 
-    private static void CheckRange(PhysicalMemory mem, ulong addr, ulong size, string what)
+    /// <summary>Every loadable segment fits in RAM, keeps clear of the legacy hole and the info area, and overlaps no other segment.</summary>
+    private static void CheckSegments(PhysicalMemory mem, ElfImage elf)
     {
-        if (addr < 0x100000 && addr + size > 0xA0000)
-            throw new ImageException($"{what} [0x{addr:x}, 0x{addr + size:x}) overlaps the legacy hole below 1 MiB");
+        var segs = elf.Segments;
+        for (int i = 0; i < segs.Count; i++)
+        {
+            var s = segs[i];
+            CheckRange(mem, s.PhysAddr, s.MemSize, $"ELF segment {i}");
+            CheckInfoArea(s.PhysAddr, s.MemSize, $"ELF segment {i}");
+            for (int j = 0; j < i; j++)
+            {
+                var t = segs[j];
+                if (s.MemSize != 0 && t.MemSize != 0 && s.PhysAddr < t.PhysAddr + t.MemSize && t.PhysAddr < s.PhysAddr + s.MemSize)
+                    throw new ImageException($"ELF segments {j} [0x{t.PhysAddr:x}, 0x{t.PhysAddr + t.MemSize:x}) and {i} [0x{s.PhysAddr:x}, 0x{s.PhysAddr + s.MemSize:x}) overlap");
+            }
+        }
+    }
+
+    /// <summary>The loader writes the multiboot information at [<see cref="InfoBase"/>, <see cref="InfoEnd"/>): an image there would be overwritten.</summary>
+    private static void CheckInfoArea(ulong addr, ulong size, string what)
+    {
+        if (size != 0 && addr < InfoEnd && addr + size > InfoBase)
+            throw new ImageException($"{what} [0x{addr:x}, 0x{addr + size:x}) overlaps the multiboot information area [0x{InfoBase:x}, 0x{InfoEnd:x})");
+    }
+
+    private static void CheckRange(PhysicalMemory mem, ulong addr, ulong size, string what, string subject = "kernel image")
+    {
         if (addr + size > mem.RamSize || addr + size < addr)
-            throw new ImageException($"{what} [0x{addr:x}, 0x{addr + size:x}) does not fit in {mem.RamSize >> 20} MiB of RAM (use -m)");
+            throw new ImageException($"{what} [0x{addr:x}, 0x{unchecked(addr + size):x}) does not fit in {mem.RamSize >> 20} MiB of RAM (use -m)", subject);
+        if (addr < 0x100000 && addr + size > 0xA0000)
+            throw new ImageException($"{what} [0x{addr:x}, 0x{addr + size:x}) overlaps the legacy hole below 1 MiB", subject);
     }
 
     private static uint BuildInfo(PhysicalMemory mem, string kernelPath, string append, IReadOnlyList<BootModule> modules, ref ulong end, bool pageAlign)
@@ -119,7 +145,7 @@ public static class Multiboot
         uint Str(string s)
         {
             var b = Encoding.UTF8.GetBytes(s + "\0");
-            if (p + b.Length > InfoEnd) throw new ImageException("multiboot command lines are too long");
+            if (p + b.Length > InfoEnd) throw new ImageException("the command lines of the kernel and modules do not fit in the multiboot information area", "command line");
             uint at = p;
             mem.WriteBytes(at, b);
             p += (uint)((b.Length + 3) & ~3);
@@ -157,6 +183,7 @@ public static class Multiboot
         W(info, 48, mmapAt);
         // Modules, placed after the kernel (page-aligned, as QEMU does).
         uint modsAt = p;
+        if ((ulong)modules.Count * 16 > InfoEnd - p) throw new ImageException($"too many modules ({modules.Count}) for the multiboot information area", "initrd module");
         p += (uint)(16 * modules.Count);
         // QEMU stages the command lines, module list and loader name in the pages after the kernel and
         // loads the modules after them; modules land at the same addresses here.
@@ -166,7 +193,7 @@ public static class Multiboot
         for (int k = 0; k < modules.Count; k++)
         {
             var m = modules[k];
-            CheckRange(mem, next, (ulong)m.Data.Length, $"module {k} ({m.CommandLine})");
+            CheckRange(mem, next, (ulong)m.Data.Length, $"module {k} ({m.CommandLine})", "initrd module");
             mem.WriteBytes(next, m.Data);
             var e = new byte[16];
             W(e, 0, (uint)next); W(e, 4, (uint)(next + (ulong)m.Data.Length)); W(e, 8, Str(m.CommandLine));

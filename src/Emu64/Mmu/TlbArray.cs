@@ -64,6 +64,9 @@ public sealed class TlbArray
     private readonly int _setMask;
     private ulong _clock, _rng = 0x2545F4914F6CDD1DUL;
 
+    /// <summary>Told of every fill (the `tlb` trace); null when nobody listens.</summary>
+    public ITlbListener? Listener;
+
     /// <summary>For a paging-structure cache: how far the linear address is shifted to form the key (21 for PDEs … 48 for PML5Es); 0 for a TLB.</summary>
     public readonly int KeyShift;
 
@@ -169,6 +172,7 @@ public sealed class TlbArray
                 for (int w = b + 1; w < b + Ways; w++) if (e[w].Stamp < e[victim].Stamp) victim = w;
             }
         }
+        Listener?.OnFill(this, in entry, in e[victim]);
         e[victim] = entry;
         e[victim].Stamp = ++_clock;
     }

@@ -122,11 +122,17 @@ public sealed class TlbConfig
         Validate();
     }
 
+    /// <summary>The most entries one array may have (a bound on host memory, far above any real TLB).</summary>
+    public const int MaxEntries = 1 << 20;
+
     /// <summary>Checks every array's geometry (entries a multiple of ways, a power-of-two number of sets).</summary>
     public void Validate()
     {
+        if (Cost is null) throw new FormatException("TLB cost model has no settings (null)");
         foreach (var (name, a) in Arrays())
         {
+            if (a is null) throw new FormatException($"TLB array {name} has no settings (null)");
+            if (a.Entries > MaxEntries) throw new FormatException($"TLB array {name}: {a.Entries} entries is more than {MaxEntries}");
             if (a.Entries <= 0 || a.Ways <= 0 || a.Entries % a.Ways != 0)
                 throw new FormatException($"TLB array {name}: {a.Entries} entries cannot be split into {a.Ways} ways");
             int sets = a.Entries / a.Ways;

@@ -38,6 +38,7 @@ public sealed partial class Mmu
         _pscEnabled = config.PagingStructureCaches && config.Model;
         _permKey = ulong.MaxValue;
         FlushFast();
+        ApplyListener();
         OnModeChanged();
     }
 
@@ -103,6 +104,7 @@ public sealed partial class Mmu
         _ctr[Ctr.Flush(c, 0)]++;
         _ctr[Ctr.Flush(c, 1)] += (ulong)tlb;
         _ctr[Ctr.Flush(c, 2)] += (ulong)psc;
+        _listener?.OnInvalidate(c, tlb, psc);
     }
 
     /// <summary>Applies one selection to every TLB array; returns entries dropped.</summary>
