@@ -358,6 +358,7 @@ public static class Cli
             StopReason.TripleFault or StopReason.FaultLoop => $"{m.StopMessage}; machine stopped (exit status {status})",
             StopReason.InstructionLimit => $"{m.StopMessage} (exit status {status})",
             StopReason.Unsupported => $"unsupported: {m.StopMessage} (exit status {status})",
+            StopReason.Reset => $"guest reset: {m.StopMessage} (exit status {status})",
             _ => $"{m.StopReason}: {m.StopMessage}",
         };
         bool fault = m.StopReason is StopReason.TripleFault or StopReason.FaultLoop or StopReason.Unsupported;

@@ -1,0 +1,202 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text.RegularExpressions;
+using Emu64.Tests.Support;
+using static Emu64.Tests.Support.Images;
+
+namespace Emu64.Tests.Robustness;
+
+/// <summary>
+/// docs/ERRORS.md, row by row: each row's id is a case here, run through <c>Cli.Execute</c> in-process;
+/// the test checks the status and that stderr's first line matches the row's message pattern (and, for
+/// errors, that it is the only line and has no stack trace). A second test keeps the document and the
+/// cases identical, so a row without a test (or a test without a row) fails.
+/// </summary>
+public class ErrorTableTests : IClassFixture<ErrorTableTests.Files>
+{
+    private readonly Files _f;
+    public ErrorTableTests(Files f) => _f = f;
+
+    /// <summary>The files the cases point at, built once.</summary>
+    public sealed class Files : IDisposable
+    {
+        public readonly CliRun.TempDir Dir = new();
+        public readonly string Good, Dir_, Missing, Empty, Tiny, NoHeader, TruncElf, TruncBody, OutOfRam, Overlap, Hole, InfoArea, NoSegs, HighEntry,
+            MbTrunc, MbClaims, MbLoadAbove, Elf64NoAddr, NoAddrNotElf, Big2M, Small, TlbBadJson, TlbNullArray, Triple, Loop, Unsupp, Reset_, Spin_;
+
+        public Files()
+        {
+            Good = Dir.File("good.elf", TestKernel.Build(a => TestKernel.Exit(a, 0)));
+            Dir_ = Dir.Path;
+            Missing = Dir.Name("missing.elf");
+            Empty = Dir.File("empty.bin", Array.Empty<byte>());
+            Tiny = Dir.File("tiny.bin", new byte[3]);
+            NoHeader = Dir.File("noheader.bin", new byte[9000]);
+            var code = new byte[4096];
+            TruncElf = Dir.File("trunc.elf", Elf(0x100000, true, new Seg(0x100000, code))[..40]);
+            TruncBody = Dir.File("truncbody.elf", Elf(0x100000, true, new Seg(0x100000, code))[..300]);
+            OutOfRam = Dir.File("outofram.elf", Elf(0x100000, true, new Seg(0x10000000, code)));
+            Overlap = Dir.File("overlap.elf", Elf(0x100000, true, new Seg(0x100000, code), new Seg(0x100800, code)));
+            Hole = Dir.File("hole.elf", Elf(0x100000, true, new Seg(0xA0000, code)));
+            InfoArea = Dir.File("infoarea.elf", Elf(0x8000, true, new Seg(0x8000, code, 0x2000)));
+            NoSegs = Dir.File("nosegs.elf", Elf(0x100000, true));
+            HighEntry = Dir.File("highentry.elf", Elf(0xFFFFFFFF80100000, true, new Seg(0x100000, code)));
+            MbTrunc = Dir.File("mbtrunc.bin", Multiboot([0x100000], []));
+            MbClaims = Dir.File("mbclaims.bin", Multiboot([0x100000, 0x100000, 0x200000, 0, 0x100020], new byte[32]));
+            MbLoadAbove = Dir.File("mbloadabove.bin", Multiboot([0x100000, 0x200000, 0, 0, 0x200020], new byte[32]));
+            Elf64NoAddr = Dir.File("elf64noaddr.elf", Elf(0x100000, true, new Seg(0x100000, Multiboot(null, new byte[64]))));
+            NoAddrNotElf = Dir.File("noaddr.bin", Multiboot(null, new byte[64]));
+            Big2M = Dir.File("big2m.bin", new byte[2 << 20]);
+            Small = Dir.File("small.bin", new byte[16]);
+            TlbBadJson = Dir.File("bad.json", "{ \"Stlb\": { \"Entries\": ");
+            TlbNullArray = Dir.File("null.json", "{ \"Stlb\": null }");
+            Triple = Dir.File("triple.elf", TripleFault());
+            Loop = Dir.File("faultloop.elf", FaultLoop());
+            Unsupp = Dir.File("unsupported.bin", Unsupported32BitPaging());
+            Reset_ = Dir.File("reset.bin", Reset());
+            Spin_ = Dir.File("spin.bin", Spin());
+        }
+
+        public void Dispose() => Dir.Dispose();
+    }
+
+    /// <summary>One row of docs/ERRORS.md: what goes wrong, the message (placeholders in braces), the status, and how to provoke it.</summary>
+    public sealed record Case(string Id, string What, string Message, int Status, Func<Files, string[]> Args, bool OneLine = true);
+
+    public static readonly Case[] Cases =
+    [
+        // ---- command line ---------------------------------------------------------------------------
+        new("U1", "no command", "usage: emu64 <command> [options]", 2, _ => [], OneLine: false),
+        new("U2", "unknown command", "emu64: unknown command 'frobnicate' (try emu64 --help)", 2, _ => ["frobnicate"]),
+        new("U3", "unknown option", "emu64: unknown option --frob", 2, f => ["run", f.Good, "--frob"]),
+        new("U4", "option without its value", "emu64: option -m needs a value", 2, f => ["run", f.Good, "-m"]),
+        new("U5", "extra argument", "emu64: unexpected argument 'extra'", 2, f => ["run", f.Good, "extra"]),
+        new("U6", "run without a kernel", "emu64: no kernel given (usage: emu64 run KERNEL [options])", 2, _ => ["run"]),
+        new("M1", "-m not a size", "emu64: bad memory size 'lots' (examples: 128, 256M, 1G)", 2, f => ["run", f.Good, "-m", "lots"]),
+        new("M2", "-m below 2 MiB", "emu64: memory size '1M' is too small (at least 2M)", 2, f => ["run", f.Good, "-m", "1M"]),
+        new("M3", "-m above the RAM cap", "emu64: memory size '2048M' is too large (at most 2047M)", 2, f => ["run", f.Good, "-m", "2048M"]),
+        new("M4", "-m overflows", "emu64: memory size '99999999999G' is too large", 2, f => ["run", f.Good, "-m", "99999999999G"]),
+        new("M5", "-m not whole pages", "emu64: memory size '4097K' is not a multiple of 4 KiB", 2, f => ["run", f.Good, "-m", "4097K"]),
+        new("N1", "a count that is not a number", "emu64: option --max-instructions needs a non-negative number, not '-5'", 2, f => ["run", f.Good, "--max-instructions", "-5"]),
+        new("N2", "--ips 0", "emu64: option --ips needs a rate of at least 1 instruction per second", 2, f => ["run", f.Good, "--ips", "0"]),
+        new("A1", "--append too long", "emu64: option --append: the command line is 70000 bytes long (at most 65536)", 2, f => ["run", f.Good, "--append", new string('a', 70000)]),
+        new("I1", "--initrd without a file", "emu64: option --initrd needs FILE[,FILE...], not ','", 2, f => ["run", f.Good, "--initrd", ","]),
+        new("T1", "--tlb-config geometry", "emu64: --tlb-config: TLB array stlb: 1000 entries cannot be split into 12 ways", 2, f => ["run", f.Good, "--tlb-config", "stlb.entries=1000"]),
+        new("T2", "--tlb-config unknown name", "emu64: --tlb-config: unknown TLB setting 'stlb.size'", 2, f => ["run", f.Good, "--tlb-config", "stlb.size=4"]),
+        new("T3", "--tlb-config bad value", "emu64: --tlb-config: bad value 'many' for TLB setting 'stlb.entries'", 2, f => ["run", f.Good, "--tlb-config", "stlb.entries=many"]),
+        new("T4", "--tlb-config too large", "emu64: --tlb-config: TLB array stlb: 2097152 entries is more than 1048576", 2, f => ["run", f.Good, "--tlb-config", "stlb.entries=2097152"]),
+        new("T5", "--tlb-config bad JSON", "emu64: --tlb-config: bad TLB configuration: {DETAIL}", 2, f => ["run", f.Good, "--tlb-config", f.TlbBadJson]),
+        new("T6", "--tlb-config JSON with a null array", "emu64: --tlb-config: TLB array stlb has no settings (null)", 2, f => ["run", f.Good, "--tlb-config", f.TlbNullArray]),
+        new("T7", "--tlb-config file missing", "emu64: TLB configuration '{PATH}' does not exist", 2, f => ["run", f.Good, "--tlb-config", f.Missing + ".json"]),
+        // ---- files --------------------------------------------------------------------------------------
+        new("F1", "kernel file missing", "emu64: kernel '{PATH}' does not exist", 2, f => ["run", f.Missing]),
+        new("F2", "kernel is a directory", "emu64: kernel '{PATH}' is a directory", 2, f => ["run", f.Dir_]),
+        new("F3", "kernel name empty", "emu64: kernel file name is empty", 2, _ => ["run", ""]),
+        new("F4", "initrd file missing", "emu64: initrd '{PATH}' does not exist", 2, f => ["run", f.Good, "--initrd", f.Missing]),
+        new("F5", "script missing", "emu64: cannot read script '{PATH}': {REASON}", 2, f => ["debug", f.Good, "--script", f.Missing]),
+        new("F6", "symbols file missing", "emu64: cannot read symbols from '{PATH}': {REASON}", 2, f => ["run", f.Good, "--trace", "boundary", "--symbols", f.Missing]),
+        new("F7", "trace file cannot be written", "emu64: cannot write trace file '{PATH}': {REASON}", 2, f => ["run", f.Good, "--trace", "boundary", "--trace-file", Path.Combine(f.Missing, "t.txt")]),
+        // ---- kernel images ------------------------------------------------------------------------------
+        new("B1", "empty or tiny file", "emu64: bad kernel image: file is too small (3 bytes) to hold a multiboot header", 2, f => ["run", f.Tiny]),
+        new("B2", "no multiboot header", "emu64: bad kernel image: no multiboot header (magic 0x1BADB002 with a valid checksum) in the first 8 KiB", 2, f => ["run", f.NoHeader]),
+        new("B3", "truncated ELF header", "emu64: bad kernel image: ELF header is truncated", 2, f => ["run", f.TruncElf]),
+        new("B4", "truncated ELF segment", "emu64: bad kernel image: ELF segment 0 (offset 0x78, size 0x1000) lies past the end of the file (300 bytes)", 2, f => ["run", f.TruncBody]),
+        new("B5", "image larger than RAM (-m)", "emu64: bad kernel image: kernel image [0x100000, 0x300000) does not fit in 2 MiB of RAM (use -m)", 2, f => ["run", f.Good, "-m", "2M"]),
+        new("B6", "ELF segment outside RAM", "emu64: bad kernel image: ELF segment 0 [0x10000000, 0x10001000) does not fit in 128 MiB of RAM (use -m)", 2, f => ["run", f.OutOfRam]),
+        new("B7", "overlapping ELF segments", "emu64: bad kernel image: ELF segments 0 [0x100000, 0x101000) and 1 [0x100800, 0x101800) overlap", 2, f => ["run", f.Overlap]),
+        new("B8", "segment in the legacy hole", "emu64: bad kernel image: ELF segment 0 [0xa0000, 0xa1000) overlaps the legacy hole below 1 MiB", 2, f => ["run", f.Hole]),
+        new("B9", "segment over the multiboot info", "emu64: bad kernel image: ELF segment 0 [0x8000, 0xa000) overlaps the multiboot information area [0x9000, 0x9f000)", 2, f => ["run", f.InfoArea]),
+        new("B10", "ELF without loadable segments", "emu64: bad kernel image: ELF file has no loadable segment", 2, f => ["run", f.NoSegs]),
+        new("B11", "ELF64 entry above 4 GiB", "emu64: bad kernel image: ELF entry point 0xffffffff80100000 is above 4 GiB; a 64-bit entry needs a 32-bit multiboot stub", 2, f => ["run", f.HighEntry]),
+        new("B12", "multiboot address fields cut off", "emu64: bad kernel image: multiboot header with address fields is truncated", 2, f => ["run", f.MbTrunc]),
+        new("B13", "multiboot image longer than the file", "emu64: bad kernel image: multiboot image claims 1048576 bytes but the file has 64 from the load offset", 2, f => ["run", f.MbClaims]),
+        new("B14", "multiboot load_addr above header_addr", "emu64: bad kernel image: multiboot load_addr 0x200000 is above header_addr 0x100000", 2, f => ["run", f.MbLoadAbove]),
+        new("B15", "ELF64 without multiboot address fields", "emu64: bad kernel image: ELF64 kernels need the multiboot address fields (flag bit 16), as with QEMU; use objcopy -O elf32-i386", 2, f => ["run", f.Elf64NoAddr]),
+        new("B16", "no address fields and not ELF", "emu64: bad kernel image: multiboot header has no address fields (flag bit 16) and the file is not ELF", 2, f => ["run", f.NoAddrNotElf]),
+        new("B17", "module outside RAM", "emu64: bad initrd module: module 0 ({PATH}) [0x{ADDR}, 0x{ADDR}) does not fit in 4 MiB of RAM (use -m)", 2, f => ["run", f.Good, "-m", "4M", "--initrd", f.Big2M]),
+        new("B18", "too many modules", "emu64: bad initrd module: too many modules (40000) for the multiboot information area", 2, f => ["run", f.Good, "--initrd", string.Join(',', Enumerable.Repeat(f.Small, 40000))]),
+        new("B19", "module command lines too long", "emu64: bad command line: the command lines of the kernel and modules do not fit in the multiboot information area", 2,
+            f => ["run", f.Good, "--initrd", string.Join(',', Enumerable.Repeat(f.Small + " " + new string('x', 60000), 12))]),
+        // ---- tracing and gdb ----------------------------------------------------------------------------
+        new("D1", "unknown trace class", "emu64: unknown trace class 'tbl' (boundary, insn, tlb, all)", 2, f => ["run", f.Good, "--trace", "boundary,tbl"]),
+        new("D2", "no trace class", "emu64: --trace needs at least one class (boundary, insn, tlb)", 2, f => ["run", f.Good, "--trace", ","]),
+        new("D3", "unknown trace format", "emu64: unknown trace format 'xml' (text or jsonl)", 2, f => ["run", f.Good, "--trace", "boundary", "--trace-format", "xml"]),
+        new("D4", "bad --trace-limit", "emu64: option --trace-limit needs a non-negative number, not 'x'", 2, f => ["run", f.Good, "--trace", "boundary", "--trace-limit", "x"]),
+        new("D5", "bad --trace-max-bytes", "emu64: option --trace-max-bytes needs a size such as 1000000, 64K, 100M or 2G, not '0'", 2, f => ["run", f.Good, "--trace", "boundary", "--trace-max-bytes", "0"]),
+        new("D6", "trace options without --trace", "emu64: --trace-file, --trace-format, --trace-limit and --trace-max-bytes need --trace CLASSES", 2, f => ["run", f.Good, "--trace-limit", "5"]),
+        new("G1", "bad gdb port", "emu64: bad gdb port '99999' (expected [HOST:]PORT)", 2, f => ["run", f.Good, "--gdb", "99999"]),
+        new("G2", "bad gdb host", "emu64: bad gdb host 'example.com' (an IP address or localhost)", 2, f => ["run", f.Good, "--gdb", "example.com:1234"]),
+        new("G3", "--wait without --gdb", "emu64: --wait needs --gdb PORT", 2, f => ["run", f.Good, "--wait"]),
+        new("G4", "gdb port in use", "emu64: cannot listen for gdb on 127.0.0.1:{PORT}: {REASON}", 2, f => ["run", f.Good, "--gdb", BusyPort.Value.ToString()]),
+        new("G5", "debug with --gdb", "emu64: debug does not take --gdb (use run or boot --gdb PORT --wait)", 2, f => ["debug", f.Good, "--gdb", "1234"]),
+        // ---- how runs end -------------------------------------------------------------------------------
+        new("R1", "the guest exits (isa-debug-exit)", "", 1, f => ["run", f.Good], OneLine: false),
+        new("R2", "triple fault", "emu64: triple fault: {FAULT} while delivering #DF; machine stopped (exit status 4)", 4, f => ["run", f.Triple], OneLine: false),
+        new("R3", "fault loop", "emu64: fault loop: 10000 exceptions delivered without retiring an instruction (last #UD at rip {ADDR}); machine stopped (exit status 4)", 4, f => ["run", f.Loop], OneLine: false),
+        new("R4", "instruction limit", "emu64: instruction limit 1000 reached (exit status 6)", 6, f => ["run", f.Spin_, "--max-instructions", "1000"], OneLine: false),
+        new("R5", "unsupported feature", "emu64: unsupported: 32-bit paging without IA-32e mode (CR0.PG=1 with EFER.LME=0) is not implemented (exit status 8)", 8, f => ["run", f.Unsupp], OneLine: false),
+        new("R6", "guest reset", "emu64: guest reset: reset through port 0x92 (fast reset) (exit status 10)", 10, f => ["run", f.Reset_], OneLine: false),
+        new("X1", "internal error (a bug)", "emu64: internal error: {EXCEPTION}: {MESSAGE}; please report it", 12, f => ["run", f.Good]),
+    ];
+
+    /// <summary>A loopback port held open for the test run, so binding the stub to it fails.</summary>
+    private static readonly Lazy<int> BusyPort = new(() =>
+    {
+        var l = new TcpListener(IPAddress.Loopback, 0);
+        l.Start();
+        Holder = l;
+        return ((IPEndPoint)l.LocalEndpoint).Port;
+    });
+    private static TcpListener? Holder;
+
+    public static TheoryData<string> Ids() { var d = new TheoryData<string>(); foreach (var c in Cases) d.Add(c.Id); return d; }
+
+    /// <summary>"emu64: kernel '{PATH}' does not exist" → a regex where each {PLACEHOLDER} matches anything.</summary>
+    public static Regex PatternRegex(string message)
+        => new("^" + Regex.Replace(Regex.Escape(message), @"\\\{[A-Z]+}", ".+") + "$");
+
+    [Theory, MemberData(nameof(Ids))]
+    public void ERRORS_md_row_gives_its_message_and_status(string id)
+    {
+        var c = Cases.Single(x => x.Id == id);
+        if (id == "X1") Emu64.Cli.Cli.FaultInjection = () => throw new InvalidOperationException("injected by the test");
+        CliRun.Result r;
+        try { r = CliRun.Execute(c.Args(_f)); }
+        finally { Emu64.Cli.Cli.FaultInjection = null; }
+        Assert.True(c.Status == r.Status, $"{id}: status {r.Status}, expected {c.Status}; stderr:\n{r.Stderr}");
+        Assert.DoesNotContain("   at ", r.Stderr);
+        if (c.Message == "") { Assert.Equal("", r.Stderr); return; }
+        var lines = r.ErrLines;
+        Assert.NotEmpty(lines);
+        Assert.Matches(PatternRegex(c.Message), lines[0]);
+        if (c.OneLine) Assert.True(lines.Length == 1, $"{id}: expected one line on stderr, got:\n{r.Stderr}");
+    }
+
+    public static string ErrorsMdPath()
+    {
+        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d != null; d = d.Parent)
+        {
+            var p = Path.Combine(d.FullName, "docs", "ERRORS.md");
+            if (File.Exists(p)) return p;
+        }
+        throw new FileNotFoundException("docs/ERRORS.md not found above " + AppContext.BaseDirectory);
+    }
+
+    [Fact]
+    public void ERRORS_md_lists_exactly_the_tested_cases_with_the_same_message_and_status()
+    {
+        // Rows look like: | B7 | overlapping ELF segments | `emu64: bad kernel image: ...` | 2 |
+        var rows = File.ReadAllLines(ErrorsMdPath())
+            .Select(l => Regex.Match(l, @"^\| *([A-Z][0-9]+) *\| *(.*?) *\| *`(.*)` *\| *([0-9]+) *\|"))
+            .Where(m => m.Success)
+            .ToDictionary(m => m.Groups[1].Value, m => (What: m.Groups[2].Value, Message: m.Groups[3].Value.Replace("\\|", "|"), Status: int.Parse(m.Groups[4].Value)));
+        Assert.Equal(Cases.Select(c => c.Id).Order(), rows.Keys.Order());
+        foreach (var c in Cases)
+        {
+            var row = rows[c.Id];
+            Assert.True(c.Message == row.Message || (c.Message == "" && row.Message == "(nothing)"), $"{c.Id}: ERRORS.md says `{row.Message}`, the test `{c.Message}`");
+            Assert.True(c.Status == row.Status, $"{c.Id}: ERRORS.md says status {row.Status}, the test {c.Status}");
+            Assert.True(c.What == row.What, $"{c.Id}: ERRORS.md says '{row.What}', the test '{c.What}'");
+        }
+    }
+}
