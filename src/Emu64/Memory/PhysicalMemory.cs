@@ -40,7 +40,7 @@ public sealed unsafe class PhysicalMemory
     /// <summary>The whole of RAM as a span (for loaders, debuggers and tests).</summary>
     public Span<byte> Ram => _ram;
 
-    /// <summary>A host pointer to RAM at physical address pa. Caller guarantees pa is inside RAM.</summary>
+    /// <summary>A host pointer to RAM at physical address pa. Caller guarantees pa is inside RAM (every other access here is bounds-checked, wrap-around included).</summary>
     internal byte* HostPointer(ulong pa) => _base + pa;
 
     public void AddMmio(ulong start, ulong length, IMmioDevice dev)
@@ -57,7 +57,7 @@ public sealed unsafe class PhysicalMemory
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public ulong Read(ulong pa, int size)
     {
-        if (pa + (ulong)size <= RamSize)
+        if (pa <= RamSize - (ulong)size)   // never wraps: RAM is at least 4 KiB, size at most 8
         {
             byte* p = _base + pa;
             return size switch
@@ -74,7 +74,7 @@ public sealed unsafe class PhysicalMemory
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Write(ulong pa, int size, ulong value)
     {
-        if (pa + (ulong)size <= RamSize)
+        if (pa <= RamSize - (ulong)size)   // never wraps: RAM is at least 4 KiB, size at most 8
         {
             byte* p = _base + pa;
             switch (size)
@@ -121,7 +121,7 @@ public sealed unsafe class PhysicalMemory
         foreach (var (start, end, dev) in _mmio)
             if (pa >= start && pa < end) { dev.Write(pa - start, size, value); return; }
         for (int i = 0; i < size; i++)
-            if (pa + (ulong)i < RamSize) Write(pa + (ulong)i, 1, value >> (8 * i));
+            if (pa + (ulong)i < RamSize && pa + (ulong)i >= pa) Write(pa + (ulong)i, 1, value >> (8 * i));
     }
 
     public void MarkCode(ulong frame) { if (frame < RamSize >> 12) _codeBits[frame >> 6] |= 1UL << (int)frame; }
@@ -134,7 +134,7 @@ public sealed unsafe class PhysicalMemory
         for (int i = 0; i < dest.Length; i++)
         {
             ulong a = pa + (ulong)i;
-            dest[i] = a < RamSize ? _base[a] : (byte)0xFF;
+            dest[i] = a < RamSize && a >= pa ? _base[a] : (byte)0xFF;
         }
     }
 

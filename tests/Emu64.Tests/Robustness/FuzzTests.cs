@@ -1,6 +1,11 @@
+using System.Net.Sockets;
+using System.Text;
+using Emu64.Debugging;
 using Emu64.Loader;
 using Emu64.Tests.Support;
+using Iced.Intel;
 using Xunit.Abstractions;
+using static Iced.Intel.AssemblerRegisters;
 
 namespace Emu64.Tests.Robustness;
 
@@ -16,13 +21,23 @@ public class FuzzTests(ITestOutputHelper output)
     private static int Scale => int.TryParse(Environment.GetEnvironmentVariable("EMU64_FUZZ_SCALE"), out var s) && s > 0 ? s : 1;
     private static int Seed => int.TryParse(Environment.GetEnvironmentVariable("EMU64_FUZZ_SEED"), out var s) ? s : 20261122;
 
-    private static string SaveReproducer(string kind, int seed, int index, byte[] bytes)
+    private static string SaveReproducer(string kind, int seed, int index, byte[] bytes, string ext = "bin")
     {
         var dir = Path.Combine(Path.GetTempPath(), "emu64-fuzz");
         Directory.CreateDirectory(dir);
-        var path = Path.Combine(dir, $"{kind}-seed{seed}-case{index}.bin");
+        var path = Path.Combine(dir, $"{kind}-seed{seed}-case{index}.{ext}");
         File.WriteAllBytes(path, bytes);
         return path;
+    }
+
+    private static string SaveReproducer(string kind, int seed, int index, string text) => SaveReproducer(kind, seed, index, Encoding.UTF8.GetBytes(text), "txt");
+
+    /// <summary>Physical addresses where bounds checks matter: the end of RAM, MMIO windows, the 4 GiB line, MAXPHYADDR, the top of the address space.</summary>
+    private static ulong HotPhysical(Random rng, ulong ram)
+    {
+        ulong[] bases = [ram - 0x1000, ram, ram + 0x1000, 0xFEC00000, 0xFEE00000, 0xFFFFF000, 0x100000000, (1UL << 46) - 0x1000, 0];
+        ulong b = bases[rng.Next(bases.Length)];
+        return b == 0 ? (ulong)rng.NextInt64() : b + (ulong)rng.Next(-16, 4096 + 16);
     }
 
     private const ulong Bound = 5_000;
@@ -110,25 +125,277 @@ public class FuzzTests(ITestOutputHelper output)
             var mem = m.Memory;
             // random entries in the paging structures and descriptor tables
             ulong[] tables = [RawMachine.Pml4, RawMachine.Pdpt, RawMachine.Pd, RawMachine.Gdt, RawMachine.Idt, RawMachine.Tss];
+            var log = new StringBuilder($"seed {Seed} case {k}: RawMachine.Create(prog, ...) then\n");
             int writes = rng.Next(1, 12);
             for (int w = 0; w < writes; w++)
             {
                 ulong t = tables[rng.Next(tables.Length)];
-                mem.Write(t + (ulong)rng.Next(0, 64) * 8, 8, (ulong)rng.NextInt64() ^ ((ulong)rng.Next() << 40));
+                ulong at = t + (ulong)rng.Next(0, 64) * 8;
+                // a random entry, or a present leaf/table entry whose frame lies at the end of RAM, in an MMIO hole or above
+                ulong v = rng.Next(3) == 0 ? (HotPhysical(rng, mem.RamSize) & Emu64.Mmu.Mmu.PhysAddrMask) | (ulong)rng.Next(0, 0x200) | 1
+                                           : (ulong)rng.NextInt64() ^ ((ulong)rng.Next() << 40);
+                mem.Write(at, 8, v);
+                log.AppendLine($"mem[{at:x}] = {v:x}");
             }
             var c = m.Cpu;
             if (rng.Next(3) == 0) c.CR4 ^= 1UL << rng.Next(0, 23) & Emu64.Cpu.Cr4.Supported & ~Emu64.Cpu.Cr4.Pae;
             if (rng.Next(4) == 0) c.EFER ^= Emu64.Cpu.Efer.Nxe;
             if (rng.Next(4) == 0) c.Idtr.Limit = (ushort)rng.Next(0, 0x1000);
             if (rng.Next(4) == 0) c.Gdtr.Limit = (ushort)rng.Next(0, 0x40);
+            if (rng.Next(8) == 0) c.CR3 = HotPhysical(rng, mem.RamSize) & Emu64.Mmu.Mmu.PhysAddrMask;   // a root at the end of RAM or beyond
+            log.AppendLine($"cr3={c.CR3:x} cr4={c.CR4:x} efer={c.EFER:x} idtr.limit={c.Idtr.Limit:x} gdtr.limit={c.Gdtr.Limit:x}");
             try { m.Run(); }
             catch (Exception e)
             {
-                var path = SaveReproducer("tables", Seed, k, BitConverter.GetBytes(k));
+                var path = SaveReproducer("tables", Seed, k, log.ToString());
                 throw new Xunit.Sdk.XunitException($"host exception on table case {k} (seed {Seed}, reproducer {path}): {e}");
             }
             Assert.NotEqual(StopReason.None, m.StopReason);
             Assert.True(c.Retired <= Bound);
+        }
+    }
+
+    /// <summary>
+    /// The guest itself writes random values to CR0, CR3, CR4, CR8 and EFER (roots at the end of RAM, in MMIO
+    /// holes or above MAXPHYADDR, PCIDs with and without NOFLUSH, every CR4 bit), then touches memory: each
+    /// write is either refused with #GP or takes effect, and the run ends in a guest outcome within the bound.
+    /// </summary>
+    [Fact]
+    public void Random_control_register_and_EFER_writes_by_the_guest_end_in_a_guest_outcome()
+    {
+        int cases = 1_000 * Scale;
+        var rng = new Random(Seed + 17);
+        var outcomes = new Dictionary<StopReason, int>();
+        for (int k = 0; k < cases; k++)
+        {
+            var a = new Assembler(64);
+            var log = new StringBuilder();
+            int n = rng.Next(1, 6);
+            for (int w = 0; w < n; w++)
+            {
+                int which = rng.Next(5);
+                ulong v = which switch
+                {
+                    0 => (Emu64.Cpu.Cr0.Pe | Emu64.Cpu.Cr0.Pg | Emu64.Cpu.Cr0.Et | Emu64.Cpu.Cr0.Ne) ^ (rng.Next(2) == 0 ? 1UL << rng.Next(0, 32) : (ulong)rng.NextInt64()),
+                    1 => rng.Next(3) switch
+                    {
+                        0 => RawMachine.Pml4 | (ulong)rng.Next(0, 0x1000) | (rng.Next(2) == 0 ? Emu64.Cpu.Cr3.NoFlush : 0),
+                        1 => HotPhysical(rng, 4UL << 20) & ~0xFFFUL,
+                        _ => (ulong)rng.NextInt64(),
+                    },
+                    2 => Emu64.Cpu.Cr4.Pae | ((ulong)rng.NextInt64() & (rng.Next(2) == 0 ? Emu64.Cpu.Cr4.Supported : ulong.MaxValue)),
+                    3 => (ulong)rng.Next(0, 32),
+                    _ => (Emu64.Cpu.Efer.Lme | Emu64.Cpu.Efer.Lma) ^ (1UL << rng.Next(0, 16)),
+                };
+                a.mov(rax, v);
+                switch (which)
+                {
+                    case 0: a.mov(cr0, rax); break;
+                    case 1: a.mov(cr3, rax); break;
+                    case 2: a.mov(cr4, rax); break;
+                    case 3: a.mov(cr8, rax); break;
+                    default: a.mov(ecx, 0xC0000080u); a.mov(rdx, rax); a.shr(rdx, 32); a.wrmsr(); break;
+                }
+                log.AppendLine($"{(which switch { 0 => "cr0", 1 => "cr3", 2 => "cr4", 3 => "cr8", _ => "efer" })} <- {v:x}");
+                if (rng.Next(2) == 0) { a.mov(rax, __qword_ptr[rbx]); a.mov(__qword_ptr[rcx], rax); }
+            }
+            a.int3();
+            var ms = new MemoryStream();
+            a.Assemble(new StreamCodeWriter(ms), RawMachine.Code);
+            var code = ms.ToArray();
+            var m = RawMachine.Create(code, user: false, Bound, new Random(rng.Next()));
+            try { m.Run(); }
+            catch (Exception e)
+            {
+                var path = SaveReproducer("cregs", Seed, k, log + "code: " + Convert.ToHexString(code));
+                throw new Xunit.Sdk.XunitException($"host exception on control-register case {k} (reproducer {path}): {e}");
+            }
+            Assert.NotEqual(StopReason.None, m.StopReason);
+            Assert.True(m.Cpu.Retired <= Bound);
+            outcomes[m.StopReason] = outcomes.GetValueOrDefault(m.StopReason) + 1;
+        }
+        foreach (var (r, c) in outcomes.OrderBy(x => x.Key)) output.WriteLine($"{r}: {c}");
+    }
+
+    /// <summary>
+    /// Physical accesses at the end of RAM, across it, in the I/O APIC and local APIC windows, at 4 GiB, at
+    /// MAXPHYADDR and at the top of the 64-bit space (wrap-around): reads outside RAM and devices are open bus
+    /// (all ones), writes there change nothing, and no access reaches host memory beyond the RAM array.
+    /// </summary>
+    [Fact]
+    public void Physical_accesses_near_and_above_the_end_of_RAM_and_in_MMIO_holes_stay_inside_RAM_and_devices()
+    {
+        int cases = 20_000 * Scale;
+        var rng = new Random(Seed + 19);
+        var m = new Machine(new MachineOptions { RamBytes = 4UL << 20, Output = Stream.Null });
+        var mem = m.Memory;
+        ulong ram = mem.RamSize;
+        var pattern = new byte[ram];
+        new Random(1).NextBytes(pattern);
+        pattern.CopyTo(mem.Ram);
+        int[] sizes = [1, 2, 4, 8];
+        for (int k = 0; k < cases; k++)
+        {
+            ulong pa = rng.Next(4) switch
+            {
+                0 => ram - (ulong)rng.Next(1, 9),
+                1 => ulong.MaxValue - (ulong)rng.Next(0, 9),
+                _ => HotPhysical(rng, ram),
+            };
+            int size = sizes[rng.Next(sizes.Length)];
+            bool mmio = pa >= 0xFEC00000 && pa < 0xFEC01000 || pa >= 0xFEE00000 && pa < 0xFEE01000;
+            try
+            {
+                ulong v = mem.Read(pa, size);
+                if (!mmio && pa >= ram) Assert.Equal(size == 8 ? ulong.MaxValue : (1UL << (8 * size)) - 1, v);
+                if (!mmio && pa < ram && pa + (ulong)size > ram)   // straddles the end: RAM bytes, then ones
+                    for (int i = 0; i < size; i++)
+                        Assert.Equal(pa + (ulong)i < ram ? pattern[pa + (ulong)i] : (byte)0xFF, (byte)(v >> (8 * i)));
+                if (pa >= ram && !mmio) mem.Write(pa, size, (ulong)rng.NextInt64());
+                var buf = new byte[rng.Next(1, 64)];
+                mem.ReadBytes(pa, buf);
+                Assert.False(mem.WriteBytes(pa >= ram ? pa : ram - 1, new byte[2]));   // a copy that would leave RAM is refused whole
+            }
+            catch (Exception e) when (e is not Xunit.Sdk.XunitException)
+            {
+                var path = SaveReproducer("physical", Seed, k, $"read/write size {size} at physical {pa:x} with {ram:x} bytes of RAM");
+                throw new Xunit.Sdk.XunitException($"host exception on physical case {k} (reproducer {path}): {e}");
+            }
+        }
+        Assert.True(mem.Ram.SequenceEqual(pattern), "no write outside RAM may change RAM");
+    }
+
+    /// <summary>ELF files with random program headers and section tables (symbol tables with zero, odd or huge entry sizes and offsets).</summary>
+    [Fact]
+    public void Random_ELF_program_and_section_headers_load_or_fail_with_an_image_error()
+    {
+        int cases = 1_000 * Scale;
+        var rng = new Random(Seed + 23);
+        int loaded = 0, rejected = 0;
+        for (int k = 0; k < cases; k++)
+        {
+            bool is64 = rng.Next(2) == 0;
+            var segs = Enumerable.Range(0, rng.Next(0, 4)).Select(_ =>
+                new Images.Seg(rng.Next(3) == 0 ? HotPhysical(rng, 8UL << 20) & 0xFFFFFFFF : 0x100000 + (ulong)rng.Next(0, 0x200) * 0x1000,
+                               new byte[rng.Next(0, 3) * 0x100], (ulong)rng.Next(0, 0x3000))).ToArray();
+            var img = Images.Elf(0x100000 + (ulong)rng.Next(0, 0x1000), is64, segs);
+            // a section table with a random symbol table and string table after the file's data
+            int shOff = img.Length, shent = is64 ? 64 : 40;
+            Array.Resize(ref img, img.Length + 3 * shent + 256);
+            var span = img.AsSpan();
+            void W(int at, ulong v, int width) { for (int b = 0; b < width; b++) if (at + b < img.Length) img[at + b] = (byte)(v >> (8 * b)); }
+            W(is64 ? 40 : 32, (ulong)(rng.Next(5) == 0 ? rng.NextInt64() : shOff), is64 ? 8 : 4);
+            W(is64 ? 58 : 46, (ulong)(rng.Next(5) == 0 ? rng.Next(0, 100) : shent), 2);
+            W(is64 ? 60 : 48, (ulong)rng.Next(0, 4), 2);
+            for (int sh = 1; sh < 3; sh++)
+            {
+                int at = shOff + sh * shent;
+                W(at + 4, sh == 1 ? 2u : 3u, 4);                                                       // SHT_SYMTAB, SHT_STRTAB
+                W(at + (is64 ? 24 : 16), (ulong)(rng.Next(4) == 0 ? rng.NextInt64() : rng.Next(0, img.Length)), is64 ? 8 : 4);   // offset
+                W(at + (is64 ? 32 : 20), (ulong)(rng.Next(4) == 0 ? rng.NextInt64() : rng.Next(0, 512)), is64 ? 8 : 4);          // size
+                W(at + (is64 ? 40 : 24), (ulong)rng.Next(0, 4), 4);                                    // link
+                W(at + (is64 ? 56 : 36), (ulong)(new[] { 0, 1, 7, 16, 24, 0x7FFFFFFF }[rng.Next(6)]), is64 ? 8 : 4);   // entsize
+            }
+            for (int f = rng.Next(0, 4); f > 0; f--) img[rng.Next(0, img.Length)] = (byte)rng.Next(256);
+            var m = new Machine(new MachineOptions { RamBytes = 8UL << 20, MaxInstructions = 2_000, Output = Stream.Null });
+            try
+            {
+                m.LoadKernel(img, "fuzz.elf", Array.Empty<BootModule>());
+                loaded++;
+                m.Run();
+                Assert.True(m.Cpu.Retired <= 2_000);
+            }
+            catch (ImageException e)
+            {
+                rejected++;
+                Assert.DoesNotContain("\n", e.Message);
+            }
+            catch (Exception e) when (e is not Xunit.Sdk.XunitException)
+            {
+                var path = SaveReproducer("elf", Seed, k, img);
+                throw new Xunit.Sdk.XunitException($"host exception on ELF case {k} (reproducer {path}): {e}");
+            }
+        }
+        output.WriteLine($"loaded {loaded}, rejected {rejected}");
+        Assert.True(loaded > 0 && rejected > 0);
+    }
+
+    /// <summary>
+    /// Random, truncated, corrupted and binary gdb packets (continue and step included: the guest is bounded),
+    /// scaled by EMU64_FUZZ_SCALE. The stub never throws, keeps serving, and still answers a valid "?".
+    /// </summary>
+    [Fact]
+    public void Random_gdb_packets_never_crash_the_stub_which_still_answers_afterwards()
+    {
+        int cases = 1_000 * Scale;
+        var rng = new Random(Seed + 29);
+        var m = RawMachine.Create([0x48, 0xFF, 0xC0, 0xEB, 0xFB], user: false, maxInstructions: 3_000_000);   // inc rax; jmp $-3, bounded (continue ends)
+        var stub = new GdbStub(new Emu64.Debugging.Debugger(m, SymbolTable.Empty), "127.0.0.1", 0);
+        var sent = new StringBuilder();
+        Exception? serverError = null;
+        var server = new Thread(() => { try { stub.Serve(); } catch (Exception e) { serverError = e; } }) { IsBackground = true };
+        server.Start();
+        using var tcp = new TcpClient();
+        tcp.Connect("127.0.0.1", stub.Port);
+        var stream = tcp.GetStream();
+        var rx = new StringBuilder();
+        var reader = new Thread(() =>
+        {
+            var buf = new byte[65536];
+            try { int n; while ((n = stream.Read(buf)) > 0) lock (rx) rx.Append(Encoding.Latin1.GetString(buf, 0, n)); }
+            catch (IOException) { } catch (ObjectDisposedException) { }
+        }) { IsBackground = true };
+        reader.Start();
+        static string Frame(string p) { int sum = 0; foreach (char c in p) sum = (sum + c) & 0xFF; return $"${p}#{sum:x2}"; }
+        string[] heads = ["m", "M", "X", "p", "P", "g", "G", "Z0,", "z0,", "Z1,", "Z2,", "Z3,", "Z4,", "qXfer:features:read:target.xml:", "qRcmd,", "qSupported:", "H", "T", "vCont;", "vCont;s", "q", "Q", "?", "s", "S", "vMustReplyEmpty", "qC", "qAttached"];
+        const string alphabet = "0123456789abcdefABCDEFxyz,:;=#$}*-+ \x7f";
+        try
+        {
+            for (int i = 0; i < cases; i++)
+            {
+                var payload = new StringBuilder(heads[rng.Next(heads.Length)]);
+                int len = rng.Next(0, rng.Next(2) == 0 ? 24 : 300);
+                for (int k = 0; k < len; k++) payload.Append(alphabet[rng.Next(alphabet.Length)]);
+                string p = payload.ToString();
+                // qRcmd payloads are hex-encoded monitor commands: send real ones too (walk, ptdump, tlb) with random arguments
+                if (p.StartsWith("qRcmd,") && rng.Next(2) == 0)
+                    p = "qRcmd," + Convert.ToHexString(Encoding.ASCII.GetBytes(new[] { "walk ", "ptdump ", "tlb", "pcid", "stats", "x/4x ", "xp " }[rng.Next(7)] + $"0x{HotPhysical(rng, 4UL << 20):x}")).ToLowerInvariant();
+                byte[] wire = rng.Next(5) switch
+                {
+                    0 => Encoding.Latin1.GetBytes("$" + p),                                   // no checksum
+                    1 => Encoding.Latin1.GetBytes(Frame(p)[..^1] + "z"),                     // bad checksum
+                    2 => Enumerable.Range(0, rng.Next(1, 64)).Select(_ => (byte)rng.Next(256)).Select(b => b == 3 ? (byte)4 : b).ToArray(),
+                    _ => Encoding.Latin1.GetBytes(Frame(p)),
+                };
+                sent.Append(Encoding.Latin1.GetString(wire)).Append('\n');
+                stream.Write(wire);
+                if (i % 50 == 0) Thread.Sleep(1);
+            }
+            Thread.Sleep(300);
+            lock (rx) rx.Clear();
+            stream.Write(Encoding.ASCII.GetBytes("+" + Frame("?")));
+            var until = DateTime.UtcNow.AddSeconds(30);
+            string reply = "";
+            while (DateTime.UtcNow < until)
+            {
+                lock (rx) reply = rx.ToString();
+                if (System.Text.RegularExpressions.Regex.IsMatch(reply, @"\$[TSW][0-9a-f]{2}[^#]*#")) break;
+                Thread.Sleep(5);
+            }
+            Assert.Matches(@"\$[TSW][0-9a-f]{2}", reply);
+            Assert.Null(serverError);
+            Assert.True(server.IsAlive, "the stub must keep serving");
+        }
+        catch (Exception e)
+        {
+            var path = SaveReproducer("gdb", Seed, cases, sent.ToString());
+            throw new Xunit.Sdk.XunitException($"gdb packet fuzz failed (reproducer {path}, server error: {serverError}): {e}");
+        }
+        finally
+        {
+            tcp.Dispose();
+            server.Join(5_000);
+            stub.Dispose();
         }
     }
 
