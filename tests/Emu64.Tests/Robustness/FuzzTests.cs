@@ -42,6 +42,41 @@ public class FuzzTests(ITestOutputHelper output)
 
     private const ulong Bound = 5_000;
 
+    /// <summary>
+    /// A host-level hang guard: the instruction bound ends every guest run, so a case that takes more than
+    /// <see cref="HangSeconds"/> of host time is a hang in the emulator itself. The watchdog saves the case
+    /// as a reproducer, prints its path, and ends the test process (a hang cannot be unwound from inside).
+    /// </summary>
+    private sealed class Watchdog : IDisposable
+    {
+        public const int HangSeconds = 120;
+        private readonly string _kind;
+        private readonly Timer _timer;
+        private int _case = -1;
+        private Func<byte[]>? _data;
+        private long _since = Environment.TickCount64;
+
+        public Watchdog(string kind)
+        {
+            _kind = kind;
+            _timer = new Timer(_ => Check(), null, 5_000, 5_000);
+        }
+
+        public void Case(int k, Func<byte[]> data) { Volatile.Write(ref _since, Environment.TickCount64); _data = data; Volatile.Write(ref _case, k); }
+
+        private void Check()
+        {
+            int k = Volatile.Read(ref _case);
+            if (k < 0 || Environment.TickCount64 - Volatile.Read(ref _since) < HangSeconds * 1000L) return;
+            string path = SaveReproducer(_kind + "-hang", Seed, k, _data?.Invoke() ?? []);
+            string msg = $"emu64 fuzz: case {k} of {_kind} (seed {Seed}) ran over {HangSeconds} s of host time: a hang (reproducer {path})";
+            Console.Error.WriteLine(msg);
+            Environment.FailFast(msg);
+        }
+
+        public void Dispose() => _timer.Dispose();
+    }
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
@@ -51,9 +86,11 @@ public class FuzzTests(ITestOutputHelper output)
         var rng = new Random(Seed + (user ? 1 : 0));
         var outcomes = new Dictionary<StopReason, int>();
         var code = new byte[4096];
+        using var dog = new Watchdog(user ? "code-cpl3" : "code-cpl0");
         for (int k = 0; k < cases; k++)
         {
             rng.NextBytes(code);
+            dog.Case(k, () => (byte[])code.Clone());
             var m = RawMachine.Create(code, user, Bound, new Random(rng.Next()));
             StopReason r;
             try { r = m.Run(); }
@@ -78,9 +115,11 @@ public class FuzzTests(ITestOutputHelper output)
         var rng = new Random(Seed + 7);
         var good = TestKernel.Build(a => TestKernel.Exit(a, 0));
         int loaded = 0, rejected = 0;
+        using var dog = new Watchdog("image");
         for (int k = 0; k < cases; k++)
         {
             byte[] img = Mutate(good, rng, k);
+            dog.Case(k, () => img);
             var m = new Machine(new MachineOptions { RamBytes = 8UL << 20, MaxInstructions = 20_000, Output = Stream.Null });
             try
             {
@@ -119,6 +158,7 @@ public class FuzzTests(ITestOutputHelper output)
             0x8E, 0xD8,                   // mov ds, eax
             0xFF, 0xE6,                   // jmp rsi
         ];
+        using var dog = new Watchdog("tables");
         for (int k = 0; k < cases; k++)
         {
             var m = RawMachine.Create(prog, rng.Next(2) == 0, Bound, new Random(rng.Next()));
@@ -144,6 +184,7 @@ public class FuzzTests(ITestOutputHelper output)
             if (rng.Next(4) == 0) c.Gdtr.Limit = (ushort)rng.Next(0, 0x40);
             if (rng.Next(8) == 0) c.CR3 = HotPhysical(rng, mem.RamSize) & Emu64.Mmu.Mmu.PhysAddrMask;   // a root at the end of RAM or beyond
             log.AppendLine($"cr3={c.CR3:x} cr4={c.CR4:x} efer={c.EFER:x} idtr.limit={c.Idtr.Limit:x} gdtr.limit={c.Gdtr.Limit:x}");
+            dog.Case(k, () => Encoding.UTF8.GetBytes(log.ToString()));
             try { m.Run(); }
             catch (Exception e)
             {
@@ -166,6 +207,7 @@ public class FuzzTests(ITestOutputHelper output)
         int cases = 1_000 * Scale;
         var rng = new Random(Seed + 17);
         var outcomes = new Dictionary<StopReason, int>();
+        using var dog = new Watchdog("cregs");
         for (int k = 0; k < cases; k++)
         {
             var a = new Assembler(64);
@@ -204,6 +246,7 @@ public class FuzzTests(ITestOutputHelper output)
             a.Assemble(new StreamCodeWriter(ms), RawMachine.Code);
             var code = ms.ToArray();
             var m = RawMachine.Create(code, user: false, Bound, new Random(rng.Next()));
+            dog.Case(k, () => Encoding.UTF8.GetBytes(log + "code: " + Convert.ToHexString(code)));
             try { m.Run(); }
             catch (Exception e)
             {
@@ -272,6 +315,7 @@ public class FuzzTests(ITestOutputHelper output)
         int cases = 1_000 * Scale;
         var rng = new Random(Seed + 23);
         int loaded = 0, rejected = 0;
+        using var dog = new Watchdog("elf");
         for (int k = 0; k < cases; k++)
         {
             bool is64 = rng.Next(2) == 0;
@@ -297,6 +341,8 @@ public class FuzzTests(ITestOutputHelper output)
                 W(at + (is64 ? 56 : 36), (ulong)(new[] { 0, 1, 7, 16, 24, 0x7FFFFFFF }[rng.Next(6)]), is64 ? 8 : 4);   // entsize
             }
             for (int f = rng.Next(0, 4); f > 0; f--) img[rng.Next(0, img.Length)] = (byte)rng.Next(256);
+            var snapshot = img;
+            dog.Case(k, () => snapshot);
             var m = new Machine(new MachineOptions { RamBytes = 8UL << 20, MaxInstructions = 2_000, Output = Stream.Null });
             try
             {
