@@ -160,7 +160,11 @@ public sealed class DebuggerCommands
                 sb.Append($"watchpoint ({s.WatchKind.ToString().ToLowerInvariant()}) 0x{s.WatchAddress:x} hit; now at 0x{s.Rip:x}{Sym(s.Rip)}  {where}\n");
                 break;
             case StopKind.Exited:
-                sb.Append($"the machine has stopped: {M.StopReason} {M.StopMessage} (exit code {M.ExitCode})\n");
+                if (M.StopReason is StopReason.TripleFault or StopReason.FaultLoop or StopReason.Unsupported)
+                    // the same one-screen report as emu64 run: registers, the instruction at RIP, the last boundary events
+                    sb.Append(StopReport.Format(M, $"the machine has stopped: {M.StopReason}: {M.StopMessage}", withEvents: true)).Append('\n');
+                else
+                    sb.Append($"the machine has stopped: {M.StopReason} {M.StopMessage} (exit code {M.ExitCode})\n");
                 return sb.ToString();
             case StopKind.Step:
                 sb.Append($"#{c.Retired} {where}\n");

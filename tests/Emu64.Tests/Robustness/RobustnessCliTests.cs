@@ -81,6 +81,18 @@ public class RobustnessCliTests
         Assert.True(all.Zip(all.Skip(1)).All(p => p.First.Instructions <= p.Second.Instructions));
     }
 
+    [Fact]
+    public void Emu64_debug_shows_the_same_report_when_the_guest_triple_faults()
+    {
+        using var dir = new CliRun.TempDir();
+        var script = dir.File("s.txt", "continue\n");
+        var r = CliRun.Execute("debug", dir.File("triple.elf", Images.TripleFault()), "--script", script);
+        Assert.Equal(4, r.Status);
+        Assert.Contains("the machine has stopped: TripleFault: triple fault: #GP while delivering #DF", r.Out);
+        Assert.Contains("  instruction at rip: 0f 0b  ud2", r.Out);
+        Assert.Contains("exception #DF vector=8 error=0", r.Out);
+    }
+
     // ---- resource bounds ------------------------------------------------------------------------------
 
     [Theory]
