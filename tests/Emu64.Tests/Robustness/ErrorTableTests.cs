@@ -22,7 +22,7 @@ public class ErrorTableTests : IClassFixture<ErrorTableTests.Files>
     {
         public readonly CliRun.TempDir Dir = new();
         public readonly string Good, Dir_, Missing, Empty, Tiny, NoHeader, TruncElf, TruncBody, OutOfRam, Overlap, Hole, InfoArea, NoSegs, HighEntry,
-            MbTrunc, MbClaims, MbLoadAbove, Elf64NoAddr, NoAddrNotElf, Big2M, Small, TlbBadJson, TlbNullArray, Triple, Loop, Unsupp, Reset_, Spin_;
+            MbTrunc, MbClaims, MbLoadAbove, Elf64NoAddr, NoAddrNotElf, Big2M, Small, TlbBadJson, TlbNullArray, Triple, Loop, Unsupp, Reset_, Spin_, Halt;
 
         public Files()
         {
@@ -55,6 +55,7 @@ public class ErrorTableTests : IClassFixture<ErrorTableTests.Files>
             Unsupp = Dir.File("unsupported.bin", Unsupported32BitPaging());
             Reset_ = Dir.File("reset.bin", Reset());
             Spin_ = Dir.File("spin.bin", Spin());
+            Halt = Dir.File("halt.bin", Flat32(a => a.cli()));
         }
 
         public void Dispose() => Dir.Dispose();
@@ -66,6 +67,7 @@ public class ErrorTableTests : IClassFixture<ErrorTableTests.Files>
     public static readonly Case[] Cases =
     [
         // ---- command line ---------------------------------------------------------------------------
+        new("U0", "--help (usage on stdout)", "", 0, _ => ["--help"], OneLine: false),
         new("U1", "no command", "usage: emu64 <command> [options]", 2, _ => [], OneLine: false),
         new("U2", "unknown command", "emu64: unknown command 'frobnicate' (try emu64 --help)", 2, _ => ["frobnicate"]),
         new("U3", "unknown option", "emu64: unknown option --frob", 2, f => ["run", f.Good, "--frob"]),
@@ -130,6 +132,7 @@ public class ErrorTableTests : IClassFixture<ErrorTableTests.Files>
         new("G4", "gdb port in use", "emu64: cannot listen for gdb on 127.0.0.1:{PORT}: {REASON}", 2, f => ["run", f.Good, "--gdb", BusyPort.Value.ToString()]),
         new("G5", "debug with --gdb", "emu64: debug does not take --gdb (use run or boot --gdb PORT --wait)", 2, f => ["debug", f.Good, "--gdb", "1234"]),
         // ---- how runs end -------------------------------------------------------------------------------
+        new("R0", "clean shutdown (HLT with interrupts off)", "", 0, f => ["run", f.Halt], OneLine: false),
         new("R1", "the guest exits (isa-debug-exit)", "", 1, f => ["run", f.Good], OneLine: false),
         new("R2", "triple fault", "emu64: triple fault: {FAULT} while delivering #DF; machine stopped (exit status 4)", 4, f => ["run", f.Triple], OneLine: false),
         new("R3", "fault loop", "emu64: fault loop: 10000 exceptions delivered without retiring an instruction (last #UD at rip {ADDR}); machine stopped (exit status 4)", 4, f => ["run", f.Loop], OneLine: false),
