@@ -81,7 +81,7 @@ public static class Cli
         }
         catch (CliException e)
         {
-            Err.WriteLine($"emu64: {e.Message}");
+            Err.WriteLine($"emu64: {OneLine(e.Message)}");
             return ExitStatus.Usage;
         }
         catch (ImageException e)

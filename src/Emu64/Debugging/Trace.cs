@@ -64,11 +64,12 @@ public sealed class Tracer : IBoundaryListener, IInstructionHook, ITlbEventSink,
             t.OnTlbEvent(Describe(TlbEventKind.Fill, a, entry));
         }
 
-        private static TlbEvent Describe(TlbEventKind kind, Emu64.Mmu.TlbArray a, in Emu64.Mmu.TlbEntry e)
+        private TlbEvent Describe(TlbEventKind kind, Emu64.Mmu.TlbArray a, in Emu64.Mmu.TlbEntry e)
         {
             int shift = a.KeyShift != 0 ? a.KeyShift : Emu64.Mmu.TlbArray.Shift(e.Size);
             ulong la = e.Vpn << shift;
-            if ((la & (1UL << 47)) != 0) la |= 0xFFFF000000000000UL;   // the canonical form of a 4-level address
+            int top = (t._m.Cpu.CR4 & Emu64.Cpu.Cr4.La57) != 0 ? 56 : 47;
+            if ((la & (1UL << top)) != 0) la |= ~0UL << top;   // the canonical form (4- or 5-level)
             return new TlbEvent(kind, a.Name, la, e.Pcid, e.Global, kind == TlbEventKind.Fill ? "fill" : "replaced", 0, e.Frame, 1UL << shift);
         }
 
