@@ -129,7 +129,7 @@ public class ErrorTableTests : IClassFixture<ErrorTableTests.Files>
         new("G1", "bad gdb port", "emu64: bad gdb port '99999' (expected [HOST:]PORT)", 2, f => ["run", f.Good, "--gdb", "99999"]),
         new("G2", "bad gdb host", "emu64: bad gdb host 'example.com' (an IP address or localhost)", 2, f => ["run", f.Good, "--gdb", "example.com:1234"]),
         new("G3", "--wait without --gdb", "emu64: --wait needs --gdb PORT", 2, f => ["run", f.Good, "--wait"]),
-        new("G4", "gdb port in use", "emu64: cannot listen for gdb on 127.0.0.1:{PORT}: {REASON}", 2, f => ["run", f.Good, "--gdb", BusyPort.Value.ToString()]),
+        new("G4", "gdb port in use", "emu64: cannot listen for gdb on 127.0.0.1:{PORT}: {REASON}", 2, f => ["run", f.Good, "--gdb", BusyPort!.Value.ToString()]),
         new("G5", "debug with --gdb", "emu64: debug does not take --gdb (use run or boot --gdb PORT --wait)", 2, f => ["debug", f.Good, "--gdb", "1234"]),
         // ---- how runs end -------------------------------------------------------------------------------
         new("R0", "clean shutdown (HLT with interrupts off)", "", 0, f => ["run", f.Halt], OneLine: false),

@@ -172,7 +172,7 @@ public class FuzzTests(ITestOutputHelper output)
                 ulong t = tables[rng.Next(tables.Length)];
                 ulong at = t + (ulong)rng.Next(0, 64) * 8;
                 // a random entry, or a present leaf/table entry whose frame lies at the end of RAM, in an MMIO hole or above
-                ulong v = rng.Next(3) == 0 ? (HotPhysical(rng, mem.RamSize) & Emu64.Mmu.Mmu.PhysAddrMask) | (ulong)rng.Next(0, 0x200) | 1
+                ulong v = rng.Next(3) == 0 ? (HotPhysical(rng, mem.RamSize) & Emu64.Mmu.Mmu.PhysAddrMask) | (uint)rng.Next(0, 0x200) | 1UL
                                            : (ulong)rng.NextInt64() ^ ((ulong)rng.Next() << 40);
                 mem.Write(at, 8, v);
                 log.AppendLine($"mem[{at:x}] = {v:x}");
