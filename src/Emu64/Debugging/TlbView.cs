@@ -4,10 +4,8 @@ namespace Emu64.Debugging;
 public readonly record struct TlbEntryView(string Structure, ulong Linear, ulong Physical, ulong PageSize, int Pcid, bool Global, bool Writable, bool User, bool NoExec);
 
 /// <summary>
-/// SEAM FOR THE TLB MODEL. The PCID-tagged TLB (separate L1 I/D, STLB, paging-structure caches) is
-/// being built in parallel; when it lands it implements this interface and assigns
-/// <see cref="TlbViews.Provider"/> (or the machine exposes one). Until then the debugger reports that
-/// the TLB contents are not modeled and that every translation comes from memory.
+/// What the debugger, the gdb stub's monitor commands and the tlb trace see of the TLB: the machine's
+/// PCID-tagged model (<see cref="MmuTlbView"/>). Kept as an interface so a test can show a fixed view.
 /// </summary>
 public interface ITlbView
 {
@@ -22,14 +20,13 @@ public interface ITlbView
 /// <summary>Finds the TLB view for a machine (the seam's single point of contact).</summary>
 public static class TlbViews
 {
-    /// <summary>Set by the TLB model to expose its contents; null until it exists.</summary>
-    /// <remarks>To switch the debugger to the merged TLB model: <c>Provider = m => new MmuTlbView(m)</c> (then update the
-    /// tests that expect "found in: memory" and the CR3-derived tlb trace events).</remarks>
+    /// <summary>Makes the view of a machine; tests may replace it.</summary>
     public static Func<Machine, ITlbView?>? Provider = m => new MmuTlbView(m);
 
-    public static ITlbView? For(Machine m) => Provider?.Invoke(m);
+    /// <summary>The machine's TLB view, or null when it runs with the model off (<c>--tlb-config model=off</c>).</summary>
+    public static ITlbView? For(Machine m) => m.Cpu.Mmu.ModelOn ? Provider?.Invoke(m) : null;
 
-    public const string NotModeled = "no TLB model attached yet; every translation comes from a page walk in memory";
+    public const string NotModeled = "the TLB model is off (--tlb-config model=off): no modeled structures, every miss is a page walk in memory";
 }
 
 public enum TlbEventKind : byte { Fill, Evict, Invalidate, Flush }
