@@ -48,7 +48,7 @@ public static class DiffFormsCompat
         {
             if (code == Code.INVALID || !Scope.Contains(code.Mnemonic())) continue;
             var op = code.ToOpCode();
-            if (!op.Mode32 || op.Encoding != EncodingKind.Legacy || code.ToString().Contains("_KNC_")) continue;
+            if (!op.Mode32 || op.Encoding != EncodingKind.Legacy || code.ToString().Contains("_KNC_") || code.ToString().Contains("486")) continue;
             if (op.OperandSize == 64 || op.AddressSize == 64) continue;
             bool skip = false, hasRm = false, branch = false;
             for (int k = 0; k < op.OpCount; k++)
@@ -60,7 +60,7 @@ public static class DiffFormsCompat
                 if (kind is OpCodeOperandKind.r8_or_mem or OpCodeOperandKind.r16_or_mem or OpCodeOperandKind.r32_or_mem) hasRm = true;
                 if (kind is OpCodeOperandKind.br16_1 or OpCodeOperandKind.br32_1 or OpCodeOperandKind.br16_2 or OpCodeOperandKind.br32_4) branch = true;
             }
-            if (code.Mnemonic() == Mnemonic.Pop && op.GetOpKind(0) is OpCodeOperandKind.es or OpCodeOperandKind.ss or OpCodeOperandKind.ds
+            if (code.Mnemonic() == Mnemonic.Pop && op.GetOpKind(0) is OpCodeOperandKind.es or OpCodeOperandKind.cs or OpCodeOperandKind.ss or OpCodeOperandKind.ds
                 or OpCodeOperandKind.fs or OpCodeOperandKind.gs) skip = true;   // would load a random selector
             if (skip || branch && op.OperandSize == 16) continue;                 // 16-bit branches truncate EIP
             if (hasRm)
