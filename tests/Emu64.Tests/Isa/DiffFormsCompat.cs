@@ -27,6 +27,8 @@ public static class DiffFormsCompat
         Mnemonic.Cmpxchg, Mnemonic.Xadd, Mnemonic.Cmpxchg8b, Mnemonic.Adcx, Mnemonic.Adox,
         Mnemonic.Daa, Mnemonic.Das, Mnemonic.Aaa, Mnemonic.Aas, Mnemonic.Aam, Mnemonic.Aad, Mnemonic.Arpl,
         Mnemonic.Push, Mnemonic.Pop, Mnemonic.Pusha, Mnemonic.Pushad, Mnemonic.Popa, Mnemonic.Popad, Mnemonic.Pushf, Mnemonic.Pushfd,
+        Mnemonic.Andn, Mnemonic.Bextr, Mnemonic.Blsi, Mnemonic.Blsmsk, Mnemonic.Blsr, Mnemonic.Bzhi, Mnemonic.Mulx,
+        Mnemonic.Pdep, Mnemonic.Pext, Mnemonic.Rorx, Mnemonic.Sarx, Mnemonic.Shlx, Mnemonic.Shrx,
         Mnemonic.Leave, Mnemonic.Lar, Mnemonic.Lsl, Mnemonic.Verr, Mnemonic.Verw,
         Mnemonic.Jo, Mnemonic.Jno, Mnemonic.Jb, Mnemonic.Jae, Mnemonic.Je, Mnemonic.Jne, Mnemonic.Jbe, Mnemonic.Ja,
         Mnemonic.Js, Mnemonic.Jns, Mnemonic.Jp, Mnemonic.Jnp, Mnemonic.Jl, Mnemonic.Jge, Mnemonic.Jle, Mnemonic.Jg,
@@ -48,7 +50,7 @@ public static class DiffFormsCompat
         {
             if (code == Code.INVALID || !Scope.Contains(code.Mnemonic())) continue;
             var op = code.ToOpCode();
-            if (!op.Mode32 || op.Encoding != EncodingKind.Legacy || code.ToString().Contains("_KNC_") || code.ToString().Contains("486")) continue;
+            if (!op.Mode32 || op.Encoding is not (EncodingKind.Legacy or EncodingKind.VEX) || code.ToString().Contains("_KNC_") || code.ToString().Contains("486")) continue;
             if (op.OperandSize == 64 || op.AddressSize == 64) continue;
             bool skip = false, hasRm = false, branch = false;
             for (int k = 0; k < op.OpCount; k++)
@@ -153,10 +155,10 @@ public static class DiffFormsCompat
     /// <summary>Instructions built from raw bytes: ENTER, strings with 32- and 16-bit addresses, XLAT, 16-bit-address LOOP/JCXZ.</summary>
     private static void AddRaw(List<DiffForm> forms)
     {
-        void Raw(string name, byte[] bytes, bool strings = false, bool a16 = false, bool branch = false)
+        void Raw(string name, byte[] bytes, bool strings = false, bool a16 = false, bool branch = false, Action<DiffCase, byte[]>? pinMemory = null)
             => forms.Add(new DiffForm
             {
-                Name = "c32 " + name, Compat = true, Branch = branch,
+                Name = "c32 " + name, Compat = true, Branch = branch, PinMemory = pinMemory,
                 Encode = (_, _) => bytes,
                 Pin = (c, _) =>
                 {
@@ -175,6 +177,17 @@ public static class DiffFormsCompat
         Raw("enter 8,1", [0xC8, 0x08, 0x00, 0x01]);
         Raw("enter 4,3", [0xC8, 0x04, 0x00, 0x03]);
         Raw("enterw 6,2", [0x66, 0xC8, 0x06, 0x00, 0x02]);
+        // POPF at CPL 3: status flags and DF load, IF/IOPL are ignored; TF, NT and AC are cleared in the
+        // popped value (a trap or alignment checking would reach the host process, not the test)
+        static void SafeFlags(DiffCase c, byte[] data)
+        {
+            int at = (int)CompatHost.StackOffset;
+            uint v = BitConverter.ToUInt32(data, at) & ~(0x100u | 0x4000u | 0x40000u);
+            BitConverter.TryWriteBytes(data.AsSpan(at), v);
+        }
+        Raw("popfd", [0x9D], pinMemory: SafeFlags);
+        Raw("popfw", [0x66, 0x9D], pinMemory: SafeFlags);
+        Raw("pushfd; popfd", [0x9C, 0x9D]);
         Raw("xlatb", [0xD7]);
         Raw("xlatb a16", [0x67, 0xD7], a16: true);
         foreach (var (n, b) in new (string, byte)[] { ("movs", 0xA4), ("cmps", 0xA6), ("stos", 0xAA), ("lods", 0xAC), ("scas", 0xAE) })
