@@ -47,7 +47,7 @@ public class DescriptorTests
 
     private static ulong High(int sel) => Gdt[sel >> 3] >> 32;
 
-    private static CpuCore Machine(Mode mode, int cpl, bool withLdt = true)
+    private static CpuCore Machine(Mode mode, int cpl, bool withLdt = true, ulong gdtAt = GdtAt)
     {
         var raw = new RawMachine();
         var cpu = raw.Cpu;
@@ -63,9 +63,9 @@ public class DescriptorTests
             cpu.CR0 = Cr0.Pe | Cr0.Et | Cr0.Ne;
         }
         else raw.Map(MemAt);
-        Put(GdtAt, Gdt);
+        Put(gdtAt, Gdt);
         Put(LdtAt, Ldt);
-        cpu.Gdtr = new TableReg { Base = GdtAt, Limit = (ushort)(Gdt.Length * 8 - 1) };
+        cpu.Gdtr = new TableReg { Base = gdtAt, Limit = (ushort)(Gdt.Length * 8 - 1) };
         cpu.Ldtr = withLdt ? new Segment { Selector = 0x68, Base = LdtAt, Limit = 0x0F, Attr = 0xE2 } : new Segment { Attr = 0x82 };
         ushort csSel = (ushort)((mode == Mode.Long64 ? 0x20 : 0x18) | cpl);
         ushort attr = (ushort)((mode == Mode.Long64 ? 0xA09B : 0xC09B) | (cpl << 5));
@@ -268,6 +268,15 @@ public class DescriptorTests
         cpu.R[Reg.RBX] = 0x8000_0000_0000;                                 // non-canonical: #GP
         Assert.Equal(Vec.GP, Exec(cpu, 0x0F, 0x00, 0x23));
         Assert.Equal(0x1000UL, cpu.Rip);
+    }
+
+    [Fact]
+    public void In_compatibility_mode_the_descriptor_tables_keep_their_64_bit_base()
+    {
+        // a 64-bit kernel's GDT lives above 4 GiB; compatibility-mode code still reads it through the full base
+        var cpu = Machine(Mode.Compat32, 3, gdtAt: 0xFFFF_FE00_0000_0000);
+        Assert.Equal((true, 0x00CFF300UL), Run(cpu, Lar32, 0x2B));
+        Assert.Equal((true, 0x12345UL), Run(cpu, Lsl32, 0x33));
     }
 
     [Fact]
