@@ -125,10 +125,10 @@ public sealed partial class Cpu
         WriteSplit(la, size, v, Access.Write | DataAccess);
     }
 
-    /// <summary>A supervisor-mode implicit read (GDT, LDT, IDT, TSS), whatever the CPL.</summary>
+    /// <summary>A supervisor-mode implicit read (GDT, LDT, IDT, TSS), whatever the CPL. Table bases are 64-bit in all of IA-32e mode, compatibility mode included.</summary>
     public ulong ReadImplicit(ulong la, int size)
     {
-        if (!Is64) la &= 0xFFFFFFFF;
+        if (!LongMode) la &= 0xFFFFFFFF;
         if (((la & 0xFFF) + (ulong)size) <= 0x1000) return Mem.Read(Mmu.Translate(la, Access.Read | Access.Implicit), size);
         return ReadSplit(la, size, Access.Read | Access.Implicit);
     }

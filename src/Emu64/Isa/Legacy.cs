@@ -77,7 +77,7 @@ public static unsafe class Legacy
     {
         ulong ax = cpu.GetReg(Reg.RAX, 2);
         bool adj = (ax & 0xF) > 9 || cpu.Af;
-        if (adj) { ulong al = (ax - 6) & 0xFF; ulong ah = ((ax >> 8) - 1) & 0xFF; ax = ah << 8 | al; }
+        if (adj) { ax = (ax - 6) & 0xFFFF; ax = (((ax >> 8) - 1) & 0xFF) << 8 | (ax & 0xFF); }   // AX - 6 borrows from AH (host-measured)
         cpu.SetReg(Reg.RAX, 2, ax & 0xFF0F);
         SetFromAl(cpu, adj, adj);
     }
@@ -92,13 +92,17 @@ public static unsafe class Legacy
         SetFromAl(cpu, false, false);
     }
 
-    /// <summary>AAD imm8: AL = (AL + AH × imm8) mod 256, AH = 0.</summary>
+    /// <summary>
+    /// AAD imm8: AL = (AL + AH × imm8) mod 256, AH = 0. The undefined CF, AF and OF are those of the
+    /// 8-bit addition AL + low byte of (AH × imm8), as the host leaves them.
+    /// </summary>
     private static void Aad(CpuCore cpu, ref Insn i)
     {
         ulong ax = cpu.GetReg(Reg.RAX, 2);
-        ulong al = ((ax & 0xFF) + (ax >> 8) * (i.Imm & 0xFF)) & 0xFF;
+        ulong a = ax & 0xFF, b = ((ax >> 8) * (i.Imm & 0xFF)) & 0xFF, sum = a + b, al = sum & 0xFF;
         cpu.SetReg(Reg.RAX, 2, al);
-        SetFromAl(cpu, false, false);
+        bool of = ((a ^ al) & (b ^ al) & 0x80) != 0;
+        cpu.SetStatus(sum > 0xFF, CpuCore.Parity(al), ((a ^ b ^ al) & 0x10) != 0, al == 0, (al & 0x80) != 0, of);
     }
 
     /// <summary>SALC (undocumented, D6): AL = CF ? FF : 00, flags unchanged.</summary>

@@ -58,13 +58,26 @@ public static unsafe class Stack
         switch (i.K0)
         {
             case Opnd.Reg when i.I.Op0Register.IsSegmentRegister():
-                v = cpu.Segs[i.R0].Selector;
-                break;
+                PushSelector(cpu, cpu.Segs[i.R0].Selector, i.I.Code.ToOpCode().OperandSize / 8);
+                return;
             case Opnd.Reg: v = cpu.GetReg(i.R0, size); break;
             case Opnd.Imm: v = i.Imm; break;
             default: v = cpu.ReadOperandMem(ref i, size); break;
         }
         cpu.Push(v & InsnBuilder.Mask(size), size);
+    }
+
+    /// <summary>
+    /// PUSH Sreg: the stack slot has the operand size (2, 4 or 8 bytes) but, as on recent Intel cores
+    /// (SDM PUSH, host-measured), only the 16-bit selector is written; the rest of the slot is unchanged.
+    /// </summary>
+    private static void PushSelector(CpuCore cpu, ushort sel, int slot)
+    {
+        int sas = cpu.StackAddrSize;
+        ulong m = sas == 8 ? ulong.MaxValue : sas == 4 ? 0xFFFFFFFFUL : 0xFFFFUL;
+        ulong sp = (cpu.Rsp - (ulong)slot) & m;
+        cpu.WriteLinear(cpu.Linear(Seg.SS, sp, slot, true), 2, sel);
+        cpu.Rsp = (cpu.Rsp & ~m) | sp;
     }
 
     private static void Pop(CpuCore cpu, ref Insn i)

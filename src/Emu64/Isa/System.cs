@@ -53,6 +53,7 @@ public static unsafe partial class SystemInsns
         HandlerTable.Map(&Rdrand, Mnemonic.Rdrand, Mnemonic.Rdseed);
         HandlerTable.Map(&Ud2, Mnemonic.Ud2, Mnemonic.Ud0, Mnemonic.Ud1);
         RegisterPrivilege();
+        RegisterDescriptors();
     }
 
     private static void Nop(CpuCore cpu, ref Insn i) { }

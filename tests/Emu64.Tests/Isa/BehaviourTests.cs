@@ -237,6 +237,48 @@ public class BehaviourTests
         uint v = reg switch { 0 => a, 1 => b, 2 => c, _ => d };
         Assert.True((v >> bit & 1) != 0, $"leaf {leaf:x} bit {bit}");
     }
+
+    /// <summary>Found by the compatibility-mode differential: the slot is the operand size, only 16 bits are written.</summary>
+    [Theory]
+    [InlineData(true, new byte[] { 0x1E }, 4)]                 // push ds (32-bit operand size)
+    [InlineData(true, new byte[] { 0x66, 0x1E }, 2)]           // pushw ds
+    [InlineData(false, new byte[] { 0x0F, 0xA0 }, 8)]          // push fs in 64-bit mode
+    public void Push_Sreg_moves_the_stack_by_the_operand_size_and_writes_only_the_selector(bool compat, byte[] code, int slot)
+    {
+        var m = Machine(_ => { }, compat);
+        m.Load(Code, code);
+        m.Cpu.R[Reg.RSP] = 0x7100;
+        m.Write(0x7100 - 8, BitConverter.GetBytes(0xAAAA_AAAA_AAAA_AAAAUL));
+        Assert.Equal(-1, m.Step());
+        Assert.Equal(0x7100UL - (ulong)slot, m.Cpu.R[Reg.RSP]);
+        var b = new byte[8];
+        m.Read(0x7100 - 8, b);
+        ulong sel = m.Cpu.Segs[compat ? Seg.DS : Seg.FS].Selector;
+        ulong expect = 0xAAAA_AAAA_AAAA_AAAAUL & ~(0xFFFFUL << (8 * (8 - slot))) | sel << (8 * (8 - slot));
+        Assert.Equal(expect, BitConverter.ToUInt64(b));
+    }
+
+    [Fact]
+    public void AAS_subtracts_6_from_AX_so_a_borrow_reaches_AH()
+    {
+        var m = Machine(a => a.aas(), compat: true);
+        m.Cpu.R[Reg.RAX] = 0x0004;
+        m.Cpu.Rflags = RFlags.Reserved1 | RFlags.AF;
+        Assert.Equal(-1, m.Step());
+        Assert.Equal(0xFE0EUL, m.Cpu.R[Reg.RAX] & 0xFFFF);   // the host's answer: AX - 6 = FFFE, AH - 1 = FE
+        Assert.True(m.Cpu.Cf && m.Cpu.Af);
+    }
+
+    [Fact]
+    public void AAD_leaves_the_flags_of_its_8_bit_addition()
+    {
+        var m = Machine(a => a.aad(10), compat: true);
+        m.Cpu.R[Reg.RAX] = 0xF6D7;                            // D7 + low byte of F6 × 10 (9C) = 173
+        m.Cpu.Rflags = RFlags.Reserved1;
+        Assert.Equal(-1, m.Step());
+        Assert.Equal(0x73UL, m.Cpu.R[Reg.RAX] & 0xFFFF);
+        Assert.Equal("CAO", Differential.FlagNames(m.Cpu.Rflags & RFlags.Status));
+    }
 }
 
 /// <summary>Encodings whose meaning depends on the mode: the same bytes in 32-bit and 64-bit code.</summary>

@@ -14,11 +14,6 @@ public class CoverageTests(ITestOutputHelper output)
     /// </summary>
     private static readonly Dictionary<Code, string> KnownMissing = new()
     {
-        [Code.Verr_rm16] = "system: descriptor checks (LAR/LSL/VERR/VERW) not yet written",
-        [Code.Verr_r32m16] = "system", [Code.Verr_r64m16] = "system",
-        [Code.Verw_rm16] = "system", [Code.Verw_r32m16] = "system", [Code.Verw_r64m16] = "system",
-        [Code.Lar_r16_rm16] = "system", [Code.Lar_r32_r32m16] = "system", [Code.Lar_r64_r64m16] = "system",
-        [Code.Lsl_r16_rm16] = "system", [Code.Lsl_r32_r32m16] = "system", [Code.Lsl_r64_r64m16] = "system",
     };
 
     [Fact]

@@ -25,7 +25,7 @@ public static class DiffForms
         Mnemonic.Mov, Mnemonic.Movzx, Mnemonic.Movsx, Mnemonic.Movsxd, Mnemonic.Lea, Mnemonic.Xchg, Mnemonic.Bswap,
         Mnemonic.Cbw, Mnemonic.Cwde, Mnemonic.Cdqe, Mnemonic.Cwd, Mnemonic.Cdq, Mnemonic.Cqo,
         Mnemonic.Lahf, Mnemonic.Sahf, Mnemonic.Clc, Mnemonic.Stc, Mnemonic.Cmc, Mnemonic.Cld, Mnemonic.Std, Mnemonic.Xlatb, Mnemonic.Movbe,
-        Mnemonic.Nop, Mnemonic.Pause, Mnemonic.Endbr64,
+        Mnemonic.Nop, Mnemonic.Pause, Mnemonic.Endbr64, Mnemonic.Lar, Mnemonic.Lsl, Mnemonic.Verr, Mnemonic.Verw,
         Mnemonic.Cmpxchg, Mnemonic.Xadd, Mnemonic.Cmpxchg8b, Mnemonic.Cmpxchg16b,
         Mnemonic.Andn, Mnemonic.Bextr, Mnemonic.Blsi, Mnemonic.Blsmsk, Mnemonic.Blsr, Mnemonic.Bzhi, Mnemonic.Mulx,
         Mnemonic.Pdep, Mnemonic.Pext, Mnemonic.Rorx, Mnemonic.Sarx, Mnemonic.Shlx, Mnemonic.Shrx, Mnemonic.Adcx, Mnemonic.Adox,
@@ -78,6 +78,7 @@ public static class DiffForms
                 Add(forms, code, op, mem: false, hi: true);
         }
         AddStrings(forms);
+        DiffFormsCompat.AddTo(forms);
         return forms;
     }
 
@@ -114,7 +115,8 @@ public static class DiffForms
 
         byte[] Encode(ulong rip, long imm)
         {
-            var ins = Create(code, op, mem, Reg, imm, rip, a32);
+            var ins = Create(code, op, mem, Reg, imm, rip, new MemoryOperand(a32 ? Register.R14D : Register.R14, MemDisp),
+                             HostCpu.Shared.Data + R14Offset + MemDisp, 64);
             var w = new CodeWriterImpl();
             var enc = Encoder.Create(64, w);
             enc.Encode(ins, rip);
@@ -131,6 +133,12 @@ public static class DiffForms
         if (mnem is Mnemonic.Bt or Mnemonic.Bts or Mnemonic.Btr or Mnemonic.Btc && mem && !hasImm)
             pins.Add((c, h) => { c.Gpr[3] = (ulong)((long)c.Gpr[3] % 4000); });   // bit offsets within ±500 bytes
         if (mnem == Mnemonic.Xlatb) pins.Add((c, h) => c.Gpr[3] = h.Data + 0x100);
+        if (mnem is Mnemonic.Lar or Mnemonic.Lsl or Mnemonic.Verr or Mnemonic.Verw)
+        {
+            // selectors of the host's GDT (mirrored by LinuxGdt in the emulator): in RBX/RSI/RDI and the memory word
+            pins.Add((c, h) => { foreach (int r in (ReadOnlySpan<int>)[3, 6, 7]) c.Gpr[r] = (c.Gpr[r] & ~0xFFFFUL) | Selectors.Pick(c.Gpr[r], mnem); });
+            form.PinMemory = (c, data) => BitConverter.TryWriteBytes(data.AsSpan((int)R14Offset + MemDisp), Selectors.Pick(c.Gpr[12], mnem));
+        }
         if (mnem is Mnemonic.Div or Mnemonic.Idiv)
         {
             bool signed = mnem == Mnemonic.Idiv;
@@ -147,7 +155,7 @@ public static class DiffForms
         forms.Add(form);
     }
 
-    private static long[] Imms(OpCodeOperandKind kind, Mnemonic m)
+    internal static long[] Imms(OpCodeOperandKind kind, Mnemonic m)
     {
         var list = new List<long>();
         switch (kind)
@@ -169,7 +177,7 @@ public static class DiffForms
     }
 
     /// <summary>Whether DIV/IDIV faults (#DE) for these inputs: zero divisor or a quotient that does not fit.</summary>
-    private static bool DivFaults(DiffCase c, byte[] data, OpCodeInfo op, bool mem, bool hi, bool signed)
+    internal static bool DivFaults(DiffCase c, byte[] data, OpCodeInfo op, bool mem, bool hi, bool signed)
     {
         int size = SizeOf(op.GetOpKind(0));
         int bits = size * 8;
@@ -190,7 +198,12 @@ public static class DiffForms
         return n / dv > m;
     }
 
-    private static Instruction Create(Code code, OpCodeInfo op, bool mem, Func<int, int, Register> reg, long imm, ulong rip, bool a32)
+    /// <summary>
+    /// The instruction for a form: r/m operands become <paramref name="memOp"/> (or the next register),
+    /// moffs operands <paramref name="moffs"/>, branches target just past the CMC that follows them.
+    /// </summary>
+    internal static Instruction Create(Code code, OpCodeInfo op, bool mem, Func<int, int, Register> reg, long imm, ulong rip,
+                                       MemoryOperand memOp, ulong moffs, int bitness)
     {
         var args = new List<object>();
         int nthReg = 0;
@@ -200,14 +213,14 @@ public static class DiffForms
             switch (kind)
             {
                 case OpCodeOperandKind.r8_or_mem: case OpCodeOperandKind.r16_or_mem: case OpCodeOperandKind.r32_or_mem: case OpCodeOperandKind.r64_or_mem:
-                    if (mem) args.Add(new MemoryOperand(a32 ? Register.R14D : Register.R14, MemDisp));
+                    if (mem) args.Add(memOp);
                     else args.Add(reg(SizeOf(kind), nthReg++));
                     break;
                 case OpCodeOperandKind.mem:
-                    args.Add(new MemoryOperand(a32 ? Register.R14D : Register.R14, code is Code.Cmpxchg16b_m128 ? 0x10 : MemDisp));
+                    args.Add(code is Code.Cmpxchg16b_m128 ? new MemoryOperand(memOp.Base, 0x10) : memOp);
                     break;
                 case OpCodeOperandKind.mem_offs:
-                    args.Add(new MemoryOperand(Register.None, (long)(HostCpu.Shared.Data + R14Offset + MemDisp), 8));
+                    args.Add(new MemoryOperand(Register.None, (long)moffs, bitness / 8));
                     break;
                 case OpCodeOperandKind.r8_reg: case OpCodeOperandKind.r8_opcode: case OpCodeOperandKind.r16_reg: case OpCodeOperandKind.r16_opcode:
                 case OpCodeOperandKind.r32_reg: case OpCodeOperandKind.r32_opcode: case OpCodeOperandKind.r64_reg: case OpCodeOperandKind.r64_opcode:
@@ -221,6 +234,12 @@ public static class DiffForms
                 case OpCodeOperandKind.eax: args.Add(Register.EAX); break;
                 case OpCodeOperandKind.rax: args.Add(Register.RAX); break;
                 case OpCodeOperandKind.dx: args.Add(Register.DX); break;
+                case OpCodeOperandKind.es: args.Add(Register.ES); break;
+                case OpCodeOperandKind.cs: args.Add(Register.CS); break;
+                case OpCodeOperandKind.ss: args.Add(Register.SS); break;
+                case OpCodeOperandKind.ds: args.Add(Register.DS); break;
+                case OpCodeOperandKind.fs: args.Add(Register.FS); break;
+                case OpCodeOperandKind.gs: args.Add(Register.GS); break;
                 case OpCodeOperandKind.imm8_const_1: args.Add(1L); break;
                 case OpCodeOperandKind.imm8: case OpCodeOperandKind.imm8sex16: case OpCodeOperandKind.imm8sex32: case OpCodeOperandKind.imm8sex64:
                 case OpCodeOperandKind.imm16: case OpCodeOperandKind.imm32: case OpCodeOperandKind.imm32sex64: case OpCodeOperandKind.imm64:
@@ -231,7 +250,7 @@ public static class DiffForms
                     {
                         var probe = Instruction.CreateBranch(code, rip + 2);
                         var w = new CodeWriterImpl();
-                        int len = (int)Encoder.Create(64, w).Encode(probe, rip);
+                        int len = (int)Encoder.Create(bitness, w).Encode(probe, rip);
                         return Instruction.CreateBranch(code, rip + (ulong)len + 1);   // skip the CMC that follows
                     }
                 default:
@@ -273,7 +292,7 @@ public static class DiffForms
         };
     }
 
-    private static int SizeOf(OpCodeOperandKind k) => k switch
+    internal static int SizeOf(OpCodeOperandKind k) => k switch
     {
         OpCodeOperandKind.r8_or_mem or OpCodeOperandKind.r8_reg or OpCodeOperandKind.r8_opcode => 1,
         OpCodeOperandKind.r16_or_mem or OpCodeOperandKind.r16_reg or OpCodeOperandKind.r16_opcode or OpCodeOperandKind.r16_rm => 2,
@@ -340,7 +359,7 @@ public static class DiffForms
         });
     }
 
-    private sealed class CodeWriterImpl : CodeWriter
+    internal sealed class CodeWriterImpl : CodeWriter
     {
         private readonly List<byte> _b = new();
         public override void WriteByte(byte value) => _b.Add(value);

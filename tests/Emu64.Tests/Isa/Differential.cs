@@ -19,9 +19,10 @@ public sealed class DiffRng(ulong seed)
     public long NextInt64() => (long)(NextU64() >> 1);
     public int Next() => (int)(NextU64() >> 33);
     public int Next(int n) => (int)((NextU64() >> 32) * (ulong)n >> 32);
-    public void NextBytes(byte[] b)
+    public void NextBytes(byte[] b) => NextBytes(b.AsSpan());
+    public void NextBytes(Span<byte> b)
     {
-        var u = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ulong>(b.AsSpan());
+        var u = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ulong>(b);
         for (int k = 0; k < u.Length; k++) u[k] = NextU64();
     }
 }
@@ -51,6 +52,10 @@ public sealed class DiffForm
     public Func<DiffCase, byte[], int>? ExpectFault;
     /// <summary>Branches: a CMC follows the instruction and the branch target skips it, so "taken" shows in CF.</summary>
     public bool Branch;
+    /// <summary>Runs in compatibility mode (CS 0x23) through <see cref="CompatHost"/>: ESP and the low 32 bits of EAX..EDI are compared, memory is <see cref="CompatHost.Data"/>.</summary>
+    public bool Compat;
+    /// <summary>Sets memory inputs after the data page is randomised (e.g. a selector word).</summary>
+    public Action<DiffCase, byte[]>? PinMemory;
     public override string ToString() => Name;
 }
 
@@ -66,6 +71,16 @@ public static class Differential
     public static int Scale => int.TryParse(Environment.GetEnvironmentVariable("EMU64_DIFF_SCALE"), out var s) && s > 0 ? s : 1;
     public const int BaseCases = 1000;
 
+    /// <summary>
+    /// The parts of the data page a form can read: XLAT's table (0x100), the string source (0x400 ± 15
+    /// elements), and everything from the lowest bit-string offset to the string destination (memory
+    /// operands at 0x813, BT offsets ±500 bytes, 0xA00 ± 15 elements). They get fresh random bytes for
+    /// every case; the rest of the page is randomised once per form variant (no form reads it, and the
+    /// whole page is still compared after every case, so a stray write anywhere is caught). Filling all
+    /// 4 KiB per case was three quarters of the cost of a case.
+    /// </summary>
+    public static readonly (int Start, int Length)[] ReadWindows = [(0x100, 0x100), (0x380, 0x110), (0x600, 0x490)];
+
     private static RawMachine? _raw;
 
     private static RawMachine Raw(HostCpu h)
@@ -74,6 +89,8 @@ public static class Differential
         var r = new RawMachine(4);
         r.Map(h.CodePage);
         r.Map(h.Data);
+        if (CompatHost.Shared is { } ch) { r.Map(ch.CodePage); r.Map(CompatHost.Data); }
+        LinuxGdt.Install(r);
         return _raw = r;
     }
 
@@ -116,48 +133,56 @@ public static class Differential
         var h = HostCpu.Shared;
         lock (h.Lock)
         {
+            var ch = form.Compat ? CompatHost.Shared : null;
+            if (form.Compat && ch is null) return "";   // the low pages could not be mapped: skipped
             var raw = Raw(h);
             var cpu = raw.Cpu;
+            LinuxGdt.UserMode(cpu, form.Compat);
+            ulong slot = ch?.SlotAddress ?? h.SlotAddress;
+            ulong dataAddr = form.Compat ? CompatHost.Data : h.Data;
+            var hostData = form.Compat ? ch!.DataSpan : h.DataSpan;
+            int bitness = form.Compat ? 32 : 64;
             var rng = new DiffRng((ulong)StableHash(form.Name) ^ (ulong)Seed);
             var report = new StringBuilder();
             int mismatches = 0;
             var input = new byte[0x1000];
             var c = new DiffCase();
-            ulong dataPhys = raw.Phys(h.Data);
-            var emuData = raw.Machine.Memory.Ram.Slice((int)dataPhys, 0x1000);
+            var emuData = raw.Machine.Memory.Ram.Slice((int)raw.Phys(dataAddr), 0x1000);
             int variants = form.Imms?.Length ?? 1;
             for (int v = 0; v < variants; v++)
             {
                 long imm = form.Imms?[v] ?? 0;
-                byte[] bytes = form.Encode(h.SlotAddress, imm);
+                byte[] bytes = form.Encode(slot, imm);
                 if (form.Branch) bytes = [.. bytes, 0xF5];
-                h.Load(bytes);
-                raw.Write(h.SlotAddress, bytes);
+                if (ch != null) ch.Load(bytes); else h.Load(bytes);
+                raw.Write(slot, bytes);
                 raw.InvalidateCode();
-                ulong end = h.SlotAddress + (ulong)bytes.Length;
+                ulong end = slot + (ulong)bytes.Length;
                 int n = cases / variants + (v < cases % variants ? 1 : 0);
+                rng.NextBytes(input);
                 for (int k = 0; k < n; k++)
                 {
                     for (int r = 0; r < 16; r++) c.Gpr[r] = Value(rng);
                     c.Flags = (ulong)rng.NextInt64() & (RFlags.Status | RFlags.DF);
                     if (rng.Next(4) != 0) c.Flags &= ~RFlags.DF;
                     form.Pin?.Invoke(c, h);
-                    rng.NextBytes(input);
+                    foreach (var (start, length) in ReadWindows) rng.NextBytes(input.AsSpan(start, length));
+                    form.PinMemory?.Invoke(c, input);
 
                     // emulator
                     input.CopyTo(emuData);
-                    for (int r = 0; r < 16; r++) if (r != Reg.RSP) cpu.R[r] = c.Gpr[r];
-                    cpu.R[Reg.RSP] = 0x1000;
+                    for (int r = 0; r < 16; r++) if (r != Reg.RSP || form.Compat) cpu.R[r] = c.Gpr[r];
+                    if (!form.Compat) cpu.R[Reg.RSP] = 0x1000;
                     cpu.Rflags = c.Flags | RFlags.Reserved1 | RFlags.IF;
-                    cpu.Rip = h.SlotAddress;
-                    int vec = raw.RunRange(h.SlotAddress, end);
+                    cpu.Rip = slot;
+                    int vec = raw.RunRange(slot, end);
                     int expect = form.ExpectFault?.Invoke(c, input) ?? -1;
                     if (expect >= 0 || vec >= 0)
                     {
-                        if (vec != expect || cpu.Rip != h.SlotAddress)
+                        if (vec != expect || cpu.Rip != slot)
                             Mismatch(report, ref mismatches, form, bytes, c,
                                 $"expected {(expect < 0 ? "no fault" : Vec.Name(expect))}, emulator raised {(vec < 0 ? "nothing" : Vec.Name(vec))} at rip {cpu.Rip:x}");
-                        else if (!emuData.SequenceEqual(input) || !RegsEqual(cpu, c.Gpr) || (cpu.Rflags & form.FlagMask) != (c.Flags & form.FlagMask))
+                        else if (!emuData.SequenceEqual(input) || !RegsEqual(cpu, c.Gpr, form.Compat) || (cpu.Rflags & form.FlagMask) != (c.Flags & form.FlagMask))
                             Mismatch(report, ref mismatches, form, bytes, c, "faulting instruction changed state");
                         continue;
                     }
@@ -166,22 +191,26 @@ public static class Differential
                     var s = new HostState();
                     for (int r = 0; r < 16; r++) s.Gpr[r] = c.Gpr[r];
                     s.Rflags = c.Flags | RFlags.Reserved1;
-                    input.CopyTo(h.DataSpan);
-                    h.Run(ref s);
+                    input.CopyTo(hostData);
+                    if (ch != null) ch.Run(ref s); else h.Run(ref s);
 
                     var diff = new StringBuilder();
-                    for (int r = 0; r < 16; r++)
-                        if (r != Reg.RSP && s.Gpr[r] != cpu.R[r])
-                            diff.Append($" {Reg.Names64[r]}: host {s.Gpr[r]:x} emu {cpu.R[r]:x};");
+                    for (int r = 0; r < (form.Compat ? 8 : 16); r++)
+                    {
+                        if (r == Reg.RSP && !form.Compat) continue;
+                        ulong m = form.Compat ? 0xFFFFFFFFUL : ulong.MaxValue;
+                        if ((s.Gpr[r] & m) != (cpu.R[r] & m))
+                            diff.Append($" {Reg.Names64[r]}: host {s.Gpr[r] & m:x} emu {cpu.R[r] & m:x};");
+                    }
                     ulong hf = s.Rflags & form.FlagMask, ef = cpu.Rflags & form.FlagMask;
                     if (hf != ef) diff.Append($" flags: host {FlagNames(hf)} emu {FlagNames(ef)} (in {FlagNames(c.Flags)});");
-                    if (!emuData.SequenceEqual(h.DataSpan))
+                    if (!emuData.SequenceEqual(hostData))
                     {
                         int at = 0;
-                        while (emuData[at] == h.DataSpan[at]) at++;
-                        diff.Append($" memory at data+{at:x}: host {h.DataSpan[at]:x2} emu {emuData[at]:x2};");
+                        while (emuData[at] == hostData[at]) at++;
+                        diff.Append($" memory at data+{at:x}: host {hostData[at]:x2} emu {emuData[at]:x2};");
                     }
-                    if (diff.Length > 0) Mismatch(report, ref mismatches, form, bytes, c, diff.ToString());
+                    if (diff.Length > 0) Mismatch(report, ref mismatches, form, bytes, c, diff.ToString(), bitness);
                 }
             }
             if (mismatches > 0) report.Insert(0, $"{form.Name}: {mismatches} mismatches of {cases}\n");
@@ -195,6 +224,9 @@ public static class Differential
         var h = HostCpu.Shared;
         lock (h.Lock)
         {
+            var ch = form.Compat ? CompatHost.Shared : null;
+            if (form.Compat && ch is null) return;
+            var hostData = ch != null ? ch.DataSpan : h.DataSpan;
             var rng = new DiffRng((ulong)StableHash(form.Name) ^ (ulong)Seed);
             var c = new DiffCase();
             var input = new byte[0x1000];
@@ -202,19 +234,20 @@ public static class Differential
             for (int v = 0; v < variants; v++)
             {
                 long imm = form.Imms?[v] ?? 0;
-                h.Load(form.Encode(h.SlotAddress, imm));
+                if (ch != null) ch.Load(form.Encode(ch.SlotAddress, imm)); else h.Load(form.Encode(h.SlotAddress, imm));
                 for (int k = 0; k < cases / variants; k++)
                 {
                     for (int r = 0; r < 16; r++) c.Gpr[r] = Value(rng);
                     c.Flags = (ulong)rng.NextInt64() & RFlags.Status;
                     form.Pin?.Invoke(c, h);
                     rng.NextBytes(input);
+                    form.PinMemory?.Invoke(c, input);
                     if ((form.ExpectFault?.Invoke(c, input) ?? -1) >= 0) continue;
                     var s = new HostState();
                     for (int r = 0; r < 16; r++) s.Gpr[r] = c.Gpr[r];
                     s.Rflags = c.Flags | RFlags.Reserved1;
-                    input.CopyTo(h.DataSpan);
-                    h.Run(ref s);
+                    input.CopyTo(hostData);
+                    if (ch != null) ch.Run(ref s); else h.Run(ref s);
                     w.Write($"imm={imm:x}");
                     for (int r = 0; r < 16; r++) if (r != Reg.RSP) w.Write($" {Reg.Names64[r]}={c.Gpr[r]:x}");
                     w.Write($" fl={c.Flags:x} ->");
@@ -225,19 +258,20 @@ public static class Differential
         }
     }
 
-    private static bool RegsEqual(Emu64.Cpu.Cpu cpu, ulong[] g)
+    private static bool RegsEqual(Emu64.Cpu.Cpu cpu, ulong[] g, bool compat)
     {
-        for (int r = 0; r < 16; r++) if (r != Reg.RSP && cpu.R[r] != g[r]) return false;
+        for (int r = 0; r < 16; r++) if ((r != Reg.RSP || compat) && cpu.R[r] != g[r]) return false;
         return true;
     }
 
-    private static void Mismatch(StringBuilder sb, ref int count, DiffForm f, byte[] bytes, DiffCase c, string what)
+    private static void Mismatch(StringBuilder sb, ref int count, DiffForm f, byte[] bytes, DiffCase c, string what, int bitness = 0)
     {
         if (count++ >= 6) return;
-        var dec = Iced.Intel.Decoder.Create(64, bytes, HostCpu.Shared.SlotAddress);
+        if (bitness == 0) bitness = f.Compat ? 32 : 64;
+        var dec = Iced.Intel.Decoder.Create(bitness, bytes, f.Compat ? CompatHost.Shared!.SlotAddress : HostCpu.Shared.SlotAddress);
         dec.Decode(out var ins);
         sb.Append($"  {ins} [{Convert.ToHexString(bytes)}] in:");
-        for (int r = 0; r < 16; r++) if (r != Reg.RSP) sb.Append($" {Reg.Names64[r]}={c.Gpr[r]:x}");
+        for (int r = 0; r < (f.Compat ? 8 : 16); r++) if (r != Reg.RSP || f.Compat) sb.Append($" {Reg.Names64[r]}={c.Gpr[r]:x}");
         sb.Append($" flags={FlagNames(c.Flags)}\n    {what}\n");
     }
 

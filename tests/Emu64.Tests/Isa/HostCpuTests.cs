@@ -56,4 +56,29 @@ public class HostCpuTests
             Assert.Equal(RFlags.CF | RFlags.PF | RFlags.AF | RFlags.ZF | RFlags.DF, s.Rflags & (RFlags.Status | RFlags.DF));
         }
     }
+
+    [Fact]
+    public void The_compatibility_mode_harness_runs_32_bit_code_natively()
+    {
+        if (!HostCpu.Available) return;
+        var ch = CompatHost.Shared;
+        Assert.NotNull(ch);   // the pages at 0x8000-0xFFFF and below 4 GiB could be mapped
+        lock (HostCpu.Shared.Lock)
+        {
+            // push cs; add eax, ebx; push ds; 48 is DEC EAX here, not REX.W
+            ch!.Load([0x0E, 0x01, 0xD8, 0x1E, 0x48]);
+            var s = new HostState();
+            for (int r = 0; r < 16; r++) s.Gpr[r] = 0x1111111111111111UL * (ulong)(r + 1);
+            s.Gpr[Reg.RSP] = CompatHost.Data + CompatHost.StackOffset;
+            s.Rflags = RFlags.Reserved1;
+            ch.Run(ref s);
+            Assert.Equal(0x11111111U + 0x44444444U - 1, (uint)s.Gpr[Reg.RAX]);
+            Assert.Equal(CompatHost.Data + CompatHost.StackOffset - 8, s.Gpr[Reg.RSP] & 0xFFFFFFFF);
+            var stack = ch.DataSpan[(int)(CompatHost.StackOffset - 8)..];
+            Assert.Equal(CompatHost.UserDs, BitConverter.ToUInt16(stack));
+            Assert.Equal(CompatHost.User32Cs, BitConverter.ToUInt16(stack[4..]));
+            Assert.Equal(0x4444444444444444UL, s.Gpr[Reg.RBX]);
+            Assert.Equal(0x9999999999999999UL, s.Gpr[Reg.R8]);
+        }
+    }
 }
