@@ -44,7 +44,7 @@ public sealed partial class Cpu
         ref Segment s = ref Segs[seg];
         if (Mode != CpuMode.Real)
         {
-            if (!s.Present || (s.Selector & ~3) == 0 && seg != Emu64.Cpu.Seg.SS && Mode != CpuMode.Compat32 && Mode != CpuMode.Compat16)
+            if (!s.Present || (s.Selector & ~3) == 0 && seg != Emu64.Cpu.Seg.SS)
                 SegFault(seg);
             int type = s.Type;
             if (write && (s.IsCode || (type & 2) == 0)) SegFault(seg);       // code or read-only data

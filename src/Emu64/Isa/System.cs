@@ -284,6 +284,7 @@ public static unsafe partial class SystemInsns
     private static void Lldt(CpuCore cpu, ref Insn i)
     {
         RequireCpl0(cpu);
+        if (cpu.Mode == CpuMode.Real) cpu.Ud();
         ushort sel = (ushort)(i.K0 == Opnd.Reg ? cpu.GetReg(i.R0, 2) : cpu.ReadOperandMem(ref i, 2));
         if ((sel & ~3) == 0) { cpu.Ldtr = new Segment { Selector = sel }; return; }
         if ((sel & 4) != 0) cpu.Gp((uint)(sel & ~3));
@@ -297,6 +298,7 @@ public static unsafe partial class SystemInsns
 
     private static void Str(CpuCore cpu, ref Insn i)
     {
+        if (cpu.Mode == CpuMode.Real) cpu.Ud();                   // STR and SLDT are not recognized in real mode
         if ((cpu.CR4 & Cr4Bits.Umip) != 0 && cpu.Cpl > 0) cpu.Gp();
         ushort v = i.I.Mnemonic == Mnemonic.Str ? cpu.Tr.Selector : cpu.Ldtr.Selector;
         if (i.K0 == Opnd.Reg) cpu.SetReg(i.R0, i.Size, v);

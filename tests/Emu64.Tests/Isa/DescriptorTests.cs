@@ -280,6 +280,26 @@ public class DescriptorTests
     }
 
     [Fact]
+    public void A_null_data_segment_faults_when_used_in_compatibility_mode()
+    {
+        // SDM: outside 64-bit mode a memory reference through a segment register holding a null selector is #GP(0);
+        // only 64-bit mode ignores DS/ES null selectors
+        var cpu = Machine(Mode.Compat32, 3);
+        cpu.R[Reg.RBX] = MemAt;
+        Assert.Equal(-1, Exec(cpu, 0x8B, 0x03));                    // mov eax,[ebx] through DS 0x2B
+        foreach (int seg in new[] { Seg.DS, Seg.ES, Seg.FS, Seg.GS })
+        {
+            var data = cpu.Segs[Seg.DS];
+            byte[] prefixed = seg switch { Seg.DS => [0x8B, 0x03], Seg.ES => [0x26, 0x8B, 0x03], Seg.FS => [0x64, 0x8B, 0x03], _ => [0x65, 0x8B, 0x03] };
+            cpu.Segs[seg] = data;
+            Assert.Equal(-1, Exec(cpu, prefixed));
+            cpu.Segs[seg] = data with { Selector = 0 };        // a null selector with the old descriptor cache left behind
+            Assert.Equal(Vec.GP, Exec(cpu, prefixed));
+            cpu.Segs[seg] = data;
+        }
+    }
+
+    [Fact]
     public void They_raise_UD_in_real_mode()
     {
         var raw = new RawMachine();
@@ -291,5 +311,8 @@ public class DescriptorTests
         cpu.Mmu.FlushHostCache();
         Assert.Equal(CpuMode.Real, cpu.Mode);
         foreach (var b in new[] { Lar32, Lsl32, VerrBx, VerwBx }) Assert.Equal(Vec.UD, Exec(cpu, b));
+        // SDM: SLDT, STR, LLDT and LTR are not recognized in real-address mode either
+        foreach (var b in new byte[][] { [0x0F, 0x00, 0xC0], [0x0F, 0x00, 0xC8], [0x0F, 0x00, 0xD0], [0x0F, 0x00, 0xD8] })
+            Assert.Equal(Vec.UD, Exec(cpu, b));
     }
 }
