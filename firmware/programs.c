@@ -2,6 +2,7 @@
  * programs.c - start the user programs named by init=.
  *
  *   init=hello,syscalls:1000     several programs, run concurrently
+ *   init=syscalls:1000:50        arguments: up to two numbers
  *
  * The programs live in one user image (uprogs.c), which starts with a
  * table of {name, entry point}.  Arguments after ':' are numbers,
@@ -47,11 +48,17 @@ static void spawn_one(char *spec)
 	}
 	if ((!strcmp(spec, "pingpong") || !strcmp(spec, "mmap")) && nargs < 1)
 		arg[0] = !strcmp(spec, "mmap") ? 50 : 100;
+	if (!strcmp(spec, "mmap") && nargs < 2)
+		arg[1] = 4;                 /* pages per mmap */
 	if (!strcmp(spec, "probe"))
 		arg[0] = page_offset_base;  /* tell it what to read: the direct map */
-	if (!strcmp(spec, "pingpong")) {    /* two processes: ping (1) and pong (0) */
+	if (!strcmp(spec, "pingpong")) {    /* ping (1), then PROCS-1 pongs (0) */
+		u64 procs = nargs < 2 ? 2 : arg[1];
+		if (procs < 2)
+			procs = 2;
 		proc_create(spec, entry, arg[0], 1);
-		proc_create(spec, entry, arg[0], 0);
+		for (u64 i = 1; i < procs; i++)
+			proc_create(spec, entry, arg[0], 0);
 		return;
 	}
 	proc_create(spec, entry, arg[0], arg[1]);

@@ -17,14 +17,26 @@ static void hello_main(u64 a0, u64 a1)
 	exit(0);
 }
 
-/* syscalls:N - N getpid() calls: the cost of crossing the boundary. */
-static void syscalls_main(u64 n, u64 a1)
+/* WORK iterations of user-mode work: a register loop that touches no
+ * memory (two instructions an iteration), so it changes how often system
+ * calls happen without adding TLB pressure. */
+static inline void user_work(u64 work)
+{
+	for (u64 w = work; w; w--)
+		asm volatile("" : "+r"(w));
+}
+
+/* syscalls:N:WORK - N getpid() calls, WORK iterations of user work
+ * before each (default 0): the cost of crossing the boundary, at a
+ * system-call rate set by WORK. */
+static void syscalls_main(u64 n, u64 work)
 {
 	struct line l = { .n = 0 };
-	(void)a1;
 	region(REGION_SYSCALLS, EMU_OP_REGION_BEGIN);
-	for (u64 i = 0; i < n; i++)
+	for (u64 i = 0; i < n; i++) {
+		user_work(work);
 		getpid();
+	}
 	region(REGION_SYSCALLS, EMU_OP_REGION_END);
 	put_str(&l, "syscalls: ");
 	put_num(&l, n);
@@ -62,8 +74,10 @@ static void touch_main(u64 pages, u64 rounds)
 	exit(0);
 }
 
-/* pingpong:N - two processes yielding to each other N times: context
- * switches (CR3 and PCID changes).  The "ping" one marks the region. */
+/* pingpong:N:PROCS - PROCS processes (default 2: "ping" and one "pong")
+ * yielding to each other N times each: context switches (CR3 and PCID
+ * changes; more than 6 processes run out of ASIDs).  The "ping" one,
+ * started first, marks the region. */
 static void pingpong_main(u64 n, u64 ping)
 {
 	struct line l = { .n = 0 };
@@ -81,23 +95,23 @@ static void pingpong_main(u64 n, u64 ping)
 	exit(0);
 }
 
-/* mmap:N - N times: map 4 pages, touch them, unmap them (the kernel
- * must flush the stale translations: INVLPG, INVPCID, deferred flush). */
-static void mmap_main(u64 n, u64 a1)
+/* mmap:N:PAGES - N times: map PAGES pages (default 4), touch them, unmap
+ * them (the kernel must flush the stale translations: INVLPG, INVPCID,
+ * deferred flush; above 33 pages a full flush instead). */
+static void mmap_main(u64 n, u64 pages)
 {
 	struct line l = { .n = 0 };
-	(void)a1;
 	region(REGION_MMAP, EMU_OP_REGION_BEGIN);
 	for (u64 i = 0; i < n; i++) {
-		volatile char *p = mmap_anon(4 * 4096);
+		volatile char *p = mmap_anon(pages * 4096);
 		if ((long)p < 0) {
 			put_str(&l, "mmap: mmap failed\n");
 			put_line(&l);
 			exit(1);
 		}
-		for (int j = 0; j < 4; j++)
+		for (u64 j = 0; j < pages; j++)
 			p[j * 4096] = (char)i;
-		munmap((void *)p, 4 * 4096);
+		munmap((void *)p, pages * 4096);
 	}
 	region(REGION_MMAP, EMU_OP_REGION_END);
 	put_str(&l, "mmap: ");
