@@ -45,10 +45,11 @@ public sealed record Workload(string Name, int RegionId, IReadOnlyList<WorkloadP
             new WorkloadParam[]
             {
                 new("pages", 64, 1, 16384, "working set: distinct 4 KiB pages written each round"),
-                new("rounds", 10, 1, 100_000, "rounds of (write every page once, one getpid())"),
+                new("rounds", 10, 1, 100_000, "rounds of (write every page once, user work, one getpid())"),
+                new("work", 1000, 0, 1_000_000, "iterations of user register work each round (2 instructions each), so the system-call rate stays about the same as pages varies"),
             },
-            p => $"touch:{p[0]}:{p[1]}", "pages", new long[] { 4, 16, 64, 256, 1024, 4096 },
-            "a working set written between system calls: what the flushes cost in TLB refills"),
+            p => $"touch:{p[0]}:{p[1]}:{p[2]}", "pages", new long[] { 4, 16, 64, 256, 1024 },
+            "a working set written between system calls at about the same rate: what the flushes cost in TLB refills"),
         new("pingpong", 3,
             new WorkloadParam[]
             {
@@ -60,7 +61,7 @@ public sealed record Workload(string Name, int RegionId, IReadOnlyList<WorkloadP
         new("mmap", 4,
             new WorkloadParam[]
             {
-                new("cycles", 20, 1, 100_000, "mmap/touch/munmap cycles"),
+                new("cycles", 10, 1, 100_000, "mmap/touch/munmap cycles"),
                 new("pages", 4, 1, 4096, "pages per mmap (above 33 the kernel flushes the whole PCID)"),
             },
             p => $"mmap:{p[0]}:{p[1]}", "pages", new long[] { 1, 4, 16, 64 },

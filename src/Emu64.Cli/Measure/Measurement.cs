@@ -16,7 +16,9 @@ public static class Measurement
         var gate = new object();
         var total = Stopwatch.StartNew();
         int width = cells.Count.ToString().Length;
-        Parallel.ForEach(Enumerable.Range(0, cells.Count), new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, jobs) }, i =>
+        // Cells start in order (no chunking), so progress reads top to bottom; results land in their slot whatever the timing.
+        var order = System.Collections.Concurrent.Partitioner.Create(Enumerable.Range(0, cells.Count), System.Collections.Concurrent.EnumerablePartitionerOptions.NoBuffering);
+        Parallel.ForEach(order, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, jobs) }, i =>
         {
             var sw = Stopwatch.StartNew();
             try { results[i] = runner.Run(cells[i]); }
