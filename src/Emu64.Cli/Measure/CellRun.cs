@@ -41,8 +41,13 @@ public sealed class CellResult
     public ulong StlbFetchMisses => Misses(TlbLevel.Stlb, false, Ctr.KindFetch) + Misses(TlbLevel.Stlb, true, Ctr.KindFetch);
     public ulong StlbDataMisses => Tlb.TotalMisses(TlbLevel.Stlb) - StlbFetchMisses;
 
-    /// <summary>L1 TLB misses (iTLB + dTLB): what perf calls iTLB/dTLB misses. Each goes on to the STLB.</summary>
+    /// <summary>L1 TLB misses (iTLB + dTLB); each goes on to the STLB.</summary>
     public ulong L1Misses => Tlb.TotalMisses(TlbLevel.Itlb) + Tlb.TotalMisses(TlbLevel.Dtlb);
+    /// <summary>
+    /// TLB misses: translations found in no TLB level (STLB misses), each starting a page walk. This is what Linux
+    /// perf's dTLB-load-misses / iTLB-load-misses count on Intel (the MISS_CAUSES_A_WALK events).
+    /// </summary>
+    public ulong TlbMisses => Tlb.TotalMisses(TlbLevel.Stlb);
     public ulong Walks => Tlb.Walks;
     public ulong WalkMemRefs => Tlb.WalkMemRefs;
     public ulong PscHits => Tlb.PscHits(2) + Tlb.PscHits(3) + Tlb.PscHits(4) + Tlb.PscHits(5);

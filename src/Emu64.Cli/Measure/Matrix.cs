@@ -95,8 +95,20 @@ public sealed class MatrixSpec
 {
     public List<Workload> Workloads = new();
     public List<KernelConfig> Configs = new();
-    /// <summary>Sweeps in the order given: parameter name and its values. Empty: each workload's default sweep.</summary>
+    /// <summary>
+    /// Sweeps in the order given: parameter (PARAM for every selected workload that has it, or WORKLOAD.PARAM)
+    /// and its values. A workload whose default sweep parameter is not swept here keeps its default sweep.
+    /// </summary>
     public List<(string Param, List<long> Values)> Sweeps = new();
+
+    /// <summary>The parameter of workload <paramref name="w"/> a sweep applies to, or null.</summary>
+    public static string? Target(Workload w, string sweepParam)
+    {
+        int dot = sweepParam.IndexOf('.');
+        if (dot >= 0 && sweepParam[..dot] != w.Name) return null;
+        string p = dot >= 0 ? sweepParam[(dot + 1)..] : sweepParam;
+        return w.ParamIndex(p) >= 0 ? p : null;
+    }
 
     /// <summary>The cells, in a fixed order: workload, parameter point (sweeps nested in the order given), configuration.</summary>
     public List<Cell> Cells()
@@ -104,8 +116,8 @@ public sealed class MatrixSpec
         var cells = new List<Cell>();
         foreach (var w in Workloads)
         {
-            var sweeps = Sweeps.Where(s => w.ParamIndex(s.Param) >= 0).ToList();
-            if (Sweeps.Count == 0) sweeps.Add((w.SweepParam, w.DefaultSweep.ToList()));
+            var sweeps = Sweeps.Where(s => Target(w, s.Param) is not null).Select(s => (Param: Target(w, s.Param)!, s.Values)).ToList();
+            if (!sweeps.Any(s => s.Param == w.SweepParam)) sweeps.Insert(0, (w.SweepParam, w.DefaultSweep.ToList()));
             var points = new List<long[]> { w.Params.Select(p => p.Default).ToArray() };
             foreach (var (param, values) in sweeps)
             {

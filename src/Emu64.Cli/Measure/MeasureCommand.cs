@@ -17,9 +17,12 @@ public sealed class MeasureOptions
         emu64 measure [options]   the cost of KPTI in TLB misses and page walks, with and without PCID (docs/MEASURE.md)
           --workload NAME[,NAME]  syscalls, touch, pingpong, mmap (default: all four)
           --configs LIST          nopti, pti, pti+pcid, pti+pcid+invpcid (default: all four; nopti is the baseline)
-          --sweep PARAM=V1,V2,... values of a workload parameter (repeatable: the product of the sweeps);
-                                  replaces the default sweeps; a single value just sets the parameter.
-                                  syscalls: calls, work   touch: pages, rounds   pingpong: yields, procs   mmap: cycles, pages
+          --sweep PARAM=V1,V2,... values of a workload parameter, for every selected workload that has it, or
+                                  of one workload's with WORKLOAD.PARAM=... (repeatable: the product of the sweeps).
+                                  A single value just sets the parameter. Default sweeps: syscalls.work, touch.pages,
+                                  pingpong.procs, mmap.pages (replaced when that parameter is given).
+                                  syscalls: calls, work   touch: pages, rounds, work   pingpong: yields, procs
+                                  mmap: cycles, pages
           --tlb-config FILE|K=V   TLB geometry and cost model for every cell (as for run; repeatable)
           --out DIR               write results.csv, results.json, overhead-vs-syscall-rate.svg,
                                   tlb-misses-vs-working-set.svg there
@@ -62,19 +65,22 @@ public sealed class MeasureOptions
             .OrderBy(c => KernelConfig.All.ToList().IndexOf(c)).ToList();
         foreach (var (param, values) in o.Spec.Sweeps)
         {
-            var owners = o.Spec.Workloads.Where(w => w.ParamIndex(param) >= 0).ToList();
+            var owners = o.Spec.Workloads.Where(w => MatrixSpec.Target(w, param) is not null).ToList();
             if (owners.Count == 0)
                 throw new CliException($"--sweep: no selected workload has a parameter '{param}' ({string.Join("; ", o.Spec.Workloads.Select(w => $"{w.Name}: {string.Join(", ", w.Params.Select(p => p.Name))}"))})");
             foreach (var w in owners)
             {
-                var p = w.Params[w.ParamIndex(param)];
+                var p = w.Params[w.ParamIndex(MatrixSpec.Target(w, param)!)];
                 foreach (var v in values)
                     if (v < p.Min || v > p.Max)
                         throw new CliException($"--sweep: {w.Name} {param}={v} is out of range ({p.Min}..{p.Max})");
             }
         }
-        if (o.Spec.Sweeps.GroupBy(s => s.Param).Any(g => g.Count() > 1))
-            throw new CliException("--sweep: a parameter is swept twice");
+        foreach (var w in o.Spec.Workloads)
+        {
+            var twice = o.Spec.Sweeps.Select(s => MatrixSpec.Target(w, s.Param)).Where(t => t is not null).GroupBy(t => t).FirstOrDefault(g => g.Count() > 1);
+            if (twice is not null) throw new CliException($"--sweep: {w.Name}'s parameter '{twice.Key}' is swept twice");
+        }
         return o;
     }
 

@@ -38,7 +38,8 @@ public static class Reports
         new("stlb_misses_kernel", "STLB misses, kernel accesses", r => U(r.Misses(TlbLevel.Stlb, false))),
         new("stlb_misses_fetch", "STLB misses, instruction fetches", r => U(r.StlbFetchMisses)),
         new("stlb_misses_data", "STLB misses, data accesses", r => U(r.StlbDataMisses)),
-        new("tlb_misses", "L1 TLB misses (iTLB + dTLB)", r => U(r.L1Misses)),
+        new("l1_tlb_misses", "L1 TLB misses (iTLB + dTLB), each looked up in the STLB", r => U(r.L1Misses)),
+        new("tlb_misses", "TLB misses: STLB misses, each starting a page walk (perf's iTLB/dTLB-load-misses on Intel)", r => U(r.TlbMisses)),
         new("walks", "page walks", r => U(r.Walks)),
         new("walk_memrefs", "paging-structure entries the walks read from memory", r => U(r.WalkMemRefs)),
         new("psc_hits", "walks that started below CR3 thanks to a paging-structure cache", r => U(r.PscHits)),
@@ -47,7 +48,8 @@ public static class Reports
         new("psc_hits_pml4e", "of which from the PML4E cache", r => U(r.Tlb.PscHits(4))),
         new("modeled_cycles", "cycles of the cost model (docs/MMU.md)", r => Math.Round(r.Cycles, 3), Integer: false),
         new("cycles_per_syscall", "modeled cycles / system calls", r => Round(r.PerSyscall(r.Cycles)), Integer: false),
-        new("tlb_misses_per_syscall", "L1 TLB misses / system calls", r => Round(r.PerSyscall(r.L1Misses)), Integer: false),
+        new("tlb_misses_per_syscall", "TLB (STLB) misses / system calls", r => Round(r.PerSyscall(r.TlbMisses)), Integer: false),
+        new("l1_tlb_misses_per_syscall", "L1 TLB misses / system calls", r => Round(r.PerSyscall(r.L1Misses)), Integer: false),
         new("walks_per_syscall", "page walks / system calls", r => Round(r.PerSyscall(r.Walks)), Integer: false),
         new("overhead_percent", "modeled cycles against nopti at the same parameters, in percent", r => Round(r.OverheadPercent), Integer: false),
     };
@@ -95,7 +97,7 @@ public static class Reports
     public static string Json(IReadOnlyList<CellResult> results, CellRunner runner, MatrixSpec spec)
     {
         using var ms = new MemoryStream();
-        using (var w = new Utf8JsonWriter(ms, new JsonWriterOptions { Indented = true }))
+        using (var w = new Utf8JsonWriter(ms, new JsonWriterOptions { Indented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
         {
             string tlbJson = runner.TlbConfig.ToJson();
             w.WriteStartObject();
@@ -210,7 +212,7 @@ public static class Reports
         new("PSC", r => N(r.PscHits)),
         new("cycles", r => Compact(Math.Round(r.Cycles))),
         new("cyc/sc", r => Ratio(r.PerSyscall(r.Cycles))),
-        new("miss/sc", r => Ratio(r.PerSyscall(r.L1Misses))),
+        new("miss/sc", r => Ratio(r.PerSyscall(r.TlbMisses))),
         new("overhead", r => r.OverheadPercent is null ? "-" : r.OverheadPercent.Value.ToString("+0.0;-0.0;0.0", CultureInfo.InvariantCulture) + "%"),
     };
 
@@ -258,6 +260,6 @@ public static class Reports
     public const string Legend =
         "insns u/k: instructions in user/kernel mode; sysc: system calls; ctxsw: context switches; CR3 fl/nf: flushing/NOFLUSH CR3 writes;\n" +
         "invlpg/pcid: INVLPG/INVPCID; iTLB, dTLB, STLB u/k: misses by user/kernel accesses; walks, refs: page walks and the entries they read;\n" +
-        "PSC: walks shortened by paging-structure caches; cycles: modeled; cyc/sc, miss/sc: modeled cycles and L1 TLB misses per system call;\n" +
+        "PSC: walks shortened by paging-structure caches; cycles: modeled; cyc/sc, miss/sc: modeled cycles and TLB (STLB) misses per system call;\n" +
         "overhead: modeled cycles against nopti at the same parameters. All counted inside the workload's measured region.";
 }

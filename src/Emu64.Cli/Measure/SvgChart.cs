@@ -14,6 +14,8 @@ public sealed class SvgChart
     public required string XLabel { get; init; }
     public required string YLabel { get; init; }
     public bool LogX { get; init; }
+    /// <summary>Logarithmic y axis (points at or below zero are left out).</summary>
+    public bool LogY { get; init; }
     public List<(string Name, List<(double X, double Y)> Points)> Series { get; } = new();
 
     private const int W = 820, H = 480, Left = 80, Right = 210, Top = 64, Bottom = 64;
@@ -26,7 +28,7 @@ public sealed class SvgChart
 
     public string Render()
     {
-        var pts = Series.SelectMany(s => s.Points).Where(p => !LogX || p.X > 0).ToList();
+        var pts = Series.SelectMany(s => s.Points).Where(Shown).ToList();
         double x0, x1;
         List<double> xTicks;
         if (pts.Count == 0) { x0 = 0; x1 = 1; xTicks = new() { 0, 1 }; }
@@ -42,13 +44,26 @@ public sealed class SvgChart
         {
             (x0, x1, xTicks) = NiceRange(pts.Min(p => p.X), pts.Max(p => p.X));
         }
-        double yMin = pts.Count == 0 ? 0 : Math.Min(0, pts.Min(p => p.Y));
-        double yMax = pts.Count == 0 ? 1 : Math.Max(pts.Max(p => p.Y), yMin + 1e-9);
-        var (y0, y1, yTicks) = NiceRange(yMin, yMax);
+        double y0, y1;
+        List<double> yTicks;
+        if (LogY)
+        {
+            y0 = pts.Count == 0 ? 0 : Math.Floor(Math.Log10(pts.Min(p => p.Y)));
+            y1 = pts.Count == 0 ? 1 : Math.Ceiling(Math.Log10(pts.Max(p => p.Y)));
+            if (y1 <= y0) y1 = y0 + 1;
+            yTicks = new();
+            for (double e = y0; e <= y1 + 1e-9; e++) yTicks.Add(Math.Pow(10, e));
+        }
+        else
+        {
+            double yMin = pts.Count == 0 ? 0 : Math.Min(0, pts.Min(p => p.Y));
+            double yMax = pts.Count == 0 ? 1 : Math.Max(pts.Max(p => p.Y), yMin + 1e-9);
+            (y0, y1, yTicks) = NiceRange(yMin, yMax);
+        }
 
         double pw = W - Left - Right, ph = H - Top - Bottom;
         double Sx(double x) => Left + ((LogX ? Math.Log10(x) : x) - x0) / (x1 - x0) * pw;
-        double Sy(double y) => Top + ph - (y - y0) / (y1 - y0) * ph;
+        double Sy(double y) => Top + ph - ((LogY ? Math.Log10(y) : y) - y0) / (y1 - y0) * ph;
 
         var sb = new StringBuilder();
         sb.Append($"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{H}\" viewBox=\"0 0 {W} {H}\" font-family=\"Helvetica, Arial, sans-serif\" font-size=\"12\">\n");
@@ -80,14 +95,14 @@ public sealed class SvgChart
         sb.Append("  </g>\n");
         sb.Append($"  <text x=\"{F(Left + pw / 2)}\" y=\"{H - 18}\" text-anchor=\"middle\" font-size=\"13\">{Escape(XLabel)}</text>\n");
         sb.Append($"  <text transform=\"translate(20 {F(Top + ph / 2)}) rotate(-90)\" text-anchor=\"middle\" font-size=\"13\">{Escape(YLabel)}</text>\n");
-        if (y0 < 0 && y1 > 0)
+        if (!LogY && y0 < 0 && y1 > 0)
             sb.Append($"  <line x1=\"{Left}\" y1=\"{F(Sy(0))}\" x2=\"{F(Left + pw)}\" y2=\"{F(Sy(0))}\" stroke=\"#888888\"/>\n");
 
         // series
         for (int s = 0; s < Series.Count; s++)
         {
             var (name, points) = Series[s];
-            var p = points.Where(q => !LogX || q.X > 0).OrderBy(q => q.X).ToList();
+            var p = points.Where(Shown).OrderBy(q => q.X).ToList();
             string color = Colors[s % Colors.Length];
             sb.Append($"  <g fill=\"{color}\" stroke=\"{color}\">\n");
             if (p.Count > 1)
@@ -111,6 +126,8 @@ public sealed class SvgChart
         return sb.ToString();
     }
 
+    private bool Shown((double X, double Y) p) => (!LogX || p.X > 0) && (!LogY || p.Y > 0);
+
     private static string Marker(string kind, double x, double y) => kind switch
     {
         "square" => $"<rect x=\"{F(x - 3.5)}\" y=\"{F(y - 3.5)}\" width=\"7\" height=\"7\"/>",
@@ -124,7 +141,7 @@ public sealed class SvgChart
         var ci = CultureInfo.InvariantCulture;
         double a = Math.Abs(v);
         if (a >= 1e6) return (v / 1e6).ToString("0.##", ci) + "M";
-        if (a >= 1e4) return (v / 1e3).ToString("0.##", ci) + "k";
+        if (a >= 1e3) return (v / 1e3).ToString("0.##", ci) + "k";
         return v.ToString(a < 1 && a > 0 ? "0.###" : "0.##", ci);
     }
 
@@ -172,13 +189,14 @@ public static class Charts
         var chart = new SvgChart
         {
             Title = "TLB misses per system call against working-set size (touch workload)",
-            Subtitle = "L1 iTLB + dTLB misses in the measured region / getpid() calls; one call per round over the working set",
+            Subtitle = "STLB misses (page walks) in the measured region / getpid() calls; one call per round over the working set",
             XLabel = "working set (4 KiB pages written between system calls), log scale",
-            YLabel = "TLB misses per system call",
+            YLabel = "TLB misses per system call, log scale",
             LogX = true,
+            LogY = true,
         };
         foreach (var g in rows.GroupBy(r => r.Cell.Config.Name))
-            chart.Series.Add((g.Key, g.Select(r => (X: (double)r.Cell.Value("pages"), Y: (double)r.L1Misses / r.Syscalls)).ToList()));
+            chart.Series.Add((g.Key, g.Select(r => (X: (double)r.Cell.Value("pages"), Y: (double)r.TlbMisses / r.Syscalls)).ToList()));
         return chart;
     }
 }
