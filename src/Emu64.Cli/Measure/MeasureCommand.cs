@@ -121,7 +121,10 @@ public static class MeasureCommand
         OverheadChartFile = "overhead-vs-syscall-rate.svg", MissesChartFile = "tlb-misses-vs-working-set.svg";
 
     /// <summary>The result of a measurement, also what tests look at.</summary>
-    public sealed record Outcome(List<CellResult> Results, string Table, string Csv, string Json, string? OverheadSvg, string? MissesSvg);
+    public sealed record Outcome(List<CellResult> Results, string Table, string Csv, string Json, string? OverheadSvg, string? MissesSvg)
+    {
+        public string Summary => Reports.Summary(Results);
+    }
 
     public static int Run(string[] args)
     {
@@ -143,6 +146,8 @@ public static class MeasureCommand
         Console.Out.Write(outcome.Table);
         Console.Out.WriteLine();
         Console.Out.WriteLine(Reports.Legend);
+        string summary = outcome.Summary;
+        if (summary.Length > 0) Console.Out.Write("\n" + summary);
         if (o.OutDir is not null)
         {
             try

@@ -256,6 +256,44 @@ public static class Reports
         return sb.ToString();
     }
 
+    /// <summary>
+    /// The answer in a few lines: per workload, the range of each configuration's overhead over the parameter points,
+    /// and how much of KPTI's overhead PCID gives back (1 − overhead(pti+pcid) / overhead(pti), at each point).
+    /// </summary>
+    public static string Summary(IReadOnlyList<CellResult> results)
+    {
+        var ci = CultureInfo.InvariantCulture;
+        var sb = new StringBuilder();
+        if (!results.Any(r => r.OverheadPercent is not null && r.Cell.Config.Name != KernelConfig.Baseline)) return "";
+        sb.Append("summary: overhead against nopti over each workload's points (min .. max)\n");
+        foreach (var group in results.GroupBy(r => r.Cell.Workload))
+        {
+            var rows = group.ToList();
+            var param = group.Key.Params.FirstOrDefault(p => rows.Select(r => r.Cell.Value(p.Name)).Distinct().Count() > 1);
+            var parts = new List<string>();
+            foreach (var cfg in rows.Select(r => r.Cell.Config).Distinct().Where(c => c.Name != KernelConfig.Baseline))
+            {
+                var o = rows.Where(r => r.Cell.Config == cfg && r.OverheadPercent is not null).Select(r => r.OverheadPercent!.Value).ToList();
+                if (o.Count == 0) continue;
+                parts.Add(o.Count == 1 ? FormattableString.Invariant($"{cfg.Name} {o[0]:+0.0;-0.0}%")
+                    : FormattableString.Invariant($"{cfg.Name} {o.Min():+0.0;-0.0}% .. {o.Max():+0.0;-0.0}%"));
+            }
+            sb.Append("  ").Append(group.Key.Name.PadRight(9)).Append(string.Join(";  ", parts));
+            var back = rows.Where(r => r.Cell.Config.Name == "pti" && r.OverheadPercent > 0)
+                .Select(p => (p, q: rows.FirstOrDefault(r => r.Cell.Config.Name == "pti+pcid" && r.Cell.PointKey == p.Cell.PointKey)))
+                .Where(x => x.q?.OverheadPercent is not null)
+                .Select(x => 100 * (1 - x.q!.OverheadPercent!.Value / x.p.OverheadPercent!.Value)).ToList();
+            if (back.Count > 0)
+                sb.Append(back.Count == 1 || Math.Round(back.Min()) == Math.Round(back.Max())
+                    ? FormattableString.Invariant($"\n           PCID gives back {back[0]:0}% of KPTI's overhead")
+                    : FormattableString.Invariant($"\n           PCID gives back {back.Min():0}% .. {back.Max():0}% of KPTI's overhead"));
+            if (param is not null) sb.Append(" (over ").Append(param.Name).Append(' ')
+                .Append(string.Join(",", rows.Select(r => r.Cell.Value(param.Name)).Distinct().Select(v => v.ToString(ci)))).Append(')');
+            sb.Append('\n');
+        }
+        return sb.ToString();
+    }
+
     /// <summary>What the columns of the table mean (printed under it).</summary>
     public const string Legend =
         "insns u/k: instructions in user/kernel mode; sysc: system calls; ctxsw: context switches; CR3 fl/nf: flushing/NOFLUSH CR3 writes;\n" +
