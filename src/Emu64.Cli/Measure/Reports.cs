@@ -185,13 +185,13 @@ public static class Reports
     private static string N(ulong v) => Compact(v);
     private static string Pair(ulong a, ulong b) => $"{Compact(a)}/{Compact(b)}";
 
-    /// <summary>A count for the table: exact up to 99,999, then k or M with three significant digits.</summary>
+    /// <summary>A count for the table: exact up to 99,999, then k or M with three significant digits (123k, 1.20M, 12.3M).</summary>
     public static string Compact(double v)
     {
         var ci = CultureInfo.InvariantCulture;
         if (v < 100_000) return v == Math.Floor(v) ? v.ToString("0", ci) : v.ToString("0.##", ci);
-        if (v < 10_000_000) return (v / 1e3).ToString(v < 1e6 ? "0" : "0.##", ci) + "k";
-        return (v / 1e6).ToString(v < 1e8 ? "0.#" : "0", ci) + "M";
+        if (v < 999_500) return (v / 1e3).ToString("0", ci) + "k";
+        return (v / 1e6).ToString(v < 9_995_000 ? "0.00" : v < 99_950_000 ? "0.0" : "0", ci) + "M";
     }
 
     private static string Ratio(double? v) => v is null ? "-" : v.Value.ToString(v.Value >= 100 ? "0" : v.Value >= 10 ? "0.#" : "0.##", CultureInfo.InvariantCulture);
