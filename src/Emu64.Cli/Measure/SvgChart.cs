@@ -106,7 +106,7 @@ public sealed class SvgChart
             string color = Colors[s % Colors.Length];
             sb.Append($"  <g fill=\"{color}\" stroke=\"{color}\">\n");
             if (p.Count > 1)
-                sb.Append($"    <polyline fill=\"none\" stroke-width=\"2\" points=\"{string.Join(" ", p.Select(q => $"{F(Sx(q.X))},{F(Sy(q.Y))}"))}\"/>\n");
+                sb.Append($"    <polyline fill=\"none\" stroke-width=\"2\"{Dash(s)} points=\"{string.Join(" ", p.Select(q => $"{F(Sx(q.X))},{F(Sy(q.Y))}"))}\"/>\n");
             foreach (var q in p) sb.Append("    ").Append(Marker(Markers[s % Markers.Length], Sx(q.X), Sy(q.Y))).Append('\n');
             sb.Append("  </g>\n");
         }
@@ -118,13 +118,16 @@ public sealed class SvgChart
         {
             string color = Colors[s % Colors.Length];
             double y = ly + s * 22;
-            sb.Append($"    <line x1=\"{F(lx)}\" y1=\"{F(y)}\" x2=\"{F(lx + 24)}\" y2=\"{F(y)}\" stroke=\"{color}\" stroke-width=\"2\"/>\n");
+            sb.Append($"    <line x1=\"{F(lx)}\" y1=\"{F(y)}\" x2=\"{F(lx + 24)}\" y2=\"{F(y)}\" stroke=\"{color}\" stroke-width=\"2\"{Dash(s)}/>\n");
             sb.Append($"    <g fill=\"{color}\" stroke=\"{color}\">{Marker(Markers[s % Markers.Length], lx + 12, y)}</g>\n");
             sb.Append($"    <text x=\"{F(lx + 32)}\" y=\"{F(y + 4)}\">{Escape(Series[s].Name)}</text>\n");
         }
         sb.Append("  </g>\n</svg>\n");
         return sb.ToString();
     }
+
+    /// <summary>Dashes for the later series, so a line that lies on another one still shows.</summary>
+    private static string Dash(int s) => (s % 4) switch { 2 => " stroke-dasharray=\"8 4\"", 3 => " stroke-dasharray=\"3 3\"", _ => "" };
 
     private bool Shown((double X, double Y) p) => (!LogX || p.X > 0) && (!LogY || p.Y > 0);
 
