@@ -91,13 +91,21 @@ internal sealed class ModeTracker(Machine m) : IBoundaryListener
     private static ulong Base(ulong cr3) => cr3 & Mmu.Mmu.PhysAddrMask;
     private static bool SamePair(ulong a, ulong b) => (Base(a) & ~0x1FFFUL) == (Base(b) & ~0x1FFFUL);
 
-    /// <summary>The pid whose PGD (kernel, or user at +4 KiB) a CR3 value points at; 0 for anything else (swapper_pg_dir).</summary>
+    /// <summary>
+    /// The pid whose PGD (kernel, or user at +4 KiB) a CR3 value points at; 0 for anything else (swapper_pg_dir).
+    /// A live process wins over an exited one whose freed PGD pages it may have been given.
+    /// </summary>
     private int Owner(ulong cr3)
     {
         ulong b = Base(cr3);
-        foreach (var p in m.KernelInfo.Processes.Values) if (p.KernelPgd == b) return p.Pid;
-        foreach (var p in m.KernelInfo.Processes.Values) if (p.KernelPgd + 0x1000 == b) return p.Pid;
-        return 0;
+        int found = 0;
+        foreach (var p in m.KernelInfo.Processes.Values)
+            if (p.KernelPgd == b || p.KernelPgd + 0x1000 == b)
+            {
+                if (!p.Exited) return p.Pid;
+                found = p.Pid;
+            }
+        return found;
     }
 
     /// <summary>User-mode instructions retired in [from, to).</summary>

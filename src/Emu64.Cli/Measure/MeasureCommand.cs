@@ -9,7 +9,8 @@ public sealed class MeasureOptions
     public MatrixSpec Spec = new();
     public List<string> TlbConfig = new();
     public string? OutDir;
-    public int Jobs = Environment.ProcessorCount;
+    /// <summary>Cells at a time: each holds a machine with 128 MiB of guest RAM, so at most 8 unless asked.</summary>
+    public int Jobs = Math.Clamp(Environment.ProcessorCount, 1, 8);
     public ulong Seed;
     public bool Quiet;
 
@@ -26,7 +27,7 @@ public sealed class MeasureOptions
           --tlb-config FILE|K=V   TLB geometry and cost model for every cell (as for run; repeatable)
           --out DIR               write results.csv, results.json, overhead-vs-syscall-rate.svg,
                                   tlb-misses-vs-working-set.svg there
-          --jobs N                cells run in parallel (default: the number of CPUs)
+          --jobs N                cells run in parallel (default: the number of CPUs, at most 8)
           --seed N                seed of every cell (default 0)
           --quiet                 no progress lines on stderr
         """;

@@ -258,6 +258,26 @@ public class MeasureOptionTests
     }
 
     [Fact]
+    public void The_tlb_configuration_reaches_every_cell_and_the_json()
+    {
+        var o = MeasureCommand.Measure(MeasureOptions.Parse(new[]
+        {
+            "--workload", "syscalls", "--configs", "pti", "--sweep", "calls=5", "--sweep", "work=0",
+            "--tlb-config", "pagingstructurecaches=false,cost.cr3write=7", "--quiet",
+        }), null);
+        var r = Assert.Single(o.Results);
+        Assert.Equal(0UL, r.PscHits);
+        Assert.True(r.Walks > 0);
+        Assert.True(r.WalkMemRefs >= 2 * r.Walks, $"{r.WalkMemRefs} references for {r.Walks} walks");   // from CR3 down to a 1G, 2M or 4K leaf
+        using var doc = System.Text.Json.JsonDocument.Parse(o.Json);
+        var tlb = doc.RootElement.GetProperty("cells")[0].GetProperty("run").GetProperty("tlb");
+        Assert.False(tlb.GetProperty("PagingStructureCaches").GetBoolean());
+        Assert.Equal(7, tlb.GetProperty("Cost").GetProperty("Cr3Write").GetDouble());
+        Assert.Contains("--tlb-config \"pagingstructurecaches=false,cost.cr3write=7\"",
+            doc.RootElement.GetProperty("cells")[0].GetProperty("run").GetProperty("command").GetString());
+    }
+
+    [Fact]
     public void Sweeps_default_per_workload_and_can_be_qualified()
     {
         var o = MeasureOptions.Parse(new[] { "--workload", "syscalls,touch", "--configs", "pti,nopti", "--sweep", "touch.rounds=2", "--sweep", "calls=5,6" });
