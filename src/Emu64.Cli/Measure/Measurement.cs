@@ -23,6 +23,11 @@ public static class Measurement
             var sw = Stopwatch.StartNew();
             try { results[i] = runner.Run(cells[i]); }
             catch (MeasureException e) { errors[i] = e; }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                var c = cells[i];
+                errors[i] = new MeasureException($"cell {c.Workload.Name} {c.ParamText} {c.Config.Name}: {e.GetType().Name}: {e.Message}");
+            }
             sw.Stop();
             if (progress is null) return;
             lock (gate)

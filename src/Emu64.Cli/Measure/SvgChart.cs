@@ -34,11 +34,8 @@ public sealed class SvgChart
         if (pts.Count == 0) { x0 = 0; x1 = 1; xTicks = new() { 0, 1 }; }
         else if (LogX)
         {
-            x0 = Math.Floor(Math.Log10(pts.Min(p => p.X)));
-            x1 = Math.Ceiling(Math.Log10(pts.Max(p => p.X)));
-            if (x1 <= x0) x1 = x0 + 1;
-            xTicks = new();
-            for (double e = x0; e <= x1 + 1e-9; e++) xTicks.Add(e);
+            (x0, x1) = LogBounds(pts.Min(p => p.X), pts.Max(p => p.X));
+            xTicks = LogTicks(x0, x1);
         }
         else
         {
@@ -48,11 +45,8 @@ public sealed class SvgChart
         List<double> yTicks;
         if (LogY)
         {
-            y0 = pts.Count == 0 ? 0 : Math.Floor(Math.Log10(pts.Min(p => p.Y)));
-            y1 = pts.Count == 0 ? 1 : Math.Ceiling(Math.Log10(pts.Max(p => p.Y)));
-            if (y1 <= y0) y1 = y0 + 1;
-            yTicks = new();
-            for (double e = y0; e <= y1 + 1e-9; e++) yTicks.Add(Math.Pow(10, e));
+            (y0, y1) = pts.Count == 0 ? (0, 1) : LogBounds(pts.Min(p => p.Y), pts.Max(p => p.Y));
+            yTicks = LogTicks(y0, y1).Select(e => Math.Pow(10, e)).ToList();
         }
         else
         {
@@ -146,6 +140,31 @@ public sealed class SvgChart
         if (a >= 1e6) return (v / 1e6).ToString("0.##", ci) + "M";
         if (a >= 1e3) return (v / 1e3).ToString("0.##", ci) + "k";
         return v.ToString(a < 1 && a > 0 ? "0.###" : "0.##", ci);
+    }
+
+    /// <summary>log10 bounds around [lo, hi], rounded out to 1, 2 or 5 × 10^k.</summary>
+    private static (double, double) LogBounds(double lo, double hi)
+    {
+        static double Down(double v) { double m = Math.Pow(10, Math.Floor(Math.Log10(v))); return new[] { 5, 2, 1 }.Select(f => f * m).First(x => x <= v * (1 + 1e-9)); }
+        static double Up(double v) { double m = Math.Pow(10, Math.Floor(Math.Log10(v))); return new[] { 1, 2, 5, 10 }.Select(f => f * m).First(x => x >= v * (1 - 1e-9)); }
+        double a = Math.Log10(Down(lo)), b = Math.Log10(Up(hi));
+        return b - a < 1e-9 ? (a, a + 1) : (a, b);
+    }
+
+    /// <summary>Tick exponents for a log axis: the bounds, every power of ten between them, and 2 and 5 × 10^k when there are few decades.</summary>
+    private static List<double> LogTicks(double a, double b)
+    {
+        var t = new SortedSet<double>();
+        bool fine = b - a <= 3;
+        for (double e = Math.Floor(a); e <= Math.Ceiling(b) + 1e-9; e++)
+            foreach (var f in fine ? new[] { 1.0, 2, 5 } : new[] { 1.0 })
+            {
+                double v = Math.Round(e + Math.Log10(f), 9);
+                if (v >= a - 1e-9 && v <= b + 1e-9) t.Add(v);
+            }
+        foreach (var end in new[] { Math.Round(a, 9), Math.Round(b, 9) })
+            if (t.Count == 0 || t.Min(x => Math.Abs(x - end)) > 0.35) t.Add(end);   // the axis ends, unless a tick sits close by
+        return t.ToList();
     }
 
     /// <summary>A range from lo to hi rounded out to 1/2/5 × 10^k steps, with the ticks.</summary>
