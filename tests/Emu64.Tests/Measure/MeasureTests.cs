@@ -207,7 +207,7 @@ public class MeasureTests(SmallMatrix m) : IClassFixture<SmallMatrix>
     public void The_charts_render_in_a_browser_where_one_is_installed()
     {
         // Headless Chromium (or librsvg) when the machine has it: .ci/run may install one. Elsewhere nothing to check.
-        string? chromium = new[] { "chromium", "chromium-browser", "google-chrome", "google-chrome-stable" }.Select(Which).FirstOrDefault(p => p != null);
+        string? chromium = new[] { "chromium", "chromium-headless-shell", "chromium-browser", "google-chrome", "google-chrome-stable" }.Select(Which).FirstOrDefault(p => p != null);
         string? rsvg = Which("rsvg-convert");
         if (chromium is null && rsvg is null) return;
         var dir = Directory.CreateTempSubdirectory("emu64-measure-svg");
