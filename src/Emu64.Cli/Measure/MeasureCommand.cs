@@ -74,7 +74,7 @@ public sealed class MeasureOptions
                 var p = w.Params[w.ParamIndex(MatrixSpec.Target(w, param)!)];
                 foreach (var v in values)
                     if (v < p.Min || v > p.Max)
-                        throw new CliException($"--sweep: {w.Name} {param}={v} is out of range ({p.Min}..{p.Max})");
+                        throw new CliException($"--sweep: {w.Name} {p.Name}={v} is out of range ({p.Min}..{p.Max})");
             }
         }
         foreach (var w in o.Spec.Workloads)
