@@ -90,7 +90,7 @@ int mm_munmap(struct mm *mm, u64 addr, u64 len);
 int user_access_ok(struct mm *mm, u64 addr, u64 len, int write);
 
 /* proc.c */
-struct proc *proc_create(const char *name, u64 entry, u64 a0, u64 a1);
+struct proc *proc_create(const char *name, u64 entry, u64 a0, u64 a1, u64 a2);
 void schedule(void);
 void scheduler_start(void) __attribute__((noreturn));
 void do_exit(int code) __attribute__((noreturn));

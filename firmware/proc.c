@@ -24,7 +24,7 @@ extern char __user_image_start[], __user_image_end[];
 extern char ret_from_fork[];
 void swtch(u64 *save_rsp, u64 new_rsp);
 
-struct proc *proc_create(const char *name, u64 entry, u64 a0, u64 a1)
+struct proc *proc_create(const char *name, u64 entry, u64 a0, u64 a1, u64 a2)
 {
 	struct proc *p = NULL;
 	for (int i = 0; i < NPROC && !p; i++)
@@ -65,6 +65,7 @@ struct proc *proc_create(const char *name, u64 entry, u64 a0, u64 a1)
 	regs->ss = GDT_USER_DS;
 	regs->rdi = a0;
 	regs->rsi = a1;
+	regs->rdx = a2;
 	u64 *sp = (u64 *)regs;
 	*--sp = (u64)ret_from_fork;
 	for (int i = 0; i < 6; i++)     /* rbp rbx r12 r13 r14 r15 */

@@ -40,6 +40,7 @@ public static class Cli
           boot [options]         boot the bundled toy kernel (firmware/toykernel.elf)
           debug [KERNEL] [options] [--script FILE]
                                  interactive debugger (bundled kernel if none is given); see docs/DEBUGGING.md
+          measure [options]      KPTI's cost in TLB misses, walks and cycles, with and without PCID (emu64 measure --help)
           isa-coverage [--all]   list the instruction encodings (Iced Code) not implemented (--all: and those implemented)
 
         options:
@@ -146,6 +147,7 @@ public static class Cli
             "run" => RunWithDebugOptions(rest, needKernel: true),
             "boot" => RunWithDebugOptions(rest, needKernel: false),
             "debug" => DebugCommand.Run(rest),
+            "measure" => Measure.MeasureCommand.Run(rest),
             "isa-coverage" => Emu64.Isa.Coverage.Write(Console.Out, rest.Contains("--all")) >= 0 ? ExitStatus.Ok : ExitStatus.Ok,
             _ => throw new CliException($"unknown command '{cmd}' (try emu64 --help)"),
         };

@@ -26,8 +26,11 @@ public sealed class CostModel
     public double L1Hit { get; set; } = 0;
     /// <summary>L1 TLB miss that hits the STLB. Source: REFERENCE (Haswell: L2 TLB hit about 12 cycles); 7-cpu.com lists 9 for Skylake.</summary>
     public double StlbHit { get; set; } = 12;
-    /// <summary>Fixed cost of starting a page walk (miss in both TLB levels). Source: assumption, the walker's queueing cost; 0 keeps walks at memory references only.</summary>
-    public double WalkStart { get; set; } = 0;
+    /// <summary>Fixed cost of a page walk (a miss in both TLB levels): the STLB lookup that missed, before the walker starts.
+    /// Source: REFERENCE (Haswell: an L2 TLB hit is about 12 cycles, a walk with the page tables in cache about 20 cycles
+    /// *more*), so an STLB miss costs the STLB latency plus the walk's references. Without it a walk shortened by a
+    /// paging-structure cache (one reference, 5 cycles) would cost less than an STLB hit.</summary>
+    public double WalkStart { get; set; } = 12;
     /// <summary>Each paging-structure entry the walker reads from memory. Source: REFERENCE (a walk with page tables in cache is about 20 cycles more = 4 references × 5, Skylake L1D load-to-use 5 cycles, Intel optimization manual).</summary>
     public double WalkMemRef { get; set; } = 5;
     /// <summary>MOV to CR3. Source: Linux Documentation/arch/x86/pti.rst ("on the order of a hundred cycles").</summary>

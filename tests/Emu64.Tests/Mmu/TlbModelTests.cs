@@ -109,7 +109,7 @@ public class TlbModelTests
         Assert.Equal(4UL, s.Walk(true, Ctr.KindFetch, Ctr.WalkMemRefs));
         Assert.Contains(s.Named(), kv => kv.Key == "tlb.dtlb.user.read.hits" && kv.Value == 1);
         double cycles = s.ModeledCycles(10, new CostModel());
-        Assert.Equal(10 * 1.0 + 12 * 1 + 5 * s.WalkMemRefs, cycles);
+        Assert.Equal(10 * 1.0 + 12 * 1 + 12 * s.Walks + 5 * s.WalkMemRefs, cycles);
     }
 
     [Fact]

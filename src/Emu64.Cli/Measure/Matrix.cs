@@ -1,0 +1,141 @@
+using System.Globalization;
+
+namespace Emu64.Cli.Measure;
+
+/// <summary>A kernel configuration of the matrix: a name and the toy kernel's command-line options.</summary>
+public sealed record KernelConfig(string Name, string KernelOptions, string Description)
+{
+    /// <summary>The configurations <c>--configs</c> accepts, in the order tables and charts show them.</summary>
+    public static readonly IReadOnlyList<KernelConfig> All = new KernelConfig[]
+    {
+        new("nopti", "pti=off", "no KPTI: one page table, kernel pages global (the baseline)"),
+        new("pti", "pti=on nopcid", "KPTI without PCID: every CR3 write flushes the TLB"),
+        new("pti+pcid", "pti=on noinvpcid", "KPTI with PCID (user/kernel PCIDs, NOFLUSH), no INVPCID"),
+        new("pti+pcid+invpcid", "pti=on", "KPTI with PCID and INVPCID (single user-page flushes)"),
+    };
+
+    public const string Baseline = "nopti";
+
+    public static KernelConfig Find(string name) =>
+        All.FirstOrDefault(c => c.Name == name)
+        ?? throw new CliException($"unknown configuration '{name}' (known: {string.Join(", ", All.Select(c => c.Name))})");
+}
+
+/// <summary>One workload parameter: its name, default, allowed range and what it means.</summary>
+public sealed record WorkloadParam(string Name, long Default, long Min, long Max, string Meaning);
+
+/// <summary>
+/// A toy-kernel workload (firmware/uprogs.c): the program's <c>init=</c> spec built from its parameters,
+/// the measured region it marks, and the sweep the default matrix runs.
+/// </summary>
+public sealed record Workload(string Name, int RegionId, IReadOnlyList<WorkloadParam> Params, Func<IReadOnlyList<long>, string> Init,
+    string SweepParam, IReadOnlyList<long> DefaultSweep, string Description)
+{
+    public static readonly IReadOnlyList<Workload> All = new Workload[]
+    {
+        new("syscalls", 1,
+            new WorkloadParam[]
+            {
+                new("calls", 200, 1, 1_000_000, "getpid() calls in the measured region"),
+                new("work", 0, 0, 1_000_000, "iterations of user-mode register work before each call (2 instructions each): lower = higher system-call rate"),
+            },
+            p => $"syscalls:{p[0]}:{p[1]}", "work", new long[] { 0, 10, 30, 100, 300, 1000, 3000 },
+            "getpid() in a loop with user work between calls: the cost of crossing the boundary against the system-call rate"),
+        new("touch", 2,
+            new WorkloadParam[]
+            {
+                new("pages", 64, 1, 16384, "working set: distinct 4 KiB pages written each round"),
+                new("rounds", 10, 1, 100_000, "rounds of (write every page once, user work, one getpid())"),
+                new("work", 1000, 0, 1_000_000, "iterations of user register work each round (2 instructions each), so the system-call rate stays about the same as pages varies"),
+            },
+            p => $"touch:{p[0]}:{p[1]}:{p[2]}", "pages", new long[] { 4, 16, 64, 256, 1024 },
+            "a working set written between system calls at about the same rate: what the flushes cost in TLB refills"),
+        new("pingpong", 3,
+            new WorkloadParam[]
+            {
+                new("yields", 100, 1, 100_000, "sched_yield() calls of each process"),
+                new("procs", 2, 2, 32, "processes yielding to each other (more than 6 run out of PCIDs)"),
+            },
+            p => $"pingpong:{p[0]}:{p[1]}", "procs", new long[] { 2, 4, 8 },
+            "processes yielding to each other: context switches (CR3 and PCID changes)"),
+        new("mmap", 4,
+            new WorkloadParam[]
+            {
+                new("cycles", 10, 1, 100_000, "mmap/touch/munmap cycles"),
+                new("pages", 4, 1, 4096, "pages per mmap (above 33 the kernel flushes the whole PCID)"),
+            },
+            p => $"mmap:{p[0]}:{p[1]}", "pages", new long[] { 1, 4, 16, 64 },
+            "map, touch and unmap: the kernel's TLB shootdowns (INVLPG, INVPCID, deferred flushes)"),
+    };
+
+    public static Workload Find(string name) =>
+        All.FirstOrDefault(w => w.Name == name)
+        ?? throw new CliException($"unknown workload '{name}' (known: {string.Join(", ", All.Select(w => w.Name))})");
+
+    public int ParamIndex(string name) => Params.ToList().FindIndex(p => p.Name == name);
+}
+
+/// <summary>One cell of the matrix: a workload at given parameters under one kernel configuration.</summary>
+public sealed record Cell(int Index, Workload Workload, IReadOnlyList<long> Values, KernelConfig Config)
+{
+    /// <summary>The kernel command line this cell boots with.</summary>
+    public string Append => $"init={Workload.Init(Values)} nokaslr {Config.KernelOptions}";
+
+    /// <summary>"work=100 calls=200": the parameters, for tables and progress lines.</summary>
+    public string ParamText => string.Join(" ", Workload.Params.Select((p, i) => FormattableString.Invariant($"{p.Name}={Values[i]}")));
+
+    /// <summary>Identifies the parameter point (same for every configuration at those parameters).</summary>
+    public string PointKey => Workload.Name + ":" + string.Join(":", Values.Select(v => v.ToString(CultureInfo.InvariantCulture)));
+
+    public long Value(string param) => Values[Workload.ParamIndex(param)];
+}
+
+/// <summary>What to run: workloads, configurations, sweeps (parsed from the command line).</summary>
+public sealed class MatrixSpec
+{
+    public List<Workload> Workloads = new();
+    public List<KernelConfig> Configs = new();
+    /// <summary>
+    /// Sweeps in the order given: parameter (PARAM for every selected workload that has it, or WORKLOAD.PARAM)
+    /// and its values. A workload whose default sweep parameter is not swept here keeps its default sweep.
+    /// </summary>
+    public List<(string Param, List<long> Values)> Sweeps = new();
+
+    /// <summary>The parameter of workload <paramref name="w"/> a sweep applies to, or null.</summary>
+    public static string? Target(Workload w, string sweepParam)
+    {
+        int dot = sweepParam.IndexOf('.');
+        if (dot >= 0 && sweepParam[..dot] != w.Name) return null;
+        string p = dot >= 0 ? sweepParam[(dot + 1)..] : sweepParam;
+        return w.ParamIndex(p) >= 0 ? p : null;
+    }
+
+    /// <summary>The cells, in a fixed order: workload, parameter point (sweeps nested in the order given), configuration.</summary>
+    public List<Cell> Cells()
+    {
+        var cells = new List<Cell>();
+        foreach (var w in Workloads)
+        {
+            var sweeps = Sweeps.Where(s => Target(w, s.Param) is not null).Select(s => (Param: Target(w, s.Param)!, s.Values)).ToList();
+            if (!sweeps.Any(s => s.Param == w.SweepParam)) sweeps.Insert(0, (w.SweepParam, w.DefaultSweep.ToList()));
+            var points = new List<long[]> { w.Params.Select(p => p.Default).ToArray() };
+            foreach (var (param, values) in sweeps)
+            {
+                int k = w.ParamIndex(param);
+                var next = new List<long[]>();
+                foreach (var pt in points)
+                    foreach (var v in values)
+                    {
+                        var copy = (long[])pt.Clone();
+                        copy[k] = v;
+                        next.Add(copy);
+                    }
+                points = next;
+            }
+            foreach (var pt in points)
+                foreach (var c in Configs)
+                    cells.Add(new Cell(cells.Count, w, pt, c));
+        }
+        return cells;
+    }
+}

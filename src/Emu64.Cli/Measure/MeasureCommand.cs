@@ -1,0 +1,181 @@
+using System.Diagnostics;
+using System.Globalization;
+
+namespace Emu64.Cli.Measure;
+
+/// <summary>Options of <c>emu64 measure</c>.</summary>
+public sealed class MeasureOptions
+{
+    public MatrixSpec Spec = new();
+    public List<string> TlbConfig = new();
+    public string? OutDir;
+    /// <summary>Cells at a time: each holds a machine with 128 MiB of guest RAM, so at most 8 unless asked.</summary>
+    public int Jobs = Math.Clamp(Environment.ProcessorCount, 1, 8);
+    public ulong Seed;
+    public bool Quiet;
+
+    public const string Usage = """
+        emu64 measure [options]   the cost of KPTI in TLB misses and page walks, with and without PCID (docs/MEASURE.md)
+          --workload NAME[,NAME]  syscalls, touch, pingpong, mmap (default: all four)
+          --configs LIST          nopti, pti, pti+pcid, pti+pcid+invpcid (default: all four; nopti is the baseline)
+          --sweep PARAM=V1,V2,... values of a workload parameter, for every selected workload that has it, or
+                                  of one workload's with WORKLOAD.PARAM=... (repeatable: the product of the sweeps).
+                                  A single value just sets the parameter. Default sweeps: syscalls.work, touch.pages,
+                                  pingpong.procs, mmap.pages (replaced when that parameter is given).
+                                  syscalls: calls, work   touch: pages, rounds, work   pingpong: yields, procs
+                                  mmap: cycles, pages
+          --tlb-config FILE|K=V   TLB geometry and cost model for every cell (as for run; repeatable)
+          --out DIR               write results.csv, results.json, overhead-vs-syscall-rate.svg,
+                                  tlb-misses-vs-working-set.svg there
+          --jobs N                cells run in parallel (default: the number of CPUs, at most 8)
+          --seed N                seed of every cell (default 0)
+          --quiet                 no progress lines on stderr
+        """;
+
+    public static MeasureOptions Parse(string[] a)
+    {
+        var o = new MeasureOptions();
+        var workloads = new List<string>();
+        var configs = new List<string>();
+        for (int i = 0; i < a.Length; i++)
+        {
+            string opt = a[i];
+            string Value()
+            {
+                if (i + 1 >= a.Length) throw new CliException($"option {opt} needs a value");
+                return a[++i];
+            }
+            switch (opt)
+            {
+                case "--workload": case "--workloads": workloads.AddRange(List(Value())); break;
+                case "--configs": case "--config": configs.AddRange(List(Value())); break;
+                case "--sweep": o.Spec.Sweeps.Add(ParseSweep(Value())); break;
+                case "--tlb-config": o.TlbConfig.Add(Value()); break;
+                case "--out": o.OutDir = Value(); break;
+                case "--jobs":
+                    o.Jobs = (int)Number(opt, Value(), 1, 64);
+                    break;
+                case "--seed": o.Seed = (ulong)Number(opt, Value(), 0, long.MaxValue); break;
+                case "--quiet": o.Quiet = true; break;
+                default:
+                    throw new CliException(opt.StartsWith('-') ? $"measure: unknown option {opt}" : $"measure: unexpected argument '{opt}'");
+            }
+        }
+        o.Spec.Workloads = (workloads.Count == 0 ? Workload.All : workloads.Distinct().Select(Workload.Find)).ToList();
+        o.Spec.Configs = (configs.Count == 0 ? KernelConfig.All : configs.Distinct().Select(KernelConfig.Find))
+            .OrderBy(c => KernelConfig.All.ToList().IndexOf(c)).ToList();
+        foreach (var (param, values) in o.Spec.Sweeps)
+        {
+            var owners = o.Spec.Workloads.Where(w => MatrixSpec.Target(w, param) is not null).ToList();
+            if (owners.Count == 0)
+                throw new CliException($"--sweep: no selected workload has a parameter '{param}' ({string.Join("; ", o.Spec.Workloads.Select(w => $"{w.Name}: {string.Join(", ", w.Params.Select(p => p.Name))}"))})");
+            foreach (var w in owners)
+            {
+                var p = w.Params[w.ParamIndex(MatrixSpec.Target(w, param)!)];
+                foreach (var v in values)
+                    if (v < p.Min || v > p.Max)
+                        throw new CliException($"--sweep: {w.Name} {p.Name}={v} is out of range ({p.Min}..{p.Max})");
+            }
+        }
+        foreach (var w in o.Spec.Workloads)
+        {
+            var twice = o.Spec.Sweeps.Select(s => MatrixSpec.Target(w, s.Param)).Where(t => t is not null).GroupBy(t => t).FirstOrDefault(g => g.Count() > 1);
+            if (twice is not null) throw new CliException($"--sweep: {w.Name}'s parameter '{twice.Key}' is swept twice");
+        }
+        return o;
+    }
+
+    private static IEnumerable<string> List(string s)
+    {
+        var items = s.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (items.Length == 0) throw new CliException($"empty list '{s}'");
+        return items;
+    }
+
+    private static (string, List<long>) ParseSweep(string s)
+    {
+        int eq = s.IndexOf('=');
+        if (eq <= 0 || eq == s.Length - 1) throw new CliException($"--sweep needs PARAM=V1,V2,..., not '{s}'");
+        string param = s[..eq].Trim();
+        var values = new List<long>();
+        foreach (var v in s[(eq + 1)..].Split(',', StringSplitOptions.TrimEntries))
+        {
+            if (!long.TryParse(v, NumberStyles.None, CultureInfo.InvariantCulture, out long n))
+                throw new CliException($"--sweep {param}: '{v}' is not a non-negative number");
+            if (!values.Contains(n)) values.Add(n);
+        }
+        return (param, values);
+    }
+
+    private static long Number(string opt, string s, long min, long max)
+    {
+        if (!long.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out long v) || v < min || v > max)
+            throw new CliException($"option {opt} needs a number from {min} to {max}, not '{s}'");
+        return v;
+    }
+}
+
+/// <summary><c>emu64 measure</c>: runs the matrix, prints the tables, writes CSV, JSON and SVG charts.</summary>
+public static class MeasureCommand
+{
+    public const string CsvFile = "results.csv", JsonFile = "results.json",
+        OverheadChartFile = "overhead-vs-syscall-rate.svg", MissesChartFile = "tlb-misses-vs-working-set.svg";
+
+    /// <summary>The result of a measurement, also what tests look at.</summary>
+    public sealed record Outcome(List<CellResult> Results, string Table, string Csv, string Json, string? OverheadSvg, string? MissesSvg)
+    {
+        public string Summary => Reports.Summary(Results);
+    }
+
+    public static int Run(string[] args)
+    {
+        if (args.Contains("-h") || args.Contains("--help")) { Console.Out.WriteLine(MeasureOptions.Usage); return ExitStatus.Ok; }
+        var o = MeasureOptions.Parse(args);
+        var tlbRun = new Cli.RunOptions(null, "", 0, new(), 0, 0, false) { TlbConfig = o.TlbConfig };
+        Cli.BuildTlbConfig(tlbRun);                 // a bad configuration is reported before anything runs
+        if (o.OutDir is not null)
+        {
+            try { Directory.CreateDirectory(o.OutDir); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
+            { throw new CliException($"--out: cannot create directory '{o.OutDir}': {e.Message}"); }
+        }
+        var sw = Stopwatch.StartNew();
+        Outcome outcome;
+        try { outcome = Measure(o, o.Quiet ? null : Console.Error); }
+        catch (MeasureException e) { Console.Error.WriteLine($"emu64: measure: {e.Message}"); return 1; }
+        sw.Stop();
+        Console.Out.Write(outcome.Table);
+        Console.Out.WriteLine();
+        Console.Out.WriteLine(Reports.Legend);
+        string summary = outcome.Summary;
+        if (summary.Length > 0) Console.Out.Write("\n" + summary);
+        if (o.OutDir is not null)
+        {
+            try
+            {
+                File.WriteAllText(Path.Combine(o.OutDir, CsvFile), outcome.Csv);
+                File.WriteAllText(Path.Combine(o.OutDir, JsonFile), outcome.Json);
+                if (outcome.OverheadSvg is not null) File.WriteAllText(Path.Combine(o.OutDir, OverheadChartFile), outcome.OverheadSvg);
+                if (outcome.MissesSvg is not null) File.WriteAllText(Path.Combine(o.OutDir, MissesChartFile), outcome.MissesSvg);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            { throw new CliException($"--out: cannot write to '{o.OutDir}': {e.Message}"); }
+            Console.Out.WriteLine($"\nwrote {string.Join(", ", new[] { CsvFile, JsonFile, outcome.OverheadSvg is null ? null : OverheadChartFile, outcome.MissesSvg is null ? null : MissesChartFile }.Where(f => f != null))} to {o.OutDir}");
+        }
+        if (!o.Quiet)
+            Console.Error.WriteLine(FormattableString.Invariant(
+                $"measure: {outcome.Results.Count} cells, {outcome.Results.Sum(r => (double)r.Instructions) / 1e6:F1} M measured instructions, {sw.Elapsed.TotalSeconds:F1} s with {o.Jobs} jobs"));
+        return ExitStatus.Ok;
+    }
+
+    /// <summary>Runs the matrix of <paramref name="o"/> and renders every output (nothing is written to disk).</summary>
+    public static Outcome Measure(MeasureOptions o, TextWriter? progress)
+    {
+        var tlbRun = new Cli.RunOptions(null, "", 0, new(), 0, 0, false) { TlbConfig = o.TlbConfig };
+        var runner = new CellRunner(Cli.BundledKernelPath(), () => Cli.BuildTlbConfig(tlbRun)) { Seed = o.Seed, TlbArgs = o.TlbConfig };
+        var cells = o.Spec.Cells();
+        var results = Measurement.Run(cells, runner, o.Jobs, progress);
+        return new Outcome(results, Reports.Table(results), Reports.Csv(results), Reports.Json(results, runner, o.Spec),
+            Charts.OverheadVsRate(results)?.Render(), Charts.MissesVsWorkingSet(results)?.Render());
+    }
+}

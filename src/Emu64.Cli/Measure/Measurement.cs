@@ -1,0 +1,59 @@
+using System.Diagnostics;
+
+namespace Emu64.Cli.Measure;
+
+/// <summary>
+/// Runs every cell of a matrix (in parallel, up to <c>jobs</c> at a time, each an independent machine) and
+/// puts the results back in cell order, so the outcome never depends on the number of jobs or on timing.
+/// </summary>
+public static class Measurement
+{
+    public static List<CellResult> Run(IReadOnlyList<Cell> cells, CellRunner runner, int jobs, TextWriter? progress)
+    {
+        var results = new CellResult?[cells.Count];
+        var errors = new MeasureException?[cells.Count];
+        int done = 0;
+        var gate = new object();
+        var total = Stopwatch.StartNew();
+        int width = cells.Count.ToString().Length;
+        // Cells start in order (no chunking), so progress reads top to bottom; results land in their slot whatever the timing.
+        var order = System.Collections.Concurrent.Partitioner.Create(Enumerable.Range(0, cells.Count), System.Collections.Concurrent.EnumerablePartitionerOptions.NoBuffering);
+        Parallel.ForEach(order, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, jobs) }, i =>
+        {
+            var sw = Stopwatch.StartNew();
+            try { results[i] = runner.Run(cells[i]); }
+            catch (MeasureException e) { errors[i] = e; }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                var c = cells[i];
+                errors[i] = new MeasureException($"cell {c.Workload.Name} {c.ParamText} {c.Config.Name}: {e.GetType().Name}: {e.Message}");
+            }
+            sw.Stop();
+            // Each cell's machine held 128 MiB of guest RAM (pinned): give it back now rather than at the GC's leisure.
+            GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: false);
+            if (progress is null) return;
+            lock (gate)
+            {
+                done++;
+                var c = cells[i];
+                progress.WriteLine(FormattableString.Invariant(
+                    $"[{done.ToString().PadLeft(width)}/{cells.Count}] {c.Workload.Name} {c.ParamText} {c.Config.Name}: {(errors[i] is null ? "ok" : "FAILED")} ({sw.Elapsed.TotalSeconds:F1} s, {total.Elapsed.TotalSeconds:F1} s so far)"));
+            }
+        });
+        var firstError = errors.FirstOrDefault(e => e is not null);
+        if (firstError is not null) throw firstError;
+        var list = results.Select(r => r!).ToList();
+        ComputeOverheads(list);
+        return list;
+    }
+
+    /// <summary>Overhead of each cell against the baseline configuration at the same workload parameters.</summary>
+    public static void ComputeOverheads(List<CellResult> results)
+    {
+        var baseline = results.Where(r => r.Cell.Config.Name == KernelConfig.Baseline).ToDictionary(r => r.Cell.PointKey);
+        foreach (var r in results)
+            r.OverheadPercent = baseline.TryGetValue(r.Cell.PointKey, out var b) && b.Cycles > 0
+                ? (r.Cycles / b.Cycles - 1) * 100
+                : null;
+    }
+}
