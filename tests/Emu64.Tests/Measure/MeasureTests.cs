@@ -203,13 +203,11 @@ public class MeasureTests(SmallMatrix m) : IClassFixture<SmallMatrix>
         }
     }
 
-    [Fact]
-    public void The_charts_render_in_a_browser_where_one_is_installed()
+    [SvgRendererFact]
+    public void The_charts_render_in_a_browser()
     {
-        // Headless Chromium (or librsvg) when the machine has it: .ci/run may install one. Elsewhere nothing to check.
-        string? chromium = new[] { "chromium", "chromium-headless-shell", "chromium-browser", "google-chrome", "google-chrome-stable" }.Select(Which).FirstOrDefault(p => p != null);
-        string? rsvg = Which("rsvg-convert");
-        if (chromium is null && rsvg is null) return;
+        // Headless Chromium (or librsvg): .ci/run installs chromium-headless-shell; skipped, visibly, where neither is installed.
+        string? chromium = SvgRenderer.Chromium, rsvg = SvgRenderer.Rsvg;
         var dir = Directory.CreateTempSubdirectory("emu64-measure-svg");
         try
         {
@@ -232,9 +230,27 @@ public class MeasureTests(SmallMatrix m) : IClassFixture<SmallMatrix>
         finally { dir.Delete(true); }
     }
 
+}
+
+/// <summary>A program that renders SVG to PNG: headless Chromium or librsvg's rsvg-convert.</summary>
+internal static class SvgRenderer
+{
+    public static readonly string? Chromium = new[] { "chromium", "chromium-headless-shell", "chromium-browser", "google-chrome", "google-chrome-stable" }
+        .Select(Which).FirstOrDefault(p => p != null);
+    public static readonly string? Rsvg = Which("rsvg-convert");
+
     private static string? Which(string name) =>
         (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator)
             .Select(d => Path.Combine(d, name)).FirstOrDefault(File.Exists);
+}
+
+/// <summary>A fact that needs an SVG renderer: skipped, visibly, when none is installed.</summary>
+public sealed class SvgRendererFactAttribute : FactAttribute
+{
+    public SvgRendererFactAttribute()
+    {
+        if (SvgRenderer.Chromium is null && SvgRenderer.Rsvg is null) Skip = "no SVG renderer (chromium, chromium-headless-shell or rsvg-convert) is installed";
+    }
 }
 
 /// <summary>The command line of <c>emu64 measure</c>: bad options are one line and exit status 2.</summary>
