@@ -37,6 +37,8 @@ public sealed partial class Mmu
         public ulong Epoch;
         /// <summary>The modeled L1 array holding the entry (null with the model off).</summary>
         public TlbArray? Array;
+        /// <summary><see cref="Array"/> when it replaces by LRU (the hit refreshes the entry's stamp), else null.</summary>
+        public TlbArray? Lru;
         public int Way;
         /// <summary>Counter base of the structure and context (<see cref="Ctr.Tlb"/>).</summary>
         public int Counter;
@@ -49,7 +51,7 @@ public sealed partial class Mmu
     private void Fold(ref FastEntry f)
     {
         ulong h = f.Hits;
-        if (h == 0) return;
+        if (h == 0 || f.Array is null) { f.Hits = 0; return; }   // with the model off nothing is counted
         _ctr[f.Counter + Ctr.Lookups] += h;
         _ctr[f.Counter + Ctr.Hits] += h;
         f.Hits = 0;
@@ -127,6 +129,7 @@ public sealed partial class Mmu
             f.Frame = frame;
             f.Epoch = _fastEpoch;
             f.Array = a;
+            f.Lru = a.Policy == Replacement.Lru ? a : null;
             f.Way = i;
             f.Counter = Ctr.Tlb(fetch ? TlbLevel.Itlb : TlbLevel.Dtlb, Context(acc), 0);
             FastFills++;
@@ -159,6 +162,7 @@ public sealed partial class Mmu
                 f.Frame = pa & ~0xFFFUL;
                 f.Epoch = _fastEpoch;
                 f.Array = null;
+                f.Lru = null;
                 f.Way = 0;
                 f.Counter = 0;
                 FastFills++;

@@ -69,12 +69,9 @@ public sealed partial class Mmu
             ref FastEntry f = ref FastSlot(la, acc, pcid);
             if (f.Tag == ((la & ~0xFFFUL) | pcid) && f.Epoch == _fastEpoch)
             {
-                var a = f.Array;
-                if (a != null)
-                {
-                    f.Hits++;          // a lookup and a hit in the entry's structure, added to the counters by FoldFastHits
-                    a.Touch(f.Way);
-                }
+                f.Hits++;              // a lookup and a hit in the entry's structure, added to the counters by FoldFastHits
+                var lru = f.Lru;       // the array, when it replaces by LRU: refresh the entry's stamp as its own lookup would
+                if (lru != null) Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(lru.E), f.Way).Stamp = ++lru.Clock;
                 return f.Frame | (la & 0xFFF);
             }
             return TranslateMiss(la, acc);

@@ -62,7 +62,9 @@ public sealed class TlbArray
     public readonly int SizeMask;
     internal readonly TlbEntry[] E;
     private readonly int _setMask;
-    private ulong _clock, _rng = 0x2545F4914F6CDD1DUL;
+    private ulong _rng = 0x2545F4914F6CDD1DUL;
+    /// <summary>The LRU clock: the stamp of the most recent use in this array (the fast cache's hit path advances it too).</summary>
+    internal ulong Clock;
 
     /// <summary>Told of every fill (the `tlb` trace); null when nobody listens.</summary>
     public ITlbListener? Listener;
@@ -102,18 +104,11 @@ public sealed class TlbArray
             ref TlbEntry x = ref e[w];
             if (x.Vpn == vpn && (x.Flags & ~EntryFlags.Global) == want && (x.Pcid == pcid || (x.Flags & EntryFlags.Global) != 0))
             {
-                if (touch && Policy == Replacement.Lru) x.Stamp = ++_clock;
+                if (touch && Policy == Replacement.Lru) x.Stamp = ++Clock;
                 return w;
             }
         }
         return -1;
-    }
-
-    /// <summary>A hit on way <paramref name="way"/> found earlier (the fast cache): refreshes its LRU stamp as <see cref="Find"/> would.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public void Touch(int way)
-    {
-        if (Policy == Replacement.Lru) Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(E), way).Stamp = ++_clock;
     }
 
     /// <summary>Paging-structure-cache lookup: the entry whose key is la &gt;&gt; <see cref="KeyShift"/> for this PCID, or -1.</summary>
@@ -127,7 +122,7 @@ public sealed class TlbArray
             ref TlbEntry x = ref e[w];
             if (x.Vpn == vpn && x.Flags == EntryFlags.Valid && x.Pcid == pcid)
             {
-                if (touch && Policy == Replacement.Lru) x.Stamp = ++_clock;
+                if (touch && Policy == Replacement.Lru) x.Stamp = ++Clock;
                 return w;
             }
         }
@@ -174,7 +169,7 @@ public sealed class TlbArray
         }
         Listener?.OnFill(this, in entry, in e[victim]);
         e[victim] = entry;
-        e[victim].Stamp = ++_clock;
+        e[victim].Stamp = ++Clock;
     }
 
     /// <summary>What an invalidation selects (SDM vol. 3A §4.10.4.1).</summary>
