@@ -40,28 +40,6 @@ public enum TlbEventKind : byte { Fill, Evict, Invalidate, Flush }
 public readonly record struct TlbEvent(TlbEventKind Kind, string Structure, ulong Linear, int Pcid, bool Global, string Cause, int Dropped,
     ulong Frame = 0, ulong PageSize = 0, int PscDropped = 0);
 
-/// <summary>Receives TLB events (the tracer). SEAM: the TLB model calls <see cref="TlbViews.Report"/> where it fills, evicts and invalidates.</summary>
-public interface ITlbEventSink
-{
-    void OnTlbEvent(in TlbEvent e);
-}
-
-public static partial class TlbEventsRegistry
-{
-    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Machine, ITlbEventSink> Sinks = new();
-
-    public static void Attach(Machine m, ITlbEventSink sink) => Sinks.AddOrUpdate(m, sink);
-    public static void Detach(Machine m) => Sinks.Remove(m);
-
-    /// <summary>True when someone traces TLB events on this machine (the model may skip building events otherwise).</summary>
-    public static bool Wanted(Machine m) => Sinks.TryGetValue(m, out _);
-
-    public static void Report(Machine m, in TlbEvent e)
-    {
-        if (Sinks.TryGetValue(m, out var s)) s.OnTlbEvent(in e);
-    }
-}
-
 /// <summary>The TLB view backed by the machine's PCID-tagged TLB model (Mmu.Entries, TraceWalk, Snapshot).</summary>
 public sealed class MmuTlbView(Machine m) : ITlbView
 {

@@ -18,7 +18,7 @@ public enum TraceFormat { Text, Jsonl }
 /// bytes, whichever comes first, with a last line saying so. Instruction tracing runs the machine one instruction per block; the other classes cost
 /// nothing on the instruction path.
 /// </summary>
-public sealed class Tracer : IBoundaryListener, IInstructionHook, ITlbEventSink, IDisposable
+public sealed class Tracer : IBoundaryListener, IInstructionHook, IDisposable
 {
     private readonly Machine _m;
     private readonly TextWriter _w;
@@ -46,10 +46,7 @@ public sealed class Tracer : IBoundaryListener, IInstructionHook, ITlbEventSink,
         _dis = new Disassembler(m, syms);
         if ((classes & (TraceClass.Boundary | TraceClass.Tlb)) != 0) m.Events.Subscribe(this);
         if ((classes & TraceClass.Tlb) != 0)
-        {
-            TlbEventsRegistry.Attach(m, this);
             m.Cpu.Mmu.Listener = _tlbListener = new TlbListener(this);
-        }
     }
 
     private readonly TlbListener? _tlbListener;
@@ -218,7 +215,7 @@ public sealed class Tracer : IBoundaryListener, IInstructionHook, ITlbEventSink,
 
     // ---- TLB events ----------------------------------------------------------------------------
 
-    public void OnTlbEvent(in TlbEvent e)
+    private void OnTlbEvent(in TlbEvent e)
     {
         if ((Classes & TraceClass.Tlb) == 0) return;
         string kind = e.Kind.ToString().ToLowerInvariant();
@@ -278,7 +275,6 @@ public sealed class Tracer : IBoundaryListener, IInstructionHook, ITlbEventSink,
             else
                 _w.WriteLine(Format == TraceFormat.Text ? $"trace limit {Limit} reached; tracing stopped" : JsonSerializer.Serialize(new { type = "limit", limit = Limit }));
             _m.Events.Unsubscribe(this);
-            TlbEventsRegistry.Detach(_m);
             DetachTlbListener();
             if (ReferenceEquals(_m.InstructionHook, this)) { _m.DebugStepHook = false; _m.InstructionHook = null; }
             return;
@@ -292,7 +288,6 @@ public sealed class Tracer : IBoundaryListener, IInstructionHook, ITlbEventSink,
     {
         _w.Flush();
         _m.Events.Unsubscribe(this);
-        TlbEventsRegistry.Detach(_m);
         DetachTlbListener();
         if (_ownsWriter) _w.Dispose();
     }
