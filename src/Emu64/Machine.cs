@@ -162,6 +162,13 @@ public sealed class MachineOptions
     public ulong TicksPerSecond = 1_000_000_000;
     /// <summary>TLB geometry and cost model (null: the documented Skylake-like defaults).</summary>
     public Mmu.TlbConfig? Tlb;
+    /// <summary>
+    /// Whole runs of a block after which it is compiled to a .NET method (BlockCompiler.cs); 0 never compiles.
+    /// Compiled and interpreted blocks give the same results, counters and output.
+    /// </summary>
+    public int CompileThreshold = DefaultCompileThreshold;
+    public static readonly int DefaultCompileThreshold =
+        int.TryParse(Environment.GetEnvironmentVariable("EMU64_COMPILE_THRESHOLD"), out int t) && t >= 0 ? t : 200;
 }
 
 /// <summary>A device with timed events (PIT, APIC timer, RTC).</summary>

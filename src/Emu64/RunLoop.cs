@@ -185,13 +185,24 @@ public sealed unsafe partial class Machine
         int bitness = block.Bitness;
         var fetch = cpu.Cpl == 3 ? Access.Fetch | Access.User : Access.Fetch;
         var mmu = cpu.Mmu;
+        int compileAt = Options.CompileThreshold;
+        // Same-page fetches are counted through an armed fast entry (Mmu.ArmFetch); armed only by this loop, disarmed
+        // (after counting) on the way out and by anything in the MMU that could change or read the TLB arrays.
+        try
+        {
         while (true)
         {
             ulong left = stopRetired - cpu.Retired;
             int n = block.Count;
             if ((ulong)n > left) { RunInsns(cpu, block, (int)left); return; }
-            if (!RunInsns(cpu, block, n) || !block.Chainable) return;
-            if (cpu.Retired >= stopRetired || cpu.Retired + _idle >= NextEventAt || InterruptLine || DebugStepHook) return;
+            var code = block.Code;
+            if (code != null) { if (!code(cpu, stopRetired) || !block.Chainable) return; }
+            else
+            {
+                if (compileAt > 0 && ++block.Heat == compileAt) block.Code = BlockCompiler.Compile(block);
+                if (!RunInsns(cpu, block, n) || !block.Chainable) return;
+            }
+            if (cpu.Retired >= stopRetired || ChainMustLeave()) return;
             // The next block: the fetch translation as in FetchBlock, then the links.
             cpu.InsnRip = cpu.Rip;
             if (bitness == 64) { la = cpu.Rip; if (!cpu.IsCanonical(la)) cpu.Gp(); }
@@ -201,7 +212,17 @@ public sealed unsafe partial class Machine
                 if (cpu.Rip > cs.Limit) cpu.Gp();
                 la = (cs.Base + cpu.Rip) & 0xFFFFFFFF;
             }
-            pa = mmu.Translate(la, fetch);
+            if (mmu._fetchSlot >= 0 && (la >> 12) == mmu._fetchPage)
+            {
+                mmu._fetchPending++;   // the same code page again: a hit through the armed entry, counted when flushed
+                pa = mmu._fetchFrame | (la & 0xFFF);
+            }
+            else
+            {
+                if (mmu._fetchSlot >= 0) mmu.FlushFetch();
+                pa = mmu.Translate(la, fetch);
+                mmu.ArmFetch(la, fetch);
+            }
             Block? next = block.Next0;
             if (next is null || next.Phys != pa || !next.Valid)
             {
@@ -215,7 +236,13 @@ public sealed unsafe partial class Machine
             }
             block = next;
         }
+        }
+        finally { if (mmu._fetchSlot >= 0) mmu.FlushFetch(); }
     }
+
+    /// <summary>At a block boundary inside a chain: an event is due, the interrupt line is up or a debugger steps (the outer loop must act).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal bool ChainMustLeave() => Cpu.Retired + _idle >= NextEventAt || InterruptLine || DebugStepHook;
 
     /// <summary>An instruction whose bytes run into the next page: decoded from both pages, not cached.</summary>
     private void RunCrossingInstruction(Cpu.Cpu cpu, ulong la, ulong pa, int bitness)

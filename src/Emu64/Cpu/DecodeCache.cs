@@ -20,6 +20,10 @@ public sealed class Block
     public readonly bool Chainable;
     /// <summary>Successors seen so far (fall-through and taken target), checked by physical address and <see cref="Valid"/> before use.</summary>
     public Block? Next0, Next1;
+    /// <summary>The block compiled to a .NET method once it ran <see cref="MachineOptions.CompileThreshold"/> times (BlockCompiler.cs).</summary>
+    public BlockCode? Code;
+    /// <summary>Whole-block runs so far, counted until the block is compiled.</summary>
+    public int Heat;
 
     public Block(Insn[] insns, int count, ulong phys, int bitness, bool chainable = false)
     {

@@ -56,10 +56,10 @@ public static unsafe class DataMove
         else if (d.K0 == Opnd.Mem && d.K1 == Opnd.Reg && d.R1 < 16) d.Exec = q ? &MovMR64 : &MovMR32;
     }
 
-    private static void MovRR64(CpuCore cpu, ref Insn i) => cpu.Gpr(i.R0) = cpu.Gpr(i.R1);
-    private static void MovRR32(CpuCore cpu, ref Insn i) => cpu.Gpr(i.R0) = cpu.Gpr(i.R1) & 0xFFFFFFFF;
-    private static void MovRI64(CpuCore cpu, ref Insn i) => cpu.Gpr(i.R0) = i.Imm;
-    private static void MovRI32(CpuCore cpu, ref Insn i) => cpu.Gpr(i.R0) = i.Imm & 0xFFFFFFFF;
+    [RegisterOnly] private static void MovRR64(CpuCore cpu, ref Insn i) => cpu.Gpr(i.R0) = cpu.Gpr(i.R1);
+    [RegisterOnly] private static void MovRR32(CpuCore cpu, ref Insn i) => cpu.Gpr(i.R0) = cpu.Gpr(i.R1) & 0xFFFFFFFF;
+    [RegisterOnly] private static void MovRI64(CpuCore cpu, ref Insn i) => cpu.Gpr(i.R0) = i.Imm;
+    [RegisterOnly] private static void MovRI32(CpuCore cpu, ref Insn i) => cpu.Gpr(i.R0) = i.Imm & 0xFFFFFFFF;
     private static void MovRM64(CpuCore cpu, ref Insn i) => cpu.Gpr(i.R0) = cpu.ReadOperandMem(ref i, 8);
     private static void MovRM32(CpuCore cpu, ref Insn i) => cpu.Gpr(i.R0) = cpu.ReadOperandMem(ref i, 4);
     private static void MovMR64(CpuCore cpu, ref Insn i) => cpu.WriteLinear(cpu.OperandLinear(ref i, 8, true), 8, cpu.Gpr(i.R1));

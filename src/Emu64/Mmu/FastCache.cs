@@ -63,6 +63,7 @@ public sealed partial class Mmu
     /// </summary>
     private void FoldFastHits()
     {
+        FlushFetch();
         var fast = _fast;
         for (int i = 0; i < fast.Length; i++) Fold(ref fast[i]);
     }
@@ -76,9 +77,61 @@ public sealed partial class Mmu
     /// <summary>Hits and fills of the fast cache (host-side diagnostics, not part of the model's counters).</summary>
     public ulong FastFills;
 
-    /// <summary>Drops every fast-cache entry.</summary>
+    /// <summary>Drops every fast-cache entry (after applying pending fetch hits: every change to the arrays comes through here first).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal void FlushFast() => _fastEpoch++;
+    internal void FlushFast()
+    {
+        if (_fetchSlot >= 0) FlushFetch();
+        _fastEpoch++;
+    }
+
+    // ---- same-page fetches in a block chain -------------------------------------------------------------
+    // The run loop translates RIP once per block. While a chain of blocks stays in one code page, each of
+    // those fetches would hit the same fast entry: same counters, and the same LRU stamp advanced again. The
+    // chain instead arms that entry (ArmFetch) and counts the repeats in _fetchPending; FlushFetch applies them
+    // as that many hits (Hits += k, the array's clock += k and the entry stamped with it) — the state k separate
+    // hits leave, since nothing else touches an iTLB array in between: only fetches do, and the chain flushes
+    // before any other fetch translation. Every path that changes or reads the arrays (FlushFast, the slow
+    // paths, the invalidation hooks, the counters) flushes first, so no one can see the difference.
+
+    /// <summary>The fast slot armed for same-page fetches (-1: none) and the fetches through it not yet counted.</summary>
+    internal int _fetchSlot = -1;
+    internal ulong _fetchPending;
+    /// <summary>The armed entry's linear page (la &gt;&gt; 12) and physical frame, valid while <see cref="_fetchSlot"/> &gt;= 0.</summary>
+    internal ulong _fetchPage, _fetchFrame;
+
+    /// <summary>Counts the pending same-page fetches as hits through the armed entry and disarms it.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    internal void FlushFetch()
+    {
+        int s = _fetchSlot;
+        if (s < 0) return;
+        _fetchSlot = -1;
+        ulong k = _fetchPending;
+        _fetchPending = 0;
+        if (k == 0) return;
+        ref FastEntry f = ref _fast[s];
+        f.Hits += k;
+        var lru = f.Lru;
+        if (lru != null) lru.E[f.Way].Stamp = lru.Clock += k;
+    }
+
+    /// <summary>
+    /// After a fetch translation of <paramref name="la"/>: arms its fast entry for same-page fetches and returns
+    /// true, or returns false if no fast entry serves it (a probe, a disabled fast cache, a page with unusual rights).
+    /// </summary>
+    internal bool ArmFetch(ulong la, Access acc)
+    {
+        if (_fetchSlot >= 0) FlushFetch();
+        if ((_cpu.CR0 & Emu64.Cpu.Cr0.Pg) == 0) return false;
+        uint pcid = _cpu.CurrentPcid;
+        ref FastEntry f = ref FastSlot(la, acc, pcid);
+        if (f.Tag != ((la & ~0xFFFUL) | pcid) || f.Epoch != _fastEpoch) return false;
+        _fetchSlot = (int)Unsafe.ByteOffset(ref MemoryMarshal.GetArrayDataReference(_fast), ref f) / Unsafe.SizeOf<FastEntry>();
+        _fetchPage = la >> 12;
+        _fetchFrame = f.Frame;
+        return true;
+    }
 
     /// <summary>
     /// The slot of a page in a PCID. The PCID is hashed into the index so that the same page under two PCIDs
@@ -93,6 +146,7 @@ public sealed partial class Mmu
     [MethodImpl(MethodImplOptions.NoInlining)]
     private ulong TranslateMiss(ulong la, Access acc)
     {
+        if (_fetchSlot >= 0) FlushFetch();
         if (!_model) return TranslatePlain(la, acc);
         ulong pa = TranslateModel(la, acc);
         if (pa != NoTranslation) FastFill(la, acc, pa);

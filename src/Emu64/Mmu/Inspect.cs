@@ -62,6 +62,7 @@ public sealed partial class Mmu
     /// <summary>Every valid entry of one TLB structure.</summary>
     public List<TlbEntryView> Entries(TlbLevel level)
     {
+        FlushFetch();
         var list = new List<TlbEntryView>();
         foreach (var a in Arrays(level)) AddEntries(a, list);
         return list;

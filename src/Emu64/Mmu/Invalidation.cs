@@ -20,6 +20,7 @@ public sealed partial class Mmu
     /// </summary>
     public int OnCr3Write(ulong oldCr3, ulong newCr3, bool noFlush)
     {
+        FlushFetch();   // the PCID may change: no fetch may count against the old one's entry
         if (!_model) { if (!noFlush) FlushFast(); return 0; }   // model off: a plain PCID-tagged page cache, emptied by a flushing CR3 write
         if (noFlush) { Count(FlushCause.Cr3NoFlush, 0, 0); return 0; }
         ushort pcid = (_cpu.CR4 & Emu64.Cpu.Cr4.Pcide) != 0 ? (ushort)(newCr3 & Emu64.Cpu.Cr3.PcidMask) : (ushort)0;

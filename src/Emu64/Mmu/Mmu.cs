@@ -82,6 +82,7 @@ public sealed partial class Mmu
     /// <summary>The model's lookup (L1 4 KiB array, then <see cref="TranslateSlow"/>); no fast cache.</summary>
     private ulong TranslateModel(ulong la, Access acc)
     {
+        if (_fetchSlot >= 0) FlushFetch();
         var cpu = _cpu;
         if ((acc & Access.Probe) != 0) return ProbeTranslate(la, acc);
         if (!_model) return TranslatePlain(la, acc);

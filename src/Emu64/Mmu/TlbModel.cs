@@ -43,12 +43,16 @@ public sealed partial class Mmu
     }
 
     /// <summary>The TLB arrays by structure (L1 iTLB, L1 dTLB, STLB).</summary>
-    public IReadOnlyList<TlbArray> Arrays(TlbLevel level) => level switch
+    public IReadOnlyList<TlbArray> Arrays(TlbLevel level)
     {
-        TlbLevel.Itlb => _itlb,
-        TlbLevel.Dtlb => _dtlb,
-        _ => _stlb,
-    };
+        FlushFetch();   // whoever looks at the entries sees the LRU stamps of every fetch so far
+        return level switch
+        {
+            TlbLevel.Itlb => _itlb,
+            TlbLevel.Dtlb => _dtlb,
+            _ => _stlb,
+        };
+    }
 
     /// <summary>The paging-structure cache for entries of one level (2 = PDE … 5 = PML5E).</summary>
     public TlbArray PagingStructureCache(int level) => _psc[level];

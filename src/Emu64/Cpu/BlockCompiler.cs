@@ -1,0 +1,276 @@
+using System.Reflection;
+using System.Reflection.Emit;
+using System.Runtime.CompilerServices;
+
+namespace Emu64.Cpu;
+
+/// <summary>
+/// A hot block compiled to one .NET method: the block's handlers called one after another with direct
+/// calls (which the JIT may inline), instead of the interpreter's loop of indirect calls. Closed over
+/// the <see cref="Block"/>; returns what <c>RunInsns</c> returns for the whole block. A block that branches
+/// back to its own start repeats itself while the run loop would do nothing else at that boundary (no
+/// event due, no interrupt, a whole block left before <paramref name="stopRetired"/>).
+/// </summary>
+public delegate bool BlockCode(Cpu cpu, ulong stopRetired);
+
+/// <summary>
+/// Marks a handler that reads and writes only general registers and status flags: it cannot fault, does not
+/// read RIP, RFLAGS bits other than the status flags, or the retired count, and never ends the block. The block
+/// compiler runs such an instruction without the per-instruction bookkeeping (RIP, the faulting-instruction
+/// RIP, the retired count and the end-of-block test are brought up to date before the next instruction that
+/// can observe them).
+/// </summary>
+[AttributeUsage(AttributeTargets.Method)]
+internal sealed class RegisterOnlyAttribute : Attribute { }
+
+/// <summary>
+/// Compiles a decoded block into IL that does exactly what the interpreter's per-instruction loop does:
+/// <code>
+///   for each instruction: InsnRip = Rip; Rip += Length; handler(cpu, ref insn); Retired++; if (ExitBlock) return false;
+/// </code>
+/// with two differences that nothing can observe: each handler is a direct call (the JIT inlines the small
+/// fixed-form ones), and for <see cref="RegisterOnlyAttribute"/> handlers the RIP and retired-count updates
+/// are deferred and merged into the next update (no register-only handler can see them, and a fault can
+/// only come from an instruction that is not register-only, before which both are exact).
+/// Handlers the compiler cannot name (none in practice) are called through the same function pointer the
+/// interpreter uses.
+/// </summary>
+public static unsafe class BlockCompiler
+{
+    private static readonly FieldInfo RipField = typeof(Cpu).GetField(nameof(Cpu.Rip))!;
+    private static readonly FieldInfo InsnRipField = typeof(Cpu).GetField(nameof(Cpu.InsnRip))!;
+    private static readonly FieldInfo RetiredField = typeof(Cpu).GetField(nameof(Cpu.Retired))!;
+    private static readonly FieldInfo ExitBlockField = typeof(Cpu).GetField(nameof(Cpu.ExitBlock))!;
+    private static readonly FieldInfo ExecField = typeof(Insn).GetField(nameof(Insn.Exec))!;
+    private static readonly FieldInfo InsnsField = typeof(Block).GetField(nameof(Block.Insns))!;
+    private static readonly FieldInfo MachineField = typeof(Cpu).GetField(nameof(Cpu.Machine))!;
+    private static readonly FieldInfo MmuField = typeof(Cpu).GetField(nameof(Cpu.Mmu))!;
+    private static readonly FieldInfo FetchSlotField = typeof(Mmu.Mmu).GetField(nameof(Mmu.Mmu._fetchSlot), BindingFlags.Instance | BindingFlags.NonPublic)!;
+    private static readonly FieldInfo FetchPageField = typeof(Mmu.Mmu).GetField(nameof(Mmu.Mmu._fetchPage), BindingFlags.Instance | BindingFlags.NonPublic)!;
+    private static readonly FieldInfo FetchFrameField = typeof(Mmu.Mmu).GetField(nameof(Mmu.Mmu._fetchFrame), BindingFlags.Instance | BindingFlags.NonPublic)!;
+    private static readonly FieldInfo FetchPendingField = typeof(Mmu.Mmu).GetField(nameof(Mmu.Mmu._fetchPending), BindingFlags.Instance | BindingFlags.NonPublic)!;
+    private static readonly MethodInfo BoundaryMethod = typeof(Machine).GetMethod(nameof(Machine.ChainMustLeave), BindingFlags.Instance | BindingFlags.NonPublic)!;
+    private static readonly Type[] HandlerArgs = [typeof(Cpu), typeof(Insn).MakeByRefType()];
+
+    /// <summary>Every handler method of the assembly by its entry point (the value a <c>&amp;Method</c> load gives).</summary>
+    private static readonly Dictionary<nint, MethodInfo> Handlers = FindHandlers();
+
+    /// <summary>Blocks compiled and handler calls emitted direct or through the pointer (diagnostics, tests).</summary>
+    public static long Compiled, DirectCalls, PointerCalls;
+
+    private static Dictionary<nint, MethodInfo> FindHandlers()
+    {
+        var map = new Dictionary<nint, MethodInfo>();
+        foreach (var t in typeof(Cpu).Assembly.GetTypes())
+            foreach (var m in t.GetMethods(BindingFlags.Static | BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.DeclaredOnly))
+            {
+                if (m.ReturnType != typeof(void) || m.IsGenericMethodDefinition) continue;
+                var p = m.GetParameters();
+                if (p.Length != 2 || p[0].ParameterType != typeof(Cpu) || p[1].ParameterType != HandlerArgs[1]) continue;
+                map.TryAdd(m.MethodHandle.GetFunctionPointer(), m);
+            }
+        return map;
+    }
+
+    /// <summary>Whether the handler of <paramref name="d"/> is known to touch only registers and flags.</summary>
+    public static bool IsRegisterOnly(ref Insn d)
+        => Handlers.TryGetValue((nint)d.Exec, out var m) && m.IsDefined(typeof(RegisterOnlyAttribute));
+
+    /// <summary>Compiles <paramref name="block"/>; null if it cannot be (the interpreter then keeps running it).</summary>
+    public static BlockCode? Compile(Block block)
+    {
+        var insns = block.Insns;
+        var dm = new DynamicMethod($"block_{block.Phys:x}_{block.Bitness}", typeof(bool), [typeof(Block), typeof(Cpu), typeof(ulong)],
+            typeof(Cpu).Module, skipVisibility: true);
+        var il = dm.GetILGenerator();
+        var insnsLocal = il.DeclareLocal(typeof(Insn[]));
+        var rip0 = il.DeclareLocal(typeof(ulong));
+        il.Emit(OpCodes.Ldarg_0);
+        il.Emit(OpCodes.Ldfld, InsnsField);
+        il.Emit(OpCodes.Stloc, insnsLocal);
+        il.Emit(OpCodes.Ldarg_1);
+        il.Emit(OpCodes.Ldfld, RipField);
+        il.Emit(OpCodes.Stloc, rip0);
+        var top = il.DefineLabel();
+        il.MarkLabel(top);
+        il.Emit(OpCodes.Ldarg_1);
+        il.Emit(OpCodes.Ldc_I4_0);
+        il.Emit(OpCodes.Stfld, ExitBlockField);   // cpu.ExitBlock = false, as the interpreter starts a block
+        ulong pendingRip = 0;   // bytes of register-only instructions not yet added to RIP
+        ulong pendingRetired = 0;
+        ulong blockBytes = 0;
+        bool anyEnds = false;
+        var retFalse = il.DefineLabel();
+        for (int k = 0; k < block.Count; k++)
+        {
+            ref Insn d = ref insns[k];
+            blockBytes += d.Length;
+            Handlers.TryGetValue((nint)d.Exec, out var mi);
+            bool regOnly = mi != null && mi.IsDefined(typeof(RegisterOnlyAttribute));
+            if (regOnly)
+            {
+                EmitCall(il, insnsLocal, k, mi);
+                pendingRip += d.Length;
+                pendingRetired++;
+                continue;
+            }
+            // cpu.InsnRip = cpu.Rip (+ deferred bytes); cpu.Rip = cpu.InsnRip + Length; cpu.Retired is exact.
+            il.Emit(OpCodes.Ldarg_1);
+            il.Emit(OpCodes.Ldarg_1);
+            il.Emit(OpCodes.Ldfld, RipField);
+            AddConstant(il, pendingRip);
+            il.Emit(OpCodes.Stfld, InsnRipField);
+            il.Emit(OpCodes.Ldarg_1);
+            il.Emit(OpCodes.Ldarg_1);
+            il.Emit(OpCodes.Ldfld, InsnRipField);
+            AddConstant(il, d.Length);
+            il.Emit(OpCodes.Stfld, RipField);
+            EmitAddRetired(il, pendingRetired);
+            EmitCall(il, insnsLocal, k, mi);
+            pendingRip = 0;
+            pendingRetired = 1;
+            anyEnds = true;
+            if (k == block.Count - 1) break;
+            // if (cpu.ExitBlock) { cpu.Retired++; return false; }
+            var go = il.DefineLabel();
+            il.Emit(OpCodes.Ldarg_1);
+            il.Emit(OpCodes.Ldfld, ExitBlockField);
+            il.Emit(OpCodes.Brfalse, go);
+            EmitAddRetired(il, 1);
+            il.Emit(OpCodes.Br, retFalse);
+            il.MarkLabel(go);
+        }
+        if (pendingRip != 0)
+        {
+            il.Emit(OpCodes.Ldarg_1);
+            il.Emit(OpCodes.Ldarg_1);
+            il.Emit(OpCodes.Ldfld, RipField);
+            AddConstant(il, pendingRip);
+            il.Emit(OpCodes.Stfld, RipField);
+        }
+        EmitAddRetired(il, pendingRetired);
+        if (anyEnds)
+        {
+            il.Emit(OpCodes.Ldarg_1);
+            il.Emit(OpCodes.Ldfld, ExitBlockField);
+            il.Emit(OpCodes.Brtrue, retFalse);
+        }
+        var retTrue = il.DefineLabel();
+        if (BranchesToItsStart(block, blockBytes)) EmitLoopBack(il, block, rip0, top, retTrue);
+        il.MarkLabel(retTrue);
+        il.Emit(OpCodes.Ldc_I4_1);
+        il.Emit(OpCodes.Ret);
+        il.MarkLabel(retFalse);
+        il.Emit(OpCodes.Ldc_I4_0);
+        il.Emit(OpCodes.Ret);
+        var code = (BlockCode)dm.CreateDelegate(typeof(BlockCode), block);
+        Compiled++;
+        return code;
+    }
+
+    /// <summary>A 64-bit block whose last instruction is a near jump (conditional or not) with its own first byte as the target.</summary>
+    private static bool BranchesToItsStart(Block block, ulong blockBytes)
+    {
+        ref Insn last = ref block.Insns[block.Count - 1];
+        var fc = last.I.FlowControl;
+        if (fc is not (Iced.Intel.FlowControl.ConditionalBranch or Iced.Intel.FlowControl.UnconditionalBranch)) return false;
+        // 64-bit only: there the fetch address is RIP itself (no CS base or limit), which the loop-back relies on.
+        if (block.Bitness != 64 || last.K0 != Opnd.Imm || last.I.IsJmpFar || !block.Chainable) return false;
+        return last.Imm == unchecked(0UL - blockBytes);   // the target, relative to the next instruction, is the block's start
+    }
+
+    /// <summary>
+    /// After a run of the block: when it branched back to its start (RIP is where the block began) and the run
+    /// loop would do nothing but fetch it again (<see cref="Machine.ChainMustLeave"/>, a whole block left before the
+    /// stop), the fetch is counted as the run loop counts a same-page fetch (the page must be the one armed, mapped
+    /// to this block's frame) and the block starts over. Otherwise it returns to the run loop, which does the rest.
+    /// </summary>
+    private static void EmitLoopBack(ILGenerator il, Block block, LocalBuilder rip0, Label top, Label retTrue)
+    {
+        // if (cpu.Rip != rip0) return true;   (not taken)
+        il.Emit(OpCodes.Ldarg_1);
+        il.Emit(OpCodes.Ldfld, RipField);
+        il.Emit(OpCodes.Ldloc, rip0);
+        il.Emit(OpCodes.Bne_Un, retTrue);
+        // if (cpu.Retired + Count > stopRetired) return true;
+        il.Emit(OpCodes.Ldarg_1);
+        il.Emit(OpCodes.Ldfld, RetiredField);
+        il.Emit(OpCodes.Ldc_I8, (long)block.Count);
+        il.Emit(OpCodes.Add);
+        il.Emit(OpCodes.Ldarg_2);
+        il.Emit(OpCodes.Bgt_Un, retTrue);
+        // if (cpu.Machine.ChainMustLeave()) return true;
+        il.Emit(OpCodes.Ldarg_1);
+        il.Emit(OpCodes.Ldfld, MachineField);
+        il.Emit(OpCodes.Call, BoundaryMethod);
+        il.Emit(OpCodes.Brtrue, retTrue);
+        // var mmu = cpu.Mmu; if (mmu._fetchSlot < 0 || mmu._fetchPage != rip0 >> 12 || mmu._fetchFrame != frame) return true;
+        var mmu = il.DeclareLocal(typeof(Mmu.Mmu));
+        il.Emit(OpCodes.Ldarg_1);
+        il.Emit(OpCodes.Ldfld, MmuField);
+        il.Emit(OpCodes.Stloc, mmu);
+        il.Emit(OpCodes.Ldloc, mmu);
+        il.Emit(OpCodes.Ldfld, FetchSlotField);
+        il.Emit(OpCodes.Ldc_I4_0);
+        il.Emit(OpCodes.Blt, retTrue);
+        il.Emit(OpCodes.Ldloc, mmu);
+        il.Emit(OpCodes.Ldfld, FetchPageField);
+        il.Emit(OpCodes.Ldloc, rip0);
+        il.Emit(OpCodes.Ldc_I4, 12);
+        il.Emit(OpCodes.Shr_Un);
+        il.Emit(OpCodes.Bne_Un, retTrue);
+        il.Emit(OpCodes.Ldloc, mmu);
+        il.Emit(OpCodes.Ldfld, FetchFrameField);
+        il.Emit(OpCodes.Ldc_I8, (long)(block.Phys & ~0xFFFUL));
+        il.Emit(OpCodes.Bne_Un, retTrue);
+        // mmu._fetchPending++; cpu.InsnRip = rip0; goto top;
+        il.Emit(OpCodes.Ldloc, mmu);
+        il.Emit(OpCodes.Ldloc, mmu);
+        il.Emit(OpCodes.Ldfld, FetchPendingField);
+        il.Emit(OpCodes.Ldc_I8, 1L);
+        il.Emit(OpCodes.Add);
+        il.Emit(OpCodes.Stfld, FetchPendingField);
+        il.Emit(OpCodes.Ldarg_1);
+        il.Emit(OpCodes.Ldloc, rip0);
+        il.Emit(OpCodes.Stfld, InsnRipField);
+        il.Emit(OpCodes.Br, top);
+    }
+
+    /// <summary>handler(cpu, ref insns[k]): a direct call when the method is known, else through Insn.Exec.</summary>
+    private static void EmitCall(ILGenerator il, LocalBuilder insns, int k, MethodInfo? mi)
+    {
+        il.Emit(OpCodes.Ldarg_1);
+        il.Emit(OpCodes.Ldloc, insns);
+        il.Emit(OpCodes.Ldc_I4, k);
+        il.Emit(OpCodes.Ldelema, typeof(Insn));
+        if (mi != null)
+        {
+            il.Emit(OpCodes.Call, mi);
+            DirectCalls++;
+            return;
+        }
+        il.Emit(OpCodes.Ldloc, insns);
+        il.Emit(OpCodes.Ldc_I4, k);
+        il.Emit(OpCodes.Ldelema, typeof(Insn));
+        il.Emit(OpCodes.Ldfld, ExecField);
+        il.EmitCalli(OpCodes.Calli, CallingConventions.Standard, typeof(void), HandlerArgs, null);
+        PointerCalls++;
+    }
+
+    private static void AddConstant(ILGenerator il, ulong c)
+    {
+        if (c == 0) return;
+        il.Emit(OpCodes.Ldc_I8, (long)c);
+        il.Emit(OpCodes.Add);
+    }
+
+    private static void EmitAddRetired(ILGenerator il, ulong n)
+    {
+        if (n == 0) return;
+        il.Emit(OpCodes.Ldarg_1);
+        il.Emit(OpCodes.Ldarg_1);
+        il.Emit(OpCodes.Ldfld, RetiredField);
+        AddConstant(il, n);
+        il.Emit(OpCodes.Stfld, RetiredField);
+    }
+}

@@ -1,0 +1,131 @@
+using Emu64.Bench;
+using Emu64.Cpu;
+using Emu64.Tests.Support;
+
+namespace Emu64.Tests.Foundation;
+
+/// <summary>
+/// Hot blocks compiled to .NET methods (Cpu/BlockCompiler.cs) must be invisible: the same guest, run with every
+/// block compiled at its first run, at the default threshold, and never compiled, gives the same console output,
+/// the same retired count, the same boundary events at the same instruction counts, the same registers and the
+/// same TLB counters.
+/// </summary>
+public class BlockCompilerTests
+{
+    private sealed record Outcome(string Console, ulong Retired, StopReason Reason, ulong[] Gprs, ulong Rip, ulong Rflags,
+        IReadOnlyList<(string Key, ulong Value)> Tlb, List<BoundaryEvent> Events, Machine Machine);
+
+    private sealed class Recorder(List<BoundaryEvent> list) : IBoundaryListener
+    {
+        public void OnEvent(in BoundaryEvent e) => list.Add(e);
+    }
+
+    private static Outcome BootToyKernel(string append, int threshold, ulong max = 60_000_000)
+    {
+        var output = new MemoryStream();
+        var m = new Machine(new MachineOptions { Append = append, Output = output, MaxInstructions = max, CompileThreshold = threshold });
+        m.LoadKernel(File.ReadAllBytes(ToyKernel.ImagePath), "toykernel.elf", Array.Empty<Loader.BootModule>());
+        var events = new List<BoundaryEvent>();
+        m.Events.Subscribe(new Recorder(events));
+        m.Run();
+        return Capture(m, System.Text.Encoding.Latin1.GetString(output.ToArray()), events);
+    }
+
+    private static Outcome Capture(Machine m, string console, List<BoundaryEvent> events)
+    {
+        var gprs = new ulong[16];
+        for (int r = 0; r < 16; r++) gprs[r] = m.Cpu.R[r];
+        return new Outcome(console, m.Cpu.Retired, m.StopReason, gprs, m.Cpu.Rip, m.Cpu.Rflags,
+            m.Cpu.Mmu.Snapshot().Named().ToList(), events, m);
+    }
+
+    private static void AssertSame(Outcome expected, Outcome actual)
+    {
+        Assert.Equal(expected.Console, actual.Console);
+        Assert.Equal(expected.Reason, actual.Reason);
+        Assert.Equal(expected.Retired, actual.Retired);
+        Assert.Equal(expected.Rip, actual.Rip);
+        Assert.Equal(expected.Rflags, actual.Rflags);
+        Assert.Equal(expected.Gprs, actual.Gprs);
+        Assert.Equal(expected.Tlb, actual.Tlb);
+        Assert.Equal(expected.Events.Count, actual.Events.Count);
+        for (int i = 0; i < expected.Events.Count; i++) Assert.Equal(expected.Events[i], actual.Events[i]);
+    }
+
+    [Theory]
+    [Trait("Category", "Kernel")]
+    [InlineData("init=syscalls:300:2000 pti=on nokaslr")]     // user register loops (self-looping blocks) cut by timer interrupts
+    [InlineData("init=syscalls:2000 pti=on nopcid")]
+    [InlineData("init=touch:96:4:50 pti=on")]
+    [InlineData("init=pingpong:40:3")]
+    [InlineData("init=hello,mmap:12:40 pti=off")]
+    public void The_toy_kernel_runs_identically_compiled_at_once_at_the_default_threshold_and_interpreted(string append)
+    {
+        var interpreted = BootToyKernel(append, threshold: 0);
+        Assert.Equal(StopReason.DebugExit, interpreted.Reason);
+        AssertSame(interpreted, BootToyKernel(append, threshold: 1));
+        AssertSame(interpreted, BootToyKernel(append, threshold: MachineOptions.DefaultCompileThreshold));
+    }
+
+    [Fact]
+    public void Compiling_the_toy_kernel_calls_every_handler_directly()
+    {
+        long pointerCalls = BlockCompiler.PointerCalls, compiled = BlockCompiler.Compiled;
+        BootToyKernel("init=hello,syscalls:50 pti=on", threshold: 1);
+        Assert.True(BlockCompiler.Compiled > compiled);
+        Assert.Equal(pointerCalls, BlockCompiler.PointerCalls);   // every handler was found by its entry point
+    }
+
+    private static Machine LoopMachine(byte[] image, int threshold)
+    {
+        var m = new Machine(new MachineOptions { Output = Stream.Null, CompileThreshold = threshold });
+        m.LoadKernel(image, "bench", Array.Empty<Loader.BootModule>());
+        Assert.Equal(StopReason.None, m.Run(1000));
+        return m;
+    }
+
+    [Theory]
+    [InlineData(1UL)]
+    [InlineData(2UL)]
+    [InlineData(3UL)]
+    [InlineData(1000UL)]
+    [InlineData(123_457UL)]
+    public void A_self_looping_compiled_block_stops_at_exactly_the_requested_instruction(ulong n)
+    {
+        foreach (var image in new[] { LoopImage.RegisterLoop(), LoopImage.MemoryLoop() })
+        {
+            var compiled = LoopMachine(image, threshold: 1);
+            var interpreted = LoopMachine(image, threshold: 0);
+            for (int round = 0; round < 5; round++)
+            {
+                ulong before = compiled.Cpu.Retired;
+                Assert.Equal(StopReason.None, compiled.Run(n));
+                Assert.Equal(StopReason.None, interpreted.Run(n));
+                Assert.Equal(before + n, compiled.Cpu.Retired);
+                AssertSame(Capture(interpreted, "", []), Capture(compiled, "", []));
+            }
+            Assert.True(compiled.Cache.Decodes > 0);
+        }
+    }
+
+    [Fact]
+    public void Same_page_fetches_leave_the_itlb_counters_and_lru_stamps_as_separate_lookups_would()
+    {
+        // The fast cache off: every fetch is the model's own lookup (no armed entry, no pending hits).
+        var reference = LoopMachine(LoopImage.MemoryLoop(), threshold: 0);
+        reference.Cpu.Mmu.FastCacheDisabled = true;
+        var compiled = LoopMachine(LoopImage.MemoryLoop(), threshold: 1);
+        foreach (var m in new[] { reference, compiled }) m.Run(250_000);
+        AssertSame(Capture(reference, "", []), Capture(compiled, "", []));
+        foreach (var level in new[] { Emu64.Mmu.TlbLevel.Itlb, Emu64.Mmu.TlbLevel.Dtlb, Emu64.Mmu.TlbLevel.Stlb })
+        {
+            var a = reference.Cpu.Mmu.Arrays(level);
+            var b = compiled.Cpu.Mmu.Arrays(level);
+            for (int k = 0; k < a.Count; k++)
+            {
+                Assert.Equal(a[k].Clock, b[k].Clock);
+                Assert.Equal(a[k].E.Select(e => (e.Vpn, e.Frame, e.Stamp, e.Flags)), b[k].E.Select(e => (e.Vpn, e.Frame, e.Stamp, e.Flags)));
+            }
+        }
+    }
+}
