@@ -203,6 +203,13 @@ public sealed unsafe partial class Machine
                 if (!RunInsns(cpu, block, n) || !block.Chainable) return;
             }
             if (cpu.Retired >= stopRetired || ChainMustLeave()) return;
+            if (block.Resync)
+            {
+                // After SYSCALL/SYSRET/MOV CR3: the same mode (a change set ExitBlock), maybe another CPL or PCID.
+                if (cpu.Tf || cpu.Bitness != bitness) return;
+                fetch = cpu.Cpl == 3 ? Access.Fetch | Access.User : Access.Fetch;
+                if (mmu._fetchSlot >= 0) mmu.FlushFetch();   // the armed entry was for the old CPL and PCID
+            }
             // The next block: the fetch translation as in FetchBlock, then the links.
             cpu.InsnRip = cpu.Rip;
             if (bitness == 64) { la = cpu.Rip; if (!cpu.IsCanonical(la)) cpu.Gp(); }

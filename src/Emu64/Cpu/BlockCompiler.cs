@@ -24,16 +24,30 @@ public delegate bool BlockCode(Cpu cpu, ulong stopRetired);
 internal sealed class RegisterOnlyAttribute : Attribute { }
 
 /// <summary>
-/// Compiles a decoded block into IL that does exactly what the interpreter's per-instruction loop does:
+/// Marks a family of handlers (a class) none of which reads RIP other than through a RIP-relative memory operand or
+/// changes it: they may fault and may end the block (a store into code sets ExitBlock). The block compiler keeps
+/// the faulting-instruction RIP and the retired count exact before such an instruction, and RIP only where it is read.
+/// </summary>
+[AttributeUsage(AttributeTargets.Class)]
+internal sealed class NoRipReadAttribute : Attribute { }
+
+/// <summary>
+/// Compiles a decoded block into IL that does what the interpreter's per-instruction loop does:
 /// <code>
 ///   for each instruction: InsnRip = Rip; Rip += Length; handler(cpu, ref insn); Retired++; if (ExitBlock) return false;
 /// </code>
-/// with two differences that nothing can observe: each handler is a direct call (the JIT inlines the small
-/// fixed-form ones), and for <see cref="RegisterOnlyAttribute"/> handlers the RIP and retired-count updates
-/// are deferred and merged into the next update (no register-only handler can see them, and a fault can
-/// only come from an instruction that is not register-only, before which both are exact).
-/// Handlers the compiler cannot name (none in practice) are called through the same function pointer the
-/// interpreter uses.
+/// with differences that nothing can observe:
+/// <list type="bullet">
+/// <item>each handler is a direct call, which the JIT inlines for the small fixed-form ones;</item>
+/// <item>RIP, InsnRip and Retired are stored as constants added to the block's starting RIP and count (only the
+/// block's last instruction, a branch, changes RIP; any other that does also sets ExitBlock, e.g. REP string steps);</item>
+/// <item>a <see cref="RegisterOnlyAttribute"/> instruction gets no bookkeeping at all, and one of a
+/// <see cref="NoRipReadAttribute"/> family no RIP store (unless it has a RIP-relative operand): nothing it does reads
+/// them, and before any instruction that can fault, InsnRip and Retired are exact;</item>
+/// <item>a block that branches back to its own start repeats inside the method (<see cref="EmitLoopBack"/>).</item>
+/// </list>
+/// Handlers the compiler cannot name (none in practice: a test checks it) are called through the same function
+/// pointer the interpreter uses.
 /// </summary>
 public static unsafe class BlockCompiler
 {
@@ -51,6 +65,10 @@ public static unsafe class BlockCompiler
     private static readonly FieldInfo FetchPendingField = typeof(Mmu.Mmu).GetField(nameof(Mmu.Mmu._fetchPending), BindingFlags.Instance | BindingFlags.NonPublic)!;
     private static readonly MethodInfo BoundaryMethod = typeof(Machine).GetMethod(nameof(Machine.ChainMustLeave), BindingFlags.Instance | BindingFlags.NonPublic)!;
     private static readonly Type[] HandlerArgs = [typeof(Cpu), typeof(Insn).MakeByRefType()];
+    /// <summary>The scalar fields of <see cref="Insn"/>, emitted as constants; the other two are copied.</summary>
+    private static readonly FieldInfo[] ConstantFields = typeof(Insn).GetFields(BindingFlags.Instance | BindingFlags.Public)
+        .Where(f => f.Name is not (nameof(Insn.Exec) or nameof(Insn.I))).ToArray();
+    private static readonly FieldInfo[] CopiedFields = [typeof(Insn).GetField(nameof(Insn.Exec))!, typeof(Insn).GetField(nameof(Insn.I))!];
 
     /// <summary>Every handler method of the assembly by its entry point (the value a <c>&amp;Method</c> load gives).</summary>
     private static readonly Dictionary<nint, MethodInfo> Handlers = FindHandlers();
@@ -76,6 +94,26 @@ public static unsafe class BlockCompiler
     public static bool IsRegisterOnly(ref Insn d)
         => Handlers.TryGetValue((nint)d.Exec, out var m) && m.IsDefined(typeof(RegisterOnlyAttribute));
 
+    /// <summary>How much of the per-instruction bookkeeping an instruction needs (see the class remarks).</summary>
+    private enum Kind : byte
+    {
+        /// <summary><see cref="RegisterOnlyAttribute"/>: none.</summary>
+        RegisterOnly,
+        /// <summary>A handler of a <see cref="NoRipReadAttribute"/> family without a RIP-relative operand: InsnRip and Retired (it may fault), RIP only if it ends the block.</summary>
+        NoRip,
+        /// <summary>Anything else: InsnRip, RIP and Retired before the call.</summary>
+        Full,
+    }
+
+    private static Kind Classify(ref Insn d, MethodInfo? mi)
+    {
+        if (mi == null) return Kind.Full;
+        if (mi.IsDefined(typeof(RegisterOnlyAttribute))) return Kind.RegisterOnly;
+        bool ripOperand = (d.K0 == Opnd.Mem || d.K1 == Opnd.Mem || d.K2 == Opnd.Mem) && d.Base == Reg.Rip;
+        if (!ripOperand && mi.DeclaringType!.IsDefined(typeof(NoRipReadAttribute))) return Kind.NoRip;
+        return Kind.Full;
+    }
+
     /// <summary>Compiles <paramref name="block"/>; null if it cannot be (the interpreter then keeps running it).</summary>
     public static BlockCode? Compile(Block block)
     {
@@ -84,79 +122,60 @@ public static unsafe class BlockCompiler
             typeof(Cpu).Module, skipVisibility: true);
         var il = dm.GetILGenerator();
         var insnsLocal = il.DeclareLocal(typeof(Insn[]));
-        var rip0 = il.DeclareLocal(typeof(ulong));
+        var rip0 = il.DeclareLocal(typeof(ulong));   // RIP of the block's first instruction
+        var ret0 = il.DeclareLocal(typeof(ulong));   // Retired when the block (this time round) started
         il.Emit(OpCodes.Ldarg_0);
         il.Emit(OpCodes.Ldfld, InsnsField);
         il.Emit(OpCodes.Stloc, insnsLocal);
         il.Emit(OpCodes.Ldarg_1);
         il.Emit(OpCodes.Ldfld, RipField);
         il.Emit(OpCodes.Stloc, rip0);
+        il.Emit(OpCodes.Ldarg_1);
+        il.Emit(OpCodes.Ldfld, RetiredField);
+        il.Emit(OpCodes.Stloc, ret0);
         var top = il.DefineLabel();
         il.MarkLabel(top);
         il.Emit(OpCodes.Ldarg_1);
         il.Emit(OpCodes.Ldc_I4_0);
         il.Emit(OpCodes.Stfld, ExitBlockField);   // cpu.ExitBlock = false, as the interpreter starts a block
-        ulong pendingRip = 0;   // bytes of register-only instructions not yet added to RIP
-        ulong pendingRetired = 0;
-        ulong blockBytes = 0;
-        bool anyEnds = false;
         var retFalse = il.DefineLabel();
+        ulong off = 0;                            // offset of instruction k from the block's start
+        bool ripSetByLast = false;
         for (int k = 0; k < block.Count; k++)
         {
             ref Insn d = ref insns[k];
-            blockBytes += d.Length;
             Handlers.TryGetValue((nint)d.Exec, out var mi);
-            bool regOnly = mi != null && mi.IsDefined(typeof(RegisterOnlyAttribute));
-            if (regOnly)
+            var kind = Classify(ref d, mi);
+            ulong next = off + d.Length;
+            if (kind == Kind.RegisterOnly)
             {
-                EmitCall(il, insnsLocal, k, mi);
-                pendingRip += d.Length;
-                pendingRetired++;
+                EmitCall(il, insnsLocal, k, mi, in d);
+                off = next;
                 continue;
             }
-            // cpu.InsnRip = cpu.Rip (+ deferred bytes); cpu.Rip = cpu.InsnRip + Length; cpu.Retired is exact.
-            il.Emit(OpCodes.Ldarg_1);
-            il.Emit(OpCodes.Ldarg_1);
-            il.Emit(OpCodes.Ldfld, RipField);
-            AddConstant(il, pendingRip);
-            il.Emit(OpCodes.Stfld, InsnRipField);
-            il.Emit(OpCodes.Ldarg_1);
-            il.Emit(OpCodes.Ldarg_1);
-            il.Emit(OpCodes.Ldfld, InsnRipField);
-            AddConstant(il, d.Length);
-            il.Emit(OpCodes.Stfld, RipField);
-            EmitAddRetired(il, pendingRetired);
-            EmitCall(il, insnsLocal, k, mi);
-            pendingRip = 0;
-            pendingRetired = 1;
-            anyEnds = true;
-            if (k == block.Count - 1) break;
-            // if (cpu.ExitBlock) { cpu.Retired++; return false; }
+            // cpu.InsnRip = rip0 + off; [cpu.Rip = rip0 + next;] cpu.Retired = ret0 + k — as the interpreter has them.
+            // (Only the block's last instruction may change RIP other than together with ExitBlock: blocks end at branches.)
+            EmitStore(il, InsnRipField, rip0, off);
+            if (kind == Kind.Full) EmitStore(il, RipField, rip0, next);
+            EmitStore(il, RetiredField, ret0, (ulong)k);
+            EmitCall(il, insnsLocal, k, mi, in d);
+            bool last = k == block.Count - 1;
+            if (last) ripSetByLast = kind == Kind.Full;
+            // if (cpu.ExitBlock) { [cpu.Rip = rip0 + next;] cpu.Retired = ret0 + k + 1; return false; }
             var go = il.DefineLabel();
             il.Emit(OpCodes.Ldarg_1);
             il.Emit(OpCodes.Ldfld, ExitBlockField);
             il.Emit(OpCodes.Brfalse, go);
-            EmitAddRetired(il, 1);
+            if (kind != Kind.Full) EmitStore(il, RipField, rip0, next);
+            EmitStore(il, RetiredField, ret0, (ulong)k + 1);
             il.Emit(OpCodes.Br, retFalse);
             il.MarkLabel(go);
+            off = next;
         }
-        if (pendingRip != 0)
-        {
-            il.Emit(OpCodes.Ldarg_1);
-            il.Emit(OpCodes.Ldarg_1);
-            il.Emit(OpCodes.Ldfld, RipField);
-            AddConstant(il, pendingRip);
-            il.Emit(OpCodes.Stfld, RipField);
-        }
-        EmitAddRetired(il, pendingRetired);
-        if (anyEnds)
-        {
-            il.Emit(OpCodes.Ldarg_1);
-            il.Emit(OpCodes.Ldfld, ExitBlockField);
-            il.Emit(OpCodes.Brtrue, retFalse);
-        }
+        if (!ripSetByLast) EmitStore(il, RipField, rip0, off);
+        EmitStore(il, RetiredField, ret0, (ulong)block.Count);
         var retTrue = il.DefineLabel();
-        if (BranchesToItsStart(block, blockBytes)) EmitLoopBack(il, block, rip0, top, retTrue);
+        if (BranchesToItsStart(block, off)) EmitLoopBack(il, block, rip0, ret0, top, retTrue);
         il.MarkLabel(retTrue);
         il.Emit(OpCodes.Ldc_I4_1);
         il.Emit(OpCodes.Ret);
@@ -166,6 +185,15 @@ public static unsafe class BlockCompiler
         var code = (BlockCode)dm.CreateDelegate(typeof(BlockCode), block);
         Compiled++;
         return code;
+    }
+
+    /// <summary>cpu.field = local + c.</summary>
+    private static void EmitStore(ILGenerator il, FieldInfo field, LocalBuilder local, ulong c)
+    {
+        il.Emit(OpCodes.Ldarg_1);
+        il.Emit(OpCodes.Ldloc, local);
+        AddConstant(il, c);
+        il.Emit(OpCodes.Stfld, field);
     }
 
     /// <summary>A 64-bit block whose last instruction is a near jump (conditional or not) with its own first byte as the target.</summary>
@@ -185,7 +213,7 @@ public static unsafe class BlockCompiler
     /// stop), the fetch is counted as the run loop counts a same-page fetch (the page must be the one armed, mapped
     /// to this block's frame) and the block starts over. Otherwise it returns to the run loop, which does the rest.
     /// </summary>
-    private static void EmitLoopBack(ILGenerator il, Block block, LocalBuilder rip0, Label top, Label retTrue)
+    private static void EmitLoopBack(ILGenerator il, Block block, LocalBuilder rip0, LocalBuilder ret0, Label top, Label retTrue)
     {
         // if (cpu.Rip != rip0) return true;   (not taken)
         il.Emit(OpCodes.Ldarg_1);
@@ -223,7 +251,7 @@ public static unsafe class BlockCompiler
         il.Emit(OpCodes.Ldfld, FetchFrameField);
         il.Emit(OpCodes.Ldc_I8, (long)(block.Phys & ~0xFFFUL));
         il.Emit(OpCodes.Bne_Un, retTrue);
-        // mmu._fetchPending++; cpu.InsnRip = rip0; goto top;
+        // mmu._fetchPending++; cpu.InsnRip = rip0; ret0 = cpu.Retired; goto top;
         il.Emit(OpCodes.Ldloc, mmu);
         il.Emit(OpCodes.Ldloc, mmu);
         il.Emit(OpCodes.Ldfld, FetchPendingField);
@@ -233,12 +261,46 @@ public static unsafe class BlockCompiler
         il.Emit(OpCodes.Ldarg_1);
         il.Emit(OpCodes.Ldloc, rip0);
         il.Emit(OpCodes.Stfld, InsnRipField);
+        il.Emit(OpCodes.Ldloc, ret0);
+        il.Emit(OpCodes.Ldc_I8, (long)block.Count);
+        il.Emit(OpCodes.Add);
+        il.Emit(OpCodes.Stloc, ret0);
         il.Emit(OpCodes.Br, top);
     }
 
     /// <summary>handler(cpu, ref insns[k]): a direct call when the method is known, else through Insn.Exec.</summary>
-    private static void EmitCall(ILGenerator il, LocalBuilder insns, int k, MethodInfo? mi)
+    private static void EmitCall(ILGenerator il, LocalBuilder insns, int k, MethodInfo? mi, in Insn d)
     {
+        if (mi != null && (mi.MethodImplementationFlags & MethodImplAttributes.AggressiveInlining) != 0)
+        {
+            // A handler the JIT inlines: give it a local copy of the decoded form whose scalar fields are constants,
+            // so that the JIT folds the operand decoding (operand kinds, register numbers, displacement, segment,
+            // address size) into the code. The handler pointer and the Iced instruction are copied as they are, so
+            // the copy is complete whatever the handler reads (stores nobody reads are dropped by the JIT).
+            var loc = il.DeclareLocal(typeof(Insn));
+            foreach (var f in CopiedFields)
+            {
+                il.Emit(OpCodes.Ldloca, loc);
+                il.Emit(OpCodes.Ldloc, insns);
+                il.Emit(OpCodes.Ldc_I4, k);
+                il.Emit(OpCodes.Ldelema, typeof(Insn));
+                il.Emit(OpCodes.Ldfld, f);
+                il.Emit(OpCodes.Stfld, f);
+            }
+            foreach (var f in ConstantFields)
+            {
+                object v = f.GetValue(d)!;
+                il.Emit(OpCodes.Ldloca, loc);
+                if (f.FieldType == typeof(ulong) || f.FieldType == typeof(long)) il.Emit(OpCodes.Ldc_I8, Convert.ToInt64(v is ulong u ? unchecked((long)u) : v));
+                else il.Emit(OpCodes.Ldc_I4, Convert.ToInt32(v is Opnd o ? (int)o : v));
+                il.Emit(OpCodes.Stfld, f);
+            }
+            il.Emit(OpCodes.Ldarg_1);
+            il.Emit(OpCodes.Ldloca, loc);
+            il.Emit(OpCodes.Call, mi);
+            DirectCalls++;
+            return;
+        }
         il.Emit(OpCodes.Ldarg_1);
         il.Emit(OpCodes.Ldloc, insns);
         il.Emit(OpCodes.Ldc_I4, k);
@@ -264,13 +326,4 @@ public static unsafe class BlockCompiler
         il.Emit(OpCodes.Add);
     }
 
-    private static void EmitAddRetired(ILGenerator il, ulong n)
-    {
-        if (n == 0) return;
-        il.Emit(OpCodes.Ldarg_1);
-        il.Emit(OpCodes.Ldarg_1);
-        il.Emit(OpCodes.Ldfld, RetiredField);
-        AddConstant(il, n);
-        il.Emit(OpCodes.Stfld, RetiredField);
-    }
 }

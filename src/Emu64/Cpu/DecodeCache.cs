@@ -18,6 +18,11 @@ public sealed class Block
     /// that changes mode, privilege, paging, interrupt state or does I/O.
     /// </summary>
     public readonly bool Chainable;
+    /// <summary>
+    /// The block ends at an instruction after which the chain may go on once it has re-read the privilege level
+    /// and mode and checked TF (SYSCALL, SYSRET, MOV to CR3): those change what a fetch is, not how the outer loop acts.
+    /// </summary>
+    public readonly bool Resync;
     /// <summary>Successors seen so far (fall-through and taken target), checked by physical address and <see cref="Valid"/> before use.</summary>
     public Block? Next0, Next1;
     /// <summary>The block compiled to a .NET method once it ran <see cref="MachineOptions.CompileThreshold"/> times (BlockCompiler.cs).</summary>
@@ -25,9 +30,9 @@ public sealed class Block
     /// <summary>Whole-block runs so far, counted until the block is compiled.</summary>
     public int Heat;
 
-    public Block(Insn[] insns, int count, ulong phys, int bitness, bool chainable = false)
+    public Block(Insn[] insns, int count, ulong phys, int bitness, bool chainable = false, bool resync = false)
     {
-        Insns = insns; Count = count; Phys = phys; Bitness = bitness; Chainable = chainable;
+        Insns = insns; Count = count; Phys = phys; Bitness = bitness; Chainable = chainable || resync; Resync = resync;
     }
 }
 
@@ -97,7 +102,7 @@ public sealed class DecodeCache
         var list = new Insn[MaxBlockInsns];
         int n = 0;
         int pos = 0;
-        bool chainable = true;
+        bool chainable = true, resync = false;
         while (n < MaxBlockInsns)
         {
             dec.Decode(out var ins);
@@ -105,11 +110,11 @@ public sealed class DecodeCache
             Prepare(in ins, ref list[n], bitness, _bytes.AsSpan(pos, ins.Length));
             pos += ins.Length;
             n++;
-            if (EndsBlock(in ins)) { chainable = IsNearBranch(in ins); break; }
+            if (EndsBlock(in ins)) { chainable = IsNearBranch(in ins); resync = ChainsAfterResync(in ins); break; }
         }
         if (n == 0) return null;
         if (n < list.Length) Array.Resize(ref list, n);
-        var block = new Block(list, n, phys, bitness, chainable);
+        var block = new Block(list, n, phys, bitness, chainable, resync);
         _blocks[Key(phys, bitness)] = block;
         ulong frame = phys >> 12;
         if (!_byFrame.TryGetValue(frame, out var keys)) _byFrame[frame] = keys = new List<ulong>();
@@ -165,6 +170,11 @@ public sealed class DecodeCache
         }
     }
 
+    /// <summary>SYSCALL, SYSRET and MOV to CR3: the chain may continue after them (<see cref="Block.Resync"/>).</summary>
+    private static bool ChainsAfterResync(in Instruction ins)
+        => ins.Mnemonic is Mnemonic.Syscall or Mnemonic.Sysret
+           || ins.Mnemonic == Mnemonic.Mov && ins.Op0Kind == OpKind.Register && ins.Op0Register == Register.CR3;
+
     /// <summary>Branches and anything that can change mode, paging, interrupts or code end a block.</summary>
     private static bool EndsBlock(in Instruction ins)
     {
@@ -177,7 +187,7 @@ public sealed class DecodeCache
             case Mnemonic.Invlpg: case Mnemonic.Invpcid: case Mnemonic.Sti: case Mnemonic.Cli: case Mnemonic.Popf:
             case Mnemonic.Out: case Mnemonic.Outsb: case Mnemonic.Outsw: case Mnemonic.Outsd:
             case Mnemonic.In: case Mnemonic.Insb: case Mnemonic.Insw: case Mnemonic.Insd:
-            case Mnemonic.Wrpkru: case Mnemonic.Swapgs: case Mnemonic.Lmsw: case Mnemonic.Clts:
+            case Mnemonic.Wrpkru: case Mnemonic.Lmsw: case Mnemonic.Clts:
             case Mnemonic.Wbinvd: case Mnemonic.Invd: case Mnemonic.Wrfsbase: case Mnemonic.Wrgsbase:
             case Mnemonic.Stac: case Mnemonic.Clac: case Mnemonic.Fxrstor: case Mnemonic.Ldmxcsr:
                 return true;

@@ -11,6 +11,7 @@ namespace Emu64.Isa;
 /// Flags: ADD/SUB/CMP/logic/INC/DEC record lazily; ADC/SBB/NEG compute eagerly.
 /// Undefined flag choice: AF after AND/OR/XOR/TEST is 0 (as Intel cores leave it).
 /// </summary>
+[NoRipRead]
 public static unsafe class Alu
 {
     internal static void Register()
@@ -154,49 +155,49 @@ public static unsafe class Alu
         if (op != Op.Cmp && op != Op.Test) dst = r;
     }
 
-    [RegisterOnly] private static void AddRR64(CpuCore cpu, ref Insn i) => RegReg(cpu, ref i, Op.Add, 8);
-    [RegisterOnly] private static void AddRR32(CpuCore cpu, ref Insn i) => RegReg(cpu, ref i, Op.Add, 4);
-    [RegisterOnly] private static void SubRR64(CpuCore cpu, ref Insn i) => RegReg(cpu, ref i, Op.Sub, 8);
-    [RegisterOnly] private static void SubRR32(CpuCore cpu, ref Insn i) => RegReg(cpu, ref i, Op.Sub, 4);
-    [RegisterOnly] private static void CmpRR64(CpuCore cpu, ref Insn i) => RegReg(cpu, ref i, Op.Cmp, 8);
-    [RegisterOnly] private static void CmpRR32(CpuCore cpu, ref Insn i) => RegReg(cpu, ref i, Op.Cmp, 4);
-    [RegisterOnly] private static void AndRR64(CpuCore cpu, ref Insn i) => RegReg(cpu, ref i, Op.And, 8);
-    [RegisterOnly] private static void AndRR32(CpuCore cpu, ref Insn i) => RegReg(cpu, ref i, Op.And, 4);
-    [RegisterOnly] private static void OrRR64(CpuCore cpu, ref Insn i) => RegReg(cpu, ref i, Op.Or, 8);
-    [RegisterOnly] private static void OrRR32(CpuCore cpu, ref Insn i) => RegReg(cpu, ref i, Op.Or, 4);
-    [RegisterOnly] private static void XorRR64(CpuCore cpu, ref Insn i) => RegReg(cpu, ref i, Op.Xor, 8);
-    [RegisterOnly] private static void XorRR32(CpuCore cpu, ref Insn i) => RegReg(cpu, ref i, Op.Xor, 4);
-    [RegisterOnly] private static void TestRR64(CpuCore cpu, ref Insn i) => RegReg(cpu, ref i, Op.Test, 8);
-    [RegisterOnly] private static void TestRR32(CpuCore cpu, ref Insn i) => RegReg(cpu, ref i, Op.Test, 4);
-    [RegisterOnly] private static void AddRI64(CpuCore cpu, ref Insn i) => RegImm(cpu, ref i, Op.Add, 8);
-    [RegisterOnly] private static void AddRI32(CpuCore cpu, ref Insn i) => RegImm(cpu, ref i, Op.Add, 4);
-    [RegisterOnly] private static void SubRI64(CpuCore cpu, ref Insn i) => RegImm(cpu, ref i, Op.Sub, 8);
-    [RegisterOnly] private static void SubRI32(CpuCore cpu, ref Insn i) => RegImm(cpu, ref i, Op.Sub, 4);
-    [RegisterOnly] private static void CmpRI64(CpuCore cpu, ref Insn i) => RegImm(cpu, ref i, Op.Cmp, 8);
-    [RegisterOnly] private static void CmpRI32(CpuCore cpu, ref Insn i) => RegImm(cpu, ref i, Op.Cmp, 4);
-    [RegisterOnly] private static void AndRI64(CpuCore cpu, ref Insn i) => RegImm(cpu, ref i, Op.And, 8);
-    [RegisterOnly] private static void AndRI32(CpuCore cpu, ref Insn i) => RegImm(cpu, ref i, Op.And, 4);
-    [RegisterOnly] private static void OrRI64(CpuCore cpu, ref Insn i) => RegImm(cpu, ref i, Op.Or, 8);
-    [RegisterOnly] private static void OrRI32(CpuCore cpu, ref Insn i) => RegImm(cpu, ref i, Op.Or, 4);
-    [RegisterOnly] private static void XorRI64(CpuCore cpu, ref Insn i) => RegImm(cpu, ref i, Op.Xor, 8);
-    [RegisterOnly] private static void XorRI32(CpuCore cpu, ref Insn i) => RegImm(cpu, ref i, Op.Xor, 4);
-    [RegisterOnly] private static void TestRI64(CpuCore cpu, ref Insn i) => RegImm(cpu, ref i, Op.Test, 8);
-    [RegisterOnly] private static void TestRI32(CpuCore cpu, ref Insn i) => RegImm(cpu, ref i, Op.Test, 4);
+    [RegisterOnly] [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void AddRR64(CpuCore cpu, ref Insn i) => RegReg(cpu, ref i, Op.Add, 8);
+    [RegisterOnly] [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void AddRR32(CpuCore cpu, ref Insn i) => RegReg(cpu, ref i, Op.Add, 4);
+    [RegisterOnly] [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void SubRR64(CpuCore cpu, ref Insn i) => RegReg(cpu, ref i, Op.Sub, 8);
+    [RegisterOnly] [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void SubRR32(CpuCore cpu, ref Insn i) => RegReg(cpu, ref i, Op.Sub, 4);
+    [RegisterOnly] [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void CmpRR64(CpuCore cpu, ref Insn i) => RegReg(cpu, ref i, Op.Cmp, 8);
+    [RegisterOnly] [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void CmpRR32(CpuCore cpu, ref Insn i) => RegReg(cpu, ref i, Op.Cmp, 4);
+    [RegisterOnly] [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void AndRR64(CpuCore cpu, ref Insn i) => RegReg(cpu, ref i, Op.And, 8);
+    [RegisterOnly] [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void AndRR32(CpuCore cpu, ref Insn i) => RegReg(cpu, ref i, Op.And, 4);
+    [RegisterOnly] [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void OrRR64(CpuCore cpu, ref Insn i) => RegReg(cpu, ref i, Op.Or, 8);
+    [RegisterOnly] [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void OrRR32(CpuCore cpu, ref Insn i) => RegReg(cpu, ref i, Op.Or, 4);
+    [RegisterOnly] [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void XorRR64(CpuCore cpu, ref Insn i) => RegReg(cpu, ref i, Op.Xor, 8);
+    [RegisterOnly] [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void XorRR32(CpuCore cpu, ref Insn i) => RegReg(cpu, ref i, Op.Xor, 4);
+    [RegisterOnly] [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void TestRR64(CpuCore cpu, ref Insn i) => RegReg(cpu, ref i, Op.Test, 8);
+    [RegisterOnly] [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void TestRR32(CpuCore cpu, ref Insn i) => RegReg(cpu, ref i, Op.Test, 4);
+    [RegisterOnly] [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void AddRI64(CpuCore cpu, ref Insn i) => RegImm(cpu, ref i, Op.Add, 8);
+    [RegisterOnly] [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void AddRI32(CpuCore cpu, ref Insn i) => RegImm(cpu, ref i, Op.Add, 4);
+    [RegisterOnly] [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void SubRI64(CpuCore cpu, ref Insn i) => RegImm(cpu, ref i, Op.Sub, 8);
+    [RegisterOnly] [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void SubRI32(CpuCore cpu, ref Insn i) => RegImm(cpu, ref i, Op.Sub, 4);
+    [RegisterOnly] [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void CmpRI64(CpuCore cpu, ref Insn i) => RegImm(cpu, ref i, Op.Cmp, 8);
+    [RegisterOnly] [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void CmpRI32(CpuCore cpu, ref Insn i) => RegImm(cpu, ref i, Op.Cmp, 4);
+    [RegisterOnly] [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void AndRI64(CpuCore cpu, ref Insn i) => RegImm(cpu, ref i, Op.And, 8);
+    [RegisterOnly] [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void AndRI32(CpuCore cpu, ref Insn i) => RegImm(cpu, ref i, Op.And, 4);
+    [RegisterOnly] [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void OrRI64(CpuCore cpu, ref Insn i) => RegImm(cpu, ref i, Op.Or, 8);
+    [RegisterOnly] [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void OrRI32(CpuCore cpu, ref Insn i) => RegImm(cpu, ref i, Op.Or, 4);
+    [RegisterOnly] [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void XorRI64(CpuCore cpu, ref Insn i) => RegImm(cpu, ref i, Op.Xor, 8);
+    [RegisterOnly] [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void XorRI32(CpuCore cpu, ref Insn i) => RegImm(cpu, ref i, Op.Xor, 4);
+    [RegisterOnly] [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void TestRI64(CpuCore cpu, ref Insn i) => RegImm(cpu, ref i, Op.Test, 8);
+    [RegisterOnly] [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void TestRI32(CpuCore cpu, ref Insn i) => RegImm(cpu, ref i, Op.Test, 4);
 
-    [RegisterOnly] private static void IncR64(CpuCore cpu, ref Insn i) { ref ulong r = ref cpu.Gpr(i.R0); r = IncBody(cpu, r, 8); }
-    [RegisterOnly] private static void IncR32(CpuCore cpu, ref Insn i) { ref ulong r = ref cpu.Gpr(i.R0); r = IncBody(cpu, r & 0xFFFFFFFF, 4); }
-    [RegisterOnly] private static void DecR64(CpuCore cpu, ref Insn i) { ref ulong r = ref cpu.Gpr(i.R0); r = DecBody(cpu, r, 8); }
-    [RegisterOnly] private static void DecR32(CpuCore cpu, ref Insn i) { ref ulong r = ref cpu.Gpr(i.R0); r = DecBody(cpu, r & 0xFFFFFFFF, 4); }
+    [RegisterOnly] [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void IncR64(CpuCore cpu, ref Insn i) { ref ulong r = ref cpu.Gpr(i.R0); r = IncBody(cpu, r, 8); }
+    [RegisterOnly] [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void IncR32(CpuCore cpu, ref Insn i) { ref ulong r = ref cpu.Gpr(i.R0); r = IncBody(cpu, r & 0xFFFFFFFF, 4); }
+    [RegisterOnly] [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void DecR64(CpuCore cpu, ref Insn i) { ref ulong r = ref cpu.Gpr(i.R0); r = DecBody(cpu, r, 8); }
+    [RegisterOnly] [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void DecR32(CpuCore cpu, ref Insn i) { ref ulong r = ref cpu.Gpr(i.R0); r = DecBody(cpu, r & 0xFFFFFFFF, 4); }
 
-    private static void Add(CpuCore cpu, ref Insn i) => Binary(cpu, ref i, Op.Add);
-    private static void Or(CpuCore cpu, ref Insn i) => Binary(cpu, ref i, Op.Or);
-    private static void Adc(CpuCore cpu, ref Insn i) => Binary(cpu, ref i, Op.Adc);
-    private static void Sbb(CpuCore cpu, ref Insn i) => Binary(cpu, ref i, Op.Sbb);
-    private static void And(CpuCore cpu, ref Insn i) => Binary(cpu, ref i, Op.And);
-    private static void Sub(CpuCore cpu, ref Insn i) => Binary(cpu, ref i, Op.Sub);
-    private static void Xor(CpuCore cpu, ref Insn i) => Binary(cpu, ref i, Op.Xor);
-    private static void Cmp(CpuCore cpu, ref Insn i) => Binary(cpu, ref i, Op.Cmp);
-    private static void Test(CpuCore cpu, ref Insn i) => Binary(cpu, ref i, Op.Test);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void Add(CpuCore cpu, ref Insn i) => Binary(cpu, ref i, Op.Add);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void Or(CpuCore cpu, ref Insn i) => Binary(cpu, ref i, Op.Or);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void Adc(CpuCore cpu, ref Insn i) => Binary(cpu, ref i, Op.Adc);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void Sbb(CpuCore cpu, ref Insn i) => Binary(cpu, ref i, Op.Sbb);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void And(CpuCore cpu, ref Insn i) => Binary(cpu, ref i, Op.And);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void Sub(CpuCore cpu, ref Insn i) => Binary(cpu, ref i, Op.Sub);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void Xor(CpuCore cpu, ref Insn i) => Binary(cpu, ref i, Op.Xor);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void Cmp(CpuCore cpu, ref Insn i) => Binary(cpu, ref i, Op.Cmp);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void Test(CpuCore cpu, ref Insn i) => Binary(cpu, ref i, Op.Test);
 
     /// <summary>Applies a one-operand read-modify-write body to operand 0.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

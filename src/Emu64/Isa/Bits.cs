@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Numerics;
 using Iced.Intel;
 using Emu64.Cpu;
@@ -6,6 +7,7 @@ using CpuCore = Emu64.Cpu.Cpu;
 namespace Emu64.Isa;
 
 /// <summary>Bit tests and scans: BT BTS BTR BTC, BSF BSR, POPCNT LZCNT TZCNT.</summary>
+[NoRipRead]
 public static unsafe class Bits
 {
     internal static void Register()
@@ -26,7 +28,7 @@ public static unsafe class Bits
 
     private enum BtOp { Test, Set, Reset, Complement }
 
-    private static void BitOp(CpuCore cpu, ref Insn i, BtOp op)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void BitOp(CpuCore cpu, ref Insn i, BtOp op)
     {
         int size = i.Size;
         int bits = size * 8;
@@ -71,10 +73,10 @@ public static unsafe class Bits
         _ => v,
     };
 
-    private static void Bt(CpuCore cpu, ref Insn i) => BitOp(cpu, ref i, BtOp.Test);
-    private static void Bts(CpuCore cpu, ref Insn i) => BitOp(cpu, ref i, BtOp.Set);
-    private static void Btr(CpuCore cpu, ref Insn i) => BitOp(cpu, ref i, BtOp.Reset);
-    private static void Btc(CpuCore cpu, ref Insn i) => BitOp(cpu, ref i, BtOp.Complement);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void Bt(CpuCore cpu, ref Insn i) => BitOp(cpu, ref i, BtOp.Test);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void Bts(CpuCore cpu, ref Insn i) => BitOp(cpu, ref i, BtOp.Set);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void Btr(CpuCore cpu, ref Insn i) => BitOp(cpu, ref i, BtOp.Reset);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void Btc(CpuCore cpu, ref Insn i) => BitOp(cpu, ref i, BtOp.Complement);
 
     private static void Bsf(CpuCore cpu, ref Insn i)
     {

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Iced.Intel;
 using Emu64.Cpu;
 using CpuCore = Emu64.Cpu.Cpu;
@@ -5,6 +6,7 @@ using CpuCore = Emu64.Cpu.Cpu;
 namespace Emu64.Isa;
 
 /// <summary>Moves, extensions, conditional moves and sets, exchanges, flag moves and simple flag instructions.</summary>
+[NoRipRead]
 public static unsafe class DataMove
 {
     internal static void Register()
@@ -39,7 +41,7 @@ public static unsafe class DataMove
         HandlerTable.Map(Mnemonic.Movbe, &Movbe);
     }
 
-    private static void Mov(CpuCore cpu, ref Insn i) => cpu.WriteOp0(ref i, cpu.ReadOp1(ref i));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void Mov(CpuCore cpu, ref Insn i) => cpu.WriteOp0(ref i, cpu.ReadOp1(ref i));
 
     // ---- fast forms of MOV: 32/64-bit general registers, immediates and memory, chosen once at decode ----
 
@@ -56,14 +58,14 @@ public static unsafe class DataMove
         else if (d.K0 == Opnd.Mem && d.K1 == Opnd.Reg && d.R1 < 16) d.Exec = q ? &MovMR64 : &MovMR32;
     }
 
-    [RegisterOnly] private static void MovRR64(CpuCore cpu, ref Insn i) => cpu.Gpr(i.R0) = cpu.Gpr(i.R1);
-    [RegisterOnly] private static void MovRR32(CpuCore cpu, ref Insn i) => cpu.Gpr(i.R0) = cpu.Gpr(i.R1) & 0xFFFFFFFF;
-    [RegisterOnly] private static void MovRI64(CpuCore cpu, ref Insn i) => cpu.Gpr(i.R0) = i.Imm;
-    [RegisterOnly] private static void MovRI32(CpuCore cpu, ref Insn i) => cpu.Gpr(i.R0) = i.Imm & 0xFFFFFFFF;
-    private static void MovRM64(CpuCore cpu, ref Insn i) => cpu.Gpr(i.R0) = cpu.ReadOperandMem(ref i, 8);
-    private static void MovRM32(CpuCore cpu, ref Insn i) => cpu.Gpr(i.R0) = cpu.ReadOperandMem(ref i, 4);
-    private static void MovMR64(CpuCore cpu, ref Insn i) => cpu.WriteLinear(cpu.OperandLinear(ref i, 8, true), 8, cpu.Gpr(i.R1));
-    private static void MovMR32(CpuCore cpu, ref Insn i) => cpu.WriteLinear(cpu.OperandLinear(ref i, 4, true), 4, cpu.Gpr(i.R1) & 0xFFFFFFFF);
+    [RegisterOnly] [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void MovRR64(CpuCore cpu, ref Insn i) => cpu.Gpr(i.R0) = cpu.Gpr(i.R1);
+    [RegisterOnly] [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void MovRR32(CpuCore cpu, ref Insn i) => cpu.Gpr(i.R0) = cpu.Gpr(i.R1) & 0xFFFFFFFF;
+    [RegisterOnly] [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void MovRI64(CpuCore cpu, ref Insn i) => cpu.Gpr(i.R0) = i.Imm;
+    [RegisterOnly] [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void MovRI32(CpuCore cpu, ref Insn i) => cpu.Gpr(i.R0) = i.Imm & 0xFFFFFFFF;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void MovRM64(CpuCore cpu, ref Insn i) => cpu.Gpr(i.R0) = cpu.ReadOperandMem(ref i, 8);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void MovRM32(CpuCore cpu, ref Insn i) => cpu.Gpr(i.R0) = cpu.ReadOperandMem(ref i, 4);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void MovMR64(CpuCore cpu, ref Insn i) => cpu.WriteLinear(cpu.OperandLinear(ref i, 8, true), 8, cpu.Gpr(i.R1));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void MovMR32(CpuCore cpu, ref Insn i) => cpu.WriteLinear(cpu.OperandLinear(ref i, 4, true), 4, cpu.Gpr(i.R1) & 0xFFFFFFFF);
 
     private static void MovFromSreg(CpuCore cpu, ref Insn i)
     {
@@ -72,16 +74,16 @@ public static unsafe class DataMove
         else cpu.WriteLinear(cpu.OperandLinear(ref i, 2, true), 2, sel);
     }
 
-    private static void Movzx(CpuCore cpu, ref Insn i) => cpu.SetReg(i.R0, i.Size, cpu.ReadOp1(ref i));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void Movzx(CpuCore cpu, ref Insn i) => cpu.SetReg(i.R0, i.Size, cpu.ReadOp1(ref i));
 
-    private static void Movsx(CpuCore cpu, ref Insn i)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void Movsx(CpuCore cpu, ref Insn i)
     {
         ulong v = cpu.ReadOp1(ref i);
         int sh = 64 - i.Size1 * 8;
         cpu.SetReg(i.R0, i.Size, (ulong)((long)(v << sh) >> sh));
     }
 
-    private static void Lea(CpuCore cpu, ref Insn i) => cpu.SetReg(i.R0, i.Size, cpu.EffectiveAddress(ref i));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void Lea(CpuCore cpu, ref Insn i) => cpu.SetReg(i.R0, i.Size, cpu.EffectiveAddress(ref i));
 
     private static void Xchg(CpuCore cpu, ref Insn i)
     {
@@ -101,14 +103,14 @@ public static unsafe class DataMove
         cpu.SetReg(reg, size, mv);
     }
 
-    private static void Cmov(CpuCore cpu, ref Insn i)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void Cmov(CpuCore cpu, ref Insn i)
     {
         ulong v = cpu.ReadOp1(ref i);   // the source is read (and may fault) whatever the condition
         if (cpu.Condition(i.Cc)) cpu.SetReg(i.R0, i.Size, v);
         else if (i.Size == 4) cpu.SetReg(i.R0, 4, cpu.GetReg(i.R0, 4));  // 32-bit CMOV zero-extends even when false
     }
 
-    private static void Setcc(CpuCore cpu, ref Insn i) => cpu.WriteOp0(ref i, cpu.Condition(i.Cc) ? 1UL : 0UL);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void Setcc(CpuCore cpu, ref Insn i) => cpu.WriteOp0(ref i, cpu.Condition(i.Cc) ? 1UL : 0UL);
 
     private static void Bswap(CpuCore cpu, ref Insn i)
     {

@@ -51,7 +51,7 @@ public static unsafe class Flow
         else if (HandlerTable.Is(d.Exec, Code.Call_rel32_64)) d.Exec = &CallRel64;
     }
 
-    private static void CallRel64(CpuCore cpu, ref Insn i)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void CallRel64(CpuCore cpu, ref Insn i)
     {
         ulong t = cpu.Rip + i.Imm;
         if (!cpu.IsCanonical(t)) cpu.Gp();
@@ -59,7 +59,7 @@ public static unsafe class Flow
         cpu.Rip = t;
     }
 
-    private static void Ret64(CpuCore cpu, ref Insn i)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void Ret64(CpuCore cpu, ref Insn i)
     {
         ulong sp = cpu.Rsp;
         ulong t = cpu.ReadLinear(cpu.Linear(Seg.SS, sp, 8, false), 8);
@@ -81,23 +81,23 @@ public static unsafe class Flow
         cpu.Rip = t;
     }
 
-    private static void Jo(CpuCore cpu, ref Insn i) { if (cpu.Condition(0)) Taken64(cpu, ref i); }
-    private static void Jno(CpuCore cpu, ref Insn i) { if (cpu.Condition(1)) Taken64(cpu, ref i); }
-    private static void Jb(CpuCore cpu, ref Insn i) { if (cpu.Condition(2)) Taken64(cpu, ref i); }
-    private static void Jae(CpuCore cpu, ref Insn i) { if (cpu.Condition(3)) Taken64(cpu, ref i); }
-    private static void Je(CpuCore cpu, ref Insn i) { if (cpu.Condition(4)) Taken64(cpu, ref i); }
-    private static void Jne(CpuCore cpu, ref Insn i) { if (cpu.Condition(5)) Taken64(cpu, ref i); }
-    private static void Jbe(CpuCore cpu, ref Insn i) { if (cpu.Condition(6)) Taken64(cpu, ref i); }
-    private static void Ja(CpuCore cpu, ref Insn i) { if (cpu.Condition(7)) Taken64(cpu, ref i); }
-    private static void Js(CpuCore cpu, ref Insn i) { if (cpu.Condition(8)) Taken64(cpu, ref i); }
-    private static void Jns(CpuCore cpu, ref Insn i) { if (cpu.Condition(9)) Taken64(cpu, ref i); }
-    private static void Jp(CpuCore cpu, ref Insn i) { if (cpu.Condition(10)) Taken64(cpu, ref i); }
-    private static void Jnp(CpuCore cpu, ref Insn i) { if (cpu.Condition(11)) Taken64(cpu, ref i); }
-    private static void Jl(CpuCore cpu, ref Insn i) { if (cpu.Condition(12)) Taken64(cpu, ref i); }
-    private static void Jge(CpuCore cpu, ref Insn i) { if (cpu.Condition(13)) Taken64(cpu, ref i); }
-    private static void Jle(CpuCore cpu, ref Insn i) { if (cpu.Condition(14)) Taken64(cpu, ref i); }
-    private static void Jg(CpuCore cpu, ref Insn i) { if (cpu.Condition(15)) Taken64(cpu, ref i); }
-    private static void JmpRel64(CpuCore cpu, ref Insn i) => Taken64(cpu, ref i);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void Jo(CpuCore cpu, ref Insn i) { if (cpu.Condition(0)) Taken64(cpu, ref i); }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void Jno(CpuCore cpu, ref Insn i) { if (cpu.Condition(1)) Taken64(cpu, ref i); }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void Jb(CpuCore cpu, ref Insn i) { if (cpu.Condition(2)) Taken64(cpu, ref i); }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void Jae(CpuCore cpu, ref Insn i) { if (cpu.Condition(3)) Taken64(cpu, ref i); }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void Je(CpuCore cpu, ref Insn i) { if (cpu.Condition(4)) Taken64(cpu, ref i); }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void Jne(CpuCore cpu, ref Insn i) { if (cpu.Condition(5)) Taken64(cpu, ref i); }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void Jbe(CpuCore cpu, ref Insn i) { if (cpu.Condition(6)) Taken64(cpu, ref i); }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void Ja(CpuCore cpu, ref Insn i) { if (cpu.Condition(7)) Taken64(cpu, ref i); }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void Js(CpuCore cpu, ref Insn i) { if (cpu.Condition(8)) Taken64(cpu, ref i); }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void Jns(CpuCore cpu, ref Insn i) { if (cpu.Condition(9)) Taken64(cpu, ref i); }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void Jp(CpuCore cpu, ref Insn i) { if (cpu.Condition(10)) Taken64(cpu, ref i); }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void Jnp(CpuCore cpu, ref Insn i) { if (cpu.Condition(11)) Taken64(cpu, ref i); }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void Jl(CpuCore cpu, ref Insn i) { if (cpu.Condition(12)) Taken64(cpu, ref i); }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void Jge(CpuCore cpu, ref Insn i) { if (cpu.Condition(13)) Taken64(cpu, ref i); }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void Jle(CpuCore cpu, ref Insn i) { if (cpu.Condition(14)) Taken64(cpu, ref i); }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void Jg(CpuCore cpu, ref Insn i) { if (cpu.Condition(15)) Taken64(cpu, ref i); }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void JmpRel64(CpuCore cpu, ref Insn i) => Taken64(cpu, ref i);
 
     private static void Jcc(CpuCore cpu, ref Insn i)
     {

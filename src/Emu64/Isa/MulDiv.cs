@@ -10,6 +10,7 @@ namespace Emu64.Isa;
 /// flag unchanged (all undefined; the host keeps them) and raise #DE on a zero divisor or a quotient
 /// that does not fit, leaving all state unchanged.
 /// </summary>
+[NoRipRead]
 public static unsafe class MulDiv
 {
     internal static void Register()

@@ -221,8 +221,7 @@ public static unsafe partial class SystemInsns
         cpu.Segs[Seg.SS] = new Segment { Selector = (ushort)((sel + 8) & 0xFFFC), Base = 0, Limit = 0xFFFFFFFF, Attr = 0xC093 };
         cpu.Rflags = cpu.Rflags & ~(cpu.Sfmask | RFlags.RF);
         cpu.Rip = cpu.Lstar;
-        cpu.UpdateMode();
-        cpu.ExitBlock = true;
+        cpu.UpdateMode();   // SYSCALL ends its block; the chain may go on after it (Block.Resync) unless the mode changed
         cpu.Machine.Events.OnSyscall(oldCpl);
     }
 
@@ -240,8 +239,7 @@ public static unsafe partial class SystemInsns
         cpu.Segs[Seg.SS] = new Segment { Selector = (ushort)((sel + 8) | 3), Limit = 0xFFFFFFFF, Attr = 0xC0F3, Base = 0 };
         cpu.Rflags = (cpu.R[Reg.R11] & 0x3C7FD7) | RFlags.Reserved1;
         cpu.Rip = to64 ? cpu.R[Reg.RCX] : cpu.R[Reg.RCX] & 0xFFFFFFFF;
-        cpu.UpdateMode();
-        cpu.ExitBlock = true;
+        cpu.UpdateMode();   // as for SYSCALL: a change to compatibility mode sets ExitBlock
         cpu.Machine.Events.OnSysret();
     }
 

@@ -9,6 +9,7 @@ namespace Emu64.Isa;
 /// 64-bit operands); a masked count of 0 changes no flags. Undefined flags follow the host (an Intel
 /// Cascade Lake core), measured by the differential suite: see docs/UNDEFINED-FLAGS.md.
 /// </summary>
+[NoRipRead]
 public static unsafe class Shift
 {
     internal static void Register()

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Iced.Intel;
 using Emu64.Cpu;
 using CpuCore = Emu64.Cpu.Cpu;
@@ -5,6 +6,7 @@ using CpuCore = Emu64.Cpu.Cpu;
 namespace Emu64.Isa;
 
 /// <summary>PUSH, POP, PUSHA/POPA, ENTER, LEAVE. The stack pointer changes only after the memory access succeeds.</summary>
+[NoRipRead]
 public static unsafe class Stack
 {
     internal static void Register()
@@ -26,13 +28,16 @@ public static unsafe class Stack
         {
             if (d.K0 == Opnd.Reg && d.R0 < 16 && !d.I.Op0Register.IsSegmentRegister()) d.Exec = &PushR64;
             else if (d.K0 == Opnd.Imm) d.Exec = &PushI64;
+            else if (d.K0 == Opnd.Mem) d.Exec = &PushM64;
         }
         else if (HandlerTable.Is(d.Exec, Code.Pop_r64) && d.K0 == Opnd.Reg && d.R0 < 16 && !d.I.Op0Register.IsSegmentRegister())
             d.Exec = &PopR64;
     }
 
-    private static void PushR64(CpuCore cpu, ref Insn i) => Push64(cpu, cpu.Gpr(i.R0));
-    private static void PushI64(CpuCore cpu, ref Insn i) => Push64(cpu, i.Imm);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void PushR64(CpuCore cpu, ref Insn i) => Push64(cpu, cpu.Gpr(i.R0));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void PushI64(CpuCore cpu, ref Insn i) => Push64(cpu, i.Imm);
+    /// <summary>PUSH m64: the operand is read (its address formed with the old RSP) before the stack moves.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void PushM64(CpuCore cpu, ref Insn i) => Push64(cpu, cpu.ReadOperandMem(ref i, 8));
 
     /// <summary>PUSH in 64-bit mode: RSP changes only after the store succeeded.</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
@@ -43,7 +48,7 @@ public static unsafe class Stack
         cpu.Rsp = sp;
     }
 
-    private static void PopR64(CpuCore cpu, ref Insn i)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void PopR64(CpuCore cpu, ref Insn i)
     {
         ulong sp = cpu.Rsp;
         ulong v = cpu.ReadLinear(cpu.Linear(Seg.SS, sp, 8, false), 8);
@@ -51,7 +56,7 @@ public static unsafe class Stack
         cpu.Gpr(i.R0) = v;   // POP RSP loads the value read
     }
 
-    private static void Push(CpuCore cpu, ref Insn i)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void Push(CpuCore cpu, ref Insn i)
     {
         int size = i.Size;
         ulong v;

@@ -93,7 +93,9 @@ public static unsafe partial class SystemInsns
             case 8: if ((v & ~0xFUL) != 0) cpu.Gp(); cpu.CR8 = v; cpu.Machine.OnTprWrite(v); break;
             default: cpu.Ud(); break;
         }
-        cpu.ExitBlock = true;
+        // MOV to CR3 ends its block (DecodeCache.EndsBlock) and the chain may go on after it (Block.Resync);
+        // the other control registers can change the mode or unmask interrupts: back to the outer loop.
+        if (i.R0 != 3) cpu.ExitBlock = true;
     }
 
     public static void WriteCr0(CpuCore cpu, ulong v)

@@ -25,6 +25,8 @@ public unsafe class FastFormTests
     [InlineData(new byte[] { 0x48, 0x89, 0x06 })]          // mov [rsi], rax
     [InlineData(new byte[] { 0x53 })]                      // push rbx
     [InlineData(new byte[] { 0x5B })]                      // pop rbx
+    [InlineData(new byte[] { 0xFF, 0x36 })]                // push qword [rsi]
+    [InlineData(new byte[] { 0x65, 0xFF, 0x34, 0x25, 0x10, 0, 0, 0 })]   // push qword gs:[0x10]
     [InlineData(new byte[] { 0xC3 })]                      // ret
     [InlineData(new byte[] { 0xE8, 0, 0, 0, 0 })]          // call rel32
     public void Common_shapes_get_a_fast_form(byte[] bytes)
