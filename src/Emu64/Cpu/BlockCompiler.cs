@@ -120,12 +120,15 @@ public static unsafe class BlockCompiler
         var insns = block.Insns;
         var dm = new DynamicMethod($"block_{block.Phys:x}_{block.Bitness}", typeof(bool), [typeof(Block), typeof(Cpu), typeof(ulong)],
             typeof(Cpu).Module, skipVisibility: true);
+        dm.InitLocals = false;   // every local is written before it is read (each Insn copy field by field)
         var il = dm.GetILGenerator();
-        var insnsLocal = il.DeclareLocal(typeof(Insn[]));
+        var insnsLocal = il.DeclareLocal(typeof(Insn).MakeByRefType());   // ref Insns[0]: element k is at k * sizeof(Insn)
         var rip0 = il.DeclareLocal(typeof(ulong));   // RIP of the block's first instruction
         var ret0 = il.DeclareLocal(typeof(ulong));   // Retired when the block (this time round) started
         il.Emit(OpCodes.Ldarg_0);
         il.Emit(OpCodes.Ldfld, InsnsField);
+        il.Emit(OpCodes.Ldc_I4_0);
+        il.Emit(OpCodes.Ldelema, typeof(Insn));   // the one bounds check (a block has at least one instruction)
         il.Emit(OpCodes.Stloc, insnsLocal);
         il.Emit(OpCodes.Ldarg_1);
         il.Emit(OpCodes.Ldfld, RipField);
@@ -281,9 +284,7 @@ public static unsafe class BlockCompiler
             foreach (var f in CopiedFields)
             {
                 il.Emit(OpCodes.Ldloca, loc);
-                il.Emit(OpCodes.Ldloc, insns);
-                il.Emit(OpCodes.Ldc_I4, k);
-                il.Emit(OpCodes.Ldelema, typeof(Insn));
+                EmitElement(il, insns, k);
                 il.Emit(OpCodes.Ldfld, f);
                 il.Emit(OpCodes.Stfld, f);
             }
@@ -302,21 +303,28 @@ public static unsafe class BlockCompiler
             return;
         }
         il.Emit(OpCodes.Ldarg_1);
-        il.Emit(OpCodes.Ldloc, insns);
-        il.Emit(OpCodes.Ldc_I4, k);
-        il.Emit(OpCodes.Ldelema, typeof(Insn));
+        EmitElement(il, insns, k);
         if (mi != null)
         {
             il.Emit(OpCodes.Call, mi);
             DirectCalls++;
             return;
         }
-        il.Emit(OpCodes.Ldloc, insns);
-        il.Emit(OpCodes.Ldc_I4, k);
-        il.Emit(OpCodes.Ldelema, typeof(Insn));
+        EmitElement(il, insns, k);
         il.Emit(OpCodes.Ldfld, ExecField);
         il.EmitCalli(OpCodes.Calli, CallingConventions.Standard, typeof(void), HandlerArgs, null);
         PointerCalls++;
+    }
+
+    /// <summary>ref Insns[k], from the reference to element 0 (no bounds check: k is below the block's count).</summary>
+    private static void EmitElement(ILGenerator il, LocalBuilder insns, int k)
+    {
+        il.Emit(OpCodes.Ldloc, insns);
+        if (k == 0) return;
+        il.Emit(OpCodes.Ldc_I4, k);
+        il.Emit(OpCodes.Sizeof, typeof(Insn));
+        il.Emit(OpCodes.Mul);
+        il.Emit(OpCodes.Add);
     }
 
     private static void AddConstant(ILGenerator il, ulong c)

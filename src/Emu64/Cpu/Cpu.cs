@@ -24,8 +24,34 @@ public sealed partial class Cpu
     public Segment Ldtr, Tr;
     public TableReg Gdtr, Idtr;
 
-    public ulong CR0 = Emu64.Cpu.Cr0.Et | Emu64.Cpu.Cr0.Cd | Emu64.Cpu.Cr0.Nw;
-    public ulong CR2, CR3, CR4, CR8;
+    // CR0, CR3 and CR4 are properties so that what every memory access derives from them is computed once, when
+    // they are written: whether paging is on, the current PCID, and the shift of the canonical-address check.
+    private ulong _cr0 = Emu64.Cpu.Cr0.Et | Emu64.Cpu.Cr0.Cd | Emu64.Cpu.Cr0.Nw, _cr3, _cr4;
+    public ulong CR0
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] get => _cr0;
+        set { _cr0 = value; PagingOn = (value & Emu64.Cpu.Cr0.Pg) != 0; }
+    }
+    public ulong CR3
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] get => _cr3;
+        set { _cr3 = value; UpdatePcid(); }
+    }
+    public ulong CR4
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] get => _cr4;
+        set { _cr4 = value; UpdatePcid(); CanonicalShift = (value & Emu64.Cpu.Cr4.La57) != 0 ? 7 : 16; }
+    }
+    public ulong CR2, CR8;
+
+    /// <summary>CR0.PG (derived from CR0 when it is written).</summary>
+    public bool PagingOn { get; private set; }
+    /// <summary>The PCID in use: CR3[11:0] with CR4.PCIDE=1, else 0 (derived when CR3 or CR4 is written).</summary>
+    public ushort CurrentPcid { get; private set; }
+    /// <summary>64 minus the linear-address width: 16 with 4-level paging, 7 with CR4.LA57 (derived from CR4).</summary>
+    public int CanonicalShift { get; private set; } = 16;
+
+    private void UpdatePcid() => CurrentPcid = (_cr4 & Emu64.Cpu.Cr4.Pcide) != 0 ? (ushort)(_cr3 & Emu64.Cpu.Cr3.PcidMask) : (ushort)0;
     public ulong EFER;
     public ulong[] DR = new ulong[8];
     public uint Pkru;
@@ -75,13 +101,7 @@ public sealed partial class Cpu
     public bool LongMode => (EFER & Emu64.Cpu.Efer.Lma) != 0;
     public bool Is64 => Mode == CpuMode.Long64;
     public int Bitness => Mode switch { CpuMode.Long64 => 64, CpuMode.Protected32 or CpuMode.Compat32 => 32, _ => 16 };
-    public bool PagingOn => (CR0 & Emu64.Cpu.Cr0.Pg) != 0;
     public bool PcidOn => (CR4 & Emu64.Cpu.Cr4.Pcide) != 0;
-    public ushort CurrentPcid
-    {
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        get => (CR4 & Emu64.Cpu.Cr4.Pcide) != 0 ? (ushort)(CR3 & Emu64.Cpu.Cr3.PcidMask) : (ushort)0;
-    }
     /// <summary>Stack address size in bytes: 8 in 64-bit mode, else SS.B ? 4 : 2.</summary>
     public int StackAddrSize => Mode == CpuMode.Long64 ? 8 : Segs[Emu64.Cpu.Seg.SS].Db ? 4 : 2;
 

@@ -32,7 +32,9 @@ public sealed partial class Cpu
         if (Mode == CpuMode.Long64)
         {
             ulong la = seg >= Emu64.Cpu.Seg.FS ? offset + Segs[seg].Base : offset;
-            if (!IsCanonical(la) || !IsCanonical(la + (ulong)size - 1)) NonCanonical(seg);
+            int sh = CanonicalShift;
+            ulong last = la + (ulong)size - 1;
+            if ((ulong)((long)(la << sh) >> sh) != la || (ulong)((long)(last << sh) >> sh) != last) NonCanonical(seg);
             return la;
         }
         return LinearLegacy(seg, offset, size, write);
@@ -69,7 +71,7 @@ public sealed partial class Cpu
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool IsCanonical(ulong la)
     {
-        int shift = (CR4 & Emu64.Cpu.Cr4.La57) != 0 ? 7 : 16;
+        int shift = CanonicalShift;
         return (ulong)((long)(la << shift) >> shift) == la;
     }
 

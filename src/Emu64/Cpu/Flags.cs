@@ -72,14 +72,17 @@ public sealed partial class Cpu
 
     public bool Cf
     {
+        // Tests in order of frequency rather than a switch: the JIT turns a switch into a jump table, and CF is
+        // read by every INC/DEC (which keeps it) right after an ADD or SUB.
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        get => _lazyOp switch
+        get
         {
-            LazyOp.None or LazyOp.Inc or LazyOp.Dec => (_rflags & RFlags.CF) != 0,
-            LazyOp.Add => _lazyRes < _lazyA,
-            LazyOp.Sub => _lazyA < _lazyB,
-            _ => false,
-        };
+            var op = _lazyOp;
+            if (op == LazyOp.Sub) return _lazyA < _lazyB;
+            if (op == LazyOp.Add) return _lazyRes < _lazyA;
+            if (op == LazyOp.Logic) return false;
+            return (_rflags & RFlags.CF) != 0;   // None, Inc, Dec
+        }
     }
 
     public bool Zf

@@ -89,7 +89,7 @@ public sealed partial class Mmu
     // The run loop translates RIP once per block. While a chain of blocks stays in one code page, each of
     // those fetches would hit the same fast entry: same counters, and the same LRU stamp advanced again. The
     // chain instead arms that entry (ArmFetch) and counts the repeats in _fetchPending; FlushFetch applies them
-    // as that many hits (Hits += k, the array's clock += k and the entry stamped with it) — the state k separate
+    // as that many hits (Hits += k, and the entry stamped as the array's most recent use) — the state k separate
     // hits leave, since nothing else touches an iTLB array in between: only fetches do, and the chain flushes
     // before any other fetch translation. Every path that changes or reads the arrays (FlushFast, the slow
     // paths, the invalidation hooks, the counters) flushes first, so no one can see the difference.
@@ -113,7 +113,7 @@ public sealed partial class Mmu
         ref FastEntry f = ref _fast[s];
         f.Hits += k;
         var lru = f.Lru;
-        if (lru != null) lru.E[f.Way].Stamp = lru.Clock += k;
+        if (lru != null && lru.E[f.Way].Stamp != lru.Clock) lru.E[f.Way].Stamp = ++lru.Clock;   // k uses in a row: one new stamp at most
     }
 
     /// <summary>

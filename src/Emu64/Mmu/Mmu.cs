@@ -62,7 +62,7 @@ public sealed partial class Mmu
     public ulong Translate(ulong la, Access acc)
     {
         var cpu = _cpu;
-        if ((cpu.CR0 & Emu64.Cpu.Cr0.Pg) == 0) return la & (cpu.LongMode ? ulong.MaxValue : 0xFFFFFFFF);
+        if (!cpu.PagingOn) return la & (cpu.LongMode ? ulong.MaxValue : 0xFFFFFFFF);
         if ((acc & (Access.Probe | Access.Implicit)) == 0)
         {
             uint pcid = cpu.CurrentPcid;
@@ -71,7 +71,11 @@ public sealed partial class Mmu
             {
                 f.Hits++;              // a lookup and a hit in the entry's structure, added to the counters by FoldFastHits
                 var lru = f.Lru;       // the array, when it replaces by LRU: refresh the entry's stamp as its own lookup would
-                if (lru != null) Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(lru.E), f.Way).Stamp = ++lru.Clock;
+                if (lru != null)
+                {
+                    ref ulong stamp = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(lru.E), f.Way).Stamp;
+                    if (stamp != lru.Clock) stamp = ++lru.Clock;
+                }
                 return f.Frame | (la & 0xFFF);
             }
             return TranslateMiss(la, acc);

@@ -63,7 +63,11 @@ public sealed class TlbArray
     internal readonly TlbEntry[] E;
     private readonly int _setMask;
     private ulong _rng = 0x2545F4914F6CDD1DUL;
-    /// <summary>The LRU clock: the stamp of the most recent use in this array (the fast cache's hit path advances it too).</summary>
+    /// <summary>
+    /// The LRU clock: the stamp of the most recent use in this array (the fast cache's hit path advances it too).
+    /// A use of the entry that already holds the latest stamp changes nothing: it is the most recently used entry of
+    /// the whole array, so a new stamp would change no order, and replacement depends only on the order.
+    /// </summary>
     internal ulong Clock;
 
     /// <summary>Told of every fill (the `tlb` trace); null when nobody listens.</summary>
@@ -104,7 +108,7 @@ public sealed class TlbArray
             ref TlbEntry x = ref e[w];
             if (x.Vpn == vpn && (x.Flags & ~EntryFlags.Global) == want && (x.Pcid == pcid || (x.Flags & EntryFlags.Global) != 0))
             {
-                if (touch && Policy == Replacement.Lru) x.Stamp = ++Clock;
+                if (touch && Policy == Replacement.Lru && x.Stamp != Clock) x.Stamp = ++Clock;   // the array's MRU entry stays as it is
                 return w;
             }
         }
@@ -122,7 +126,7 @@ public sealed class TlbArray
             ref TlbEntry x = ref e[w];
             if (x.Vpn == vpn && x.Flags == EntryFlags.Valid && x.Pcid == pcid)
             {
-                if (touch && Policy == Replacement.Lru) x.Stamp = ++Clock;
+                if (touch && Policy == Replacement.Lru && x.Stamp != Clock) x.Stamp = ++Clock;   // the array's MRU entry stays as it is
                 return w;
             }
         }
