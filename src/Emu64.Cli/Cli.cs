@@ -52,6 +52,8 @@ public static class Cli
           --ips N                guest instructions per virtual second (default 1000000000): the
                                  rate at which timers (PIT, APIC, TSC, CMOS clock) see time pass
           --stats                print counters to stderr at the end (key: value lines)
+          --compile-threshold N  runs of a block before it is compiled to a .NET method (default 200,
+                                 0: interpret only); results and counters do not depend on it
           --tlb-config FILE      TLB geometry and cost model from a JSON file (see docs/MMU.md);
                                  also NAME=VALUE[,NAME=VALUE] (e.g. stlb.entries=2048,cost.cr3write=150),
                                  repeatable, applied in order
@@ -167,6 +169,8 @@ public static class Cli
         public List<string> TlbConfig { get; init; } = new();
         /// <summary>Guest instructions per virtual second (--ips).</summary>
         public ulong Ips { get; init; } = 1_000_000_000;
+        /// <summary>Runs of a block before it is compiled (--compile-threshold; 0: interpret only).</summary>
+        public int CompileThreshold { get; init; } = MachineOptions.DefaultCompileThreshold;
     }
 
     public static RunOptions ParseRunOptions(string[] a, bool needKernel)
@@ -174,6 +178,7 @@ public static class Cli
         string? kernel = null;
         string append = "";
         ulong ram = 128UL << 20, max = ulong.MaxValue, seed = 0, ips = 1_000_000_000;
+        int compileThreshold = MachineOptions.DefaultCompileThreshold;
         var initrds = new List<string>();
         bool stats = false;
         var tlb = new List<string>();
@@ -205,6 +210,13 @@ public static class Cli
                 case "--seed": seed = ParseCount(o, Value()); break;
                 case "--stats": stats = true; break;
                 case "--tlb-config": tlb.Add(Value()); break;
+                case "--compile-threshold":
+                    {
+                        ulong t = ParseCount(o, Value());
+                        if (t > int.MaxValue) throw new CliException($"option --compile-threshold needs a count of at most {int.MaxValue}");
+                        compileThreshold = (int)t;
+                        break;
+                    }
                 case "--ips":
                     ips = ParseCount(o, Value());
                     if (ips == 0) throw new CliException("option --ips needs a rate of at least 1 instruction per second");
@@ -217,7 +229,7 @@ public static class Cli
             }
         }
         if (needKernel && kernel is null) throw new CliException("no kernel given (usage: emu64 run KERNEL [options])");
-        var result = new RunOptions(kernel, append, ram, initrds, max, seed, stats) { TlbConfig = tlb, Ips = ips };
+        var result = new RunOptions(kernel, append, ram, initrds, max, seed, stats) { TlbConfig = tlb, Ips = ips, CompileThreshold = compileThreshold };
         BuildTlbConfig(result);   // report a bad configuration before anything runs
         return result;
     }
@@ -323,7 +335,7 @@ public static class Cli
         var opts = new MachineOptions
         {
             RamBytes = o.RamBytes, Append = o.Append, Seed = o.Seed, MaxInstructions = o.MaxInstructions, Output = stdout,
-            Tlb = BuildTlbConfig(o), TicksPerSecond = o.Ips,
+            Tlb = BuildTlbConfig(o), TicksPerSecond = o.Ips, CompileThreshold = o.CompileThreshold,
         };
         Machine m;
         try { m = new Machine(opts); }
@@ -380,6 +392,7 @@ public static class Cli
         e.WriteLine($"cr3_writes: {m.Events.Cr3Writes}");
         e.WriteLine($"cr3_noflush_writes: {m.Events.Cr3NoFlushWrites}");
         e.WriteLine($"decoded_blocks: {m.Cache.Decodes}");
+        e.WriteLine($"compiled_blocks: {m.Cache.Compiled}");
         e.WriteLine($"unimplemented: {m.Stats.UnimplementedTotal}");
         var seen = new Dictionary<string, int>();
         foreach (var r in m.KernelInfo.Regions)

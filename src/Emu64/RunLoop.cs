@@ -199,7 +199,7 @@ public sealed unsafe partial class Machine
             if (code != null) { if (!code(cpu, stopRetired) || !block.Chainable) return; }
             else
             {
-                if (compileAt > 0 && ++block.Heat == compileAt) block.Code = BlockCompiler.Compile(block);
+                if (compileAt > 0 && ++block.Heat == compileAt) { block.Code = BlockCompiler.Compile(block); Cache.Compiled++; }
                 if (!RunInsns(cpu, block, n) || !block.Chainable) return;
             }
             if (cpu.Retired >= stopRetired || ChainMustLeave()) return;

@@ -49,6 +49,8 @@ public sealed class DecodeCache
     private readonly PhysicalMemory _mem;
     private readonly byte[] _bytes = new byte[4096 + 16];
     public ulong Decodes, Invalidations;
+    /// <summary>Blocks compiled to .NET methods (BlockCompiler.cs), counted by the run loop.</summary>
+    public ulong Compiled;
 
     public DecodeCache(PhysicalMemory mem)
     {

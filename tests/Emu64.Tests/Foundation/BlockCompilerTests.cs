@@ -129,3 +129,49 @@ public class BlockCompilerTests
         }
     }
 }
+
+/// <summary>The command line's --compile-threshold: output and every counter are the same interpreted and compiled.</summary>
+public class CompileThresholdCliTests
+{
+    private static (string Out, string[] Stats) Boot(string threshold)
+    {
+        var r = CliRun.Execute("boot", "--append", "init=hello,syscalls:3000:20 pti=on", "--stats", "--compile-threshold", threshold);
+        Assert.Equal(1, r.Status);   // debug-exit 0
+        // Host-side lines differ by design: wall time, rate, and how many blocks were compiled.
+        var stats = r.ErrLines.Where(l => !l.StartsWith("seconds:") && !l.StartsWith("mips:") && !l.StartsWith("compiled_blocks:")).ToArray();
+        return (r.Out, stats);
+    }
+
+    [Fact]
+    public void Boot_prints_the_same_console_and_counters_whatever_the_compile_threshold()
+    {
+        var interpreted = Boot("0");
+        Assert.Contains("tlb.dtlb.lookups:", string.Join('\n', interpreted.Stats));
+        foreach (var t in new[] { "1", "200" })
+        {
+            var compiled = Boot(t);
+            Assert.Equal(interpreted.Out, compiled.Out);
+            Assert.Equal(interpreted.Stats, compiled.Stats);
+        }
+    }
+
+    [Fact]
+    public void Stats_report_the_compiled_blocks_and_none_when_compiling_is_off()
+    {
+        var off = CliRun.Execute("boot", "--append", "init=hello", "--stats", "--compile-threshold", "0");
+        Assert.Contains("compiled_blocks: 0", off.ErrLines);
+        var on = CliRun.Execute("boot", "--append", "init=hello", "--stats", "--compile-threshold", "1");
+        Assert.Contains(on.ErrLines, l => l.StartsWith("compiled_blocks: ") && ulong.Parse(l["compiled_blocks: ".Length..]) > 100);
+    }
+
+    [Theory]
+    [InlineData("-1")]
+    [InlineData("x")]
+    [InlineData("4294967296")]
+    public void A_bad_threshold_is_a_usage_error(string value)
+    {
+        var r = CliRun.Execute("boot", "--compile-threshold", value);
+        Assert.Equal(2, r.Status);
+        Assert.Contains("--compile-threshold", r.Stderr);
+    }
+}
