@@ -31,7 +31,7 @@ public class LoopBenchmarks
         _memOff = Boot(LoopImage.MemoryLoop(), model: false);
     }
 
-    private static Machine Boot(byte[] image, bool model)
+    internal static Machine Boot(byte[] image, bool model)
     {
         var m = new Machine(new MachineOptions { Output = Stream.Null, Tlb = new Mmu.TlbConfig { Model = model } });
         m.LoadKernel(image, "bench", Array.Empty<Loader.BootModule>());

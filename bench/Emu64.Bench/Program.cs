@@ -4,5 +4,9 @@ namespace Emu64.Bench;
 
 public static class Program
 {
-    public static void Main(string[] args) => BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+    public static void Main(string[] args)
+    {
+        if (args.Length > 0 && args[0] == "paired") { PairedModelCost.Run(args.Length > 1 ? int.Parse(args[1]) : 200); return; }
+        BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+    }
 }

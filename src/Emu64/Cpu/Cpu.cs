@@ -51,7 +51,14 @@ public sealed partial class Cpu
     /// <summary>64 minus the linear-address width: 16 with 4-level paging, 7 with CR4.LA57 (derived from CR4).</summary>
     public int CanonicalShift { get; private set; } = 16;
 
-    private void UpdatePcid() => CurrentPcid = (_cr4 & Emu64.Cpu.Cr4.Pcide) != 0 ? (ushort)(_cr3 & Emu64.Cpu.Cr3.PcidMask) : (ushort)0;
+    /// <summary>The current PCID hashed for the MMU's fast-cache index (Mmu.FastSlot), derived with it.</summary>
+    internal int PcidHash { get; private set; }
+
+    private void UpdatePcid()
+    {
+        CurrentPcid = (_cr4 & Emu64.Cpu.Cr4.Pcide) != 0 ? (ushort)(_cr3 & Emu64.Cpu.Cr3.PcidMask) : (ushort)0;
+        PcidHash = Emu64.Mmu.Mmu.HashPcid(CurrentPcid);
+    }
     public ulong EFER;
     public ulong[] DR = new ulong[8];
     public uint Pkru;
@@ -60,7 +67,14 @@ public sealed partial class Cpu
     public ulong SysenterCs, SysenterEsp, SysenterEip, ApicBase = 0xFEE00900UL, MiscEnable = 1, SpecCtrl;
 
     /// <summary>Current privilege level (CS.RPL as cached at the last CS load).</summary>
-    public int Cpl;
+    public int Cpl
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] get => _cpl;
+        set { _cpl = value; DataAccess = value == 3 ? Emu64.Mmu.Access.User : 0; }
+    }
+    private int _cpl;
+    /// <summary>The privilege bit of a data access at the current CPL (Access.User at CPL 3), derived when CPL is set.</summary>
+    internal Emu64.Mmu.Access DataAccess { get; private set; }
     public CpuMode Mode = CpuMode.Protected32;
 
     /// <summary>Set by anything that makes the rest of a decoded block invalid (mode, paging, code writes, IF).</summary>

@@ -106,7 +106,6 @@ public sealed partial class Cpu
 
     // ---- linear access -----------------------------------------------------------------------
 
-    private Access DataAccess => Cpl == 3 ? Access.User : 0;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public ulong ReadLinear(ulong la, int size)

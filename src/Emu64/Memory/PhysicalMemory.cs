@@ -85,7 +85,9 @@ public sealed unsafe class PhysicalMemory
                 default: Unsafe.WriteUnaligned(p, value); break;
             }
             ulong frame = pa >> 12;
-            if ((_codeBits[frame >> 6] & (1UL << (int)frame)) != 0) CodeStore(frame, pa, size);
+            // In range: pa is in RAM, and the bitmap has a bit for every RAM frame (no bounds check on the hot path).
+            if ((Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_codeBits), (nint)(frame >> 6)) & (1UL << (int)frame)) != 0)
+                CodeStore(frame, pa, size);
             return;
         }
         WriteSlow(pa, size, value);

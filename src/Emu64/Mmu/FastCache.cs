@@ -44,6 +44,8 @@ public sealed partial class Mmu
         public int Counter;
         /// <summary>Hits through this entry not yet added to the counters (each is one lookup and one hit).</summary>
         public ulong Hits;
+        /// <summary>Padding to 64 bytes: an index becomes an offset by a shift, and an entry fills one cache line.</summary>
+        private ulong _pad;
     }
 
     /// <summary>Adds a fast entry's pending hits to the model's counters.</summary>
@@ -139,8 +141,15 @@ public sealed partial class Mmu
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private ref FastEntry FastSlot(ulong la, Access acc, uint pcid)
+        => ref FastSlotHashed(la, acc, HashPcid(pcid));
+
+    /// <summary>The PCID's part of the fast-cache index (the CPU keeps it for the current PCID: <see cref="CpuCore.PcidHash"/>).</summary>
+    internal static int HashPcid(uint pcid) => (int)((pcid * 0x9E3779B1u) >> (32 - FastBits));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ref FastEntry FastSlotHashed(ulong la, Access acc, int pcidHash)
         => ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_fast),
-            ((int)acc & 7) << FastBits | ((int)((uint)(la >> 12) ^ ((pcid * 0x9E3779B1u) >> (32 - FastBits))) & (FastSets - 1)));
+            ((int)acc & 7) << FastBits | (((int)(uint)(la >> 12) ^ pcidHash) & (FastSets - 1)));
 
     /// <summary>A fast-cache miss: the model's (or the plain walker's) translation, then a fast entry if the answer may be reused.</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]

@@ -66,7 +66,7 @@ public sealed partial class Mmu
         if ((acc & (Access.Probe | Access.Implicit)) == 0)
         {
             uint pcid = cpu.CurrentPcid;
-            ref FastEntry f = ref FastSlot(la, acc, pcid);
+            ref FastEntry f = ref FastSlotHashed(la, acc, cpu.PcidHash);
             if (f.Tag == ((la & ~0xFFFUL) | pcid) && f.Epoch == _fastEpoch)
             {
                 f.Hits++;              // a lookup and a hit in the entry's structure, added to the counters by FoldFastHits
