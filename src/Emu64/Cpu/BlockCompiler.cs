@@ -73,8 +73,28 @@ public static unsafe class BlockCompiler
     /// <summary>Every handler method of the assembly by its entry point (the value a <c>&amp;Method</c> load gives).</summary>
     private static readonly Dictionary<nint, MethodInfo> Handlers = FindHandlers();
 
-    /// <summary>Blocks compiled and handler calls emitted direct or through the pointer (diagnostics, tests).</summary>
-    public static long Compiled, DirectCalls, PointerCalls;
+    /// <summary>Blocks compiled, handler calls emitted direct or through the pointer, and PUSH/POP runs (diagnostics, tests).</summary>
+    public static long Compiled, DirectCalls, PointerCalls, Runs;
+    private static readonly MethodInfo PushRunMethod = typeof(Isa.Stack).GetMethod(nameof(Isa.Stack.PushRun), BindingFlags.Static | BindingFlags.NonPublic)!;
+    private static readonly MethodInfo PopRunMethod = typeof(Isa.Stack).GetMethod(nameof(Isa.Stack.PopRun), BindingFlags.Static | BindingFlags.NonPublic)!;
+
+    /// <summary>
+    /// How many instructions from <paramref name="k"/> on are PUSH r64 (or POP r64 other than POP RSP), the same handler
+    /// as instruction k, at most <see cref="Isa.Stack.MaxRun"/>; 0 if instruction k is neither.
+    /// </summary>
+    private static int StackRunLength(Block block, int k, MethodInfo mi)
+    {
+        if (mi.DeclaringType != typeof(Isa.Stack) || mi.Name is not ("PushR64" or "PopR64")) return 0;
+        bool pop = mi.Name == "PopR64";
+        int n = 0;
+        while (k + n < block.Count && n < Isa.Stack.MaxRun)
+        {
+            ref Insn d = ref block.Insns[k + n];
+            if (!Handlers.TryGetValue((nint)d.Exec, out var m) || m != mi || (pop && d.R0 == Reg.RSP) || d.Length > 15) break;
+            n++;
+        }
+        return n;
+    }
 
     private static Dictionary<nint, MethodInfo> FindHandlers()
     {
@@ -154,6 +174,31 @@ public static unsafe class BlockCompiler
             {
                 EmitCall(il, insnsLocal, k, mi, in d);
                 off = next;
+                continue;
+            }
+            int run = kind == Kind.NoRip ? StackRunLength(block, k, mi!) : 0;
+            if (run >= 2)
+            {
+                // PUSH/POP r64 × run: Stack.PushRun/PopRun, with InsnRip and Retired of the first; false if a store ended the block.
+                ulong regs = 0, lengths = 0, bytes = 0;
+                for (int j = 0; j < run; j++)
+                {
+                    regs |= (ulong)insns[k + j].R0 << (4 * j);
+                    lengths |= (ulong)insns[k + j].Length << (4 * j);
+                    bytes += insns[k + j].Length;
+                }
+                EmitStore(il, InsnRipField, rip0, off);
+                EmitStore(il, RetiredField, ret0, (ulong)k);
+                il.Emit(OpCodes.Ldarg_1);
+                il.Emit(OpCodes.Ldc_I8, (long)regs);
+                il.Emit(OpCodes.Ldc_I8, (long)lengths);
+                il.Emit(OpCodes.Ldc_I4, run);
+                il.Emit(OpCodes.Call, mi!.Name == "PushR64" ? PushRunMethod : PopRunMethod);
+                il.Emit(OpCodes.Brfalse, retFalse);
+                Runs++;
+                off += bytes;
+                k += run - 1;
+                if (k == block.Count - 1) ripSetByLast = false;
                 continue;
             }
             // cpu.InsnRip = rip0 + off; [cpu.Rip = rip0 + next;] cpu.Retired = ret0 + k — as the interpreter has them.

@@ -7,7 +7,7 @@ namespace Emu64.Isa;
 
 /// <summary>PUSH, POP, PUSHA/POPA, ENTER, LEAVE. The stack pointer changes only after the memory access succeeds.</summary>
 [NoRipRead]
-public static unsafe class Stack
+public static unsafe partial class Stack
 {
     internal static void Register()
     {

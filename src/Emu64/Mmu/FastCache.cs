@@ -119,6 +119,26 @@ public sealed partial class Mmu
     }
 
     /// <summary>
+    /// Whether the fast cache holds the translation of <paramref name="la"/>'s page for <paramref name="acc"/> (a data
+    /// access) — what a translation of any address in the page would use now — and if so counts
+    /// <paramref name="count"/> more hits through it, exactly as that many translations would (Hits, and the entry
+    /// made the array's most recent use), and gives the physical page. For runs of stack instructions (StackRuns.cs).
+    /// </summary>
+    internal bool RepeatHits(ulong la, Access acc, ulong count, out ulong frame)
+    {
+        frame = 0;
+        var cpu = _cpu;
+        if (!cpu.PagingOn || (acc & (Access.Fetch | Access.Probe | Access.Implicit)) != 0) return false;
+        ref FastEntry f = ref FastSlotHashed(la, acc, cpu.PcidHash);
+        if (f.Tag != ((la & ~0xFFFUL) | cpu.CurrentPcid) || f.Epoch != _fastEpoch) return false;
+        f.Hits += count;
+        var lru = f.Lru;
+        if (lru != null && lru.E[f.Way].Stamp != lru.Clock) lru.E[f.Way].Stamp = ++lru.Clock;
+        frame = f.Frame;
+        return true;
+    }
+
+    /// <summary>
     /// After a fetch translation of <paramref name="la"/>: arms its fast entry for same-page fetches and returns
     /// true, or returns false if no fast entry serves it (a probe, a disabled fast cache, a page with unusual rights).
     /// </summary>

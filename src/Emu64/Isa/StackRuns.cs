@@ -1,0 +1,102 @@
+using System.Runtime.CompilerServices;
+using Emu64.Cpu;
+using Emu64.Mmu;
+using CpuCore = Emu64.Cpu.Cpu;
+
+namespace Emu64.Isa;
+
+/// <summary>
+/// Runs of PUSH r64 or POP r64 in a compiled block (an entry path saving every register, its exit restoring them),
+/// done as the same number of separate instructions would be, with less work per instruction. The first runs the
+/// ordinary way: it translates its slot (counting a lookup, walking and filling on a miss, faulting if it must).
+/// When the other slots lie in the same page and the fast cache holds the entry that answered (Mmu.RepeatHits),
+/// each of them is that entry's hit again — counted as one, and the stamp of the array's most recent use left as it
+/// is, which is all a hit does — so they are plain stores or loads of RAM. Otherwise each runs the ordinary way.
+/// InsnRip and Retired are those of the run's first instruction on entry and are kept exact wherever something
+/// could see them: before each ordinary instruction (it may fault) and when a store into code ends the block
+/// (the method then also sets RIP after that instruction and returns false).
+/// Registers and instruction lengths are packed 4 bits each, first instruction in the low bits (count ≤ 16).
+/// </summary>
+public static partial class Stack
+{
+    public const int MaxRun = 16;
+
+    internal static bool PushRun(CpuCore cpu, ulong regs, ulong lengths, int count)
+    {
+        ulong rip = cpu.InsnRip, retired = cpu.Retired;
+        int done = 0;
+        ulong first = cpu.Rsp - 8;
+        Push64(cpu, cpu.Gpr((int)(regs & 15)));
+        if (Next(cpu, ref rip, ref retired, lengths, ref done)) return false;
+        ulong last = first - 8UL * (ulong)(count - 1);   // the slots are last .. first + 7
+        if (cpu.Is64 && (last >> 12) == ((first + 7) >> 12) && last < first
+            && cpu.Mmu.RepeatHits(first, Access.Write | cpu.DataAccess, (ulong)(count - 1), out ulong frame))
+        {
+            for (; done < count;)
+            {
+                ulong sp = cpu.Rsp - 8;
+                cpu.Mem.Write(frame | (sp & 0xFFF), 8, cpu.Gpr((int)((regs >> (4 * done)) & 15)));
+                cpu.Rsp = sp;
+                if (Next(cpu, ref rip, ref retired, lengths, ref done)) return false;
+            }
+            return true;
+        }
+        for (; done < count;)
+        {
+            cpu.InsnRip = rip; cpu.Retired = retired;
+            Push64(cpu, cpu.Gpr((int)((regs >> (4 * done)) & 15)));
+            if (Next(cpu, ref rip, ref retired, lengths, ref done)) return false;
+        }
+        return true;
+    }
+
+    /// <summary>As <see cref="PushRun"/> for POP r64 (never POP RSP: the compiler does not put it in a run).</summary>
+    internal static bool PopRun(CpuCore cpu, ulong regs, ulong lengths, int count)
+    {
+        ulong rip = cpu.InsnRip, retired = cpu.Retired;
+        int done = 0;
+        ulong first = cpu.Rsp;
+        ulong v0 = cpu.ReadLinear(cpu.Linear(Seg.SS, first, 8, false), 8);
+        cpu.Rsp = first + 8;
+        cpu.Gpr((int)(regs & 15)) = v0;
+        if (Next(cpu, ref rip, ref retired, lengths, ref done)) return false;
+        ulong lastByte = first + 8UL * (ulong)count - 1;
+        if (cpu.Is64 && (lastByte >> 12) == (first >> 12) && lastByte > first
+            && cpu.Mmu.RepeatHits(first, Access.Read | cpu.DataAccess, (ulong)(count - 1), out ulong frame))
+        {
+            for (; done < count;)
+            {
+                ulong sp = cpu.Rsp;
+                ulong v = cpu.Mem.Read(frame | (sp & 0xFFF), 8);
+                cpu.Rsp = sp + 8;
+                cpu.Gpr((int)((regs >> (4 * done)) & 15)) = v;
+                if (Next(cpu, ref rip, ref retired, lengths, ref done)) return false;
+            }
+            return true;
+        }
+        for (; done < count;)
+        {
+            cpu.InsnRip = rip; cpu.Retired = retired;
+            ulong sp = cpu.Rsp;
+            ulong v = cpu.ReadLinear(cpu.Linear(Seg.SS, sp, 8, false), 8);
+            cpu.Rsp = sp + 8;
+            cpu.Gpr((int)((regs >> (4 * done)) & 15)) = v;
+            if (Next(cpu, ref rip, ref retired, lengths, ref done)) return false;
+        }
+        return true;
+    }
+
+    /// <summary>One instruction of the run retired: advance to the next; true (with RIP and Retired set after it) if it ended the block.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool Next(CpuCore cpu, ref ulong rip, ref ulong retired, ulong lengths, ref int done)
+    {
+        rip += (lengths >> (4 * done)) & 15;
+        retired++;
+        done++;
+        if (!cpu.ExitBlock) return false;
+        cpu.InsnRip = rip - ((lengths >> (4 * (done - 1))) & 15);
+        cpu.Rip = rip;
+        cpu.Retired = retired;
+        return true;
+    }
+}
