@@ -164,11 +164,13 @@ public sealed class MachineOptions
     public Mmu.TlbConfig? Tlb;
     /// <summary>
     /// Whole runs of a block after which it is compiled to a .NET method (BlockCompiler.cs); 0 never compiles.
-    /// Compiled and interpreted blocks give the same results, counters and output.
+    /// Compiled and interpreted blocks give the same results, counters and output. Compiling a block takes about a
+    /// millisecond (the JIT), which a block saves back in some tens of thousands of runs: the default (1000) leaves
+    /// boot code and one-off paths to the interpreter.
     /// </summary>
     public int CompileThreshold = DefaultCompileThreshold;
     public static readonly int DefaultCompileThreshold =
-        int.TryParse(Environment.GetEnvironmentVariable("EMU64_COMPILE_THRESHOLD"), out int t) && t >= 0 ? t : 200;
+        int.TryParse(Environment.GetEnvironmentVariable("EMU64_COMPILE_THRESHOLD"), out int t) && t >= 0 ? t : 1000;
 }
 
 /// <summary>A device with timed events (PIT, APIC timer, RTC).</summary>
