@@ -17,7 +17,7 @@ namespace Emu64.Isa;
 /// (the method then also sets RIP after that instruction and returns false).
 /// Registers and instruction lengths are packed 4 bits each, first instruction in the low bits (count ≤ 16).
 /// </summary>
-public static partial class Stack
+public static unsafe partial class Stack
 {
     public const int MaxRun = 16;
 
@@ -32,6 +32,19 @@ public static partial class Stack
         if (cpu.Is64 && (last >> 12) == ((first + 7) >> 12) && last < first
             && cpu.Mmu.RepeatHits(first, Access.Write | cpu.DataAccess, (ulong)(count - 1), out ulong frame))
         {
+            byte* page = cpu.Mem.PlainRamFrame(frame);
+            if (page != null)
+            {
+                // RAM without code: the stores cannot end the block (nothing to invalidate, no device).
+                ulong sp = cpu.Rsp;
+                for (int j = 1; j < count; j++)
+                {
+                    sp -= 8;
+                    Unsafe.WriteUnaligned(page + (sp & 0xFFF), cpu.Gpr((int)((regs >> (4 * j)) & 15)));
+                    cpu.Rsp = sp;
+                }
+                return true;
+            }
             for (; done < count;)
             {
                 ulong sp = cpu.Rsp - 8;
@@ -64,6 +77,19 @@ public static partial class Stack
         if (cpu.Is64 && (lastByte >> 12) == (first >> 12) && lastByte > first
             && cpu.Mmu.RepeatHits(first, Access.Read | cpu.DataAccess, (ulong)(count - 1), out ulong frame))
         {
+            byte* page = cpu.Mem.PlainRamFrame(frame);
+            if (page != null)
+            {
+                ulong sp = cpu.Rsp;
+                for (int j = 1; j < count; j++)
+                {
+                    ulong v = Unsafe.ReadUnaligned<ulong>(page + (sp & 0xFFF));
+                    sp += 8;
+                    cpu.Rsp = sp;
+                    cpu.Gpr((int)((regs >> (4 * j)) & 15)) = v;
+                }
+                return true;
+            }
             for (; done < count;)
             {
                 ulong sp = cpu.Rsp;

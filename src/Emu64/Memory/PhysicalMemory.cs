@@ -43,6 +43,17 @@ public sealed unsafe class PhysicalMemory
     /// <summary>A host pointer to RAM at physical address pa. Caller guarantees pa is inside RAM (every other access here is bounds-checked, wrap-around included).</summary>
     internal byte* HostPointer(ulong pa) => _base + pa;
 
+    /// <summary>
+    /// The host address of a whole 4 KiB frame of RAM that holds no decoded code (so a store to it needs no
+    /// invalidation), or null. For runs of stack stores and loads (Isa/StackRuns.cs); the answer holds until
+    /// code is decoded from the frame.
+    /// </summary>
+    internal byte* PlainRamFrame(ulong frame)
+    {
+        if ((frame & 0xFFF) != 0 || frame > RamSize - 0x1000 || IsCode(frame >> 12)) return null;
+        return _base + frame;
+    }
+
     public void AddMmio(ulong start, ulong length, IMmioDevice dev)
     {
         if (start < RamSize) throw new ArgumentException($"MMIO window at {start:x} overlaps RAM");
