@@ -135,10 +135,10 @@ GUEST="$WORK/guest/loop.elf"
 # (QEMU about 1 GIPS, Bochs about 50 MIPS, Emu64 tens of MIPS), and the shorter one a fifth of that.
 n() { local v=${!1:-$2}; [ "$QUICK" = 1 ] && v=$((v / 10)); echo "$v"; }
 declare -A N1 N2
-N1[emu64,reg]=$(n EMU64_N1 20000000);       N2[emu64,reg]=$(n EMU64_N2 100000000)
+N1[emu64,reg]=$(n EMU64_N1 100000000);      N2[emu64,reg]=$(n EMU64_N2 500000000)
 N1[qemu,reg]=$(n QEMU_N1 1000000000);       N2[qemu,reg]=$(n QEMU_N2 5000000000)
 N1[bochs,reg]=$(n BOCHS_N1 50000000);       N2[bochs,reg]=$(n BOCHS_N2 250000000)
-N1[emu64,mem]=$(n EMU64_MEM_N1 10000000);   N2[emu64,mem]=$(n EMU64_MEM_N2 50000000)
+N1[emu64,mem]=$(n EMU64_MEM_N1 50000000);   N2[emu64,mem]=$(n EMU64_MEM_N2 250000000)
 N1[qemu,mem]=$(n QEMU_MEM_N1 200000000);    N2[qemu,mem]=$(n QEMU_MEM_N2 1000000000)
 N1[bochs,mem]=$(n BOCHS_MEM_N1 25000000);   N2[bochs,mem]=$(n BOCHS_MEM_N2 125000000)
 

@@ -37,7 +37,7 @@ public static class PairedModelCost
             ratios.Sort();
             double median = ratios[ratios.Count / 2], q1 = ratios[ratios.Count / 4], q3 = ratios[ratios.Count * 3 / 4];
             Console.WriteLine(FormattableString.Invariant(
-                $"{name,-13} model on/off time: median {median:F3} (quartiles {q1:F3} .. {q3:F3}); fastest slices {1e3 * SliceInstructions / bestOn / 1e6 / 1e3:F1} vs {1e3 * SliceInstructions / bestOff / 1e6 / 1e3:F1} M instr/s; cost {100 * (median - 1):+0.0;-0.0}%"));
+                $"{name,-13} model on/off time: median {median:F3} (quartiles {q1:F3} .. {q3:F3}); fastest slices {1e3 * SliceInstructions / bestOn / 1e6 / 1e3:F1} vs {1e3 * SliceInstructions / bestOff / 1e6 / 1e3:F1} M instr/s; cost {100 * (median - 1):+0.0;-0.0;+0.0}%"));
         }
     }
 
