@@ -28,6 +28,15 @@ public class StackRunTests
         Assert.Equal(interpreted.Cpu.Mmu.Snapshot().Named(), compiled.Cpu.Mmu.Snapshot().Named());
     }
 
+    /// <summary>Runs the guest interpreted and compiled, both to the handler of <paramref name="vector"/>; asserts they agree and returns the compiled run.</summary>
+    private static Trap Both(Action<Assembler, GuestKit> body, int vector)
+    {
+        var interpreted = Run(body, threshold: 0).Expect(vector);
+        var compiled = Run(body, threshold: 1).Expect(vector);
+        AssertSame(interpreted, compiled);
+        return compiled;
+    }
+
     private static void LoadRegisters(Assembler a)
     {
         var regs = new[] { rax, rbx, rcx, rdx, rsi, rdi, rbp, r8, r9, r10, r11, r12, r13, r14, r15 };
@@ -49,9 +58,7 @@ public class StackRunTests
             a.push(rdx); a.push(rsi); a.push(rdi); a.push(rbp); a.push(r8); a.push(r9);
             a.ud2();
         };
-        var interpreted = Run(body, threshold: 0).Expect(Vec.PF);
-        var compiled = Run(body, threshold: 1).Expect(Vec.PF);
-        AssertSame(interpreted, compiled);
+        var compiled = Both(body, Vec.PF);
         var f = compiled.Frame(true);
         Assert.Equal(compiled.At(fourth), f.Rip);
         Assert.Equal(Page + 0x1000, f.Rsp);                  // three pushes done, the fourth not
@@ -74,9 +81,7 @@ public class StackRunTests
             a.pop(rdx); a.pop(rsi); a.pop(rdi); a.pop(rbp);
             a.ud2();
         };
-        var interpreted = Run(body, threshold: 0).Expect(Vec.PF);
-        var compiled = Run(body, threshold: 1).Expect(Vec.PF);
-        AssertSame(interpreted, compiled);
+        var compiled = Both(body, Vec.PF);
         var f = compiled.Frame(true);
         Assert.Equal(compiled.At(fourth), f.Rip);
         Assert.Equal(Page + 0x2000, f.Rsp);
@@ -124,9 +129,7 @@ public class StackRunTests
             a.jnz(loop);
             a.ud2();
         };
-        var interpreted = Run(body, threshold: 0).Expect(Vec.UD);
-        var compiled = Run(body, threshold: 1).Expect(Vec.UD);
-        AssertSame(interpreted, compiled);
+        Both(body, Vec.UD);
         Assert.True(Emu64.Cpu.BlockCompiler.Runs > 0);
     }
 }
