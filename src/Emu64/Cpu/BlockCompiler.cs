@@ -110,10 +110,6 @@ public static unsafe class BlockCompiler
         return map;
     }
 
-    /// <summary>Whether the handler of <paramref name="d"/> is known to touch only registers and flags.</summary>
-    public static bool IsRegisterOnly(ref Insn d)
-        => Handlers.TryGetValue((nint)d.Exec, out var m) && m.IsDefined(typeof(RegisterOnlyAttribute));
-
     /// <summary>How much of the per-instruction bookkeeping an instruction needs (see the class remarks).</summary>
     private enum Kind : byte
     {

@@ -49,11 +49,16 @@ public static unsafe partial class Stack
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void PopR64(CpuCore cpu, ref Insn i)
+        => cpu.Gpr(i.R0) = Pop64(cpu);   // after RSP moved: POP RSP loads the value read
+
+    /// <summary>POP in 64-bit mode: the value at RSP; RSP moves only after the load succeeded.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static ulong Pop64(CpuCore cpu)
     {
         ulong sp = cpu.Rsp;
         ulong v = cpu.ReadLinear(cpu.Linear(Seg.SS, sp, 8, false), 8);
         cpu.Rsp = sp + 8;
-        cpu.Gpr(i.R0) = v;   // POP RSP loads the value read
+        return v;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)] private static void Push(CpuCore cpu, ref Insn i)

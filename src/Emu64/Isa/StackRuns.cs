@@ -69,9 +69,7 @@ public static unsafe partial class Stack
         ulong rip = cpu.InsnRip, retired = cpu.Retired;
         int done = 0;
         ulong first = cpu.Rsp;
-        ulong v0 = cpu.ReadLinear(cpu.Linear(Seg.SS, first, 8, false), 8);
-        cpu.Rsp = first + 8;
-        cpu.Gpr((int)(regs & 15)) = v0;
+        cpu.Gpr((int)(regs & 15)) = Pop64(cpu);
         if (Next(cpu, ref rip, ref retired, lengths, ref done)) return false;
         ulong lastByte = first + 8UL * (ulong)count - 1;
         if (cpu.Is64 && (lastByte >> 12) == (first >> 12) && lastByte > first
@@ -103,10 +101,7 @@ public static unsafe partial class Stack
         for (; done < count;)
         {
             cpu.InsnRip = rip; cpu.Retired = retired;
-            ulong sp = cpu.Rsp;
-            ulong v = cpu.ReadLinear(cpu.Linear(Seg.SS, sp, 8, false), 8);
-            cpu.Rsp = sp + 8;
-            cpu.Gpr((int)((regs >> (4 * done)) & 15)) = v;
+            cpu.Gpr((int)((regs >> (4 * done)) & 15)) = Pop64(cpu);
             if (Next(cpu, ref rip, ref retired, lengths, ref done)) return false;
         }
         return true;

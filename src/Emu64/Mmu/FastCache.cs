@@ -114,8 +114,7 @@ public sealed partial class Mmu
         if (k == 0) return;
         ref FastEntry f = ref _fast[s];
         f.Hits += k;
-        var lru = f.Lru;
-        if (lru != null && lru.E[f.Way].Stamp != lru.Clock) lru.E[f.Way].Stamp = ++lru.Clock;   // k uses in a row: one new stamp at most
+        f.Lru?.Use(f.Way);   // k uses in a row leave what one leaves
     }
 
     /// <summary>
@@ -130,10 +129,9 @@ public sealed partial class Mmu
         var cpu = _cpu;
         if (!cpu.PagingOn || (acc & (Access.Fetch | Access.Probe | Access.Implicit)) != 0) return false;
         ref FastEntry f = ref FastSlotHashed(la, acc, cpu.PcidHash);
-        if (f.Tag != ((la & ~0xFFFUL) | cpu.CurrentPcid) || f.Epoch != _fastEpoch) return false;
+        if (!Live(ref f, la, cpu.CurrentPcid)) return false;
         f.Hits += count;
-        var lru = f.Lru;
-        if (lru != null && lru.E[f.Way].Stamp != lru.Clock) lru.E[f.Way].Stamp = ++lru.Clock;
+        f.Lru?.Use(f.Way);
         frame = f.Frame;
         return true;
     }
@@ -148,7 +146,7 @@ public sealed partial class Mmu
         if ((_cpu.CR0 & Emu64.Cpu.Cr0.Pg) == 0) return false;
         uint pcid = _cpu.CurrentPcid;
         ref FastEntry f = ref FastSlot(la, acc, pcid);
-        if (f.Tag != ((la & ~0xFFFUL) | pcid) || f.Epoch != _fastEpoch) return false;
+        if (!Live(ref f, la, pcid)) return false;
         _fetchSlot = (int)Unsafe.ByteOffset(ref MemoryMarshal.GetArrayDataReference(_fast), ref f) / Unsafe.SizeOf<FastEntry>();
         _fetchPage = la >> 12;
         _fetchFrame = f.Frame;
@@ -162,6 +160,10 @@ public sealed partial class Mmu
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private ref FastEntry FastSlot(ulong la, Access acc, uint pcid)
         => ref FastSlotHashed(la, acc, HashPcid(pcid));
+
+    /// <summary>Whether fast entry <paramref name="f"/> answers for <paramref name="la"/>'s page in <paramref name="pcid"/> now (its tag, and no flush since it was filled).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool Live(ref FastEntry f, ulong la, uint pcid) => f.Tag == ((la & ~0xFFFUL) | pcid) && f.Epoch == _fastEpoch;
 
     /// <summary>The PCID's part of the fast-cache index (the CPU keeps it for the current PCID: <see cref="CpuCore.PcidHash"/>).</summary>
     internal static int HashPcid(uint pcid) => (int)((pcid * 0x9E3779B1u) >> (32 - FastBits));

@@ -70,6 +70,17 @@ public sealed class TlbArray
     /// </summary>
     internal ulong Clock;
 
+    /// <summary>
+    /// A use of entry <paramref name="w"/> under LRU (a lookup's hit, or one the fast cache counts for it): the entry
+    /// becomes the array's most recent use. The one place the LRU rule is written.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal void Use(int w)
+    {
+        ref ulong stamp = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(E), w).Stamp;
+        if (stamp != Clock) stamp = ++Clock;   // the array's most recent use already: nothing changes
+    }
+
     /// <summary>Told of every fill (the `tlb` trace); null when nobody listens.</summary>
     public ITlbListener? Listener;
 
@@ -108,7 +119,7 @@ public sealed class TlbArray
             ref TlbEntry x = ref e[w];
             if (x.Vpn == vpn && (x.Flags & ~EntryFlags.Global) == want && (x.Pcid == pcid || (x.Flags & EntryFlags.Global) != 0))
             {
-                if (touch && Policy == Replacement.Lru && x.Stamp != Clock) x.Stamp = ++Clock;   // the array's MRU entry stays as it is
+                if (touch && Policy == Replacement.Lru) Use(w);
                 return w;
             }
         }
@@ -126,7 +137,7 @@ public sealed class TlbArray
             ref TlbEntry x = ref e[w];
             if (x.Vpn == vpn && x.Flags == EntryFlags.Valid && x.Pcid == pcid)
             {
-                if (touch && Policy == Replacement.Lru && x.Stamp != Clock) x.Stamp = ++Clock;   // the array's MRU entry stays as it is
+                if (touch && Policy == Replacement.Lru) Use(w);
                 return w;
             }
         }

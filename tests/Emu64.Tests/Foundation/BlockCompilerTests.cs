@@ -15,20 +15,10 @@ public class BlockCompilerTests
     private sealed record Outcome(string Console, ulong Retired, StopReason Reason, ulong[] Gprs, ulong Rip, ulong Rflags,
         IReadOnlyList<(string Key, ulong Value)> Tlb, List<BoundaryEvent> Events, Machine Machine);
 
-    private sealed class Recorder(List<BoundaryEvent> list) : IBoundaryListener
+    private static Outcome BootToyKernel(string append, int threshold)
     {
-        public void OnEvent(in BoundaryEvent e) => list.Add(e);
-    }
-
-    private static Outcome BootToyKernel(string append, int threshold, ulong max = 60_000_000)
-    {
-        var output = new MemoryStream();
-        var m = new Machine(new MachineOptions { Append = append, Output = output, MaxInstructions = max, CompileThreshold = threshold });
-        m.LoadKernel(File.ReadAllBytes(ToyKernel.ImagePath), "toykernel.elf", Array.Empty<Loader.BootModule>());
-        var events = new List<BoundaryEvent>();
-        m.Events.Subscribe(new Recorder(events));
-        m.Run();
-        return Capture(m, System.Text.Encoding.Latin1.GetString(output.ToArray()), events);
+        var k = ToyKernel.Boot(append, maxInstructions: 60_000_000, compileThreshold: threshold);
+        return Capture(k.Machine, k.Console, k.Events);
     }
 
     private static Outcome Capture(Machine m, string console, List<BoundaryEvent> events)

@@ -52,10 +52,12 @@ public sealed class ToyKernel
         public void OnEvent(in BoundaryEvent e) { if (list.Count < 2_000_000) list.Add(e); }
     }
 
-    public static ToyKernel Boot(string append, ulong seed = 0, ulong maxInstructions = 200_000_000, bool record = true, string kernelName = "toykernel.elf", ulong ips = 0)
+    public static ToyKernel Boot(string append, ulong seed = 0, ulong maxInstructions = 200_000_000, bool record = true, string kernelName = "toykernel.elf", ulong ips = 0,
+        int compileThreshold = -1)
     {
         var output = new MemoryStream();
         var opts = new MachineOptions { Append = append, Seed = seed, MaxInstructions = maxInstructions, Output = output };
+        if (compileThreshold >= 0) opts.CompileThreshold = compileThreshold;
         if (ips != 0) opts.TicksPerSecond = ips;
         var m = new Machine(opts);
         var path = ImagePath;
