@@ -196,7 +196,14 @@ public sealed unsafe partial class Machine
             int n = block.Count;
             if ((ulong)n > left) { RunInsns(cpu, block, (int)left); return; }
             var code = block.Code;
-            if (code != null) { if (!code(cpu, stopRetired) || !block.Chainable) return; }
+            if (code != null)
+            {
+                // A compiled region may run on into other blocks of its page: continue from the one it ran last.
+                int last = code(cpu, stopRetired);
+                if (last < 0) return;
+                if (last > 0) block = block.Region![last];
+                if (!block.Chainable) return;
+            }
             else
             {
                 if (compileAt > 0 && ++block.Heat == compileAt) { block.Code = BlockCompiler.Compile(block); Cache.Compiled++; }
@@ -224,12 +231,7 @@ public sealed unsafe partial class Machine
                 mmu._fetchPending++;   // the same code page again: a hit through the armed entry, counted when flushed
                 pa = mmu._fetchFrame | (la & 0xFFF);
             }
-            else
-            {
-                if (mmu._fetchSlot >= 0) mmu.FlushFetch();
-                pa = mmu.Translate(la, fetch);
-                mmu.ArmFetch(la, fetch);
-            }
+            else pa = mmu.TranslateAndArm(la, fetch);   // a new code page: count the pending fetches, translate, arm
             Block? next = block.Next0;
             if (next is null || next.Phys != pa || !next.Valid)
             {

@@ -5,13 +5,20 @@ using System.Runtime.CompilerServices;
 namespace Emu64.Cpu;
 
 /// <summary>
-/// A hot block compiled to one .NET method: the block's handlers called one after another with direct
-/// calls (which the JIT may inline), instead of the interpreter's loop of indirect calls. Closed over
-/// the <see cref="Block"/>; returns what <c>RunInsns</c> returns for the whole block. A block that branches
-/// back to its own start repeats itself while the run loop would do nothing else at that boundary (no
-/// event due, no interrupt, a whole block left before <paramref name="stopRetired"/>).
+/// A hot block compiled to one .NET method with the blocks the chain runs after it in its page (its region): each
+/// block's handlers called one after another with direct calls (which the JIT may inline), instead of the
+/// interpreter's loop of indirect calls. It goes on from one block of the region to the next while the run loop
+/// would do nothing else at that boundary (no event due, no interrupt, a whole block left before
+/// <paramref name="stopRetired"/>, a same-page fetch). Returns the index in <see cref="Block.Region"/> of the block
+/// that ran last, or -1 where <c>RunInsns</c> returns false (an instruction ended its block early).
 /// </summary>
-public delegate bool BlockCode(Cpu cpu, ulong stopRetired);
+public delegate int BlockCode(Cpu cpu, ulong stopRetired);
+
+/// <summary>What a compiled region's method is closed over: its blocks' decoded instructions one after another.</summary>
+internal sealed class CompiledRegion(Block[] blocks)
+{
+    public readonly Insn[] Insns = blocks.SelectMany(b => b.Insns.Take(b.Count)).ToArray();
+}
 
 /// <summary>
 /// Marks a handler that reads and writes only general registers and status flags: it cannot fault, does not
@@ -32,7 +39,7 @@ internal sealed class RegisterOnlyAttribute : Attribute { }
 internal sealed class NoRipReadAttribute : Attribute { }
 
 /// <summary>
-/// Compiles a decoded block into IL that does what the interpreter's per-instruction loop does:
+/// Compiles a decoded block (and its region) into IL that does what the interpreter's per-instruction loop does:
 /// <code>
 ///   for each instruction: InsnRip = Rip; Rip += Length; handler(cpu, ref insn); Retired++; if (ExitBlock) return false;
 /// </code>
@@ -44,7 +51,8 @@ internal sealed class NoRipReadAttribute : Attribute { }
 /// <item>a <see cref="RegisterOnlyAttribute"/> instruction gets no bookkeeping at all, and one of a
 /// <see cref="NoRipReadAttribute"/> family no RIP store (unless it has a RIP-relative operand): nothing it does reads
 /// them, and before any instruction that can fault, InsnRip and Retired are exact;</item>
-/// <item>a block that branches back to its own start repeats inside the method (<see cref="EmitLoopBack"/>).</item>
+/// <item>after a block, the method goes on to the next block of the region when the run loop would (<see cref="EmitEdge"/>);
+/// a block that branches back to its own start is the one-block region.</item>
 /// </list>
 /// Handlers the compiler cannot name (none in practice: a test checks it) are called through the same function
 /// pointer the interpreter uses.
@@ -56,7 +64,7 @@ public static unsafe class BlockCompiler
     private static readonly FieldInfo RetiredField = typeof(Cpu).GetField(nameof(Cpu.Retired))!;
     private static readonly FieldInfo ExitBlockField = typeof(Cpu).GetField(nameof(Cpu.ExitBlock))!;
     private static readonly FieldInfo ExecField = typeof(Insn).GetField(nameof(Insn.Exec))!;
-    private static readonly FieldInfo InsnsField = typeof(Block).GetField(nameof(Block.Insns))!;
+    private static readonly FieldInfo RegionInsnsField = typeof(CompiledRegion).GetField(nameof(CompiledRegion.Insns))!;
     private static readonly FieldInfo MachineField = typeof(Cpu).GetField(nameof(Cpu.Machine))!;
     private static readonly FieldInfo MmuField = typeof(Cpu).GetField(nameof(Cpu.Mmu))!;
     private static readonly FieldInfo FetchSlotField = typeof(Mmu.Mmu).GetField(nameof(Mmu.Mmu._fetchSlot), BindingFlags.Instance | BindingFlags.NonPublic)!;
@@ -73,8 +81,8 @@ public static unsafe class BlockCompiler
     /// <summary>Every handler method of the assembly by its entry point (the value a <c>&amp;Method</c> load gives).</summary>
     private static readonly Dictionary<nint, MethodInfo> Handlers = FindHandlers();
 
-    /// <summary>Blocks compiled, handler calls emitted direct or through the pointer, and PUSH/POP runs (diagnostics, tests).</summary>
-    public static long Compiled, DirectCalls, PointerCalls, Runs;
+    /// <summary>Methods compiled, the blocks in them, handler calls emitted direct or through the pointer, and PUSH/POP runs (diagnostics, tests).</summary>
+    public static long Compiled, DirectCalls, PointerCalls, Runs, RegionBlocks;
     private static readonly MethodInfo PushRunMethod = typeof(Isa.Stack).GetMethod(nameof(Isa.Stack.PushRun), BindingFlags.Static | BindingFlags.NonPublic)!;
     private static readonly MethodInfo PopRunMethod = typeof(Isa.Stack).GetMethod(nameof(Isa.Stack.PopRun), BindingFlags.Static | BindingFlags.NonPublic)!;
 
@@ -130,19 +138,77 @@ public static unsafe class BlockCompiler
         return Kind.Full;
     }
 
-    /// <summary>Compiles <paramref name="block"/>; null if it cannot be (the interpreter then keeps running it).</summary>
+    /// <summary>Blocks in one compiled region at most, and instructions (the JIT's time and code quality grow with the method).</summary>
+    public const int MaxRegionBlocks = 16, MaxRegionInsns = 256;
+
+    /// <summary>
+    /// The region compiled for <paramref name="head"/>: the head, then every block reachable from it through the links
+    /// the chain recorded (<see cref="Successors"/>) that lies in the head's physical page and mode, breadth first, up to
+    /// <see cref="MaxRegionBlocks"/> and <see cref="MaxRegionInsns"/>. Only in 64-bit mode, and never past a block that
+    /// ends at a resync: there the next fetch address is RIP itself and its translation the one the chain armed for this page.
+    /// </summary>
+    internal static List<Block> Region(Block head)
+    {
+        var region = new List<Block> { head };
+        if (head.Bitness != 64) return region;
+        int insns = head.Count;
+        for (int i = 0; i < region.Count; i++)
+            foreach (var next in Successors(region[i], head))
+            {
+                if (region.Contains(next)) continue;
+                if (region.Count == MaxRegionBlocks || insns + next.Count > MaxRegionInsns) return region;
+                region.Add(next);
+                insns += next.Count;
+            }
+        return region;
+    }
+
+    /// <summary>
+    /// The blocks that may follow <paramref name="b"/> inside <paramref name="head"/>'s region (see <see cref="Region"/>): the ones
+    /// its links recorded (the chain ran them after it), and the head itself when <paramref name="b"/> is the head and
+    /// branches back to its own start (a loop compiled at its first run has no links yet).
+    /// </summary>
+    private static IEnumerable<Block> Successors(Block b, Block head)
+    {
+        if (!b.Chainable || b.Resync) yield break;
+        bool selfLoop = b == head && BranchesToItsStart(b);
+        if (selfLoop) yield return head;
+        foreach (var y in new[] { b.Next0, b.Next1 })
+            if (y != null && y.Valid && !(selfLoop && y == head) && (y.Phys & ~0xFFFUL) == (head.Phys & ~0xFFFUL) && y.Bitness == head.Bitness)
+                yield return y;
+    }
+
+    /// <summary>A block whose last instruction is a near jump (conditional or not) with its own first byte as the target.</summary>
+    private static bool BranchesToItsStart(Block block)
+    {
+        ulong bytes = 0;
+        for (int k = 0; k < block.Count; k++) bytes += block.Insns[k].Length;
+        ref Insn last = ref block.Insns[block.Count - 1];
+        var fc = last.I.FlowControl;
+        if (fc is not (Iced.Intel.FlowControl.ConditionalBranch or Iced.Intel.FlowControl.UnconditionalBranch)) return false;
+        if (last.K0 != Opnd.Imm || last.I.IsJmpFar) return false;
+        return last.Imm == unchecked(0UL - bytes);   // the target, relative to the next instruction, is the block's start
+    }
+
+    /// <summary>
+    /// Compiles <paramref name="block"/> and the rest of its <see cref="Region"/> into one method; null if it cannot be
+    /// (the interpreter then keeps running it). The method returns the index in <see cref="Block.Region"/> of the block
+    /// it ran last, whose end the run loop then treats as it would have (links, resync, the next fetch), or -1 where the
+    /// interpreter's loop returns false (an instruction ended the block early).
+    /// </summary>
     public static BlockCode? Compile(Block block)
     {
-        var insns = block.Insns;
-        var dm = new DynamicMethod($"block_{block.Phys:x}_{block.Bitness}", typeof(bool), [typeof(Block), typeof(Cpu), typeof(ulong)],
+        var region = Region(block);
+        var dm = new DynamicMethod($"block_{block.Phys:x}_{block.Bitness}", typeof(int), [typeof(CompiledRegion), typeof(Cpu), typeof(ulong)],
             typeof(Cpu).Module, skipVisibility: true);
         dm.InitLocals = false;   // every local is written before it is read (each Insn copy field by field)
         var il = dm.GetILGenerator();
-        var insnsLocal = il.DeclareLocal(typeof(Insn).MakeByRefType());   // ref Insns[0]: element k is at k * sizeof(Insn)
-        var rip0 = il.DeclareLocal(typeof(ulong));   // RIP of the block's first instruction
-        var ret0 = il.DeclareLocal(typeof(ulong));   // Retired when the block (this time round) started
+        var insnsLocal = il.DeclareLocal(typeof(Insn).MakeByRefType());   // ref Insns[0] of the region: element k is at k * sizeof(Insn)
+        var rip0 = il.DeclareLocal(typeof(ulong));   // RIP of the head's first instruction (the region's blocks are at fixed offsets from it)
+        var ret0 = il.DeclareLocal(typeof(ulong));   // Retired when the running block started
+        var mmu = il.DeclareLocal(typeof(Mmu.Mmu));
         il.Emit(OpCodes.Ldarg_0);
-        il.Emit(OpCodes.Ldfld, InsnsField);
+        il.Emit(OpCodes.Ldfld, RegionInsnsField);
         il.Emit(OpCodes.Ldc_I4_0);
         il.Emit(OpCodes.Ldelema, typeof(Insn));   // the one bounds check (a block has at least one instruction)
         il.Emit(OpCodes.Stloc, insnsLocal);
@@ -152,13 +218,51 @@ public static unsafe class BlockCompiler
         il.Emit(OpCodes.Ldarg_1);
         il.Emit(OpCodes.Ldfld, RetiredField);
         il.Emit(OpCodes.Stloc, ret0);
-        var top = il.DefineLabel();
-        il.MarkLabel(top);
+        var starts = new Label[region.Count];
+        for (int i = 0; i < region.Count; i++) starts[i] = il.DefineLabel();
+        var retNull = il.DefineLabel();
+        int first = 0;   // index of the block's first instruction in CompiledRegion.Insns
+        for (int i = 0; i < region.Count; i++)
+        {
+            var b = region[i];
+            il.MarkLabel(starts[i]);
+            EmitBlock(il, b, first, b.Phys - block.Phys, insnsLocal, rip0, ret0, retNull);
+            first += b.Count;
+            // After the block ran to its end: on to a successor in the region when the run loop would do just that.
+            var exit = il.DefineLabel();
+            foreach (var next in Successors(b, block))
+            {
+                int j = region.IndexOf(next);
+                if (j >= 0) EmitEdge(il, next, next.Phys - block.Phys, (ulong)b.Count, block.Phys, rip0, ret0, mmu, starts[j], exit);
+            }
+            il.MarkLabel(exit);
+            il.Emit(OpCodes.Ldc_I4, i);   // an index, not the block: the region argument is dead after the prologue (one register more)
+            il.Emit(OpCodes.Ret);
+        }
+        il.MarkLabel(retNull);
+        il.Emit(OpCodes.Ldc_I4_M1);
+        il.Emit(OpCodes.Ret);
+        var blocks = region.ToArray();
+        var code = (BlockCode)dm.CreateDelegate(typeof(BlockCode), new CompiledRegion(blocks));
+        block.Region = blocks;
+        Compiled++;
+        RegionBlocks += region.Count;
+        return code;
+    }
+
+    /// <summary>
+    /// One block's instructions, from <paramref name="first"/> on in the region's instructions, at <paramref name="start"/> bytes from the
+    /// head: leaves RIP and Retired as the interpreter's loop leaves them at the block's end, or jumps to
+    /// <paramref name="retNull"/> where that loop would return false.
+    /// </summary>
+    private static void EmitBlock(ILGenerator il, Block block, int first, ulong start, LocalBuilder insnsLocal, LocalBuilder rip0,
+        LocalBuilder ret0, Label retNull)
+    {
+        var insns = block.Insns;
         il.Emit(OpCodes.Ldarg_1);
         il.Emit(OpCodes.Ldc_I4_0);
         il.Emit(OpCodes.Stfld, ExitBlockField);   // cpu.ExitBlock = false, as the interpreter starts a block
-        var retFalse = il.DefineLabel();
-        ulong off = 0;                            // offset of instruction k from the block's start
+        ulong off = start;                        // offset of instruction k from the head's start
         bool ripSetByLast = false;
         for (int k = 0; k < block.Count; k++)
         {
@@ -168,7 +272,7 @@ public static unsafe class BlockCompiler
             ulong next = off + d.Length;
             if (kind == Kind.RegisterOnly)
             {
-                EmitCall(il, insnsLocal, k, mi, in d);
+                EmitCall(il, insnsLocal, first + k, mi, in d);
                 off = next;
                 continue;
             }
@@ -190,7 +294,7 @@ public static unsafe class BlockCompiler
                 il.Emit(OpCodes.Ldc_I8, (long)lengths);
                 il.Emit(OpCodes.Ldc_I4, run);
                 il.Emit(OpCodes.Call, mi!.Name == "PushR64" ? PushRunMethod : PopRunMethod);
-                il.Emit(OpCodes.Brfalse, retFalse);
+                il.Emit(OpCodes.Brfalse, retNull);
                 Runs++;
                 off += bytes;
                 k += run - 1;
@@ -202,33 +306,22 @@ public static unsafe class BlockCompiler
             EmitStore(il, InsnRipField, rip0, off);
             if (kind == Kind.Full) EmitStore(il, RipField, rip0, next);
             EmitStore(il, RetiredField, ret0, (ulong)k);
-            EmitCall(il, insnsLocal, k, mi, in d);
+            EmitCall(il, insnsLocal, first + k, mi, in d);
             bool last = k == block.Count - 1;
             if (last) ripSetByLast = kind == Kind.Full;
-            // if (cpu.ExitBlock) { [cpu.Rip = rip0 + next;] cpu.Retired = ret0 + k + 1; return false; }
+            // if (cpu.ExitBlock) { [cpu.Rip = rip0 + next;] cpu.Retired = ret0 + k + 1; return null; }
             var go = il.DefineLabel();
             il.Emit(OpCodes.Ldarg_1);
             il.Emit(OpCodes.Ldfld, ExitBlockField);
             il.Emit(OpCodes.Brfalse, go);
             if (kind != Kind.Full) EmitStore(il, RipField, rip0, next);
             EmitStore(il, RetiredField, ret0, (ulong)k + 1);
-            il.Emit(OpCodes.Br, retFalse);
+            il.Emit(OpCodes.Br, retNull);
             il.MarkLabel(go);
             off = next;
         }
         if (!ripSetByLast) EmitStore(il, RipField, rip0, off);
         EmitStore(il, RetiredField, ret0, (ulong)block.Count);
-        var retTrue = il.DefineLabel();
-        if (BranchesToItsStart(block, off)) EmitLoopBack(il, block, rip0, ret0, top, retTrue);
-        il.MarkLabel(retTrue);
-        il.Emit(OpCodes.Ldc_I4_1);
-        il.Emit(OpCodes.Ret);
-        il.MarkLabel(retFalse);
-        il.Emit(OpCodes.Ldc_I4_0);
-        il.Emit(OpCodes.Ret);
-        var code = (BlockCode)dm.CreateDelegate(typeof(BlockCode), block);
-        Compiled++;
-        return code;
     }
 
     /// <summary>cpu.field = local + c.</summary>
@@ -240,76 +333,67 @@ public static unsafe class BlockCompiler
         il.Emit(OpCodes.Stfld, field);
     }
 
-    /// <summary>A 64-bit block whose last instruction is a near jump (conditional or not) with its own first byte as the target.</summary>
-    private static bool BranchesToItsStart(Block block, ulong blockBytes)
-    {
-        ref Insn last = ref block.Insns[block.Count - 1];
-        var fc = last.I.FlowControl;
-        if (fc is not (Iced.Intel.FlowControl.ConditionalBranch or Iced.Intel.FlowControl.UnconditionalBranch)) return false;
-        // 64-bit only: there the fetch address is RIP itself (no CS base or limit), which the loop-back relies on.
-        if (block.Bitness != 64 || last.K0 != Opnd.Imm || last.I.IsJmpFar || !block.Chainable) return false;
-        return last.Imm == unchecked(0UL - blockBytes);   // the target, relative to the next instruction, is the block's start
-    }
-
     /// <summary>
-    /// After a run of the block: when it branched back to its start (RIP is where the block began) and the run
-    /// loop would do nothing but fetch it again (<see cref="Machine.ChainMustLeave"/>, a whole block left before the
-    /// stop), the fetch is counted as the run loop counts a same-page fetch (the page must be the one armed, mapped
-    /// to this block's frame) and the block starts over. Otherwise it returns to the run loop, which does the rest.
+    /// After a block of <paramref name="count"/> instructions ran to its end: if RIP is <paramref name="next"/>'s start and the
+    /// run loop would do nothing but fetch it (<see cref="Machine.ChainMustLeave"/> false, the whole block left before the
+    /// stop, the page armed for same-page fetches and mapped to the head's frame), the fetch is counted as the run loop
+    /// counts a same-page fetch and <paramref name="next"/> runs. Otherwise this falls through to the next candidate,
+    /// or jumps to <paramref name="exit"/> (the run loop does the rest).
     /// </summary>
-    private static void EmitLoopBack(ILGenerator il, Block block, LocalBuilder rip0, LocalBuilder ret0, Label top, Label retTrue)
+    private static void EmitEdge(ILGenerator il, Block next, ulong start, ulong count, ulong headPhys, LocalBuilder rip0, LocalBuilder ret0,
+        LocalBuilder mmu, Label target, Label exit)
     {
-        // if (cpu.Rip != rip0) return true;   (not taken)
+        var notThis = il.DefineLabel();
+        // if (cpu.Rip != rip0 + start) goto notThis;
         il.Emit(OpCodes.Ldarg_1);
         il.Emit(OpCodes.Ldfld, RipField);
         il.Emit(OpCodes.Ldloc, rip0);
-        il.Emit(OpCodes.Bne_Un, retTrue);
-        // if (cpu.Retired + Count > stopRetired) return true;
+        AddConstant(il, start);
+        il.Emit(OpCodes.Bne_Un, notThis);
+        // if (cpu.Retired + next.Count > stopRetired) goto exit;
         il.Emit(OpCodes.Ldarg_1);
         il.Emit(OpCodes.Ldfld, RetiredField);
-        il.Emit(OpCodes.Ldc_I8, (long)block.Count);
+        il.Emit(OpCodes.Ldc_I8, (long)next.Count);
         il.Emit(OpCodes.Add);
         il.Emit(OpCodes.Ldarg_2);
-        il.Emit(OpCodes.Bgt_Un, retTrue);
-        // if (cpu.Machine.ChainMustLeave()) return true;
+        il.Emit(OpCodes.Bgt_Un, exit);
+        // if (cpu.Machine.ChainMustLeave()) goto exit;
         il.Emit(OpCodes.Ldarg_1);
         il.Emit(OpCodes.Ldfld, MachineField);
         il.Emit(OpCodes.Call, BoundaryMethod);
-        il.Emit(OpCodes.Brtrue, retTrue);
-        // var mmu = cpu.Mmu; if (mmu._fetchSlot < 0 || mmu._fetchPage != rip0 >> 12 || mmu._fetchFrame != frame) return true;
-        var mmu = il.DeclareLocal(typeof(Mmu.Mmu));
+        il.Emit(OpCodes.Brtrue, exit);
+        // mmu = cpu.Mmu; if (mmu._fetchSlot < 0 || mmu._fetchPage != rip0 >> 12 || mmu._fetchFrame != frame) goto exit;
         il.Emit(OpCodes.Ldarg_1);
         il.Emit(OpCodes.Ldfld, MmuField);
         il.Emit(OpCodes.Stloc, mmu);
         il.Emit(OpCodes.Ldloc, mmu);
         il.Emit(OpCodes.Ldfld, FetchSlotField);
         il.Emit(OpCodes.Ldc_I4_0);
-        il.Emit(OpCodes.Blt, retTrue);
+        il.Emit(OpCodes.Blt, exit);
         il.Emit(OpCodes.Ldloc, mmu);
         il.Emit(OpCodes.Ldfld, FetchPageField);
         il.Emit(OpCodes.Ldloc, rip0);
         il.Emit(OpCodes.Ldc_I4, 12);
         il.Emit(OpCodes.Shr_Un);
-        il.Emit(OpCodes.Bne_Un, retTrue);
+        il.Emit(OpCodes.Bne_Un, exit);
         il.Emit(OpCodes.Ldloc, mmu);
         il.Emit(OpCodes.Ldfld, FetchFrameField);
-        il.Emit(OpCodes.Ldc_I8, (long)(block.Phys & ~0xFFFUL));
-        il.Emit(OpCodes.Bne_Un, retTrue);
-        // mmu._fetchPending++; cpu.InsnRip = rip0; ret0 = cpu.Retired; goto top;
+        il.Emit(OpCodes.Ldc_I8, (long)(headPhys & ~0xFFFUL));
+        il.Emit(OpCodes.Bne_Un, exit);
+        // mmu._fetchPending++; cpu.InsnRip = rip0 + start; ret0 += count; goto target;
         il.Emit(OpCodes.Ldloc, mmu);
         il.Emit(OpCodes.Ldloc, mmu);
         il.Emit(OpCodes.Ldfld, FetchPendingField);
         il.Emit(OpCodes.Ldc_I8, 1L);
         il.Emit(OpCodes.Add);
         il.Emit(OpCodes.Stfld, FetchPendingField);
-        il.Emit(OpCodes.Ldarg_1);
-        il.Emit(OpCodes.Ldloc, rip0);
-        il.Emit(OpCodes.Stfld, InsnRipField);
+        EmitStore(il, InsnRipField, rip0, start);
         il.Emit(OpCodes.Ldloc, ret0);
-        il.Emit(OpCodes.Ldc_I8, (long)block.Count);
+        il.Emit(OpCodes.Ldc_I8, (long)count);
         il.Emit(OpCodes.Add);
         il.Emit(OpCodes.Stloc, ret0);
-        il.Emit(OpCodes.Br, top);
+        il.Emit(OpCodes.Br, target);
+        il.MarkLabel(notThis);
     }
 
     /// <summary>handler(cpu, ref insns[k]): a direct call when the method is known, else through Insn.Exec.</summary>

@@ -40,7 +40,13 @@ public sealed partial class Cpu
     public ulong CR4
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)] get => _cr4;
-        set { _cr4 = value; UpdatePcid(); CanonicalShift = (value & Emu64.Cpu.Cr4.La57) != 0 ? 7 : 16; }
+        set
+        {
+            _cr4 = value;
+            UpdatePcid();
+            CanonicalShift = (value & Emu64.Cpu.Cr4.La57) != 0 ? 7 : 16;
+            CanonicalBias = 1UL << (63 - CanonicalShift);
+        }
     }
     public ulong CR2, CR8;
 
@@ -50,6 +56,11 @@ public sealed partial class Cpu
     public ushort CurrentPcid { get; private set; }
     /// <summary>64 minus the linear-address width: 16 with 4-level paging, 7 with CR4.LA57 (derived from CR4).</summary>
     public int CanonicalShift { get; private set; } = 16;
+    /// <summary>
+    /// Half the canonical space (2^47, or 2^56 with LA57), derived from CR4: adding it maps the canonical addresses onto
+    /// [0, 2^48) in order, so that one compare tests both ends of an access (<see cref="Linear"/>).
+    /// </summary>
+    internal ulong CanonicalBias { get; private set; } = 1UL << 47;
 
     /// <summary>The current PCID hashed for the MMU's fast-cache index (Mmu.FastSlot), derived with it.</summary>
     internal int PcidHash { get; private set; }
@@ -70,11 +81,20 @@ public sealed partial class Cpu
     public int Cpl
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)] get => _cpl;
-        set { _cpl = value; DataAccess = value == 3 ? Emu64.Mmu.Access.User : 0; }
+        set
+        {
+            _cpl = value;
+            DataAccess = value == 3 ? Emu64.Mmu.Access.User : 0;
+            FastReadBase = Emu64.Mmu.Mmu.FastKindBase(Emu64.Mmu.Access.Read | DataAccess);
+            FastWriteBase = Emu64.Mmu.Mmu.FastKindBase(Emu64.Mmu.Access.Write | DataAccess);
+        }
     }
     private int _cpl;
     /// <summary>The privilege bit of a data access at the current CPL (Access.User at CPL 3), derived when CPL is set.</summary>
     internal Emu64.Mmu.Access DataAccess { get; private set; }
+    /// <summary>The MMU fast cache's index base for a data read and a data write at the current CPL (Mmu.HostData), derived with it.</summary>
+    internal int FastReadBase { get; private set; }
+    internal int FastWriteBase { get; private set; } = Emu64.Mmu.Mmu.FastKindBase(Emu64.Mmu.Access.Write);
     public CpuMode Mode = CpuMode.Protected32;
 
     /// <summary>Set by anything that makes the rest of a decoded block invalid (mode, paging, code writes, IF).</summary>

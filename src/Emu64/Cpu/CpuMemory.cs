@@ -32,9 +32,10 @@ public sealed partial class Cpu
         if (Mode == CpuMode.Long64)
         {
             ulong la = seg >= Emu64.Cpu.Seg.FS ? offset + Segs[seg].Base : offset;
-            int sh = CanonicalShift;
-            ulong last = la + (ulong)size - 1;
-            if ((ulong)((long)(la << sh) >> sh) != la || (ulong)((long)(last << sh) >> sh) != last) NonCanonical(seg);
+            // la and la + size - 1 both canonical: with the bias added, la lies in [0, 2^48 - size] (2^57 with LA57).
+            // (An access that wraps past 2^64 - 1 passes, as with a test of each end: both ends are canonical.)
+            ulong bias = CanonicalBias;
+            if (la + bias > (bias << 1) - (ulong)size) NonCanonical(seg);
             return la;
         }
         return LinearLegacy(seg, offset, size, write);
@@ -107,16 +108,59 @@ public sealed partial class Cpu
     // ---- linear access -----------------------------------------------------------------------
 
 
+    // A data access inside one page whose fast-cache entry holds a host frame goes straight to RAM (Mmu.HostData:
+    // the hit counted as the model counts it); anything else — paging off, a miss, MMIO, a store into a code
+    // frame, an access that crosses a page — takes the out-of-line path through Mmu.Translate and PhysicalMemory.
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public ulong ReadLinear(ulong la, int size)
+    public unsafe ulong ReadLinear(ulong la, int size)
+    {
+        if (((la & 0xFFF) + (ulong)size) <= 0x1000 && PagingOn)
+        {
+            byte* p = Mmu.HostData(la, FastReadBase, PcidHash, CurrentPcid);
+            if (p != null)
+                return size switch
+                {
+                    1 => *p,
+                    2 => Unsafe.ReadUnaligned<ushort>(p),
+                    4 => Unsafe.ReadUnaligned<uint>(p),
+                    _ => Unsafe.ReadUnaligned<ulong>(p),
+                };
+        }
+        return ReadLinearSlow(la, size);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public unsafe void WriteLinear(ulong la, int size, ulong v)
+    {
+        if (((la & 0xFFF) + (ulong)size) <= 0x1000 && PagingOn)
+        {
+            byte* p = Mmu.HostData(la, FastWriteBase, PcidHash, CurrentPcid);
+            if (p != null)
+            {
+                switch (size)
+                {
+                    case 1: *p = (byte)v; break;
+                    case 2: Unsafe.WriteUnaligned(p, (ushort)v); break;
+                    case 4: Unsafe.WriteUnaligned(p, (uint)v); break;
+                    default: Unsafe.WriteUnaligned(p, v); break;
+                }
+                return;
+            }
+        }
+        WriteLinearSlow(la, size, v);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private ulong ReadLinearSlow(ulong la, int size)
     {
         if (((la & 0xFFF) + (ulong)size) <= 0x1000)
             return Mem.Read(Mmu.Translate(la, Access.Read | DataAccess), size);
         return ReadSplit(la, size, Access.Read | DataAccess);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public void WriteLinear(ulong la, int size, ulong v)
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void WriteLinearSlow(ulong la, int size, ulong v)
     {
         if (((la & 0xFFF) + (ulong)size) <= 0x1000)
         {

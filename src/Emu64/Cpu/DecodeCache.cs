@@ -27,6 +27,8 @@ public sealed class Block
     public Block? Next0, Next1;
     /// <summary>The block compiled to a .NET method once it ran <see cref="MachineOptions.CompileThreshold"/> times (BlockCompiler.cs).</summary>
     public BlockCode? Code;
+    /// <summary>The blocks <see cref="Code"/> runs, this one first (BlockCompiler.Region); it returns an index into them.</summary>
+    public Block[]? Region;
     /// <summary>Whole-block runs so far, counted until the block is compiled.</summary>
     public int Heat;
 
@@ -72,6 +74,9 @@ public sealed class DecodeCache
         r = b;
         return b;
     }
+
+    /// <summary>Every valid cached block (tests, diagnostics).</summary>
+    internal IEnumerable<Block> Blocks => _blocks.Values;
 
     public void Invalidate(ulong frame)
     {

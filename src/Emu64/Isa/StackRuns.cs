@@ -7,8 +7,10 @@ namespace Emu64.Isa;
 
 /// <summary>
 /// Runs of PUSH r64 or POP r64 in a compiled block (an entry path saving every register, its exit restoring them),
-/// done as the same number of separate instructions would be, with less work per instruction. The first runs the
-/// ordinary way: it translates its slot (counting a lookup, walking and filling on a miss, faulting if it must).
+/// done as the same number of separate instructions would be, with less work per instruction. When all the slots lie
+/// in one page whose fast-cache entry for the access is live with a host frame (Mmu.HostData: RAM, and for stores no
+/// decoded code), every instruction would hit that entry and none can fault or end the block: the run counts that many
+/// hits and stores or loads straight into the page. Otherwise the first runs the ordinary way: it translates its slot (counting a lookup, walking and filling on a miss, faulting if it must).
 /// When the other slots lie in the same page and the fast cache holds the entry that answered (Mmu.RepeatHits),
 /// each of them is that entry's hit again — counted as one, and the stamp of the array's most recent use left as it
 /// is, which is all a hit does — so they are plain stores or loads of RAM. Otherwise each runs the ordinary way.
@@ -21,8 +23,29 @@ public static unsafe partial class Stack
 {
     public const int MaxRun = 16;
 
+
     internal static bool PushRun(CpuCore cpu, ulong regs, ulong lengths, int count)
     {
+        {
+            // The whole run in one page whose write entry the fast cache holds with a host frame (RAM without code):
+            // count slots, count hits through that entry, plain stores (none can fault or end the block).
+            ulong sp = cpu.Rsp, low = sp - 8UL * (ulong)count;
+            if (cpu.Is64 && cpu.PagingOn && low < sp && (low >> 12) == ((sp - 1) >> 12) && cpu.IsCanonical(low))
+            {
+                byte* p = cpu.Mmu.HostData(low, cpu.FastWriteBase, cpu.PcidHash, cpu.CurrentPcid, (ulong)count);
+                if (p != null)
+                {
+                    byte* page = p - (low & 0xFFF);
+                    for (int j = 0; j < count; j++)
+                    {
+                        sp -= 8;
+                        Unsafe.WriteUnaligned(page + (sp & 0xFFF), cpu.Gpr((int)((regs >> (4 * j)) & 15)));   // PUSH RSP: RSP before it
+                        cpu.Rsp = sp;
+                    }
+                    return true;
+                }
+            }
+        }
         ulong rip = cpu.InsnRip, retired = cpu.Retired;
         int done = 0;
         ulong first = cpu.Rsp - 8;
@@ -66,6 +89,26 @@ public static unsafe partial class Stack
     /// <summary>As <see cref="PushRun"/> for POP r64 (never POP RSP: the compiler does not put it in a run).</summary>
     internal static bool PopRun(CpuCore cpu, ulong regs, ulong lengths, int count)
     {
+        {
+            // As in PushRun: the whole run in one page whose read entry the fast cache holds with a host frame.
+            ulong sp = cpu.Rsp, end = sp + 8UL * (ulong)count;
+            if (cpu.Is64 && cpu.PagingOn && end > sp && (sp >> 12) == ((end - 1) >> 12) && cpu.IsCanonical(sp))
+            {
+                byte* p = cpu.Mmu.HostData(sp, cpu.FastReadBase, cpu.PcidHash, cpu.CurrentPcid, (ulong)count);
+                if (p != null)
+                {
+                    byte* page = p - (sp & 0xFFF);
+                    for (int j = 0; j < count; j++)
+                    {
+                        ulong v = Unsafe.ReadUnaligned<ulong>(page + (sp & 0xFFF));
+                        sp += 8;
+                        cpu.Rsp = sp;
+                        cpu.Gpr((int)((regs >> (4 * j)) & 15)) = v;
+                    }
+                    return true;
+                }
+            }
+        }
         ulong rip = cpu.InsnRip, retired = cpu.Retired;
         int done = 0;
         ulong first = cpu.Rsp;

@@ -54,6 +54,13 @@ public sealed unsafe class PhysicalMemory
         return _base + frame;
     }
 
+    /// <summary>The host address of a whole 4 KiB frame of RAM (code or not), or null (MMIO, open bus): for loads.</summary>
+    internal byte* RamFrame(ulong frame)
+    {
+        if ((frame & 0xFFF) != 0 || frame > RamSize - 0x1000) return null;
+        return _base + frame;
+    }
+
     public void AddMmio(ulong start, ulong length, IMmioDevice dev)
     {
         if (start < RamSize) throw new ArgumentException($"MMIO window at {start:x} overlaps RAM");
@@ -137,7 +144,19 @@ public sealed unsafe class PhysicalMemory
             if (pa + (ulong)i < RamSize && pa + (ulong)i >= pa) Write(pa + (ulong)i, 1, value >> (8 * i));
     }
 
-    public void MarkCode(ulong frame) { if (frame < RamSize >> 12) _codeBits[frame >> 6] |= 1UL << (int)frame; }
+    /// <summary>Marks a frame as holding decoded code; the first time, tells <see cref="CodeMarked"/>.</summary>
+    public void MarkCode(ulong frame)
+    {
+        if (frame >= RamSize >> 12 || IsCode(frame)) return;
+        _codeBits[frame >> 6] |= 1UL << (int)frame;
+        CodeMarked?.Invoke();
+    }
+
+    /// <summary>
+    /// Called when a frame becomes a code frame: whoever holds host pointers for stores that skip the code test
+    /// (the MMU's fast cache) must drop them.
+    /// </summary>
+    internal Action? CodeMarked;
     public bool IsCode(ulong frame) => frame < RamSize >> 12 && (_codeBits[frame >> 6] & (1UL << (int)frame)) != 0;
     private void ClearCode(ulong frame) => _codeBits[frame >> 6] &= ~(1UL << (int)frame);
 

@@ -35,17 +35,25 @@ public sealed partial class Mmu
         /// <summary>Physical address of the 4 KiB page.</summary>
         public ulong Frame;
         public ulong Epoch;
-        /// <summary>The modeled L1 array holding the entry (null with the model off).</summary>
-        public TlbArray? Array;
-        /// <summary><see cref="Array"/> when it replaces by LRU (the hit refreshes the entry's stamp), else null.</summary>
+        /// <summary>
+        /// The modeled entry's LRU stamp as this fast entry last saw it. While it equals the array's clock the entry is
+        /// still the array's most recent use (stamps come only from advancing the clock), so a hit changes nothing and
+        /// need not look at the array's entries.
+        /// </summary>
+        public ulong Stamp;
+        /// <summary>The modeled L1 array holding the entry when it replaces by LRU (the hit refreshes the entry's stamp), else null.</summary>
         public TlbArray? Lru;
         public int Way;
-        /// <summary>Counter base of the structure and context (<see cref="Ctr.Tlb"/>).</summary>
+        /// <summary>Counter base of the structure and context (<see cref="Ctr.Tlb"/>); -1 with the model off (nothing is counted).</summary>
         public int Counter;
         /// <summary>Hits through this entry not yet added to the counters (each is one lookup and one hit).</summary>
         public ulong Hits;
-        /// <summary>Padding to 64 bytes: an index becomes an offset by a shift, and an entry fills one cache line.</summary>
-        private ulong _pad;
+        /// <summary>
+        /// The host address of the frame when a data access may go straight to it (<see cref="HostData"/>): for loads a
+        /// RAM frame, for stores a RAM frame without decoded code (a frame that becomes code flushes the fast cache);
+        /// 0 otherwise (MMIO, open bus, fetches). With it the entry is 64 bytes: one cache line, indexed by a shift.
+        /// </summary>
+        public nint Host;
     }
 
     /// <summary>Adds a fast entry's pending hits to the model's counters.</summary>
@@ -53,7 +61,7 @@ public sealed partial class Mmu
     private void Fold(ref FastEntry f)
     {
         ulong h = f.Hits;
-        if (h == 0 || f.Array is null) { f.Hits = 0; return; }   // with the model off nothing is counted
+        if (h == 0 || f.Counter < 0) { f.Hits = 0; return; }   // with the model off nothing is counted
         _ctr[f.Counter + Ctr.Lookups] += h;
         _ctr[f.Counter + Ctr.Hits] += h;
         f.Hits = 0;
@@ -114,7 +122,7 @@ public sealed partial class Mmu
         if (k == 0) return;
         ref FastEntry f = ref _fast[s];
         f.Hits += k;
-        f.Lru?.Use(f.Way);   // k uses in a row leave what one leaves
+        if (f.Lru != null) f.Stamp = f.Lru.Use(f.Way);   // k uses in a row leave what one leaves
     }
 
     /// <summary>
@@ -131,9 +139,36 @@ public sealed partial class Mmu
         ref FastEntry f = ref FastSlotHashed(la, acc, cpu.PcidHash);
         if (!Live(ref f, la, cpu.CurrentPcid)) return false;
         f.Hits += count;
-        f.Lru?.Use(f.Way);
+        if (f.Lru != null) f.Stamp = f.Lru.Use(f.Way);
         frame = f.Frame;
         return true;
+    }
+
+    /// <summary>
+    /// The chain's fetch translation on entering a code page: counts the pending same-page fetches, translates
+    /// <paramref name="la"/> as <see cref="Translate"/> does and arms the fast entry that answered for the next
+    /// same-page fetches (<see cref="ArmFetch"/>) — on a fast hit without looking it up twice.
+    /// </summary>
+    internal ulong TranslateAndArm(ulong la, Access acc)
+    {
+        if (_fetchSlot >= 0) FlushFetch();
+        var cpu = _cpu;
+        if (cpu.PagingOn && (acc & (Access.Probe | Access.Implicit)) == 0)
+        {
+            ref FastEntry f = ref FastSlotHashed(la, acc, cpu.PcidHash);
+            if (Live(ref f, la, cpu.CurrentPcid))
+            {
+                f.Hits++;   // Translate's hit
+                if (f.Lru != null && f.Stamp != f.Lru.Clock) f.Stamp = f.Lru.Use(f.Way);
+                _fetchSlot = (int)(Unsafe.ByteOffset(ref MemoryMarshal.GetArrayDataReference(_fast), ref f) / Unsafe.SizeOf<FastEntry>());
+                _fetchPage = la >> 12;
+                _fetchFrame = f.Frame;
+                return f.Frame | (la & 0xFFF);
+            }
+        }
+        ulong pa = Translate(la, acc);
+        ArmFetch(la, acc);
+        return pa;
     }
 
     /// <summary>
@@ -213,14 +248,53 @@ public sealed partial class Mmu
             f.Tag = (la & ~0xFFFUL) | pcid;
             f.Frame = frame;
             f.Epoch = _fastEpoch;
-            f.Array = a;
+            f.Stamp = ulong.MaxValue;   // not seen yet (no clock reaches it)
             f.Lru = a.Policy == Replacement.Lru ? a : null;
             f.Way = i;
             f.Counter = Ctr.Tlb(fetch ? TlbLevel.Itlb : TlbLevel.Dtlb, Context(acc), 0);
+            f.Host = HostFor(frame, acc);
             FastFills++;
             return;
         }
     }
+
+    /// <summary>The host address a fast entry for <paramref name="acc"/> to <paramref name="frame"/> may give (<see cref="FastEntry.Host"/>).</summary>
+    private unsafe nint HostFor(ulong frame, Access acc) => (acc & (Access.Read | Access.Write | Access.Fetch)) switch
+    {
+        Access.Read => (nint)_mem.RamFrame(frame),
+        Access.Write => (nint)_mem.PlainRamFrame(frame),
+        _ => 0,
+    };
+
+    /// <summary>
+    /// The fast cache's hit path for a data access that goes straight to RAM, inlined into the memory accesses of
+    /// handlers (Cpu.ReadLinear/WriteLinear): when the fast entry of <paramref name="la"/>'s page for this access kind
+    /// (<paramref name="kindBase"/>: the index base of read or write at the current CPL), PCID and hash is live and
+    /// has a host frame, it counts the hit exactly as <see cref="Translate"/>'s hit path does and returns the host
+    /// address of <paramref name="la"/>. Otherwise it counts nothing and returns null: the caller translates.
+    /// The caller checks that paging is on and that the access stays in the page. <paramref name="hits"/> &gt; 1: that
+    /// many accesses to the page in a row (a run of PUSH or POP, Isa/StackRuns.cs), each of them a hit.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal unsafe byte* HostData(ulong la, int kindBase, int pcidHash, uint pcid, ulong hits = 1)
+    {
+        ref FastEntry f = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_fast),
+            kindBase | (((int)(uint)(la >> 12) ^ pcidHash) & (FastSets - 1)));
+        if (f.Tag != ((la & ~0xFFFUL) | pcid) || f.Epoch != _fastEpoch || f.Host == 0) return null;
+        f.Hits += hits;
+        var lru = f.Lru;
+        if (lru != null && f.Stamp != lru.Clock)
+        {
+            // TlbArray.Use written out, as in Translate.
+            ref ulong stamp = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(lru.E), f.Way).Stamp;
+            if (stamp != lru.Clock) stamp = ++lru.Clock;
+            f.Stamp = stamp;
+        }
+        return (byte*)f.Host + (la & 0xFFF);
+    }
+
+    /// <summary>The fast-cache index base of a data access of kind <paramref name="acc"/> (Read or Write | User).</summary>
+    internal static int FastKindBase(Access acc) => ((int)acc & 7) << FastBits;
 
     /// <summary>Translation with the model off: a walk (A/D set, rights checked, nothing counted), cached in the fast cache.</summary>
     private ulong TranslatePlain(ulong la, Access acc)
@@ -246,10 +320,11 @@ public sealed partial class Mmu
                 f.Tag = (la & ~0xFFFUL) | pcid;
                 f.Frame = pa & ~0xFFFUL;
                 f.Epoch = _fastEpoch;
-                f.Array = null;
+                f.Stamp = ulong.MaxValue;
                 f.Lru = null;
                 f.Way = 0;
-                f.Counter = 0;
+                f.Counter = -1;
+                f.Host = HostFor(pa & ~0xFFFUL, acc);
                 FastFills++;
             }
         }

@@ -98,6 +98,36 @@ public class BlockCompilerTests
         }
     }
 
+    [Theory]
+    [InlineData(1UL)]
+    [InlineData(37UL)]
+    [InlineData(1009UL)]
+    public void A_compiled_region_of_several_blocks_stops_at_exactly_the_requested_instruction(ulong n)
+    {
+        // The system-call loop under PTI: its entry and exit code and the C dispatcher become regions of several blocks
+        // (compiled after 10 runs, when the chain has linked them), left at every stop, event and resync.
+        Machine Boot(int threshold)
+        {
+            var m = new Machine(new MachineOptions { Append = "init=syscalls:100000000 pti=on nokaslr", Output = Stream.Null, CompileThreshold = threshold });
+            m.LoadKernel(File.ReadAllBytes(ToyKernel.ImagePath), "toykernel.elf", Array.Empty<Loader.BootModule>());
+            Assert.Equal(StopReason.None, m.Run(3_000_000));
+            return m;
+        }
+        var compiled = Boot(10);
+        var interpreted = Boot(0);
+        for (int round = 0; round < 300; round++)
+        {
+            ulong before = compiled.Cpu.Retired;
+            Assert.Equal(StopReason.None, compiled.Run(n));
+            Assert.Equal(StopReason.None, interpreted.Run(n));
+            Assert.Equal(before + n, compiled.Cpu.Retired);
+            if (round % 30 == 0) AssertSame(Capture(interpreted, "", []), Capture(compiled, "", []));
+        }
+        AssertSame(Capture(interpreted, "", []), Capture(compiled, "", []));
+        Assert.Contains(compiled.Cache.Blocks, b => b.Code != null && b.Region!.Length >= 3);
+        Assert.True(compiled.Events.Syscalls > 20);
+    }
+
     [Fact]
     public void Same_page_fetches_leave_the_itlb_counters_and_lru_stamps_as_separate_lookups_would()
     {

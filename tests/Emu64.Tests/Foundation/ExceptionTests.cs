@@ -112,6 +112,29 @@ public class ExceptionTests
         Assert.Equal(Sentinel, t.Cpu.R[Reg.RAX]);
     }
 
+    // An access is canonical only if every byte of it is (SDM vol. 1 §3.3.7.1): near the ends of the two halves the
+    // size decides between #GP(0) and the page fault an unmapped canonical address raises (CR2 = the address).
+    [Theory]
+    [InlineData(0x0000_7FFF_FFFF_FFF8UL, 8, Vec.PF)]   // the last 8 bytes of the lower half
+    [InlineData(0x0000_7FFF_FFFF_FFFCUL, 4, Vec.PF)]
+    [InlineData(0x0000_7FFF_FFFF_FFFCUL, 8, Vec.GP)]   // its last 4 bytes lie past the lower half
+    [InlineData(0x0000_7FFF_FFFF_FFFFUL, 2, Vec.GP)]
+    [InlineData(0xFFFF_7FFF_FFFF_FFFCUL, 8, Vec.GP)]   // starts below the upper half, ends in it
+    [InlineData(0xFFFF_8000_0000_0000UL, 8, Vec.PF)]   // the first 8 bytes of the upper half
+    [InlineData(0xFFFF_FFFF_FFFF_FFF8UL, 8, Vec.PF)]   // the last 8 bytes of the address space
+    public void A_load_is_canonical_only_if_its_first_and_last_byte_are(ulong address, int size, int vector)
+    {
+        var t = Trap.Run((a, k) =>
+        {
+            a.mov(rbx, address);
+            if (size == 8) a.mov(rax, __qword_ptr[rbx]);
+            else if (size == 4) a.mov(eax, __dword_ptr[rbx]);
+            else a.mov(ax, __word_ptr[rbx]);
+        }).Expect(vector);
+        if (vector == Vec.PF) Assert.Equal(address, t.Cpu.CR2);
+        else Assert.Equal(0UL, t.Frame(true).Err);
+    }
+
     public static TheoryData<string> PrivilegedAtCpl3() => new(
         "mov rax, cr0", "mov cr3, rax", "mov rax, dr7", "hlt", "cli", "sti", "rdmsr", "wrmsr", "lgdt", "lidt", "ltr", "lldt",
         "invlpg", "in al, dx", "out dx, al", "insb", "outsb", "swapgs", "clts", "wbinvd", "popf-iopl-ignored-then-cli");

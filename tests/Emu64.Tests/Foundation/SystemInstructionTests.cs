@@ -405,6 +405,35 @@ public class SystemInstructionTests
     }
 
     [Fact]
+    public void Under_paging_a_store_into_a_page_that_became_code_again_still_reaches_the_decoded_code()
+    {
+        // The MMU fast cache's write entry for a page without code holds a host pointer that skips the code test
+        // (Mmu.HostData). Here it is filled after a store dropped the page's code, and the page then becomes code
+        // again without any TLB fill (the iTLB still holds it): that must take the pointer away, or the last store
+        // would not drop the stale decode.
+        const ulong page = GuestKit.PtBase, other = GuestKit.PtBase + 0x1000;
+        var t = Trap.Run((a, k) =>
+        {
+            k.MapPage(0, page | 3);                                                          // present, writable
+            k.MapPage(1, other | 3);
+            a.mov(rdi, page);
+            a.mov(__dword_ptr[rdi], 0x000001B8); a.mov(__dword_ptr[rdi + 4], 0xC300);    // mov eax,1 ; ret
+            a.call(rdi); a.mov(rbx, rax);                                                    // code: the frame is marked
+            a.mov(__byte_ptr[rdi + 1], 2);                                                   // mov eax,2: the decode is dropped
+            a.mov(rax, other); a.mov(rax, __qword_ptr[rax]);                                 // a dTLB fill: fast entries refill
+            a.mov(__byte_ptr[rdi + 1], 2);                                                   // the write entry, to a frame without code
+            a.call(rdi); a.mov(rcx, rax);                                                    // code again, the iTLB entry as it was
+            a.mov(__byte_ptr[rdi + 1], 3);                                                   // mov eax,3
+            a.call(rdi); a.mov(rdx, rax);
+            a.ud2();
+        }).Expect(Vec.UD);
+        Assert.True(t.Cpu.PagingOn);
+        Assert.Equal(1UL, t.Cpu.R[Reg.RBX]);
+        Assert.Equal(2UL, t.Cpu.R[Reg.RCX]);
+        Assert.Equal(3UL, t.Cpu.R[Reg.RDX]);
+    }
+
+    [Fact]
     public void A_hot_loop_is_decoded_once_while_it_runs_half_a_million_times()
     {
         var image = TestKernel.Build(a =>
