@@ -199,14 +199,14 @@ public sealed unsafe partial class Machine
             if (code != null)
             {
                 // A compiled region may run on into other blocks of its page: continue from the one it ran last.
-                int last = code(cpu, stopRetired);
+                int last = code(cpu, stopRetired, block.Entry);
                 if (last < 0) return;
-                if (last > 0) block = block.Region![last];
+                block = block.Region![last];
                 if (!block.Chainable) return;
             }
             else
             {
-                if (compileAt > 0 && ++block.Heat == compileAt) { block.Code = BlockCompiler.Compile(block); Cache.Compiled++; }
+                if (compileAt > 0 && ++block.Heat == compileAt) { BlockCompiler.Compile(block); Cache.Compiled++; }
                 if (!RunInsns(cpu, block, n) || !block.Chainable) return;
             }
             if (cpu.Retired >= stopRetired || ChainMustLeave()) return;

@@ -5,14 +5,15 @@ using System.Runtime.CompilerServices;
 namespace Emu64.Cpu;
 
 /// <summary>
-/// A hot block compiled to one .NET method with the blocks the chain runs after it in its page (its region): each
+/// A hot block compiled to one .NET method with the blocks the chain runs after it in its page (its region), entered at
+/// any of them (<paramref name="entry"/>: the block's index in <see cref="Block.Region"/>, <see cref="Block.Entry"/>): each
 /// block's handlers called one after another with direct calls (which the JIT may inline), instead of the
 /// interpreter's loop of indirect calls. It goes on from one block of the region to the next while the run loop
 /// would do nothing else at that boundary (no event due, no interrupt, a whole block left before
 /// <paramref name="stopRetired"/>, a same-page fetch). Returns the index in <see cref="Block.Region"/> of the block
 /// that ran last, or -1 where <c>RunInsns</c> returns false (an instruction ended its block early).
 /// </summary>
-public delegate int BlockCode(Cpu cpu, ulong stopRetired);
+public delegate int BlockCode(Cpu cpu, ulong stopRetired, int entry);
 
 /// <summary>What a compiled region's method is closed over: its blocks' decoded instructions one after another.</summary>
 internal sealed class CompiledRegion(Block[] blocks)
@@ -139,11 +140,12 @@ public static unsafe class BlockCompiler
     }
 
     /// <summary>Blocks in one compiled region at most, and instructions (the JIT's time and code quality grow with the method).</summary>
-    public const int MaxRegionBlocks = 16, MaxRegionInsns = 256;
+    public const int MaxRegionBlocks = 8, MaxRegionInsns = 128;
 
     /// <summary>
     /// The region compiled for <paramref name="head"/>: the head, then every block reachable from it through the links
-    /// the chain recorded (<see cref="Successors"/>) that lies in the head's physical page and mode, breadth first, up to
+    /// the chain recorded (<see cref="Successors"/>) that lies in the head's physical page and mode and has run at least half
+    /// as many times as the head (the compile threshold's worth: cold paths stay out, and with them JIT time), breadth first, up to
     /// <see cref="MaxRegionBlocks"/> and <see cref="MaxRegionInsns"/>. Only in 64-bit mode, and never past a block that
     /// ends at a resync: there the next fetch address is RIP itself and its translation the one the chain armed for this page.
     /// </summary>
@@ -152,10 +154,11 @@ public static unsafe class BlockCompiler
         var region = new List<Block> { head };
         if (head.Bitness != 64) return region;
         int insns = head.Count;
+        int minHeat = (head.Heat + 1) / 2;   // only blocks that ran about as often as the head: its hot paths, not every path it has
         for (int i = 0; i < region.Count; i++)
             foreach (var next in Successors(region[i], head))
             {
-                if (region.Contains(next)) continue;
+                if (region.Contains(next) || next.Heat < minHeat) continue;
                 if (region.Count == MaxRegionBlocks || insns + next.Count > MaxRegionInsns) return region;
                 region.Add(next);
                 insns += next.Count;
@@ -191,15 +194,16 @@ public static unsafe class BlockCompiler
     }
 
     /// <summary>
-    /// Compiles <paramref name="block"/> and the rest of its <see cref="Region"/> into one method; null if it cannot be
-    /// (the interpreter then keeps running it). The method returns the index in <see cref="Block.Region"/> of the block
-    /// it ran last, whose end the run loop then treats as it would have (links, resync, the next fetch), or -1 where the
-    /// interpreter's loop returns false (an instruction ended the block early).
+    /// Compiles <paramref name="block"/> and the rest of its <see cref="Region"/> into one method, which becomes the
+    /// <see cref="Block.Code"/> of the block and of every block of the region not compiled yet (each entering it at
+    /// itself: a block is compiled once, not once per region it lies in). The method returns the index in
+    /// <see cref="Block.Region"/> of the block it ran last, whose end the run loop then treats as it would have (links,
+    /// resync, the next fetch), or -1 where the interpreter's loop returns false (an instruction ended the block early).
     /// </summary>
-    public static BlockCode? Compile(Block block)
+    public static void Compile(Block block)
     {
         var region = Region(block);
-        var dm = new DynamicMethod($"block_{block.Phys:x}_{block.Bitness}", typeof(int), [typeof(CompiledRegion), typeof(Cpu), typeof(ulong)],
+        var dm = new DynamicMethod($"block_{block.Phys:x}_{block.Bitness}", typeof(int), [typeof(CompiledRegion), typeof(Cpu), typeof(ulong), typeof(int)],
             typeof(Cpu).Module, skipVisibility: true);
         dm.InitLocals = false;   // every local is written before it is read (each Insn copy field by field)
         var il = dm.GetILGenerator();
@@ -220,6 +224,25 @@ public static unsafe class BlockCompiler
         il.Emit(OpCodes.Stloc, ret0);
         var starts = new Label[region.Count];
         for (int i = 0; i < region.Count; i++) starts[i] = il.DefineLabel();
+        if (region.Count > 1)
+        {
+            // switch (entry): rip0 = RIP - the entry block's offset from the head; goto its start (default: the head).
+            var entries = new Label[region.Count];
+            for (int i = 0; i < region.Count; i++) entries[i] = il.DefineLabel();
+            il.Emit(OpCodes.Ldarg_3);
+            il.Emit(OpCodes.Switch, entries);
+            il.Emit(OpCodes.Br, starts[0]);
+            for (int i = 1; i < region.Count; i++)
+            {
+                il.MarkLabel(entries[i]);
+                il.Emit(OpCodes.Ldloc, rip0);
+                il.Emit(OpCodes.Ldc_I8, (long)(region[i].Phys - block.Phys));
+                il.Emit(OpCodes.Sub);
+                il.Emit(OpCodes.Stloc, rip0);
+                il.Emit(OpCodes.Br, starts[i]);
+            }
+            il.MarkLabel(entries[0]);
+        }
         var retNull = il.DefineLabel();
         int first = 0;   // index of the block's first instruction in CompiledRegion.Insns
         for (int i = 0; i < region.Count; i++)
@@ -244,10 +267,15 @@ public static unsafe class BlockCompiler
         il.Emit(OpCodes.Ret);
         var blocks = region.ToArray();
         var code = (BlockCode)dm.CreateDelegate(typeof(BlockCode), new CompiledRegion(blocks));
-        block.Region = blocks;
+        for (int i = 0; i < blocks.Length; i++)
+            if (i == 0 || blocks[i].Code is null)
+            {
+                blocks[i].Code = code;
+                blocks[i].Region = blocks;
+                blocks[i].Entry = i;
+            }
         Compiled++;
         RegionBlocks += region.Count;
-        return code;
     }
 
     /// <summary>

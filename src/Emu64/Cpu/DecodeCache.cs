@@ -27,8 +27,9 @@ public sealed class Block
     public Block? Next0, Next1;
     /// <summary>The block compiled to a .NET method once it ran <see cref="MachineOptions.CompileThreshold"/> times (BlockCompiler.cs).</summary>
     public BlockCode? Code;
-    /// <summary>The blocks <see cref="Code"/> runs, this one first (BlockCompiler.Region); it returns an index into them.</summary>
+    /// <summary>The blocks <see cref="Code"/> runs (BlockCompiler.Region), this one at <see cref="Entry"/>; it returns an index into them.</summary>
     public Block[]? Region;
+    public int Entry;
     /// <summary>Whole-block runs so far, counted until the block is compiled.</summary>
     public int Heat;
 

@@ -125,6 +125,7 @@ public class BlockCompilerTests
         }
         AssertSame(Capture(interpreted, "", []), Capture(compiled, "", []));
         Assert.Contains(compiled.Cache.Blocks, b => b.Code != null && b.Region!.Length >= 3);
+        Assert.Contains(compiled.Cache.Blocks, b => b.Code != null && b.Entry > 0);   // a block compiled inside another's region
         Assert.True(compiled.Events.Syscalls > 20);
     }
 
