@@ -118,14 +118,7 @@ public sealed partial class Cpu
         if (((la & 0xFFF) + (ulong)size) <= 0x1000 && PagingOn)
         {
             byte* p = Mmu.HostData(la, FastReadBase, PcidHash, CurrentPcid);
-            if (p != null)
-                return size switch
-                {
-                    1 => *p,
-                    2 => Unsafe.ReadUnaligned<ushort>(p),
-                    4 => Unsafe.ReadUnaligned<uint>(p),
-                    _ => Unsafe.ReadUnaligned<ulong>(p),
-                };
+            if (p != null) return Emu64.Memory.PhysicalMemory.Load(p, size);
         }
         return ReadLinearSlow(la, size);
     }
@@ -138,13 +131,7 @@ public sealed partial class Cpu
             byte* p = Mmu.HostData(la, FastWriteBase, PcidHash, CurrentPcid);
             if (p != null)
             {
-                switch (size)
-                {
-                    case 1: *p = (byte)v; break;
-                    case 2: Unsafe.WriteUnaligned(p, (ushort)v); break;
-                    case 4: Unsafe.WriteUnaligned(p, (uint)v); break;
-                    default: Unsafe.WriteUnaligned(p, v); break;
-                }
+                Emu64.Memory.PhysicalMemory.Store(p, size, v);
                 return;
             }
         }

@@ -35,13 +35,7 @@ public static unsafe partial class Stack
                 byte* p = cpu.Mmu.HostData(low, cpu.FastWriteBase, cpu.PcidHash, cpu.CurrentPcid, (ulong)count);
                 if (p != null)
                 {
-                    byte* page = p - (low & 0xFFF);
-                    for (int j = 0; j < count; j++)
-                    {
-                        sp -= 8;
-                        Unsafe.WriteUnaligned(page + (sp & 0xFFF), cpu.Gpr((int)((regs >> (4 * j)) & 15)));   // PUSH RSP: RSP before it
-                        cpu.Rsp = sp;
-                    }
+                    PushToPage(cpu, p - (low & 0xFFF), regs, 0, count);
                     return true;
                 }
             }
@@ -58,14 +52,7 @@ public static unsafe partial class Stack
             byte* page = cpu.Mem.PlainRamFrame(frame);
             if (page != null)
             {
-                // RAM without code: the stores cannot end the block (nothing to invalidate, no device).
-                ulong sp = cpu.Rsp;
-                for (int j = 1; j < count; j++)
-                {
-                    sp -= 8;
-                    Unsafe.WriteUnaligned(page + (sp & 0xFFF), cpu.Gpr((int)((regs >> (4 * j)) & 15)));
-                    cpu.Rsp = sp;
-                }
+                PushToPage(cpu, page, regs, 1, count);   // RAM without code: the stores cannot end the block (nothing to invalidate, no device)
                 return true;
             }
             for (; done < count;)
@@ -97,14 +84,7 @@ public static unsafe partial class Stack
                 byte* p = cpu.Mmu.HostData(sp, cpu.FastReadBase, cpu.PcidHash, cpu.CurrentPcid, (ulong)count);
                 if (p != null)
                 {
-                    byte* page = p - (sp & 0xFFF);
-                    for (int j = 0; j < count; j++)
-                    {
-                        ulong v = Unsafe.ReadUnaligned<ulong>(page + (sp & 0xFFF));
-                        sp += 8;
-                        cpu.Rsp = sp;
-                        cpu.Gpr((int)((regs >> (4 * j)) & 15)) = v;
-                    }
+                    PopFromPage(cpu, p - (sp & 0xFFF), regs, 0, count);
                     return true;
                 }
             }
@@ -121,14 +101,7 @@ public static unsafe partial class Stack
             byte* page = cpu.Mem.PlainRamFrame(frame);
             if (page != null)
             {
-                ulong sp = cpu.Rsp;
-                for (int j = 1; j < count; j++)
-                {
-                    ulong v = Unsafe.ReadUnaligned<ulong>(page + (sp & 0xFFF));
-                    sp += 8;
-                    cpu.Rsp = sp;
-                    cpu.Gpr((int)((regs >> (4 * j)) & 15)) = v;
-                }
+                PopFromPage(cpu, page, regs, 1, count);
                 return true;
             }
             for (; done < count;)
@@ -148,6 +121,35 @@ public static unsafe partial class Stack
             if (Next(cpu, ref rip, ref retired, lengths, ref done)) return false;
         }
         return true;
+    }
+
+    /// <summary>
+    /// PUSH instructions <paramref name="from"/> to <paramref name="count"/> - 1 of a run as plain stores into a host page
+    /// of RAM without code (nothing can fault or end the block): RSP and memory as each PUSH leaves them (PUSH RSP
+    /// pushes RSP as it is before that instruction).
+    /// </summary>
+    private static void PushToPage(CpuCore cpu, byte* page, ulong regs, int from, int count)
+    {
+        ulong sp = cpu.Rsp;
+        for (int j = from; j < count; j++)
+        {
+            sp -= 8;
+            Unsafe.WriteUnaligned(page + (sp & 0xFFF), cpu.Gpr((int)((regs >> (4 * j)) & 15)));
+            cpu.Rsp = sp;
+        }
+    }
+
+    /// <summary>POP instructions <paramref name="from"/> to <paramref name="count"/> - 1 of a run as plain loads from a host page of RAM.</summary>
+    private static void PopFromPage(CpuCore cpu, byte* page, ulong regs, int from, int count)
+    {
+        ulong sp = cpu.Rsp;
+        for (int j = from; j < count; j++)
+        {
+            ulong v = Unsafe.ReadUnaligned<ulong>(page + (sp & 0xFFF));
+            sp += 8;
+            cpu.Rsp = sp;
+            cpu.Gpr((int)((regs >> (4 * j)) & 15)) = v;
+        }
     }
 
     /// <summary>One instruction of the run retired: advance to the next; true (with RIP and Retired set after it) if it ended the block.</summary>

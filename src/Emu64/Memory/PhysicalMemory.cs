@@ -76,17 +76,31 @@ public sealed unsafe class PhysicalMemory
     public ulong Read(ulong pa, int size)
     {
         if (pa <= RamSize - (ulong)size)   // never wraps: RAM is at least 4 KiB, size at most 8
-        {
-            byte* p = _base + pa;
-            return size switch
-            {
-                1 => *p,
-                2 => Unsafe.ReadUnaligned<ushort>(p),
-                4 => Unsafe.ReadUnaligned<uint>(p),
-                _ => Unsafe.ReadUnaligned<ulong>(p),
-            };
-        }
+            return Load(_base + pa, size);
         return ReadSlow(pa, size);
+    }
+
+    /// <summary>The little-endian value of <paramref name="size"/> (1, 2, 4 or 8) bytes at a host address in RAM.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static ulong Load(byte* p, int size) => size switch
+    {
+        1 => *p,
+        2 => Unsafe.ReadUnaligned<ushort>(p),
+        4 => Unsafe.ReadUnaligned<uint>(p),
+        _ => Unsafe.ReadUnaligned<ulong>(p),
+    };
+
+    /// <summary>Stores the low <paramref name="size"/> (1, 2, 4 or 8) bytes of <paramref name="value"/> at a host address in RAM.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void Store(byte* p, int size, ulong value)
+    {
+        switch (size)
+        {
+            case 1: *p = (byte)value; break;
+            case 2: Unsafe.WriteUnaligned(p, (ushort)value); break;
+            case 4: Unsafe.WriteUnaligned(p, (uint)value); break;
+            default: Unsafe.WriteUnaligned(p, value); break;
+        }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -94,14 +108,7 @@ public sealed unsafe class PhysicalMemory
     {
         if (pa <= RamSize - (ulong)size)   // never wraps: RAM is at least 4 KiB, size at most 8
         {
-            byte* p = _base + pa;
-            switch (size)
-            {
-                case 1: *p = (byte)value; break;
-                case 2: Unsafe.WriteUnaligned(p, (ushort)value); break;
-                case 4: Unsafe.WriteUnaligned(p, (uint)value); break;
-                default: Unsafe.WriteUnaligned(p, value); break;
-            }
+            Store(_base + pa, size, value);
             ulong frame = pa >> 12;
             // In range: pa is in RAM, and the bitmap has a bit for every RAM frame (no bounds check on the hot path).
             if ((Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_codeBits), (nint)(frame >> 6)) & (1UL << (int)frame)) != 0)
