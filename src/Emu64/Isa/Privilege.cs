@@ -214,12 +214,13 @@ public static unsafe partial class SystemInsns
     {
         if ((cpu.EFER & EferBits.Sce) == 0 || !cpu.Is64) cpu.Ud();
         int oldCpl = cpu.Cpl;
+        ulong rflags = cpu.Rflags;   // the lazy flags computed once
         cpu.R[Reg.RCX] = cpu.Rip;
-        cpu.R[Reg.R11] = cpu.Rflags & ~RFlags.RF;
+        cpu.R[Reg.R11] = rflags & ~RFlags.RF;
         ushort sel = (ushort)(cpu.Star >> 32);
         cpu.Segs[Seg.CS] = new Segment { Selector = (ushort)(sel & 0xFFFC), Base = 0, Limit = 0xFFFFFFFF, Attr = 0xA09B };
         cpu.Segs[Seg.SS] = new Segment { Selector = (ushort)((sel + 8) & 0xFFFC), Base = 0, Limit = 0xFFFFFFFF, Attr = 0xC093 };
-        cpu.Rflags = cpu.Rflags & ~(cpu.Sfmask | RFlags.RF);
+        cpu.Rflags = rflags & ~(cpu.Sfmask | RFlags.RF);
         cpu.Rip = cpu.Lstar;
         cpu.UpdateMode();   // SYSCALL ends its block; the chain may go on after it (Block.Resync) unless the mode changed
         cpu.Machine.Events.OnSyscall(oldCpl);

@@ -109,23 +109,22 @@ public sealed unsafe class PhysicalMemory
         if (pa <= RamSize - (ulong)size)   // never wraps: RAM is at least 4 KiB, size at most 8
         {
             Store(_base + pa, size, value);
-            ulong frame = pa >> 12;
-            // In range: pa is in RAM, and the bitmap has a bit for every RAM frame (no bounds check on the hot path).
-            if ((Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_codeBits), (nint)(frame >> 6)) & (1UL << (int)frame)) != 0)
-                CodeStore(frame, pa, size);
+            // Both frames the store touches (a physical store may straddle two): in range, since pa and pa + size - 1 are
+            // in RAM and the bitmap has a bit for every RAM frame (no bounds check on the hot path).
+            ulong frame = pa >> 12, last = (pa + (ulong)size - 1) >> 12;
+            ref ulong bits = ref MemoryMarshal.GetArrayDataReference(_codeBits);
+            if (((Unsafe.Add(ref bits, (nint)(frame >> 6)) >> (int)frame | Unsafe.Add(ref bits, (nint)(last >> 6)) >> (int)last) & 1) != 0)
+                CodeStore(frame, last);
             return;
         }
         WriteSlow(pa, size, value);
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private void CodeStore(ulong frame, ulong pa, int size)
+    private void CodeStore(ulong frame, ulong last)
     {
-        ClearCode(frame);
-        ulong last = (pa + (ulong)size - 1) >> 12;
-        if (last != frame && IsCode(last)) ClearCode(last);
-        CodeWritten?.Invoke(frame);
-        if (last != frame) CodeWritten?.Invoke(last);
+        for (ulong f = frame; f <= last; f++)
+            if (IsCode(f)) { ClearCode(f); CodeWritten?.Invoke(f); }
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]

@@ -433,6 +433,22 @@ public class SystemInstructionTests
         Assert.Equal(3UL, t.Cpu.R[Reg.RDX]);
     }
 
+    [Theory]
+    [InlineData(0x5000UL - 4)]   // from a frame without code into the code frame
+    [InlineData(0x6000UL - 4)]   // from the code frame into the next
+    public void A_physical_store_that_straddles_a_code_frame_drops_its_decodes(ulong pa)
+    {
+        // Only physical stores (devices, loaders, the debugger) can straddle two frames: linear ones split at the page.
+        var m = new Machine(new MachineOptions { Output = Stream.Null });
+        m.Memory.Ram[0x5000] = 0x90; m.Memory.Ram[0x5001] = 0xC3;   // nop ; ret
+        var block = m.Cache.Decode(0x5000, 0x5000, 64)!;
+        Assert.Same(block, m.Cache.Lookup(0x5000, 64));
+        m.Memory.Write(pa, 8, 0);
+        Assert.False(block.Valid);
+        Assert.Null(m.Cache.Lookup(0x5000, 64));
+        Assert.False(m.Memory.IsCode(5));
+    }
+
     [Fact]
     public void A_hot_loop_is_decoded_once_while_it_runs_half_a_million_times()
     {

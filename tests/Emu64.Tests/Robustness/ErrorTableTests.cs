@@ -81,6 +81,8 @@ public class ErrorTableTests : IClassFixture<ErrorTableTests.Files>
         new("M5", "-m not whole pages", "emu64: memory size '4097K' is not a multiple of 4 KiB", 2, f => ["run", f.Good, "-m", "4097K"]),
         new("N1", "a count that is not a number", "emu64: option --max-instructions needs a non-negative number, not '-5'", 2, f => ["run", f.Good, "--max-instructions", "-5"]),
         new("N2", "--ips 0", "emu64: option --ips needs a rate of at least 1 instruction per second", 2, f => ["run", f.Good, "--ips", "0"]),
+        new("N3", "--compile-threshold not a count", "emu64: option --compile-threshold needs a non-negative number, not 'x'", 2, f => ["run", f.Good, "--compile-threshold", "x"]),
+        new("N4", "--compile-threshold too large", "emu64: option --compile-threshold needs a count of at most 2147483647", 2, f => ["run", f.Good, "--compile-threshold", "4294967296"]),
         new("A1", "--append too long", "emu64: option --append: the command line is 70000 bytes long (at most 65536)", 2, f => ["run", f.Good, "--append", new string('a', 70000)]),
         new("I1", "--initrd without a file", "emu64: option --initrd needs FILE[,FILE...], not ','", 2, f => ["run", f.Good, "--initrd", ","]),
         new("T1", "--tlb-config geometry", "emu64: --tlb-config: TLB array stlb: 1000 entries cannot be split into 12 ways", 2, f => ["run", f.Good, "--tlb-config", "stlb.entries=1000"]),
