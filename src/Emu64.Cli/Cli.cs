@@ -160,7 +160,7 @@ public static class Cli
         var (d, rest) = DebugOptions.Extract(args, allowScript: false);
         var o = ParseRunOptions(rest, needKernel);
         if (!needKernel) o = o with { Kernel = BundledKernelPath() };
-        return RunKernel(o, d.Any ? d : null);
+        return RunKernel(o, d);
     }
 
     public sealed record RunOptions(string? Kernel, string Append, ulong RamBytes, List<string> Initrds, ulong MaxInstructions, ulong Seed, bool Stats)
@@ -349,6 +349,8 @@ public static class Cli
     {
         var stdout = OpenStdout();
         var m = CreateMachine(o, stdout);
+        if (debug?.SymbolsFile != null) debug.Symbols(m);   // --symbols alone: for the stop report
+        if (debug is { Any: false }) debug = null;
         if (_attachStdin && debug is null) SerialInput.AttachStdin(m);
         var sw = Stopwatch.StartNew();
         var reason = debug is null ? m.Run() : DebugRun.Run(m, debug);

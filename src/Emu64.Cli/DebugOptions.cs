@@ -33,7 +33,7 @@ public sealed class DebugOptions
           --trace-max-bytes SIZE stop tracing after SIZE bytes (default 1G; suffix K, M or G, plain numbers are bytes)
           --gdb [HOST:]PORT      gdb remote stub (127.0.0.1 unless HOST is given; one client)
           --wait                 with --gdb: wait for gdb before the first instruction
-          --symbols ELF          take symbols for traces and the debugger from ELF as well as from the kernel
+          --symbols ELF          take symbols for traces, the debugger and the stop report from ELF as well as from the kernel
         """;
 
     /// <summary>Removes the debugging options from <paramref name="args"/> and returns them with the rest.</summary>
@@ -106,18 +106,26 @@ public sealed class DebugOptions
         return n * mult;
     }
 
-    /// <summary>The kernel's symbols plus those of --symbols.</summary>
+    /// <summary>
+    /// The kernel's symbols plus those of --symbols, which are added to the machine's own the first time (so that the
+    /// stop report names addresses with them too, with or without --trace and --gdb).
+    /// </summary>
     public SymbolTable Symbols(Machine m)
     {
-        if (SymbolsFile is null) return new SymbolTable(m.Symbols);
-        try
+        if (SymbolsFile is not null && _symbolsAdded != m)
         {
-            var elf = new Emu64.Loader.ElfImage(File.ReadAllBytes(SymbolsFile));
-            return new SymbolTable(m.Symbols.Concat(elf.ReadSymbols()));
+            try
+            {
+                var elf = new Emu64.Loader.ElfImage(File.ReadAllBytes(SymbolsFile));
+                m.Symbols.AddRange(elf.ReadSymbols());
+                _symbolsAdded = m;
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or Emu64.Loader.ImageException)
+            { throw new CliException($"cannot read symbols from '{SymbolsFile}': {e.Message}"); }
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or Emu64.Loader.ImageException)
-        { throw new CliException($"cannot read symbols from '{SymbolsFile}': {e.Message}"); }
+        return new SymbolTable(m.Symbols);
     }
+    private Machine? _symbolsAdded;
 
     /// <summary>Creates the tracer for a machine (null without --trace).</summary>
     public Tracer? CreateTracer(Machine m, SymbolTable syms)

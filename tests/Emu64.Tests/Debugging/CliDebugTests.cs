@@ -76,6 +76,24 @@ public class CliDebugTests : IDisposable
     }
 
     [Fact]
+    public void The_stop_report_names_the_instruction_with_symbols_from_the_symbols_file()
+    {
+        // A flat binary has no symbols of its own: without --symbols the report gives the bare instruction. 2650
+        // instructions in, the kernel is in its system-call handler, after the switch to the kernel page tables.
+        string[] run = ["run", _kernel, "-m", "64", "--max-instructions", "2650"];
+        var bare = Emu64(run);
+        var named = Emu64([.. run, "--symbols", _symbols]);
+        Assert.Equal(6, bare.Exit);
+        Assert.Equal(6, named.Exit);
+        string At(Result r) => r.Err.Split('\n').Single(l => l.Contains("instruction at rip")).Trim();
+        Assert.Equal("instruction at rip: 48 81 cf 00 18 00 00  or      rdi,0x1800", At(bare));
+        Assert.Equal("instruction at rip <do_getpid+0x18>: 48 81 cf 00 18 00 00  or      rdi,0x1800", At(named));
+        var missing = Emu64("run", _kernel, "--symbols", Path.Combine(_dir, "none"));
+        Assert.Equal(2, missing.Exit);
+        Assert.StartsWith("emu64: cannot read symbols from", missing.Err);
+    }
+
+    [Fact]
     public void Bad_debugging_options_are_clear_errors()
     {
         var r = Emu64("run", _kernel, "--wait");
