@@ -82,8 +82,8 @@ public static unsafe class BlockCompiler
     /// <summary>Every handler method of the assembly by its entry point (the value a <c>&amp;Method</c> load gives).</summary>
     private static readonly Dictionary<nint, MethodInfo> Handlers = FindHandlers();
 
-    /// <summary>Methods compiled, the blocks in them, handler calls emitted direct or through the pointer, and PUSH/POP runs (diagnostics, tests).</summary>
-    public static long Compiled, DirectCalls, PointerCalls, Runs, RegionBlocks;
+    /// <summary>Methods compiled, handler calls emitted direct or through the pointer, and PUSH/POP runs (diagnostics, tests).</summary>
+    public static long Compiled, DirectCalls, PointerCalls, Runs;
     private static readonly MethodInfo PushRunMethod = typeof(Isa.Stack).GetMethod(nameof(Isa.Stack.PushRun), BindingFlags.Static | BindingFlags.NonPublic)!;
     private static readonly MethodInfo PopRunMethod = typeof(Isa.Stack).GetMethod(nameof(Isa.Stack.PopRun), BindingFlags.Static | BindingFlags.NonPublic)!;
 
@@ -275,7 +275,6 @@ public static unsafe class BlockCompiler
                 blocks[i].Entry = i;
             }
         Compiled++;
-        RegionBlocks += region.Count;
     }
 
     /// <summary>

@@ -23,22 +23,27 @@ public static unsafe partial class Stack
 {
     public const int MaxRun = 16;
 
+    /// <summary>
+    /// The host page holding all <paramref name="count"/> stack slots from <paramref name="low"/> up, when they lie in one
+    /// canonical page whose fast-cache entry for the access (<paramref name="kindBase"/>: read or write at the current
+    /// CPL) is live with a host frame: the <paramref name="count"/> hits are counted. Otherwise null, nothing counted.
+    /// </summary>
+    private static byte* HostSlots(CpuCore cpu, ulong low, int count, int kindBase)
+    {
+        ulong end = low + 8UL * (ulong)count;
+        if (!cpu.Is64 || !cpu.PagingOn || end <= low || (low >> 12) != ((end - 1) >> 12) || !cpu.IsCanonical(low)) return null;
+        byte* p = cpu.Mmu.HostData(low, kindBase, cpu.PcidHash, cpu.CurrentPcid, (ulong)count);
+        return p == null ? null : p - (low & 0xFFF);
+    }
 
     internal static bool PushRun(CpuCore cpu, ulong regs, ulong lengths, int count)
     {
+        // The whole run through one live host entry (RAM without code): plain stores, none can fault or end the block.
+        byte* host = HostSlots(cpu, cpu.Rsp - 8UL * (ulong)count, count, cpu.FastWriteBase);
+        if (host != null)
         {
-            // The whole run in one page whose write entry the fast cache holds with a host frame (RAM without code):
-            // count slots, count hits through that entry, plain stores (none can fault or end the block).
-            ulong sp = cpu.Rsp, low = sp - 8UL * (ulong)count;
-            if (cpu.Is64 && cpu.PagingOn && low < sp && (low >> 12) == ((sp - 1) >> 12) && cpu.IsCanonical(low))
-            {
-                byte* p = cpu.Mmu.HostData(low, cpu.FastWriteBase, cpu.PcidHash, cpu.CurrentPcid, (ulong)count);
-                if (p != null)
-                {
-                    PushToPage(cpu, p - (low & 0xFFF), regs, 0, count);
-                    return true;
-                }
-            }
+            PushToPage(cpu, host, regs, 0, count);
+            return true;
         }
         ulong rip = cpu.InsnRip, retired = cpu.Retired;
         int done = 0;
@@ -76,18 +81,11 @@ public static unsafe partial class Stack
     /// <summary>As <see cref="PushRun"/> for POP r64 (never POP RSP: the compiler does not put it in a run).</summary>
     internal static bool PopRun(CpuCore cpu, ulong regs, ulong lengths, int count)
     {
+        byte* host = HostSlots(cpu, cpu.Rsp, count, cpu.FastReadBase);   // as in PushRun
+        if (host != null)
         {
-            // As in PushRun: the whole run in one page whose read entry the fast cache holds with a host frame.
-            ulong sp = cpu.Rsp, end = sp + 8UL * (ulong)count;
-            if (cpu.Is64 && cpu.PagingOn && end > sp && (sp >> 12) == ((end - 1) >> 12) && cpu.IsCanonical(sp))
-            {
-                byte* p = cpu.Mmu.HostData(sp, cpu.FastReadBase, cpu.PcidHash, cpu.CurrentPcid, (ulong)count);
-                if (p != null)
-                {
-                    PopFromPage(cpu, p - (sp & 0xFFF), regs, 0, count);
-                    return true;
-                }
-            }
+            PopFromPage(cpu, host, regs, 0, count);
+            return true;
         }
         ulong rip = cpu.InsnRip, retired = cpu.Retired;
         int done = 0;
@@ -128,6 +126,7 @@ public static unsafe partial class Stack
     /// of RAM without code (nothing can fault or end the block): RSP and memory as each PUSH leaves them (PUSH RSP
     /// pushes RSP as it is before that instruction).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void PushToPage(CpuCore cpu, byte* page, ulong regs, int from, int count)
     {
         ulong sp = cpu.Rsp;
@@ -140,6 +139,7 @@ public static unsafe partial class Stack
     }
 
     /// <summary>POP instructions <paramref name="from"/> to <paramref name="count"/> - 1 of a run as plain loads from a host page of RAM.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void PopFromPage(CpuCore cpu, byte* page, ulong regs, int from, int count)
     {
         ulong sp = cpu.Rsp;

@@ -71,15 +71,7 @@ public sealed partial class Mmu
             if (Live(ref f, la, pcid))
             {
                 f.Hits++;              // a lookup and a hit in the entry's structure, added to the counters by FoldFastHits
-                var lru = f.Lru;       // the array, when it replaces by LRU: the entry's use, as its own lookup would record it
-                if (lru != null && f.Stamp != lru.Clock)   // (equal: the array's most recent use already, nothing changes)
-                {
-                    // TlbArray.Use written out: inside compiled blocks the JIT does not inline it this deep, and the
-                    // call cost the memory loop 3 points of model cost (bench paired: +10% against +7%).
-                    ref ulong stamp = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(lru.E), f.Way).Stamp;
-                    if (stamp != lru.Clock) stamp = ++lru.Clock;
-                    f.Stamp = stamp;
-                }
+                Touch(ref f);          // the entry's LRU use, as its own lookup would record it
                 return f.Frame | (la & 0xFFF);
             }
             return TranslateMiss(la, acc);

@@ -72,15 +72,14 @@ public sealed class TlbArray
 
     /// <summary>
     /// A use of entry <paramref name="w"/> under LRU (a lookup's hit, or one the fast cache counts for it): the entry
-    /// becomes the array's most recent use. The one place the LRU rule is written (the fast cache's hit paths in
-    /// Mmu.Translate and Mmu.HostData write it out). Returns the entry's stamp, now the clock.
+    /// becomes the array's most recent use. The one place the LRU rule is written, but for the fast cache's hits, which
+    /// write it out once more (Mmu.Touch).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal ulong Use(int w)
+    internal void Use(int w)
     {
         ref ulong stamp = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(E), w).Stamp;
         if (stamp != Clock) stamp = ++Clock;   // the array's most recent use already: nothing changes
-        return stamp;
     }
 
     /// <summary>Told of every fill (the `tlb` trace); null when nobody listens.</summary>
