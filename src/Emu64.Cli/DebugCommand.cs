@@ -19,6 +19,13 @@ public static class DebugCommand
         string? kernel = null;
         if (rest.Length > 0 && !rest[0].StartsWith('-')) { kernel = rest[0]; rest = rest[1..]; }
         var ro = Cli.ParseRunOptions(rest, needKernel: false) with { Kernel = kernel ?? Cli.BundledKernelPath() };
+        // The script is read before anything is printed: a missing one is the error line alone.
+        string[]? script = null;
+        if (dopts.Script != null)
+        {
+            try { script = File.ReadAllLines(dopts.Script); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new CliException($"cannot read script '{dopts.Script}': {e.Message}"); }
+        }
         var m = Cli.CreateMachine(ro, Cli.OpenStdout());
         var syms = dopts.Symbols(m);
         using var tracer = dopts.CreateTracer(m, syms);
@@ -28,12 +35,9 @@ public static class DebugCommand
         var output = Cli.Out;
 
         output.WriteLine($"emu64 debugger: {ro.Kernel} ({syms.Count} symbols); stopped before the first instruction at 0x{dbg.Rip:x}. Type help for commands.");
-        if (dopts.Script != null)
+        if (script != null)
         {
-            string[] lines;
-            try { lines = File.ReadAllLines(dopts.Script); }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new CliException($"cannot read script '{dopts.Script}': {e.Message}"); }
-            foreach (var line in lines)
+            foreach (var line in script)
             {
                 if (line.Trim().Length == 0) continue;
                 output.Write(Prompt + line + "\n");
@@ -60,7 +64,8 @@ public static class DebugCommand
             }
         }
         output.Flush();
-        return ExitStatus.For(m.StopReason, m.ExitCode);
+        int status = ExitStatus.For(m.StopReason, m.ExitCode);
+        return kernel is null ? ExitStatus.ForBundledKernel(status) : status;
     }
 
     private static bool IsRepeatable(string line)
