@@ -426,7 +426,7 @@ public static class Cli
     }
 
     /// <summary>A machine with the kernel and modules of <paramref name="o"/> loaded.</summary>
-    public static Machine CreateMachine(RunOptions o, Stream stdout)
+    public static Machine CreateMachine(RunOptions o, Stream stdout, bool current = true)
     {
         var image = ReadFile(o.Kernel!, "kernel");
         var modules = o.Initrds.Select(spec =>
@@ -442,7 +442,7 @@ public static class Cli
         Machine m;
         try { m = new Machine(opts); }
         catch (OutOfMemoryException) { throw new CliException($"cannot allocate {o.RamBytes >> 20} MiB of guest RAM on this host (try a smaller -m)"); }
-        _current = m;
+        if (current) _current = m;          // the machine an internal error names (not a scratch one)
         m.LoadKernel(image, o.Kernel!, modules);
         return m;
     }
@@ -455,7 +455,7 @@ public static class Cli
         if (debug is { Any: false }) debug = null;
         if (_attachStdin && debug is null) SerialInput.AttachStdin(m);
         var sw = Stopwatch.StartNew();
-        var reason = debug is null ? m.Run() : DebugRun.Run(m, debug);
+        var reason = debug is null ? m.Run() : DebugRun.Run(m, debug, o);
         sw.Stop();
         stdout.Flush();
         if (reason is not (StopReason.DebugExit or StopReason.Shutdown))

@@ -88,7 +88,27 @@ public static class DebugCommand
 /// <summary>Runs a loaded machine under the tracer and/or the gdb stub (emu64 run/boot with --trace or --gdb).</summary>
 public static class DebugRun
 {
-    public static StopReason Run(Machine m, DebugOptions o)
+    /// <summary>Instructions a scratch machine may run to find the KASLR offset (the toy kernel announces it within 100,000).</summary>
+    public const ulong KaslrProbeLimit = 20_000_000;
+
+    /// <summary>
+    /// The KASLR offset the kernel of <paramref name="o"/> will choose: a scratch machine with the same
+    /// options (no output, no input) runs until the kernel announces its _text or sets LSTAR, at most
+    /// <see cref="KaslrProbeLimit"/> instructions. Null when it does neither, or has no such symbols.
+    /// </summary>
+    public static long? ProbeKaslrSlide(Cli.RunOptions o)
+    {
+        var probe = Cli.CreateMachine(o with { MaxInstructions = Math.Min(o.MaxInstructions, KaslrProbeLimit) }, Stream.Null, current: false);
+        var syms = new SymbolTable(probe.Symbols);
+        while (probe.StopReason == StopReason.None)
+        {
+            if (syms.DetectSlide(probe)) return syms.Slide;
+            probe.Run(GdbStub.SliceInstructions);
+        }
+        return syms.DetectSlide(probe) ? syms.Slide : null;
+    }
+
+    public static StopReason Run(Machine m, DebugOptions o, Cli.RunOptions? run = null)
     {
         var syms = o.Symbols(m);
         using var tracer = o.CreateTracer(m, syms);
@@ -99,13 +119,18 @@ public static class DebugRun
         }
         var dbg = new Debugger(m, syms) { Trace = tracer };
         dbg.UpdateHook();
+        // gdb asks for the KASLR offset (qOffsets) when it connects, before the kernel has chosen it: learn it
+        // from a scratch copy of the machine, which chooses the same one (the run is deterministic).
+        if (run is not null && !syms.SlideKnown && ProbeKaslrSlide(run) is { } slide) syms.LearnSlide(slide);
         GdbStub stub;
-        try { stub = new GdbStub(dbg, o.GdbHost ?? "127.0.0.1", o.GdbPort); }
+        try { stub = new GdbStub(dbg, o.GdbHost ?? "127.0.0.1", o.GdbPort) { KernelPath = run?.Kernel is { } k ? Path.GetFullPath(k) : null }; }
         catch (System.Net.Sockets.SocketException e) { throw new CliException($"cannot listen for gdb on {o.GdbHost}:{o.GdbPort}: {e.Message}"); }
         using (stub)
         {
             stub.Log = Cli.Err;
             Cli.Err.WriteLine($"emu64: gdb stub listening on {o.GdbHost}:{stub.Port}" + (o.Wait ? " (waiting for gdb before the first instruction)" : ""));
+            if (syms.SlideKnown && syms.Slide != 0)
+                Cli.Err.WriteLine($"emu64: the kernel's KASLR offset is 0x{(ulong)syms.Slide:x}: gdb relocates a symbol-file loaded before target remote by it (qOffsets); else: symbol-file -o 0x{(ulong)syms.Slide:x} {stub.KernelPath}");
             if (o.Wait) stub.Serve();
             else
             {
