@@ -6,7 +6,6 @@
 #define UART_RBR 0      /* receive buffer (read) */
 #define UART_THR 0      /* transmit holding register (write) */
 #define UART_IER 1
-#define UART_FCR 2
 #define UART_LCR 3
 #define UART_MCR 4
 #define UART_LSR 5
@@ -20,7 +19,14 @@ void console_init(void)
 	outb(COM1 + 0, 0x01);           /* ... 115200 baud */
 	outb(COM1 + 1, 0x00);
 	outb(COM1 + UART_LCR, 0x03);    /* 8 bits, no parity, 1 stop bit */
-	outb(COM1 + UART_FCR, 0xc7);    /* FIFOs on and cleared */
+	/*
+	 * No FCR write.  Input can be waiting before we run (a pipe on the host
+	 * side is fed as soon as the machine starts), and switching the FIFO on
+	 * or resetting it clears the receiver (PC16550D datasheet, FCR bits 0-1;
+	 * QEMU does the same), which lost the first piped byte.  A polled
+	 * console needs no FIFO: whatever mode the UART is in, LSR.DR and
+	 * LSR.THRE work the same.
+	 */
 	outb(COM1 + UART_MCR, 0x03);    /* DTR, RTS */
 }
 

@@ -22,21 +22,67 @@ static u64 find_program(const char *name)
 	return 0;
 }
 
-static void spawn_one(char *spec)
+/* A mistake in init= ends the boot (status 3 from isa-debug-exit) with one
+ * line that says what is wrong and what would be right. */
+static void __attribute__((noreturn)) bad_init(void)
+{
+	poweroff(1);
+}
+
+static void list_programs(void)
+{
+	const char *sep = "";
+	for (struct uprog *p = (struct uprog *)__user_image_start; p->name[0]; p++) {
+		printk("%s%s", sep, p->name);
+		sep = ", ";
+	}
+}
+
+/* Start the program of one init= item; with check_only, only look for
+ * mistakes (every item is checked before the first one starts). */
+static void spawn_one(char *spec, int check_only)
 {
 	char *colon = spec;
 	u64 arg[3] = { 0, 0, 0 };
 	int nargs = 0;
 	while (*colon && *colon != ':')
 		colon++;
-	for (const char *p = colon; *p == ':' && nargs < 3;)
-		arg[nargs++] = parse_u64(p + 1, &p);
+	/* Each argument is a whole number: decimal, or hexadecimal after 0x.
+	 * "syscalls:x" or "touch:10k" used to run with 0 silently. */
+	for (const char *p = colon; *p == ':';) {
+		const char *start = p + 1, *end;
+		u64 v = parse_u64(start, &end);
+		int digits = end - start - ((start[0] == '0' && (start[1] == 'x' || start[1] == 'X')) ? 2 : 0);
+		if (digits <= 0 || (*end && *end != ':')) {
+			const char *stop = start;
+			while (*stop && *stop != ':')
+				stop++;
+			printk("init: bad number '");
+			for (const char *c = start; c < stop; c++)
+				console_putc(*c);
+			printk("' in '%s' (a decimal number, or hexadecimal after 0x)\n", spec);
+			bad_init();
+		}
+		if (nargs == 3) {
+			printk("init: '%s' has more than 3 arguments\n", spec);
+			bad_init();
+		}
+		arg[nargs++] = v;
+		p = end;
+	}
+	char sep = *colon;
 	*colon = 0;
 
 	u64 entry = find_program(spec);
 	if (!entry) {
-		printk("init: unknown program '%s'\n", spec);
-		poweroff(1);
+		printk("init: unknown program '%s' (programs: ", spec);
+		list_programs();
+		printk(")\n");
+		bad_init();
+	}
+	if (check_only) {
+		*colon = sep;
+		return;
 	}
 	if (!strcmp(spec, "syscalls") && nargs < 1)
 		arg[0] = 1000;
@@ -64,11 +110,8 @@ static void spawn_one(char *spec)
 	proc_create(spec, entry, arg[0], arg[1], arg[2]);
 }
 
-void spawn_init_programs(void)
+static void for_each_init_item(char *init, int check_only)
 {
-	char init[256];
-	if (!cmdline_get("init", init, sizeof(init)))
-		strncpy_z(init, "hello", sizeof(init));
 	char *p = init;
 	while (*p) {
 		char *q = p;
@@ -77,9 +120,19 @@ void spawn_init_programs(void)
 		int last = !*q;
 		*q = 0;
 		if (*p)
-			spawn_one(p);
+			spawn_one(p, check_only);
 		if (last)
 			break;
 		p = q + 1;
 	}
+}
+
+void spawn_init_programs(void)
+{
+	char init[256], check[256];
+	if (!cmdline_get("init", init, sizeof(init)))
+		strncpy_z(init, "hello", sizeof(init));
+	strncpy_z(check, init, sizeof(check));
+	for_each_init_item(check, 1);
+	for_each_init_item(init, 0);
 }

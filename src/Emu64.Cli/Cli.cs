@@ -17,6 +17,17 @@ public static class ExitStatus
     public const int InternalError = 12;  // an unexpected exception inside Emu64 (a bug: one line, no stack trace)
     // A guest write of V to isa-debug-exit (port 0xF4) exits with (V << 1) | 1, as QEMU: always odd.
 
+    /// <summary>
+    /// The bundled toy kernel ends a clean run with isa-debug-exit value 0, which is status 1 under QEMU's
+    /// convention (kept for <c>emu64 run</c>, any kernel): <c>boot</c> (and <c>debug</c> without a KERNEL)
+    /// turn that one status into 0 so that <c>emu64 boot &amp;&amp; next</c> works. Its failures (value 1: a
+    /// panic, a mistake in init=) stay 3, and every other status is unchanged.
+    /// </summary>
+    public static int ForBundledKernel(int status) => status == BundledKernelSuccess ? Ok : status;
+
+    /// <summary>isa-debug-exit value 0 under QEMU's (V &lt;&lt; 1) | 1.</summary>
+    public const int BundledKernelSuccess = 1;
+
     /// <summary>The status for the way a run ended (a pause or an unfinished run counts as 0).</summary>
     public static int For(StopReason reason, int exitCode) => reason switch
     {
@@ -43,7 +54,13 @@ public static class Cli
           measure [options]      KPTI's cost in TLB misses, walks and cycles, with and without PCID (emu64 measure --help)
           isa-coverage [--all]   list the instruction encodings (Iced Code) not implemented (--all: and those implemented)
 
+        Every command answers -h or --help (emu64 run --help).
+
         options:
+        """ + "\n" + RunOptionsUsage + "\n" + DebugOptions.Usage;
+
+    /// <summary>The options of run, boot and debug (without the tracing and debugging ones).</summary>
+    public const string RunOptionsUsage = """
           --append ARGS          kernel command line
           -m SIZE                guest RAM (default 128M; suffix K, M or G, plain numbers are MiB)
           --initrd FILE[,FILE]   multiboot modules ("FILE args" passes args)
@@ -58,7 +75,48 @@ public static class Cli
                                  also NAME=VALUE[,NAME=VALUE] (e.g. stlb.entries=2048,cost.cr3write=150),
                                  repeatable, applied in order
           -h, --help             this text
-        """ + "\n" + DebugOptions.Usage;
+        """;
+
+    public const string RunUsage = """
+        usage: emu64 run KERNEL [options]
+
+        Boots KERNEL (a multiboot image: ELF32, ELF64 with multiboot address fields, or a flat binary) as
+        qemu-system-x86_64 -kernel KERNEL -device isa-debug-exit does. Standard input goes to COM1.
+        Exit status: (V << 1) | 1 when the guest writes V to isa-debug-exit (port 0xF4), 0 on a clean
+        shutdown, 4 triple fault, 6 instruction limit, 8 unsupported, 10 reset (docs/ERRORS.md).
+
+        options:
+        """ + "\n" + RunOptionsUsage + "\n" + DebugOptions.Usage;
+
+    public const string BootUsage = """
+        usage: emu64 boot [options]
+
+        Boots the bundled toy kernel (firmware/toykernel.elf; programs with --append init=..., see
+        docs/KERNEL.md). Exit status: 0 when the kernel ends cleanly (it writes 0 to isa-debug-exit),
+        3 when it fails (a panic, a mistake in init=: it writes 1), else as for run (docs/ERRORS.md).
+
+        options:
+        """ + "\n" + RunOptionsUsage + "\n" + DebugOptions.Usage;
+
+    public const string DebugUsage = """
+        usage: emu64 debug [KERNEL] [options] [--script FILE]
+
+        The interactive debugger (docs/DEBUGGING.md), stopped before the first instruction of KERNEL
+        (the bundled toy kernel if none is given). Type help at the (emu64) prompt for its commands;
+        numbers are decimal, or hexadecimal after 0x, as in gdb.
+          --script FILE          run the debugger commands in FILE (one a line, each echoed after the prompt)
+
+        options:
+        """ + "\n" + RunOptionsUsage + "\n" + DebugOptions.Usage;
+
+    public const string IsaCoverageUsage = """
+        usage: emu64 isa-coverage [--all]
+
+        Lists the instruction encodings (Iced Code values) of the in-scope ISA that Emu64 does not
+        implement, grouped by ISA extension, with a summary line.
+          --all                  also list the encodings that are implemented
+          -h, --help             this text
+        """;
 
     /// <summary>
     /// Runs the command line. With <paramref name="attachStdin"/> (the emu64 program itself) the guest's
@@ -144,15 +202,57 @@ public static class Cli
         }
         string cmd = args[0];
         var rest = args.AsSpan(1).ToArray();
-        return cmd switch
+        string? usage = cmd switch
         {
-            "run" => RunWithDebugOptions(rest, needKernel: true),
-            "boot" => RunWithDebugOptions(rest, needKernel: false),
-            "debug" => DebugCommand.Run(rest),
-            "measure" => Measure.MeasureCommand.Run(rest),
-            "isa-coverage" => Emu64.Isa.Coverage.Write(Console.Out, rest.Contains("--all")) >= 0 ? ExitStatus.Ok : ExitStatus.Ok,
-            _ => throw new CliException($"unknown command '{cmd}' (try emu64 --help)"),
+            "run" => RunUsage,
+            "boot" => BootUsage,
+            "debug" => DebugUsage,
+            "measure" => Measure.MeasureOptions.Usage,
+            "isa-coverage" => IsaCoverageUsage,
+            _ => null,
         };
+        if (usage is null) throw new CliException($"unknown command '{cmd}' (try emu64 --help)");
+        try
+        {
+            return cmd switch
+            {
+                "run" => RunWithDebugOptions(rest, needKernel: true),
+                "boot" => RunWithDebugOptions(rest, needKernel: false),
+                "debug" => DebugCommand.Run(rest),
+                "measure" => Measure.MeasureCommand.Run(rest),
+                _ => IsaCoverage(rest),
+            };
+        }
+        catch (HelpRequested)
+        {
+            // -h/--help where an option may stand (not as the value of --append and the like): usage on stdout, 0.
+            var w = Out;
+            w.WriteLine(usage);
+            w.Flush();
+            return ExitStatus.Ok;
+        }
+    }
+
+    /// <summary>Thrown by the option parsers when -h or --help stands where an option may.</summary>
+    internal sealed class HelpRequested : Exception;
+
+    /// <summary>True for -h and --help (the parsers then throw <see cref="HelpRequested"/>).</summary>
+    internal static bool IsHelp(string arg) => arg is "-h" or "--help";
+
+    private static int IsaCoverage(string[] args)
+    {
+        bool all = false;
+        foreach (var a in args)
+        {
+            if (IsHelp(a)) throw new HelpRequested();
+            if (a == "--all") all = true;
+            else if (a.StartsWith('-')) throw new CliException($"unknown option {a}");
+            else throw new CliException($"unexpected argument '{a}'");
+        }
+        var w = Out;
+        Emu64.Isa.Coverage.Write(w, all);
+        w.Flush();
+        return ExitStatus.Ok;
     }
 
     private static int RunWithDebugOptions(string[] args, bool needKernel)
@@ -160,7 +260,8 @@ public static class Cli
         var (d, rest) = DebugOptions.Extract(args, allowScript: false);
         var o = ParseRunOptions(rest, needKernel);
         if (!needKernel) o = o with { Kernel = BundledKernelPath() };
-        return RunKernel(o, d);
+        int status = RunKernel(o, d);
+        return needKernel ? status : ExitStatus.ForBundledKernel(status);
     }
 
     public sealed record RunOptions(string? Kernel, string Append, ulong RamBytes, List<string> Initrds, ulong MaxInstructions, ulong Seed, bool Stats)
@@ -192,6 +293,7 @@ public static class Cli
             }
             switch (o)
             {
+                case "-h" or "--help": throw new HelpRequested();
                 case "--append":
                     append = Value();
                     if (System.Text.Encoding.UTF8.GetByteCount(append) > MaxAppendBytes)
@@ -324,7 +426,7 @@ public static class Cli
     }
 
     /// <summary>A machine with the kernel and modules of <paramref name="o"/> loaded.</summary>
-    public static Machine CreateMachine(RunOptions o, Stream stdout)
+    public static Machine CreateMachine(RunOptions o, Stream stdout, bool current = true)
     {
         var image = ReadFile(o.Kernel!, "kernel");
         var modules = o.Initrds.Select(spec =>
@@ -340,7 +442,7 @@ public static class Cli
         Machine m;
         try { m = new Machine(opts); }
         catch (OutOfMemoryException) { throw new CliException($"cannot allocate {o.RamBytes >> 20} MiB of guest RAM on this host (try a smaller -m)"); }
-        _current = m;
+        if (current) _current = m;          // the machine an internal error names (not a scratch one)
         m.LoadKernel(image, o.Kernel!, modules);
         return m;
     }
@@ -353,7 +455,7 @@ public static class Cli
         if (debug is { Any: false }) debug = null;
         if (_attachStdin && debug is null) SerialInput.AttachStdin(m);
         var sw = Stopwatch.StartNew();
-        var reason = debug is null ? m.Run() : DebugRun.Run(m, debug);
+        var reason = debug is null ? m.Run() : DebugRun.Run(m, debug, o);
         sw.Stop();
         stdout.Flush();
         if (reason is not (StopReason.DebugExit or StopReason.Shutdown))

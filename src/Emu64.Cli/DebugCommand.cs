@@ -19,6 +19,13 @@ public static class DebugCommand
         string? kernel = null;
         if (rest.Length > 0 && !rest[0].StartsWith('-')) { kernel = rest[0]; rest = rest[1..]; }
         var ro = Cli.ParseRunOptions(rest, needKernel: false) with { Kernel = kernel ?? Cli.BundledKernelPath() };
+        // The script is read before anything is printed: a missing one is the error line alone.
+        string[]? script = null;
+        if (dopts.Script != null)
+        {
+            try { script = File.ReadAllLines(dopts.Script); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new CliException($"cannot read script '{dopts.Script}': {e.Message}"); }
+        }
         var m = Cli.CreateMachine(ro, Cli.OpenStdout());
         var syms = dopts.Symbols(m);
         using var tracer = dopts.CreateTracer(m, syms);
@@ -28,12 +35,9 @@ public static class DebugCommand
         var output = Cli.Out;
 
         output.WriteLine($"emu64 debugger: {ro.Kernel} ({syms.Count} symbols); stopped before the first instruction at 0x{dbg.Rip:x}. Type help for commands.");
-        if (dopts.Script != null)
+        if (script != null)
         {
-            string[] lines;
-            try { lines = File.ReadAllLines(dopts.Script); }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new CliException($"cannot read script '{dopts.Script}': {e.Message}"); }
-            foreach (var line in lines)
+            foreach (var line in script)
             {
                 if (line.Trim().Length == 0) continue;
                 output.Write(Prompt + line + "\n");
@@ -60,7 +64,8 @@ public static class DebugCommand
             }
         }
         output.Flush();
-        return ExitStatus.For(m.StopReason, m.ExitCode);
+        int status = ExitStatus.For(m.StopReason, m.ExitCode);
+        return kernel is null ? ExitStatus.ForBundledKernel(status) : status;
     }
 
     private static bool IsRepeatable(string line)
@@ -83,7 +88,27 @@ public static class DebugCommand
 /// <summary>Runs a loaded machine under the tracer and/or the gdb stub (emu64 run/boot with --trace or --gdb).</summary>
 public static class DebugRun
 {
-    public static StopReason Run(Machine m, DebugOptions o)
+    /// <summary>Instructions a scratch machine may run to find the KASLR offset (the toy kernel announces it within 100,000).</summary>
+    public const ulong KaslrProbeLimit = 20_000_000;
+
+    /// <summary>
+    /// The KASLR offset the kernel of <paramref name="o"/> will choose: a scratch machine with the same
+    /// options (no output, no input) runs until the kernel announces its _text or sets LSTAR, at most
+    /// <see cref="KaslrProbeLimit"/> instructions. Null when it does neither, or has no such symbols.
+    /// </summary>
+    public static long? ProbeKaslrSlide(Cli.RunOptions o)
+    {
+        var probe = Cli.CreateMachine(o with { MaxInstructions = Math.Min(o.MaxInstructions, KaslrProbeLimit) }, Stream.Null, current: false);
+        var syms = new SymbolTable(probe.Symbols);
+        while (probe.StopReason == StopReason.None)
+        {
+            if (syms.DetectSlide(probe)) return syms.Slide;
+            probe.Run(GdbStub.SliceInstructions);
+        }
+        return syms.DetectSlide(probe) ? syms.Slide : null;
+    }
+
+    public static StopReason Run(Machine m, DebugOptions o, Cli.RunOptions? run = null)
     {
         var syms = o.Symbols(m);
         using var tracer = o.CreateTracer(m, syms);
@@ -94,13 +119,18 @@ public static class DebugRun
         }
         var dbg = new Debugger(m, syms) { Trace = tracer };
         dbg.UpdateHook();
+        // gdb asks for the KASLR offset (qOffsets) when it connects, before the kernel has chosen it: learn it
+        // from a scratch copy of the machine, which chooses the same one (the run is deterministic).
+        if (run is not null && !syms.SlideKnown && ProbeKaslrSlide(run) is { } slide) syms.LearnSlide(slide);
         GdbStub stub;
-        try { stub = new GdbStub(dbg, o.GdbHost ?? "127.0.0.1", o.GdbPort); }
+        try { stub = new GdbStub(dbg, o.GdbHost ?? "127.0.0.1", o.GdbPort) { KernelPath = run?.Kernel is { } k ? Path.GetFullPath(k) : null }; }
         catch (System.Net.Sockets.SocketException e) { throw new CliException($"cannot listen for gdb on {o.GdbHost}:{o.GdbPort}: {e.Message}"); }
         using (stub)
         {
             stub.Log = Cli.Err;
             Cli.Err.WriteLine($"emu64: gdb stub listening on {o.GdbHost}:{stub.Port}" + (o.Wait ? " (waiting for gdb before the first instruction)" : ""));
+            if (syms.SlideKnown && syms.Slide != 0)
+                Cli.Err.WriteLine($"emu64: the kernel's KASLR offset is 0x{(ulong)syms.Slide:x}: gdb relocates a symbol-file loaded before target remote by it (qOffsets); else: symbol-file -o 0x{(ulong)syms.Slide:x} {stub.KernelPath}");
             if (o.Wait) stub.Serve();
             else
             {

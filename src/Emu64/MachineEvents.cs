@@ -23,7 +23,10 @@ public readonly record struct BoundaryEvent(
 public sealed class MachineEvents
 {
     internal Machine? Owner;
-    private readonly List<IBoundaryListener> _listeners = new();
+    // Copy on write: Subscribe and Unsubscribe (rare) replace the array, Emit walks the array it read, so a
+    // listener may unsubscribe itself, or another, from inside OnEvent (the tracer does at its limit), and
+    // the event path allocates nothing.
+    private IBoundaryListener[] _listeners = [];
     public ulong Syscalls, Sysrets, Interrupts, SoftwareInterrupts, Exceptions, Irets, Cr3Writes, Cr3NoFlushWrites;
 
     /// <summary>How many of the latest boundary events are kept for the stop report (<see cref="Recent"/>).</summary>
@@ -40,8 +43,15 @@ public sealed class MachineEvents
         return r;
     }
 
-    public void Subscribe(IBoundaryListener l) => _listeners.Add(l);
-    public void Unsubscribe(IBoundaryListener l) => _listeners.Remove(l);
+    public void Subscribe(IBoundaryListener l) => _listeners = [.. _listeners, l];
+
+    /// <summary>Removes <paramref name="l"/> (its first subscription); safe from inside <see cref="IBoundaryListener.OnEvent"/>.</summary>
+    public void Unsubscribe(IBoundaryListener l)
+    {
+        int i = Array.IndexOf(_listeners, l);
+        if (i < 0) return;
+        _listeners = [.. _listeners.AsSpan(0, i), .. _listeners.AsSpan(i + 1)];
+    }
 
     private void Emit(BoundaryKind k, int vector = -1, uint err = 0, bool hasErr = false, ulong oldCr3 = 0, ulong newCr3 = 0,
         bool noFlush = false, int dropped = 0)
@@ -51,9 +61,10 @@ public sealed class MachineEvents
         // Boundary events are rare next to instructions: keeping the last few in a ring costs one store each.
         ref var e = ref _recent[(int)(_recentCount++ % RecentCapacity)];
         e = new BoundaryEvent(k, cpu.Retired, cpu.Cpl, vector, err, hasErr, cpu.CR2, oldCr3, newCr3, noFlush, dropped, cpu.Rip);
-        if (_listeners.Count == 0) return;
+        var listeners = _listeners;
+        if (listeners.Length == 0) return;
         var copy = e;
-        foreach (var l in _listeners) l.OnEvent(in copy);
+        foreach (var l in listeners) l.OnEvent(in copy);
     }
 
     internal void OnSyscall(int fromCpl) { Syscalls++; Emit(BoundaryKind.Syscall); }

@@ -15,7 +15,10 @@ public sealed class MeasureOptions
     public bool Quiet;
 
     public const string Usage = """
-        emu64 measure [options]   the cost of KPTI in TLB misses and page walks, with and without PCID (docs/MEASURE.md)
+        usage: emu64 measure [options]
+
+        The cost of KPTI in TLB misses and page walks, with and without PCID (docs/MEASURE.md). Prints a
+        table; --out DIR also writes CSV, JSON and two SVG charts (the last line says where, or how).
           --workload NAME[,NAME]  syscalls, touch, pingpong, mmap (default: all four)
           --configs LIST          nopti, pti, pti+pcid, pti+pcid+invpcid (default: all four; nopti is the baseline)
           --sweep PARAM=V1,V2,... values of a workload parameter, for every selected workload that has it, or
@@ -30,6 +33,7 @@ public sealed class MeasureOptions
           --jobs N                cells run in parallel (default: the number of CPUs, at most 8)
           --seed N                seed of every cell (default 0)
           --quiet                 no progress lines on stderr
+          -h, --help              this text
         """;
 
     public static MeasureOptions Parse(string[] a)
@@ -57,6 +61,7 @@ public sealed class MeasureOptions
                     break;
                 case "--seed": o.Seed = (ulong)Number(opt, Value(), 0, long.MaxValue); break;
                 case "--quiet": o.Quiet = true; break;
+                case "-h" or "--help": throw new Cli.HelpRequested();
                 default:
                     throw new CliException(opt.StartsWith('-') ? $"measure: unknown option {opt}" : $"measure: unexpected argument '{opt}'");
             }
@@ -127,10 +132,14 @@ public static class MeasureCommand
         public string Summary => Reports.Summary(Results);
     }
 
+    /// <summary>The last line of a run without --out: nothing was written, and how to get the files.</summary>
+    public const string NoFilesNote = $"no files written: add --out DIR for {CsvFile}, {JsonFile}, {OverheadChartFile} and {MissesChartFile}";
+
     public static int Run(string[] args)
     {
-        if (args.Contains("-h") || args.Contains("--help")) { Console.Out.WriteLine(MeasureOptions.Usage); return ExitStatus.Ok; }
         var o = MeasureOptions.Parse(args);
+        var stdout = Cli.Out;
+        var stderr = TextWriter.Synchronized(Cli.Err);   // progress lines come from the worker threads
         var tlbRun = new Cli.RunOptions(null, "", 0, new(), 0, 0, false) { TlbConfig = o.TlbConfig };
         Cli.BuildTlbConfig(tlbRun);                 // a bad configuration is reported before anything runs
         if (o.OutDir is not null)
@@ -141,14 +150,14 @@ public static class MeasureCommand
         }
         var sw = Stopwatch.StartNew();
         Outcome outcome;
-        try { outcome = Measure(o, o.Quiet ? null : Console.Error); }
-        catch (MeasureException e) { Console.Error.WriteLine($"emu64: measure: {e.Message}"); return 1; }
+        try { outcome = Measure(o, o.Quiet ? null : stderr); }
+        catch (MeasureException e) { stderr.WriteLine($"emu64: measure: {e.Message}"); return 1; }
         sw.Stop();
-        Console.Out.Write(outcome.Table);
-        Console.Out.WriteLine();
-        Console.Out.WriteLine(Reports.Legend);
+        stdout.Write(outcome.Table);
+        stdout.WriteLine();
+        stdout.WriteLine(Reports.Legend);
         string summary = outcome.Summary;
-        if (summary.Length > 0) Console.Out.Write("\n" + summary);
+        if (summary.Length > 0) stdout.Write("\n" + summary);
         if (o.OutDir is not null)
         {
             try
@@ -160,10 +169,13 @@ public static class MeasureCommand
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             { throw new CliException($"--out: cannot write to '{o.OutDir}': {e.Message}"); }
-            Console.Out.WriteLine($"\nwrote {string.Join(", ", new[] { CsvFile, JsonFile, outcome.OverheadSvg is null ? null : OverheadChartFile, outcome.MissesSvg is null ? null : MissesChartFile }.Where(f => f != null))} to {o.OutDir}");
+            stdout.WriteLine($"\nwrote {string.Join(", ", new[] { CsvFile, JsonFile, outcome.OverheadSvg is null ? null : OverheadChartFile, outcome.MissesSvg is null ? null : MissesChartFile }.Where(f => f != null))} to {Path.GetFullPath(o.OutDir)}");
         }
+        else
+            stdout.WriteLine($"\n{NoFilesNote}");
+        stdout.Flush();
         if (!o.Quiet)
-            Console.Error.WriteLine(FormattableString.Invariant(
+            stderr.WriteLine(FormattableString.Invariant(
                 $"measure: {outcome.Results.Count} cells, {outcome.Results.Sum(r => (double)r.Instructions) / 1e6:F1} M measured instructions, {sw.Elapsed.TotalSeconds:F1} s with {o.Jobs} jobs"));
         return ExitStatus.Ok;
     }

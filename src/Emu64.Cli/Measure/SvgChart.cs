@@ -92,13 +92,26 @@ public sealed class SvgChart
         if (!LogY && y0 < 0 && y1 > 0)
             sb.Append($"  <line x1=\"{Left}\" y1=\"{F(Sy(0))}\" x2=\"{F(Left + pw)}\" y2=\"{F(Sy(0))}\" stroke=\"#888888\"/>\n");
 
-        // series
+        // series: one drawn exactly where an earlier one is (identical results, e.g. pti+pcid and
+        // pti+pcid+invpcid when nothing calls INVPCID) is moved down by a few pixels per copy and says so in
+        // the legend, so that every series stays visible.
+        var shown = Series.Select(x => x.Points.Where(Shown).OrderBy(q => q.X).ToList()).ToList();
+        var drawn = shown.Select(p => string.Join(" ", p.Select(q => $"{F(Sx(q.X))},{F(Sy(q.Y))}"))).ToList();
+        var sameAs = new int[Series.Count];
+        var shift = new int[Series.Count];
         for (int s = 0; s < Series.Count; s++)
         {
-            var (name, points) = Series[s];
-            var p = points.Where(Shown).OrderBy(q => q.X).ToList();
+            sameAs[s] = -1;
+            for (int r = 0; r < s && sameAs[s] < 0; r++)
+                if (sameAs[r] < 0 && drawn[r].Length > 0 && drawn[r] == drawn[s]) sameAs[s] = r;
+            if (sameAs[s] >= 0) shift[s] = SameOffset * (1 + Enumerable.Range(0, s).Count(r => sameAs[r] == sameAs[s]));
+        }
+        for (int s = 0; s < Series.Count; s++)
+        {
+            var p = shown[s];
             string color = Colors[s % Colors.Length];
-            sb.Append($"  <g fill=\"{color}\" stroke=\"{color}\">\n");
+            string move = shift[s] != 0 ? $" transform=\"translate(0 {shift[s]})\"" : "";
+            sb.Append($"  <g fill=\"{color}\" stroke=\"{color}\"{move}>\n");
             if (p.Count > 1)
                 sb.Append($"    <polyline fill=\"none\" stroke-width=\"2\"{Dash(s)} points=\"{string.Join(" ", p.Select(q => $"{F(Sx(q.X))},{F(Sy(q.Y))}"))}\"/>\n");
             foreach (var q in p) sb.Append("    ").Append(Marker(Markers[s % Markers.Length], Sx(q.X), Sy(q.Y))).Append('\n');
@@ -108,17 +121,29 @@ public sealed class SvgChart
         // legend
         double lx = Left + pw + 16, ly = Top + 8;
         sb.Append($"  <g font-size=\"12\">\n");
+        double y = ly;
         for (int s = 0; s < Series.Count; s++)
         {
             string color = Colors[s % Colors.Length];
-            double y = ly + s * 22;
             sb.Append($"    <line x1=\"{F(lx)}\" y1=\"{F(y)}\" x2=\"{F(lx + 24)}\" y2=\"{F(y)}\" stroke=\"{color}\" stroke-width=\"2\"{Dash(s)}/>\n");
             sb.Append($"    <g fill=\"{color}\" stroke=\"{color}\">{Marker(Markers[s % Markers.Length], lx + 12, y)}</g>\n");
             sb.Append($"    <text x=\"{F(lx + 32)}\" y=\"{F(y + 4)}\">{Escape(Series[s].Name)}</text>\n");
+            if (sameAs[s] >= 0)
+            {
+                y += 15;
+                sb.Append($"    <text x=\"{F(lx + 32)}\" y=\"{F(y + 4)}\" font-size=\"10\" fill=\"#555555\">{Escape(SameAsNote(Series[sameAs[s]].Name, shift[s]))}</text>\n");
+            }
+            y += 22;
         }
         sb.Append("  </g>\n</svg>\n");
         return sb.ToString();
     }
+
+    /// <summary>Pixels by which a series identical to an earlier one is moved down (per copy).</summary>
+    public const int SameOffset = 3;
+
+    /// <summary>The legend's note under a series that coincides with an earlier one.</summary>
+    public static string SameAsNote(string earlier, int pixels) => $"same as {earlier} (drawn {pixels} px lower)";
 
     /// <summary>Dashes for the later series, so a line that lies on another one still shows.</summary>
     private static string Dash(int s) => (s % 4) switch { 2 => " stroke-dasharray=\"8 4\"", 3 => " stroke-dasharray=\"3 3\"", _ => "" };

@@ -52,7 +52,9 @@ public sealed class DebuggerCommands
                                  announcement or from LSTAR)
         help                     this text
         quit                     leave the debugger
-        ADDR may be a number (hex, with or without 0x), SYMBOL, SYMBOL+OFF, or $reg ($rip, $rsp, $cr3 ...).
+        Numbers are read as gdb reads them: decimal, or hexadecimal after 0x (step 1000 runs 1000
+        instructions, step 0x1000 runs 4096). ADDR is a number (0xffffffff81000000), SYMBOL, SYMBOL+OFF
+        (entry_SYSCALL_64+0x10), or $reg ($rip, $rsp, $cr3 ...).
         """;
 
     public string Execute(string line)
@@ -105,7 +107,7 @@ public sealed class DebuggerCommands
     // ---- values --------------------------------------------------------------------------------
 
     private static ulong Number(string s)
-        => SymbolTable.TryParseNumber(s, out ulong v) ? v : throw new FormatException($"'{s}' is not a number");
+        => SymbolTable.TryParseNumber(s, out ulong v) ? v : throw new FormatException($"'{s}' is not a number ({SymbolTable.NumberSyntax})");
 
     /// <summary>A linear address: number, symbol[+off], or $register.</summary>
     public ulong Addr(string s)
@@ -124,7 +126,7 @@ public sealed class DebuggerCommands
             };
         }
         if (_d.Symbols.TryParseAddress(s, out ulong a)) return a;
-        throw new FormatException($"'{s}' is neither an address nor a known symbol");
+        throw new FormatException($"'{s}' is neither an address nor a known symbol ({SymbolTable.NumberSyntax})");
     }
 
     // ---- run control ---------------------------------------------------------------------------
@@ -228,7 +230,7 @@ public sealed class DebuggerCommands
         string digits = new(fmt.TakeWhile(char.IsDigit).ToArray());
         if (digits.Length > 0) count = Math.Clamp(int.Parse(digits), 1, 4096);
         if (fmt.EndsWith('i') && !physical)   // x/Ni ADDR: N instructions, as in gdb
-            return Disas([args[0], count.ToString("x")]);
+            return Disas([args[0], count.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
         foreach (char ch in fmt[digits.Length..])
             switch (ch)
             {

@@ -144,8 +144,37 @@ public sealed class GdbStub : IDisposable
             int n = (int)Math.Min(len, (ulong)xml.Length - off);
             return (off + (ulong)n >= (ulong)xml.Length ? "l" : "m") + xml.Substring((int)off, n);
         }
+        if (p == "qOffsets") return Offsets();
         if (p.StartsWith("qRcmd,")) return Monitor(p[6..]);
         return "";
+    }
+
+    /// <summary>
+    /// qOffsets: the kernel's KASLR offset for the text, data and bss of the symbol file gdb loaded before
+    /// `target remote` (gdb relocates it by these, so `break SYMBOL` works without nokaslr). Known once the
+    /// kernel announced its _text or set LSTAR, or beforehand when the caller learned it (emu64 runs a
+    /// scratch copy of the machine to the announcement). Empty (gdb keeps its addresses) while unknown.
+    /// </summary>
+    private string Offsets()
+    {
+        var s = _d.Symbols;
+        if (!s.DetectSlide(_d.M)) return "";
+        string o = ((ulong)s.Slide).ToString("x");
+        return $"Text={o};Data={o};Bss={o}";
+    }
+
+    /// <summary>The file gdb should load the symbols from (named in `monitor kaslr`'s line to paste).</summary>
+    public string? KernelPath { get; init; }
+
+    /// <summary>`monitor kaslr`: the offset, and the gdb command that loads the symbols where the kernel runs.</summary>
+    private string Kaslr()
+    {
+        var s = _d.Symbols;
+        if (!s.DetectSlide(_d.M))
+            return "KASLR offset not known yet (the kernel has not announced its _text or set LSTAR); boot with nokaslr, or ask again later\n";
+        string file = KernelPath ?? "KERNEL";
+        return $"KASLR offset 0x{(ulong)s.Slide:x} (runtime = link address + offset); load the symbols there with:\n" +
+               $"symbol-file -o 0x{(ulong)s.Slide:x} {file}\n";
     }
 
     // ---- run control ---------------------------------------------------------------------------
@@ -257,7 +286,7 @@ public sealed class GdbStub : IDisposable
 
     // ---- monitor -------------------------------------------------------------------------------
 
-    private static readonly string[] MonitorCommands = ["tlb", "walk", "ptdump", "stats", "pcid", "mark", "regs", "cr", "msr", "x", "xp", "disas", "events", "help"];
+    private static readonly string[] MonitorCommands = ["tlb", "walk", "ptdump", "stats", "pcid", "mark", "regs", "cr", "msr", "x", "xp", "disas", "events", "kaslr", "help"];
 
     private string Monitor(string hex)
     {
@@ -266,7 +295,8 @@ public sealed class GdbStub : IDisposable
         string word = line.Split(' ', 2)[0].Split('/')[0].ToLowerInvariant();
         string output = !MonitorCommands.Contains(word)
             ? $"unknown monitor command '{word}'; available: {string.Join(", ", MonitorCommands)}\n"
-            : word == "help" ? "monitor commands: tlb [stats], walk ADDR [CR3], ptdump [CR3], stats, pcid, mark, regs, cr, msr NAME, x[/Nf] ADDR, xp[/Nf] ADDR, disas [ADDR] [N], events [N]\n"
+            : word == "help" ? "monitor commands: tlb [stats], walk ADDR [CR3], ptdump [CR3], stats, pcid, mark, regs, cr, msr NAME, x[/Nf] ADDR, xp[/Nf] ADDR, disas [ADDR] [N], events [N], kaslr (numbers: decimal, or hexadecimal after 0x)\n"
+            : word == "kaslr" ? Kaslr()
             : _monitor.Execute(line);
         // Output goes to gdb's console in 'O' packets, then the final OK.
         for (int i = 0; i < output.Length; i += 1024)

@@ -61,7 +61,7 @@ public static class MachineInfo
         var named = MsrNames.FirstOrDefault(n => n.Name == key);
         if (named.Name != null) num = named.Number;
         else if (SymbolTable.TryParseNumber(key, out ulong v) && v <= uint.MaxValue) num = (uint)v;
-        else return $"unknown MSR '{nameOrNumber}' (names: {string.Join(", ", MsrNames.Select(n => n.Name))}, or a number)";
+        else return $"unknown MSR '{nameOrNumber}' (names: {string.Join(", ", MsrNames.Select(n => n.Name))}, or a number such as 0xc0000080)";
         // ReadMsr of a device MSR has no side effects on the CPU; TSC reads the virtual counter.
         if (!m.Cpu.ReadMsr(num, out ulong value)) return $"msr 0x{num:x}: not implemented (RDMSR would raise #GP)";
         string name = MsrNames.FirstOrDefault(n => n.Number == num).Name ?? "";

@@ -60,6 +60,13 @@ public sealed class SymbolTable
         return DetectSlide(m.Cpu.Lstar);
     }
 
+    /// <summary>Takes a KASLR offset found elsewhere (e.g. by running a scratch copy of the machine to the kernel's announcement).</summary>
+    public void LearnSlide(long slide)
+    {
+        Slide = slide;
+        SlideKnown = true;
+    }
+
     /// <summary>Sets <see cref="Slide"/> from LSTAR = runtime entry_SYSCALL_64, if the kernel has that symbol and LSTAR is set.</summary>
     public bool DetectSlide(ulong lstar)
     {
@@ -104,8 +111,8 @@ public sealed class SymbolTable
     }
 
     /// <summary>
-    /// Parses what a person types for an address: a symbol, "symbol+off", a hex number with or without
-    /// 0x, or $rip-style register names are handled by the caller. Returns false when it is none of these.
+    /// Parses what a person types for an address: a symbol, "symbol+off", or a number as gdb reads it
+    /// (<see cref="TryParseNumber"/>); $rip-style register names are handled by the caller. Returns false when it is none of these.
     /// </summary>
     public bool TryParseAddress(string text, out ulong addr)
     {
@@ -124,12 +131,25 @@ public sealed class SymbolTable
         return false;
     }
 
-    /// <summary>Numbers as debuggers take them: 0x-prefixed or bare hex, or 0d/decimal with a trailing '.'.</summary>
+    /// <summary>
+    /// Numbers as gdb reads them: decimal, or hexadecimal after 0x (no octal: a leading 0 is still decimal).
+    /// A trailing '.' (gdb's explicit decimal) is accepted; '_' and '`' may group digits. "1000" is one
+    /// thousand, "0x1000" 4,096, and a bare "ffff" is not a number (it may be a symbol).
+    /// </summary>
     public static bool TryParseNumber(string s, out ulong v)
     {
         s = s.Trim().Replace("_", "").Replace("`", "");
-        if (s.EndsWith('.')) return ulong.TryParse(s[..^1], NumberStyles.None, CultureInfo.InvariantCulture, out v);
-        if (s.StartsWith("0x", StringComparison.OrdinalIgnoreCase)) s = s[2..];
-        return ulong.TryParse(s, NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out v) && s.Length is > 0 and <= 16;
+        if (s.StartsWith("0x", StringComparison.OrdinalIgnoreCase))
+        {
+            s = s[2..];
+            v = 0;
+            return s.Length is > 0 and <= 16 && s.All(char.IsAsciiHexDigit)
+                && ulong.TryParse(s, NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out v);
+        }
+        if (s.EndsWith('.')) s = s[..^1];
+        return ulong.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out v);
     }
+
+    /// <summary>What <see cref="TryParseNumber"/> takes, for messages.</summary>
+    public const string NumberSyntax = "numbers are decimal, or hexadecimal after 0x";
 }

@@ -6,7 +6,8 @@ namespace Emu64.Isa;
 /// Which Iced <see cref="Code"/> values the interpreter implements, from the handler table, grouped the
 /// way issue 4 scopes the instruction set: general-purpose and system instructions (the integer ISA of
 /// 8086..x86-64 plus CMOV, CX8/CX16, MOVBE, POPCNT/LZCNT, BMI1/BMI2, ADX, RDRAND/RDSEED, RDPID,
-/// FSGSBASE, INVPCID, SMAP, PKU, ...), and SSE/SSE2 (the x86-64 ABI baseline) on XMM registers. Everything else (x87,
+/// FSGSBASE, INVPCID, SMAP, PKU, ...), and SSE/SSE2 (the x86-64 ABI baseline) on XMM registers, with
+/// FXSAVE/FXRSTOR. Everything else (x87,
 /// MMX, SSE3 and later, AVX, virtualisation, vendor oddities) is out of scope and only counted.
 /// Codes valid only in 16-bit code are left out: Emu64 runs 32-bit protected, compatibility and 64-bit code.
 /// </summary>
@@ -31,7 +32,8 @@ public static class Coverage
         var op = code.ToOpCode();
         if (!op.Mode64 && !op.Mode32) return Group.OutOfScope;
         var f = code.CpuidFeatures();
-        if (enc == EncodingKind.Legacy && f.Length == 1 && f[0] is CpuidFeature.SSE or CpuidFeature.SSE2)
+        // FXSAVE/FXRSTOR (CPUID FXSR) save and restore the SSE state with the x87 one: they belong with SSE.
+        if (enc == EncodingKind.Legacy && f.Length == 1 && f[0] is CpuidFeature.SSE or CpuidFeature.SSE2 or CpuidFeature.FXSR)
             return UsesMmxRegisters(op) ? Group.OutOfScope : Group.SseSse2;   // MMX registers alias x87: CPUID reports neither
         foreach (var x in f) if (!GeneralFeatures.Contains(x)) return Group.OutOfScope;
         if (op.IsInstruction == false) return Group.OutOfScope;

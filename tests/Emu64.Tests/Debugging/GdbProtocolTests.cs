@@ -20,10 +20,10 @@ public class GdbProtocolTests
         public readonly GdbStub Stub;
         private readonly Thread _server;
 
-        public Client(Machine m)
+        public Client(Machine m, SymbolTable? symbols = null)
         {
             M = m;
-            Stub = new GdbStub(new Debugger(m, SymbolTable.Empty), "127.0.0.1", 0);
+            Stub = new GdbStub(new Debugger(m, symbols ?? SymbolTable.Empty), "127.0.0.1", 0);
             _server = new Thread(() => { try { Stub.Serve(); } catch (Exception e) { lock (_rx) _rx.Append("SERVER-EXCEPTION " + e); } }) { IsBackground = true };
             _server.Start();
             _tcp.Connect("127.0.0.1", Stub.Port);
@@ -107,6 +107,27 @@ public class GdbProtocolTests
         // 16 GPRs + rip 8 bytes, eflags and 6 selectors 4, 8 st 10, 8 control 4, 16 xmm 16, mxcsr 4, 9 more 8-byte registers
         Assert.Equal(2 * (17 * 8 + 7 * 4 + 8 * 10 + 8 * 4 + 16 * 16 + 4 + 9 * 8), c.Ask("g").Length);
         Assert.Equal(GdbConnection.LeHex(0x100020, 8), c.Ask("p10"));   // rip at the multiboot entry
+    }
+
+    [Fact]
+    public void QOffsets_gives_the_kaslr_offset_for_text_data_and_bss_once_it_is_known_and_nothing_before()
+    {
+        var syms = SyscallKernel.Symbols;            // a fresh table
+        using var c = new Client(SyscallKernel.NewMachine(), syms);
+        Assert.Equal("", c.Ask("qOffsets"));        // LSTAR not set, nothing announced: gdb keeps its addresses
+        Assert.Contains("KASLR offset not known yet", Encoding.UTF8.GetString(Convert.FromHexString(MonitorOutput(c, "kaslr"))));
+        syms.LearnSlide(0x4800000);
+        Assert.Equal("Text=4800000;Data=4800000;Bss=4800000", c.Ask("qOffsets"));
+        Assert.Contains("symbol-file -o 0x4800000 KERNEL", Encoding.UTF8.GetString(Convert.FromHexString(MonitorOutput(c, "kaslr"))));
+    }
+
+    /// <summary>The hex of the first 'O' packet a monitor command sends.</summary>
+    private static string MonitorOutput(Client c, string command)
+    {
+        string first = c.Ask("qRcmd," + Convert.ToHexString(Encoding.UTF8.GetBytes(command)).ToLowerInvariant());
+        Assert.StartsWith("O", first);
+        c.WaitPacket();
+        return first[1..];
     }
 
     [Fact]

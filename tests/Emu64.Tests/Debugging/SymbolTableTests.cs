@@ -37,13 +37,23 @@ public class SymbolTableTests
     }
 
     [Fact]
-    public void Numbers_parse_as_hex_with_or_without_prefix_and_as_decimal_with_a_trailing_dot()
+    public void Numbers_parse_as_gdb_reads_them_decimal_or_hexadecimal_after_0x()
     {
-        Assert.True(SymbolTable.TryParseNumber("0x1f", out ulong v)); Assert.Equal(0x1fUL, v);
-        Assert.True(SymbolTable.TryParseNumber("ffff_8880_0000_0000", out v)); Assert.Equal(0xffff888000000000UL, v);
+        Assert.True(SymbolTable.TryParseNumber("1000", out ulong v)); Assert.Equal(1000UL, v);
+        Assert.True(SymbolTable.TryParseNumber("0x1000", out v)); Assert.Equal(0x1000UL, v);
+        Assert.True(SymbolTable.TryParseNumber("0X1f", out v)); Assert.Equal(0x1fUL, v);
+        Assert.True(SymbolTable.TryParseNumber("0xffff_8880_0000_0000", out v)); Assert.Equal(0xffff888000000000UL, v);
+        Assert.True(SymbolTable.TryParseNumber("010", out v)); Assert.Equal(10UL, v);           // no octal
         Assert.True(SymbolTable.TryParseNumber("42.", out v)); Assert.Equal(42UL, v);
+        Assert.True(SymbolTable.TryParseNumber("18446744073709551615", out v)); Assert.Equal(ulong.MaxValue, v);
+        Assert.False(SymbolTable.TryParseNumber("ffff", out _));                                 // hex needs 0x
+        Assert.False(SymbolTable.TryParseNumber("1f", out _));
         Assert.False(SymbolTable.TryParseNumber("0x", out _));
-        Assert.False(SymbolTable.TryParseNumber("12345678123456781", out _));
+        Assert.False(SymbolTable.TryParseNumber("0x12345678123456781", out _));
+        Assert.False(SymbolTable.TryParseNumber("18446744073709551616", out _));
+        Assert.False(SymbolTable.TryParseNumber("-1", out _));
         Assert.False(Table().TryParseAddress("nosuch+4", out _));
+        Assert.True(Table().TryParseAddress("do_syscall_64+16", out ulong a));
+        Assert.Equal(0xffffffff81002010UL, a);
     }
 }

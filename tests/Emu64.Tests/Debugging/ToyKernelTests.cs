@@ -97,6 +97,52 @@ public class ToyKernelTests
         Assert.Contains("New value", o);
         Assert.Contains("[Inferior 1 (Remote target) detached]", o);
         Assert.True(p.WaitForExit(60_000));
-        Assert.Equal(1, p.ExitCode);   // the kernel ran on and exited through isa-debug-exit with 0
+        Assert.Equal(0, p.ExitCode);   // the kernel ran on and exited through isa-debug-exit with 0 (boot: status 0)
+    }
+
+    [Fact]
+    public void Stock_gdb_without_nokaslr_stops_at_a_symbol_breakpoint_relocated_by_the_kaslr_offset()
+    {
+        using var p = CliDebugTests.Start("boot", "--append", "init=syscalls:3", "--gdb", "127.0.0.1:0", "--wait");
+        string? line;
+        var err = new System.Text.StringBuilder();
+        while ((line = p.StandardError.ReadLine()) != null && !line.Contains("listening on")) err.AppendLine(line);
+        Assert.NotNull(line);
+        int port = int.Parse(line!.Split("127.0.0.1:")[1].Split(' ')[0]);
+        string offsetLine = p.StandardError.ReadLine() ?? "";
+        Assert.StartsWith("emu64: the kernel's KASLR offset is 0x", offsetLine);
+        _ = p.StandardOutput.ReadToEndAsync();
+        _ = p.StandardError.ReadToEndAsync();
+        string script = Path.Combine(Path.GetTempPath(), $"emu64-toy-kaslr-{Environment.ProcessId}.gdb");
+        File.WriteAllText(script, $"""
+            set pagination off
+            set confirm off
+            set architecture i386:x86-64
+            symbol-file {Kernel}
+            target remote 127.0.0.1:{port}
+            break entry_SYSCALL_64
+            continue
+            printf "LSTAR-PC=%lx\n", $pc
+            monitor kaslr
+            detach
+            """);
+        var psi = new ProcessStartInfo("gdb") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { "--batch", "-nx", "-x", script }) psi.ArgumentList.Add(a);
+        using var g = Process.Start(psi)!;
+        var gerr = g.StandardError.ReadToEndAsync();
+        string o = g.StandardOutput.ReadToEnd();
+        Assert.True(g.WaitForExit(60_000));
+        o += gerr.Result;
+        File.Delete(script);
+        // The slid address: link address of entry_SYSCALL_64 + the offset the kernel chose (not 0: KASLR is on).
+        var link = new Emu64.Loader.ElfImage(File.ReadAllBytes(Kernel)).ReadSymbols().First(s => s.Name == "entry_SYSCALL_64").Value;
+        ulong slide = Convert.ToUInt64(offsetLine.Split("0x")[1].Split(':')[0], 16);
+        Assert.NotEqual(0UL, slide);
+        Assert.Contains($"Breakpoint 1, 0x{link + slide:x16} in entry_SYSCALL_64 ()", o);
+        Assert.Contains($"LSTAR-PC={link + slide:x}", o);
+        Assert.Contains($"symbol-file -o 0x{slide:x} ", o);
+        Assert.Contains("[Inferior 1 (Remote target) detached]", o);
+        Assert.True(p.WaitForExit(60_000));
+        Assert.Equal(0, p.ExitCode);
     }
 }

@@ -82,6 +82,31 @@ public class TraceTests
     }
 
     [Fact]
+    public void A_boundary_only_trace_that_reaches_its_limit_stops_tracing_and_the_run_goes_on()
+    {
+        // The tracer unsubscribes from inside its own OnEvent: the run used to die with "Collection was modified".
+        var m = SyscallKernel.NewMachine();
+        var after = new CountingListener();
+        var sw = new StringWriter();
+        using (var t = new Tracer(m, TraceClass.Boundary, TraceFormat.Text, sw, 5, SyscallKernel.Symbols))
+        {
+            t.AttachAlone();
+            m.Events.Subscribe(after);
+            Assert.Equal(StopReason.DebugExit, m.Run());
+        }
+        var lines = sw.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(6, lines.Length);
+        Assert.Equal("trace limit 5 reached; tracing stopped", lines[^1]);
+        Assert.Equal(14, after.Count);    // the listener behind the tracer saw every event, the limit's included
+    }
+
+    private sealed class CountingListener : IBoundaryListener
+    {
+        public int Count;
+        public void OnEvent(in BoundaryEvent e) => Count++;
+    }
+
+    [Fact]
     public void Tlb_trace_reports_flushing_cr3_writes_with_their_pcid()
     {
         var (_, text) = RunTraced(TraceClass.Tlb, TraceFormat.Text);

@@ -42,6 +42,16 @@ public class CoverageTests(ITestOutputHelper output)
         Assert.DoesNotContain("missing      " + Code.Add_rm64_r64 + " ", text);
     }
 
+    [Fact]
+    public void The_full_coverage_report_lists_fxsave_and_fxrstor_as_implemented()
+    {
+        var w = new StringWriter();
+        Coverage.Write(w, all: true);
+        var lines = w.ToString().Split('\n');
+        foreach (var c in new[] { Code.Fxsave_m512byte, Code.Fxsave64_m512byte, Code.Fxrstor_m512byte, Code.Fxrstor64_m512byte })
+            Assert.Contains(lines, l => l.StartsWith($"  implemented  {c} "));
+    }
+
     [Theory]
     [InlineData(Code.Add_rm64_r64, Coverage.Group.GeneralPurpose)]
     [InlineData(Code.VEX_Pdep_r64_r64_rm64, Coverage.Group.GeneralPurpose)]
@@ -51,6 +61,10 @@ public class CoverageTests(ITestOutputHelper output)
     [InlineData(Code.Paddq_mm_mmm64, Coverage.Group.OutOfScope)]       // SSE2, but on an MMX register: CPUID reports no MMX
     [InlineData(Code.Cvtpi2ps_xmm_mmm64, Coverage.Group.OutOfScope)]
     [InlineData(Code.Addps_xmm_xmmm128, Coverage.Group.SseSse2)]
+    [InlineData(Code.Fxsave_m512byte, Coverage.Group.SseSse2)]        // CPUID FXSR: the SSE state's save and restore
+    [InlineData(Code.Fxsave64_m512byte, Coverage.Group.SseSse2)]
+    [InlineData(Code.Fxrstor_m512byte, Coverage.Group.SseSse2)]
+    [InlineData(Code.Fxrstor64_m512byte, Coverage.Group.SseSse2)]
     [InlineData(Code.Fadd_m32fp, Coverage.Group.OutOfScope)]
     [InlineData(Code.Pshufb_xmm_xmmm128, Coverage.Group.OutOfScope)]
     [InlineData(Code.VEX_Vaddps_xmm_xmm_xmmm128, Coverage.Group.OutOfScope)]

@@ -60,4 +60,40 @@ public class ToyKernelWorkloadTests
         // the direct map: 1 GiB pages here (CPUID has them), 2 MiB pages where it does not
         Assert.Matches(@"0xffff888000000000-0xffff8880[0-9a-f]{8} +\d+[MG] +RW +PSE +NX (pud|pmd)", k.Console);
     }
+
+    [Fact]
+    public void Echo_reads_every_byte_of_piped_input_including_the_first()
+    {
+        // The input is on the line before the kernel sets up the UART; switching the FIFO on would clear the
+        // byte already in the receiver (it printed "echo: i there").
+        var k = ToyKernel.Boot("init=echo nokaslr", record: false, input: "hi there\nsecond line\n");
+        Assert.True(k.Reason == StopReason.DebugExit && k.ExitValue == 0, $"{k.Reason} {k.Machine.StopMessage}\n{k.Console}");
+        Assert.Contains("echo: hi there\n", k.Console);
+    }
+
+    [Theory]
+    [InlineData("init=helo", "init: unknown program 'helo' (programs: hello, syscalls, touch, pingpong, mmap, probe, ptdump, echo)")]
+    [InlineData("init=syscalls:x", "init: bad number 'x' in 'syscalls:x' (a decimal number, or hexadecimal after 0x)")]
+    [InlineData("init=touch:10k", "init: bad number '10k' in 'touch:10k' (a decimal number, or hexadecimal after 0x)")]
+    [InlineData("init=syscalls:0x", "init: bad number '0x' in 'syscalls:0x' (a decimal number, or hexadecimal after 0x)")]
+    [InlineData("init=hello,touch::4", "init: bad number '' in 'touch::4' (a decimal number, or hexadecimal after 0x)")]
+    [InlineData("init=touch:1:2:3:4", "init: 'touch:1:2:3:4' has more than 3 arguments")]
+    public void A_mistake_in_init_is_one_console_line_and_a_failed_boot_before_any_program_runs(string append, string line)
+    {
+        var k = ToyKernel.Boot(append + " nokaslr", record: false);
+        Assert.True(k.Reason == StopReason.DebugExit && k.ExitValue == 1, $"{k.Reason} exit {k.ExitValue}\n{k.Console}");
+        Assert.EndsWith("\n" + line + "\n", k.Console);
+        Assert.DoesNotContain("exec: pid", k.Console);
+    }
+
+    [Theory]
+    [InlineData("init=syscalls:0x10", "syscalls: 16 getpid calls done")]
+    [InlineData("init=syscalls:12", "syscalls: 12 getpid calls done")]
+    [InlineData("init=touch:0X3:2", "touch: 2 rounds over 3 pages done")]
+    public void Init_arguments_are_decimal_or_hexadecimal_after_0x(string append, string line)
+    {
+        var k = ToyKernel.Boot(append + " nokaslr", record: false);
+        Assert.True(k.Reason == StopReason.DebugExit && k.ExitValue == 0, $"{k.Reason} {k.Machine.StopMessage}\n{k.Console}");
+        Assert.Contains(line + "\n", k.Console);
+    }
 }

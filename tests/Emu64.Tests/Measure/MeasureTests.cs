@@ -306,3 +306,56 @@ public class MeasureOptionTests
         Assert.Equal("init=syscalls:5:0 nokaslr pti=off", sys[0].Append);
     }
 }
+
+/// <summary>What <c>emu64 measure</c> says at the end of a run about its files, and charts whose series coincide.</summary>
+[Trait("Category", "Measure")]
+public class MeasureOutputTests
+{
+    private static readonly string[] OneCell =
+        ["measure", "--workload", "syscalls", "--configs", "nopti", "--sweep", "syscalls.calls=5", "--sweep", "syscalls.work=0", "--jobs", "1", "--quiet"];
+
+    [Fact]
+    public void Measure_without_out_ends_by_saying_that_no_files_were_written_and_how_to_get_them()
+    {
+        var r = Support.CliRun.Execute(OneCell);
+        Assert.True(r.Status == 0, r.Stderr);
+        var last = r.Out.TrimEnd('\n').Split('\n')[^1];
+        Assert.Equal("no files written: add --out DIR for results.csv, results.json, overhead-vs-syscall-rate.svg and tlb-misses-vs-working-set.svg", last);
+    }
+
+    [Fact]
+    public void Measure_with_out_ends_by_naming_the_files_and_the_full_directory()
+    {
+        using var dir = new Support.CliRun.TempDir();
+        string outDir = Path.Combine(dir.Path, "m");
+        var r = Support.CliRun.Execute([.. OneCell, "--out", outDir]);
+        Assert.True(r.Status == 0, r.Stderr);
+        var last = r.Out.TrimEnd('\n').Split('\n')[^1];
+        Assert.StartsWith("wrote results.csv, results.json", last);
+        Assert.EndsWith(" to " + Path.GetFullPath(outDir), last);
+        Assert.True(File.Exists(Path.Combine(outDir, "results.csv")));
+        Assert.True(File.Exists(Path.Combine(outDir, "results.json")));
+    }
+
+    [Fact]
+    public void A_series_identical_to_an_earlier_one_is_drawn_a_little_lower_and_named_in_the_legend()
+    {
+        List<(double, double)> same = [(1, 10), (10, 20), (100, 40)], other = [(1, 5), (10, 6), (100, 7)];
+        var chart = new SvgChart { Title = "t", XLabel = "x", YLabel = "y", LogX = true };
+        chart.Series.Add(("nopti", other));
+        chart.Series.Add(("pti+pcid", same));
+        chart.Series.Add(("pti+pcid+invpcid", [.. same]));
+        var doc = XDocument.Parse(chart.Render());
+        XNamespace ns = "http://www.w3.org/2000/svg";
+        var groups = doc.Descendants(ns + "g").Where(g => g.Element(ns + "polyline") is not null).ToList();
+        Assert.Equal(3, groups.Count);
+        Assert.Null(groups[0].Attribute("transform"));
+        Assert.Null(groups[1].Attribute("transform"));
+        Assert.Equal($"translate(0 {SvgChart.SameOffset})", groups[2].Attribute("transform")?.Value);
+        // the points are the same, only the group is moved: the second line no longer hides the first
+        Assert.Equal(groups[1].Element(ns + "polyline")!.Attribute("points")!.Value, groups[2].Element(ns + "polyline")!.Attribute("points")!.Value);
+        var texts = doc.Descendants(ns + "text").Select(t => t.Value).ToList();
+        Assert.Contains(SvgChart.SameAsNote("pti+pcid", SvgChart.SameOffset), texts);
+        Assert.Single(texts, t => t.StartsWith("same as "));
+    }
+}

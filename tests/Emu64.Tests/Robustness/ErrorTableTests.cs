@@ -74,6 +74,8 @@ public class ErrorTableTests : IClassFixture<ErrorTableTests.Files>
         new("U4", "option without its value", "emu64: option -m needs a value", 2, f => ["run", f.Good, "-m"]),
         new("U5", "extra argument", "emu64: unexpected argument 'extra'", 2, f => ["run", f.Good, "extra"]),
         new("U6", "run without a kernel", "emu64: no kernel given (usage: emu64 run KERNEL [options])", 2, _ => ["run"]),
+        new("U7", "a command's --help or -h (its usage on stdout)", "", 0, _ => ["run", "--help"], OneLine: false),
+        new("U8", "isa-coverage with an unknown option", "emu64: unknown option --bogus", 2, _ => ["isa-coverage", "--bogus"]),
         new("M1", "-m not a size", "emu64: bad memory size 'lots' (examples: 128, 256M, 1G)", 2, f => ["run", f.Good, "-m", "lots"]),
         new("M2", "-m below 2 MiB", "emu64: memory size '1M' is too small (at least 2M)", 2, f => ["run", f.Good, "-m", "1M"]),
         new("M3", "-m above the RAM cap", "emu64: memory size '2048M' is too large (at most 2047M)", 2, f => ["run", f.Good, "-m", "2048M"]),
@@ -136,6 +138,8 @@ public class ErrorTableTests : IClassFixture<ErrorTableTests.Files>
         // ---- how runs end -------------------------------------------------------------------------------
         new("R0", "clean shutdown (HLT with interrupts off)", "", 0, f => ["run", f.Halt], OneLine: false),
         new("R1", "the guest exits (isa-debug-exit)", "", 1, f => ["run", f.Good], OneLine: false),
+        new("R7", "boot: the bundled kernel ends cleanly (isa-debug-exit 0)", "", 0, _ => ["boot", "--append", "init=hello"], OneLine: false),
+        new("R8", "boot: the bundled kernel fails (`init=helo`: isa-debug-exit 1)", "", 3, _ => ["boot", "--append", "init=helo"], OneLine: false),
         new("R2", "triple fault", "emu64: triple fault: {FAULT} while delivering #DF; machine stopped (exit status 4)", 4, f => ["run", f.Triple], OneLine: false),
         new("R3", "fault loop", "emu64: fault loop: 10000 exceptions delivered without retiring an instruction (last #UD at rip {ADDR}); machine stopped (exit status 4)", 4, f => ["run", f.Loop], OneLine: false),
         new("R4", "instruction limit", "emu64: instruction limit 1000 reached (exit status 6)", 6, f => ["run", f.Spin_, "--max-instructions", "1000"], OneLine: false),

@@ -134,7 +134,7 @@ public class RobustnessCliTests
         using var dir = new CliRun.TempDir();
         string file = dir.Name("t.jsonl");
         var r = CliRun.Execute("boot", "--append", "nokaslr init=syscalls:3", "--trace", "all", "--trace-format", "jsonl", "--trace-file", file, "--trace-max-bytes", "64K");
-        Assert.Equal(1, r.Status);
+        Assert.Equal(0, r.Status);   // boot: the bundled kernel ended cleanly
         var lines = File.ReadAllLines(file);
         Assert.True(new FileInfo(file).Length <= 65536 + 200);
         Assert.Equal(65536UL, JsonDocument.Parse(lines[^1]).RootElement.GetProperty("max_bytes").GetUInt64());
@@ -185,8 +185,8 @@ public class RobustnessCliTests
         string text = dir.Name("tlb.txt"), jsonl = dir.Name("tlb.jsonl");
         var a = CliRun.Execute("boot", "--append", "nokaslr init=syscalls:3", "--trace", "tlb", "--trace-file", text, "--trace-limit", "0");
         var b = CliRun.Execute("boot", "--append", "nokaslr init=syscalls:3", "--trace", "tlb", "--trace-format", "jsonl", "--trace-file", jsonl, "--trace-limit", "0");
-        Assert.Equal(1, a.Status);
-        Assert.Equal(1, b.Status);
+        Assert.Equal(0, a.Status);
+        Assert.Equal(0, b.Status);
         var lines = File.ReadAllLines(text);
         Assert.Contains(lines, l => System.Text.RegularExpressions.Regex.IsMatch(l, @"^ +\d+ cpl=[03] tlb fill dtlb4k la=[0-9a-f]+ pcid=[0-9a-f]+ frame=[0-9a-f]+ size=4k( global)?$"));
         Assert.Contains(lines, l => l.Contains(" tlb fill stlb "));
@@ -226,7 +226,7 @@ public class RobustnessCliTests
         string t1 = dir.Name("1." + format), t2 = dir.Name("2." + format);
         var a = Run(t1);
         var b = Run(t2);
-        Assert.Equal(1, a.Status);
+        Assert.Equal(0, a.Status);
         Assert.Equal(a.Status, b.Status);
         Assert.Equal(a.Out, b.Out);
         // every counter but the host-time ones (seconds, mips)

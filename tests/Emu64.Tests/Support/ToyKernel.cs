@@ -53,7 +53,7 @@ public sealed class ToyKernel
     }
 
     public static ToyKernel Boot(string append, ulong seed = 0, ulong maxInstructions = 200_000_000, bool record = true, string kernelName = "toykernel.elf", ulong ips = 0,
-        int compileThreshold = -1)
+        int compileThreshold = -1, string? input = null)
     {
         var output = new MemoryStream();
         var opts = new MachineOptions { Append = append, Seed = seed, MaxInstructions = maxInstructions, Output = output };
@@ -64,6 +64,8 @@ public sealed class ToyKernel
         m.LoadKernel(File.ReadAllBytes(path), kernelName, Array.Empty<BootModule>());
         var events = new List<BoundaryEvent>();
         if (record) m.Events.Subscribe(new Recorder(events));
+        // Piped standard input as emu64 gives it: all of it on COM1's line before the first instruction.
+        if (input is not null) m.Com1.Receive(System.Text.Encoding.Latin1.GetBytes(input));
         m.Run();
         return new ToyKernel { Machine = m, Console = System.Text.Encoding.Latin1.GetString(output.ToArray()), Events = events };
     }
