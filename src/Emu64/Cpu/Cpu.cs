@@ -120,17 +120,13 @@ public sealed partial class Cpu
         _fault = new GuestFault();
         Xmm = new UInt128[16];
         Mxcsr = 0x1F80;
-        FxX87[0] = 0x7F; FxX87[1] = 0x03;   // FCW 0x037F: the x87 state after FNINIT
     }
 
     /// <summary>The 16 XMM registers (used by the SSE/SSE2 handlers).</summary>
     public UInt128[] Xmm;
     public uint Mxcsr;
-    /// <summary>
-    /// Bytes 0..159 of the FXSAVE image that belong to the x87/MMX unit (not emulated): FXSAVE stores and
-    /// FXRSTOR loads them unchanged, so an OS saving and restoring task state round-trips them.
-    /// </summary>
-    public readonly byte[] FxX87 = new byte[160];
+    /// <summary>The x87 FPU and the MMX registers aliased on it (Cpu/X87.cs); FNINIT state at reset.</summary>
+    public readonly X87 Fpu = new();
 
     public bool LongMode => (EFER & Emu64.Cpu.Efer.Lma) != 0;
     public bool Is64 => Mode == CpuMode.Long64;

@@ -144,7 +144,23 @@ public sealed class DecodeCache
     private static void Prepare(in Instruction ins, ref Insn d, int bitness, ReadOnlySpan<byte> raw)
     {
         InsnBuilder.Build(in ins, ref d, bitness, HasAddressSizePrefix(raw, bitness));
+        X87Opcode(raw, ref d);
         Emu64.Isa.HandlerTable.Bind(ref d);
+    }
+
+    /// <summary>
+    /// x87 instructions (escape opcodes D8..DF, which take no immediate) keep their FOP in <see cref="Insn.Imm"/>: the low
+    /// three bits of the escape byte and the ModR/M byte (SDM vol. 1 §8.1.9), as FNSTENV/FXSAVE report it.
+    /// </summary>
+    private static void X87Opcode(ReadOnlySpan<byte> raw, ref Insn d)
+    {
+        for (int k = 0; k + 1 < raw.Length; k++)
+        {
+            byte b = raw[k];
+            if (b is >= 0xD8 and <= 0xDF) { d.Imm = (ulong)(((b & 7) << 8) | raw[k + 1]); return; }
+            bool prefix = b is 0x9B or 0x66 or 0x67 or 0xF0 or 0xF2 or 0xF3 or 0x2E or 0x36 or 0x3E or 0x26 or 0x64 or 0x65 or (>= 0x40 and <= 0x4F);
+            if (!prefix) return;
+        }
     }
 
     /// <summary>Scans the legacy prefixes for 0x67 (Iced does not expose the address size).</summary>

@@ -93,6 +93,11 @@ public static class GdbRegisters
             UInt128 x = c.Xmm[n - FirstXmm];
             return GdbConnection.LeHex((ulong)x, 8) + GdbConnection.LeHex((ulong)(x >> 64), 8);
         }
+        if (n is >= FirstSt and < FirstFpCtl)
+        {
+            int p = c.Fpu.Phys(n - FirstSt);   // st0..st7 in stack order, as gdb numbers them
+            return GdbConnection.LeHex(c.Fpu.Sig[p], 8) + GdbConnection.LeHex(c.Fpu.Se[p], 2);
+        }
         return GdbConnection.LeHex(Value(c, n), size);
     }
 
@@ -103,8 +108,14 @@ public static class GdbRegisters
         Eflags => c.Rflags,
         < FirstSt => c.Segs[SegOrder[n - FirstSeg]].Selector,
         < FirstFpCtl => 0,
-        FirstFpCtl => 0x37F,                 // FCW after FNINIT; the x87 unit is not modeled
-        < FirstXmm => 0,
+        FirstFpCtl => c.Fpu.Fcw,
+        FirstFpCtl + 1 => c.Fpu.Fsw,
+        FirstFpCtl + 2 => c.Fpu.TagWord(),
+        FirstFpCtl + 3 => c.Fpu.Fcs,
+        FirstFpCtl + 4 => c.Fpu.Fip,
+        FirstFpCtl + 5 => c.Fpu.Fds,
+        FirstFpCtl + 6 => c.Fpu.Fdp,
+        FirstFpCtl + 7 => c.Fpu.Fop,
         Mxcsr => c.Mxcsr,
         FsBase => c.Segs[Seg.FS].Base,
         GsBase => c.Segs[Seg.GS].Base,
@@ -139,7 +150,20 @@ public static class GdbRegisters
             case KGsBase: c.KernelGsBase = v; return true;
             case Cr2: c.CR2 = v; return true;
             case Cr8: c.CR8 = v & 0xF; return true;
-            default: return Value(c, n) == v || (n is >= FirstSt and < FirstXmm);   // x87 state is not modeled: accept and ignore
+            case >= FirstSt and < FirstFpCtl:
+                int p = c.Fpu.Phys(n - FirstSt);
+                c.Fpu.Sig[p] = v;
+                c.Fpu.Se[p] = (ushort)(bytes[8] | bytes[9] << 8);
+                return true;
+            case FirstFpCtl: c.Fpu.Fcw = (ushort)v; c.Fpu.UpdateSummary(); return true;
+            case FirstFpCtl + 1: c.Fpu.Fsw = (ushort)v; c.Fpu.UpdateSummary(); return true;
+            case FirstFpCtl + 2: c.Fpu.SetTagWord((ushort)v); return true;
+            case FirstFpCtl + 3: c.Fpu.Fcs = (ushort)v; return true;
+            case FirstFpCtl + 4: c.Fpu.Fip = v; return true;
+            case FirstFpCtl + 5: c.Fpu.Fds = (ushort)v; return true;
+            case FirstFpCtl + 6: c.Fpu.Fdp = v; return true;
+            case FirstFpCtl + 7: c.Fpu.Fop = (ushort)(v & 0x7FF); return true;
+            default: return Value(c, n) == v;
         }
     }
 }

@@ -6,14 +6,14 @@ namespace Emu64.Isa;
 /// Which Iced <see cref="Code"/> values the interpreter implements, from the handler table, grouped the
 /// way issue 4 scopes the instruction set: general-purpose and system instructions (the integer ISA of
 /// 8086..x86-64 plus CMOV, CX8/CX16, MOVBE, POPCNT/LZCNT, BMI1/BMI2, ADX, RDRAND/RDSEED, RDPID,
-/// FSGSBASE, INVPCID, SMAP, PKU, ...), and SSE/SSE2 (the x86-64 ABI baseline) on XMM registers, with
-/// FXSAVE/FXRSTOR. Everything else (x87,
-/// MMX, SSE3 and later, AVX, virtualisation, vendor oddities) is out of scope and only counted.
+/// FSGSBASE, INVPCID, SMAP, PKU, ...), SSE/SSE2 (the x86-64 ABI baseline) on XMM registers with FXSAVE/FXRSTOR, the
+/// x87 FPU, and MMX (with the SSE/SSE2 forms on MMX registers). Everything else (SSE3 and later, AVX, virtualisation,
+/// vendor oddities, FISTTP which is SSE3) is out of scope and only counted.
 /// Codes valid only in 16-bit code are left out: Emu64 runs 32-bit protected, compatibility and 64-bit code.
 /// </summary>
 public static class Coverage
 {
-    public enum Group { GeneralPurpose, SseSse2, OutOfScope }
+    public enum Group { GeneralPurpose, SseSse2, X87, Mmx, OutOfScope }
 
     private static readonly HashSet<CpuidFeature> GeneralFeatures =
     [
@@ -34,7 +34,11 @@ public static class Coverage
         var f = code.CpuidFeatures();
         // FXSAVE/FXRSTOR (CPUID FXSR) save and restore the SSE state with the x87 one: they belong with SSE.
         if (enc == EncodingKind.Legacy && f.Length == 1 && f[0] is CpuidFeature.SSE or CpuidFeature.SSE2 or CpuidFeature.FXSR)
-            return UsesMmxRegisters(op) ? Group.OutOfScope : Group.SseSse2;   // MMX registers alias x87: CPUID reports neither
+            return UsesMmxRegisters(op) ? Group.Mmx : Group.SseSse2;   // SSE/SSE2 forms on MMX registers belong with MMX
+        if (enc == EncodingKind.Legacy && f.Length == 1 && f[0] == CpuidFeature.MMX) return Group.Mmx;
+        // the x87 of a 387 and later (FCMOV/FCOMI come with CMOV); 287XL/387SL-only and Cyrix forms stay out of scope
+        if (enc == EncodingKind.Legacy && f.Length >= 1 && f.All(x => x is CpuidFeature.FPU or CpuidFeature.FPU287 or CpuidFeature.FPU387 or CpuidFeature.CMOV)
+            && f.Any(x => x is CpuidFeature.FPU or CpuidFeature.FPU287 or CpuidFeature.FPU387)) return Group.X87;
         foreach (var x in f) if (!GeneralFeatures.Contains(x)) return Group.OutOfScope;
         if (op.IsInstruction == false) return Group.OutOfScope;
         return Group.GeneralPurpose;
@@ -63,7 +67,7 @@ public static class Coverage
     public static int Write(TextWriter w, bool all)
     {
         int missingTotal = 0;
-        foreach (var (g, title) in new[] { (Group.GeneralPurpose, "general-purpose and system"), (Group.SseSse2, "SSE/SSE2") })
+        foreach (var (g, title) in new[] { (Group.GeneralPurpose, "general-purpose and system"), (Group.SseSse2, "SSE/SSE2"), (Group.X87, "x87"), (Group.Mmx, "MMX") })
         {
             var l = List(g);
             int impl = l.Count(x => x.Implemented);
@@ -73,7 +77,7 @@ public static class Coverage
             if (all) foreach (var x in l.Where(x => x.Implemented)) w.WriteLine($"  implemented  {x.Code,-40} {Describe(x.Code)}");
         }
         int other = Enum.GetValues<Code>().Count(c => Classify(c) == Group.OutOfScope);
-        w.WriteLine($"out of scope (x87, MMX, SSE3+, AVX, virtualisation, ...): {other} codes, not implemented by design");
+        w.WriteLine($"out of scope (SSE3+, AVX, virtualisation, 287XL/387SL-only, ...): {other} codes, not implemented by design");
         return missingTotal;
     }
 

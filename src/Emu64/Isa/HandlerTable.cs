@@ -45,6 +45,12 @@ public static unsafe class HandlerTable
         SseCompare.Register();
         SseConvert.Register();
         Fxsave.Register();
+        X87Load.Register();
+        X87Arith.Register();
+        X87Compare.Register();
+        X87Control.Register();
+        X87Transcendental.Register();
+        Mmx.Register();
     }
 
     /// <summary>Every legacy-encoded code of a mnemonic gets handler h (codes mapped later by <see cref="Map(Code, delegate*{CpuCore, ref Insn, void})"/> override).</summary>

@@ -43,6 +43,9 @@ public static unsafe class SseInteger
     // One handler body per function pointer: the table stores (handler, function) pairs by code.
     private static readonly nint[] Funcs = new nint[Enum.GetValues<Code>().Length];
 
+    /// <summary>The 128-bit function registered for an XMM code (the MMX forms reuse it on 64-bit lanes, Mmx.cs).</summary>
+    internal static nint Func(Code c) => Funcs[(int)c];
+
     private static void Row(delegate*<UInt128, UInt128, UInt128> f, params Code[] codes)
     {
         foreach (var c in codes) { Funcs[(int)c] = (nint)f; HandlerTable.Map(c, &Binary); }

@@ -15,6 +15,9 @@ public static unsafe class SseShuffle
 {
     private static readonly nint[] Funcs = new nint[Enum.GetValues<Code>().Length];
 
+    /// <summary>The 128-bit function registered for an XMM code (the MMX forms reuse it on 64-bit lanes, Mmx.cs).</summary>
+    internal static nint Func(Code c) => Funcs[(int)c];
+
     internal static void Register()
     {
         Bin(&UnpackLo8, Code.Punpcklbw_xmm_xmmm128); Bin(&UnpackHi8, Code.Punpckhbw_xmm_xmmm128);

@@ -214,7 +214,7 @@ public class SseExceptionTests
         ulong area = 0x30000;
         for (int k = 0; k < 16; k++) cpu.Xmm[k] = s.Xmm(k);
         cpu.Mxcsr = s.Mxcsr;
-        cpu.FxX87[0] = 0x7F; cpu.FxX87[1] = 0x03;
+        cpu.Fpu.Init();
         for (int b = 416; b < 512; b++) m.Write(area + (ulong)b, 1, 0xEE);
         Assert.Equal(-1, RunAt(save, area));
         Assert.Equal(0x037FUL, m.Read(area, 2));
@@ -230,8 +230,7 @@ public class SseExceptionTests
         Assert.Equal(-1, RunAt(restore, area));
         for (int k = 0; k < 16; k++) Assert.Equal(s.Xmm(k), cpu.Xmm[k]);
         Assert.Equal(s.Mxcsr, cpu.Mxcsr);
-        Assert.Equal(0x7F, cpu.FxX87[0]);
-        Assert.Equal(0x02, cpu.FxX87[1]);
+        Assert.Equal(0x027F, cpu.Fpu.Fcw);
     }
 
     [Fact]
@@ -257,7 +256,7 @@ public class SseExceptionTests
         e.Cpu.Xmm[3] = 7;
         Assert.Equal(Vec.GP, RunAt(e, 0x30000));
         Assert.Equal((UInt128)7, e.Cpu.Xmm[3]);
-        Assert.Equal(0x7F, e.Cpu.FxX87[0]);
+        Assert.Equal(0x037F, e.Cpu.Fpu.Fcw);
     }
 
     [Fact]

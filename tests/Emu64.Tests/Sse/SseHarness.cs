@@ -138,8 +138,7 @@ public sealed unsafe class EmuRunner
             c.Segs[s] = new Segment { Selector = (ushort)(s == Seg.CS ? 0x08 : 0x10), Limit = 0xFFFFFFFF, Attr = (ushort)(s == Seg.CS ? 0xA09B : 0xC093) };
         c.UpdateMode();
         c.Mmu.OnCr0Write(Cr0.Pg, 0);   // as if paging had been off: every TLB and paging-structure-cache entry goes
-        Array.Clear(c.FxX87);
-        c.FxX87[0] = 0x7F; c.FxX87[1] = 0x03;
+        c.Fpu.Init();
         m.WriteBytes(CodeAddr, insn);
         var d = Decoder.Create(64, new ByteArrayCodeReader(insn), CodeAddr);
         d.Decode(out var instr);
