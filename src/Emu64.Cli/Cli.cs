@@ -47,7 +47,8 @@ public static class Cli
         usage: emu64 <command> [options]
 
         commands:
-          run KERNEL [options]   boot a multiboot kernel (as qemu-system-x86_64 -kernel)
+          run KERNEL [options]   boot a kernel as qemu-system-x86_64 -kernel does: a Linux bzImage,
+                                 a multiboot kernel, or an ELF vmlinux with a PVH note (docs/LINUX.md)
           boot [options]         boot the bundled toy kernel (firmware/toykernel.elf)
           debug [KERNEL] [options] [--script FILE]
                                  interactive debugger (bundled kernel if none is given); see docs/DEBUGGING.md
@@ -63,7 +64,7 @@ public static class Cli
     public const string RunOptionsUsage = """
           --append ARGS          kernel command line
           -m SIZE                guest RAM (default 128M; suffix K, M or G, plain numbers are MiB)
-          --initrd FILE[,FILE]   multiboot modules ("FILE args" passes args)
+          --initrd FILE[,FILE]   Linux: the initrd (one file); multiboot: modules ("FILE args" passes args)
           --max-instructions N   stop after N retired instructions (exit status 6)
           --seed N               seed for RDRAND/RDSEED and anything random (default 0)
           --ips N                guest instructions per virtual second (default 1000000000): the

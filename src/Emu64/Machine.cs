@@ -192,19 +192,45 @@ public sealed partial class Machine
     /// <summary>Symbols of the loaded kernel (empty if it has none).</summary>
     public List<Loader.ElfSymbol> Symbols { get; private set; } = new();
 
-    /// <summary>Loads a multiboot kernel (and modules) and sets the CPU to the multiboot entry state.</summary>
-    public Loader.Multiboot.Result LoadKernel(byte[] image, string path, IReadOnlyList<Loader.BootModule> modules)
+    /// <summary>
+    /// Loads a kernel the way <c>qemu-system-x86_64 -kernel</c> tells them apart, and sets the CPU to its entry
+    /// state: a Linux setup header ("HdrS" at 0x202) makes it a bzImage (Linux boot protocol, LinuxBoot.cs);
+    /// otherwise a multiboot header in the first 8 KiB makes it a multiboot kernel (Multiboot.cs); otherwise an
+    /// ELF file with a PVH entry note boots through PVH (Pvh.cs). An ELF file with none of these is refused (it
+    /// is a program, not a kernel Emu64 knows how to enter), and anything else gets the multiboot loader's error.
+    /// </summary>
+    public Loader.KernelFormat LoadKernel(byte[] image, string path, IReadOnlyList<Loader.BootModule> modules)
     {
-        Loader.Multiboot.Result r;
+        if (Loader.LinuxBoot.IsBzImage(image))
+        {
+            var r = Loader.LinuxBoot.Load(Memory, image, Options.Append, modules, AcpiRsdpAddress());
+            Symbols = new();
+            Loader.LinuxBoot.Enter(Cpu, r);
+            return Loader.KernelFormat.BzImage;
+        }
         bool hasHeader;
         try { Loader.Multiboot.FindHeader(image); hasHeader = true; }
         catch (Loader.ImageException) { hasHeader = false; }
-        if (!hasHeader && Loader.ElfImage.IsElf(image) && image.Length > 4 && image[4] == 2)
-            r = Loader.Multiboot.LoadElf64(Memory, image, path, Options.Append, modules);
-        else
-            r = Loader.Multiboot.Load(Memory, image, path, Options.Append, modules);
-        Symbols = r.Elf?.ReadSymbols() ?? new();
-        Cpu.ResetToMultibootState(r.Entry, Loader.Multiboot.BootMagic, r.InfoAddress);
-        return r;
+        if (!hasHeader && Loader.ElfImage.IsElf(image))
+        {
+            var elf = new Loader.ElfImage(image);
+            uint entry = Loader.Pvh.FindEntry(elf)
+                ?? throw new Loader.ImageException($"ELF{(elf.Is64 ? "64" : "32")} file has no multiboot header (magic 0x1BADB002 in the first 8 KiB) and no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY); it is not a kernel Emu64 can boot");
+            var r = Loader.Pvh.Load(Memory, elf, entry, Options.Append, modules, AcpiRsdpAddress());
+            Symbols = elf.ReadSymbols();
+            Loader.Pvh.Enter(Cpu, r);
+            return Loader.KernelFormat.Pvh;
+        }
+        var mb = Loader.Multiboot.Load(Memory, image, path, Options.Append, modules);
+        Symbols = mb.Elf?.ReadSymbols() ?? new();
+        Cpu.ResetToMultibootState(mb.Entry, Loader.Multiboot.BootMagic, mb.InfoAddress);
+        return Loader.KernelFormat.Multiboot;
     }
+
+    /// <summary>
+    /// The physical address of the ACPI RSDP the platform builds, handed to Linux (boot_params.acpi_rsdp_addr)
+    /// and PVH kernels (hvm_start_info.rsdp_paddr); 0 when the machine has no ACPI tables, in which case Linux
+    /// scans the BIOS area [0xE0000, 0x100000) itself. The one place the loaders learn it.
+    /// </summary>
+    public ulong AcpiRsdpAddress() => 0;
 }

@@ -187,6 +187,20 @@ public sealed partial class Cpu
     /// <summary>Loads the flat 32-bit protected-mode state a multiboot loader leaves (multiboot spec §3.2).</summary>
     public void ResetToMultibootState(uint entry, uint magic, uint info)
     {
+        ResetToFlat32(entry);
+        R[Reg.RAX] = magic;
+        R[Reg.RBX] = info;
+    }
+
+    /// <summary>
+    /// Flat 32-bit protected mode with paging off and interrupts disabled: CS = 0x10 (execute/read), DS, ES,
+    /// FS, GS and SS = 0x18 (read/write), base 0 and limit 4 GiB, at <paramref name="entry"/>. This is the entry
+    /// state of multiboot, of the Linux 32-bit boot protocol (which names these selectors __BOOT_CS and
+    /// __BOOT_DS) and of PVH (which leaves the selectors unspecified). The caller loads a GDT that holds these
+    /// descriptors when the protocol asks for one, and the registers the protocol passes.
+    /// </summary>
+    public void ResetToFlat32(uint entry)
+    {
         CR0 = Emu64.Cpu.Cr0.Pe | Emu64.Cpu.Cr0.Et;
         for (int s = 0; s < 6; s++)
         {
@@ -201,8 +215,6 @@ public sealed partial class Cpu
         Tr = new Segment { Attr = 0x8B, Limit = 0xFFFF };
         Ldtr = new Segment { Attr = 0x82, Limit = 0xFFFF };
         Rflags = RFlags.Reserved1;
-        R[Reg.RAX] = magic;
-        R[Reg.RBX] = info;
         Rip = entry;
         UpdateMode();
     }

@@ -55,6 +55,39 @@ public sealed class ElfImage
         Segments = segs;
     }
 
+    /// <summary>
+    /// The descriptor of the first ELF note named <paramref name="name"/> with type <paramref name="type"/> in the
+    /// file's PT_NOTE segments (where loaders look: QEMU finds the PVH entry there), or null. Notes that run past
+    /// their segment or the file end the search of that segment.
+    /// </summary>
+    public byte[]? FindNote(string name, uint type)
+    {
+        var d = _data.AsSpan();
+        ulong phoff = Is64 ? U64(d, 32) : U32(d, 28);
+        int phentsize = U16(d, Is64 ? 54 : 42), phnum = U16(d, Is64 ? 56 : 44);
+        var want = System.Text.Encoding.ASCII.GetBytes(name + "\0");
+        for (int k = 0; k < phnum; k++)
+        {
+            ulong at = phoff + (ulong)k * (ulong)phentsize;   // checked against the file by the constructor
+            var p = d.Slice((int)at, phentsize);
+            if (U32(p, 0) != 4) continue;   // PT_NOTE
+            ulong off = Is64 ? U64(p, 8) : U32(p, 4), size = Is64 ? U64(p, 32) : U32(p, 16);
+            if (off > (ulong)d.Length || size > (ulong)d.Length - off) continue;
+            var seg = d.Slice((int)off, (int)size);
+            int o = 0;
+            while (o + 12 <= seg.Length)
+            {
+                uint namesz = U32(seg, o), descsz = U32(seg, o + 4), ntype = U32(seg, o + 8);
+                ulong nameAt = (ulong)o + 12, descAt = nameAt + ((namesz + 3UL) & ~3UL), next = descAt + ((descsz + 3UL) & ~3UL);
+                if (descAt + descsz > (ulong)seg.Length || next > (ulong)seg.Length + 3) break;
+                if (ntype == type && seg.Slice((int)nameAt, (int)namesz).SequenceEqual(want))
+                    return seg.Slice((int)descAt, (int)descsz).ToArray();
+                o = (int)Math.Min(next, (ulong)seg.Length);
+            }
+        }
+        return null;
+    }
+
     public ReadOnlySpan<byte> SegmentBytes(ElfSegment s) => _data.AsSpan((int)s.FileOffset, (int)s.FileSize);
 
     /// <summary>The symbol table (SHT_SYMTAB), or empty if stripped.</summary>

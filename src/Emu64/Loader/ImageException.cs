@@ -8,3 +8,6 @@ public sealed class ImageException(string message, string subject = "kernel imag
 {
     public string Subject { get; } = subject;
 }
+
+/// <summary>How a kernel image was booted.</summary>
+public enum KernelFormat { Multiboot, BzImage, Pvh }

@@ -22,8 +22,8 @@ public static class Multiboot
     /// <summary>Where the loader puts the info structure and its strings (below the EBDA, as a BIOS loader would).</summary>
     public const uint InfoBase = 0x9000, InfoEnd = 0x9F000;
 
-    /// <summary>RAM at the top of low memory that QEMU's BIOS keeps for itself (reported reserved).</summary>
-    public const ulong BiosReserved = 128 << 10;
+    /// <summary>RAM at the top of low memory that QEMU's BIOS keeps for itself (reported reserved; see <see cref="E820"/>).</summary>
+    public const ulong BiosReserved = E820.BiosReserved;
 
     public sealed record Result(uint Entry, uint InfoAddress, ulong ImageEnd, ElfImage? Elf);
 
@@ -76,22 +76,6 @@ public static class Multiboot
         return new Result(entry, info, end, elf);
     }
 
-    /// <summary>Loads an ELF64 without multiboot address fields directly (entry must be reachable from 32-bit code).</summary>
-    public static Result LoadElf64(PhysicalMemory mem, byte[] image, string kernelPath, string append, IReadOnlyList<BootModule> modules)
-    {
-        var elf = new ElfImage(image);
-        ulong end = 0;
-        CheckSegments(mem, elf);
-        foreach (var s in elf.Segments)
-        {
-            mem.WriteBytes(s.PhysAddr, elf.SegmentBytes(s));
-            end = Math.Max(end, s.PhysAddr + s.MemSize);
-        }
-        if (elf.Entry > uint.MaxValue) throw new ImageException($"ELF entry point 0x{elf.Entry:x} is above 4 GiB; a 64-bit entry needs a 32-bit multiboot stub");
-        uint info = BuildInfo(mem, kernelPath, append, modules, ref end, true);
-        return new Result((uint)elf.Entry, info, end, elf);
-    }
-
     public static int FindHeader(byte[] image)
     {
         int limit = Math.Min(image.Length - 12, 8192 - 12);
@@ -130,7 +114,7 @@ public static class Multiboot
             throw new ImageException($"{what} [0x{addr:x}, 0x{addr + size:x}) overlaps the multiboot information area [0x{InfoBase:x}, 0x{InfoEnd:x})");
     }
 
-    private static void CheckRange(PhysicalMemory mem, ulong addr, ulong size, string what, string subject = "kernel image")
+    internal static void CheckRange(PhysicalMemory mem, ulong addr, ulong size, string what, string subject = "kernel image")
     {
         if (addr + size > mem.RamSize || addr + size < addr)
             throw new ImageException($"{what} [0x{addr:x}, 0x{unchecked(addr + size):x}) does not fit in {mem.RamSize >> 20} MiB of RAM (use -m)", subject);
@@ -154,9 +138,9 @@ public static class Multiboot
         var info = new byte[116];
         ulong ram = mem.RamSize;
         // As QEMU: its BIOS (SeaBIOS) reserves the top 128 KiB of RAM below 4 GiB for its tables, and QEMU's
-        // multiboot option ROM takes mem_upper and the memory map from that e820 map.
-        ulong low = Math.Min(ram, 0xC0000000UL);
-        ulong usableTop = low - BiosReserved;
+        // multiboot option ROM takes mem_upper and the memory map from that e820 map (E820.Map: the same map
+        // Linux and PVH kernels get).
+        ulong usableTop = E820.UsableTop(ram);
         uint memLower = 639, memUpper = (uint)(usableTop / 1024 - 1024);
         uint f = 1 /* mem */ | 2 /* boot device */ | 4 /* cmdline */ | 8 /* mods */ | 64 /* mmap */ | 512 /* boot loader name */;
         W(info, 0, f);
@@ -165,12 +149,7 @@ public static class Multiboot
         W(info, 12, 0x8000FFFF);            // boot device: QEMU's "BIOS disk 0x80, no partition"
         W(info, 16, Str($"{kernelPath} {append}"));   // QEMU passes "KERNEL APPEND", with the space even when APPEND is empty
         // Memory map: 20-byte entries preceded by their size field (multiboot §3.3).
-        var map = new List<(ulong Base, ulong Len, uint Type)>
-        {
-            (0, 0x9FC00, 1), (0x9FC00, 0x400, 2), (0xF0000, 0x10000, 2),
-            (0x100000, usableTop - 0x100000, 1), (usableTop, BiosReserved, 2), (0xFFFC0000, 0x40000, 2),
-        };
-        if (ram > 0xC0000000UL) map.Add((0x100000000UL, ram - 0xC0000000UL, 1));
+        var map = E820.Map(ram);
         uint mmapAt = p;
         foreach (var (b, l, t) in map)
         {
@@ -179,7 +158,7 @@ public static class Multiboot
             mem.WriteBytes(p, e);
             p += 24;
         }
-        W(info, 44, (uint)(map.Count * 24));
+        W(info, 44, (uint)(map.Length * 24));
         W(info, 48, mmapAt);
         // Modules, placed after the kernel (page-aligned, as QEMU does).
         uint modsAt = p;

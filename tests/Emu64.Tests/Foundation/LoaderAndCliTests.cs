@@ -63,7 +63,8 @@ public class LoaderAndCliTests
             { "truncated ELF64 header", elf[..40], "ELF header is truncated" },
             { "ELF64 whose segment runs past the end of the file", elf[..2000], "lies past the end of the file" },
             { "ELF64 with a multiboot header but no address fields", Elf64(MultibootHeaderWithoutAddressFields().Concat(new byte[64]).ToArray()), "ELF64 kernels need the multiboot address fields" },
-            { "ELF64 entry above 4 GiB", Elf64(new byte[16], entry: 0xFFFFFFFF80100000), "entry point 0xffffffff80100000 is above 4 GiB" },
+            { "ELF64 linked for 4 GiB up without multiboot header or PVH note", Elf64(new byte[16], entry: 0xFFFFFFFF80100000), "ELF64 file has no multiboot header (magic 0x1BADB002 in the first 8 KiB) and no PVH entry note" },
+            { "ELF32 without multiboot header or PVH note", Images.Elf(0x100000, false, new Images.Seg(0x100000, new byte[64])), "ELF32 file has no multiboot header" },
             { "no multiboot header", new byte[16384], "no multiboot header" },
             { "a file too small to hold a header", new byte[5], "too small" },
         };
@@ -87,11 +88,24 @@ public class LoaderAndCliTests
     }
 
     [Fact]
-    public void An_ELF64_without_a_multiboot_header_is_loaded_directly_and_entered_in_32_bit_mode()
+    public void An_ELF64_without_a_multiboot_header_or_PVH_note_is_refused_and_not_run_as_32_bit_code()
     {
-        var r = Run.Image(Elf64(ExitCode32(5)));
-        Assert.Equal(StopReason.DebugExit, r.Reason);
-        Assert.Equal(11, r.ExitCode);
+        var m = new Machine(new MachineOptions());
+        var e = Assert.Throws<ImageException>(() => m.LoadKernel(Elf64(ExitCode32(5)), "k", Array.Empty<BootModule>()));
+        Assert.Equal("ELF64 file has no multiboot header (magic 0x1BADB002 in the first 8 KiB) and no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY); it is not a kernel Emu64 can boot", e.Message);
+        Assert.Equal(0UL, m.Cpu.Retired);
+    }
+
+    [Fact]
+    public void The_host_s_bin_ls_is_refused_for_having_no_multiboot_header_rather_than_for_where_its_segments_lie()
+    {
+        // /bin/ls is a position-independent ELF64 linked at 0: before, its segments were checked (and refused as
+        // overlapping the multiboot area) as if it were a kernel. A synthetic stand-in when the host has none.
+        byte[] ls = File.Exists("/bin/ls") ? File.ReadAllBytes("/bin/ls")
+            : Images.Elf(0x6000, true, new Images.Seg(0, new byte[0x4000]), new Images.Seg(0x4000, new byte[0x1000]));
+        var m = new Machine(new MachineOptions());
+        var e = Assert.Throws<ImageException>(() => m.LoadKernel(ls, "/bin/ls", Array.Empty<BootModule>()));
+        Assert.StartsWith("ELF64 file has no multiboot header", e.Message);
     }
 
     // ---- the emu64 program -----------------------------------------------------------------

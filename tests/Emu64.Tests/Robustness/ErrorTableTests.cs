@@ -21,8 +21,9 @@ public class ErrorTableTests : IClassFixture<ErrorTableTests.Files>
     public sealed class Files : IDisposable
     {
         public readonly CliRun.TempDir Dir = new();
-        public readonly string Good, Dir_, Missing, Empty, Tiny, NoHeader, TruncElf, TruncBody, OutOfRam, Overlap, Hole, InfoArea, NoSegs, HighEntry,
-            MbTrunc, MbClaims, MbLoadAbove, Elf64NoAddr, NoAddrNotElf, Big2M, Small, TlbBadJson, TlbNullArray, Triple, Loop, Unsupp, Reset_, Spin_, Halt;
+        public readonly string Good, Dir_, Missing, Empty, Tiny, NoHeader, TruncElf, TruncBody, OutOfRam, Overlap, Hole, InfoArea, NoSegs,
+            MbTrunc, MbClaims, MbLoadAbove, Elf64NoAddr, NoAddrNotElf, Big2M, Small, Program,
+            BzTrunc, BzOld, BzZImage, Bz32, BzNoKernel, BzSyssize, BzBig, BzGood, BzAlign, BzShortCmd, Big8M, PvhNoteSize, PvhHigh, PvhOutside, PvhOverInfo, TlbBadJson, TlbNullArray, Triple, Loop, Unsupp, Reset_, Spin_, Halt;
 
         public Files()
         {
@@ -35,12 +36,33 @@ public class ErrorTableTests : IClassFixture<ErrorTableTests.Files>
             var code = new byte[4096];
             TruncElf = Dir.File("trunc.elf", Elf(0x100000, true, new Seg(0x100000, code))[..40]);
             TruncBody = Dir.File("truncbody.elf", Elf(0x100000, true, new Seg(0x100000, code))[..300]);
-            OutOfRam = Dir.File("outofram.elf", Elf(0x100000, true, new Seg(0x10000000, code)));
-            Overlap = Dir.File("overlap.elf", Elf(0x100000, true, new Seg(0x100000, code), new Seg(0x100800, code)));
-            Hole = Dir.File("hole.elf", Elf(0x100000, true, new Seg(0xA0000, code)));
-            InfoArea = Dir.File("infoarea.elf", Elf(0x8000, true, new Seg(0x8000, code, 0x2000)));
+            // Multiboot ELF32 kernels (the header without address fields at the start of the first segment).
+            var mbCode = Multiboot(null, new byte[4096 - 12]);
+            OutOfRam = Dir.File("outofram.elf", Elf(0x10000000, false, new Seg(0x10000000, mbCode)));
+            Overlap = Dir.File("overlap.elf", Elf(0x100000, false, new Seg(0x100000, mbCode), new Seg(0x100800, mbCode)));
+            Hole = Dir.File("hole.elf", Elf(0xA0000, false, new Seg(0xA0000, mbCode)));
+            InfoArea = Dir.File("infoarea.elf", Elf(0x8000, false, new Seg(0x8000, mbCode, 0x2000)));
             NoSegs = Dir.File("nosegs.elf", Elf(0x100000, true));
-            HighEntry = Dir.File("highentry.elf", Elf(0xFFFFFFFF80100000, true, new Seg(0x100000, code)));
+            // A program, not a kernel: a position-independent ELF64 linked at 0 (as /bin/ls).
+            Program = Dir.File("program.elf", Elf(0x1040, true, new Seg(0, code), new Seg(0x1000, code)));
+            // bzImages (LinuxImages.BzImage: a protocol 2.15 setup header) with one thing wrong each.
+            var hlt = new byte[4096]; Array.Fill(hlt, (byte)0xF4);
+            BzGood = Dir.File("bzgood", LinuxImages.BzImage(hlt));
+            BzTrunc = Dir.File("bztrunc", LinuxImages.BzImage(hlt)[..0x240]);
+            BzOld = Dir.File("bzold", LinuxImages.BzImage(hlt, new() { Version = 0x020B }));
+            BzZImage = Dir.File("bzzimage", LinuxImages.BzImage(hlt, new() { LoadFlags = 0 }));
+            Bz32 = Dir.File("bz32", LinuxImages.BzImage(hlt, new() { XLoadFlags = 0 }));
+            BzNoKernel = Dir.File("bznokernel", LinuxImages.BzImage(hlt)[..2560]);
+            BzSyssize = Dir.File("bzsyssize", LinuxImages.BzImage(hlt, new() { Syssize = 0x10000 }));
+            BzBig = Dir.File("bzbig", LinuxImages.BzImage(new byte[3 << 20]));
+            BzAlign = Dir.File("bzalign", LinuxImages.BzImage(hlt, new() { KernelAlignment = 0x300000 }));
+            BzShortCmd = Dir.File("bzshortcmd", LinuxImages.BzImage(hlt, new() { CmdlineSize = 16 }));
+            Big8M = Dir.File("big8m.bin", new byte[8 << 20]);
+            // PVH kernels (an ELF64 with the "Xen" note type 18), one thing wrong each.
+            PvhNoteSize = Dir.File("pvhnotesize.elf", ElfWithNote(0, true, PvhNote(0x1000000, 2), new Seg(0x1000000, hlt)));
+            PvhHigh = Dir.File("pvhhigh.elf", ElfWithNote(0, true, PvhNote(0x100000000), new Seg(0x1000000, hlt)));
+            PvhOutside = Dir.File("pvhoutside.elf", ElfWithNote(0, true, PvhNote(0x2000000), new Seg(0x1000000, hlt)));
+            PvhOverInfo = Dir.File("pvhoverinfo.elf", ElfWithNote(0, true, PvhNote(0x10000), new Seg(0x10000, hlt)));
             MbTrunc = Dir.File("mbtrunc.bin", Multiboot([0x100000], []));
             MbClaims = Dir.File("mbclaims.bin", Multiboot([0x100000, 0x100000, 0x200000, 0, 0x100020], new byte[32]));
             MbLoadAbove = Dir.File("mbloadabove.bin", Multiboot([0x100000, 0x200000, 0, 0, 0x200020], new byte[32]));
@@ -113,7 +135,7 @@ public class ErrorTableTests : IClassFixture<ErrorTableTests.Files>
         new("B8", "segment in the legacy hole", "emu64: bad kernel image: ELF segment 0 [0xa0000, 0xa1000) overlaps the legacy hole below 1 MiB", 2, f => ["run", f.Hole]),
         new("B9", "segment over the multiboot info", "emu64: bad kernel image: ELF segment 0 [0x8000, 0xa000) overlaps the multiboot information area [0x9000, 0x9f000)", 2, f => ["run", f.InfoArea]),
         new("B10", "ELF without loadable segments", "emu64: bad kernel image: ELF file has no loadable segment", 2, f => ["run", f.NoSegs]),
-        new("B11", "ELF64 entry above 4 GiB", "emu64: bad kernel image: ELF entry point 0xffffffff80100000 is above 4 GiB; a 64-bit entry needs a 32-bit multiboot stub", 2, f => ["run", f.HighEntry]),
+        new("B11", "ELF without multiboot header or PVH note", "emu64: bad kernel image: ELF64 file has no multiboot header (magic 0x1BADB002 in the first 8 KiB) and no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY); it is not a kernel Emu64 can boot", 2, f => ["run", f.Program]),
         new("B12", "multiboot address fields cut off", "emu64: bad kernel image: multiboot header with address fields is truncated", 2, f => ["run", f.MbTrunc]),
         new("B13", "multiboot image longer than the file", "emu64: bad kernel image: multiboot image claims 1048576 bytes but the file has 64 from the load offset", 2, f => ["run", f.MbClaims]),
         new("B14", "multiboot load_addr above header_addr", "emu64: bad kernel image: multiboot load_addr 0x200000 is above header_addr 0x100000", 2, f => ["run", f.MbLoadAbove]),
@@ -123,6 +145,23 @@ public class ErrorTableTests : IClassFixture<ErrorTableTests.Files>
         new("B18", "too many modules", "emu64: bad initrd module: too many modules (40000) for the multiboot information area", 2, f => ["run", f.Good, "--initrd", string.Join(',', Enumerable.Repeat(f.Small, 40000))]),
         new("B19", "module command lines too long", "emu64: bad command line: the command lines of the kernel and modules do not fit in the multiboot information area", 2,
             f => ["run", f.Good, "--initrd", string.Join(',', Enumerable.Repeat(f.Small + " " + new string('x', 60000), 12))]),
+        // ---- Linux bzImages and PVH kernels ---------------------------------------------------------------
+        new("L1", "Linux setup header cut off", "emu64: bad kernel image: Linux setup header is truncated (the file has 576 bytes)", 2, f => ["run", f.BzTrunc]),
+        new("L2", "Linux boot protocol before 2.12", "emu64: bad kernel image: Linux boot protocol 2.11 is older than 2.12, the oldest Emu64 boots", 2, f => ["run", f.BzOld]),
+        new("L3", "Linux zImage", "emu64: bad kernel image: Linux kernel is a zImage (loadflags bit 0, LOADED_HIGH, is clear); Emu64 boots bzImages", 2, f => ["run", f.BzZImage]),
+        new("L4", "32-bit Linux kernel", "emu64: bad kernel image: Linux kernel is 32-bit (xloadflags bit 0, XLF_KERNEL_64, is clear); Emu64 boots 64-bit kernels", 2, f => ["run", f.Bz32]),
+        new("L5", "bzImage without a kernel after the setup code", "emu64: bad kernel image: Linux setup code (4 sectors) leaves no protected-mode kernel in the file (2560 bytes)", 2, f => ["run", f.BzNoKernel]),
+        new("L6", "bzImage shorter than syssize", "emu64: bad kernel image: Linux protected-mode kernel is truncated: syssize says 0x100000 bytes, the file has 0x1000 after the setup code", 2, f => ["run", f.BzSyssize]),
+        new("L7", "Linux kernel larger than RAM", "emu64: bad kernel image: Linux kernel [0x100000, 0x400000) does not fit in 4 MiB of RAM (use -m)", 2, f => ["run", f.BzBig, "-m", "4M"]),
+        new("L8", "Linux init_size beyond RAM", "emu64: bad kernel image: Linux kernel needs init_size 0x800000 bytes from 0x1000000 to decompress, more than 16 MiB of RAM holds (use -m)", 2, f => ["run", f.BzGood, "-m", "16M"]),
+        new("L9", "Linux kernel_alignment not a power of two", "emu64: bad kernel image: Linux kernel_alignment 0x300000 is not a power of two", 2, f => ["run", f.BzAlign]),
+        new("L10", "command line longer than cmdline_size", "emu64: bad command line: the command line is 17 bytes long; this kernel takes at most 16 (cmdline_size)", 2, f => ["run", f.BzShortCmd, "--append", "console=ttyS0 abc"]),
+        new("L11", "more than one initrd for Linux", "emu64: bad initrd module: a Linux kernel takes one --initrd FILE, without arguments (concatenate cpio archives into one file)", 2, f => ["run", f.BzGood, "--initrd", f.Small + "," + f.Small]),
+        new("L12", "initrd does not fit above the kernel", "emu64: bad initrd module: initrd of 8388608 bytes does not fit between the kernel's decompression buffer (ends 0x1800000) and 0x1fe0000 (use -m)", 2, f => ["run", f.BzGood, "-m", "32M", "--initrd", f.Big8M]),
+        new("P1", "PVH note of the wrong size", "emu64: bad kernel image: PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY) has a 2-byte value, not 4 or 8", 2, f => ["run", f.PvhNoteSize]),
+        new("P2", "PVH entry above 4 GiB", "emu64: bad kernel image: PVH entry point 0x100000000 is above 4 GiB", 2, f => ["run", f.PvhHigh]),
+        new("P3", "PVH entry outside the segments", "emu64: bad kernel image: PVH entry point 0x2000000 lies in no loadable segment", 2, f => ["run", f.PvhOutside]),
+        new("P4", "PVH segment over the start info", "emu64: bad kernel image: ELF segment 0 [0x10000, 0x11000) overlaps the PVH start info area [0x10000, 0x31000)", 2, f => ["run", f.PvhOverInfo]),
         // ---- tracing and gdb ----------------------------------------------------------------------------
         new("D1", "unknown trace class", "emu64: unknown trace class 'tbl' (boundary, insn, tlb, all)", 2, f => ["run", f.Good, "--trace", "boundary,tbl"]),
         new("D2", "no trace class", "emu64: --trace needs at least one class (boundary, insn, tlb)", 2, f => ["run", f.Good, "--trace", ","]),

@@ -322,7 +322,11 @@ public class FuzzTests(ITestOutputHelper output)
             var segs = Enumerable.Range(0, rng.Next(0, 4)).Select(_ =>
                 new Images.Seg(rng.Next(3) == 0 ? HotPhysical(rng, 8UL << 20) & 0xFFFFFFFF : 0x100000 + (ulong)rng.Next(0, 0x200) * 0x1000,
                                new byte[rng.Next(0, 3) * 0x100], (ulong)rng.Next(0, 0x3000))).ToArray();
-            var img = Images.Elf(0x100000 + (ulong)rng.Next(0, 0x1000), is64, segs);
+            // Half carry a PVH entry note (at the first segment, or anywhere) so that some load: an ELF file
+            // without a multiboot header or a PVH note is refused as a whole.
+            byte[]? note = rng.Next(2) == 0 ? null
+                : Images.PvhNote(segs.Length > 0 && rng.Next(4) != 0 ? segs[0].Addr + (ulong)rng.Next(0, 0x10) : (ulong)rng.NextInt64(), new[] { 4, 8, 8, 8, 2 }[rng.Next(5)]);
+            var img = Images.ElfWithNote(0x100000 + (ulong)rng.Next(0, 0x1000), is64, note, segs);
             // a section table with a random symbol table and string table after the file's data
             int shOff = img.Length, shent = is64 ? 64 : 40;
             Array.Resize(ref img, img.Length + 3 * shent + 256);

@@ -44,11 +44,37 @@ public static class Images
     public readonly record struct Seg(ulong Addr, byte[] Bytes, ulong MemSize = 0);
 
     /// <summary>An ELF64 (or ELF32) executable with the given PT_LOAD segments.</summary>
-    public static byte[] Elf(ulong entry, bool is64, params Seg[] segs)
+    public static byte[] Elf(ulong entry, bool is64, params Seg[] segs) => ElfWithNote(entry, is64, null, segs);
+
+    /// <summary>An ELF note (namesz, descsz, type, name and descriptor padded to 4 bytes).</summary>
+    public static byte[] Note(string name, uint type, byte[] desc)
+    {
+        var n = System.Text.Encoding.ASCII.GetBytes(name + "\0");
+        int nPad = (n.Length + 3) & ~3, dPad = (desc.Length + 3) & ~3;
+        var b = new byte[12 + nPad + dPad];
+        BinaryPrimitives.WriteUInt32LittleEndian(b, (uint)n.Length);
+        BinaryPrimitives.WriteUInt32LittleEndian(b.AsSpan(4), (uint)desc.Length);
+        BinaryPrimitives.WriteUInt32LittleEndian(b.AsSpan(8), type);
+        n.CopyTo(b, 12);
+        desc.CopyTo(b, 12 + nPad);
+        return b;
+    }
+
+    /// <summary>The PVH entry note Linux emits (name "Xen", type 18 XEN_ELFNOTE_PHYS32_ENTRY), with a value of <paramref name="size"/> bytes.</summary>
+    public static byte[] PvhNote(ulong entry, int size = 8)
+    {
+        var d = new byte[size];
+        for (int k = 0; k < size && k < 8; k++) d[k] = (byte)(entry >> (8 * k));
+        return Note("Xen", 18, d);
+    }
+
+    /// <summary>An ELF file with PT_LOAD segments and, when <paramref name="note"/> is given, a PT_NOTE segment holding it (after the loads).</summary>
+    public static byte[] ElfWithNote(ulong entry, bool is64, byte[]? note, params Seg[] segs)
     {
         int eh = is64 ? 64 : 52, ph = is64 ? 56 : 32;
-        int dataOff = eh + ph * segs.Length;
-        var f = new byte[dataOff + segs.Sum(s => s.Bytes.Length)];
+        int nph = segs.Length + (note != null ? 1 : 0);
+        int dataOff = eh + ph * nph;
+        var f = new byte[dataOff + segs.Sum(s => s.Bytes.Length) + (note?.Length ?? 0)];
         f[0] = 0x7F; f[1] = (byte)'E'; f[2] = (byte)'L'; f[3] = (byte)'F'; f[4] = (byte)(is64 ? 2 : 1); f[5] = 1; f[6] = 1;
         var s = f.AsSpan();
         BinaryPrimitives.WriteUInt16LittleEndian(s[16..], 2);
@@ -60,7 +86,7 @@ public static class Images
             BinaryPrimitives.WriteUInt64LittleEndian(s[32..], (ulong)eh);
             BinaryPrimitives.WriteUInt16LittleEndian(s[52..], (ushort)eh);
             BinaryPrimitives.WriteUInt16LittleEndian(s[54..], (ushort)ph);
-            BinaryPrimitives.WriteUInt16LittleEndian(s[56..], (ushort)segs.Length);
+            BinaryPrimitives.WriteUInt16LittleEndian(s[56..], (ushort)nph);
         }
         else
         {
@@ -68,7 +94,7 @@ public static class Images
             BinaryPrimitives.WriteUInt32LittleEndian(s[28..], (uint)eh);
             BinaryPrimitives.WriteUInt16LittleEndian(s[40..], (ushort)eh);
             BinaryPrimitives.WriteUInt16LittleEndian(s[42..], (ushort)ph);
-            BinaryPrimitives.WriteUInt16LittleEndian(s[44..], (ushort)segs.Length);
+            BinaryPrimitives.WriteUInt16LittleEndian(s[44..], (ushort)nph);
         }
         int off = dataOff;
         for (int k = 0; k < segs.Length; k++)
@@ -97,6 +123,24 @@ public static class Images
             }
             g.Bytes.CopyTo(f, off);
             off += g.Bytes.Length;
+        }
+        if (note != null)
+        {
+            var p = s[(eh + ph * segs.Length)..];
+            BinaryPrimitives.WriteUInt32LittleEndian(p, 4);   // PT_NOTE
+            if (is64)
+            {
+                BinaryPrimitives.WriteUInt64LittleEndian(p[8..], (ulong)off);
+                BinaryPrimitives.WriteUInt64LittleEndian(p[32..], (ulong)note.Length);
+                BinaryPrimitives.WriteUInt64LittleEndian(p[40..], (ulong)note.Length);
+            }
+            else
+            {
+                BinaryPrimitives.WriteUInt32LittleEndian(p[4..], (uint)off);
+                BinaryPrimitives.WriteUInt32LittleEndian(p[16..], (uint)note.Length);
+                BinaryPrimitives.WriteUInt32LittleEndian(p[20..], (uint)note.Length);
+            }
+            note.CopyTo(f, off);
         }
         return f;
     }
