@@ -8,7 +8,7 @@ namespace Emu64.Isa;
 /// <summary>
 /// Transfers that load segments or change privilege: MOV/POP to segment registers, far JMP/CALL/RET,
 /// IRET, INT n/INT3/INTO, SYSCALL/SYSRET, SWAPGS (SDM vol. 2 and vol. 3A §5.8, §6.14).
-/// Call gates and task switches are not supported (#GP).
+/// Call gates and task gates are not supported (#GP); IRET of a nested task (a task switch) stops the run as unsupported.
 /// </summary>
 public static unsafe partial class SystemInsns
 {
@@ -131,7 +131,9 @@ public static unsafe partial class SystemInsns
             cpu.ExitBlock = true;
             return;
         }
-        if ((cpu.Rflags & RFlags.NT) != 0 && !cpu.LongMode) cpu.Gp();   // task return: unsupported
+        // A nested-task return is a hardware task switch, which Emu64 does not model: the run stops (exit status 8).
+        if ((cpu.Rflags & RFlags.NT) != 0 && !cpu.LongMode)
+            throw new UnsupportedFeatureException("hardware task switch (IRET with EFLAGS.NT=1 outside IA-32e mode) is not implemented");
         ulong newRip = cpu.PeekStack(size);
         ushort sel = (ushort)cpu.PeekStack(2, size);
         ulong newFlags = cpu.PeekStack(size, 2 * size);

@@ -112,13 +112,16 @@ public static unsafe partial class SystemInsns
             // Activating IA-32e mode: requires PAE, and CS must not be a 64-bit segment yet.
             if ((cpu.CR4 & Cr4Bits.Pae) == 0) cpu.Gp();
         }
-        if (pg && !wasPg && (cpu.EFER & EferBits.Lme) == 0)
-            throw new UnsupportedFeatureException("32-bit paging without IA-32e mode (CR0.PG=1 with EFER.LME=0) is not implemented");
         if (!pg && wasPg)
         {
             if ((cpu.CR4 & Cr4Bits.Pcide) != 0) cpu.Gp();      // clearing PG with PCIDE=1 (SDM §4.10.1)
             if (cpu.Is64) cpu.Gp();                             // cannot leave paging from 64-bit code
         }
+        // PAE paging after the write (PG=1, CR4.PAE=1, LME=0): setting PG, or changing CD or NW, loads the PDPTE
+        // registers from CR3; a present PDPTE with a reserved bit set is #GP(0) and nothing changes (SDM §4.4.1).
+        if (pg && (cpu.EFER & EferBits.Lme) == 0 && (cpu.CR4 & Cr4Bits.Pae) != 0
+            && (!wasPg || ((old ^ v) & (Cr0Bits.Cd | Cr0Bits.Nw)) != 0) && !cpu.Mmu.LoadPdptes(cpu.CR3))
+            cpu.Gp();
         cpu.CR0 = v | Cr0Bits.Et;
         if (pg && !wasPg && (cpu.EFER & EferBits.Lme) != 0) cpu.EFER |= EferBits.Lma;
         if (!pg && wasPg) cpu.EFER &= ~EferBits.Lma;
@@ -135,6 +138,8 @@ public static unsafe partial class SystemInsns
         // the others above MAXPHYADDR (SDM vol. 3A §4.10.4.1, §2.5).
         ulong stored = pcide ? v & ~Emu64.Cpu.Cr3.NoFlush : v;
         if (cpu.LongMode && (stored & ~(Mmu.Mmu.PhysAddrMask | 0xFFF)) != 0) cpu.Gp();   // reserved bits
+        // PAE paging: MOV CR3 loads the four PDPTE registers; a bad present PDPTE is #GP(0), CR3 unchanged (SDM §4.4.1).
+        if (cpu.PagingOn && !cpu.LongMode && (cpu.CR4 & Cr4Bits.Pae) != 0 && !cpu.Mmu.LoadPdptes(stored)) cpu.Gp();
         ulong old = cpu.CR3;
         cpu.CR3 = stored;
         int dropped = cpu.Mmu.OnCr3Write(old, stored, noFlush);
@@ -156,6 +161,11 @@ public static unsafe partial class SystemInsns
         // PAE cannot be cleared in IA-32e mode; LA57 changes only while paging is off.
         if (cpu.LongMode && (v & Cr4Bits.Pae) == 0) cpu.Gp();
         if (((v ^ old) & Cr4Bits.La57) != 0 && cpu.PagingOn) cpu.Gp();
+        // Outside IA-32e mode PAE may change with paging on (32-bit <-> PAE paging). A write that leaves PAE paging on
+        // and changes PAE, PGE, PSE or SMEP loads the PDPTE registers from CR3 (#GP(0) on a bad one, SDM §4.4.1).
+        if (cpu.PagingOn && !cpu.LongMode && (v & Cr4Bits.Pae) != 0
+            && ((v ^ old) & (Cr4Bits.Pae | Cr4Bits.Pge | Cr4Bits.Pse | Cr4Bits.Smep)) != 0 && !cpu.Mmu.LoadPdptes(cpu.CR3))
+            cpu.Gp();
         cpu.CR4 = v;
         cpu.Mmu.OnCr4Write(old, v);
     }

@@ -202,7 +202,7 @@ public sealed partial class Mmu
             Frame = w.Frame,
             Pcid = pcid,
             Rights = w.Rights,
-            Flags = EntryFlags.Make(w.Size, w.Global),
+            Flags = (byte)(EntryFlags.Make(w.Size, w.Global) | (w.Frag4M ? EntryFlags.Frag4M : 0)),
         };
         FillFrom(_stlb, entry, la);
         FillFrom((acc & Access.Fetch) != 0 ? _itlb : _dtlb, entry, la);
@@ -212,13 +212,14 @@ public sealed partial class Mmu
     /// <summary>Sets A in every entry this walk read from memory, and D in the leaf for a write (SDM §4.8).</summary>
     private void SetAccessedDirty(ref WalkResult w, bool write)
     {
+        int width = w.Narrow ? 4 : 8;   // 32-bit paging: 4-byte entries
         for (int k = w.FirstFromMemory; k < w.Count; k++)
         {
             ulong addr = w.EntryAddr[k];
-            ulong e = _mem.Read(addr, 8);
+            ulong e = _mem.Read(addr, width);
             ulong ne = e | PteFlags.Accessed;
             if (k == w.Count - 1 && write) ne |= PteFlags.Dirty;
-            if (ne != e) _mem.Write(addr, 8, ne);
+            if (ne != e) _mem.Write(addr, width, ne);
             w.EntryValue[k] = ne;
         }
         if (write) w.Rights |= Rights.D;

@@ -96,9 +96,13 @@ public sealed partial class Mmu
         return (ushort)(PermFault | err);
     }
 
-    /// <summary>The #PF error code's I/D bit (SDM §4.7): set for fetches when SMEP or NXE is on.</summary>
+    /// <summary>
+    /// The #PF error code's I/D bit (SDM §4.7): set for fetches when CR4.SMEP = 1, or when CR4.PAE = 1 and IA32_EFER.NXE = 1
+    /// (PAE or IA-32e paging: 32-bit paging has no XD bit, so NXE alone does not set it there).
+    /// </summary>
     private uint FetchBit(Access acc)
-        => (acc & Access.Fetch) != 0 && ((_cpu.EFER & Emu64.Cpu.Efer.Nxe) != 0 || (_cpu.CR4 & Emu64.Cpu.Cr4.Smep) != 0) ? PfErr.I : 0;
+        => (acc & Access.Fetch) != 0 && (((_cpu.EFER & Emu64.Cpu.Efer.Nxe) != 0 && (_cpu.CR4 & Emu64.Cpu.Cr4.Pae) != 0)
+            || (_cpu.CR4 & Emu64.Cpu.Cr4.Smep) != 0) ? PfErr.I : 0;
 
     /// <summary>The error code of a not-present or reserved-bit fault for an access.</summary>
     private uint ErrorBits(Access acc)

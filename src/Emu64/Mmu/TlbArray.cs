@@ -42,6 +42,11 @@ public static class EntryFlags
 {
     public const byte Valid = 1, Global = 2;
     public const int SizeShift = 2;
+    /// <summary>
+    /// A 2 MiB entry that is one half of a 4 MiB page (32-bit paging with CR4.PSE). Lookups ignore it; an invalidation
+    /// of one page matches it by the 4 MiB page number, so INVLPG of any address in the page drops both halves.
+    /// </summary>
+    public const byte Frag4M = 16;
     public static byte Make(PageSize size, bool global) => (byte)(Valid | (global ? Global : 0) | ((int)size << SizeShift));
 }
 
@@ -118,7 +123,7 @@ public sealed class TlbArray
         for (int w = b, end = b + Ways; w < end; w++)
         {
             ref TlbEntry x = ref e[w];
-            if (x.Vpn == vpn && (x.Flags & ~EntryFlags.Global) == want && (x.Pcid == pcid || (x.Flags & EntryFlags.Global) != 0))
+            if (x.Vpn == vpn && (x.Flags & ~(EntryFlags.Global | EntryFlags.Frag4M)) == want && (x.Pcid == pcid || (x.Flags & EntryFlags.Global) != 0))
             {
                 if (touch && Policy == Replacement.Lru) Use(w);
                 return w;
@@ -215,11 +220,19 @@ public sealed class TlbArray
                 Select.All => true,
                 Select.AllNonGlobal => !x.Global,
                 Select.PcidNonGlobal => !x.Global && x.Pcid == pcid,
-                _ => (la >> (KeyShift != 0 ? KeyShift : Shift(x.Size))) == x.Vpn && (x.Global ? pageGlobalsToo : x.Pcid == pcid),
+                _ => SamePage(in x, la) && (x.Global ? pageGlobalsToo : x.Pcid == pcid),
             };
             if (drop) { x.Flags = 0; n++; }
         }
         return n;
+    }
+
+    /// <summary>Whether an entry maps the page of <paramref name="la"/> (for a 4 MiB fragment: the whole 4 MiB page).</summary>
+    private bool SamePage(in TlbEntry x, ulong la)
+    {
+        if (KeyShift != 0) return la >> KeyShift == x.Vpn;
+        if ((x.Flags & EntryFlags.Frag4M) != 0) return la >> 22 == x.Vpn >> 1;
+        return la >> Shift(x.Size) == x.Vpn;
     }
 
     /// <summary>Number of valid entries.</summary>

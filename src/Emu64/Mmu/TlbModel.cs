@@ -5,7 +5,8 @@ namespace Emu64.Mmu;
 /// L1 structure of the access (iTLB for fetches, dTLB for data); an STLB hit refills the L1 structure.
 /// Arrays are per page size in L1; the STLB shares one array between 4 KiB and 2 MiB pages. A page
 /// size an L1 structure has no array for (1 GiB in the iTLB) is cached as the 2 MiB fragment that
-/// holds the address.
+/// holds the address. A 4 MiB page of 32-bit paging is cached the same way, as the 2 MiB half that holds the
+/// address, marked <see cref="EntryFlags.Frag4M"/> so that invalidating the page drops both halves.
 /// </summary>
 public sealed partial class Mmu
 {

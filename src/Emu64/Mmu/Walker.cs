@@ -27,6 +27,13 @@ public struct WalkResult
     /// <summary>R/W, U/S, XD combined over the levels, D and the protection key of the leaf (<see cref="global::Emu64.Mmu.Rights"/>).</summary>
     public byte Rights;
     public bool Global;
+    /// <summary>The paging structures hold 4-byte entries (32-bit paging): A/D are written back 4 bytes wide.</summary>
+    public bool Narrow;
+    /// <summary>
+    /// The leaf is a 4 MiB page (32-bit paging with CR4.PSE): <see cref="Size"/> is then 2 MiB and <see cref="Frame"/> the
+    /// 2 MiB half of the page that holds the address, which is how the TLB model caches it (docs/MMU.md).
+    /// </summary>
+    public bool Frag4M;
     /// <summary>True when the walk itself faulted (not present or reserved bit); FaultCode then holds P/RSVD only.</summary>
     public bool Fault;
     public uint FaultCode;
@@ -60,6 +67,9 @@ public sealed partial class Mmu
     public void Walk(ulong la, ushort pcid, ulong cr3, ref WalkResult r, WalkMode mode)
     {
         var cpu = _cpu;
+        // Paging outside IA-32e mode (32-bit or PAE paging) has its own walker (LegacyWalker.cs): one test on the
+        // walk path, none on the TLB-hit paths.
+        if (!cpu.LongMode) { WalkLegacy(la, pcid, cr3, ref r, mode); return; }
         int top = (cpu.CR4 & Emu64.Cpu.Cr4.La57) != 0 ? 5 : 4;
         bool nxe = (cpu.EFER & Emu64.Cpu.Efer.Nxe) != 0;
         r.TopLevel = top;

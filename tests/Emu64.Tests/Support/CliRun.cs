@@ -169,11 +169,11 @@ public static class Images
         return Multiboot([load, load, 0, 0, entry], w.ToArray());
     }
 
-    /// <summary>32-bit code that turns on 32-bit paging without long mode (Emu64 does not implement it: status 8).</summary>
-    public static byte[] Unsupported32BitPaging() => Flat32(a =>
+    /// <summary>32-bit code that returns from a nested task with IRET (a hardware task switch, which Emu64 does not implement: status 8).</summary>
+    public static byte[] UnsupportedTaskSwitch() => Flat32(a =>
     {
-        a.mov(eax, 0x200000u); a.mov(cr3, eax);
-        a.mov(eax, cr0); a.or(eax, 0x80000000u); a.mov(cr0, eax);
+        a.pushfd(); a.or(__dword_ptr[esp], 0x4000); a.popfd();   // EFLAGS.NT = 1
+        a.iretd();
     });
 
     /// <summary>32-bit code that asks for a reset through port 0x92 (status 10).</summary>
