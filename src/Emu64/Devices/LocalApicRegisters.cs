@@ -121,7 +121,9 @@ public sealed partial class LocalApic
                 {
                     uint old = _lvtTimer;
                     _lvtTimer = Lvt(v, 0x700FF);
-                    if (((old ^ _lvtTimer) >> 17 & 3) != 0) { _initialCount = 0; _tscDeadline = 0; }   // a mode change disarms
+                    // Only a change into or out of TSC-deadline mode (bit 18) disarms the timer (SDM §11.5.4.1);
+                    // switching between one-shot and periodic keeps TMICT and the count running.
+                    if (((old ^ _lvtTimer) >> 18 & 1) != 0) { _initialCount = 0; _tscDeadline = 0; }
                     ScheduleTimer();
                     break;
                 }
@@ -160,7 +162,9 @@ public sealed partial class LocalApic
             3 => false,                                              // all excluding self: nobody else exists
             _ => DestinationIsSelf(x2 ? _icrHigh : _icrHigh >> 24, (low & 0x800) != 0, x2),
         };
-        if (!toSelf || mode is not (0 or 1)) return;                 // INIT, SIPI, NMI, SMI: ignored
+        if (!toSelf) return;
+        if (mode == 4) { _m.RaiseNmi(); return; }                    // NMI: the vector field is ignored
+        if (mode is not (0 or 1)) return;                            // INIT, SIPI, SMI: ignored
         SendFixed(vector);
     }
 

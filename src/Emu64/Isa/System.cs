@@ -158,6 +158,7 @@ public static unsafe partial class SystemInsns
         if (((v ^ old) & Cr4Bits.La57) != 0 && cpu.PagingOn) cpu.Gp();
         cpu.CR4 = v;
         cpu.Mmu.OnCr4Write(old, v);
+        if (((v ^ old) & Cr4Bits.De) != 0) cpu.UpdateDebugArmed();   // I/O breakpoints exist only with CR4.DE
     }
 
     // ---- debug registers ---------------------------------------------------------------------
@@ -173,13 +174,23 @@ public static unsafe partial class SystemInsns
         return n;
     }
 
+    /// <summary>
+    /// DR7.GD (general detect): any MOV to or from a debug register raises a fault-like #DB with DR6.BD before the
+    /// instruction runs; delivering the #DB clears GD so the handler itself can use the debug registers.
+    /// </summary>
+    private static void GeneralDetect(CpuCore cpu)
+    {
+        if ((cpu.DR[7] & Dr7.Gd) == 0) return;
+        cpu.ReportDebug(0, Dr6.Bd);
+        cpu.Fault(Vec.DB);
+    }
+
     private static void MovFromDr(CpuCore cpu, ref Insn i)
     {
         RequireCpl0(cpu);
         int n = DrIndex(cpu, i.R1);
-        ulong v = cpu.DR[n];
-        if (n == 6) v |= 0xFFFF0FF0UL;
-        if (n == 7) v |= 0x400;
+        GeneralDetect(cpu);
+        ulong v = n switch { 6 => cpu.Dr6Value, 7 => cpu.Dr7Value, _ => cpu.DR[n] };
         cpu.SetReg(i.R0, i.Size, v);
     }
 
@@ -187,9 +198,12 @@ public static unsafe partial class SystemInsns
     {
         RequireCpl0(cpu);
         int n = DrIndex(cpu, i.R0);
+        GeneralDetect(cpu);
         ulong v = cpu.GetReg(i.R1, i.Size);
-        if (n >= 6 && (v >> 32) != 0) cpu.Gp();
-        cpu.DR[n] = v;
+        if (n >= 6 && (v >> 32) != 0) cpu.Gp();            // DR6/DR7 bits 63:32 must be written as 0 (64-bit mode)
+        cpu.DR[n] = n == 7 ? v & Dr7.Writable : v;
+        cpu.UpdateDebugArmed();
+        cpu.ExitBlock = true;                               // a breakpoint may be armed: back to the run loop
         cpu.Machine.OnDebugRegistersChanged();
     }
 
