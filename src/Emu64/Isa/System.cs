@@ -27,6 +27,7 @@ public static unsafe partial class SystemInsns
         HandlerTable.Map(Mnemonic.Rdtsc, &Rdtsc);
         HandlerTable.Map(Mnemonic.Rdtscp, &Rdtscp);
         HandlerTable.Map(Mnemonic.Rdpid, &Rdpid);
+        HandlerTable.Map(Mnemonic.Rdpmc, &Rdpmc);
         HandlerTable.Map(&Lgdt, Mnemonic.Lgdt, Mnemonic.Lidt);
         HandlerTable.Map(&Sgdt, Mnemonic.Sgdt, Mnemonic.Sidt);
         HandlerTable.Map(Mnemonic.Ltr, &Ltr);
@@ -247,6 +248,16 @@ public static unsafe partial class SystemInsns
         cpu.R[Reg.RCX] = cpu.TscAux & 0xFFFFFFFF;
     }
 
+    /// <summary>
+    /// RDPMC: #GP at CPL > 0 unless CR4.PCE, and #GP for an ECX that names no counter. This CPU reports no
+    /// performance-monitoring counters (CPUID leaf 0xA is beyond its highest leaf), so every index is invalid.
+    /// </summary>
+    private static void Rdpmc(CpuCore cpu, ref Insn i)
+    {
+        if ((cpu.CR4 & Cr4Bits.Pce) == 0 && cpu.Cpl != 0 && cpu.Mode != CpuMode.Real) cpu.Gp();
+        cpu.Gp();
+    }
+
     private static void Rdpid(CpuCore cpu, ref Insn i) => cpu.SetReg(i.R0, i.Size, cpu.TscAux & 0xFFFFFFFF);
 
     private static void Rdrand(CpuCore cpu, ref Insn i)
@@ -264,7 +275,7 @@ public static unsafe partial class SystemInsns
         ushort limit = (ushort)cpu.ReadMem(i.Seg, ea, 2);
         ulong b = cpu.ReadMem(i.Seg, ea + 2, cpu.Is64 ? 8 : 4);
         if (!cpu.Is64 && i.Size == 2) b &= 0xFFFFFF;
-        if (cpu.Is64 && !cpu.IsCanonical(b)) cpu.Gp();
+        if (cpu.Is64 && !cpu.IsCanonicalSystem(b)) cpu.Gp();
         var t = new TableReg { Base = b, Limit = limit };
         if (i.I.Mnemonic == Mnemonic.Lgdt) cpu.Gdtr = t; else cpu.Idtr = t;
     }
@@ -291,6 +302,7 @@ public static unsafe partial class SystemInsns
         if (!s.IsSystem || (s.Type != 9 && s.Type != 1)) cpu.Gp((uint)(sel & ~3));
         if (!s.Present) cpu.Fault(Vec.NP, (uint)(sel & ~3));
         if (cpu.LongMode) s.Base |= (cpu.ReadDescriptorHigh(sel) & 0xFFFFFFFF) << 32;
+        if (cpu.LongMode && !cpu.IsCanonicalSystem(s.Base)) cpu.Gp((uint)(sel & ~3));   // a non-canonical TSS base
         // Mark the TSS busy in the GDT (an implicit supervisor write).
         cpu.WriteImplicitLinear(cpu.Gdtr.Base + (uint)(sel & ~7) + 5, 1, ((d >> 40) & 0xFF) | 2);
         s.Attr |= 2;
@@ -309,6 +321,7 @@ public static unsafe partial class SystemInsns
         if (!s.IsSystem || s.Type != 2) cpu.Gp((uint)(sel & ~3));
         if (!s.Present) cpu.Fault(Vec.NP, (uint)(sel & ~3));
         if (cpu.LongMode) s.Base |= (cpu.ReadDescriptorHigh(sel) & 0xFFFFFFFF) << 32;
+        if (cpu.LongMode && !cpu.IsCanonicalSystem(s.Base)) cpu.Gp((uint)(sel & ~3));   // a non-canonical LDT base
         cpu.Ldtr = s;
     }
 
@@ -428,7 +441,7 @@ public static unsafe partial class SystemInsns
         RequireFsgsbase(cpu);
         int seg = i.I.Mnemonic == Mnemonic.Wrfsbase ? Seg.FS : Seg.GS;
         ulong v = cpu.GetReg(i.R0, i.Size);
-        if (!cpu.IsCanonical(v)) cpu.Gp();
+        if (!cpu.IsCanonicalSystem(v)) cpu.Gp();
         cpu.Segs[seg].Base = v;
     }
 
