@@ -63,6 +63,23 @@ public sealed unsafe partial class Machine
 
     /// <summary>Raised by the interrupt controllers when an unmasked interrupt is waiting.</summary>
     public bool InterruptLine;
+
+    /// <summary>An NMI is waiting (one at most: NMIs that arrive while one waits merge into it).</summary>
+    public bool NmiPending { get; private set; }
+
+    /// <summary>
+    /// Signals an NMI to the CPU (the local APIC's LINT1 in NMI mode, an NMI IPI, the debugger). It is taken at the
+    /// next instruction boundary the run loop sees, unless an earlier NMI's handler has not yet executed IRET: then
+    /// it waits, and further ones are lost. Making the next event due now ends a running chain at its next block.
+    /// </summary>
+    public void RaiseNmi()
+    {
+        NmiPending = true;
+        NextEventAt = 0;
+        Cpu.ExitBlock = true;
+    }
+
+    internal void NmiTaken() => NmiPending = false;
     public IInterruptController? InterruptController;
     private readonly List<ITimedDevice> _timed = new();
 

@@ -37,8 +37,20 @@ public sealed unsafe partial class Machine
                 if (Now >= NextEventAt) ServiceEvents();
                 bool shadow = cpu.InterruptShadow;
                 cpu.InterruptShadow = false;
+                // An NMI (SDM vol. 3A §6.7.1): not masked by IF, held off by the interrupt shadow and, after one is
+                // delivered, until the next IRET. A single-step trap of HLT goes before it (higher priority).
+                if (NmiPending && !shadow && !cpu.NmiBlocked)
+                {
+                    if (cpu.DbAfterHalt != 0) { DeliverHaltStep(cpu); continue; }
+                    NmiTaken();
+                    _idleWakeups = 0;
+                    cpu.InsnRip = cpu.Rip;
+                    cpu.DeliverNmi();
+                    continue;
+                }
                 if (InterruptLine && cpu.If && !shadow && InterruptController is { } ic)
                 {
+                    if (cpu.Halted && cpu.DbAfterHalt != 0) { DeliverHaltStep(cpu); continue; }
                     int v = ic.Acknowledge();
                     if (v >= 0) { _idleWakeups = 0; cpu.InsnRip = cpu.Rip; cpu.DeliverExternal(v); continue; }
                 }
@@ -53,11 +65,14 @@ public sealed unsafe partial class Machine
                     { Stop(StopReason.HaltedForever, 0, $"HLT: {IdleWakeupLimit} timer events passed and none reached the CPU (masked?)"); break; }
                     continue;
                 }
-                if (shadow || cpu.Tf || DebugStepHook) { RunSingle(cpu); continue; }
+                if (shadow || cpu.Tf || DebugStepHook || cpu.DebugArmed) { RunSingle(cpu); continue; }
                 RunChain(cpu, Math.Min(limit, stopAt));
             }
             catch (GuestFault f)
             {
+                // A faulting instruction completes nothing: no trap-like #DB follows it, and one held by MOV SS is lost.
+                cpu.IterateSingly = false;
+                cpu.DbHeld = 0;
                 DeliverFaultLoop(f);
                 if (DebugStepHook) InstructionHook?.AfterInstruction();   // a faulting step ends at the handler
             }
@@ -88,13 +103,77 @@ public sealed unsafe partial class Machine
     /// </summary>
     public IInstructionHook? InstructionHook;
 
-    /// <summary>One instruction (interrupt shadow, TF, or a debugger/tracer hook), with the hook around it.</summary>
+    /// <summary>One instruction (interrupt shadow, TF, hardware breakpoints, or a debugger/tracer hook), with the hook around it.</summary>
     private void RunSingle(Cpu.Cpu cpu)
     {
         var hook = DebugStepHook ? InstructionHook : null;
         if (hook != null && !hook.BeforeInstruction()) { Stop(StopReason.Break); return; }
-        RunBlock(cpu, 1);
+        StepOne(cpu);
+        if (cpu.DebugArmed) cpu.UpdateDebugArmed();   // RF was cleared, or an IRET loaded it
         hook?.AfterInstruction();
+    }
+
+    /// <summary>
+    /// One instruction with the debug rules of SDM vol. 3B §18.3 around it. Before it: an enabled instruction breakpoint
+    /// at its address raises a fault-like #DB (RIP at the instruction, RF=0 in the frame) unless RFLAGS.RF is set or
+    /// the instruction follows MOV SS/POP SS; RF then clears (it suppresses the breakpoints of one instruction). After
+    /// it completes: a trap-like #DB for the data and I/O breakpoints its accesses matched and for TF (DR6.BS, not after
+    /// a software interrupt or ICEBP, whose delivery cleared TF). MOV SS/POP SS hold such a #DB until the next
+    /// instruction completes; after HLT it waits for the wake-up.
+    /// </summary>
+    private void StepOne(Cpu.Cpu cpu)
+    {
+        bool tf = cpu.Tf;
+        bool ssShadow = cpu.MovSsShadow;   // this instruction follows MOV SS / POP SS
+        cpu.MovSsShadow = false;
+        if (cpu.DebugArmed)
+        {
+            bool rf = (cpu._rflags & RFlags.RF) != 0;
+            if (!rf && !ssShadow && (cpu.DR[7] & Dr7.Enables) != 0)
+            {
+                ulong bp = cpu.InstructionBreakpoints(FetchLinear(cpu), out bool enabled);
+                if (enabled)
+                {
+                    cpu.ReportDebug(bp, 0);
+                    cpu.InsnRip = cpu.Rip;
+                    cpu.DeliverDebugFault();
+                    return;
+                }
+            }
+            if (rf) cpu.SetFlag(RFlags.RF, false);
+        }
+        cpu.DbHits = 0;
+        cpu.DbHitEnabled = false;
+        cpu.SoftwareEvent = 0;
+        cpu.HostWatchHit = -1;
+        cpu.IterateSingly = tf || cpu.WatchData;
+        var block = FetchBlock(cpu, out ulong la, out ulong pa);
+        if (block is null) RunCrossingInstruction(cpu, la, pa, cpu.Bitness);
+        else RunInsns(cpu, block, 1);
+        cpu.IterateSingly = false;
+
+        ulong bits = cpu.DbHitEnabled ? cpu.DbHits : 0;
+        if (tf && cpu.SoftwareEvent == 0) bits |= Dr6.Bs;
+        if (cpu.SoftwareEvent == Emu64.Cpu.Cpu.SoftwareIcebp) cpu.DbHeld = 0;   // ICEBP's own #DB stands for the held one
+        if (cpu.MovSsShadow) { cpu.DbHeld |= bits; return; }           // MOV SS / POP SS: wait one more instruction
+        bits |= cpu.DbHeld;
+        cpu.DbHeld = 0;
+        if (bits == 0) return;
+        if (cpu.Halted) { cpu.DbAfterHalt = bits; return; }
+        cpu.ReportDebug(bits & Dr6.BMask, bits & ~Dr6.BMask);
+        cpu.InsnRip = cpu.Rip;
+        cpu.DeliverTrap(Vec.DB);
+    }
+
+    /// <summary>The single-step trap of a HLT, delivered when the CPU wakes (RIP after the HLT).</summary>
+    private static void DeliverHaltStep(Cpu.Cpu cpu)
+    {
+        ulong bits = cpu.DbAfterHalt;
+        cpu.DbAfterHalt = 0;
+        cpu.Halted = false;
+        cpu.ReportDebug(bits & Dr6.BMask, bits & ~Dr6.BMask);
+        cpu.InsnRip = cpu.Rip;
+        cpu.DeliverTrap(Vec.DB);
     }
 
     private void DeliverFaultLoop(GuestFault f)
@@ -134,16 +213,6 @@ public sealed unsafe partial class Machine
         pa = cpu.Mmu.Translate(la, cpu.Cpl == 3 ? Access.Fetch | Access.User : Access.Fetch);
         int bitness = cpu.Bitness;
         return Cache.Lookup(pa, bitness) ?? Cache.Decode(pa, la, bitness);
-    }
-
-    /// <summary>One block, at most <paramref name="budget"/> instructions of it (single steps, TF).</summary>
-    private void RunBlock(Cpu.Cpu cpu, ulong budget)
-    {
-        bool tf = cpu.Tf;
-        var block = FetchBlock(cpu, out ulong la, out ulong pa);
-        if (block is null) RunCrossingInstruction(cpu, la, pa, cpu.Bitness);
-        else RunInsns(cpu, block, (int)Math.Min((ulong)block.Count, budget));
-        if (tf) SingleStepTrap(cpu);
     }
 
     /// <summary>
@@ -272,12 +341,6 @@ public sealed unsafe partial class Machine
         cpu.Retired++;
     }
 
-    private static void SingleStepTrap(Cpu.Cpu cpu)
-    {
-        cpu.DR[6] |= 0x4000;   // DR6.BS
-        cpu.InsnRip = cpu.Rip;
-        cpu.DeliverTrap(Vec.DB);
-    }
 }
 
 /// <summary>A per-instruction observer (debugger, instruction trace), active only while <see cref="Machine.DebugStepHook"/> is set.</summary>

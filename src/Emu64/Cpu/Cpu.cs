@@ -30,7 +30,7 @@ public sealed partial class Cpu
     public ulong CR0
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)] get => _cr0;
-        set { _cr0 = value; PagingOn = (value & Emu64.Cpu.Cr0.Pg) != 0; }
+        set { _cr0 = value; PagingOn = (value & Emu64.Cpu.Cr0.Pg) != 0; DirectData = PagingOn && !WatchData; }
     }
     public ulong CR3
     {

@@ -115,7 +115,7 @@ public sealed partial class Cpu
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public unsafe ulong ReadLinear(ulong la, int size)
     {
-        if (((la & 0xFFF) + (ulong)size) <= 0x1000 && PagingOn)
+        if (((la & 0xFFF) + (ulong)size) <= 0x1000 && DirectData)
         {
             byte* p = Mmu.HostData(la, FastReadBase, PcidHash, CurrentPcid);
             if (p != null) return Emu64.Memory.PhysicalMemory.Load(p, size);
@@ -126,7 +126,7 @@ public sealed partial class Cpu
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public unsafe void WriteLinear(ulong la, int size, ulong v)
     {
-        if (((la & 0xFFF) + (ulong)size) <= 0x1000 && PagingOn)
+        if (((la & 0xFFF) + (ulong)size) <= 0x1000 && DirectData)
         {
             byte* p = Mmu.HostData(la, FastWriteBase, PcidHash, CurrentPcid);
             if (p != null)
@@ -141,6 +141,7 @@ public sealed partial class Cpu
     [MethodImpl(MethodImplOptions.NoInlining)]
     private ulong ReadLinearSlow(ulong la, int size)
     {
+        if (WatchData) WatchAccess(la, size, false);
         if (((la & 0xFFF) + (ulong)size) <= 0x1000)
             return Mem.Read(Mmu.Translate(la, Access.Read | DataAccess), size);
         return ReadSplit(la, size, Access.Read | DataAccess);
@@ -149,6 +150,7 @@ public sealed partial class Cpu
     [MethodImpl(MethodImplOptions.NoInlining)]
     private void WriteLinearSlow(ulong la, int size, ulong v)
     {
+        if (WatchData) WatchAccess(la, size, true);
         if (((la & 0xFFF) + (ulong)size) <= 0x1000)
         {
             Mem.Write(Mmu.Translate(la, Access.Write | DataAccess), size, v);
@@ -199,6 +201,7 @@ public sealed partial class Cpu
     /// </summary>
     public MemRef RmwRef(ulong la, int size)
     {
+        if (WatchData) WatchAccess(la, size, true);
         var acc = Access.Write | DataAccess;
         ulong pa0 = Mmu.Translate(la, acc);
         int first = 0x1000 - (int)(la & 0xFFF);
@@ -229,6 +232,7 @@ public sealed partial class Cpu
     {
         ulong la = OperandLinear(ref i, 16, false);
         if (aligned && (la & 15) != 0) Gp();
+        if (WatchData) WatchAccess(la, 16, false);
         if ((la & 0xFFF) <= 0xFF0)
         {
             ulong pa = Mmu.Translate(la, Access.Read | DataAccess);
@@ -243,7 +247,7 @@ public sealed partial class Cpu
     {
         ulong la = OperandLinear(ref i, 16, true);
         if (aligned && (la & 15) != 0) Gp();
-        var mr = RmwRef(la, 16);
+        var mr = RmwRef(la, 16);   // (RmwRef compares the access with the breakpoints)
         if (mr.First == 16) { Mem.Write(mr.Pa0, 8, (ulong)v); Mem.Write(mr.Pa0 + 8, 8, (ulong)(v >> 64)); return; }
         for (int b = 0; b < 16; b++)
             Mem.Write(b < mr.First ? mr.Pa0 + (ulong)b : mr.Pa1 + (ulong)(b - mr.First), 1, (ulong)(v >> (8 * b)));

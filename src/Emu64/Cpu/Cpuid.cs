@@ -10,7 +10,7 @@ public sealed partial class Cpu
     // Leaf 1 ECX / EDX, leaf 7 EBX / ECX, leaf 0x80000001 ECX / EDX.
     public uint Leaf1Ecx = (1u << 13) /* CMPXCHG16B */ | (1u << 17) /* PCID */ | (1u << 21) /* x2APIC */ | (1u << 22) /* MOVBE */
                          | (1u << 23)  /* POPCNT */ | (1u << 24) /* TSC-deadline timer */ | (1u << 30) /* RDRAND */;
-    public uint Leaf1Edx = (1u << 3) /* PSE: 4 MiB pages in 32-bit paging */ | (1u << 4) /* TSC */ | (1u << 5) /* MSR */ | (1u << 6) /* PAE */ | (1u << 8) /* CX8 */
+    public uint Leaf1Edx = (1u << 2) /* DE: CR4.DE, I/O breakpoints */ | (1u << 3) /* PSE: 4 MiB pages in 32-bit paging */ | (1u << 4) /* TSC */ | (1u << 5) /* MSR */ | (1u << 6) /* PAE */ | (1u << 8) /* CX8 */
                          | (1u << 9) /* APIC */ | (1u << 13) /* PGE */ | (1u << 15) /* CMOV */ | (1u << 16) /* PAT */ | (1u << 17) /* PSE-36: 4 MiB pages above 4 GiB */ | (1u << 19) /* CLFSH */
                          | (1u << 24) /* FXSR */ | (1u << 25) /* SSE */ | (1u << 26) /* SSE2 */;
     public uint Leaf7Ebx = (1u << 0) /* FSGSBASE */ | (1u << 3) /* BMI1 */ | (1u << 7) /* SMEP */ | (1u << 8) /* BMI2 */
@@ -24,6 +24,13 @@ public sealed partial class Cpu
     public bool HasPcid => (Leaf1Ecx & (1u << 17)) != 0;
     public bool HasInvpcid => (Leaf7Ebx & (1u << 10)) != 0;
     public bool HasLa57 => (Leaf7Ecx & (1u << 16)) != 0;
+
+    /// <summary>
+    /// Canonical for an address loaded into a system register (FS/GS/KERNEL_GS_BASE, LSTAR, CSTAR, SYSENTER_EIP/ESP,
+    /// GDTR/IDTR/LDTR/TR bases): on a processor that supports 5-level paging these are checked against 57 bits whatever
+    /// CR4.LA57 says (SDM vol. 3A §4.5.1), since the register may be used later under either paging mode.
+    /// </summary>
+    public bool IsCanonicalSystem(ulong v) => HasLa57 ? (ulong)((long)(v << 7) >> 7) == v : IsCanonical(v);
 
     private const string Brand = "Emu64 virtual x86-64 CPU        ";  // 48 bytes with the padding below
 
@@ -40,7 +47,8 @@ public sealed partial class Cpu
                 a = 0x000506E3;                                   // family 6, model 0x5E, stepping 3
                 b = (8u << 8) | (1u << 16);                       // CLFLUSH 64 bytes, 1 logical CPU, APIC ID 0
                 c = Leaf1Ecx | ((CR4 & Emu64.Cpu.Cr4.Osxsave) != 0 ? 1u << 27 : 0);
-                d = Leaf1Edx;
+                // The APIC bit reports the local APIC as present and enabled: it clears with IA32_APIC_BASE.EN (SDM §11.4.3).
+                d = (ApicBase & (1UL << 11)) != 0 ? Leaf1Edx : Leaf1Edx & ~(1u << 9);
                 break;
             case 7 when sub == 0:
                 b = Leaf7Ebx;

@@ -69,8 +69,35 @@ public sealed partial class Cpu
         }
         if (vec == Vec.PF) CR2 = _pfAddr;
         Machine.Events.OnException(vec, err, hasErr);
-        Deliver(vec, hasErr, err, software: false, external: false);
+        // Fault-class exceptions push RF=1 (SDM vol. 3A §18.3.1.1), so that the IRET back to the faulting instruction
+        // does not stop again on an instruction breakpoint there. (#DF is an abort; the rule is harmless for it.)
+        Deliver(vec, hasErr, err, software: false, external: false, rfInFrame: true);
     }
+
+    /// <summary>
+    /// The fault-like #DB of an instruction breakpoint (DR6 already written): RIP at the instruction, and — the one
+    /// fault that does so — RF as it is (0) in the pushed RFLAGS; the handler sets it to go on.
+    /// </summary>
+    public void DeliverDebugFault()
+    {
+        Machine.Events.OnException(Vec.DB, 0, false);
+        DeliverGuarded(Vec.DB, false, 0, software: false, external: false);
+    }
+
+    /// <summary>NMIs are blocked from the delivery of one until the next IRET (SDM vol. 3A §6.7.1).</summary>
+    public bool NmiBlocked;
+
+    /// <summary>A non-maskable interrupt (vector 2) at an instruction boundary; blocks further NMIs until IRET.</summary>
+    public void DeliverNmi()
+    {
+        Halted = false;
+        Machine.Events.OnInterrupt(Vec.NMI);
+        DeliverGuarded(Vec.NMI, false, 0, software: false, external: true);
+        NmiBlocked = true;
+    }
+
+    /// <summary><see cref="SoftwareEvent"/> values: INT n/INT3/INTO, and ICEBP (INT1).</summary>
+    internal const int SoftwareInt = 1, SoftwareIcebp = 2;
 
     /// <summary>An external interrupt (from the PIC or APIC) at an instruction boundary.</summary>
     public void DeliverExternal(int vector)
@@ -122,7 +149,7 @@ public sealed partial class Cpu
     private ulong _deliverRip;
 
     /// <summary>Delivers through the IDT (SDM vol. 3A §6.12 and §6.14).</summary>
-    private void Deliver(int vector, bool hasErr, uint err, bool software, bool external, bool int3 = false)
+    private void Deliver(int vector, bool hasErr, uint err, bool software, bool external, bool int3 = false, bool rfInFrame = false)
     {
         _deliverRip = Rip;
         _delivering = vector;
@@ -154,6 +181,7 @@ public sealed partial class Cpu
         bool conforming = (cs.Type & 4) != 0;
         int newCpl = conforming ? Cpl : cs.Dpl;
         ulong rflags = Rflags;
+        if (rfInFrame) rflags |= RFlags.RF;
         ulong oldRsp = Rsp;
         var oldSs = Segs[Emu64.Cpu.Seg.SS];
         var oldCs = Segs[Emu64.Cpu.Seg.CS];
@@ -223,6 +251,8 @@ public sealed partial class Cpu
         Rip = lm ? target : target & 0xFFFFFFFF;
         UpdateMode();
         InterruptShadow = false;
+        MovSsShadow = false;
+        if (vector == Vec.DB && !software) DR[7] &= ~Dr7.Gd;   // entering a #DB handler clears DR7.GD (SDM §18.2.4)
         ExitBlock = true;
         _delivering = -1;
     }

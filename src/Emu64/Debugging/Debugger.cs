@@ -40,7 +40,6 @@ public sealed class Debugger : IInstructionHook, IBoundaryListener
     private ulong _retiredBefore;
     private bool _eventSeen;
     private (ulong Addr, WatchKind Kind)? _watchHit;
-    private readonly InstructionInfoFactory _info = new();
 
     public Debugger(Machine m, SymbolTable symbols)
     {
@@ -62,7 +61,18 @@ public sealed class Debugger : IInstructionHook, IBoundaryListener
                   || (Trace?.WantsInstructions ?? false);
         M.DebugStepHook = on;
         M.InstructionHook = on ? this : null;
+        // Watchpoints are compared with the linear addresses the instructions really access, by the same path as the
+        // guest's data breakpoints (Cpu.WatchAccess): every iteration of a string instruction, pushes and pops too.
+        var w = new Emu64.Cpu.Cpu.HostWatch[Watchpoints.Count];
+        for (int k = 0; k < w.Length; k++)
+        {
+            var p = Watchpoints[k];
+            w[k] = new(p.Address, p.Length, p.Kind != WatchKind.Write, p.Kind != WatchKind.Read);
+        }
+        if (w.Length != 0 || M.Cpu.HostWatches.Length != 0) { M.Cpu.SetHostWatches(w); _armedWatches = Watchpoints.ToArray(); }
     }
+
+    private Watchpoint[] _armedWatches = [];
 
     // ---- run control ---------------------------------------------------------------------------
 
@@ -143,7 +153,6 @@ public sealed class Debugger : IInstructionHook, IBoundaryListener
         }
         _retiredBefore = M.Cpu.Retired;
         _eventSeen = false;
-        _watchHit = Watchpoints.Count > 0 ? CheckWatches(rip) : null;
         Trace?.BeforeInstruction();
         return true;
     }
@@ -152,6 +161,9 @@ public sealed class Debugger : IInstructionHook, IBoundaryListener
     {
         Trace?.AfterInstruction();
         bool retired = M.Cpu.Retired != _retiredBefore;
+        int hit = M.Cpu.HostWatchHit;
+        M.Cpu.HostWatchHit = -1;
+        if (hit >= 0 && hit < _armedWatches.Length) _watchHit = (_armedWatches[hit].Address, _armedWatches[hit].Kind);
         if (retired && _watchHit is { } w && LastStop.Kind == StopKind.None)
         {
             LastStop = new StopInfo(StopKind.Watchpoint, Rip, w.Addr, w.Kind);
@@ -185,53 +197,5 @@ public sealed class Debugger : IInstructionHook, IBoundaryListener
             LastStop = new StopInfo(StopKind.Boundary, Rip, Event: e);
             M.Stop(StopReason.Break);
         }
-    }
-
-    /// <summary>
-    /// The linear addresses the instruction at RIP will access (Iced's instruction info with the
-    /// current register values), checked against the watchpoints. String instructions are checked at
-    /// their first element; implicit accesses of exception delivery are not watched.
-    /// </summary>
-    private (ulong, WatchKind)? CheckWatches(ulong rip)
-    {
-        if (Disasm.One(rip) is not { } line) return null;
-        var insn = line.Instruction;
-        var c = M.Cpu;
-        var info = _info.GetInfo(insn);
-        foreach (var mem in info.GetUsedMemory())
-        {
-            ulong next = insn.NextIP;
-            if (!mem.TryGetVirtualAddress(0, out ulong la, (Register reg, int _, int _, out ulong value) => RegValue(c, next, reg, out value)))
-                continue;
-            ulong size = (ulong)Math.Max(1, mem.MemorySize.GetSize());
-            bool reads = mem.Access is OpAccess.Read or OpAccess.CondRead or OpAccess.ReadWrite or OpAccess.ReadCondWrite;
-            bool writes = mem.Access is OpAccess.Write or OpAccess.CondWrite or OpAccess.ReadWrite or OpAccess.ReadCondWrite;
-            foreach (var w in Watchpoints)
-            {
-                if (la >= w.Address + w.Length || la + size <= w.Address) continue;
-                bool hit = w.Kind switch { WatchKind.Write => writes, WatchKind.Read => reads, _ => reads || writes };
-                if (hit) return (w.Address, w.Kind);
-            }
-        }
-        return null;
-    }
-
-    private static bool RegValue(Emu64.Cpu.Cpu c, ulong nextIp, Register reg, out ulong value)
-    {
-        value = 0;
-        if (reg.IsSegmentRegister())
-        {
-            int s = reg switch { Register.ES => Seg.ES, Register.CS => Seg.CS, Register.SS => Seg.SS, Register.DS => Seg.DS, Register.FS => Seg.FS, _ => Seg.GS };
-            value = c.Is64 && s < Seg.FS ? 0 : c.Segs[s].Base;
-            return true;
-        }
-        if (reg is Register.RIP or Register.EIP) { value = nextIp; return true; }
-        if (!reg.IsGPR()) return false;
-        int num = reg.GetFullRegister() - Register.RAX;
-        if (num < 0 || num > 15) return false;
-        value = c.R[num];
-        int size = reg.GetSize();
-        if (size < 8) value &= (1UL << (size * 8)) - 1;
-        return true;
     }
 }

@@ -30,10 +30,13 @@ public sealed class DebuggerCommands
                                  run to the next event of that kind
         continue                 run until a breakpoint, watchpoint or the end of the run
         break ADDR|SYMBOL        breakpoint on a linear address (no guest memory is patched)
+        hbreak ADDR|SYMBOL       hardware-style breakpoint (the same check; reported as hwbreak to gdb)
         watch|rwatch|awatch ADDR [LEN]
                                  data watchpoint (write / read / access) on linear addresses
         delete [ADDR|SYMBOL]     delete one breakpoint/watchpoint, or all of them
         info                     list breakpoints and watchpoints
+        dr                       the guest's debug registers DR0-DR3, DR6, DR7, decoded
+        nmi                      pulse LINT1 (the NMI line): an NMI if LVT LINT1 is in NMI mode or the APIC is off
         regs                     general registers, RIP, RFLAGS, segments
         cr                       control registers and EFER, decoded
         msr NAME|NUM             read an MSR (efer, star, lstar, kernel_gs_base, ...)
@@ -76,6 +79,9 @@ public sealed class DebuggerCommands
                 "until" => Until(args),
                 "continue" or "c" or "cont" => Stopped(_d.Continue()),
                 "break" or "b" => Break(args),
+                "hbreak" => HBreak(args),
+                "dr" => MachineInfo.DebugRegs(M),
+                "nmi" => Nmi(),
                 "watch" => Watch(args, WatchKind.Write),
                 "rwatch" => Watch(args, WatchKind.Read),
                 "awatch" => Watch(args, WatchKind.Access),
@@ -189,6 +195,28 @@ public sealed class DebuggerCommands
         return $"breakpoint at 0x{a:x}{Sym(a)}\n";
     }
 
+    private string HBreak(string[] args)
+    {
+        if (args.Length != 1) return "usage: hbreak ADDR|SYMBOL\n";
+        ulong a = Addr(args[0]);
+        _d.HardwareBreakpoints.Add(a);
+        return $"hardware breakpoint at 0x{a:x}{Sym(a)}\n";
+    }
+
+    /// <summary>Pulses the local APIC's LINT1 input, where a PC's NMI line arrives (QEMU's `nmi` does the same).</summary>
+    private string Nmi()
+    {
+        bool before = M.NmiPending;
+        M.Platform.Apic.Lint1();
+        if (M.NmiPending && !before)
+            return M.Cpu.NmiBlocked ? "NMI pending (the CPU is in an NMI handler: it is taken after the next IRET)\n"
+                                    : "NMI pending: it is taken at the next instruction boundary\n";
+        if (before) return "an NMI was already pending (NMIs do not queue beyond one)\n";
+        uint lvt = M.Platform.Apic.LvtLint1;
+        string why = (lvt & 0x10000) != 0 ? "masked" : "not in NMI mode";
+        return $"LINT1 pulsed, no NMI: LVT LINT1 = 0x{lvt:x} ({why})\n";
+    }
+
     private string Watch(string[] args, WatchKind kind)
     {
         if (args.Length is < 1 or > 2) return "usage: watch ADDR [LEN]\n";
@@ -203,7 +231,7 @@ public sealed class DebuggerCommands
     {
         if (args.Length == 0)
         {
-            int n = _d.Breakpoints.Count + _d.Watchpoints.Count;
+            int n = _d.Breakpoints.Count + _d.HardwareBreakpoints.Count + _d.Watchpoints.Count;
             _d.Breakpoints.Clear(); _d.HardwareBreakpoints.Clear(); _d.Watchpoints.Clear();
             return $"deleted {n} breakpoints and watchpoints\n";
         }
@@ -216,6 +244,7 @@ public sealed class DebuggerCommands
     {
         var sb = new StringBuilder();
         foreach (var b in _d.Breakpoints) sb.Append($"breakpoint 0x{b:x}{Sym(b)}\n");
+        foreach (var b in _d.HardwareBreakpoints) sb.Append($"hardware breakpoint 0x{b:x}{Sym(b)}\n");
         foreach (var w in _d.Watchpoints) sb.Append($"watchpoint ({w.Kind.ToString().ToLowerInvariant()}) 0x{w.Address:x} len {w.Length}\n");
         return sb.Length == 0 ? "no breakpoints or watchpoints\n" : sb.ToString();
     }

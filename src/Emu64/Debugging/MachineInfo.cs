@@ -45,6 +45,25 @@ public static class MachineInfo
         return sb.ToString();
     }
 
+    /// <summary>DR0-DR3 with each breakpoint's enables, kind and length, DR6 and DR7 as MOV from DRn reads them.</summary>
+    public static string DebugRegs(Machine m)
+    {
+        var c = m.Cpu;
+        ulong dr7 = c.Dr7Value;
+        var sb = new StringBuilder();
+        for (int n = 0; n < 4; n++)
+        {
+            int rw = (int)(dr7 >> (16 + 4 * n)) & 3, len = (int)(dr7 >> (18 + 4 * n)) & 3;
+            string kind = rw switch { 0 => "exec", 1 => "write", 2 => "io", _ => "rw" };
+            string en = ((dr7 >> (2 * n)) & 1) != 0 ? (((dr7 >> (2 * n + 1)) & 1) != 0 ? "L G" : "L") : ((dr7 >> (2 * n + 1)) & 1) != 0 ? "G" : "off";
+            sb.Append($"dr{n}  {c.DR[n]:x16} [{en} {kind} len {len switch { 0 => 1, 1 => 2, 2 => 8, _ => 4 }}]\n");
+        }
+        ulong dr6 = c.Dr6Value;
+        sb.Append($"dr6  {dr6:x16} [{Bits(dr6, [(1, "B0"), (2, "B1"), (4, "B2"), (8, "B3"), (Dr6.Bd, "BD"), (Dr6.Bs, "BS"), (Dr6.Bt, "BT")])}]\n");
+        sb.Append($"dr7  {dr7:x16} [{Bits(dr7, [(Dr7.Le, "LE"), (Dr7.Ge, "GE"), (Dr7.Gd, "GD")])}]\n");
+        return sb.ToString();
+    }
+
     public static readonly (string Name, uint Number)[] MsrNames =
     [
         ("efer", Msr.Efer), ("star", Msr.Star), ("lstar", Msr.Lstar), ("cstar", Msr.Cstar), ("sfmask", Msr.Sfmask), ("fmask", Msr.Sfmask),

@@ -55,6 +55,26 @@ public sealed partial class LocalApic : IMmioDevice, ITimedDevice
     /// <summary>LINT0 unmasked in ExtINT mode: the 8259's INTR passes through to the CPU.</summary>
     public bool Lint0AcceptsExtInt => (_lvtLint0 & Masked) == 0 && ((_lvtLint0 >> 8) & 7) == 7;
 
+    /// <summary>
+    /// The LINT1 input, which a PC wires to the chipset's NMI line (SDM §11.5.1): with the APIC globally disabled it
+    /// is the processor's NMI pin; otherwise LVT LINT1 decides — masked drops it, NMI mode (100b) raises an NMI,
+    /// fixed mode (000b) requests its vector. Edge-triggered: one call is one pulse.
+    /// </summary>
+    /// <summary>LVT LINT1 as the guest programmed it (for the debugger's report).</summary>
+    public uint LvtLint1 => _lvtLint1;
+
+    public void Lint1()
+    {
+        if (!GloballyEnabled) { _m.RaiseNmi(); return; }
+        uint lvt = _lvtLint1;
+        if ((lvt & Masked) != 0) return;
+        switch ((lvt >> 8) & 7)
+        {
+            case 4: _m.RaiseNmi(); break;
+            case 0: Accept((int)(lvt & 0xFF), level: false); break;
+        }
+    }
+
     // ---- IRR / ISR / priority -------------------------------------------------------------------
 
     private static int Highest(uint[] r)

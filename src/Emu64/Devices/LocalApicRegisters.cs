@@ -31,7 +31,8 @@ public sealed partial class LocalApic
         if (msr < 0x800 || msr > 0x8FF || !X2Apic) return (false, 0);
         uint off = (msr - 0x800) << 4;
         if (off == 0x300) return (true, ((ulong)_icrHigh << 32) | _icrLow);
-        if (off is 0x0E0 or 0x310 or 0x0B0 or 0x3F0) return (false, 0);   // DFR gone; ICR high merged; EOI, SELF IPI write-only
+        // DFR gone, ICR high merged, APR and RRD reserved; EOI and SELF IPI are write-only: all #GP (SDM table 11-6).
+        if (off is 0x0E0 or 0x310 or 0x090 or 0x0C0 or 0x0B0 or 0x3F0) return (false, 0);
         var v = ReadRegister(off, x2: true);
         return v is null ? (false, 0) : (true, v.Value);
     }
@@ -49,9 +50,10 @@ public sealed partial class LocalApic
                 SendFixed((int)(v & 0xFF));
                 return true;
             case 0x0B0: if (v != 0) return false; Eoi(); return true;   // x2APIC EOI must write 0
-            case 0x020: case 0x030: case 0x0D0: case 0x0E0: case 0x310: case 0x390:
-                return false;                                        // read-only or absent in x2APIC mode
+            case 0x020: case 0x030: case 0x090: case 0x0A0: case 0x0C0: case 0x0D0: case 0x0E0: case 0x310: case 0x390:
+                return false;                                        // read-only, reserved or absent in x2APIC mode: #GP
         }
+        if (off >= 0x100 && off < 0x280) return false;               // ISR, TMR, IRR are read-only: #GP
         if ((v >> 32) != 0) return false;
         return WriteRegister(off, (uint)v, x2: true);
     }
@@ -121,7 +123,9 @@ public sealed partial class LocalApic
                 {
                     uint old = _lvtTimer;
                     _lvtTimer = Lvt(v, 0x700FF);
-                    if (((old ^ _lvtTimer) >> 17 & 3) != 0) { _initialCount = 0; _tscDeadline = 0; }   // a mode change disarms
+                    // Only a change into or out of TSC-deadline mode (bit 18) disarms the timer (SDM §11.5.4.1);
+                    // switching between one-shot and periodic keeps TMICT and the count running.
+                    if (((old ^ _lvtTimer) >> 18 & 1) != 0) { _initialCount = 0; _tscDeadline = 0; }
                     ScheduleTimer();
                     break;
                 }
@@ -160,7 +164,9 @@ public sealed partial class LocalApic
             3 => false,                                              // all excluding self: nobody else exists
             _ => DestinationIsSelf(x2 ? _icrHigh : _icrHigh >> 24, (low & 0x800) != 0, x2),
         };
-        if (!toSelf || mode is not (0 or 1)) return;                 // INIT, SIPI, NMI, SMI: ignored
+        if (!toSelf) return;
+        if (mode == 4) { _m.RaiseNmi(); return; }                    // NMI: the vector field is ignored
+        if (mode is not (0 or 1)) return;                            // INIT, SIPI, SMI: ignored
         SendFixed(vector);
     }
 

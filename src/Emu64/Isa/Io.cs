@@ -16,6 +16,7 @@ public static unsafe class Io
     /// <summary>SDM vol. 1 §19.5: when CPL > IOPL every port bit in the TSS I/O bitmap must be clear.</summary>
     public static void CheckIoPermission(CpuCore cpu, ushort port, int size)
     {
+        if (cpu.WatchIo) cpu.WatchIoPort(port, size);   // I/O breakpoints (CR4.DE, R/W=10): a #DB trap after the instruction
         if (cpu.Mode == CpuMode.Real || cpu.Cpl <= cpu.Iopl) return;
         var tr = cpu.Tr;
         if (tr.Limit < 0x67) cpu.Gp();

@@ -30,7 +30,7 @@ public static unsafe partial class SystemInsns
         ushort sel = (ushort)(i.K1 == Opnd.Reg ? cpu.GetReg(i.R1, 2) : cpu.ReadOperandMem(ref i, 2));
         if (i.R0 == Seg.CS) cpu.Ud();
         LoadDataSegment(cpu, i.R0, sel);
-        if (i.R0 == Seg.SS) { cpu.InterruptShadow = true; cpu.ExitBlock = true; }
+        if (i.R0 == Seg.SS) { cpu.InterruptShadow = cpu.MovSsShadow = true; cpu.ExitBlock = true; }
     }
 
     internal static void LoadDataSegment(CpuCore cpu, int seg, ushort sel) => cpu.LoadSegment(seg, sel);
@@ -182,6 +182,8 @@ public static unsafe partial class SystemInsns
         else cpu.AdjustStack(3 * size);
         cpu.Rflags = flags;
         cpu.Rip = target;
+        cpu.NmiBlocked = false;                                  // IRET ends NMI blocking (SDM vol. 3A §6.7.1)
+        if ((flags & RFlags.RF) != 0) cpu.DebugArmed = true;     // RF=1 skips the next instruction's breakpoints, then clears
         if (rpl > oldCpl) NullInaccessibleDataSegments(cpu);
         cpu.Machine.Events.OnIret(oldCpl, cpu.Cpl);
         cpu.ExitBlock = true;
@@ -202,13 +204,20 @@ public static unsafe partial class SystemInsns
         }
     }
 
-    private static void IntN(CpuCore cpu, ref Insn i) => cpu.DeliverSoftware((int)(i.Imm & 0xFF));
-    private static void Int3(CpuCore cpu, ref Insn i) => cpu.DeliverSoftware(Vec.BP, isInt3OrInto: true);
-    private static void Int1(CpuCore cpu, ref Insn i) => cpu.DeliverTrap(Vec.DB);
+    // A software interrupt clears TF as it is delivered, so no single-step trap follows the instruction (SoftwareEvent).
+    private static void IntN(CpuCore cpu, ref Insn i) { cpu.SoftwareEvent = CpuCore.SoftwareInt; cpu.DeliverSoftware((int)(i.Imm & 0xFF)); }
+    private static void Int3(CpuCore cpu, ref Insn i) { cpu.SoftwareEvent = CpuCore.SoftwareInt; cpu.DeliverSoftware(Vec.BP, isInt3OrInto: true); }
+
+    /// <summary>
+    /// ICEBP (INT1, 0xF1): a trap-like #DB delivered as a privileged exception (no gate DPL check, RIP after the
+    /// instruction, DR6 unchanged). It stands for any #DB a MOV SS held, and no single-step trap follows it.
+    /// </summary>
+    private static void Int1(CpuCore cpu, ref Insn i) { cpu.SoftwareEvent = CpuCore.SoftwareIcebp; cpu.DeliverTrap(Vec.DB); }
+
     private static void Into(CpuCore cpu, ref Insn i)
     {
         if (cpu.Is64) cpu.Ud();
-        if (cpu.Of) cpu.DeliverSoftware(Vec.OF, isInt3OrInto: true);
+        if (cpu.Of) { cpu.SoftwareEvent = CpuCore.SoftwareInt; cpu.DeliverSoftware(Vec.OF, isInt3OrInto: true); }
     }
 
     /// <summary>SYSCALL (Intel: 64-bit mode only). RCX ← RIP, R11 ← RFLAGS, CS/SS from STAR[47:32], RIP ← LSTAR.</summary>

@@ -98,7 +98,7 @@ public static unsafe partial class Stack
             ulong sel = cpu.PeekStack(size);
             SystemInsns.LoadDataSegment(cpu, i.R0, (ushort)sel);
             cpu.AdjustStack(size);
-            if (i.R0 == Seg.SS) { cpu.InterruptShadow = true; cpu.ExitBlock = true; }
+            if (i.R0 == Seg.SS) { cpu.InterruptShadow = cpu.MovSsShadow = true; cpu.ExitBlock = true; }
             return;
         }
         ulong v = cpu.PeekStack(size);

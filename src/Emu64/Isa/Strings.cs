@@ -46,7 +46,10 @@ public static unsafe class Strings
             if ((pointers & (1 << Reg.RDI)) != 0) cpu.SetReg(Reg.RDI, 4, cpu.GetReg(Reg.RDI, 4));
             return;
         }
-        for (int n = 0; n < Chunk; n++)
+        // One iteration per execution while single-stepping or watching data (cpu.IterateSingly): TF traps and data
+        // breakpoints are reported after the iteration that caused them, RIP still on the instruction if it goes on.
+        int chunk = cpu.IterateSingly ? 1 : Chunk;
+        for (int n = 0; n < chunk; n++)
         {
             ulong c = cpu.GetReg(Reg.RCX, a);
             if (c == 0) return;

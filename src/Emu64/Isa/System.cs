@@ -27,6 +27,7 @@ public static unsafe partial class SystemInsns
         HandlerTable.Map(Mnemonic.Rdtsc, &Rdtsc);
         HandlerTable.Map(Mnemonic.Rdtscp, &Rdtscp);
         HandlerTable.Map(Mnemonic.Rdpid, &Rdpid);
+        HandlerTable.Map(Mnemonic.Rdpmc, &Rdpmc);
         HandlerTable.Map(&Lgdt, Mnemonic.Lgdt, Mnemonic.Lidt);
         HandlerTable.Map(&Sgdt, Mnemonic.Sgdt, Mnemonic.Sidt);
         HandlerTable.Map(Mnemonic.Ltr, &Ltr);
@@ -168,6 +169,7 @@ public static unsafe partial class SystemInsns
             cpu.Gp();
         cpu.CR4 = v;
         cpu.Mmu.OnCr4Write(old, v);
+        if (((v ^ old) & Cr4Bits.De) != 0) cpu.UpdateDebugArmed();   // I/O breakpoints exist only with CR4.DE
     }
 
     // ---- debug registers ---------------------------------------------------------------------
@@ -183,13 +185,23 @@ public static unsafe partial class SystemInsns
         return n;
     }
 
+    /// <summary>
+    /// DR7.GD (general detect): any MOV to or from a debug register raises a fault-like #DB with DR6.BD before the
+    /// instruction runs; delivering the #DB clears GD so the handler itself can use the debug registers.
+    /// </summary>
+    private static void GeneralDetect(CpuCore cpu)
+    {
+        if ((cpu.DR[7] & Dr7.Gd) == 0) return;
+        cpu.ReportDebug(0, Dr6.Bd);
+        cpu.Fault(Vec.DB);
+    }
+
     private static void MovFromDr(CpuCore cpu, ref Insn i)
     {
         RequireCpl0(cpu);
         int n = DrIndex(cpu, i.R1);
-        ulong v = cpu.DR[n];
-        if (n == 6) v |= 0xFFFF0FF0UL;
-        if (n == 7) v |= 0x400;
+        GeneralDetect(cpu);
+        ulong v = n switch { 6 => cpu.Dr6Value, 7 => cpu.Dr7Value, _ => cpu.DR[n] };
         cpu.SetReg(i.R0, i.Size, v);
     }
 
@@ -197,9 +209,12 @@ public static unsafe partial class SystemInsns
     {
         RequireCpl0(cpu);
         int n = DrIndex(cpu, i.R0);
+        GeneralDetect(cpu);
         ulong v = cpu.GetReg(i.R1, i.Size);
-        if (n >= 6 && (v >> 32) != 0) cpu.Gp();
-        cpu.DR[n] = v;
+        if (n >= 6 && (v >> 32) != 0) cpu.Gp();            // DR6/DR7 bits 63:32 must be written as 0 (64-bit mode)
+        cpu.DR[n] = n == 7 ? v & Dr7.Writable : v;
+        cpu.UpdateDebugArmed();
+        cpu.ExitBlock = true;                               // a breakpoint may be armed: back to the run loop
         cpu.Machine.OnDebugRegistersChanged();
     }
 
@@ -243,6 +258,16 @@ public static unsafe partial class SystemInsns
         cpu.R[Reg.RCX] = cpu.TscAux & 0xFFFFFFFF;
     }
 
+    /// <summary>
+    /// RDPMC: #GP at CPL > 0 unless CR4.PCE, and #GP for an ECX that names no counter. This CPU reports no
+    /// performance-monitoring counters (CPUID leaf 0xA is beyond its highest leaf), so every index is invalid.
+    /// </summary>
+    private static void Rdpmc(CpuCore cpu, ref Insn i)
+    {
+        if ((cpu.CR4 & Cr4Bits.Pce) == 0 && cpu.Cpl != 0 && cpu.Mode != CpuMode.Real) cpu.Gp();
+        cpu.Gp();
+    }
+
     private static void Rdpid(CpuCore cpu, ref Insn i) => cpu.SetReg(i.R0, i.Size, cpu.TscAux & 0xFFFFFFFF);
 
     private static void Rdrand(CpuCore cpu, ref Insn i)
@@ -260,7 +285,7 @@ public static unsafe partial class SystemInsns
         ushort limit = (ushort)cpu.ReadMem(i.Seg, ea, 2);
         ulong b = cpu.ReadMem(i.Seg, ea + 2, cpu.Is64 ? 8 : 4);
         if (!cpu.Is64 && i.Size == 2) b &= 0xFFFFFF;
-        if (cpu.Is64 && !cpu.IsCanonical(b)) cpu.Gp();
+        if (cpu.Is64 && !cpu.IsCanonicalSystem(b)) cpu.Gp();
         var t = new TableReg { Base = b, Limit = limit };
         if (i.I.Mnemonic == Mnemonic.Lgdt) cpu.Gdtr = t; else cpu.Idtr = t;
     }
@@ -287,6 +312,7 @@ public static unsafe partial class SystemInsns
         if (!s.IsSystem || (s.Type != 9 && s.Type != 1)) cpu.Gp((uint)(sel & ~3));
         if (!s.Present) cpu.Fault(Vec.NP, (uint)(sel & ~3));
         if (cpu.LongMode) s.Base |= (cpu.ReadDescriptorHigh(sel) & 0xFFFFFFFF) << 32;
+        if (cpu.LongMode && !cpu.IsCanonicalSystem(s.Base)) cpu.Gp((uint)(sel & ~3));   // a non-canonical TSS base
         // Mark the TSS busy in the GDT (an implicit supervisor write).
         cpu.WriteImplicitLinear(cpu.Gdtr.Base + (uint)(sel & ~7) + 5, 1, ((d >> 40) & 0xFF) | 2);
         s.Attr |= 2;
@@ -305,6 +331,7 @@ public static unsafe partial class SystemInsns
         if (!s.IsSystem || s.Type != 2) cpu.Gp((uint)(sel & ~3));
         if (!s.Present) cpu.Fault(Vec.NP, (uint)(sel & ~3));
         if (cpu.LongMode) s.Base |= (cpu.ReadDescriptorHigh(sel) & 0xFFFFFFFF) << 32;
+        if (cpu.LongMode && !cpu.IsCanonicalSystem(s.Base)) cpu.Gp((uint)(sel & ~3));   // a non-canonical LDT base
         cpu.Ldtr = s;
     }
 
@@ -424,7 +451,7 @@ public static unsafe partial class SystemInsns
         RequireFsgsbase(cpu);
         int seg = i.I.Mnemonic == Mnemonic.Wrfsbase ? Seg.FS : Seg.GS;
         ulong v = cpu.GetReg(i.R0, i.Size);
-        if (!cpu.IsCanonical(v)) cpu.Gp();
+        if (!cpu.IsCanonicalSystem(v)) cpu.Gp();
         cpu.Segs[seg].Base = v;
     }
 
