@@ -41,6 +41,8 @@ public static class Cli
           debug [KERNEL] [options] [--script FILE]
                                  interactive debugger (bundled kernel if none is given); see docs/DEBUGGING.md
           measure [options]      KPTI's cost in TLB misses, walks and cycles, with and without PCID (emu64 measure --help)
+          analyze DUMP [--use-cr3]
+                                 recover the kernel's layout (PGD, PAGE_OFFSET, KASLR) from a memory dump; see docs/DUMPS.md
           isa-coverage [--all]   list the instruction encodings (Iced Code) not implemented (--all: and those implemented)
 
         options:
@@ -58,7 +60,7 @@ public static class Cli
                                  also NAME=VALUE[,NAME=VALUE] (e.g. stlb.entries=2048,cost.cr3write=150),
                                  repeatable, applied in order
           -h, --help             this text
-        """ + "\n" + DebugOptions.Usage;
+        """ + "\n" + DebugOptions.Usage + "\n" + DumpOnExit.Usage;
 
     /// <summary>
     /// Runs the command line. With <paramref name="attachStdin"/> (the emu64 program itself) the guest's
@@ -150,6 +152,7 @@ public static class Cli
             "boot" => RunWithDebugOptions(rest, needKernel: false),
             "debug" => DebugCommand.Run(rest),
             "measure" => Measure.MeasureCommand.Run(rest),
+            "analyze" => AnalyzeCommand.Run(rest),
             "isa-coverage" => Emu64.Isa.Coverage.Write(Console.Out, rest.Contains("--all")) >= 0 ? ExitStatus.Ok : ExitStatus.Ok,
             _ => throw new CliException($"unknown command '{cmd}' (try emu64 --help)"),
         };
@@ -157,8 +160,9 @@ public static class Cli
 
     private static int RunWithDebugOptions(string[] args, bool needKernel)
     {
-        var (d, rest) = DebugOptions.Extract(args, allowScript: false);
-        var o = ParseRunOptions(rest, needKernel);
+        var (dumpFile, args1) = DumpOnExit.Extract(args);
+        var (d, rest) = DebugOptions.Extract(args1, allowScript: false);
+        var o = ParseRunOptions(rest, needKernel) with { DumpFile = dumpFile };
         if (!needKernel) o = o with { Kernel = BundledKernelPath() };
         return RunKernel(o, d);
     }
@@ -171,6 +175,8 @@ public static class Cli
         public ulong Ips { get; init; } = 1_000_000_000;
         /// <summary>Runs of a block before it is compiled (--compile-threshold; 0: interpret only).</summary>
         public int CompileThreshold { get; init; } = MachineOptions.DefaultCompileThreshold;
+        /// <summary>--dump-on-exit FILE: where to write the guest memory dump when the run ends.</summary>
+        public string? DumpFile { get; init; }
     }
 
     public static RunOptions ParseRunOptions(string[] a, bool needKernel)
@@ -356,6 +362,7 @@ public static class Cli
         var reason = debug is null ? m.Run() : DebugRun.Run(m, debug);
         sw.Stop();
         stdout.Flush();
+        if (o.DumpFile != null) DumpOnExit.Write(m, o.DumpFile);
         if (reason is not (StopReason.DebugExit or StopReason.Shutdown))
             Err.WriteLine($"emu64: {Describe(m)}");
         if (o.Stats) PrintStats(m, sw.Elapsed.TotalSeconds);

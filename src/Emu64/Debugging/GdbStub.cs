@@ -257,7 +257,7 @@ public sealed class GdbStub : IDisposable
 
     // ---- monitor -------------------------------------------------------------------------------
 
-    private static readonly string[] MonitorCommands = ["tlb", "walk", "ptdump", "stats", "pcid", "mark", "regs", "cr", "msr", "x", "xp", "disas", "events", "help"];
+    private static readonly string[] MonitorCommands = ["tlb", "walk", "ptdump", "stats", "pcid", "mark", "regs", "cr", "msr", "x", "xp", "disas", "events", "dump-guest-memory", "help"];
 
     private string Monitor(string hex)
     {
@@ -266,7 +266,7 @@ public sealed class GdbStub : IDisposable
         string word = line.Split(' ', 2)[0].Split('/')[0].ToLowerInvariant();
         string output = !MonitorCommands.Contains(word)
             ? $"unknown monitor command '{word}'; available: {string.Join(", ", MonitorCommands)}\n"
-            : word == "help" ? "monitor commands: tlb [stats], walk ADDR [CR3], ptdump [CR3], stats, pcid, mark, regs, cr, msr NAME, x[/Nf] ADDR, xp[/Nf] ADDR, disas [ADDR] [N], events [N]\n"
+            : word == "help" ? "monitor commands: tlb [stats], walk ADDR [CR3], ptdump [CR3], stats, pcid, mark, regs, cr, msr NAME, x[/Nf] ADDR, xp[/Nf] ADDR, disas [ADDR] [N], events [N], dump-guest-memory FILE\n"
             : _monitor.Execute(line);
         // Output goes to gdb's console in 'O' packets, then the final OK.
         for (int i = 0; i < output.Length; i += 1024)
