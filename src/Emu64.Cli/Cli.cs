@@ -53,12 +53,14 @@ public static class Cli
           debug [KERNEL] [options] [--script FILE]
                                  interactive debugger (bundled kernel if none is given); see docs/DEBUGGING.md
           measure [options]      KPTI's cost in TLB misses, walks and cycles, with and without PCID (emu64 measure --help)
+          analyze DUMP [--use-cr3]
+                                 recover the kernel's layout (PGD, PAGE_OFFSET, KASLR) from a memory dump; see docs/DUMPS.md
           isa-coverage [--all]   list the instruction encodings (Iced Code) not implemented (--all: and those implemented)
 
         Every command answers -h or --help (emu64 run --help).
 
         options:
-        """ + "\n" + RunOptionsUsage + "\n" + DebugOptions.Usage;
+        """ + "\n" + RunOptionsUsage + "\n" + DebugOptions.Usage + "\n" + DumpOnExit.Usage;
 
     /// <summary>The options of run, boot and debug (without the tracing and debugging ones).</summary>
     public const string RunOptionsUsage = """
@@ -87,7 +89,7 @@ public static class Cli
         shutdown, 4 triple fault, 6 instruction limit, 8 unsupported, 10 reset (docs/ERRORS.md).
 
         options:
-        """ + "\n" + RunOptionsUsage + "\n" + DebugOptions.Usage;
+        """ + "\n" + RunOptionsUsage + "\n" + DebugOptions.Usage + "\n" + DumpOnExit.Usage;
 
     public const string BootUsage = """
         usage: emu64 boot [options]
@@ -97,7 +99,7 @@ public static class Cli
         3 when it fails (a panic, a mistake in init=: it writes 1), else as for run (docs/ERRORS.md).
 
         options:
-        """ + "\n" + RunOptionsUsage + "\n" + DebugOptions.Usage;
+        """ + "\n" + RunOptionsUsage + "\n" + DebugOptions.Usage + "\n" + DumpOnExit.Usage;
 
     public const string DebugUsage = """
         usage: emu64 debug [KERNEL] [options] [--script FILE]
@@ -108,7 +110,7 @@ public static class Cli
           --script FILE          run the debugger commands in FILE (one a line, each echoed after the prompt)
 
         options:
-        """ + "\n" + RunOptionsUsage + "\n" + DebugOptions.Usage;
+        """ + "\n" + RunOptionsUsage + "\n" + DebugOptions.Usage + "\n" + DumpOnExit.Usage;
 
     public const string IsaCoverageUsage = """
         usage: emu64 isa-coverage [--all]
@@ -209,6 +211,7 @@ public static class Cli
             "boot" => BootUsage,
             "debug" => DebugUsage,
             "measure" => Measure.MeasureOptions.Usage,
+            "analyze" => AnalyzeCommand.Usage,
             "isa-coverage" => IsaCoverageUsage,
             _ => null,
         };
@@ -221,6 +224,7 @@ public static class Cli
                 "boot" => RunWithDebugOptions(rest, needKernel: false),
                 "debug" => DebugCommand.Run(rest),
                 "measure" => Measure.MeasureCommand.Run(rest),
+                "analyze" => AnalyzeCommand.Run(rest),
                 _ => IsaCoverage(rest),
             };
         }
@@ -258,8 +262,9 @@ public static class Cli
 
     private static int RunWithDebugOptions(string[] args, bool needKernel)
     {
-        var (d, rest) = DebugOptions.Extract(args, allowScript: false);
-        var o = ParseRunOptions(rest, needKernel);
+        var (dumpFile, args1) = DumpOnExit.Extract(args);
+        var (d, rest) = DebugOptions.Extract(args1, allowScript: false);
+        var o = ParseRunOptions(rest, needKernel) with { DumpFile = dumpFile };
         if (!needKernel) o = o with { Kernel = BundledKernelPath() };
         int status = RunKernel(o, d);
         return needKernel ? status : ExitStatus.ForBundledKernel(status);
@@ -273,6 +278,8 @@ public static class Cli
         public ulong Ips { get; init; } = 1_000_000_000;
         /// <summary>Runs of a block before it is compiled (--compile-threshold; 0: interpret only).</summary>
         public int CompileThreshold { get; init; } = MachineOptions.DefaultCompileThreshold;
+        /// <summary>--dump-on-exit FILE: where to write the guest memory dump when the run ends.</summary>
+        public string? DumpFile { get; init; }
     }
 
     public static RunOptions ParseRunOptions(string[] a, bool needKernel)
@@ -459,6 +466,7 @@ public static class Cli
         var reason = debug is null ? m.Run() : DebugRun.Run(m, debug, o);
         sw.Stop();
         stdout.Flush();
+        if (o.DumpFile != null) DumpOnExit.Write(m, o.DumpFile);
         if (reason is not (StopReason.DebugExit or StopReason.Shutdown))
             Err.WriteLine($"emu64: {Describe(m)}");
         if (o.Stats) PrintStats(m, sw.Elapsed.TotalSeconds);

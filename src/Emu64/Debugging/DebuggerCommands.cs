@@ -51,6 +51,8 @@ public sealed class DebuggerCommands
         stats                    counters since start and since the last mark
         mark                     start a new measurement interval for stats
         events [N]               the last N boundary events
+        dump FILE                write guest memory and CPU state to FILE as an ELF core (QEMU's dump-guest-memory
+                                 layout; also dump-guest-memory FILE); read it with emu64 analyze, crash, volatility3
         kaslr [OFFSET]           show or set the KASLR offset applied to symbols (learned from the kernel's _text
                                  announcement or from LSTAR)
         help                     this text
@@ -100,6 +102,7 @@ public sealed class DebuggerCommands
                 "stats" => Stats(),
                 "mark" => Mark(),
                 "kaslr" => Kaslr(args),
+                "dump" or "dump-guest-memory" => DumpCommand.Execute(M, args),
                 "events" => Events(args.Length > 0 ? (int)Number(args[0]) : 10),
                 "quit" or "q" or "exit" => Quit(),
                 _ => $"unknown command '{cmd}' (try help)\n",

@@ -286,7 +286,7 @@ public sealed class GdbStub : IDisposable
 
     // ---- monitor -------------------------------------------------------------------------------
 
-    private static readonly string[] MonitorCommands = ["tlb", "walk", "ptdump", "stats", "pcid", "mark", "regs", "cr", "dr", "msr", "x", "xp", "disas", "events", "kaslr", "nmi", "help"];
+    private static readonly string[] MonitorCommands = ["tlb", "walk", "ptdump", "stats", "pcid", "mark", "regs", "cr", "dr", "msr", "x", "xp", "disas", "events", "kaslr", "nmi", "dump-guest-memory", "help"];
 
     private string Monitor(string hex)
     {
@@ -295,7 +295,7 @@ public sealed class GdbStub : IDisposable
         string word = line.Split(' ', 2)[0].Split('/')[0].ToLowerInvariant();
         string output = !MonitorCommands.Contains(word)
             ? $"unknown monitor command '{word}'; available: {string.Join(", ", MonitorCommands)}\n"
-            : word == "help" ? "monitor commands: tlb [stats], walk ADDR [CR3], ptdump [CR3], stats, pcid, mark, regs, cr, dr, msr NAME, x[/Nf] ADDR, xp[/Nf] ADDR, disas [ADDR] [N], events [N], kaslr, nmi (numbers: decimal, or hexadecimal after 0x)\n"
+            : word == "help" ? "monitor commands: tlb [stats], walk ADDR [CR3], ptdump [CR3], stats, pcid, mark, regs, cr, dr, msr NAME, x[/Nf] ADDR, xp[/Nf] ADDR, disas [ADDR] [N], events [N], kaslr, nmi, dump-guest-memory FILE (numbers: decimal, or hexadecimal after 0x)\n"
             : word == "kaslr" ? Kaslr()
             : _monitor.Execute(line);
         // Output goes to gdb's console in 'O' packets, then the final OK.
