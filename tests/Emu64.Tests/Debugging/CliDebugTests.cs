@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
+using Emu64.Tests.Support;
 
 namespace Emu64.Tests.Debugging;
 
@@ -107,7 +108,7 @@ public class CliDebugTests : IDisposable
         Assert.Contains("need --trace CLASSES", r.Err);
     }
 
-    [Fact]
+    [GdbFact]
     public void Run_with_gdb_and_wait_stops_before_the_first_instruction_until_gdb_detaches()
     {
         using var p = Start("run", _kernel, "--gdb", "127.0.0.1:0", "--wait");
@@ -117,7 +118,7 @@ public class CliDebugTests : IDisposable
         while (DateTime.UtcNow < until && (line = p.StandardError.ReadLine()) != null && !line.Contains("listening on")) err.AppendLine(line);
         Assert.True(line != null && line.Contains("listening on 127.0.0.1:"), err.ToString());
         int port = int.Parse(line!.Split("127.0.0.1:")[1].Split(' ')[0]);
-        var psi = new ProcessStartInfo("gdb") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var psi = new ProcessStartInfo(Gdb.Path_) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var a in new[] { "--batch", "-nx", "-ex", "set architecture i386:x86-64", "-ex", $"target remote 127.0.0.1:{port}",
                                   "-ex", "printf \"RIP=%lx CR0=%lx\\n\", $rip, $cr0", "-ex", "detach" })
             psi.ArgumentList.Add(a);

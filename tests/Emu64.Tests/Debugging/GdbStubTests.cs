@@ -4,6 +4,7 @@ using System.Text;
 using Emu64.Debugging;
 using Emu64.Loader;
 using Debugger = Emu64.Debugging.Debugger;
+using Emu64.Tests.Support;
 
 namespace Emu64.Tests.Debugging;
 
@@ -47,7 +48,7 @@ public class GdbStubTests
 
     private static string RunGdb(int port, string symbolFile, params string[] commands)
     {
-        var psi = new ProcessStartInfo("gdb") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var psi = new ProcessStartInfo(Gdb.Path_) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var a in new[] { "--batch", "-nx", "-ex", "set pagination off", "-ex", "set confirm off", "-ex", $"symbol-file {symbolFile}",
                                   "-ex", $"target remote 127.0.0.1:{port}" })
             psi.ArgumentList.Add(a);
@@ -59,7 +60,7 @@ public class GdbStubTests
         return output.Result + err.Result;
     }
 
-    [Fact]
+    [GdbFact]
     public void Stock_gdb_breaks_at_the_syscall_entry_steps_across_the_cr3_switch_walks_and_watches()
     {
         using var s = new Session();

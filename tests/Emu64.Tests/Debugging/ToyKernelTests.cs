@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
+using Emu64.Tests.Support;
 
 namespace Emu64.Tests.Debugging;
 
@@ -48,7 +49,7 @@ public class ToyKernelTests
         Assert.Contains($"syscall rip={entry:x} <entry_SYSCALL_64>", sw.ToString());
     }
 
-    [Fact]
+    [GdbFact]
     public void Stock_gdb_steps_a_toy_kernel_system_call_across_the_cr3_switch_over_emu64_boot_gdb_wait()
     {
         using var p = CliDebugTests.Start("boot", "--append", "nokaslr init=syscalls:3", "--gdb", "127.0.0.1:0", "--wait");
@@ -78,7 +79,7 @@ public class ToyKernelTests
             continue
             detach
             """);
-        var psi = new ProcessStartInfo("gdb") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var psi = new ProcessStartInfo(Gdb.Path_) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var a in new[] { "--batch", "-nx", "-x", script }) psi.ArgumentList.Add(a);
         using var g = Process.Start(psi)!;
         var err = g.StandardError.ReadToEndAsync();

@@ -127,14 +127,42 @@ public static class Differential
         return (int)h;
     }
 
-    /// <summary>Runs <paramref name="cases"/> cases of the form; returns a report of the first mismatches (empty when all agree).</summary>
-    public static string Check(DiffForm form, int cases)
+    /// <summary>What a run of a form's cases compares the emulator with, or records.</summary>
+    public enum Referee
+    {
+        /// <summary>The host CPU, on what the SDM defines for every x86-64 processor (any vendor).</summary>
+        HostDefined,
+        /// <summary>The host CPU, on everything: only meaningful on the modeled family (GenuineIntel family 6).</summary>
+        HostEverything,
+        /// <summary>The committed Intel reference vectors, on what the SDM leaves undefined (the emulator runs alone).</summary>
+        IntelVectors,
+        /// <summary>Runs the host only and records its outputs as reference vectors (the capture tool, on an Intel host).</summary>
+        RecordHost,
+        /// <summary>Runs the emulator only and records its outputs in the vector format (how the bootstrap file was made).</summary>
+        RecordEmulator,
+    }
+
+    /// <summary>The data-page offset of every form's memory operand ([r14+13h], [ebp+13h], [bp+13h]).</summary>
+    public const int MemOperandAt = (int)(DiffForms.R14Offset + DiffForms.MemDisp);
+
+    /// <summary>Runs <paramref name="cases"/> cases of the form against the host; returns a report of the first mismatches (empty when all agree).</summary>
+    public static string Check(DiffForm form, int cases, bool undefinedToo = false)
+        => Run(form, cases, Seed, undefinedToo ? Referee.HostEverything : Referee.HostDefined, null, null);
+
+    /// <summary>
+    /// The one driver of a form's cases: inputs from the seed (the same stream whatever the referee, so
+    /// vectors recorded on one host line up with cases generated on another), then the emulator, the host,
+    /// or both, depending on <paramref name="referee"/>. <paramref name="vectors"/> is the expected line for
+    /// <see cref="Referee.IntelVectors"/>; <paramref name="record"/> receives the line when recording.
+    /// </summary>
+    public static string Run(DiffForm form, int cases, int seed, Referee referee, IntelVectors.FormVectors? vectors, IntelVectors.Recorder? record)
     {
         var h = HostCpu.Shared;
         lock (h.Lock)
         {
             var ch = form.Compat ? CompatHost.Shared : null;
             if (form.Compat && ch is null) return "";   // the low pages could not be mapped: skipped
+            bool runEmu = referee != Referee.RecordHost, runHost = referee is Referee.HostDefined or Referee.HostEverything or Referee.RecordHost;
             var raw = Raw(h);
             var cpu = raw.Cpu;
             LinuxGdt.UserMode(cpu, form.Compat);
@@ -142,11 +170,15 @@ public static class Differential
             ulong dataAddr = form.Compat ? CompatHost.Data : h.Data;
             var hostData = form.Compat ? ch!.DataSpan : h.DataSpan;
             int bitness = form.Compat ? 32 : 64;
-            var rng = new DiffRng((ulong)StableHash(form.Name) ^ (ulong)Seed);
+            int stackAt = form.Compat ? (int)CompatHost.StackOffset : -1;
+            var rng = new DiffRng((ulong)StableHash(form.Name) ^ (ulong)seed);
             var report = new StringBuilder();
-            int mismatches = 0;
+            int mismatches = 0, index = 0;
+            bool hashing = referee is Referee.IntelVectors or Referee.RecordHost or Referee.RecordEmulator;
+            ulong inputHash = IntelVectors.HashStart;
             var input = new byte[0x1000];
             var c = new DiffCase();
+            var u = new UndefinedParts();
             var emuData = raw.Machine.Memory.Ram.Slice((int)raw.Phys(dataAddr), 0x1000);
             int variants = form.Imms?.Length ?? 1;
             for (int v = 0; v < variants; v++)
@@ -154,13 +186,16 @@ public static class Differential
                 long imm = form.Imms?[v] ?? 0;
                 byte[] bytes = form.Encode(slot, imm);
                 if (form.Branch) bytes = [.. bytes, 0xF5];
-                if (ch != null) ch.Load(bytes); else h.Load(bytes);
-                raw.Write(slot, bytes);
-                raw.InvalidateCode();
+                if (runHost) { if (ch != null) ch.Load(bytes); else h.Load(bytes); }
+                if (runEmu) { raw.Write(slot, bytes); raw.InvalidateCode(); }
+                if (hashing) inputHash = IntelVectors.Hash(inputHash, bytes);
                 ulong end = slot + (ulong)bytes.Length;
+                var dec = Iced.Intel.Decoder.Create(bitness, bytes, slot);
+                dec.Decode(out var ins);
+                bool mayUndefined = SdmUndefined.MayApply(ins, bitness);
                 int n = cases / variants + (v < cases % variants ? 1 : 0);
                 rng.NextBytes(input);
-                for (int k = 0; k < n; k++)
+                for (int k = 0; k < n; k++, index++)
                 {
                     for (int r = 0; r < 16; r++) c.Gpr[r] = Value(rng);
                     c.Flags = (ulong)rng.NextInt64() & (RFlags.Status | RFlags.DF);
@@ -168,22 +203,49 @@ public static class Differential
                     form.Pin?.Invoke(c, h);
                     foreach (var (start, length) in ReadWindows) rng.NextBytes(input.AsSpan(start, length));
                     form.PinMemory?.Invoke(c, input);
+                    if (hashing) inputHash = IntelVectors.Hash(inputHash, c, input);
+                    int expect = form.ExpectFault?.Invoke(c, input) ?? -1;
 
                     // emulator
-                    input.CopyTo(emuData);
-                    for (int r = 0; r < 16; r++) if (r != Reg.RSP || form.Compat) cpu.R[r] = c.Gpr[r];
-                    if (!form.Compat) cpu.R[Reg.RSP] = 0x1000;
-                    cpu.Rflags = c.Flags | RFlags.Reserved1 | RFlags.IF;
-                    cpu.Rip = slot;
-                    int vec = raw.RunRange(slot, end);
-                    int expect = form.ExpectFault?.Invoke(c, input) ?? -1;
-                    if (expect >= 0 || vec >= 0)
+                    if (runEmu)
                     {
-                        if (vec != expect || cpu.Rip != slot)
+                        input.CopyTo(emuData);
+                        for (int r = 0; r < 16; r++) if (r != Reg.RSP || form.Compat) cpu.R[r] = c.Gpr[r];
+                        if (!form.Compat) cpu.R[Reg.RSP] = 0x1000;
+                        cpu.Rflags = c.Flags | RFlags.Reserved1 | RFlags.IF;
+                        cpu.Rip = slot;
+                        int vec = raw.RunRange(slot, end);
+                        if (expect >= 0 || vec >= 0)
+                        {
+                            if (vec != expect || cpu.Rip != slot)
+                                Mismatch(report, ref mismatches, form, bytes, c,
+                                    $"expected {(expect < 0 ? "no fault" : Vec.Name(expect))}, emulator raised {(vec < 0 ? "nothing" : Vec.Name(vec))} at rip {cpu.Rip:x}");
+                            else if (!emuData.SequenceEqual(input) || !RegsEqual(cpu, c.Gpr, form.Compat) || (cpu.Rflags & form.FlagMask) != (c.Flags & form.FlagMask))
+                                Mismatch(report, ref mismatches, form, bytes, c, "faulting instruction changed state");
+                            record?.Fault();
+                            if (referee == Referee.IntelVectors && !vectors!.IsFault(index))
+                                Mismatch(report, ref mismatches, form, bytes, c, $"case {index}: the emulator raised {Vec.Name(expect)}, the Intel vectors have a result");
+                            continue;
+                        }
+                    }
+                    else if (expect >= 0) { record?.Fault(); continue; }
+
+                    if (referee == Referee.IntelVectors)
+                    {
+                        if (!mayUndefined) continue;
+                        SdmUndefined.Find(ins, bitness, c.Gpr, cpu.Rflags, MemOperandAt, stackAt, u);
+                        string got = IntelVectors.Outcome(u, cpu.Rflags, cpu.R, emuData, form.Compat);
+                        if (index >= vectors!.Count) { Mismatch(report, ref mismatches, form, bytes, c, $"case {index}: no Intel vector (only {vectors.Count})", bitness); continue; }
+                        string want = vectors!.At(index);
+                        if (got != want)
                             Mismatch(report, ref mismatches, form, bytes, c,
-                                $"expected {(expect < 0 ? "no fault" : Vec.Name(expect))}, emulator raised {(vec < 0 ? "nothing" : Vec.Name(vec))} at rip {cpu.Rip:x}");
-                        else if (!emuData.SequenceEqual(input) || !RegsEqual(cpu, c.Gpr, form.Compat) || (cpu.Rflags & form.FlagMask) != (c.Flags & form.FlagMask))
-                            Mismatch(report, ref mismatches, form, bytes, c, "faulting instruction changed state");
+                                $"case {index}: Intel {IntelVectors.Explain(want)}, emulator {IntelVectors.Explain(got)} (undefined here: {u.Describe()})", bitness);
+                        continue;
+                    }
+                    if (referee == Referee.RecordEmulator)
+                    {
+                        if (mayUndefined) SdmUndefined.Find(ins, bitness, c.Gpr, cpu.Rflags, MemOperandAt, stackAt, u); else u.Clear();
+                        record!.Outcome(IntelVectors.Outcome(u, cpu.Rflags, cpu.R, emuData, form.Compat));
                         continue;
                     }
 
@@ -193,27 +255,45 @@ public static class Differential
                     s.Rflags = c.Flags | RFlags.Reserved1;
                     input.CopyTo(hostData);
                     if (ch != null) ch.Run(ref s); else h.Run(ref s);
+                    if (referee == Referee.RecordHost)
+                    {
+                        if (mayUndefined) SdmUndefined.Find(ins, bitness, c.Gpr, s.Rflags, MemOperandAt, stackAt, u); else u.Clear();
+                        record!.Outcome(IntelVectors.Outcome(u, s.Rflags, s.Gpr, hostData, form.Compat));
+                        continue;
+                    }
 
+                    // what is compared: everything, or (HostDefined) what the SDM defines for these inputs
+                    u.Clear();
+                    if (referee == Referee.HostDefined && mayUndefined) SdmUndefined.Find(ins, bitness, c.Gpr, cpu.Rflags, MemOperandAt, stackAt, u);
                     var diff = new StringBuilder();
                     for (int r = 0; r < (form.Compat ? 8 : 16); r++)
                     {
                         if (r == Reg.RSP && !form.Compat) continue;
-                        ulong m = form.Compat ? 0xFFFFFFFFUL : ulong.MaxValue;
+                        ulong m = (form.Compat ? 0xFFFFFFFFUL : ulong.MaxValue) & ~u.Gpr[r];
                         if ((s.Gpr[r] & m) != (cpu.R[r] & m))
-                            diff.Append($" {Reg.Names64[r]}: host {s.Gpr[r] & m:x} emu {cpu.R[r] & m:x};");
+                            diff.Append($" {Reg.Names64[r]}: host {s.Gpr[r] & m:x} emu {cpu.R[r] & m:x}{(m != ulong.MaxValue && !form.Compat ? $" (bits {m:x})" : "")};");
                     }
-                    ulong hf = s.Rflags & form.FlagMask, ef = cpu.Rflags & form.FlagMask;
-                    if (hf != ef) diff.Append($" flags: host {FlagNames(hf)} emu {FlagNames(ef)} (in {FlagNames(c.Flags)});");
+                    ulong fm = form.FlagMask & ~u.Flags;
+                    ulong hf = s.Rflags & fm, ef = cpu.Rflags & fm;
+                    if (hf != ef) diff.Append($" flags: host {FlagNames(hf)} emu {FlagNames(ef)} (in {FlagNames(c.Flags)}{(u.Flags != 0 ? $"; {FlagNames(u.Flags)} undefined, not compared" : "")});");
                     if (!emuData.SequenceEqual(hostData))
                     {
-                        int at = 0;
-                        while (emuData[at] == hostData[at]) at++;
-                        diff.Append($" memory at data+{at:x}: host {hostData[at]:x2} emu {emuData[at]:x2};");
+                        for (int at = 0; at < 0x1000; at++)
+                        {
+                            if (emuData[at] == hostData[at] || u.MemoryMasked(at)) continue;
+                            diff.Append($" memory at data+{at:x}: host {hostData[at]:x2} emu {emuData[at]:x2};");
+                            break;
+                        }
                     }
                     if (diff.Length > 0) Mismatch(report, ref mismatches, form, bytes, c, diff.ToString(), bitness);
                 }
             }
-            if (mismatches > 0) report.Insert(0, $"{form.Name}: {mismatches} mismatches of {cases}\n");
+            record?.Finish(inputHash);
+            if (referee == Referee.IntelVectors && vectors!.InputHash != inputHash)
+                return $"{form.Name}: the inputs generated for seed {seed} (hash {inputHash:x16}) are not the ones the Intel vectors were " +
+                       $"recorded for (hash {vectors.InputHash:x16}): the input generator or the form changed; re-capture on an Intel host " +
+                       $"(docs/UNDEFINED-FLAGS.md)\n" + report;
+            if (mismatches > 0) report.Insert(0, $"{form.Name}: {mismatches} mismatches of {cases}{(referee == Referee.IntelVectors ? " against the Intel reference vectors" : "")}\n");
             return report.ToString();
         }
     }

@@ -39,13 +39,23 @@ public sealed unsafe class HostCpu
     public readonly ulong CodePage;
     /// <summary>A 4 KiB data page owned by the harness; memory operands point into it.</summary>
     public readonly ulong Data;
+
+    /// <summary>
+    /// Where the pages are asked for: fixed, so the addresses pinned into registers (and encoded as
+    /// moffs) are the same in every run and on every host, and the inputs of a seed are reproducible
+    /// (the Intel reference vectors hash them). If the range is taken, any address below 2 GiB is used.
+    /// </summary>
+    public const ulong FixedCodePage = 0x7E000000, FixedData = 0x7E002000;
+    /// <summary>Whether the pages are at <see cref="FixedCodePage"/> and <see cref="FixedData"/>.</summary>
+    public readonly bool AtFixedAddresses;
     public ulong SlotAddress => CodePage + SlotOffset;
     private readonly delegate* unmanaged<HostState*, void> _fn;
 
     private HostCpu()
     {
-        CodePage = Mmap(0x1000, ProtRead | ProtWrite | ProtExec);
-        Data = Mmap(0x1000, ProtRead | ProtWrite);
+        CodePage = Mmap(FixedCodePage, 0x1000, ProtRead | ProtWrite | ProtExec);
+        Data = Mmap(FixedData, 0x1000, ProtRead | ProtWrite);
+        AtFixedAddresses = CodePage == FixedCodePage && Data == FixedData;
         var a = new Assembler(64);
         a.push(rbx); a.push(rbp); a.push(r12); a.push(r13); a.push(r14); a.push(r15);
         a.sub(rsp, 8);
@@ -119,13 +129,19 @@ public sealed unsafe class HostCpu
         fixed (HostState* p = &s) _fn(p);
     }
 
-    private const int ProtRead = 1, ProtWrite = 2, ProtExec = 4, MapPrivate = 2, MapAnonymous = 0x20, Map32Bit = 0x40;
+    private const int ProtRead = 1, ProtWrite = 2, ProtExec = 4, MapPrivate = 2, MapAnonymous = 0x20, Map32Bit = 0x40, MapFixedNoReplace = 0x100000;
 
     [DllImport("libc", SetLastError = true)]
     private static extern nint mmap(nint addr, nuint length, int prot, int flags, int fd, nint offset);
 
-    private static ulong Mmap(int size, int prot)
+    [DllImport("libc")]
+    private static extern int munmap(nint addr, nuint length);
+
+    private static ulong Mmap(ulong at, int size, int prot)
     {
+        nint fixedPage = mmap((nint)at, (nuint)size, prot, MapPrivate | MapAnonymous | MapFixedNoReplace, -1, 0);
+        if (fixedPage == (nint)at) return at;
+        if (fixedPage != -1 && fixedPage != 0) munmap(fixedPage, (nuint)size);   // an old kernel took it as a hint
         // MAP_32BIT: below 2 GiB, so forms with a 32-bit address size (0x67) can reach the pages too
         nint p = mmap(0, (nuint)size, prot, MapPrivate | MapAnonymous | Map32Bit, -1, 0);
         if (p == -1 || p == 0) throw new InvalidOperationException($"mmap failed: errno {Marshal.GetLastPInvokeError()}");
