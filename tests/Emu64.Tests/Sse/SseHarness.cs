@@ -148,6 +148,18 @@ public sealed unsafe class EmuRunner
 
     public Code Code => _insn.Code;
 
+    /// <summary>Runs the instruction on the machine's current state with RSI set to <paramref name="rsi"/>; the fault vector or -1.</summary>
+    public int RunRaw(ulong rsi)
+    {
+        var c = Cpu;
+        c.R[Reg.RSI] = rsi;
+        c.InsnRip = CodeAddr;
+        c.Rip = CodeAddr + _insn.Length;
+        try { _insn.Exec(c, ref _insn); }
+        catch (GuestFault f) { return f.Vector; }
+        return -1;
+    }
+
     /// <summary>Runs the case in place; returns the vector of a guest fault, or -1.</summary>
     public int Run(ref SseState s)
     {
