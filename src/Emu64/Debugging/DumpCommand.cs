@@ -12,9 +12,9 @@ public static class DumpCommand
 {
     public static string Execute(Machine m, string[] args)
     {
+        if (args.FirstOrDefault(a => a.StartsWith('-')) is { } opt)
+            return $"dump: option {opt} is not supported: Emu64 writes QEMU's ELF format of all RAM, without paging filter\n";
         if (args.Length != 1) return "usage: dump FILE (or dump-guest-memory FILE)\n";
-        if (args[0].StartsWith('-'))
-            return $"dump: option {args[0]} is not supported: Emu64 writes QEMU's ELF format of all RAM, without paging filter\n";
         string file = args[0];
         try
         {
