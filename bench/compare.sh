@@ -28,13 +28,15 @@
 #   --work DIR      build and scratch directory (default: a new /tmp/emu64-compare.XXXXXX, removed at the end
 #                   unless --keep)
 #   --keep          keep the work directory (guest, ISOs, logs)
+#   --print-bochsrc ISO LOG
+#                   print the Bochs configuration a run uses (booting ISO, logging to LOG), and nothing else
 # Loop counts per emulator and workload can be set in the environment:
 #   EMU64_N1 EMU64_N2 QEMU_N1 QEMU_N2 BOCHS_N1 BOCHS_N2 (register loop), the same with _MEM_ for mode=mem
 #   (e.g. EMU64_MEM_N1), and TIMEOUT (seconds per run, default 900).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-ONLY="emu64,qemu,bochs"; MEM=0; REPEAT=1; QUICK=0; INSTALL=1; BUILD=1; WORK=""; KEEP=0
+PRINT_BOCHSRC=0; ONLY="emu64,qemu,bochs"; MEM=0; REPEAT=1; QUICK=0; INSTALL=1; BUILD=1; WORK=""; KEEP=0
 TIMEOUT=${TIMEOUT:-900}
 
 while [ $# -gt 0 ]; do
@@ -47,12 +49,41 @@ while [ $# -gt 0 ]; do
     --no-build) BUILD=0; shift ;;
     --work) WORK=$2; KEEP=1; shift 2 ;;
     --keep) KEEP=1; shift ;;
+    --print-bochsrc) PRINT_BOCHSRC=1; RC_ISO=${2:?}; RC_LOG=${3:?}; shift 3 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "compare.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
   esac
 done
 case "$REPEAT" in ''|*[!0-9]*|0) echo "compare.sh: --repeat needs a positive number" >&2; exit 2 ;; esac
 want() { [[ ",$ONLY," == *",$1,"* ]]; }
+
+BOCHS_BIOS=/usr/share/bochs/BIOS-bochs-latest
+VGA_BIOS=/usr/share/vgabios/vgabios.bin
+# bochs_rc ISO LOG: the Bochs configuration of a run. The sound layer gets the dummy driver: with its
+# default (ALSA on Linux) Bochs 2.7 opens the sound plugin even with the speaker off, and on a machine
+# whose ALSA has no default device it died at once with "*** buffer overflow detected ***".
+bochs_rc() {
+  cat <<EOF
+megs: 128
+romimage: file=$BOCHS_BIOS
+vgaromimage: file=$VGA_BIOS
+cpu: model=corei7_skylake_x, count=1, ips=50000000
+display_library: rfb, options="timeout=0"
+ata0-master: type=cdrom, path=$1, status=inserted
+boot: cdrom
+log: $2
+panic: action=fatal
+error: action=report
+info: action=report
+debug: action=ignore
+port_e9_hack: enabled=1
+mouse: enabled=0
+sound: driver=dummy
+speaker: enabled=0
+clock: sync=none
+EOF
+}
+if [ "$PRINT_BOCHSRC" = 1 ]; then bochs_rc "$RC_ISO" "$RC_LOG"; exit 0; fi
 
 if [ -z "$WORK" ]; then WORK=$(mktemp -d /tmp/emu64-compare.XXXXXX); fi
 mkdir -p "$WORK"
@@ -98,8 +129,6 @@ if want qemu; then
   command -v qemu-system-x86_64 >/dev/null || install_missing QEMU qemu-system-x86 || true
   command -v qemu-system-x86_64 >/dev/null && HAVE_QEMU=1
 fi
-BOCHS_BIOS=/usr/share/bochs/BIOS-bochs-latest
-VGA_BIOS=/usr/share/vgabios/vgabios.bin
 if want bochs; then
   pk=()
   command -v bochs >/dev/null || pk+=(bochs)
@@ -172,24 +201,7 @@ run_guest() {
                 -kernel "$GUEST" -append "loops=$n mode=$mode") ;;
     bochs)
       local iso; iso=$(bochs_iso "$mode" "$n") || return 1
-      cat >"$WORK/bochsrc-$mode-$n" <<EOF
-megs: 128
-romimage: file=$BOCHS_BIOS
-vgaromimage: file=$VGA_BIOS
-cpu: model=corei7_skylake_x, count=1, ips=50000000
-display_library: rfb, options="timeout=0"
-ata0-master: type=cdrom, path=$iso, status=inserted
-boot: cdrom
-log: $out.log
-panic: action=fatal
-error: action=report
-info: action=report
-debug: action=ignore
-port_e9_hack: enabled=1
-mouse: enabled=0
-speaker: enabled=0
-clock: sync=none
-EOF
+      bochs_rc "$iso" "$out.log" >"$WORK/bochsrc-$mode-$n"
       cmd=(bochs -q -f "$WORK/bochsrc-$mode-$n") ;;
   esac
   t0=$(now_ns)
