@@ -94,7 +94,8 @@ public static class Float80
         int lz = Lz(m);
         m <<= lz; e -= lz;
         bool tiny = e < emin;
-        if (tiny && !c.UeMasked) e += adjust;
+        bool adjusted = tiny && !c.UeMasked && e + adjust >= emin;
+        if (adjusted) e += adjust;
         else if (tiny) { m = ShiftRightSticky(m, emin - e); e = emin; }
         int drop = 128 - c.P;
         UInt128 lsb = UInt128.One << drop, rem = m & (lsb - 1), half = lsb >> 1;
@@ -113,6 +114,7 @@ public static class Float80
         }
         bool inexact = rem != 0;
         if (tiny && (inexact || !c.UeMasked)) fl |= UE;
+        if (tiny && !adjusted && !c.UeMasked && inexact) fl |= PE;
         if (e > emax)
         {
             if (c.OeMasked)
@@ -171,7 +173,7 @@ public static class Float80
     }
 
     /// <summary>The checks every two-operand arithmetic instruction makes first: unsupported → IE and indefinite; NaN → propagate (IE for an SNaN); denormal → DE.</summary>
-    private static bool Screen(F80 a, F80 b, ref ushort fl, out F80 r)
+    private static bool Screen(F80 a, F80 b, ref ushort fl, out F80 r, bool de = true)
     {
         if (a.IsUnsupported || b.IsUnsupported) { fl |= IE; r = F80.Indefinite; return true; }
         if (a.IsNaN || b.IsNaN)
@@ -180,7 +182,7 @@ public static class Float80
             r = PropagateNaN(a, b);
             return true;
         }
-        if (a.IsDenormal || b.IsDenormal) fl |= DE;
+        if (de && (a.IsDenormal || b.IsDenormal)) fl |= DE;
         r = default;
         return false;
     }
@@ -248,7 +250,9 @@ public static class Float80
 
     public static F80 Div(F80 a, F80 b, Ctx c, ref ushort fl)
     {
-        if (Screen(a, b, ref fl, out var r)) return r;
+        if (Screen(a, b, ref fl, out var r, de: false)) return r;
+        // division by zero outranks a denormal dividend (as measured on the host)
+        if (!(b.IsZero && a.IsFinite && !a.IsZero) && (a.IsDenormal || b.IsDenormal)) fl |= DE;
         bool s = a.Sign ^ b.Sign;
         if (a.IsInf) return b.IsInf ? Invalid(ref fl) : F80.Inf(s);
         if (b.IsInf) return F80.Zero(s);
@@ -477,7 +481,7 @@ public static class Float80
         if (exp == 0)
         {
             if (frac == 0) return F80.Zero(s);
-            fl |= DE;
+            if (quiet) fl |= DE;   // an arithmetic operand's DE is decided by the operation (X87Arith: after NaN checks)
             int lz = BitOperations.LeadingZeroCount(frac);
             return new F80(frac << lz, (ushort)(sign | (16383 + 63 - lz - (bias - 1) - fracBits)));
         }
@@ -501,8 +505,7 @@ public static class Float80
         }
         if (a.IsInf) return sign | expAll;
         if (a.IsZero) return sign;
-        if (a.IsDenormal) fl |= DE;
-        Unpack(a, out int e, out ulong g);
+        Unpack(a, out int e, out ulong g);   // a denormal source raises no DE on a store (as measured)
         ulong sig = Round(a.Sign, e, (UInt128)g << 64, 1 - bias, bias, c.WithP(fracBits + 1), 0, ref fl, out int eo, out bool inf);
         if (inf) return sign | expAll;
         if (((fl & OE) != 0 && !c.OeMasked) || ((fl & UE) != 0 && !c.UeMasked)) return 0;   // unmasked: nothing is stored
@@ -520,7 +523,6 @@ public static class Float80
         long indefinite = bits == 64 ? long.MinValue : -(1L << (bits - 1));
         if (!a.IsFinite || a.IsNaN) { fl |= IE; return indefinite; }
         if (a.IsZero) return 0;
-        if (a.IsDenormal) fl |= DE;
         ulong mag = ToIntegerMagnitude(a, rc, out bool inexact, out bool up, out bool big);
         ulong limit = (1UL << (bits - 1)) - (a.Sign ? 0UL : 1UL);   // 2^(n−1) for negatives, 2^(n−1)−1 for positives
         if (mag > limit) { fl |= IE; return indefinite; }

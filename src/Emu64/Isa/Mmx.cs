@@ -81,7 +81,12 @@ public static unsafe class Mmx
     private static ulong Src(CpuCore cpu, ref Insn i) => i.K1 == Opnd.Reg ? cpu.Fpu.Sig[i.R1] : cpu.ReadOperandMem(ref i, i.Size1 == 4 ? 4 : 8);
 
     /// <summary>EMMS: all registers empty (the #UD/#NM/#MF checks as for any MMX instruction).</summary>
-    private static void Emms(CpuCore cpu, ref Insn i) => Check(cpu).Valid = 0;
+    private static void Emms(CpuCore cpu, ref Insn i)
+    {
+        var f = Check(cpu);
+        f.Valid = 0;
+        f.Top = 0;   // as measured on the host (AMD); the SDM names only the tag word
+    }
 
     private static void Binary(CpuCore cpu, ref Insn i)
     {

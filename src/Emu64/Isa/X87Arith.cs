@@ -73,6 +73,7 @@ public static unsafe class X87Arith
         }
         F80 a = St(f, dst);
         if (!mem) b = St(f, src);
+        bool memDenormal = mem && IsBinaryDenormal(cpu, ref i);
         var c = Ctx(f);
         F80 r = op switch
         {
@@ -83,9 +84,20 @@ public static unsafe class X87Arith
             Op.Div => Float80.Div(a, b, c, ref fl),
             _ => Float80.Div(b, a, c, ref fl),
         };
+        // an m32/m64 denormal was normalized on the way in: its DE comes after the NaN, unsupported and zero-divisor checks
+        if (memDenormal && (fl & (IE | ZE)) == 0 && !a.IsNaN) fl |= DE;
         if (!Commit(f, fl)) return;
         SetSt(f, dst, r);
         if (pop) Pop(f);
+    }
+
+    /// <summary>Whether the m32/m64 real operand is a denormal (read again: the access already succeeded).</summary>
+    internal static bool IsBinaryDenormal(CpuCore cpu, ref Insn i)
+    {
+        var ms = i.I.MemorySize;
+        if (ms == MemorySize.Float32) { ulong v = cpu.ReadOperandMem(ref i, 4); return (v & 0x7F800000) == 0 && (v & 0x7FFFFF) != 0; }
+        if (ms == MemorySize.Float64) { ulong v = cpu.ReadOperandMem(ref i, 8); return (v & 0x7FF0000000000000) == 0 && (v & 0xFFFFFFFFFFFFF) != 0; }
+        return false;
     }
 
     /// <summary>ST(0) = fn(ST(0)) with underflow handling; fn gets the flags.</summary>
@@ -138,10 +150,9 @@ public static unsafe class X87Arith
         if (!Binary01(cpu, ref i, out var f)) return;
         ushort fl = 0;
         F80 r = Float80.Rem(St(f, 0), St(f, 1), nearest, ref fl, out bool partial, out int q);
-        bool special = (fl & IE) != 0 || !St(f, 0).IsFinite || St(f, 0).IsZero || !St(f, 1).IsFinite || St(f, 1).IsZero;
         if (!Commit(f, fl)) return;
         SetSt(f, 0, r);
-        if (special && (fl & IE) != 0) return;
+        if ((fl & IE) != 0) { f.Status &= unchecked((ushort)~(C1 | C2)); return; }
         ushort cc = partial ? C2 : (ushort)(((q & 4) != 0 ? C0 : 0) | ((q & 2) != 0 ? C3 : 0) | ((q & 1) != 0 ? C1 : 0));
         f.Status = (ushort)((f.Status & ~CcMask) | cc);
     }
@@ -160,7 +171,15 @@ public static unsafe class X87Arith
             Push(f, F80.Indefinite, 0);
             return;
         }
-        if (!f.IsEmpty(7)) { Push(f, default, 0); return; }   // stack overflow: Push reports it
+        if (!f.IsEmpty(7))
+        {
+            // stack overflow: masked, both the old ST(0) and the new one become the indefinite (as measured)
+            if (!Commit(f, IE | SF | C1)) return;
+            SetSt(f, 0, F80.Indefinite);
+            f.Top = (f.Top - 1) & 7;
+            SetSt(f, 0, F80.Indefinite);
+            return;
+        }
         F80 x = St(f, 0);
         ushort fl = 0;
         F80 exp, sig;

@@ -58,10 +58,13 @@ public static unsafe class X87Compare
             if (src >= 0) b = St(f, src);
             if (test) b = F80.Zero(false);
             r = Float80.Compare(St(f, 0), b, quiet, ref fl);
+            F80 a = St(f, 0);
+            if (mem && !a.IsNaN && !a.IsUnsupported && X87Arith.IsBinaryDenormal(cpu, ref i)) fl |= DE;
         }
-        if (!Commit(f, (ushort)(fl & ~C1))) return;
+        // the condition codes are written even when an unmasked exception stops the pops (as measured)
+        bool ok = Commit(f, (ushort)(fl & ~C1));
         f.Status = (ushort)((f.Status & ~CcMask) | Cc(r));
-        for (int k = 0; k < pops; k++) Pop(f);
+        if (ok) for (int k = 0; k < pops; k++) Pop(f);
     }
 
     /// <summary>FCOMI/FUCOMI ST(0), ST(i): ZF PF CF from the comparison, OF SF AF cleared.</summary>
@@ -72,10 +75,12 @@ public static unsafe class X87Compare
         int src = i.R1, r;
         if (f.IsEmpty(0) || f.IsEmpty(src)) { fl = IE | SF; r = 2; }
         else r = Float80.Compare(St(f, 0), St(f, src), quiet, ref fl);
-        if (!Commit(f, (ushort)(fl & ~C1))) return;
+        ushort c1 = (ushort)(f.Status & C1);
+        bool ok = Commit(f, (ushort)(fl & ~C1));
+        if ((fl & SF) == 0) f.Status |= c1;   // FCOMI leaves C1 alone unless the stack underflows (as measured)
         ulong flags = r switch { 0 => RFlags.ZF, -1 => RFlags.CF, 1 => 0UL, _ => RFlags.ZF | RFlags.PF | RFlags.CF };
         cpu.Rflags = (cpu.Rflags & ~(RFlags.ZF | RFlags.PF | RFlags.CF | RFlags.OF | RFlags.SF | RFlags.AF)) | flags;
-        if (pop) Pop(f);
+        if (pop && ok) Pop(f);
     }
 
     /// <summary>

@@ -72,8 +72,9 @@ public static class X87Core
     /// </summary>
     public static void Push(X87 f, F80 v, ushort fl)
     {
-        if ((f.Valid & (1 << ((f.Top - 1) & 7))) != 0) { fl = IE | SF | C1; v = F80.Indefinite; }
-        if (!Commit(f, fl)) return;
+        if ((fl & SF) == 0 && (f.Valid & (1 << ((f.Top - 1) & 7))) != 0) { fl = IE | SF | C1; v = F80.Indefinite; }
+        // a load completes despite an unmasked DE (the host CPU pushes the normalized value and flags DE)
+        if (!Commit(f, fl) && (fl & ~f.Fcw & (IE | ZE)) != 0) return;
         f.Top = (f.Top - 1) & 7;
         SetSt(f, 0, v);
     }
@@ -88,7 +89,8 @@ public static class X87Core
         ushort pre = (ushort)(fl & (IE | DE | ZE));
         bool ok = (pre & ~f.Fcw & Flags) == 0;
         ushort rec = ok ? (ushort)(fl & (Flags | SF)) : (ushort)(pre | (fl & SF));
-        f.Status = (ushort)((f.Status & ~C1) | rec | (fl & C1));
+        ushort c1 = ok || (fl & SF) != 0 ? (ushort)(fl & C1) : (ushort)0;   // no result: no "rounded up"
+        f.Status = (ushort)((f.Status & ~C1) | rec | c1);
         f.UpdateSummary();
         return ok;
     }

@@ -85,7 +85,7 @@ public static unsafe class X87Load
         if ((unmasked & (IE | DE | OE | UE)) != 0)
         {
             if ((fl & (IE | DE)) != 0 && (fl & (IE | DE) & ~f.Fcw) != 0) fl &= IE | DE | SF;   // pre-computation: only those recorded
-            f.Status = (ushort)((f.Status & ~C1) | (fl & (Flags | SF | C1)));
+            f.Status = (ushort)((f.Status & ~C1) | (fl & (Flags | SF)) | ((fl & SF) != 0 ? fl & C1 : 0));
             f.UpdateSummary();
             return;
         }
@@ -99,7 +99,6 @@ public static unsafe class X87Load
     private static ulong BcdOf(F80 v, int rc, ref ushort fl, out ushort hi)
     {
         if (v.IsNaN || !v.IsFinite) { fl |= IE; hi = 0xFFFF; return 0xC000000000000000; }
-        if (v.IsDenormal) fl |= DE;
         bool inexact = false, up = false, big = false;
         ulong mag = v.IsZero ? 0 : Float80.ToIntegerMagnitude(v, rc, out inexact, out up, out big);
         if (big || mag >= 1_000_000_000_000_000_000UL) { fl |= IE; hi = 0xFFFF; return 0xC000000000000000; }
@@ -134,8 +133,7 @@ public static unsafe class X87Load
             SetSt(f, 0, F80.Indefinite);
             return;
         }
-        Commit(f, 0);
-        ulong fl = cpu.Rflags;
+        ulong fl = cpu.Rflags;   // C1 is left alone (as measured)
         bool cf = (fl & 1) != 0, zf = (fl & 0x40) != 0, pf = (fl & 4) != 0;
         bool cond = i.I.Mnemonic switch
         {
@@ -145,7 +143,8 @@ public static unsafe class X87Load
         if (cond) SetSt(f, 0, St(f, i.R1));
     }
 
-    private static void Ffree(CpuCore cpu, ref Insn i) { var f = Begin(cpu, ref i); f.Valid &= (byte)~(1 << f.Phys(i.R0)); }
+    /// <summary>FFREE: C0..C3 are undefined; the measured AMD behaviour (C1 cleared) is kept.</summary>
+    private static void Ffree(CpuCore cpu, ref Insn i) { var f = Begin(cpu, ref i); f.Valid &= (byte)~(1 << f.Phys(i.R0)); f.Status &= unchecked((ushort)~C1); }
     private static void Ffreep(CpuCore cpu, ref Insn i) { var f = Begin(cpu, ref i); f.Valid &= (byte)~(1 << f.Phys(i.R0)); Pop(f); }
     private static void Fincstp(CpuCore cpu, ref Insn i) { var f = Begin(cpu, ref i); f.Top = (f.Top + 1) & 7; f.Status &= unchecked((ushort)~C1); }
     private static void Fdecstp(CpuCore cpu, ref Insn i) { var f = Begin(cpu, ref i); f.Top = (f.Top - 1) & 7; f.Status &= unchecked((ushort)~C1); }
