@@ -1,0 +1,209 @@
+using System.Diagnostics;
+using System.Text;
+using System.Text.RegularExpressions;
+using Emu64.Loader;
+using Emu64.Tests.Support;
+using Xunit.Abstractions;
+
+namespace Emu64.Tests.Linux;
+
+/// <summary>
+/// Where tests/linux/fetch-linux.sh leaves Debian 12's kernel and the test initramfs, and whether this build
+/// can boot them; the tests below skip, saying why, when it cannot.
+/// </summary>
+public static class DebianKernel
+{
+    public static readonly string? Dir = FindOut();
+    public static string Vmlinuz => Path.Combine(Dir!, "vmlinuz");
+    public static string Vmlinux => Path.Combine(Dir!, "vmlinux");
+    public static string Initrd => Path.Combine(Dir!, "initrd.gz");
+
+    private static string? FindOut()
+    {
+        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d != null; d = d.Parent)
+        {
+            var p = Path.Combine(d.FullName, "tests", "linux", "out");
+            if (File.Exists(Path.Combine(p, "vmlinuz")) && File.Exists(Path.Combine(p, "initrd.gz"))) return p;
+        }
+        return null;
+    }
+
+    /// <summary>Why the boot tests cannot run here, or null.</summary>
+    public static string? SkipReason()
+    {
+        if (Dir is null) return "Debian's kernel is not fetched: run tests/linux/fetch-linux.sh (it fills tests/linux/out/)";
+        // Linux's verify_cpu halts the decompressor at once when CPUID.1:EDX.FPU is clear.
+        var m = new Machine(new MachineOptions { RamBytes = 2UL << 20, Output = Stream.Null });
+        if ((m.Cpu.Leaf1Edx & 1) == 0) return "Linux needs an x87 FPU (CPUID.1:EDX.FPU is clear: the x87 is not implemented yet), so it stops in verify_cpu";
+        return null;
+    }
+
+    /// <summary>The marker lines of tests/linux/initramfs/init.</summary>
+    public const string InitMarker = "EMU64-INIT: reached /init", DoneMarker = "EMU64-INIT: done";
+}
+
+/// <summary>A fact that boots the fetched Debian kernel: skipped, visibly, when it is absent or cannot boot here.</summary>
+public sealed class DebianKernelFactAttribute : FactAttribute
+{
+    public DebianKernelFactAttribute() { if (DebianKernel.SkipReason() is { } r) Skip = r; }
+}
+
+/// <summary>
+/// One boot of Debian's kernel (bzImage, the test initramfs, <c>console=ttyS0</c>, 512 MiB) under Emu64 and,
+/// when QEMU is installed, one under <c>qemu-system-x86_64 -cpu max</c>, started together and shared by every
+/// test of the class: the boot is the expensive part, the assertions are cheap.
+/// </summary>
+public sealed class DebianBoot : IDisposable
+{
+    public const string Append = "console=ttyS0";
+    public const ulong MaxInstructions = 8_000_000_000;
+    public string Console { get; } = "";
+    public StopReason Reason { get; }
+    public ulong Retired { get; }
+    /// <summary>Retired instructions when the kernel printed "Run /init as init process", and when /init printed its first line.</summary>
+    public ulong RetiredAtRunInit { get; }
+    public ulong RetiredAtInit { get; }
+    public double Seconds { get; }
+    public string? QemuConsole { get; }
+    public double QemuSeconds { get; }
+
+    public DebianBoot()
+    {
+        if (DebianKernel.SkipReason() != null) return;
+        Task<(string, double)>? qemu = Qemu.Available ? Task.Run(RunQemu) : null;
+        var watch = new MarkerStream();
+        var m = new Machine(new MachineOptions { RamBytes = 512UL << 20, Append = Append, MaxInstructions = MaxInstructions, Output = watch });
+        watch.Machine = m;
+        m.LoadKernel(File.ReadAllBytes(DebianKernel.Vmlinuz), DebianKernel.Vmlinuz, [new BootModule(DebianKernel.Initrd, File.ReadAllBytes(DebianKernel.Initrd))]);
+        var sw = Stopwatch.StartNew();
+        Reason = m.Run();
+        Seconds = sw.Elapsed.TotalSeconds;
+        Retired = m.Cpu.Retired;
+        Console = watch.Text;
+        RetiredAtRunInit = watch.At("Run /init as init process");
+        RetiredAtInit = watch.At(DebianKernel.InitMarker);
+        if (qemu != null) (QemuConsole, QemuSeconds) = qemu.Result;
+    }
+
+    private static (string, double) RunQemu()
+    {
+        var psi = new ProcessStartInfo(Qemu.Path_!) { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false };
+        foreach (var a in new[] { "-cpu", "max", "-m", "512", "-kernel", DebianKernel.Vmlinuz, "-initrd", DebianKernel.Initrd, "-append", Append,
+                                   "-display", "none", "-serial", "stdio", "-monitor", "none", "-no-reboot" })
+            psi.ArgumentList.Add(a);
+        var sw = Stopwatch.StartNew();
+        using var p = Process.Start(psi)!;
+        p.StandardInput.Close();
+        var err = p.StandardError.ReadToEndAsync();
+        var output = p.StandardOutput.ReadToEndAsync();
+        if (!p.WaitForExit(600_000)) { p.Kill(true); p.WaitForExit(); }
+        return (output.Result, sw.Elapsed.TotalSeconds);
+    }
+
+    public void Dispose() { }
+
+    /// <summary>The guest's COM1 output, with the retired-instruction count at which each line started.</summary>
+    private sealed class MarkerStream : Stream
+    {
+        public Machine? Machine;
+        private readonly StringBuilder _text = new();
+        private readonly List<(int Offset, ulong Retired)> _lineStarts = [(0, 0)];
+        public string Text => _text.ToString();
+
+        public ulong At(string marker)
+        {
+            int i = _text.ToString().IndexOf(marker, StringComparison.Ordinal);
+            if (i < 0) return 0;
+            return _lineStarts.Last(l => l.Offset <= i).Retired;
+        }
+
+        public override void Write(byte[] buffer, int offset, int count)
+        {
+            foreach (byte b in buffer.AsSpan(offset, count))
+            {
+                _text.Append((char)b);
+                if (b == '\n') _lineStarts.Add((_text.Length, Machine?.Cpu.Retired ?? 0));
+            }
+        }
+
+        public override bool CanRead => false;
+        public override bool CanSeek => false;
+        public override bool CanWrite => true;
+        public override long Length => _text.Length;
+        public override long Position { get => _text.Length; set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+    }
+}
+
+/// <summary>
+/// Debian 12's kernel (linux-image-6.1.*-cloud-amd64) booted through the Linux boot protocol to the test
+/// initramfs's /init (docs/LINUX.md). Trait LinuxBoot: one boot of a couple of billion instructions.
+/// </summary>
+[Trait("Category", "LinuxBoot")]
+public class DebianKernelTests(DebianBoot boot, ITestOutputHelper output) : IClassFixture<DebianBoot>
+{
+    private static string[] Lines(string console) => console.Replace("\r", "").Split('\n');
+
+    /// <summary>A console line without its printk timestamp.</summary>
+    private static string Bare(string line) => Regex.Replace(line, @"^\[ *[0-9]+\.[0-9]+\] ", "");
+
+    [DebianKernelFact]
+    public void Debian_s_kernel_boots_from_the_bzImage_to_init_and_runs_it_to_the_end()
+    {
+        output.WriteLine($"Emu64: {boot.Retired} instructions, {boot.Seconds:F1} s, stop {boot.Reason}; 'Run /init' at {boot.RetiredAtRunInit}, /init's first line at {boot.RetiredAtInit}");
+        if (boot.QemuConsole != null) output.WriteLine($"QEMU: {boot.QemuSeconds:F1} s");
+        Assert.Contains("Linux version 6.1.", boot.Console);
+        Assert.Contains(DebianKernel.InitMarker, boot.Console);
+        Assert.Contains(DebianKernel.DoneMarker, boot.Console);
+        Assert.True(boot.RetiredAtInit > boot.RetiredAtRunInit && boot.RetiredAtRunInit > 0);
+    }
+
+    [DebianKernelFact]
+    public void The_guest_s_cpu_flags_show_pti_pcid_invpcid_and_invpcid_single()
+    {
+        var flags = Lines(boot.Console).Single(l => l.StartsWith("flags\t")).Split(':', 2)[1].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Contains("pti", flags);
+        Assert.Contains("pcid", flags);
+        Assert.Contains("invpcid", flags);
+        Assert.Contains("invpcid_single", flags);
+    }
+
+    [DebianKernelFact]
+    public void Meltdown_is_mitigated_by_PTI_and_dmesg_says_page_table_isolation_is_enabled()
+    {
+        Assert.Contains("meltdown: Mitigation: PTI", Lines(boot.Console));
+        Assert.Contains(Lines(boot.Console), l => Bare(l) == "Kernel/User page tables isolation: enabled");
+    }
+
+    [DebianKernelFact]
+    public void Linux_lists_the_e820_map_of_the_loader_and_the_command_line_it_was_given()
+    {
+        var e820 = Lines(boot.Console).Select(Bare).Where(l => l.StartsWith("BIOS-e820: ")).ToList();
+        Assert.Equal(
+        [
+            "BIOS-e820: [mem 0x0000000000000000-0x000000000009fbff] usable",
+            "BIOS-e820: [mem 0x000000000009fc00-0x000000000009ffff] reserved",
+            "BIOS-e820: [mem 0x00000000000f0000-0x00000000000fffff] reserved",
+            "BIOS-e820: [mem 0x0000000000100000-0x000000001ffdffff] usable",
+            "BIOS-e820: [mem 0x000000001ffe0000-0x000000001fffffff] reserved",
+            "BIOS-e820: [mem 0x00000000fffc0000-0x00000000ffffffff] reserved",
+        ], e820);
+        Assert.Contains(Lines(boot.Console), l => Bare(l) == "Command line: " + DebianBoot.Append);
+    }
+
+    [DebianKernelFact]
+    public void The_memory_map_and_the_kernel_banner_match_QEMU_s_line_for_line()
+    {
+        if (boot.QemuConsole is null) { output.WriteLine($"{Qemu.Program} is not installed: nothing to compare"); return; }
+        // QEMU 7.1+ also reserves the HyperTransport hole below 1 TiB when the CPU is AMD's (-cpu max on an AMD
+        // host); Emu64's CPU is GenuineIntel. docs/LINUX.md lists every difference.
+        static List<string> Pick(string c) => Lines(c).Select(Bare)
+            .Where(l => (l.StartsWith("BIOS-e820: ") && !l.Contains("0x000000fd00000000-0x000000ffffffffff")) || l.StartsWith("Linux version ") || l.StartsWith("Command line: "))
+            .ToList();
+        Assert.Equal(Pick(boot.QemuConsole), Pick(boot.Console));
+        Assert.Contains(DebianKernel.InitMarker, boot.QemuConsole);
+    }
+}
