@@ -36,6 +36,7 @@ public sealed class Platform : IInterruptController
     public readonly FwCfg FwCfg;
     public readonly Cmos Cmos;
     public readonly SystemPorts Ports;
+    public readonly AcpiPm AcpiPm;
 
     public Platform(Machine m)
     {
@@ -47,6 +48,7 @@ public sealed class Platform : IInterruptController
         FwCfg = new FwCfg(m);
         Cmos = new Cmos(m);
         Ports = new SystemPorts(m, Pit);
+        AcpiPm = new AcpiPm(m, SetIrq);
 
         m.Io.Register(0x20, 2, Pic);
         m.Io.Register(0xA0, 2, Pic);
@@ -56,14 +58,20 @@ public sealed class Platform : IInterruptController
         m.Io.Register(FwCfg.DmaPort, 8, FwCfg);
         m.Io.Register(0x70, 2, Cmos);
         Ports.RegisterPorts(m.Io);
+        m.Io.Register(AcpiPm.Base, AcpiPm.Length, AcpiPm);
         m.Memory.AddMmio(IoApic.DefaultBase, 0x1000, IoApic);
         Apic.MapMmio();
 
         m.AddTimedDevice(Pit);
         m.AddTimedDevice(Apic);
+        m.AddTimedDevice(AcpiPm);
         m.Com1.Irq = level => SetIrq(4, level);
         m.InterruptController = this;
 
+        // What PC firmware leaves behind for every guest, as QEMU's SeaBIOS does: the ACPI tables in
+        // 0xE0000–0xFFFFF and the MTRRs programmed.
+        AcpiTables.Install(m.Memory, hpet: false);
+        m.Cpu.SetFirmwareMtrrs();
     }
 
     /// <summary>Drives ISA interrupt line <paramref name="irq"/> (0–15) to both interrupt controllers.</summary>

@@ -35,8 +35,8 @@ public static class Efer
     public const ulong Writable = Sce | Lme | Nxe;
 }
 
-/// <summary>Model-specific register numbers a kernel uses.</summary>
-public static class Msr
+/// <summary>Model-specific register numbers a kernel uses (more in Msrs.cs).</summary>
+public static partial class Msr
 {
     public const uint Tsc = 0x10, ApicBase = 0x1B, SpecCtrl = 0x48, MiscEnable = 0x1A0, Pat = 0x277, TscDeadline = 0x6E0;
     public const uint SysenterCs = 0x174, SysenterEsp = 0x175, SysenterEip = 0x176;

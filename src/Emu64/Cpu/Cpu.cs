@@ -75,7 +75,7 @@ public sealed partial class Cpu
     public uint Pkru;
 
     public ulong Star, Lstar, Cstar, Sfmask, KernelGsBase, TscAux, Pat = 0x0007040600070406UL;
-    public ulong SysenterCs, SysenterEsp, SysenterEip, ApicBase = 0xFEE00900UL, MiscEnable = 1, SpecCtrl;
+    public ulong SysenterCs, SysenterEsp, SysenterEip, ApicBase = 0xFEE00900UL, MiscEnable = MiscEnableReset, SpecCtrl;
 
     /// <summary>Current privilege level (CS.RPL as cached at the last CS load).</summary>
     public int Cpl

@@ -11,11 +11,11 @@ public sealed partial class Cpu
     public uint Leaf1Ecx = (1u << 13) /* CMPXCHG16B */ | (1u << 17) /* PCID */ | (1u << 21) /* x2APIC */ | (1u << 22) /* MOVBE */
                          | (1u << 23)  /* POPCNT */ | (1u << 24) /* TSC-deadline timer */ | (1u << 30) /* RDRAND */;
     public uint Leaf1Edx = (1u << 2) /* DE: CR4.DE, I/O breakpoints */ | (1u << 3) /* PSE: 4 MiB pages in 32-bit paging */ | (1u << 4) /* TSC */ | (1u << 5) /* MSR */ | (1u << 6) /* PAE */ | (1u << 8) /* CX8 */
-                         | (1u << 9) /* APIC */ | (1u << 13) /* PGE */ | (1u << 15) /* CMOV */ | (1u << 16) /* PAT */ | (1u << 17) /* PSE-36: 4 MiB pages above 4 GiB */ | (1u << 19) /* CLFSH */
+                         | (1u << 9) /* APIC */ | (1u << 12) /* MTRR */ | (1u << 13) /* PGE */ | (1u << 15) /* CMOV */ | (1u << 16) /* PAT */ | (1u << 17) /* PSE-36: 4 MiB pages above 4 GiB */ | (1u << 19) /* CLFSH */
                          | (1u << 24) /* FXSR */ | (1u << 25) /* SSE */ | (1u << 26) /* SSE2 */;
     public uint Leaf7Ebx = (1u << 0) /* FSGSBASE */ | (1u << 3) /* BMI1 */ | (1u << 7) /* SMEP */ | (1u << 8) /* BMI2 */
                          | (1u << 10) /* INVPCID */ | (1u << 18) /* RDSEED */ | (1u << 19) /* ADX */ | (1u << 20) /* SMAP */;
-    public uint Leaf7Ecx = (1u << 3) /* PKU */ | (1u << 16) /* LA57 */;
+    public uint Leaf7Ecx = (1u << 2) /* UMIP */ | (1u << 3) /* PKU */ | (1u << 16) /* LA57 */;
     public uint Ext1Ecx = (1u << 0) /* LAHF/SAHF in 64-bit mode */ | (1u << 5) /* LZCNT */;
     public uint Ext1Edx = (1u << 11) /* SYSCALL */ | (1u << 20) /* NX */ | (1u << 26) /* 1 GiB pages */
                         | (1u << 27) /* RDTSCP */ | (1u << 29) /* LM */;
@@ -24,6 +24,7 @@ public sealed partial class Cpu
     public bool HasPcid => (Leaf1Ecx & (1u << 17)) != 0;
     public bool HasInvpcid => (Leaf7Ebx & (1u << 10)) != 0;
     public bool HasLa57 => (Leaf7Ecx & (1u << 16)) != 0;
+    public bool HasUmip => (Leaf7Ecx & (1u << 2)) != 0;
 
     /// <summary>
     /// Canonical for an address loaded into a system register (FS/GS/KERNEL_GS_BASE, LSTAR, CSTAR, SYSENTER_EIP/ESP,
@@ -40,7 +41,7 @@ public sealed partial class Cpu
         switch (leaf)
         {
             case 0:
-                a = 7;
+                a = (MiscEnable & MiscEnableLimitCpuid) != 0 ? 2u : 7u;   // IA32_MISC_ENABLE bit 22 limits the basic leaves to 2
                 b = 0x756E6547; d = 0x49656E69; c = 0x6C65746E;   // "GenuineIntel"
                 break;
             case 1:
@@ -49,13 +50,17 @@ public sealed partial class Cpu
                 c = Leaf1Ecx | ((CR4 & Emu64.Cpu.Cr4.Osxsave) != 0 ? 1u << 27 : 0);
                 // The APIC bit reports the local APIC as present and enabled: it clears with IA32_APIC_BASE.EN (SDM §11.4.3).
                 d = (ApicBase & (1UL << 11)) != 0 ? Leaf1Edx : Leaf1Edx & ~(1u << 9);
+                BiosSignId = (ulong)MicrocodeRevision << 32;      // CPUID(1) loads IA32_BIOS_SIGN_ID[63:32] (SDM §9.11.7.1)
                 break;
             case 7 when sub == 0:
                 b = Leaf7Ebx;
                 c = Leaf7Ecx | ((CR4 & Emu64.Cpu.Cr4.Pke) != 0 ? 1u << 4 : 0);   // OSPKE mirrors CR4.PKE
                 break;
             case 0x80000000: a = 0x80000008; break;
-            case 0x80000001: c = Ext1Ecx; d = Ext1Edx; break;
+            case 0x80000001:
+                c = Ext1Ecx;
+                d = Ext1Edx & ((MiscEnable & MiscEnableXdDisable) != 0 ? ~(1u << 20) : ~0u);   // XD_DISABLE hides NX
+                break;
             case 0x80000002: case 0x80000003: case 0x80000004:
                 {
                     var s = (Brand + new string(' ', 48)).AsSpan(0, 48);

@@ -153,6 +153,7 @@ public static unsafe partial class SystemInsns
         if ((v & ~Cr4Bits.Supported) != 0) cpu.Gp();
         if ((v & Cr4Bits.Pcide) != 0 && !cpu.HasPcid) cpu.Gp();
         if ((v & Cr4Bits.La57) != 0 && !cpu.HasLa57) cpu.Gp();
+        if ((v & Cr4Bits.Umip) != 0 && !cpu.HasUmip) cpu.Gp();
         if ((v & Cr4Bits.Pke) != 0 && (cpu.Leaf7Ecx & (1u << 3)) == 0) cpu.Gp();
         if ((v & (Cr4Bits.Smep)) != 0 && !cpu.HasFeature7Ebx(7)) cpu.Gp();
         if ((v & (Cr4Bits.Smap)) != 0 && !cpu.HasFeature7Ebx(20)) cpu.Gp();
