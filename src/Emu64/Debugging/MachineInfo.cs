@@ -96,11 +96,13 @@ public static class MachineInfo
         ulong root = cr3 ?? c.CR3;
         int pcid = c.PcidOn ? (int)(root & 0xFFF) : 0;
         if (!c.PagingOn && cr3 is null) return $"paging is off: linear 0x{la:x} = physical 0x{w.Physical:x}\n";
-        sb.Append($"walk 0x{la:x} under CR3 0x{root:x}" + (c.PcidOn ? $" (pcid 0x{pcid:x})" : "") + $", {PageWalker.Levels(c)}-level\n");
+        sb.Append($"walk 0x{la:x} under CR3 0x{root:x}" + (c.PcidOn ? $" (pcid 0x{pcid:x})" : "") + $", {PageWalker.ModeName(c)}\n");
         foreach (var s in w.Steps)
         {
-            string leaf = s.Leaf ? $"  -> {PtDump.SizeText(1UL << (12 + 9 * (s.Level - 1)))} page" : "";
-            sb.Append($"  {PageWalker.LevelName(s.Level),-6} table 0x{s.TableAddr:x} [{s.Index,3}] @0x{s.EntryAddr:x} = 0x{s.Entry:x16}  {PageWalker.Flags(s.Entry, s.Level)}{leaf}\n");
+            string leaf = s.Leaf ? $"  -> {PtDump.SizeText(s.Level == 1 || c.LongMode || (c.CR4 & Cr4.Pae) != 0 ? 1UL << (12 + 9 * (s.Level - 1)) : 1UL << 22)} page" : "";
+            // 32-bit paging has 4-byte entries: print them 8 digits wide.
+            string entry = !c.LongMode && (c.CR4 & Cr4.Pae) == 0 ? $"0x{s.Entry:x8}" : $"0x{s.Entry:x16}";
+            sb.Append($"  {PageWalker.LevelName(s.Level),-6} table 0x{s.TableAddr:x} [{s.Index,3}] @0x{s.EntryAddr:x} = {entry}  {PageWalker.Flags(s.Entry, s.Level)}{leaf}\n");
         }
         if (!w.Mapped) { sb.Append($"  not mapped (walk stops at {PageWalker.LevelName(w.Steps.Count > 0 ? w.Steps[^1].Level : 4)})\n"); return sb.ToString(); }
         string rights = $"{(w.User ? "user" : "supervisor")} {(w.Writable ? "read-write" : "read-only")} {(w.NoExec ? "no-exec" : "exec")}{(w.Global ? " global" : "")}";

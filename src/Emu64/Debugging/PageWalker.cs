@@ -19,7 +19,32 @@ public static class PageWalker
 {
     public static string LevelName(int level) => level switch { 5 => "PML5E", 4 => "PML4E", 3 => "PDPTE", 2 => "PDE", _ => "PTE" };
 
-    public static int Levels(CpuCore cpu) => (cpu.CR4 & Emu64.Cpu.Cr4.La57) != 0 ? 5 : 4;
+    /// <summary>Paging levels of the current mode: 5 or 4 in IA-32e mode, 3 with PAE paging (PDPTE, PDE, PTE), 2 with 32-bit paging.</summary>
+    public static int Levels(CpuCore cpu)
+    {
+        if (!cpu.LongMode) return (cpu.CR4 & Emu64.Cpu.Cr4.Pae) != 0 ? 3 : 2;
+        return (cpu.CR4 & Emu64.Cpu.Cr4.La57) != 0 ? 5 : 4;
+    }
+
+    /// <summary>The name of the current paging mode, as the walk and ptdump headers print it.</summary>
+    public static string ModeName(CpuCore cpu) => Levels(cpu) switch { 2 => "32-bit", 3 => "PAE", int n => $"{n}-level" };
+
+    /// <summary>
+    /// The four PDPTEs of PAE paging under <paramref name="root"/>: the CPU's PDPTE registers for the current CR3
+    /// (what the CPU uses, even if memory changed since MOV CR3), else read from memory at CR3[31:5].
+    /// </summary>
+    public static ulong[] Pdptes(Machine m, ulong? root)
+    {
+        var e = new ulong[4];
+        if (root is null && m.Cpu.PagingOn) { m.Cpu.Mmu.PdpteRegisters.CopyTo(e); return e; }
+        ulong cr3 = root ?? m.Cpu.CR3;
+        for (int i = 0; i < 4; i++)
+        {
+            ulong a = Emu64.Mmu.Mmu.PdpteAddress(cr3, i);
+            e[i] = m.Memory.IsRam(a, 8) ? m.Memory.Read(a, 8) : 0;
+        }
+        return e;
+    }
 
     /// <summary>Walks <paramref name="la"/> from <paramref name="root"/> (a CR3 value; PCID and flags are ignored).</summary>
     public static DebugWalk Walk(Machine m, ulong la, ulong? root = null)
@@ -29,6 +54,7 @@ public static class PageWalker
         var steps = new List<WalkStep>();
         if (!cpu.PagingOn && root is null)
             return new DebugWalk(la, cr3, steps, true, la & (cpu.LongMode ? ulong.MaxValue : 0xFFFFFFFF), 4096, true, true, false, false);
+        if (!cpu.LongMode) return WalkLegacy(m, la & 0xFFFFFFFF, cr3, root);
         int levels = Levels(cpu);
         ulong table = cr3 & Emu64.Mmu.Mmu.PhysAddrMask;
         bool nxe = (cpu.EFER & Emu64.Cpu.Efer.Nxe) != 0;
@@ -54,6 +80,51 @@ public static class PageWalker
                 return new DebugWalk(la, cr3, steps, true, page | (la & (size - 1)), size, w, u, nx, g);
             }
             table = e & Emu64.Mmu.Mmu.PhysAddrMask;
+        }
+        return new DebugWalk(la, cr3, steps, false, 0, 0, false, false, false, false);
+    }
+
+    /// <summary>
+    /// The walk of 32-bit paging (4-byte entries, 10-bit indices, 4 MiB pages with CR4.PSE and PSE-36) or PAE paging
+    /// (a PDPTE, then 8-byte PDEs and PTEs with 9-bit indices). Levels are numbered as in IA-32e mode: 3 PDPTE, 2 PDE, 1 PTE.
+    /// </summary>
+    private static DebugWalk WalkLegacy(Machine m, ulong la, ulong cr3, ulong? root)
+    {
+        var cpu = m.Cpu;
+        bool pae = (cpu.CR4 & Emu64.Cpu.Cr4.Pae) != 0, pse = (cpu.CR4 & Emu64.Cpu.Cr4.Pse) != 0;
+        bool nxe = pae && (cpu.EFER & Emu64.Cpu.Efer.Nxe) != 0;
+        var steps = new List<WalkStep>();
+        ulong table;
+        if (pae)
+        {
+            int i = (int)(la >> 30);
+            ulong pdpte = Pdptes(m, root)[i];
+            steps.Add(new WalkStep(3, cr3 & 0xFFFFFFE0UL, i, Emu64.Mmu.Mmu.PdpteAddress(cr3, i), pdpte, false));
+            if ((pdpte & PteFlags.Present) == 0) return new DebugWalk(la, cr3, steps, false, 0, 0, false, false, false, false);
+            table = pdpte & Emu64.Mmu.Mmu.PhysAddrMask;
+        }
+        else table = cr3 & 0xFFFFF000UL;
+        bool w = true, u = true, nx = false;
+        for (int level = 2; level >= 1; level--)
+        {
+            int bits = pae ? 9 : 10, size = pae ? 8 : 4;
+            int index = (int)((la >> (12 + bits * (level - 1))) & ((1UL << bits) - 1));
+            ulong ea = table + (ulong)(index * size);
+            if (!m.Memory.IsRam(ea, size)) { steps.Add(new WalkStep(level, table, index, ea, 0, false)); break; }
+            ulong e = m.Memory.Read(ea, size);
+            bool leaf = (e & PteFlags.Present) != 0 && (level == 1 || ((e & PteFlags.Huge) != 0 && (pae || pse)));
+            steps.Add(new WalkStep(level, table, index, ea, e, leaf));
+            if ((e & PteFlags.Present) == 0) break;
+            w &= (e & PteFlags.Write) != 0;
+            u &= (e & PteFlags.User) != 0;
+            nx |= nxe && (e & PteFlags.Nx) != 0;
+            if (leaf)
+            {
+                ulong bytes = level == 1 ? 0x1000UL : pae ? 0x200000UL : 0x400000UL;
+                ulong page = level == 2 && !pae ? Emu64.Mmu.Mmu.Frame4M(e) : e & Emu64.Mmu.Mmu.PhysAddrMask & ~(bytes - 1);
+                return new DebugWalk(la, cr3, steps, true, page | (la & (bytes - 1)), bytes, w, u, nx, (e & PteFlags.Global) != 0);
+            }
+            table = e & (pae ? Emu64.Mmu.Mmu.PhysAddrMask : 0xFFFFF000UL);
         }
         return new DebugWalk(la, cr3, steps, false, 0, 0, false, false, false, false);
     }
@@ -147,8 +218,50 @@ public static class PtDump
     {
         var list = new List<PtRange>();
         int levels = PageWalker.Levels(m.Cpu);
-        Recurse(m, cr3 & Emu64.Mmu.Mmu.PhysAddrMask, levels, levels, 0, list);
+        if (levels == 2) Recurse32(m, cr3 & 0xFFFFF000UL, list);
+        else if (levels == 3)
+        {
+            // PAE paging: the four PDPTEs (the CPU's registers when this is its CR3), each a 1 GiB directory.
+            var pdptes = PageWalker.Pdptes(m, cr3 == m.Cpu.CR3 ? null : cr3);
+            for (int i = 0; i < 4; i++)
+                if ((pdptes[i] & PteFlags.Present) != 0)
+                    Recurse(m, pdptes[i] & Emu64.Mmu.Mmu.PhysAddrMask, 2, levels, (ulong)i << 30, list);
+        }
+        else Recurse(m, cr3 & Emu64.Mmu.Mmu.PhysAddrMask, levels, levels, 0, list);
         return list;
+    }
+
+    /// <summary>32-bit paging: 1024 4-byte PDEs, each a 4 MiB page (CR4.PSE and PS=1) or a table of 1024 4-byte PTEs.</summary>
+    private static void Recurse32(Machine m, ulong pd, List<PtRange> list)
+    {
+        if (!m.Memory.IsRam(pd, 4096)) return;
+        bool pse = (m.Cpu.CR4 & Emu64.Cpu.Cr4.Pse) != 0;
+        for (int i = 0; i < 1024; i++)
+        {
+            ulong pde = m.Memory.Read(pd + (ulong)i * 4, 4);
+            if ((pde & PteFlags.Present) == 0) continue;
+            ulong va = (ulong)i << 22;
+            if (pse && (pde & PteFlags.Huge) != 0) { Add(list, va, 1UL << 22, 2, pde & FlagMask, Emu64.Mmu.Mmu.Frame4M(pde)); continue; }
+            ulong pt = pde & 0xFFFFF000UL;
+            if (!m.Memory.IsRam(pt, 4096)) continue;
+            for (int j = 0; j < 1024; j++)
+            {
+                if (list.Count >= MaxRanges) return;
+                ulong pte = m.Memory.Read(pt + (ulong)j * 4, 4);
+                if ((pte & PteFlags.Present) == 0) continue;
+                // Bit 7 of a 4 KiB PTE is its PAT bit, not PS: it is not a flag ptdump shows.
+                Add(list, va | ((ulong)j << 12), 0x1000, 1, pte & FlagMask & ~PteFlags.Huge, pte & 0xFFFFF000UL);
+            }
+        }
+    }
+
+    private static void Add(List<PtRange> list, ulong start, ulong size, int level, ulong flags, ulong phys)
+    {
+        if (list.Count >= MaxRanges) return;
+        if (list.Count > 0 && list[^1].End == start && list[^1].Level == level && list[^1].Flags == flags)
+            list[^1] = list[^1] with { End = start + size };
+        else
+            list.Add(new PtRange(start, start + size, level, flags, phys));
     }
 
     private static void Recurse(Machine m, ulong table, int level, int levels, ulong prefix, List<PtRange> list)
@@ -183,7 +296,7 @@ public static class PtDump
 
     private static string LevelShort(int level, int levels) => level switch
     {
-        1 => "pte", 2 => "pmd", 3 => "pud", 4 => levels == 5 ? "p4d" : "pgd", _ => "pgd",
+        1 => "pte", 2 => levels == 2 ? "pgd" : "pmd", 3 => "pud", 4 => levels == 5 ? "p4d" : "pgd", _ => "pgd",
     };
 
     /// <summary>The dump as text, one line per range.</summary>
@@ -191,7 +304,8 @@ public static class PtDump
     {
         var sb = new StringBuilder();
         int levels = PageWalker.Levels(m.Cpu);
-        sb.Append($"---[ page tables at CR3 0x{cr3 & Emu64.Mmu.Mmu.PhysAddrMask:x} ({levels}-level) ]---\n");
+        ulong root = levels == 3 ? cr3 & 0xFFFFFFE0UL : cr3 & Emu64.Mmu.Mmu.PhysAddrMask;
+        sb.Append($"---[ page tables at CR3 0x{root:x} ({PageWalker.ModeName(m.Cpu)}) ]---\n");
         var ranges = Ranges(m, cr3);
         foreach (var r in ranges)
         {

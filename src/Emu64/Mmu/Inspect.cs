@@ -111,6 +111,7 @@ public sealed partial class Mmu
         var size = PageSize.Size4K;
         if (!cpu.PagingOn) return new WalkTrace(la, root, pcid, levels, TranslationSource.Memory, la, size, "paging is off");
         ulong table = root & PhysAddrMask;
+        if (!cpu.LongMode) { la &= 0xFFFFFFFF; top = 0; TraceLegacy(la, root, cr3 is null, levels, ref problem, ref phys, ref size); }
         for (int level = top; level >= 1; level--)
         {
             int shift = 12 + 9 * (level - 1);
@@ -134,10 +135,52 @@ public sealed partial class Mmu
         else if (FindIn(_stlb, la, pcid) is { } l2 && onlyCurrent) { source = TranslationSource.Stlb; phys = l2; }
         else if (_pscEnabled && onlyCurrent)
         {
-            for (int l = 2; l <= top; l++)
+            for (int l = 2; l <= Math.Max(top, 2); l++)
                 if (_psc[l].FindKey(la, pcid, touch: false) >= 0) { source = (TranslationSource)((int)TranslationSource.PscPde + l - 2); break; }
         }
         return new WalkTrace(la, root, pcid, levels, source, phys, size, source is TranslationSource.L1Tlb or TranslationSource.Stlb ? null : problem);
+    }
+
+    /// <summary>
+    /// <see cref="TraceWalk"/> for 32-bit and PAE paging: the PDPTE (from the registers for the current CR3, else from
+    /// memory), then the PDE and PTE, 4 or 8 bytes wide.
+    /// </summary>
+    private void TraceLegacy(ulong la, ulong root, bool current, List<WalkLevel> levels, ref string? problem, ref ulong? phys, ref PageSize size)
+    {
+        var cpu = _cpu;
+        bool pae = (cpu.CR4 & Emu64.Cpu.Cr4.Pae) != 0, pse = (cpu.CR4 & Emu64.Cpu.Cr4.Pse) != 0;
+        bool nxe = (cpu.EFER & Emu64.Cpu.Efer.Nxe) != 0;
+        ulong table = root & 0xFFFFF000UL;
+        if (pae)
+        {
+            int i = (int)(la >> 30);
+            ulong addr = PdpteAddress(root, i);
+            ulong pdpte = current ? _pdpte[i] : _mem.IsRam(addr, 8) ? _mem.Read(addr, 8) : 0;
+            levels.Add(new WalkLevel(3, "PDPTE", addr, pdpte));
+            if ((pdpte & PteFlags.Present) == 0) { problem = "PDPTE not present"; return; }
+            if (PdpteInvalid(pdpte)) { problem = "PDPTE has reserved bits set"; return; }
+            table = pdpte & PhysAddrMask;
+        }
+        for (int level = 2; level >= 1; level--)
+        {
+            int width = pae ? 8 : 4, bits = pae ? 9 : 10;
+            ulong addr = table + ((la >> (12 + bits * (level - 1))) & ((1UL << bits) - 1)) * (ulong)width;
+            ulong pte = _mem.IsRam(addr, width) ? _mem.Read(addr, width) : 0;
+            levels.Add(new WalkLevel(level, LevelNames[level], addr, pte));
+            if ((pte & PteFlags.Present) == 0) { problem = $"{LevelNames[level]} not present"; return; }
+            if (pae ? ReservedBitsPae(pte, level, nxe) : ReservedBits32(pte, level, pse)) { problem = $"{LevelNames[level]} has reserved bits set"; return; }
+            bool large = level == 2 && (pte & PteFlags.Huge) != 0 && (pae || pse);
+            if (level == 1 || large)
+            {
+                size = large ? PageSize.Size2M : PageSize.Size4K;   // a 4 MiB page reports the 2 MiB half the TLB would hold
+                ulong frame = !large ? pte & (pae ? PhysAddrMask : 0xFFFFF000UL)
+                            : pae ? pte & PhysAddrMask & ~0x1FFFFFUL
+                            : Frame4M(pte) | (la & 0x200000UL);
+                phys = frame | (la & ((1UL << TlbArray.Shift(size)) - 1));
+                return;
+            }
+            table = pte & (pae ? PhysAddrMask : 0xFFFFF000UL);
+        }
     }
 
     private static ulong? FindIn(TlbArray[] structure, ulong la, ushort pcid)
