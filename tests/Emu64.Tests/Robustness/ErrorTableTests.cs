@@ -174,6 +174,18 @@ public class ErrorTableTests : IClassFixture<ErrorTableTests.Files>
         new("G3", "--wait without --gdb", "emu64: --wait needs --gdb PORT", 2, f => ["run", f.Good, "--wait"]),
         new("G4", "gdb port in use", "emu64: cannot listen for gdb on 127.0.0.1:{PORT}: {REASON}", 2, f => ["run", f.Good, "--gdb", BusyPort!.Value.ToString()]),
         new("G5", "debug with --gdb", "emu64: debug does not take --gdb (use run or boot --gdb PORT --wait)", 2, f => ["debug", f.Good, "--gdb", "1234"]),
+        // ---- dumps and analyze ----------------------------------------------------------------------------
+        new("Y1", "analyze without a dump", "emu64: no dump given (usage: emu64 analyze DUMP [--use-cr3])", 2, _ => ["analyze"]),
+        new("Y2", "dump file missing", "emu64: dump '{PATH}' does not exist", 2, f => ["analyze", f.Missing]),
+        new("Y3", "dump not an ELF file", "emu64: bad dump '{PATH}': not an ELF file", 2, f => ["analyze", f.NoHeader]),
+        new("Y4", "dump an ELF file but not a core", "emu64: bad dump '{PATH}': not a core file (ELF type 2, a core file is 4)", 2,
+            f => ["analyze", f.Dir.File("exec.elf", Elf(0x100000, true, new Seg(0x100000, new byte[4096])))]),
+        new("Y5", "dump truncated", "emu64: bad dump '{PATH}': segment 0 (offset 0x78, size 0x1000) lies past the end of the file (300 bytes)", 2,
+            f => ["analyze", f.Dir.File("trunc.core", Core(Elf(0x100000, true, new Seg(0x100000, new byte[4096])))[..300])]),
+        new("Y6", "--use-cr3 without a CPU note", "emu64: --use-cr3: dump '{PATH}' has no QEMU CPU-state note", 2,
+            f => ["analyze", f.Dir.File("nonotes.core", Core(Elf(0x100000, true, new Seg(0x100000, new byte[4096])))), "--use-cr3"]),
+        new("Y7", "--dump-on-exit into a missing directory", "emu64: option --dump-on-exit: directory '{PATH}' does not exist", 2,
+            f => ["run", f.Good, "--dump-on-exit", Path.Combine(f.Missing, "guest.core")]),
         // ---- how runs end -------------------------------------------------------------------------------
         new("R0", "clean shutdown (HLT with interrupts off)", "", 0, f => ["run", f.Halt], OneLine: false),
         new("R1", "the guest exits (isa-debug-exit)", "", 1, f => ["run", f.Good], OneLine: false),
@@ -186,6 +198,9 @@ public class ErrorTableTests : IClassFixture<ErrorTableTests.Files>
         new("R6", "guest reset", "emu64: guest reset: reset through port 0x92 (fast reset) (exit status 10)", 10, f => ["run", f.Reset_], OneLine: false),
         new("X1", "internal error (a bug)", "emu64: internal error: {EXCEPTION}: {MESSAGE}; please report it", 12, f => ["run", f.Good]),
     ];
+
+    /// <summary>An ELF64 file made a core file (e_type ET_CORE), for the dump rows.</summary>
+    private static byte[] Core(byte[] elf) { elf[16] = 4; elf[17] = 0; return elf; }
 
     /// <summary>A loopback port held open for the test run, so binding the stub to it fails.</summary>
     private static readonly Lazy<int> BusyPort = new(() =>
