@@ -10,9 +10,9 @@ public sealed partial class Cpu
     // Leaf 1 ECX / EDX, leaf 7 EBX / ECX, leaf 0x80000001 ECX / EDX.
     public uint Leaf1Ecx = (1u << 13) /* CMPXCHG16B */ | (1u << 17) /* PCID */ | (1u << 21) /* x2APIC */ | (1u << 22) /* MOVBE */
                          | (1u << 23)  /* POPCNT */ | (1u << 24) /* TSC-deadline timer */ | (1u << 30) /* RDRAND */;
-    public uint Leaf1Edx = (1u << 2) /* DE: CR4.DE, I/O breakpoints */ | (1u << 3) /* PSE: 4 MiB pages in 32-bit paging */ | (1u << 4) /* TSC */ | (1u << 5) /* MSR */ | (1u << 6) /* PAE */ | (1u << 8) /* CX8 */
+    public uint Leaf1Edx = (1u << 0) /* FPU */ | (1u << 2) /* DE: CR4.DE, I/O breakpoints */ | (1u << 3) /* PSE: 4 MiB pages in 32-bit paging */ | (1u << 4) /* TSC */ | (1u << 5) /* MSR */ | (1u << 6) /* PAE */ | (1u << 8) /* CX8 */
                          | (1u << 9) /* APIC */ | (1u << 12) /* MTRR */ | (1u << 13) /* PGE */ | (1u << 15) /* CMOV */ | (1u << 16) /* PAT */ | (1u << 17) /* PSE-36: 4 MiB pages above 4 GiB */ | (1u << 19) /* CLFSH */
-                         | (1u << 24) /* FXSR */ | (1u << 25) /* SSE */ | (1u << 26) /* SSE2 */;
+                         | (1u << 23) /* MMX */ | (1u << 24) /* FXSR */ | (1u << 25) /* SSE */ | (1u << 26) /* SSE2 */;
     public uint Leaf7Ebx = (1u << 0) /* FSGSBASE */ | (1u << 3) /* BMI1 */ | (1u << 7) /* SMEP */ | (1u << 8) /* BMI2 */
                          | (1u << 10) /* INVPCID */ | (1u << 18) /* RDSEED */ | (1u << 19) /* ADX */ | (1u << 20) /* SMAP */;
     public uint Leaf7Ecx = (1u << 2) /* UMIP */ | (1u << 3) /* PKU */ | (1u << 16) /* LA57 */;

@@ -117,7 +117,8 @@ public static class Float80
         if (tiny && !adjusted && !c.UeMasked && inexact) fl |= PE;
         if (e > emax)
         {
-            if (c.OeMasked)
+            // masked, or unmasked but out of range even after the bias adjustment (FSCALE): the masked response
+            if (c.OeMasked || e - adjust > emax)
             {
                 fl |= OE | PE;
                 bool toInf = c.Rc == RcNearest || (c.Rc == RcUp && !sign) || (c.Rc == RcDown && sign);
@@ -276,9 +277,9 @@ public static class Float80
 
     public static F80 Sqrt(F80 a, Ctx c, ref ushort fl)
     {
+        if (a.Sign && !a.IsZero && !a.IsNaN && !a.IsUnsupported) return Invalid(ref fl);   // IE outranks DE (as measured)
         if (Screen(a, ref fl, out var r)) return r;
         if (a.IsZero) return a;
-        if (a.Sign) return Invalid(ref fl);
         if (a.IsInf) return a;
         Unpack(a, out int e, out ulong g);
         int E = e - 63;                       // a = g × 2^E

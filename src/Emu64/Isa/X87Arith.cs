@@ -125,7 +125,12 @@ public static unsafe class X87Arith
     private static bool Binary01(CpuCore cpu, ref Insn i, out X87 f)
     {
         f = Begin(cpu, ref i);
-        if (f.IsEmpty(0) || f.IsEmpty(1)) { if (Underflow(f)) SetSt(f, 0, F80.Indefinite); return false; }
+        if (f.IsEmpty(0) || f.IsEmpty(1))
+        {
+            f.Status &= unchecked((ushort)~C2);   // FPREM: "C2 = 0" on a stack fault too (as measured)
+            if (Underflow(f)) SetSt(f, 0, F80.Indefinite);
+            return false;
+        }
         return true;
     }
 
@@ -149,11 +154,14 @@ public static unsafe class X87Arith
     {
         if (!Binary01(cpu, ref i, out var f)) return;
         ushort fl = 0;
+        ushort cc = (ushort)(f.Status & CcMask);
         F80 r = Float80.Rem(St(f, 0), St(f, 1), nearest, ref fl, out bool partial, out int q);
+        bool nan = St(f, 0).IsNaN || St(f, 1).IsNaN;
         if (!Commit(f, fl)) return;
+        if (nan && (fl & IE) == 0) { SetSt(f, 0, r); f.Status = (ushort)((f.Status & ~CcMask) | cc); return; }   // a QNaN operand: condition codes unchanged
         SetSt(f, 0, r);
         if ((fl & IE) != 0) { f.Status &= unchecked((ushort)~(C1 | C2)); return; }
-        ushort cc = partial ? C2 : (ushort)(((q & 4) != 0 ? C0 : 0) | ((q & 2) != 0 ? C3 : 0) | ((q & 1) != 0 ? C1 : 0));
+        cc = partial ? C2 : (ushort)(((q & 4) != 0 ? C0 : 0) | ((q & 2) != 0 ? C3 : 0) | ((q & 1) != 0 ? C1 : 0));
         f.Status = (ushort)((f.Status & ~CcMask) | cc);
     }
 

@@ -85,6 +85,7 @@ public static unsafe class X87Load
         if ((unmasked & (IE | DE | OE | UE)) != 0)
         {
             if ((fl & (IE | DE)) != 0 && (fl & (IE | DE) & ~f.Fcw) != 0) fl &= IE | DE | SF;   // pre-computation: only those recorded
+            else fl &= unchecked((ushort)~PE);   // unmasked OE/UE on a memory destination: nothing stored, no PE (as measured)
             f.Status = (ushort)((f.Status & ~C1) | (fl & (Flags | SF)) | ((fl & SF) != 0 ? fl & C1 : 0));
             f.UpdateSummary();
             return;

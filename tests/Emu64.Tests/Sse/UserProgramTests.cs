@@ -163,7 +163,7 @@ public class UserProgramTests(ITestOutputHelper output)
         }
     }
 
-    private static string? FindOnPath(string name)
+    internal static string? FindOnPath(string name)
     {
         foreach (var d in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':'))
         {
@@ -173,7 +173,7 @@ public class UserProgramTests(ITestOutputHelper output)
         return null;
     }
 
-    private static (int Status, string Output) Exec(string file, string args)
+    internal static (int Status, string Output) Exec(string file, string args)
     {
         var psi = new ProcessStartInfo(file, args) { RedirectStandardOutput = true, RedirectStandardError = true };
         using var p = Process.Start(psi)!;
