@@ -8,7 +8,7 @@ public enum Confidence { None, Low, Medium, High }
 public sealed record Finding(string Name, string Value, Confidence Confidence, List<string> How);
 
 /// <summary>A process's page tables: its kernel PGD and, under PTI, its user PGD.</summary>
-public sealed record ProcessPgd(ulong Kernel, ulong? User, int UserEntries);
+public sealed record ProcessPgd(ulong Kernel, ulong? User, int UserEntries, List<(ulong Start, ulong End)> UserMaps);
 
 /// <summary>Everything <see cref="DumpAnalysis.Run"/> found.</summary>
 public sealed class AnalysisResult
@@ -48,12 +48,13 @@ public static class DumpAnalysis
         r.PagesScanned = scan.PagesScanned;
         r.Plausible = scan.Candidates.Count;
         var rejected = new Dictionary<string, int>();
+        var why = new Dictionary<(ulong, int), string>();
         foreach (ulong page in scan.Candidates)
             foreach (int levels in new[] { 4, 5 })
             {
                 var c = CandidateCheck.Evaluate(image, page, levels);
                 if (c.Valid) r.Valid.Add(c);
-                else rejected[c.Rejected!] = rejected.GetValueOrDefault(c.Rejected!) + 1;
+                else { rejected[c.Rejected!] = rejected.GetValueOrDefault(c.Rejected!) + 1; why[(page, levels)] = c.Rejected!; }
             }
 
         // The vote: group valid readings by paging mode, PAGE_OFFSET and kernel half; the largest group is the live kernel.
@@ -65,8 +66,8 @@ public static class DumpAnalysis
         {
             $"read each of the {r.PagesScanned} pages of the dump as a top-level table: {r.Plausible} have entry 511 present, another kernel-half entry, and only plausible entries",
         };
-        foreach (var (why, n) in rejected.OrderByDescending(k => k.Value))
-            how.Add($"  {n} reading(s) rejected: {why}");
+        foreach (var (reason, n) in rejected.OrderByDescending(k => k.Value))
+            how.Add($"rejected: {n} reading(s) as a PML4 or a PML5: {reason}");
         how.Add($"{r.Valid.Count} reading(s) show a direct map of all RAM, map themselves through it, and map __START_KERNEL_map; {groups.Count} distinct kernel half/halves");
 
         if (cr3 is { } regs)
@@ -113,8 +114,8 @@ public static class DumpAnalysis
         how.Add($"chosen: 0x{chosen.Top:x}, {(users == 0 ? "no user-half entries: swapper_pg_dir (init_top_pgt)" : $"{users} user-half entries")}; {group.Count} table(s) share its kernel half");
         var modeHow = new List<string>
         {
-            $"read as a {(chosen.Levels == 5 ? "PML5" : "PML4")}, the table's walks succeed; read as a {(chosen.Levels == 5 ? "PML4" : "PML5")} they do not" +
-                (r.Valid.Any(c => c.Top == chosen.Top && c.Levels != chosen.Levels) ? " (both readings pass: low confidence)" : ""),
+            $"read as a {(chosen.Levels == 5 ? "PML5" : "PML4")}, the table passes all three checks; read as a {(chosen.Levels == 5 ? "PML4" : "PML5")}: " +
+                (why.TryGetValue((chosen.Top, 9 - chosen.Levels), out var other) ? other : "it passes too (low confidence)"),
             $"the direct map lies in the {chosen.Levels}-level range (from 0x{PageOffsetBase(chosen.Levels):x}); a {chosen.Levels}-level walk of it takes {chosen.Levels} entries: {chosen.DirectMap.First.Path(chosen.Levels)}",
         };
         bool bothReadings = r.Valid.Any(c => c.Top == chosen.Top && c.Levels != chosen.Levels);
@@ -129,7 +130,7 @@ public static class DumpAnalysis
                 $"the lowest 1 GiB-aligned address in [0x{PageOffsetBase(chosen.Levels):x}, 0x{CpuEntryArea:x}) that translates to physical 0: {dm.First.Path(chosen.Levels)}",
                 $"every 2 MiB of RAM (0x{dm.Covered:x} bytes) translates linearly from it; largest page {Size(dm.LargestPage)}; " +
                     $"{(dm.Writable ? "RW" : "RO")}, {(dm.Nx ? "NX" : "executable")}, {(dm.User ? "user" : "supervisor")}{(dm.Global ? ", global (PTI off: kernel pages may survive CR3 switches)" : "")}",
-                $"KASLR offset of the direct map: 0x{dm.PageOffset - PageOffsetBase(chosen.Levels):x} ({(dm.PageOffset - PageOffsetBase(chosen.Levels)) >> 30} GiB steps)",
+                $"KASLR offset of the direct map: PAGE_OFFSET - 0x{PageOffsetBase(chosen.Levels):x} = 0x{dm.PageOffset - PageOffsetBase(chosen.Levels):x} ({(dm.PageOffset - PageOffsetBase(chosen.Levels)) >> 30} steps of 1 GiB)",
             ]));
 
         r.Image = KernelImage.Find(pt, chosen.Top);
@@ -170,7 +171,7 @@ public static class DumpAnalysis
             var u = PtiPairs.Find(pt, c.Top, dm.PageOffset);
             if (u != null) r.UserPgds.Add(u);
             int ue = UserEntries(image, c.Top);
-            if (ue > 0 || u != null) r.Processes.Add(new ProcessPgd(c.Top, u?.User, ue));
+            if (ue > 0 || u != null) r.Processes.Add(new ProcessPgd(c.Top, u?.User, ue, Ranges(pt.Mappings(u?.User ?? c.Top, 0, 255), 8)));
         }
         var ptiHow = new List<string>();
         if (r.UserPgds.Count > 0)
@@ -187,10 +188,24 @@ public static class DumpAnalysis
         }
         else ptiHow.Add("no process PGD (no table with user-half entries): PTI cannot be told from the page tables");
         foreach (var p in r.Processes)
-            ptiHow.Add($"process PGD 0x{p.Kernel:x}: {p.UserEntries} user-half entries" + (p.User is { } up ? $", user PGD 0x{up:x}" : ""));
+            ptiHow.Add($"process PGD 0x{p.Kernel:x}: {p.UserEntries} user-half entries" + (p.User is { } up ? $", user PGD 0x{up:x}" : "") +
+                "; user half maps " + string.Join(", ", p.UserMaps.Select(m => $"0x{m.Start:x}-0x{m.End:x}")));
         r.Findings.Add(new Finding("PTI (user PGDs)", r.Pti switch { true => $"on: {r.UserPgds.Count} user PGD(s)", false => "off", _ => "unknown" },
             r.Pti is null ? Confidence.None : Confidence.High, ptiHow));
         return r;
+    }
+
+    /// <summary>Leaf mappings coalesced into address ranges, at most <paramref name="max"/> of them.</summary>
+    private static List<(ulong Start, ulong End)> Ranges(IEnumerable<(ulong Va, Translation T)> maps, int max)
+    {
+        var list = new List<(ulong Start, ulong End)>();
+        foreach (var (va, t) in maps)
+        {
+            if (list.Count > 0 && list[^1].End == va) list[^1] = (list[^1].Start, va + t.PageSize);
+            else if (list.Count == max) break;
+            else list.Add((va, va + t.PageSize));
+        }
+        return list;
     }
 
     private static int UserEntries(IPhysicalImage image, ulong top)
