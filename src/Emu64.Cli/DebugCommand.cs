@@ -121,7 +121,10 @@ public static class DebugRun
         dbg.UpdateHook();
         // gdb asks for the KASLR offset (qOffsets) when it connects, before the kernel has chosen it: learn it
         // from a scratch copy of the machine, which chooses the same one (the run is deterministic).
-        if (run is not null && !syms.SlideKnown && ProbeKaslrSlide(run) is { } slide) syms.LearnSlide(slide);
+        // (Only for a kernel with the symbols the offset is learned from: any other would run the probe to its limit.)
+        if (run is not null && !syms.SlideKnown && (syms.TryResolve("_text", out _) || syms.TryResolve("entry_SYSCALL_64", out _))
+            && ProbeKaslrSlide(run) is { } slide)
+            syms.LearnSlide(slide);
         GdbStub stub;
         try { stub = new GdbStub(dbg, o.GdbHost ?? "127.0.0.1", o.GdbPort) { KernelPath = run?.Kernel is { } k ? Path.GetFullPath(k) : null }; }
         catch (System.Net.Sockets.SocketException e) { throw new CliException($"cannot listen for gdb on {o.GdbHost}:{o.GdbPort}: {e.Message}"); }

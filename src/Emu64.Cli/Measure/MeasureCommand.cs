@@ -169,7 +169,7 @@ public static class MeasureCommand
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             { throw new CliException($"--out: cannot write to '{o.OutDir}': {e.Message}"); }
-            stdout.WriteLine($"\nwrote {string.Join(", ", new[] { CsvFile, JsonFile, outcome.OverheadSvg is null ? null : OverheadChartFile, outcome.MissesSvg is null ? null : MissesChartFile }.Where(f => f != null))} to {Path.GetFullPath(o.OutDir)}");
+            stdout.WriteLine($"\nwrote {string.Join(", ", new[] { CsvFile, JsonFile, outcome.OverheadSvg is null ? null : OverheadChartFile, outcome.MissesSvg is null ? null : MissesChartFile }.Where(f => f != null))} to {o.OutDir}");
         }
         else
             stdout.WriteLine($"\n{NoFilesNote}");

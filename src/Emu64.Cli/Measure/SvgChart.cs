@@ -129,10 +129,11 @@ public sealed class SvgChart
             sb.Append($"    <g fill=\"{color}\" stroke=\"{color}\">{Marker(Markers[s % Markers.Length], lx + 12, y)}</g>\n");
             sb.Append($"    <text x=\"{F(lx + 32)}\" y=\"{F(y + 4)}\">{Escape(Series[s].Name)}</text>\n");
             if (sameAs[s] >= 0)
-            {
-                y += 15;
-                sb.Append($"    <text x=\"{F(lx + 32)}\" y=\"{F(y + 4)}\" font-size=\"10\" fill=\"#555555\">{Escape(SameAsNote(Series[sameAs[s]].Name, shift[s]))}</text>\n");
-            }
+                foreach (var note in SameAsNote(Series[sameAs[s]].Name, shift[s]).Split('\n'))
+                {
+                    y += 13;
+                    sb.Append($"    <text x=\"{F(lx + 32)}\" y=\"{F(y + 4)}\" font-size=\"10\" fill=\"#555555\">{Escape(note)}</text>\n");
+                }
             y += 22;
         }
         sb.Append("  </g>\n</svg>\n");
@@ -142,8 +143,8 @@ public sealed class SvgChart
     /// <summary>Pixels by which a series identical to an earlier one is moved down (per copy).</summary>
     public const int SameOffset = 3;
 
-    /// <summary>The legend's note under a series that coincides with an earlier one.</summary>
-    public static string SameAsNote(string earlier, int pixels) => $"same as {earlier} (drawn {pixels} px lower)";
+    /// <summary>The legend's note under a series that coincides with an earlier one (two lines, to fit the legend).</summary>
+    public static string SameAsNote(string earlier, int pixels) => $"same as {earlier}\n(drawn {pixels} px lower)";
 
     /// <summary>Dashes for the later series, so a line that lies on another one still shows.</summary>
     private static string Dash(int s) => (s % 4) switch { 2 => " stroke-dasharray=\"8 4\"", 3 => " stroke-dasharray=\"3 3\"", _ => "" };

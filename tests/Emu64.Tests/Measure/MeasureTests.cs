@@ -324,7 +324,7 @@ public class MeasureOutputTests
     }
 
     [Fact]
-    public void Measure_with_out_ends_by_naming_the_files_and_the_full_directory()
+    public void Measure_with_out_ends_by_naming_the_files_and_the_directory()
     {
         using var dir = new Support.CliRun.TempDir();
         string outDir = Path.Combine(dir.Path, "m");
@@ -332,7 +332,7 @@ public class MeasureOutputTests
         Assert.True(r.Status == 0, r.Stderr);
         var last = r.Out.TrimEnd('\n').Split('\n')[^1];
         Assert.StartsWith("wrote results.csv, results.json", last);
-        Assert.EndsWith(" to " + Path.GetFullPath(outDir), last);
+        Assert.EndsWith(" to " + outDir, last);
         Assert.True(File.Exists(Path.Combine(outDir, "results.csv")));
         Assert.True(File.Exists(Path.Combine(outDir, "results.json")));
     }
@@ -355,7 +355,8 @@ public class MeasureOutputTests
         // the points are the same, only the group is moved: the second line no longer hides the first
         Assert.Equal(groups[1].Element(ns + "polyline")!.Attribute("points")!.Value, groups[2].Element(ns + "polyline")!.Attribute("points")!.Value);
         var texts = doc.Descendants(ns + "text").Select(t => t.Value).ToList();
-        Assert.Contains(SvgChart.SameAsNote("pti+pcid", SvgChart.SameOffset), texts);
+        Assert.Equal(SvgChart.SameAsNote("pti+pcid", SvgChart.SameOffset).Split('\n'), texts.SkipWhile(t => !t.StartsWith("same as ")).Take(2));
         Assert.Single(texts, t => t.StartsWith("same as "));
+        Assert.Equal("same as pti+pcid", texts.Single(t => t.StartsWith("same as ")));
     }
 }
