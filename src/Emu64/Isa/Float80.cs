@@ -95,6 +95,8 @@ public static class Float80
         m <<= lz; e -= lz;
         bool tiny = e < emin;
         bool adjusted = tiny && !c.UeMasked && e + adjust >= emin;
+        // unmasked but too small even for the bias adjustment (only FSCALE gets there): a zero with UE and PE (as measured)
+        if (tiny && !c.UeMasked && !adjusted) { fl |= UE | PE; fl &= unchecked((ushort)~C1); eo = emin; return 0; }
         if (adjusted) e += adjust;
         else if (tiny) { m = ShiftRightSticky(m, emin - e); e = emin; }
         int drop = 128 - c.P;
@@ -117,8 +119,9 @@ public static class Float80
         if (tiny && !adjusted && !c.UeMasked && inexact) fl |= PE;
         if (e > emax)
         {
-            // masked, or unmasked but out of range even after the bias adjustment (FSCALE): the masked response
-            if (c.OeMasked || e - adjust > emax)
+            // unmasked but too large even for the bias adjustment (FSCALE): infinity whatever the rounding (as measured)
+            if (!c.OeMasked && e - adjust > emax) { fl |= OE | PE | C1; inf = true; eo = emax + 1; return J; }
+            if (c.OeMasked)
             {
                 fl |= OE | PE;
                 bool toInf = c.Rc == RcNearest || (c.Rc == RcUp && !sign) || (c.Rc == RcDown && sign);

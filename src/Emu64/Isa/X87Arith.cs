@@ -157,8 +157,9 @@ public static unsafe class X87Arith
         ushort cc = (ushort)(f.Status & CcMask);
         F80 r = Float80.Rem(St(f, 0), St(f, 1), nearest, ref fl, out bool partial, out int q);
         bool nan = St(f, 0).IsNaN || St(f, 1).IsNaN;
-        if (!Commit(f, fl)) return;
-        if (nan && (fl & IE) == 0) { SetSt(f, 0, r); f.Status = (ushort)((f.Status & ~CcMask) | cc); return; }   // a QNaN operand: condition codes unchanged
+        // no remainder (NaN operand, invalid, unmasked denormal): C1 and C2 cleared, C0 and C3 kept (as measured)
+        if (!Commit(f, fl)) { f.Status &= unchecked((ushort)~(C1 | C2)); return; }
+        if (nan) { SetSt(f, 0, r); f.Status &= unchecked((ushort)~(C1 | C2)); return; }
         SetSt(f, 0, r);
         if ((fl & IE) != 0) { f.Status &= unchecked((ushort)~(C1 | C2)); return; }
         cc = partial ? C2 : (ushort)(((q & 4) != 0 ? C0 : 0) | ((q & 2) != 0 ? C3 : 0) | ((q & 1) != 0 ? C1 : 0));

@@ -62,6 +62,12 @@ public sealed class X87BehaviourTests
     public void An_unmasked_exception_is_delivered_as_MF_at_the_next_waiting_instruction_only()
     {
         var div = Runner(a => a.fdiv(st0, st1));
+        // every runner first: building one re-initializes the shared machine's FPU
+        var fnstsw = Runner(a => a.fnstsw(ax));
+        var wait = Runner(a => a.wait());
+        var fld1 = Runner(a => a.fld1());
+        var paddb = Runner(a => a.paddb(mm0, mm1));
+        var fnclex = Runner(a => a.fnclex());
         var f = div.Cpu.Fpu;
         f.Init();
         f.Fcw = 0x37F & ~Fpu.ZE;                        // divide-by-zero unmasked
@@ -71,18 +77,19 @@ public sealed class X87BehaviourTests
         Assert.Equal(-1, div.RunRaw(EmuRunner.MemAddr)); // the faulting instruction itself completes
         Assert.Equal(Fpu.ZE | Fpu.ES | Fpu.B, f.Status & (Fpu.Flags | Fpu.ES | Fpu.B));
         Assert.Equal(0x3FFF, f.Se[6]);                  // unmasked ZE: ST(0) unchanged
-        Assert.Equal(-1, Runner(a => a.fnstsw(ax)).RunRaw(EmuRunner.MemAddr));   // no-wait: no #MF
-        Assert.Equal(Vec.MF, Runner(a => a.wait()).RunRaw(EmuRunner.MemAddr));
-        Assert.Equal(Vec.MF, Runner(a => a.fld1()).RunRaw(EmuRunner.MemAddr));
-        Assert.Equal(Vec.MF, Runner(a => a.paddb(mm0, mm1)).RunRaw(EmuRunner.MemAddr));
-        Assert.Equal(-1, Runner(a => a.fnclex()).RunRaw(EmuRunner.MemAddr));
-        Assert.Equal(-1, Runner(a => a.wait()).RunRaw(EmuRunner.MemAddr));
+        Assert.Equal(-1, fnstsw.RunRaw(EmuRunner.MemAddr));   // no-wait: no #MF
+        Assert.Equal(Vec.MF, wait.RunRaw(EmuRunner.MemAddr));
+        Assert.Equal(Vec.MF, fld1.RunRaw(EmuRunner.MemAddr));
+        Assert.Equal(Vec.MF, paddb.RunRaw(EmuRunner.MemAddr));
+        Assert.Equal(-1, fnclex.RunRaw(EmuRunner.MemAddr));
+        Assert.Equal(-1, wait.RunRaw(EmuRunner.MemAddr));
     }
 
     [Fact]
     public void An_MMX_write_sets_the_exponent_to_all_ones_TOP_to_0_and_every_tag_valid_and_EMMS_empties_them()
     {
         var e = Runner(a => a.movq(mm3, rax));
+        var emms = Runner(a => a.emms());
         var f = e.Cpu.Fpu;
         f.Init(); f.Top = 5;
         e.Cpu.R[Reg.RAX] = 0x1122334455667788;
@@ -92,7 +99,7 @@ public sealed class X87BehaviourTests
         Assert.Equal(0, f.Top);
         Assert.Equal(0xFF, f.Valid);
         Assert.Equal(0x80, f.TagWord() & 0xC0);         // R3: exponent all ones → tagged special (10)
-        Assert.Equal(-1, Runner(a => a.emms()).RunRaw(EmuRunner.MemAddr));
+        Assert.Equal(-1, emms.RunRaw(EmuRunner.MemAddr));
         Assert.Equal(0, f.Valid);
         Assert.Equal(0xFFFF, f.TagWord());
     }
@@ -101,6 +108,9 @@ public sealed class X87BehaviourTests
     public void State_saved_by_FNSAVE_restores_through_FRSTOR_and_matches_what_FXSAVE_stores()
     {
         var save = Runner(a => a.fnsave(__[rsi]));
+        var frstor = Runner(a => a.frstor(__[rsi]));
+        var fxsave = Runner(a => a.fxsave64(__[rsi]));
+        var fxrstor = Runner(a => a.fxrstor64(__[rsi]));
         var f = save.Cpu.Fpu;
         var m = save.Machine.Memory;
         f.Init();
@@ -111,20 +121,20 @@ public sealed class X87BehaviourTests
         Assert.Equal(0x037F, f.Fcw);                        // FNSAVE ends with FNINIT
         Assert.Equal(0x0A7FUL, m.Read(0x30000, 2));
         Assert.Equal((ulong)(Fpu.C3 | Fpu.C0 | (3 << 11)), m.Read(0x30004, 2));
-        Assert.Equal(0xFD7FUL, m.Read(0x30008, 2));         // R3 valid 00, R4 zero 01, the rest empty 11
+        Assert.Equal(0xFD3FUL, m.Read(0x30008, 2));         // R3 valid 00, R4 zero 01, the rest empty 11
         Assert.Equal(0xC90FDAA22168C235UL, m.Read(0x30000 + 28, 8));
-        Assert.Equal(-1, Runner(a => a.frstor(__[rsi])).RunRaw(0x30000));
+        Assert.Equal(-1, frstor.RunRaw(0x30000));
         Assert.Equal(0x0A7F, f.Fcw);
         Assert.Equal(3, f.Top);
         Assert.Equal(0b0001_1000, f.Valid);
         Assert.Equal(0xC90FDAA22168C235UL, f.Sig[3]);
-        Assert.Equal(-1, Runner(a => a.fxsave64(__[rsi])).RunRaw(0x31000));
+        Assert.Equal(-1, fxsave.RunRaw(0x31000));
         Assert.Equal(0x0A7FUL, m.Read(0x31000, 2));
         Assert.Equal(0x18UL, m.Read(0x31004, 1));          // abridged tag word
         Assert.Equal(0xC90FDAA22168C235UL, m.Read(0x31000 + 32, 8));   // ST(0)
         Assert.Equal(0x4000UL, m.Read(0x31000 + 40, 2));
         f.Init();
-        Assert.Equal(-1, Runner(a => a.fxrstor64(__[rsi])).RunRaw(0x31000));
+        Assert.Equal(-1, fxrstor.RunRaw(0x31000));
         Assert.Equal(3, f.Top);
         Assert.Equal(0x8000, f.Se[4]);
     }
