@@ -197,4 +197,23 @@ public class LinuxBootTests
         Assert.Equal((0x21 << 1) | 1, r.ExitCode);
         Assert.Equal("root=/dev/ram0 console=ttyS0\n00001234\n000000b0\n", r.Console);
     }
+
+    /// <summary>Damaged setup headers (random bytes over the header, random lengths): each loads or is refused with one line.</summary>
+    [Fact]
+    public void Random_damage_to_the_setup_header_loads_or_is_refused_with_a_one_line_image_error()
+    {
+        var rng = new Random(16);
+        int loaded = 0, refused = 0;
+        for (int k = 0; k < 400; k++)
+        {
+            var img = LinuxImages.BzImage(new byte[rng.Next(1, 3) * 4096], new() { PrefAddress = 0x200000, InitSize = 0x200000 });
+            for (int n = rng.Next(1, 6); n > 0; n--) img[rng.Next(0x1F1, 0x270)] = (byte)rng.Next(256);
+            if (rng.Next(4) == 0) img = img[..rng.Next(0x206, img.Length)];
+            var m = new Machine(new MachineOptions { RamBytes = 8UL << 20, Append = new string('x', rng.Next(0, 40)), MaxInstructions = 1000, Output = Stream.Null });
+            var initrd = rng.Next(3) == 0 ? [new BootModule("i", new byte[rng.Next(0, 3 << 20)])] : Array.Empty<BootModule>();
+            try { m.LoadKernel(img, "vmlinuz", initrd); loaded++; m.Run(); }
+            catch (ImageException e) { refused++; Assert.DoesNotContain("\n", e.Message); }
+        }
+        Assert.True(loaded > 0 && refused > 0, $"loaded {loaded}, refused {refused}");
+    }
 }
