@@ -37,6 +37,7 @@ public sealed class Platform : IInterruptController
     public readonly Cmos Cmos;
     public readonly SystemPorts Ports;
     public readonly AcpiPm AcpiPm;
+    public readonly I8042 I8042;
 
     public Platform(Machine m)
     {
@@ -49,6 +50,7 @@ public sealed class Platform : IInterruptController
         Cmos = new Cmos(m);
         Ports = new SystemPorts(m, Pit);
         AcpiPm = new AcpiPm(m, SetIrq);
+        I8042 = new I8042(m, SetIrq, () => Ports.A20, Ports.SetA20);
 
         m.Io.Register(0x20, 2, Pic);
         m.Io.Register(0xA0, 2, Pic);
@@ -59,6 +61,8 @@ public sealed class Platform : IInterruptController
         m.Io.Register(0x70, 2, Cmos);
         Ports.RegisterPorts(m.Io);
         m.Io.Register(AcpiPm.Base, AcpiPm.Length, AcpiPm);
+        m.Io.Register(0x60, 1, I8042);
+        m.Io.Register(0x64, 1, I8042);
         m.Memory.AddMmio(IoApic.DefaultBase, 0x1000, IoApic);
         Apic.MapMmio();
 

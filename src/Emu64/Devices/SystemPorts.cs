@@ -9,9 +9,8 @@ namespace Emu64.Devices;
 /// <item>0x80, the POST diagnostic port (also used as a tiny I/O delay): writes are ignored, reads return 0xFF.</item>
 /// <item>0x92, system control port A: bit 1 is the A20 gate (stored and read back; RAM is never
 /// wrapped at 1 MiB), bit 0 a fast reset on a 0→1 write.</item>
-/// <item>0x60/0x64, the 8042 keyboard controller, just enough to reboot: status reads "input buffer
-/// empty, no data", and the command 0xFE (pulse the reset line) requests a reset.</item>
 /// </list>
+/// The 8042 keyboard controller (0x60/0x64), which can also reset the machine and gate A20, is <see cref="I8042"/>.
 /// A guest reset request stops the run with <see cref="StopReason.Reset"/> (QEMU with -no-reboot does
 /// the same: it exits instead of rebooting).
 /// </summary>
@@ -27,14 +26,15 @@ public sealed class SystemPorts : IIoDevice
 
     public void RegisterPorts(Devices.IoBus io)
     {
-        io.Register(0x60, 1, this);
         io.Register(0x61, 1, this);
-        io.Register(0x64, 1, this);
         io.Register(0x80, 1, this);
         io.Register(0x92, 1, this);
     }
 
     public bool A20 => (_portA & 2) != 0;
+
+    /// <summary>Sets the A20 gate (the 8042's output port drives the same gate).</summary>
+    public void SetA20(bool on) => _portA = (byte)((_portA & ~2) | (on ? 2 : 0));
 
     public uint In(ushort port, int size)
     {
@@ -47,8 +47,6 @@ public sealed class SystemPorts : IIoDevice
                     return (uint)((_portB & 0x03) | (_pit.Gate2 ? 1 : 0) | (refresh ? 0x10 : 0) | (_pit.Out2 ? 0x20 : 0));
                 }
             case 0x92: return _portA;
-            case 0x64: return 0x1C;       // system flag, command/data = command, keyboard not inhibited; both buffers empty
-            case 0x60: return 0x00;
         }
         return 0xFF;
     }
@@ -66,9 +64,6 @@ public sealed class SystemPorts : IIoDevice
                 bool reset = (v & 1) != 0 && (_portA & 1) == 0;
                 _portA = (byte)(v & 0x03);
                 if (reset) _m.Stop(StopReason.Reset, 0, "reset through port 0x92 (fast reset)");
-                break;
-            case 0x64:
-                if (v == 0xFE) _m.Stop(StopReason.Reset, 0, "reset through the keyboard controller (command 0xFE to port 0x64)");
                 break;
         }
     }
