@@ -148,7 +148,7 @@ public class SystemInstructionTests
         Assert.Equal("GenuineIntel", vendor);
         Assert.Equal(7u, D(0, 0));
         Assert.Equal(Bits(13, 17, 21, 22, 23, 24, 30), D(1, 2));          // CX16 PCID x2APIC MOVBE POPCNT TSC-deadline RDRAND
-        Assert.Equal(Bits(4, 5, 6, 8, 9, 12, 13, 15, 16, 19, 24, 25, 26), D(1, 3));   // TSC MSR PAE CX8 APIC MTRR PGE CMOV PAT CLFSH FXSR SSE SSE2
+        Assert.Equal(Bits(0, 2, 3, 4, 5, 6, 8, 9, 12, 13, 15, 16, 17, 19, 23, 24, 25, 26), D(1, 3));   // FPU DE PSE TSC MSR PAE CX8 APIC MTRR PGE CMOV PAT PSE-36 CLFSH MMX FXSR SSE SSE2
         Assert.Equal(Bits(0, 3, 7, 8, 10, 18, 19, 20), D(2, 1));          // FSGSBASE BMI1 SMEP BMI2 INVPCID RDSEED ADX SMAP
         Assert.Equal(Bits(2, 3, 16), D(2, 2));                            // UMIP PKU LA57 (OSPKE clear: CR4.PKE=0)
         Assert.Equal(0x80000008u, D(3, 0));
@@ -305,7 +305,7 @@ public class SystemInstructionTests
         var f = t.Frame(false);
         Assert.Equal(t.At(userUd), f.Rip);
         Assert.Equal((ulong)GuestKit.UCode64, f.Cs);
-        Assert.Equal(0x203UL, f.Rflags);
+        Assert.Equal(0x10203UL, f.Rflags);                               // #UD is a fault: RF=1 in the pushed RFLAGS
         Assert.Equal((ulong)GuestKit.UCode64, t.Cpu.R[Reg.R12]);
         Assert.Equal((ulong)GuestKit.UData, t.Cpu.R[Reg.R13]);
     }
