@@ -19,6 +19,14 @@ public sealed class ReadelfFactAttribute : FactAttribute
     public ReadelfFactAttribute() { if (!Available) Skip = "readelf (binutils) is not installed"; }
 }
 
+/// <summary>A fact that needs gdb: skipped, visibly, when it is not installed.</summary>
+public sealed class GdbFactAttribute : FactAttribute
+{
+    public static readonly bool Available = (Environment.GetEnvironmentVariable("PATH") ?? "")
+        .Split(':').Any(d => d.Length > 0 && File.Exists(Path.Combine(d, "gdb")));
+    public GdbFactAttribute() { if (!Available) Skip = "gdb is not installed"; }
+}
+
 /// <summary>Guest memory dumps: QEMU's dump-guest-memory ELF layout, the notes, the pages, determinism, and every way to ask for one.</summary>
 public class CoreDumpTests
 {
@@ -173,6 +181,30 @@ public class CoreDumpTests
         Assert.True(o.IndexOf("NOTE", StringComparison.Ordinal) < o.IndexOf("LOAD", StringComparison.Ordinal), "PT_NOTE comes first");
         Assert.Matches(@"CORE\s+0x00000150\s+NT_PRSTATUS", o);
         Assert.Matches(@"QEMU\s+0x000001b8\s+Unknown note type: \(0x00000000\)", o);
+    }
+
+    [GdbFact]
+    public void Gdb_opens_the_dump_as_a_core_file_with_the_registers_of_NT_PRSTATUS_and_memory_at_physical_addresses()
+    {
+        var k = ToyKernel.Boot(Append, seed: 10, maxInstructions: Stop, record: false);
+        using var dir = new CliRun.TempDir();
+        string path = dir.Name("guest.core");
+        CoreDumpWriter.WriteFile(k.Machine, path);
+        var psi = new ProcessStartInfo("gdb") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { "-batch", "-nx", "-ex", "set architecture i386:x86-64", "-ex", $"core-file {path}",
+                                  "-ex", "printf \"RIP=%lx RSP=%lx R15=%lx CS=%x\\n\", $rip, $rsp, $r15, $cs", "-ex", "x/2gx 0x1000000" })
+            psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        var err = p.StandardError.ReadToEndAsync();
+        string o = p.StandardOutput.ReadToEnd();
+        Assert.True(p.WaitForExit(60_000));
+        o += err.Result;
+        var c = k.Machine.Cpu;
+        Assert.Contains($"RIP={c.Rip:x} RSP={c.Rsp:x} R15={c.R[Reg.R15]:x} CS={c.Segs[Seg.CS].Selector:x}", o);
+        // p_vaddr = p_paddr: gdb finds physical 16 MiB (the kernel image's multiboot header) at address 0x1000000
+        var ram = k.Machine.Memory.Ram;
+        ulong w0 = BinaryPrimitives.ReadUInt64LittleEndian(ram[0x1000000..]), w1 = BinaryPrimitives.ReadUInt64LittleEndian(ram[0x1000008..]);
+        Assert.Contains($"0x1000000:\t0x{w0:x16}\t0x{w1:x16}", o);
     }
 
     [Fact]
