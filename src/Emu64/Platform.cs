@@ -11,7 +11,8 @@ public sealed partial class Machine
 }
 
 /// <summary>
-/// Wires the PC platform together the way a QEMU "pc" machine is wired, so kernels written for
+/// Wires the PC platform together the way a QEMU "pc" machine is wired (with the firmware state its SeaBIOS
+/// leaves: ACPI tables, MTRRs), so kernels written for
 /// <c>qemu-system-x86_64 -kernel</c> find their devices where they expect them:
 /// <code>
 ///   ISA IRQ n ──┬── 8259 pair (master 0x20/0x21, slave 0xA0/0xA1, cascade on IRQ2) ── INTR ─┐
