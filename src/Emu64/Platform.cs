@@ -11,7 +11,8 @@ public sealed partial class Machine
 }
 
 /// <summary>
-/// Wires the PC platform together the way a QEMU "pc" machine is wired, so kernels written for
+/// Wires the PC platform together the way a QEMU "pc" machine is wired (with the firmware state its SeaBIOS
+/// leaves: ACPI tables, MTRRs), so kernels written for
 /// <c>qemu-system-x86_64 -kernel</c> find their devices where they expect them:
 /// <code>
 ///   ISA IRQ n ──┬── 8259 pair (master 0x20/0x21, slave 0xA0/0xA1, cascade on IRQ2) ── INTR ─┐
@@ -38,6 +39,7 @@ public sealed class Platform : IInterruptController
     public readonly SystemPorts Ports;
     public readonly AcpiPm AcpiPm;
     public readonly I8042 I8042;
+    public readonly PciHost Pci;
 
     public Platform(Machine m)
     {
@@ -51,6 +53,7 @@ public sealed class Platform : IInterruptController
         Ports = new SystemPorts(m, Pit);
         AcpiPm = new AcpiPm(m, SetIrq);
         I8042 = new I8042(m, SetIrq, () => Ports.A20, Ports.SetA20);
+        Pci = PciHost.I440fx(m);
 
         m.Io.Register(0x20, 2, Pic);
         m.Io.Register(0xA0, 2, Pic);
@@ -63,6 +66,7 @@ public sealed class Platform : IInterruptController
         m.Io.Register(AcpiPm.Base, AcpiPm.Length, AcpiPm);
         m.Io.Register(0x60, 1, I8042);
         m.Io.Register(0x64, 1, I8042);
+        m.Io.Register(PciHost.AddressPort, 8, Pci);
         m.Memory.AddMmio(IoApic.DefaultBase, 0x1000, IoApic);
         Apic.MapMmio();
 
