@@ -148,7 +148,7 @@ public class SystemInstructionTests
         Assert.Equal("GenuineIntel", vendor);
         Assert.Equal(7u, D(0, 0));
         Assert.Equal(Bits(13, 17, 21, 22, 23, 24, 30), D(1, 2));          // CX16 PCID x2APIC MOVBE POPCNT TSC-deadline RDRAND
-        Assert.Equal(Bits(4, 5, 6, 8, 9, 13, 15, 16, 19, 24, 25, 26), D(1, 3));   // TSC MSR PAE CX8 APIC PGE CMOV PAT CLFSH FXSR SSE SSE2
+        Assert.Equal(Bits(3, 4, 5, 6, 8, 9, 13, 15, 16, 17, 19, 24, 25, 26), D(1, 3));   // PSE TSC MSR PAE CX8 APIC PGE CMOV PAT PSE-36 CLFSH FXSR SSE SSE2
         Assert.Equal(Bits(0, 3, 7, 8, 10, 18, 19, 20), D(2, 1));          // FSGSBASE BMI1 SMEP BMI2 INVPCID RDSEED ADX SMAP
         Assert.Equal(Bits(3, 16), D(2, 2));                               // PKU LA57 (OSPKE clear: CR4.PKE=0)
         Assert.Equal(0x80000008u, D(3, 0));
