@@ -59,7 +59,7 @@ public class GdbStubTests
         return output.Result + err.Result;
     }
 
-    [Fact]
+    [Emu64.Tests.Support.GdbFact]
     public void Stock_gdb_breaks_at_the_syscall_entry_steps_across_the_cr3_switch_walks_and_watches()
     {
         using var s = new Session();
