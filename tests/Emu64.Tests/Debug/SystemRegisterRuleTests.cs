@@ -62,6 +62,31 @@ public class SystemRegisterRuleTests
     }
 
     [Fact]
+    public void Debug_registers_that_enable_nothing_leave_the_fast_paths_on_and_an_enable_routes_around_them()
+    {
+        var r = new RawMachine();
+        var c = r.Cpu;
+        c.R[Reg.RAX] = 0x5000;
+        Run(r, a => a.mov(dr0, rax));
+        c.R[Reg.RAX] = 0x000D0000;                              // R/W0 = 01, LEN0 = 11, but neither L0 nor G0
+        Run(r, a => a.mov(dr7, rax));
+        Assert.False(c.DebugArmed);
+        Assert.True(c.DirectData);                               // data accesses go straight to RAM
+        c.R[Reg.RAX] = 0x000D0001;                               // L0: a data write breakpoint
+        Run(r, a => a.mov(dr7, rax));
+        Assert.True(c.DebugArmed);
+        Assert.True(c.WatchData);
+        Assert.False(c.DirectData);
+        c.R[Reg.RAX] = 0x00000001;                               // L0 as an execute breakpoint: no data watch
+        Run(r, a => a.mov(dr7, rax));
+        Assert.True(c.DebugArmed);
+        Assert.True(c.DirectData);
+        c.R[Reg.RAX] = 0;
+        Run(r, a => a.mov(dr7, rax));
+        Assert.False(c.DebugArmed);
+    }
+
+    [Fact]
     public void MOV_DR_at_CPL_3_is_GP()
     {
         var r = new RawMachine();
