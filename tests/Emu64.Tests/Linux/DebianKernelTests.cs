@@ -60,7 +60,7 @@ public sealed class DebianBoot : IDisposable
     public string Console { get; } = "";
     public StopReason Reason { get; }
     public ulong Retired { get; }
-    /// <summary>Retired instructions when the kernel printed "Run /init as init process", and when /init printed its first line.</summary>
+    /// <summary>Retired instructions when the kernel had printed "Run /init as init process", and when /init had printed its first line.</summary>
     public ulong RetiredAtRunInit { get; }
     public ulong RetiredAtInit { get; }
     public double Seconds { get; }
@@ -102,27 +102,28 @@ public sealed class DebianBoot : IDisposable
 
     public void Dispose() { }
 
-    /// <summary>The guest's COM1 output, with the retired-instruction count at which each line started.</summary>
+    /// <summary>The guest's COM1 output, with the retired-instruction count at which each line ended (its newline was written).</summary>
     private sealed class MarkerStream : Stream
     {
         public Machine? Machine;
         private readonly StringBuilder _text = new();
-        private readonly List<(int Offset, ulong Retired)> _lineStarts = [(0, 0)];
+        private readonly List<(int Offset, ulong Retired)> _lineEnds = [];
         public string Text => _text.ToString();
 
         public ulong At(string marker)
         {
             int i = _text.ToString().IndexOf(marker, StringComparison.Ordinal);
             if (i < 0) return 0;
-            return _lineStarts.Last(l => l.Offset <= i).Retired;
+            foreach (var (offset, retired) in _lineEnds) if (offset > i) return retired;
+            return 0;
         }
 
         public override void Write(byte[] buffer, int offset, int count)
         {
             foreach (byte b in buffer.AsSpan(offset, count))
             {
+                if (b == '\n') _lineEnds.Add((_text.Length, Machine?.Cpu.Retired ?? 0));
                 _text.Append((char)b);
-                if (b == '\n') _lineStarts.Add((_text.Length, Machine?.Cpu.Retired ?? 0));
             }
         }
 
