@@ -78,7 +78,7 @@ public sealed class Platform : IInterruptController
 
         // What PC firmware leaves behind for every guest, as QEMU's SeaBIOS does: the ACPI tables in
         // 0xE0000–0xFFFFF and the MTRRs programmed.
-        AcpiTables.Install(m.Memory, hpet: false);
+        AcpiTables.Install(m.Memory);
         m.Cpu.SetFirmwareMtrrs();
     }
 

@@ -7,15 +7,14 @@ namespace Emu64.Devices;
 /// The ACPI tables Emu64's firmware role provides (ACPI 6.5 ch. 5), built here and written into guest RAM
 /// at [<see cref="Base"/>, <see cref="End"/>) for every guest, as QEMU's firmware always provides them:
 /// <code>
-///   RSDP (rev 2) ──► RSDT ──┬─► FADT (rev 3) ──► FACS, DSDT (_S5_, PS/2 devices, HPET device)
-///            └────► XSDT ──┼─► MADT (local APIC, I/O APIC, interrupt overrides, LINT1 NMI)
-///                          └─► HPET
+///   RSDP (rev 2) ──► RSDT ──┬─► FADT (rev 3) ──► FACS, DSDT (_S5_, PS/2 keyboard and mouse)
+///            └────► XSDT ──┴─► MADT (local APIC, I/O APIC, interrupt overrides, LINT1 NMI)
 /// </code>
 /// Linux finds the RSDP by scanning 0xE0000–0xFFFFF on 16-byte boundaries (or through
 /// boot_params.acpi_rsdp_addr); the Linux loader reserves the range in the e820 map. The values describe
 /// the devices Platform.cs wires: the PIIX4-style power-management block <see cref="AcpiPm"/> at
 /// 0x600 (SCI on IRQ 9), the local APIC at 0xFEE00000, the I/O APIC (ID 0) at 0xFEC00000 with the
-/// interrupt source overrides QEMU's pc machine reports, the reset register 0xCF9, the HPET at 0xFED00000.
+/// interrupt source overrides QEMU's pc machine reports, the reset register 0xCF9. There is no HPET, so no HPET table.
 /// </summary>
 public static class AcpiTables
 {
@@ -45,15 +44,15 @@ public static class AcpiTables
     public const ushort ResetPort = 0xCF9;
     public const byte ResetValue = 0x06;
 
-    /// <summary>Writes the tables into RAM (when RAM reaches 1 MiB). <paramref name="hpet"/>: whether there is an HPET to describe.</summary>
-    public static void Install(PhysicalMemory mem, bool hpet)
+    /// <summary>Writes the tables into RAM (when RAM reaches 1 MiB).</summary>
+    public static void Install(PhysicalMemory mem)
     {
         if (mem.RamSize < End) return;
-        mem.WriteBytes(Base, Build(hpet));
+        mem.WriteBytes(Base, Build());
     }
 
     /// <summary>The image of [Base, End): every table at its address, the rest zero.</summary>
-    public static byte[] Build(bool hpet)
+    public static byte[] Build()
     {
         var image = new byte[End - Base];
         int next = 0;
@@ -68,7 +67,7 @@ public static class AcpiTables
 
         next = 64;                                          // the RSDP goes at offset 0
         uint facs = Place(Facs(), 64);
-        uint dsdt = Place(Dsdt(hpet));
+        uint dsdt = Place(Dsdt());
         uint fadt = Place(Fadt(facs, dsdt));
         uint madt = Place(Madt());
         var tables = new List<uint> { fadt, madt };
@@ -175,9 +174,9 @@ public static class AcpiTables
     /// <summary>
     /// DSDT (§5.2.11.1), revision 1 (32-bit AML integers): the S5 sleep package (SLP_TYP 0 for PM1a and
     /// PM1b, as QEMU's PIIX4), and in \_SB the PS/2 keyboard and mouse (PNP0303, PNP0F13 with their ports
-    /// and IRQs, which Linux's i8042 driver finds through PNP) and the HPET (PNP0103) when present.
+    /// and IRQs, which Linux's i8042 driver finds through PNP).
     /// </summary>
-    public static byte[] Dsdt(bool hpet)
+    public static byte[] Dsdt()
     {
         var sb = new List<byte[]>
         {
