@@ -332,9 +332,11 @@ public static class Float80
     public static F80 Rem(F80 a, F80 b, bool nearest, ref ushort fl, out bool partial, out int q)
     {
         partial = false; q = 0;
-        if (Screen(a, b, ref fl, out var r)) return r;
-        if (a.IsInf || b.IsZero) return Invalid(ref fl);
-        if (a.IsZero || b.IsInf) return a;
+        if (Screen(a, b, ref fl, out var r, de: false)) return r;
+        if (a.IsInf || b.IsZero) return Invalid(ref fl);            // IE outranks DE (as measured)
+        if (a.IsDenormal || b.IsDenormal) fl |= DE;
+        if (a.IsZero) return a;
+        if (b.IsInf) return a.IsDenormal ? Pack80(a.Sign, Unpacked(a, out var ma), ma, new Ctx(64, RcNearest, true, true), ref fl) : a;   // a pseudo-denormal comes back normalized
         Unpack(a, out int ea, out ulong ga);
         Unpack(b, out int eb, out ulong gb);
         int d = ea - eb;
