@@ -249,5 +249,5 @@ public sealed partial class Machine
     /// and PVH kernels (hvm_start_info.rsdp_paddr); 0 when the machine has no ACPI tables, in which case Linux
     /// scans the BIOS area [0xE0000, 0x100000) itself. The one place the loaders learn it.
     /// </summary>
-    public ulong AcpiRsdpAddress() => 0;
+    public ulong AcpiRsdpAddress() => Memory.RamSize >= Devices.AcpiTables.End ? Devices.AcpiTables.RsdpAddress : 0;
 }

@@ -11,7 +11,8 @@ namespace Emu64.Devices;
 ///            └────► XSDT ──┴─► MADT (local APIC, I/O APIC, interrupt overrides, LINT1 NMI)
 /// </code>
 /// Linux finds the RSDP by scanning 0xE0000–0xFFFFF on 16-byte boundaries (or through
-/// boot_params.acpi_rsdp_addr); the Linux loader reserves the range in the e820 map. The values describe
+/// boot_params.acpi_rsdp_addr). The tables sit in the system BIOS segment [0xF0000, 0x100000), which every
+/// memory map Emu64 gives (e820 for Linux and PVH, the multiboot map) reports as reserved. The values describe
 /// the devices Platform.cs wires: the PIIX4-style power-management block <see cref="AcpiPm"/> at
 /// 0x600 (SCI on IRQ 9), the local APIC at 0xFEE00000, the I/O APIC (ID 0) at 0xFEC00000 with the
 /// interrupt source overrides QEMU's pc machine reports, the reset register 0xCF9. There is no HPET, so no HPET table.
@@ -19,7 +20,7 @@ namespace Emu64.Devices;
 public static class AcpiTables
 {
     /// <summary>The first byte of the table area; the RSDP is its first structure (16-byte aligned).</summary>
-    public const ulong Base = 0xE0000;
+    public const ulong Base = 0xF0000;
     public const ulong End = 0x100000;
     /// <summary>Where the RSDP is (boot_params.acpi_rsdp_addr for a Linux guest).</summary>
     public const ulong RsdpAddress = Base;

@@ -83,7 +83,7 @@ public class LinuxBootTests
         Assert.Equal(10000u, U32(0x21C));                       // ramdisk_size
         Assert.Equal(initrd, Read(m, 0x1FFDD000, initrd.Length));
         Assert.Equal(0u, U32(0x23C));                           // hardware_subarch: X86_SUBARCH_PC
-        Assert.Equal(0UL, U64(0x070));                          // acpi_rsdp_addr: no ACPI tables yet
+        Assert.Equal(0xF0000UL, U64(0x070));                    // acpi_rsdp_addr: the platform's RSDP, in the reserved BIOS segment
         Assert.Equal(0x1FFE0000u / 1024 - 1024, U32(0x1E0));    // alt_mem_k
         Assert.Equal(0, bp[0x1EF]);                             // sentinel clear: Linux keeps every field
         Assert.Equal(0u, U32(0x0C0) | U32(0x0C4) | U32(0x0C8)); // ext_ramdisk_image/size, ext_cmd_line_ptr

@@ -73,7 +73,7 @@ public class PvhBootTests
         Assert.Equal(1u, U32(si, 12));                         // nr_modules
         Assert.Equal(0x10040UL, U64(si, 16));                  // modlist_paddr
         Assert.Equal(0x20000UL, U64(si, 24));                  // cmdline_paddr
-        Assert.Equal(0UL, U64(si, 32));                        // rsdp_paddr: no ACPI tables yet
+        Assert.Equal(0xF0000UL, U64(si, 32));                  // rsdp_paddr: the platform's RSDP, in the reserved BIOS segment
         Assert.Equal(0x10080UL, U64(si, 40));                  // memmap_paddr
         Assert.Equal(6u, U32(si, 48));                         // memmap_entries
         Assert.Equal(0u, U32(si, 52));                         // reserved
