@@ -330,6 +330,10 @@ public sealed unsafe partial class Machine
         Memory.ReadBytes(pa, bytes[..Math.Min(first, 15)]);
         if (first < 15)
         {
+            // The same-page fetches of the chain so far are counted before this second fetch: the iTLB then sees its
+            // uses in the order they happened (a fast hit on the next page does not flush them, and counting them
+            // afterwards made the first page the array's most recent use instead of the second).
+            if (cpu.Mmu._fetchSlot >= 0) cpu.Mmu.FlushFetch();
             ulong pa2 = cpu.Mmu.Translate(la + (ulong)first, Access.Fetch | (cpu.Cpl == 3 ? Access.User : 0));
             Memory.ReadBytes(pa2, bytes[first..]);
         }
