@@ -329,7 +329,7 @@ public static class Float80
     /// (the reduction AMD documents and Intel parts follow), <paramref name="partial"/> is set, and the quotient bits are not reported.
     /// <paramref name="q"/> receives the low three quotient bits of a complete remainder.
     /// </summary>
-    public static F80 Rem(F80 a, F80 b, bool nearest, ref ushort fl, out bool partial, out int q)
+    public static F80 Rem(F80 a, F80 b, bool nearest, bool ueMasked, ref ushort fl, out bool partial, out int q)
     {
         partial = false; q = 0;
         if (Screen(a, b, ref fl, out var r, de: false)) return r;
@@ -351,7 +351,7 @@ public static class Float80
             partial = true;
             scale = eb - 63 + d - n;
             if (rr.IsZero) return F80.Zero(a.Sign);
-            return Exact(a.Sign, rr, scale, ref fl);
+            return Exact(a.Sign, rr, scale, ueMasked, ref fl);
         }
         if (d >= 0) A <<= d; else B <<= -d;
         scale = Math.Min(ea, eb) - 63;
@@ -364,15 +364,18 @@ public static class Float80
         }
         q = (int)(Q & 7);
         if (R.IsZero) return F80.Zero(a.Sign);
-        return Exact(neg, R, scale, ref fl);
+        return Exact(neg, R, scale, ueMasked, ref fl);
     }
 
-    /// <summary>An exact value sign × v × 2^scale (at most 64 significant bits) rounded only for range (tiny results).</summary>
-    private static F80 Exact(bool sign, BigInteger v, int scale, ref ushort fl)
+    /// <summary>
+    /// An exact value sign × v × 2^scale (at most 64 significant bits) rounded only for range (tiny results): a tiny
+    /// remainder with underflow unmasked is delivered scaled by 2^24576 with UE set, as for any other unmasked underflow.
+    /// </summary>
+    private static F80 Exact(bool sign, BigInteger v, int scale, bool ueMasked, ref ushort fl)
     {
         int bits = (int)v.GetBitLength();
         UInt128 m = (UInt128)v << (128 - bits);
-        return Pack80(sign, scale + bits - 1, m, new Ctx(64, RcNearest, true, true), ref fl);
+        return Pack80(sign, scale + bits - 1, m, new Ctx(64, RcNearest, true, ueMasked), ref fl);
     }
 
     /// <summary>

@@ -155,7 +155,7 @@ public static unsafe class X87Arith
         if (!Binary01(cpu, ref i, out var f)) return;
         ushort fl = 0;
         ushort cc = (ushort)(f.Status & CcMask);
-        F80 r = Float80.Rem(St(f, 0), St(f, 1), nearest, ref fl, out bool partial, out int q);
+        F80 r = Float80.Rem(St(f, 0), St(f, 1), nearest, (f.Fcw & Emu64.Cpu.X87.UE) != 0, ref fl, out bool partial, out int q);
         bool nan = St(f, 0).IsNaN || St(f, 1).IsNaN;
         // no remainder (NaN operand, invalid, unmasked denormal): C1 and C2 cleared, C0 and C3 kept (as measured)
         if (!Commit(f, fl)) { f.Status &= unchecked((ushort)~(C1 | C2)); return; }
