@@ -50,8 +50,15 @@ public static class X87Math
 
     private static BigInteger ComputePi(int w) => 16 * ArctanInv(5, w + 8) - 4 * ArctanInv(239, w + 8) >> 8;
 
-    /// <summary>π with w fraction bits (w ≤ 1000).</summary>
-    public static BigInteger PiBits(int w) => w <= W ? PiW >> (W - w) : ComputePi(w);
+    /// <summary>
+    /// π with w fraction bits. Beyond the 320-bit constant it comes from one wider value computed once (FPATAN of operands
+    /// far apart in scale and the reduction of large FSIN arguments need up to about 33,000 bits): the bits depend only
+    /// on w, never on which instruction asked first, so every run gives the same results.
+    /// </summary>
+    public static BigInteger PiBits(int w) => w <= W ? PiW >> (W - w) : w <= PiWideBits ? PiWide.Value >> (PiWideBits - w) : ComputePi(w);
+
+    private const int PiWideBits = 1 << 16;
+    private static readonly Lazy<BigInteger> PiWide = new(() => ComputePi(PiWideBits));
 
     // ---- fixed-point series (value = v / 2^w) ------------------------------------------------
 
@@ -60,6 +67,8 @@ public static class X87Math
     /// <summary>ln(1+t)/… : atanh(z) = z + z³/3 + …, |z| ≤ 1/2.</summary>
     public static BigInteger AtanhW(BigInteger z, int w)
     {
+        // atanh is odd. The series runs on |z|: a negative term shifted right rounds toward −∞ and would stop at −1, never 0.
+        if (z.Sign < 0) return -AtanhW(-z, w);
         BigInteger sum = 0, p = z, z2 = Mul(z, z, w);
         for (int k = 1; !p.IsZero; k += 2) { sum += p / k; p = Mul(p, z2, w); }
         return sum;
@@ -84,12 +93,15 @@ public static class X87Math
         for (int k = 0; !p.IsZero; k += 2) { cos += p; p = -Mul(p, r2, w) / ((k + 1) * (k + 2)); }
     }
 
-    /// <summary>atan z for 0 ≤ z ≤ 1: two halvings (atan z = 2 atan(z / (1 + √(1+z²)))) then the series.</summary>
+    /// <summary>
+    /// atan z for 0 ≤ z ≤ 1: up to three halvings (atan z = 2 atan(z / (1 + √(1+z²)))) while z &gt; 1/8, then the series.
+    /// A small z needs no halving: its series already converges by 6 bits a term, and w may be tens of thousands of bits.
+    /// </summary>
     public static BigInteger AtanW(BigInteger z, int w)
     {
         BigInteger one = BigInteger.One << w;
         int doublings = 0;
-        for (; doublings < 3; doublings++)
+        for (; doublings < 3 && z > one >> 3; doublings++)
         {
             BigInteger s = Float80.ISqrt((one + Mul(z, z, w)) << w);
             z = (z << w) / (one + s);
@@ -107,4 +119,10 @@ public static class X87Math
     }
 
     public static BigInteger Ln2Bits(int w) => w <= W ? Ln2W >> (W - w) : 2 * Atanh((BigInteger.One << w) / 3, w, 3);
+
+    /// <summary>v / ln 2 (v fixed point, any width): a quotient needs ln 2 only to its own relative precision, 320 bits.</summary>
+    public static BigInteger DivLn2(BigInteger v) => (v << W) / Ln2W;
+
+    /// <summary>v × ln 2 (v fixed point, any width), to 320 bits of relative precision.</summary>
+    public static BigInteger MulLn2(BigInteger v) => (v * Ln2W) >> W;
 }

@@ -198,7 +198,7 @@ public static unsafe class X87Transcendental
         Float80.Unpack(x, out int e, out ulong g);
         BigInteger m = (BigInteger)g << (w - 63);                 // in [1, 2)
         BigInteger ln = X87Math.LnW(m, w);
-        return ((BigInteger)e << w) + (ln << w) / X87Math.Ln2Bits(w);
+        return ((BigInteger)e << w) + X87Math.DivLn2(ln);
     }
 
     /// <summary>FYL2X: y × log2 x (x &lt; 0 → IE; x = ±0 → ZE and ∓∞·sign(y); 0 × ∞ → IE).</summary>
@@ -250,7 +250,7 @@ public static unsafe class X87Transcendental
         int w = Guard + 128 + Math.Max(0, -ex);
         BigInteger X = ToFixed(x, w), one = BigInteger.One << w;
         BigInteger ln = 2 * X87Math.AtanhW((X << w) / (2 * one + X), w);
-        BigInteger l = (ln << w) / X87Math.Ln2Bits(w);
+        BigInteger l = X87Math.DivLn2(ln);                       // ln 2 to 320 bits whatever w is: tiny x make w large
         Float80.Unpack(y, out int ey, out ulong gy);
         BigInteger prod = l * gy;
         bool neg = y.Sign ^ (prod.Sign < 0);
@@ -273,7 +273,7 @@ public static unsafe class X87Transcendental
         else
         {
             int w = Guard + 64 + Math.Max(0, -ExpOf(x));
-            BigInteger t = (ToFixed(x, w) * X87Math.Ln2Bits(w)) >> w;
+            BigInteger t = X87Math.MulLn2(ToFixed(x, w));
             r = Round(X87Math.Expm1W(t, w), w, c, ref fl);
         }
         if (Commit(f, fl)) SetSt(f, 0, r);

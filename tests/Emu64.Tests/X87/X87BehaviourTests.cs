@@ -25,6 +25,21 @@ public sealed class X87BehaviourTests
 
     private static EmuRunner Runner(Action<Assembler> f) => new(Asm(f));
 
+    /// <summary>
+    /// ln(1+x) for a negative x runs its series on |x| (atanh is odd): shifted right, a negative term would stop at −1
+    /// and the loop never end. 1 × log2(0.75) = −0.41503749927884381854…, rounded to nearest: −1.A8FF97181… × 2^−2.
+    /// </summary>
+    [Fact]
+    public void FYL2XP1_of_a_negative_x_ends_with_the_correctly_rounded_logarithm()
+    {
+        var s = new X87State { Fcw = 0x37F, Fsw = 0x3000, Ftw = 0xC0, Mxcsr = 0x1F80 };   // TOP = 6, ST(0) and ST(1) valid
+        s.SetSt(0, 0x8000000000000000, 0xBFFD);                                              // x = −0.25
+        s.SetSt(1, 0x8000000000000000, 0x3FFF);                                              // y = 1
+        Assert.Equal(-1, new X87Emu(Asm(a => a.fyl2xp1())).Run(ref s));
+        Assert.Equal((0xD47FCB8C0852F0C1UL, (ushort)0xBFFD), s.St(0));
+        Assert.Equal(7, (s.Fsw >> 11) & 7);                                                  // popped: TOP = 7
+    }
+
     [Fact]
     public void An_x87_instruction_raises_NM_when_CR0_EM_or_CR0_TS_is_set()
     {
