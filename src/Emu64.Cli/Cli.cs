@@ -265,7 +265,7 @@ public static class Cli
         var (dumpFile, args1) = DumpOnExit.Extract(args);
         var (d, rest) = DebugOptions.Extract(args1, allowScript: false);
         var o = ParseRunOptions(rest, needKernel) with { DumpFile = dumpFile };
-        if (!needKernel) o = o with { Kernel = BundledKernelPath() };
+        if (!needKernel) o = o with { Kernel = BundledKernelPath(), GuestKernelName = BundledKernelName };
         int status = RunKernel(o, d);
         return needKernel ? status : ExitStatus.ForBundledKernel(status);
     }
@@ -280,7 +280,16 @@ public static class Cli
         public int CompileThreshold { get; init; } = MachineOptions.DefaultCompileThreshold;
         /// <summary>--dump-on-exit FILE: where to write the guest memory dump when the run ends.</summary>
         public string? DumpFile { get; init; }
+        /// <summary>
+        /// The kernel's name as the guest sees it (the multiboot command line starts with it, as under QEMU): the path
+        /// as given for <c>run KERNEL</c>, and <see cref="BundledKernelName"/> for the bundled kernel, never where the
+        /// checkout happens to be, so a run prints the same and counts the same instructions in any directory.
+        /// </summary>
+        public string? GuestKernelName { get; init; }
     }
+
+    /// <summary>What the bundled kernel is called on its multiboot command line.</summary>
+    public const string BundledKernelName = "toykernel.elf";
 
     public static RunOptions ParseRunOptions(string[] a, bool needKernel)
     {
@@ -451,7 +460,7 @@ public static class Cli
         try { m = new Machine(opts); }
         catch (OutOfMemoryException) { throw new CliException($"cannot allocate {o.RamBytes >> 20} MiB of guest RAM on this host (try a smaller -m)"); }
         if (current) _current = m;          // the machine an internal error names (not a scratch one)
-        m.LoadKernel(image, o.Kernel!, modules);
+        m.LoadKernel(image, o.GuestKernelName ?? o.Kernel!, modules);
         return m;
     }
 

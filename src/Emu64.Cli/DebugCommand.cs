@@ -18,7 +18,7 @@ public static class DebugCommand
         if (dopts.GdbPort >= 0) throw new CliException("debug does not take --gdb (use run or boot --gdb PORT --wait)");
         string? kernel = null;
         if (rest.Length > 0 && !rest[0].StartsWith('-')) { kernel = rest[0]; rest = rest[1..]; }
-        var ro = Cli.ParseRunOptions(rest, needKernel: false) with { Kernel = kernel ?? Cli.BundledKernelPath() };
+        var ro = Cli.ParseRunOptions(rest, needKernel: false) with { Kernel = kernel ?? Cli.BundledKernelPath(), GuestKernelName = kernel is null ? Cli.BundledKernelName : null };
         // The script is read before anything is printed: a missing one is the error line alone.
         string[]? script = null;
         if (dopts.Script != null)

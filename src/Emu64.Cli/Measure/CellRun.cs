@@ -142,7 +142,8 @@ public sealed class CellRunner
     public const ulong MaxInstructionsPerCell = 4_000_000_000;
 
     private readonly byte[] _image;
-    private readonly string _imagePath;
+    /// <summary>The kernel's file name, which the guest sees on its command line: the same in any checkout.</summary>
+    private readonly string _guestName;
     private readonly Func<TlbConfig?> _tlb;
 
     public ulong Seed { get; init; }
@@ -154,7 +155,7 @@ public sealed class CellRunner
 
     public CellRunner(string imagePath, Func<TlbConfig?> tlbConfig)
     {
-        _imagePath = imagePath;
+        _guestName = Path.GetFileName(imagePath);
         _image = File.ReadAllBytes(imagePath);
         _tlb = tlbConfig;
         ImageSha256 = Convert.ToHexStringLower(SHA256.HashData(_image));
@@ -168,7 +169,7 @@ public sealed class CellRunner
         {
             Append = cell.Append, Seed = Seed, MaxInstructions = MaxInstructionsPerCell, Output = output, Tlb = tlb,
         });
-        m.LoadKernel(_image, _imagePath, Array.Empty<BootModule>());
+        m.LoadKernel(_image, _guestName, Array.Empty<BootModule>());
         var tracker = new ModeTracker(m);
         m.Events.Subscribe(tracker);
         var reason = m.Run();

@@ -14,18 +14,7 @@ namespace Emu64.Tests.Debug;
 public class GdbWatchpointTests
 {
     private static string RunGdb(int port, params string[] commands)
-    {
-        var psi = new ProcessStartInfo(Gdb.Program) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { "--batch", "-nx", "-ex", "set pagination off", "-ex", "set confirm off", "-ex", "set architecture i386:x86-64",
-                                  "-ex", $"target remote 127.0.0.1:{port}" })
-            psi.ArgumentList.Add(a);
-        foreach (var c in commands) { psi.ArgumentList.Add("-ex"); psi.ArgumentList.Add(c); }
-        using var p = Process.Start(psi)!;
-        var err = p.StandardError.ReadToEndAsync();
-        var output = p.StandardOutput.ReadToEndAsync();
-        if (!p.WaitForExit(60_000)) { p.Kill(true); throw new TimeoutException("gdb did not finish within 60 s"); }
-        return output.Result + err.Result;
-    }
+        => Gdb.Batch(["set pagination off", "set confirm off", "set architecture i386:x86-64", $"target remote 127.0.0.1:{port}", .. commands]);
 
     [GdbFact]
     public void Gdb_access_and_read_watchpoints_stop_after_the_instructions_that_touch_the_word()

@@ -112,19 +112,8 @@ public class CliDebugTests : IDisposable
     public void Run_with_gdb_and_wait_stops_before_the_first_instruction_until_gdb_detaches()
     {
         using var p = Start("run", _kernel, "--gdb", "127.0.0.1:0", "--wait");
-        var err = new System.Text.StringBuilder();
-        string? line = null;
-        var until = DateTime.UtcNow.AddSeconds(30);
-        while (DateTime.UtcNow < until && (line = p.StandardError.ReadLine()) != null && !line.Contains("listening on")) err.AppendLine(line);
-        Assert.True(line != null && line.Contains("listening on 127.0.0.1:"), err.ToString());
-        int port = int.Parse(line!.Split("127.0.0.1:")[1].Split(' ')[0]);
-        var psi = new ProcessStartInfo(Gdb.Path_) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { "--batch", "-nx", "-ex", "set architecture i386:x86-64", "-ex", $"target remote 127.0.0.1:{port}",
-                                  "-ex", "printf \"RIP=%lx CR0=%lx\\n\", $rip, $cr0", "-ex", "detach" })
-            psi.ArgumentList.Add(a);
-        using var g = Process.Start(psi)!;
-        string gout = g.StandardOutput.ReadToEnd() + g.StandardError.ReadToEnd();
-        Assert.True(g.WaitForExit(30_000));
+        int port = Gdb.ListeningPort(p);
+        string gout = Gdb.Batch("set architecture i386:x86-64", $"target remote 127.0.0.1:{port}", "printf \"RIP=%lx CR0=%lx\\n\", $rip, $cr0", "detach");
         Assert.Contains("RIP=100020 CR0=11", gout);    // the multiboot entry, protected mode, paging off
         Assert.True(p.WaitForExit(30_000));
         Assert.Equal(1, p.ExitCode);                     // ran on to isa-debug-exit after the detach

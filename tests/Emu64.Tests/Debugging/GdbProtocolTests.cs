@@ -58,15 +58,26 @@ public class GdbProtocolTests
             return WaitPacket(timeoutMs);
         }
 
+        /// <summary>
+        /// The payload of the next packet, which is taken out of what was received: a reply that arrives late (the OK
+        /// after a monitor command's output, on a loaded machine) is then read by the next wait, not by the next Ask.
+        /// </summary>
         public string WaitPacket(int timeoutMs = 10_000)
         {
             var until = DateTime.UtcNow.AddMilliseconds(timeoutMs);
             while (DateTime.UtcNow < until)
             {
-                string r = Received;
-                int s = r.IndexOf('$');
-                int h = s >= 0 ? r.IndexOf('#', s) : -1;
-                if (h >= 0 && r.Length >= h + 3) return r[(s + 1)..h];
+                lock (_rx)
+                {
+                    string r = _rx.ToString();
+                    int s = r.IndexOf('$');
+                    int h = s >= 0 ? r.IndexOf('#', s) : -1;
+                    if (h >= 0 && r.Length >= h + 3)
+                    {
+                        _rx.Remove(0, h + 3);
+                        return r[(s + 1)..h];
+                    }
+                }
                 Thread.Sleep(2);
             }
             throw new TimeoutException($"no reply; received so far: {Received}");

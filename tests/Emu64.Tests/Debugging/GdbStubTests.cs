@@ -47,18 +47,7 @@ public class GdbStubTests
     }
 
     private static string RunGdb(int port, string symbolFile, params string[] commands)
-    {
-        var psi = new ProcessStartInfo(Gdb.Path_) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { "--batch", "-nx", "-ex", "set pagination off", "-ex", "set confirm off", "-ex", $"symbol-file {symbolFile}",
-                                  "-ex", $"target remote 127.0.0.1:{port}" })
-            psi.ArgumentList.Add(a);
-        foreach (var c in commands) { psi.ArgumentList.Add("-ex"); psi.ArgumentList.Add(c); }
-        using var p = Process.Start(psi)!;
-        var err = p.StandardError.ReadToEndAsync();
-        var output = p.StandardOutput.ReadToEndAsync();
-        if (!p.WaitForExit(60_000)) { p.Kill(true); throw new TimeoutException("gdb did not finish within 60 s"); }
-        return output.Result + err.Result;
-    }
+        => Gdb.Batch(["set pagination off", "set confirm off", $"symbol-file {symbolFile}", $"target remote 127.0.0.1:{port}", .. commands]);
 
     [GdbFact]
     public void Stock_gdb_breaks_at_the_syscall_entry_steps_across_the_cr3_switch_walks_and_watches()

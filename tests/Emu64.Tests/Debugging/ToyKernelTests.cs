@@ -53,13 +53,9 @@ public class ToyKernelTests
     public void Stock_gdb_steps_a_toy_kernel_system_call_across_the_cr3_switch_over_emu64_boot_gdb_wait()
     {
         using var p = CliDebugTests.Start("boot", "--append", "nokaslr init=syscalls:3", "--gdb", "127.0.0.1:0", "--wait");
-        string? line;
-        while ((line = p.StandardError.ReadLine()) != null && !line.Contains("listening on")) { }
-        Assert.NotNull(line);
-        int port = int.Parse(line!.Split("127.0.0.1:")[1].Split(' ')[0]);
+        int port = Gdb.ListeningPort(p);
         _ = p.StandardOutput.ReadToEndAsync();
-        string script = Path.Combine(Path.GetTempPath(), $"emu64-toy-{Environment.ProcessId}.gdb");
-        File.WriteAllText(script, $"""
+        string o = Gdb.Script($"""
             set pagination off
             set confirm off
             set architecture i386:x86-64
@@ -79,14 +75,6 @@ public class ToyKernelTests
             continue
             detach
             """);
-        var psi = new ProcessStartInfo(Gdb.Path_) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { "--batch", "-nx", "-x", script }) psi.ArgumentList.Add(a);
-        using var g = Process.Start(psi)!;
-        var err = g.StandardError.ReadToEndAsync();
-        string o = g.StandardOutput.ReadToEnd();
-        Assert.True(g.WaitForExit(60_000));
-        o += err.Result;
-        File.Delete(script);
         Assert.Contains("Breakpoint 1, 0xffffffff81001000 in entry_SYSCALL_64 ()", o);
         var m = System.Text.RegularExpressions.Regex.Match(o, "USER-CR3=([0-9a-f]+) KERNEL-CR3=([0-9a-f]+)");
         Assert.True(m.Success, o);
@@ -101,21 +89,16 @@ public class ToyKernelTests
         Assert.Equal(0, p.ExitCode);   // the kernel ran on and exited through isa-debug-exit with 0 (boot: status 0)
     }
 
-    [Fact]
+    [GdbFact]
     public void Stock_gdb_without_nokaslr_stops_at_a_symbol_breakpoint_relocated_by_the_kaslr_offset()
     {
         using var p = CliDebugTests.Start("boot", "--append", "init=syscalls:3", "--gdb", "127.0.0.1:0", "--wait");
-        string? line;
-        var err = new System.Text.StringBuilder();
-        while ((line = p.StandardError.ReadLine()) != null && !line.Contains("listening on")) err.AppendLine(line);
-        Assert.NotNull(line);
-        int port = int.Parse(line!.Split("127.0.0.1:")[1].Split(' ')[0]);
+        int port = Gdb.ListeningPort(p);
         string offsetLine = p.StandardError.ReadLine() ?? "";
         Assert.StartsWith("emu64: the kernel's KASLR offset is 0x", offsetLine);
         _ = p.StandardOutput.ReadToEndAsync();
         _ = p.StandardError.ReadToEndAsync();
-        string script = Path.Combine(Path.GetTempPath(), $"emu64-toy-kaslr-{Environment.ProcessId}.gdb");
-        File.WriteAllText(script, $"""
+        string o = Gdb.Script($"""
             set pagination off
             set confirm off
             set architecture i386:x86-64
@@ -127,14 +110,6 @@ public class ToyKernelTests
             monitor kaslr
             detach
             """);
-        var psi = new ProcessStartInfo("gdb") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { "--batch", "-nx", "-x", script }) psi.ArgumentList.Add(a);
-        using var g = Process.Start(psi)!;
-        var gerr = g.StandardError.ReadToEndAsync();
-        string o = g.StandardOutput.ReadToEnd();
-        Assert.True(g.WaitForExit(60_000));
-        o += gerr.Result;
-        File.Delete(script);
         // The slid address: link address of entry_SYSCALL_64 + the offset the kernel chose (not 0: KASLR is on).
         var link = new Emu64.Loader.ElfImage(File.ReadAllBytes(Kernel)).ReadSymbols().First(s => s.Name == "entry_SYSCALL_64").Value;
         ulong slide = Convert.ToUInt64(offsetLine.Split("0x")[1].Split(':')[0], 16);

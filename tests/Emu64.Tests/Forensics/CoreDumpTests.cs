@@ -190,15 +190,8 @@ public class CoreDumpTests
         using var dir = new CliRun.TempDir();
         string path = dir.Name("guest.core");
         CoreDumpWriter.WriteFile(k.Machine, path);
-        var psi = new ProcessStartInfo("gdb") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { "-batch", "-nx", "-ex", "set architecture i386:x86-64", "-ex", $"core-file {path}",
-                                  "-ex", "printf \"RIP=%lx RSP=%lx R15=%lx CS=%x\\n\", $rip, $rsp, $r15, $cs", "-ex", "x/2gx 0x1000000" })
-            psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        var err = p.StandardError.ReadToEndAsync();
-        string o = p.StandardOutput.ReadToEnd();
-        Assert.True(p.WaitForExit(60_000));
-        o += err.Result;
+        string o = Gdb.Batch("set architecture i386:x86-64", $"core-file {path}",
+                             "printf \"RIP=%lx RSP=%lx R15=%lx CS=%x\\n\", $rip, $rsp, $r15, $cs", "x/2gx 0x1000000");
         var c = k.Machine.Cpu;
         Assert.Contains($"RIP={c.Rip:x} RSP={c.Rsp:x} R15={c.R[Reg.R15]:x} CS={c.Segs[Seg.CS].Selector:x}", o);
         // p_vaddr = p_paddr: gdb finds physical 16 MiB (the kernel image's multiboot header) at address 0x1000000

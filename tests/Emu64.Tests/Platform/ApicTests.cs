@@ -90,9 +90,7 @@ public class ApicTests
     [Fact]
     public void The_local_APIC_timer_runs_periodic_then_one_shot_and_reports_priority_in_the_handler()
     {
-        var r = PlatformRun.Emu(TimerKernel());
-        Assert.True(r.Reason == StopReason.DebugExit, Emu64.Cli.Cli.Describe(r.Machine));
-        Assert.Equal(TimerTranscript, r.Console);
+        Assert.Equal(TimerTranscript, PlatformRun.Console(TimerKernel()));
     }
 
     [QemuFact]
@@ -161,9 +159,7 @@ public class ApicTests
     [Fact]
     public void Self_IPIs_follow_the_shorthands_and_pending_ones_are_delivered_by_priority_above_TPR()
     {
-        var r = PlatformRun.Emu(IpiKernel());
-        Assert.True(r.Reason == StopReason.DebugExit, Emu64.Cli.Cli.Describe(r.Machine));
-        Assert.Equal(IpiTranscript, r.Console);
+        Assert.Equal(IpiTranscript, PlatformRun.Console(IpiKernel()));
     }
 
     [QemuFact]

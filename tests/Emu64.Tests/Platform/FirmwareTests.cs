@@ -73,9 +73,7 @@ public class FirmwareTests
     [Fact]
     public void A_kernel_reads_the_fw_cfg_signature_CPU_count_and_RAM_size()
     {
-        var r = PlatformRun.Emu(FwCfgKernel());
-        Assert.True(r.Reason == StopReason.DebugExit, Emu64.Cli.Cli.Describe(r.Machine));
-        Assert.Equal(FwCfgTranscript, r.Console);
+        Assert.Equal(FwCfgTranscript, PlatformRun.Console(FwCfgKernel()));
     }
 
     [QemuFact]
@@ -119,9 +117,7 @@ public class FirmwareTests
     [Fact]
     public void A_kernel_reads_the_CMOS_clock_from_the_fixed_virtual_epoch_and_the_memory_size_bytes()
     {
-        var r = PlatformRun.Emu(CmosKernel());
-        Assert.True(r.Reason == StopReason.DebugExit, Emu64.Cli.Cli.Describe(r.Machine));
-        Assert.Equal(CmosTranscript, r.Console);
+        Assert.Equal(CmosTranscript, PlatformRun.Console(CmosKernel()));
     }
 
     [QemuFact]

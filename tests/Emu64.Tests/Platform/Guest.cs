@@ -151,6 +151,14 @@ public static class PlatformRun
         var reason = m.Run();
         return new Run.Outcome(m, System.Text.Encoding.Latin1.GetString(output.ToArray()), reason, m.ExitCode);
     }
+
+    /// <summary>What a test kernel printed, once it has ended through the debug-exit port (anything else fails the test).</summary>
+    public static string Console(byte[] image, string input = "")
+    {
+        var r = Emu(image, input: input);
+        Assert.True(r.Reason == StopReason.DebugExit, Emu64.Cli.Cli.Describe(r.Machine));
+        return r.Console;
+    }
 }
 
 /// <summary>A fact that needs qemu-system-x86_64; reported as skipped when it is not installed.</summary>

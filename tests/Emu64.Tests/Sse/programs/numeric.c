@@ -4,21 +4,8 @@
  * arguments passed and returned by value, float/int conversions at their limits). Same rules as
  * acceptance.c: only write (1) and exit (60); output must match the host exactly.
  */
-typedef unsigned long size_t;
-
-static long sys3(long n, long a, long b, long c)
-{
-    long r;
-    __asm__ volatile ("syscall" : "=a"(r) : "a"(n), "D"(a), "S"(b), "d"(c) : "rcx", "r11", "memory");
-    return r;
-}
-void *memcpy(void *d, const void *s, size_t n) { unsigned char *p = d; const unsigned char *q = s; while (n--) *p++ = *q++; return d; }
-void *memset(void *d, int c, size_t n) { unsigned char *p = d; while (n--) *p++ = (unsigned char)c; return d; }
-
-static char buf[8192];
-static size_t len;
-static void out(const char *s) { while (*s) buf[len++] = *s++; }
-static void out_u(unsigned long v) { char b[24]; int i = 23; b[i] = 0; do { b[--i] = (char)('0' + v % 10); v /= 10; } while (v); out(b + i); }
+#define OUT_SIZE 8192
+#include "../../programs/freestanding.h"
 static void out_i(long v) { if (v < 0) { out("-"); out_u(-(unsigned long)v); } else out_u((unsigned long)v); }
 static void out_x(unsigned long v) { char b[17]; b[16] = 0; for (int i = 15; i >= 0; i--) { b[i] = "0123456789abcdef"[v & 15]; v >>= 4; } out(b); }
 static unsigned long dbits(double d) { unsigned long u; memcpy(&u, &d, 8); return u; }

@@ -6,21 +6,8 @@
  * The output must be the same in Emu64 as natively: exact operations are also printed as raw 80-bit patterns;
  * transcendentals only to 12 decimals, since the SDM lets their last bit differ between processors.
  */
-typedef unsigned long size_t;
-
-static long sys3(long n, long a, long b, long c)
-{
-    long r;
-    __asm__ volatile ("syscall" : "=a"(r) : "a"(n), "D"(a), "S"(b), "d"(c) : "rcx", "r11", "memory");
-    return r;
-}
-void *memcpy(void *d, const void *s, size_t n) { unsigned char *p = d; const unsigned char *q = s; while (n--) *p++ = *q++; return d; }
-void *memset(void *d, int c, size_t n) { unsigned char *p = d; while (n--) *p++ = (unsigned char)c; return d; }
-
-static char buf[16384];
-static size_t len;
-static void out(const char *s) { while (*s) buf[len++] = *s++; }
-static void out_u(unsigned long v) { char b[24]; int i = 23; b[i] = 0; do { b[--i] = (char)('0' + v % 10); v /= 10; } while (v); out(b + i); }
+#define OUT_SIZE 16384
+#include "../../programs/freestanding.h"
 static void out_x(unsigned long v, int digits) { for (int i = digits - 1; i >= 0; i--) { char c[2] = { "0123456789abcdef"[(v >> (4 * i)) & 15], 0 }; out(c); } }
 
 /* the raw 80-bit pattern: sign/exponent, then significand */
