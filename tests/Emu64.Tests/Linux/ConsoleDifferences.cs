@@ -56,6 +56,28 @@ public static class ConsoleDifferences
         return rules;
     }
 
+    /// <summary>
+    /// The lines of a longest common subsequence's complement: "- line" only in <paramref name="qemu"/>, "+ line" only
+    /// in <paramref name="emu"/>, each with its index, in order. Empty when the two are identical.
+    /// </summary>
+    public static List<string> Diff(List<string> qemu, List<string> emu)
+    {
+        int n = qemu.Count, m = emu.Count;
+        var lcs = new int[n + 1, m + 1];
+        for (int i = n - 1; i >= 0; i--)
+            for (int j = m - 1; j >= 0; j--)
+                lcs[i, j] = qemu[i] == emu[j] ? lcs[i + 1, j + 1] + 1 : Math.Max(lcs[i + 1, j], lcs[i, j + 1]);
+        var d = new List<string>();
+        int a = 0, b = 0;
+        while (a < n || b < m)
+        {
+            if (a < n && b < m && qemu[a] == emu[b]) { a++; b++; }
+            else if (b < m && (a == n || lcs[a, b + 1] >= lcs[a + 1, b])) { d.Add($"+ Emu64 {b}: {emu[b]}"); b++; }
+            else { d.Add($"- QEMU {a}: {qemu[a]}"); a++; }
+        }
+        return d;
+    }
+
     /// <summary>The console's lines without carriage returns, printk timestamps and trailing empty lines.</summary>
     public static List<string> Normalize(string console)
     {

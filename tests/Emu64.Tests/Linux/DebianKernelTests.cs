@@ -202,13 +202,9 @@ public class DebianKernelTests(DebianBoot boot, ITestOutputHelper output) : ICla
                 $"docs/LINUX.md lists `{r.Pattern}` ({r.Where}) but no such line is on that console any more");
         var keptEmu = emu.Where(l => !rules.Any(r => r.Emu64 && r.Matches(l))).ToList();
         var keptQemu = qemu.Where(l => !rules.Any(r => r.Qemu && r.Matches(l))).ToList();
-        int n = Math.Min(keptEmu.Count, keptQemu.Count), i = 0;
-        while (i < n && keptEmu[i] == keptQemu[i]) i++;
-        if (i < n || keptEmu.Count != keptQemu.Count)
-        {
-            string Around(List<string> l) => string.Join("\n", l.Skip(Math.Max(0, i - 2)).Take(6).Select(x => "    " + x));
-            Assert.Fail($"line {i} of the compared consoles ({keptEmu.Count} Emu64 lines, {keptQemu.Count} QEMU lines) differs and docs/LINUX.md does not list it:\nEmu64:\n{Around(keptEmu)}\nQEMU:\n{Around(keptQemu)}");
-        }
+        var diff = ConsoleDifferences.Diff(keptQemu, keptEmu);
+        Assert.True(diff.Count == 0, $"{diff.Count} lines differ ({keptEmu.Count} Emu64 lines and {keptQemu.Count} QEMU lines compared) and docs/LINUX.md does not list them:\n"
+            + string.Join("\n", diff.Take(40)));
         output.WriteLine($"{keptEmu.Count} lines identical in order ({emu.Count} on Emu64's console, {qemu.Count} on QEMU's)");
         Assert.True(keptEmu.Count > 200, "the comparison covers the boot");
     }
