@@ -11,20 +11,22 @@
 #   QEMU:  qemu-system-x86_64 -accel tcg -cpu max -m 512 -kernel vmlinuz -initrd initrd.gz -append ARGS
 #          -display none -serial stdio -monitor none -no-reboot
 #
-# Usage: bench/linux-boot.sh [--no-build] [--repeat R] [--append "console=ttyS0 ..."]
+# Usage: bench/linux-boot.sh [--no-build] [--repeat R] [--append "console=ttyS0 ..."] [--keep DIR]
 #   --repeat R   run each emulator R times, alternating, and keep the fastest (default 1)
+#   --keep DIR   leave the last run's consoles and Emu64's --stats in DIR (emu64.console, qemu.console, emu64.err)
 #   TIMEOUT      seconds per run (default 900)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 OUT="$ROOT/tests/linux/out"
-BUILD=1; REPEAT=1; APPEND="console=ttyS0"; TIMEOUT=${TIMEOUT:-900}
+BUILD=1; REPEAT=1; KEEP=""; APPEND="console=ttyS0"; TIMEOUT=${TIMEOUT:-900}
 while [ $# -gt 0 ]; do
   case "$1" in
     --no-build) BUILD=0 ;;
     --repeat) REPEAT=$2; shift ;;
     --append) APPEND=$2; shift ;;
-    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --keep) KEEP=$2; shift ;;
+    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "linux-boot.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
   esac
   shift
@@ -66,6 +68,7 @@ for ((r = 1; r <= REPEAT; r++)); do
   if [ -z "$best_qemu" ] || less "${q%% *}" "${best_qemu%% *}"; then best_qemu=$q; fi
 done
 
+if [ -n "$KEEP" ]; then mkdir -p "$KEEP" && cp "$work"/emu64.console "$work"/qemu.console "$work"/emu64.err "$KEEP"/; fi
 insns=$(awk -F': ' '$1 == "instructions" { print $2 }' "$work/emu64.err")
 ver=$("$EMU" --version 2>/dev/null || echo "Emu64")
 qver=$(qemu-system-x86_64 --version | head -1)

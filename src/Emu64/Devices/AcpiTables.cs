@@ -121,7 +121,9 @@ public static class AcpiTables
     /// FADT (§5.2.9), revision 3 (ACPI 2.0 layout, 244 bytes, as QEMU's pc machine): PM1a event block 0x600
     /// (4 bytes), PM1a control block 0x604 (2), PM timer 0x608 (4), SCI on IRQ 9, no SMI command port (the
     /// hardware is always in ACPI mode: SCI_EN reads 1), no GPE blocks, C2/C3 not supported, RTC century
-    /// in CMOS 0x32, the reset register, and 64-bit X_ copies of every block.
+    /// in CMOS 0x32, the reset register, and 64-bit X_ copies of every block but the FACS: ACPI 4.0 and later
+    /// (§5.2.9) allow only one of FIRMWARE_CTRL and X_FIRMWARE_CTRL to be nonzero (the FACS is below 4 GiB, so
+    /// the 32-bit one); with both set Linux's ACPICA installs the FACS twice and lists it twice at boot.
     /// </summary>
     private static byte[] Fadt(uint facs, uint dsdt)
     {
@@ -145,7 +147,7 @@ public static class AcpiTables
         t.U32(FadtFlags);
         t.Gas(AcpiTableBuilder.SpaceIo, 8, 1, ResetPort);   // RESET_REG: byte access
         t.U8(ResetValue).Zeros(3);
-        t.U64(facs).U64(dsdt);                              // X_FIRMWARE_CTRL, X_DSDT
+        t.U64(0).U64(dsdt);                                 // X_FIRMWARE_CTRL (0: FIRMWARE_CTRL is set), X_DSDT
         t.Gas(AcpiTableBuilder.SpaceIo, 32, 0, AcpiPm.Pm1aEvtBlk);
         t.Gas(0, 0, 0, 0);                                  // X_PM1b_EVT_BLK
         t.Gas(AcpiTableBuilder.SpaceIo, 16, 0, AcpiPm.Pm1aCntBlk);

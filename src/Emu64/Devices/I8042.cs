@@ -63,6 +63,12 @@ public sealed class I8042 : IIoDevice
         if (port == 0x64) return Status;
         byte v = _data;
         _full = false;
+        // Reading the output buffer drops IRQ 1/12; the next byte, moving in, raises it again. The ISA inputs are
+        // edge-triggered and Linux's i8042_interrupt reads one byte per interrupt, so without the drop a reply of
+        // several bytes (the keyboard's ACK, 0xAB, 0x83 to GET ID) would give one interrupt and leave the rest unread
+        // (QEMU's pckbd lowers and raises its line the same way).
+        if (_irq1) { _irq1 = false; _setIrq(1, false); }
+        if (_irq12) { _irq12 = false; _setIrq(12, false); }
         Fill();
         return v;
     }

@@ -120,6 +120,25 @@ public class I8042Tests
     }
 
     [Fact]
+    public void Every_byte_of_the_keyboard_s_three_byte_GET_ID_reply_raises_its_own_IRQ1_edge()
+    {
+        // Linux's i8042_interrupt reads one byte per interrupt from an edge-triggered ISA input: reading port 0x60
+        // must drop IRQ1 so that the next byte of a reply (ACK, 0xAB, 0x41 translated) raises it again.
+        var m = new Machine(new MachineOptions { Output = Stream.Null });
+        foreach (var (port, v) in new (ushort, byte)[] { (0x20, 0x11), (0xA0, 0x11), (0x21, 0x20), (0xA1, 0x28), (0x21, 4), (0xA1, 2), (0x21, 1), (0xA1, 1), (0x21, 0xF9), (0xA1, 0xEF) })
+            m.Io.Out(port, 1, v);                                  // edge-triggered 8259s, only IRQ1, IRQ12 and the cascade unmasked
+        m.Io.Out(0x64, 1, 0x60); m.Io.Out(0x60, 1, I8042.KbdInt | I8042.Xlate);
+        m.Io.Out(0x60, 1, 0xF2);                                   // GET ID
+        foreach (byte expected in new byte[] { 0xFA, 0xAB, 0x41 })
+        {
+            Assert.Equal(0x21, m.Platform.Acknowledge());          // IRQ1, once per byte
+            Assert.Equal(expected, (byte)m.Io.In(0x60, 1));
+            m.Io.Out(0x20, 1, 0x20);                               // EOI
+        }
+        Assert.Equal(-1, m.Platform.Acknowledge());
+    }
+
+    [Fact]
     public void Command_0xFE_pulses_the_reset_line_and_ends_the_run_as_a_reset()
     {
         var m = new Machine(new MachineOptions { Output = Stream.Null });
