@@ -102,6 +102,9 @@ public sealed record Workload(string Name, int RegionId, IReadOnlyList<WorkloadP
             DefaultConfigs: new[] { "nopti" }),
     };
 
+    /// <summary>What <c>emu64 measure</c> runs without --workload: the KPTI/PCID workloads (pagecache is asked for by name).</summary>
+    public static IReadOnlyList<Workload> Defaults => All.Where(w => w.Name != "pagecache").ToList();
+
     public static Workload Find(string name) =>
         All.FirstOrDefault(w => w.Name == name)
         ?? throw new CliException($"unknown workload '{name}' (known: {string.Join(", ", All.Select(w => w.Name))})");

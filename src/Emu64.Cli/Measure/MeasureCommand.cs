@@ -19,8 +19,8 @@ public sealed class MeasureOptions
 
         The cost of KPTI in TLB misses and page walks, with and without PCID (docs/MEASURE.md). Prints a
         table; --out DIR also writes CSV, JSON and two SVG charts (the last line says where, or how).
-          --workload NAME[,NAME]  syscalls, touch, pingpong, mmap, pagecache (default: all five; pagecache
-                                  runs under nopti unless --configs is given)
+          --workload NAME[,NAME]  syscalls, touch, pingpong, mmap (the default: KPTI and PCID), and pagecache
+                                  (the direct map's page size; under nopti unless --configs is given)
           --configs LIST          nopti, pti, pti+pcid, pti+pcid+invpcid (default: all four; nopti is the baseline)
           --sweep PARAM=V1,V2,... values of a workload parameter, for every selected workload that has it, or
                                   of one workload's with WORKLOAD.PARAM=... (repeatable: the product of the sweeps).
@@ -67,7 +67,7 @@ public sealed class MeasureOptions
                     throw new CliException(opt.StartsWith('-') ? $"measure: unknown option {opt}" : $"measure: unexpected argument '{opt}'");
             }
         }
-        o.Spec.Workloads = (workloads.Count == 0 ? Workload.All : workloads.Distinct().Select(Workload.Find)).ToList();
+        o.Spec.Workloads = (workloads.Count == 0 ? Workload.Defaults : workloads.Distinct().Select(Workload.Find)).ToList();
         o.Spec.ConfigsGiven = configs.Count > 0;
         o.Spec.Configs = (configs.Count == 0 ? KernelConfig.All : configs.Distinct().Select(KernelConfig.Find))
             .OrderBy(c => KernelConfig.All.ToList().IndexOf(c)).ToList();
