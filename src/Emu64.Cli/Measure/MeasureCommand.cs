@@ -30,7 +30,7 @@ public sealed class MeasureOptions
                                   mmap: cycles, pages   pagecache: pages, rounds, bytes, directmap (4k,2m,1g)
           --tlb-config FILE|K=V   TLB geometry and cost model for every cell (as for run; repeatable)
           --out DIR               write results.csv, results.json, overhead-vs-syscall-rate.svg,
-                                  tlb-misses-vs-working-set.svg, direct-map-page-size.svg there
+                                  tlb-misses-vs-working-set.svg, direct-map-dtlb-misses.svg, direct-map-walks.svg there
           --jobs N                cells run in parallel (default: the number of CPUs, at most 8)
           --seed N                seed of every cell (default 0)
           --quiet                 no progress lines on stderr
@@ -133,17 +133,17 @@ public static class MeasureCommand
 {
     public const string CsvFile = "results.csv", JsonFile = "results.json",
         OverheadChartFile = "overhead-vs-syscall-rate.svg", MissesChartFile = "tlb-misses-vs-working-set.svg",
-        DirectMapChartFile = "direct-map-page-size.svg";
+        DirectMapChartFile = "direct-map-dtlb-misses.svg", DirectMapWalksChartFile = "direct-map-walks.svg";
 
     /// <summary>The result of a measurement, also what tests look at.</summary>
     public sealed record Outcome(List<CellResult> Results, string Table, string Csv, string Json, string? OverheadSvg, string? MissesSvg,
-        string? DirectMapSvg = null)
+        string? DirectMapSvg = null, string? DirectMapWalksSvg = null)
     {
         public string Summary => Reports.Summary(Results);
     }
 
     /// <summary>The last line of a run without --out: nothing was written, and how to get the files.</summary>
-    public const string NoFilesNote = $"no files written: add --out DIR for {CsvFile}, {JsonFile} and the charts ({OverheadChartFile}, {MissesChartFile}, {DirectMapChartFile})";
+    public const string NoFilesNote = $"no files written: add --out DIR for {CsvFile}, {JsonFile} and the charts ({OverheadChartFile}, {MissesChartFile}, {DirectMapChartFile}, {DirectMapWalksChartFile})";
 
     public static int Run(string[] args)
     {
@@ -177,10 +177,11 @@ public static class MeasureCommand
                 if (outcome.OverheadSvg is not null) File.WriteAllText(Path.Combine(o.OutDir, OverheadChartFile), outcome.OverheadSvg);
                 if (outcome.MissesSvg is not null) File.WriteAllText(Path.Combine(o.OutDir, MissesChartFile), outcome.MissesSvg);
                 if (outcome.DirectMapSvg is not null) File.WriteAllText(Path.Combine(o.OutDir, DirectMapChartFile), outcome.DirectMapSvg);
+                if (outcome.DirectMapWalksSvg is not null) File.WriteAllText(Path.Combine(o.OutDir, DirectMapWalksChartFile), outcome.DirectMapWalksSvg);
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             { throw new CliException($"--out: cannot write to '{o.OutDir}': {e.Message}"); }
-            stdout.WriteLine($"\nwrote {string.Join(", ", new[] { CsvFile, JsonFile, outcome.OverheadSvg is null ? null : OverheadChartFile, outcome.MissesSvg is null ? null : MissesChartFile, outcome.DirectMapSvg is null ? null : DirectMapChartFile }.Where(f => f != null))} to {o.OutDir}");
+            stdout.WriteLine($"\nwrote {string.Join(", ", new[] { CsvFile, JsonFile, outcome.OverheadSvg is null ? null : OverheadChartFile, outcome.MissesSvg is null ? null : MissesChartFile, outcome.DirectMapSvg is null ? null : DirectMapChartFile, outcome.DirectMapWalksSvg is null ? null : DirectMapWalksChartFile }.Where(f => f != null))} to {o.OutDir}");
         }
         else
             stdout.WriteLine($"\n{NoFilesNote}");
@@ -199,6 +200,7 @@ public static class MeasureCommand
         var cells = o.Spec.Cells();
         var results = Measurement.Run(cells, runner, o.Jobs, progress);
         return new Outcome(results, Reports.Table(results), Reports.Csv(results), Reports.Json(results, runner, o.Spec),
-            Charts.OverheadVsRate(results)?.Render(), Charts.MissesVsWorkingSet(results)?.Render(), Charts.DirectMapPageSize(results)?.Render());
+            Charts.OverheadVsRate(results)?.Render(), Charts.MissesVsWorkingSet(results)?.Render(), Charts.DirectMapPageSize(results)?.Render(),
+            Charts.DirectMapPageSize(results, walks: true)?.Render());
     }
 }

@@ -274,7 +274,9 @@ public static class Reports
         var sb = new StringBuilder();
         if (!results.Any(r => (r.OverheadPercent is not null && r.Cell.Config.Name != KernelConfig.Baseline)
             || (r.VsGigaDirectMapPercent is not null && r.Cell.Value(DirectMap.Param) != DirectMap.Page1G))) return "";
-        sb.Append("summary: overhead against nopti over each workload's points (min .. max)\n");
+        bool anyDirectMap = results.Any(r => r.VsGigaDirectMapPercent is not null);
+        sb.Append("summary: overhead against nopti over each workload's points (min .. max)")
+            .Append(anyDirectMap ? "; for the direct map's page size, modeled cycles against a 1 GiB direct map\n" : "\n");
         foreach (var group in results.GroupBy(r => r.Cell.Workload))
         {
             var rows = group.ToList();

@@ -250,25 +250,29 @@ public static class Charts
     }
 
     /// <summary>
-    /// The pagecache workload: kernel dTLB misses per system call against the working set, one line per direct-map
-    /// page size (and configuration, when there are several).
+    /// The pagecache workload against the working set, one line per direct-map page size (and configuration, when
+    /// there are several): kernel L1 dTLB misses per system call, or (<paramref name="walks"/>) kernel STLB misses,
+    /// each a page walk, per system call.
     /// </summary>
-    public static SvgChart? DirectMapPageSize(IReadOnlyList<CellResult> results)
+    public static SvgChart? DirectMapPageSize(IReadOnlyList<CellResult> results, bool walks = false)
     {
         var rows = results.Where(r => r.Cell.Workload.Name == "pagecache" && r.Syscalls > 0).ToList();
         if (rows.Count == 0) return null;
         bool manyConfigs = rows.Select(r => r.Cell.Config.Name).Distinct().Count() > 1;
         var chart = new SvgChart
         {
-            Title = "Direct-map page size: kernel dTLB misses per read/write (pagecache workload)",
-            Subtitle = "pread64()/pwrite64() of a page-cache file, its frames spread across RAM; L1 dTLB misses of kernel accesses / calls",
+            Title = walks ? "Direct-map page size: kernel page walks per read/write (pagecache workload)"
+                : "Direct-map page size: kernel dTLB misses per read/write (pagecache workload)",
+            Subtitle = walks ? "pread64()/pwrite64() of a page-cache file, its frames spread across RAM; kernel STLB misses (walks) / calls"
+                : "pread64()/pwrite64() of a page-cache file, its frames spread across RAM; L1 dTLB misses of kernel accesses / calls",
             XLabel = "working set (page-cache pages read and written each round), log scale",
-            YLabel = "kernel dTLB misses per system call",
+            YLabel = walks ? "kernel page walks (STLB misses) per system call" : "kernel dTLB misses per system call",
             LogX = true,
         };
         foreach (var g in rows.GroupBy(r => (Dm: r.Cell.Value(DirectMap.Param), r.Cell.Config.Name)).OrderBy(g => g.Key.Dm))
             chart.Series.Add(($"directmap={DirectMap.Name(g.Key.Dm)}" + (manyConfigs ? " " + g.Key.Name : ""),
-                g.Select(r => (X: (double)r.Cell.Value("pages"), Y: (double)r.Misses(TlbLevel.Dtlb, false) / r.Syscalls)).ToList()));
+                g.Select(r => (X: (double)r.Cell.Value("pages"),
+                    Y: (double)r.Misses(walks ? TlbLevel.Stlb : TlbLevel.Dtlb, false) / r.Syscalls)).ToList()));
         return chart;
     }
 }

@@ -158,11 +158,14 @@ public class DirectMapSweepTests(DirectMapSweep s) : IClassFixture<DirectMapSwee
         var header = s.Outcome.Csv.Split('\n')[0].Split(',');
         Assert.Contains("directmap", header);
         Assert.Contains("vs_1g_direct_map_percent", header);
-        var doc = System.Xml.Linq.XDocument.Parse(s.Outcome.DirectMapSvg!);
-        System.Xml.Linq.XNamespace ns = "http://www.w3.org/2000/svg";
-        Assert.Equal(3, doc.Descendants(ns + "polyline").Count());
-        var texts = doc.Descendants(ns + "text").Select(t => t.Value).ToList();
-        foreach (var d in new[] { "directmap=4k", "directmap=2m", "directmap=1g" }) Assert.Contains(d, texts);
+        foreach (var svg in new[] { s.Outcome.DirectMapSvg!, s.Outcome.DirectMapWalksSvg! })
+        {
+            var doc = System.Xml.Linq.XDocument.Parse(svg);
+            System.Xml.Linq.XNamespace ns = "http://www.w3.org/2000/svg";
+            Assert.Equal(3, doc.Descendants(ns + "polyline").Count());
+            var texts = doc.Descendants(ns + "text").Select(t => t.Value).ToList();
+            foreach (var d in new[] { "directmap=4k", "directmap=2m", "directmap=1g" }) Assert.Contains(d, texts);
+        }
         Assert.Null(s.Outcome.OverheadSvg);
     }
 }

@@ -322,7 +322,7 @@ public class MeasureOutputTests
         var r = Support.CliRun.Execute(OneCell);
         Assert.True(r.Status == 0, r.Stderr);
         var last = r.Out.TrimEnd('\n').Split('\n')[^1];
-        Assert.Equal("no files written: add --out DIR for results.csv, results.json and the charts (overhead-vs-syscall-rate.svg, tlb-misses-vs-working-set.svg, direct-map-page-size.svg)", last);
+        Assert.Equal("no files written: add --out DIR for results.csv, results.json and the charts (overhead-vs-syscall-rate.svg, tlb-misses-vs-working-set.svg, direct-map-dtlb-misses.svg, direct-map-walks.svg)", last);
     }
 
     [Fact]
