@@ -17,15 +17,17 @@ public sealed class MeasureOptions
     public const string Usage = """
         usage: emu64 measure [options]
 
-        The cost of KPTI in TLB misses and page walks, with and without PCID (docs/MEASURE.md). Prints a
-        table; --out DIR also writes CSV, JSON and two SVG charts (the last line says where, or how).
+        The cost of KPTI in TLB misses and page walks, with and without PCID, and of the direct map's page
+        size (docs/MEASURE.md). Prints a table; --out DIR also writes CSV, JSON and SVG charts (the last
+        line says where, or how).
           --workload NAME[,NAME]  syscalls, touch, pingpong, mmap (the default: KPTI and PCID), and pagecache
                                   (the direct map's page size; under nopti unless --configs is given)
           --configs LIST          nopti, pti, pti+pcid, pti+pcid+invpcid (default: all four; nopti is the baseline)
           --sweep PARAM=V1,V2,... values of a workload parameter, for every selected workload that has it, or
                                   of one workload's with WORKLOAD.PARAM=... (repeatable: the product of the sweeps).
-                                  A single value just sets the parameter. Default sweeps: syscalls.work, touch.pages,
-                                  pingpong.procs, mmap.pages (replaced when that parameter is given).
+                                  A single value just sets the parameter; k, m, g multiply by 1024, 1024², 1024³.
+                                  Default sweeps: syscalls.work, touch.pages, pingpong.procs, mmap.pages,
+                                  pagecache.pages x pagecache.directmap (replaced when that parameter is given).
                                   syscalls: calls, work   touch: pages, rounds, work   pingpong: yields, procs
                                   mmap: cycles, pages   pagecache: pages, rounds, bytes, directmap (4k,2m,1g)
           --tlb-config FILE|K=V   TLB geometry and cost model for every cell (as for run; repeatable)
