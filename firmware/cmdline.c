@@ -5,6 +5,9 @@
  *   nokaslr      no randomisation          noinvpcid  do not use INVPCID
  *   la57         5-level paging if the CPU has it (handled in boot.S)
  *   init=PROG[,PROG...]   programs to start (programs.c); default hello
+ *   directmap=4k|2m|1g    page size of the direct map (vm.c); default the
+ *                         largest the CPU has (1g with 1 GiB pages, else 2m)
+ *   nogbpages    no 1 GiB pages in the direct map (Linux's option): 2m
  */
 #include "defs.h"
 #include "mmu.h"
@@ -13,6 +16,7 @@
 char boot_command_line[CMDLINE_MAX];
 int opt_pti = 1;
 int opt_nopcid, opt_noinvpcid;
+u64 opt_directmap_page;     /* 0: the default (vm.c) */
 
 /* Runs before the kernel is relocated and before the direct map
  * exists: the command line is reached through the identity map. */
@@ -65,4 +69,16 @@ void parse_early_options(void)
 		opt_pti = strcmp(v, "off") != 0;
 	opt_nopcid = cmdline_has("nopcid");
 	opt_noinvpcid = cmdline_has("noinvpcid");
+	if (cmdline_has("nogbpages"))
+		opt_directmap_page = PMD_SIZE;
+	if (cmdline_get("directmap", v, sizeof(v))) {
+		if (!strcmp(v, "4k"))
+			opt_directmap_page = PAGE_SIZE;
+		else if (!strcmp(v, "2m"))
+			opt_directmap_page = PMD_SIZE;
+		else if (!strcmp(v, "1g"))
+			opt_directmap_page = PUD_SIZE;
+		else
+			printk("directmap: unknown page size '%s' (4k, 2m or 1g): the default\n", v);
+	}
 }

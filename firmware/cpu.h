@@ -12,6 +12,7 @@ extern struct cpu_features boot_cpu;   /* what CPUID says */
 /* Kernel options (cmdline.c) and what we made of them. */
 extern int opt_pti;          /* pti=on|off, default on */
 extern int opt_nopcid, opt_noinvpcid;
+extern u64 opt_directmap_page; /* directmap=4k|2m|1g, nogbpages; 0 = default */
 extern int use_pcid;         /* CR4.PCIDE on */
 extern int use_invpcid;      /* INVPCID used for single user pages / globals */
 extern int kaslr_enabled;

@@ -50,6 +50,7 @@ void kalloc_init(void);
 u64 alloc_pages(int order);          /* physical address, or 0 */
 void free_pages(u64 pa, int order);
 void *alloc_page_zeroed(void);
+u64 alloc_pages_spread(u64 n, void (*take)(u64 pa, void *arg), void *arg);
 u64 ram_end(void);
 u64 free_page_count(void);
 
@@ -98,6 +99,10 @@ int nr_alive(void);
 
 /* programs.c */
 void spawn_init_programs(void);
+
+/* pagecache.c */
+s64 sys_fallocate(u64 fd, u64 mode, u64 offset, u64 len);
+s64 sys_pagecache_rw(u64 fd, u64 buf, u64 count, u64 pos, int write);
 
 /* syscall.c */
 void do_syscall_64(struct pt_regs *regs);

@@ -117,3 +117,34 @@ void *alloc_page_zeroed(void)
 	memset(__va(pa), 0, PAGE_SIZE);
 	return __va(pa);
 }
+
+/*
+ * n page frames spread evenly over the free RAM at the top of the last
+ * region (never handed out yet), highest first, each given to take().  The
+ * pages between them go on the free list, so later allocations interleave
+ * with them, as in a system that has run a while.  Returns how many it
+ * gave: fewer when that part of RAM is short (the caller takes the rest
+ * from alloc_pages()).
+ */
+u64 alloc_pages_spread(u64 n, void (*take)(u64 pa, void *arg), void *arg)
+{
+	int last = nregions - 1;
+	if (!n || bump_region > last)
+		return 0;
+	u64 lo = bump_region == last ? bump_pa : region[last].start, hi = region[last].end;
+	u64 avail = (hi - lo) / PAGE_SIZE;
+	if (n > avail)
+		n = avail;
+	if (!n)
+		return 0;
+	u64 stride = avail / n;
+	for (u64 k = 0; k < n; k++) {
+		u64 top = hi - k * stride * PAGE_SIZE, pa = top - PAGE_SIZE;
+		for (u64 g = top - stride * PAGE_SIZE; g < pa; g += PAGE_SIZE)
+			free_pages(g, 0), nfree--;      /* already counted as free */
+		nfree--;
+		take(pa, arg);
+	}
+	region[last].end = hi - n * stride * PAGE_SIZE;
+	return n;
+}

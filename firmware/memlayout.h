@@ -25,8 +25,8 @@
  *   0xffff800000000000 +------------------------+  PGD entries 256..511: kernel half,
  *                      | (unmapped)             |  the same in every process
  *   0xffff888000000000 | direct map of all RAM  |  PAGE_OFFSET (+ KASLR, 1 GiB steps)
- *                      | (1 GiB or 2 MiB pages, |  __va(pa) = pa + PAGE_OFFSET
- *                      |  RW, NX)               |
+ *                      | (1 GiB, 2 MiB or 4 KiB |  __va(pa) = pa + PAGE_OFFSET
+ *                      |  pages, RW, NX)        |  page size: directmap=
  *   0xfffffe0000000000 | cpu_entry_area         |  CEA_BASE: IDT, GDT, TSS+per-cpu,
  *                      |                        |  entry stack, IST stacks
  *   0xffffffff80000000 | __START_KERNEL_map     |  maps physical 0 (+ phys_base)

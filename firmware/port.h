@@ -37,6 +37,7 @@
 #define REGION_TOUCH     2
 #define REGION_PINGPONG  3
 #define REGION_MMAP      4
+#define REGION_PAGECACHE 5
 
 #define ISA_DEBUG_EXIT_PORT 0xF4
 

@@ -96,6 +96,14 @@ static void spawn_one(char *spec, int check_only)
 		arg[0] = !strcmp(spec, "mmap") ? 50 : 100;
 	if (!strcmp(spec, "mmap") && nargs < 2)
 		arg[1] = 4;                 /* pages per mmap */
+	if (!strcmp(spec, "pagecache")) {
+		if (nargs < 1)
+			arg[0] = 256;           /* pages */
+		if (nargs < 2)
+			arg[1] = 2;             /* rounds */
+		if (nargs < 3)
+			arg[2] = 4096;          /* bytes per call */
+	}
 	if (!strcmp(spec, "probe"))
 		arg[0] = page_offset_base;  /* tell it what to read: the direct map */
 	if (!strcmp(spec, "pingpong")) {    /* ping (1), then PROCS-1 pongs (0) */

@@ -29,6 +29,10 @@ for cpu in qemu64 max; do
 		run 'mmap: 50 map' $cpu init=mmap:50 $opts
 		run 'ptdump: ptdump\[1\] kernel PGD' $cpu init=ptdump $opts
 		run 'syscalls: 10 getpid' $cpu init=hello,syscalls:10 $opts
+		for dm in 4k 2m 1g; do     # qemu64 has no 1 GiB pages: 1g falls back to 2M
+			run "pagecache: 2 rounds of reading and writing 64 pages" $cpu init=pagecache:64:2:4096 directmap=$dm $opts
+		done
+		run ', 2M pages, NX' $cpu init=hello nogbpages $opts
 		case "$opts" in
 		*pti=off*) run 'probe\[1\]: segfault at [0-9a-f]+ ip [0-9a-f]{16} sp [0-9a-f]{16} error 5' $cpu init=probe $opts ;;
 		*) run 'probe\[1\]: segfault at [0-9a-f]+ ip [0-9a-f]{16} sp [0-9a-f]{16} error 4' $cpu init=probe $opts ;;

@@ -57,6 +57,9 @@ void do_syscall_64(struct pt_regs *regs)
 	case __NR_write:       ret = sys_write(regs->rdi, regs->rsi, regs->rdx); break;
 	case __NR_mmap:        ret = mm_mmap(&current->mm, regs->rsi, regs->rdx, regs->r10); break;
 	case __NR_munmap:      ret = mm_munmap(&current->mm, regs->rdi, regs->rsi); break;
+	case __NR_pread64:     ret = sys_pagecache_rw(regs->rdi, regs->rsi, regs->rdx, regs->r10, 0); break;
+	case __NR_pwrite64:    ret = sys_pagecache_rw(regs->rdi, regs->rsi, regs->rdx, regs->r10, 1); break;
+	case __NR_fallocate:   ret = sys_fallocate(regs->rdi, regs->rsi, regs->rdx, regs->r10); break;
 	case __NR_sched_yield: schedule(); ret = 0; break;
 	case __NR_getpid:      ret = current->pid; break;
 	case __NR_exit:

@@ -32,6 +32,9 @@ static inline long read(int fd, void *buf, u64 n) { return syscall3(__NR_read, f
 static inline long getpid(void) { return syscall3(__NR_getpid, 0, 0, 0); }
 static inline long sched_yield(void) { return syscall3(__NR_sched_yield, 0, 0, 0); }
 static inline long munmap(void *p, u64 n) { return syscall3(__NR_munmap, (long)p, n, 0); }
+static inline long pread64(int fd, void *buf, u64 n, u64 pos) { return syscall6(__NR_pread64, fd, (long)buf, n, pos, 0, 0); }
+static inline long pwrite64(int fd, const void *buf, u64 n, u64 pos) { return syscall6(__NR_pwrite64, fd, (long)buf, n, pos, 0, 0); }
+static inline long fallocate(int fd, int mode, u64 off, u64 len) { return syscall6(__NR_fallocate, fd, mode, off, len, 0, 0); }
 static inline void *mmap_anon(u64 n)
 {
 	return (void *)syscall6(__NR_mmap, 0, n, PROT_READ | PROT_WRITE,

@@ -127,6 +127,41 @@ static void mmap_main(u64 n, u64 pages, u64 a2)
 	exit(0);
 }
 
+/* pagecache:PAGES:ROUNDS:BYTES - a file of PAGES pages in the page cache
+ * (fd 3, pagecache.c), its frames spread across RAM by fallocate(); then
+ * ROUNDS rounds (default 2) of: pread64() BYTES (default 4096) from every
+ * page into one user buffer, then pwrite64() them back to every page.
+ * Every call makes the kernel copy through the direct map, so the
+ * kernel's working set is PAGES direct-map pages: PAGES TLB entries with a
+ * 4 KiB direct map, a few with 2 MiB pages, one with 1 GiB pages. */
+static void pagecache_main(u64 pages, u64 rounds, u64 bytes)
+{
+	struct line l = { .n = 0 };
+	char *buf = mmap_anon(4096);
+	if ((long)buf < 0 || bytes > 4096 || fallocate(3, 0, 0, pages * 4096) < 0) {
+		put_str(&l, "pagecache: setup failed (BYTES is at most 4096)\n");
+		put_line(&l);
+		exit(1);
+	}
+	for (u64 i = 0; i < bytes; i++)
+		buf[i] = (char)i;
+	region(REGION_PAGECACHE, EMU_OP_REGION_BEGIN);
+	for (u64 r = 0; r < rounds; r++) {
+		for (u64 i = 0; i < pages; i++)
+			pread64(3, buf, bytes, i * 4096);
+		for (u64 i = 0; i < pages; i++)
+			pwrite64(3, buf, bytes, i * 4096);
+	}
+	region(REGION_PAGECACHE, EMU_OP_REGION_END);
+	put_str(&l, "pagecache: ");
+	put_num(&l, rounds);
+	put_str(&l, " rounds of reading and writing ");
+	put_num(&l, pages);
+	put_str(&l, " pages done\n");
+	put_line(&l);
+	exit(0);
+}
+
 /* probe: read a kernel (direct-map) address from user mode.  Without
  * PTI the page is mapped but supervisor-only: #PF error 5 (present,
  * user, read).  With PTI it is not mapped at all in the user page
@@ -181,5 +216,6 @@ const struct uprog uprog_table[] = {
 	{ "probe", probe_main },
 	{ "ptdump", ptdump_main },
 	{ "echo", echo_main },
+	{ "pagecache", pagecache_main },
 	{ "", 0 },
 };

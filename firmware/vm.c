@@ -3,8 +3,12 @@
  *
  * paging_init() builds swapper_pg_dir, the kernel page tables that the
  * kernel half (PGD entries 256..511) of every process copies:
- *   - the direct map: all RAM at PAGE_OFFSET, 1 GiB pages when the CPU
- *     has them, else 2 MiB; RW, NX;
+ *   - the direct map: all RAM at PAGE_OFFSET, RW, NX, with 1 GiB pages
+ *     when the CPU has them, else 2 MiB, as Linux does; `directmap=4k|2m|1g`
+ *     (or Linux's `nogbpages`) chooses.  The page size decides how many TLB
+ *     entries the kernel needs to reach RAM through it: 4 KiB pages is
+ *     what Linux falls back to with debug_pagealloc, and what the kernel
+ *     pays for in TLB misses when it copies page-cache pages (pagecache.c);
  *   - the kernel image at its (possibly randomised) address, 4 KiB pages,
  *     W^X: text RX, rodata R NX, data and bss RW NX;
  *   - the cpu_entry_area (cpu_entry_area.c).
@@ -90,6 +94,10 @@ void paging_init(void)
 		__supported_pte_mask &= ~_PAGE_NX;
 
 	u64 page = boot_cpu.gbpages ? PUD_SIZE : PMD_SIZE;
+	if (opt_directmap_page == PUD_SIZE && !boot_cpu.gbpages)
+		printk("directmap: the CPU has no 1 GiB pages: 2M pages\n");
+	else if (opt_directmap_page)
+		page = opt_directmap_page;
 	u64 top = ram_end();
 	u64 dm_size = (top + page - 1) & ~(page - 1);
 	u64 base = kaslr_memory_base(top);
@@ -116,7 +124,7 @@ void paging_init(void)
 	printk("mm: kernel text at 0x%016lx\n", (u64)_text);
 	printk("mm: direct map 0x%016lx-0x%016lx (%lu MiB, %s pages, NX%s)\n",
 	       base, base + dm_size - 1, dm_size >> 20,
-	       page == PUD_SIZE ? "1G" : "2M", glb ? ", global" : "");
+	       page == PUD_SIZE ? "1G" : page == PMD_SIZE ? "2M" : "4K", glb ? ", global" : "");
 	printk("mm: kernel image: text 0x%lx-0x%lx RX, rodata 0x%lx-0x%lx R NX, data+bss 0x%lx-0x%lx RW NX\n",
 	       (u64)_text, (u64)_etext, (u64)__start_rodata, (u64)_erodata, (u64)_sdata, (u64)_end);
 	printk("mm: phys_base=0x%016lx swapper_pg_dir at phys 0x%lx\n", phys_base, swapper_pgd_pa);

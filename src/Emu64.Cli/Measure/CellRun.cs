@@ -19,6 +19,11 @@ public sealed class CellResult
     public double Cycles { get; init; }
     /// <summary>Overhead against the baseline (nopti) at the same parameters, in percent; null without a baseline.</summary>
     public double? OverheadPercent { get; set; }
+    /// <summary>
+    /// For a workload with a direct-map page size (pagecache): modeled cycles against the same cell with the direct
+    /// map in 1 GiB pages, in percent; null without that cell.
+    /// </summary>
+    public double? VsGigaDirectMapPercent { get; set; }
 
     public TlbStats Tlb => Region.Tlb;
     public ulong Instructions => Region.Instructions;

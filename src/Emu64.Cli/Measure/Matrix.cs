@@ -21,15 +21,35 @@ public sealed record KernelConfig(string Name, string KernelOptions, string Desc
         ?? throw new CliException($"unknown configuration '{name}' (known: {string.Join(", ", All.Select(c => c.Name))})");
 }
 
-/// <summary>One workload parameter: its name, default, allowed range and what it means.</summary>
-public sealed record WorkloadParam(string Name, long Default, long Min, long Max, string Meaning);
+/// <summary>
+/// One workload parameter: its name, default, allowed range and what it means. <paramref name="Allowed"/>, when
+/// given, lists the only values it takes (the direct map's page sizes); <paramref name="Format"/> prints a value.
+/// </summary>
+public sealed record WorkloadParam(string Name, long Default, long Min, long Max, string Meaning,
+    IReadOnlyList<long>? Allowed = null, Func<long, string>? Format = null)
+{
+    public string Show(long v) => Format?.Invoke(v) ?? v.ToString(CultureInfo.InvariantCulture);
+}
+
+/// <summary>The page sizes of the toy kernel's direct map (<c>directmap=4k|2m|1g</c>, firmware/vm.c), in bytes.</summary>
+public static class DirectMap
+{
+    public const long Page4K = 4096, Page2M = 2L << 20, Page1G = 1L << 30;
+    public static readonly long[] Sizes = { Page4K, Page2M, Page1G };
+    /// <summary>"4k", "2m", "1g": the kernel option's value, also how tables and charts name the size.</summary>
+    public static string Name(long bytes) => bytes switch { Page4K => "4k", Page2M => "2m", Page1G => "1g", _ => bytes.ToString(CultureInfo.InvariantCulture) };
+    public const string Param = "directmap";
+}
 
 /// <summary>
 /// A toy-kernel workload (firmware/uprogs.c): the program's <c>init=</c> spec built from its parameters,
 /// the measured region it marks, and the sweep the default matrix runs.
 /// </summary>
 public sealed record Workload(string Name, int RegionId, IReadOnlyList<WorkloadParam> Params, Func<IReadOnlyList<long>, string> Init,
-    string SweepParam, IReadOnlyList<long> DefaultSweep, string Description)
+    string SweepParam, IReadOnlyList<long> DefaultSweep, string Description,
+    Func<IReadOnlyList<long>, string>? KernelOptions = null,
+    IReadOnlyList<(string Param, long[] Values)>? MoreSweeps = null,
+    IReadOnlyList<string>? DefaultConfigs = null)
 {
     public static readonly IReadOnlyList<Workload> All = new Workload[]
     {
@@ -66,7 +86,24 @@ public sealed record Workload(string Name, int RegionId, IReadOnlyList<WorkloadP
             },
             p => $"mmap:{p[0]}:{p[1]}", "pages", new long[] { 1, 4, 16, 64 },
             "map, touch and unmap: the kernel's TLB shootdowns (INVLPG, INVPCID, deferred flushes)"),
+        new("pagecache", 5,
+            new WorkloadParam[]
+            {
+                new("pages", 256, 1, 16384, "working set: pages of a file in the page cache, their frames spread across RAM, each read and written once a round"),
+                new("rounds", 2, 1, 100_000, "rounds of (pread64() every page into a user buffer, then pwrite64() it back to every page)"),
+                new("bytes", 4096, 1, 4096, "bytes each pread64()/pwrite64() copies through the direct map"),
+                new(DirectMap.Param, DirectMap.Page1G, DirectMap.Page4K, DirectMap.Page1G, "page size of the kernel's direct map (directmap=4k|2m|1g)",
+                    DirectMap.Sizes, DirectMap.Name),
+            },
+            p => $"pagecache:{p[0]}:{p[1]}:{p[2]}", "pages", new long[] { 16, 64, 256, 1024, 4096 },
+            "read and write of a file in the page cache: the kernel copies through the direct map, mapped with 4 KiB, 2 MiB or 1 GiB pages",
+            KernelOptions: p => $"directmap={DirectMap.Name(p[3])}",
+            MoreSweeps: new[] { (DirectMap.Param, DirectMap.Sizes) },
+            DefaultConfigs: new[] { "nopti" }),
     };
+
+    /// <summary>What <c>emu64 measure</c> runs without --workload: the KPTI/PCID workloads (pagecache is asked for by name).</summary>
+    public static IReadOnlyList<Workload> Defaults => All.Where(w => w.Name != "pagecache").ToList();
 
     public static Workload Find(string name) =>
         All.FirstOrDefault(w => w.Name == name)
@@ -79,10 +116,11 @@ public sealed record Workload(string Name, int RegionId, IReadOnlyList<WorkloadP
 public sealed record Cell(int Index, Workload Workload, IReadOnlyList<long> Values, KernelConfig Config)
 {
     /// <summary>The kernel command line this cell boots with.</summary>
-    public string Append => $"init={Workload.Init(Values)} nokaslr {Config.KernelOptions}";
+    public string Append => $"init={Workload.Init(Values)} nokaslr {Config.KernelOptions}" +
+        (Workload.KernelOptions is null ? "" : " " + Workload.KernelOptions(Values));
 
     /// <summary>"work=100 calls=200": the parameters, for tables and progress lines.</summary>
-    public string ParamText => string.Join(" ", Workload.Params.Select((p, i) => FormattableString.Invariant($"{p.Name}={Values[i]}")));
+    public string ParamText => string.Join(" ", Workload.Params.Select((p, i) => $"{p.Name}={p.Show(Values[i])}"));
 
     /// <summary>Identifies the parameter point (same for every configuration at those parameters).</summary>
     public string PointKey => Workload.Name + ":" + string.Join(":", Values.Select(v => v.ToString(CultureInfo.InvariantCulture)));
@@ -95,6 +133,8 @@ public sealed class MatrixSpec
 {
     public List<Workload> Workloads = new();
     public List<KernelConfig> Configs = new();
+    /// <summary>False when --configs was not given: a workload with its own default configurations uses those.</summary>
+    public bool ConfigsGiven;
     /// <summary>
     /// Sweeps in the order given: parameter (PARAM for every selected workload that has it, or WORKLOAD.PARAM)
     /// and its values. A workload whose default sweep parameter is not swept here keeps its default sweep.
@@ -118,6 +158,9 @@ public sealed class MatrixSpec
         {
             var sweeps = Sweeps.Where(s => Target(w, s.Param) is not null).Select(s => (Param: Target(w, s.Param)!, s.Values)).ToList();
             if (!sweeps.Any(s => s.Param == w.SweepParam)) sweeps.Insert(0, (w.SweepParam, w.DefaultSweep.ToList()));
+            foreach (var (param, values) in w.MoreSweeps ?? Array.Empty<(string, long[])>())
+                if (!sweeps.Any(s => s.Param == param)) sweeps.Add((param, values.ToList()));
+            var configs = ConfigsGiven || w.DefaultConfigs is null ? Configs : Configs.Where(c => w.DefaultConfigs.Contains(c.Name)).ToList();
             var points = new List<long[]> { w.Params.Select(p => p.Default).ToArray() };
             foreach (var (param, values) in sweeps)
             {
@@ -133,7 +176,7 @@ public sealed class MatrixSpec
                 points = next;
             }
             foreach (var pt in points)
-                foreach (var c in Configs)
+                foreach (var c in configs)
                     cells.Add(new Cell(cells.Count, w, pt, c));
         }
         return cells;

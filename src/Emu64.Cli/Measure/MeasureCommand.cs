@@ -17,19 +17,22 @@ public sealed class MeasureOptions
     public const string Usage = """
         usage: emu64 measure [options]
 
-        The cost of KPTI in TLB misses and page walks, with and without PCID (docs/MEASURE.md). Prints a
-        table; --out DIR also writes CSV, JSON and two SVG charts (the last line says where, or how).
-          --workload NAME[,NAME]  syscalls, touch, pingpong, mmap (default: all four)
+        The cost of KPTI in TLB misses and page walks, with and without PCID, and of the direct map's page
+        size (docs/MEASURE.md). Prints a table; --out DIR also writes CSV, JSON and SVG charts (the last
+        line says where, or how).
+          --workload NAME[,NAME]  syscalls, touch, pingpong, mmap (the default: KPTI and PCID), and pagecache
+                                  (the direct map's page size; under nopti unless --configs is given)
           --configs LIST          nopti, pti, pti+pcid, pti+pcid+invpcid (default: all four; nopti is the baseline)
           --sweep PARAM=V1,V2,... values of a workload parameter, for every selected workload that has it, or
                                   of one workload's with WORKLOAD.PARAM=... (repeatable: the product of the sweeps).
-                                  A single value just sets the parameter. Default sweeps: syscalls.work, touch.pages,
-                                  pingpong.procs, mmap.pages (replaced when that parameter is given).
+                                  A single value just sets the parameter; k, m, g multiply by 1024, 1024², 1024³.
+                                  Default sweeps: syscalls.work, touch.pages, pingpong.procs, mmap.pages,
+                                  pagecache.pages x pagecache.directmap (replaced when that parameter is given).
                                   syscalls: calls, work   touch: pages, rounds, work   pingpong: yields, procs
-                                  mmap: cycles, pages
+                                  mmap: cycles, pages   pagecache: pages, rounds, bytes, directmap (4k,2m,1g)
           --tlb-config FILE|K=V   TLB geometry and cost model for every cell (as for run; repeatable)
           --out DIR               write results.csv, results.json, overhead-vs-syscall-rate.svg,
-                                  tlb-misses-vs-working-set.svg there
+                                  tlb-misses-vs-working-set.svg, direct-map-dtlb-misses.svg, direct-map-walks.svg there
           --jobs N                cells run in parallel (default: the number of CPUs, at most 8)
           --seed N                seed of every cell (default 0)
           --quiet                 no progress lines on stderr
@@ -66,7 +69,8 @@ public sealed class MeasureOptions
                     throw new CliException(opt.StartsWith('-') ? $"measure: unknown option {opt}" : $"measure: unexpected argument '{opt}'");
             }
         }
-        o.Spec.Workloads = (workloads.Count == 0 ? Workload.All : workloads.Distinct().Select(Workload.Find)).ToList();
+        o.Spec.Workloads = (workloads.Count == 0 ? Workload.Defaults : workloads.Distinct().Select(Workload.Find)).ToList();
+        o.Spec.ConfigsGiven = configs.Count > 0;
         o.Spec.Configs = (configs.Count == 0 ? KernelConfig.All : configs.Distinct().Select(KernelConfig.Find))
             .OrderBy(c => KernelConfig.All.ToList().IndexOf(c)).ToList();
         foreach (var (param, values) in o.Spec.Sweeps)
@@ -78,7 +82,9 @@ public sealed class MeasureOptions
             {
                 var p = w.Params[w.ParamIndex(MatrixSpec.Target(w, param)!)];
                 foreach (var v in values)
-                    if (v < p.Min || v > p.Max)
+                    if (p.Allowed is not null && !p.Allowed.Contains(v))
+                        throw new CliException($"--sweep: {w.Name} {p.Name}={p.Show(v)} is not one of {string.Join(", ", p.Allowed.Select(p.Show))}");
+                    else if (v < p.Min || v > p.Max)
                         throw new CliException($"--sweep: {w.Name} {p.Name}={v} is out of range ({p.Min}..{p.Max})");
             }
         }
@@ -105,8 +111,12 @@ public sealed class MeasureOptions
         var values = new List<long>();
         foreach (var v in s[(eq + 1)..].Split(',', StringSplitOptions.TrimEntries))
         {
-            if (!long.TryParse(v, NumberStyles.None, CultureInfo.InvariantCulture, out long n))
-                throw new CliException($"--sweep {param}: '{v}' is not a non-negative number");
+            // A size suffix multiplies by 1024 (k), 1024^2 (m) or 1024^3 (g): directmap=4k,2m,1g.
+            int shift = v.Length > 1 ? char.ToLowerInvariant(v[^1]) switch { 'k' => 10, 'm' => 20, 'g' => 30, _ => 0 } : 0;
+            string digits = shift > 0 ? v[..^1] : v;
+            if (!long.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out long n) || n > (long.MaxValue >> shift))
+                throw new CliException($"--sweep {param}: '{v}' is not a non-negative number (k, m, g multiply by 1024, 1024², 1024³)");
+            n <<= shift;
             if (!values.Contains(n)) values.Add(n);
         }
         return (param, values);
@@ -124,16 +134,18 @@ public sealed class MeasureOptions
 public static class MeasureCommand
 {
     public const string CsvFile = "results.csv", JsonFile = "results.json",
-        OverheadChartFile = "overhead-vs-syscall-rate.svg", MissesChartFile = "tlb-misses-vs-working-set.svg";
+        OverheadChartFile = "overhead-vs-syscall-rate.svg", MissesChartFile = "tlb-misses-vs-working-set.svg",
+        DirectMapChartFile = "direct-map-dtlb-misses.svg", DirectMapWalksChartFile = "direct-map-walks.svg";
 
     /// <summary>The result of a measurement, also what tests look at.</summary>
-    public sealed record Outcome(List<CellResult> Results, string Table, string Csv, string Json, string? OverheadSvg, string? MissesSvg)
+    public sealed record Outcome(List<CellResult> Results, string Table, string Csv, string Json, string? OverheadSvg, string? MissesSvg,
+        string? DirectMapSvg = null, string? DirectMapWalksSvg = null)
     {
         public string Summary => Reports.Summary(Results);
     }
 
     /// <summary>The last line of a run without --out: nothing was written, and how to get the files.</summary>
-    public const string NoFilesNote = $"no files written: add --out DIR for {CsvFile}, {JsonFile}, {OverheadChartFile} and {MissesChartFile}";
+    public const string NoFilesNote = $"no files written: add --out DIR for {CsvFile}, {JsonFile} and the charts ({OverheadChartFile}, {MissesChartFile}, {DirectMapChartFile}, {DirectMapWalksChartFile})";
 
     public static int Run(string[] args)
     {
@@ -166,10 +178,12 @@ public static class MeasureCommand
                 File.WriteAllText(Path.Combine(o.OutDir, JsonFile), outcome.Json);
                 if (outcome.OverheadSvg is not null) File.WriteAllText(Path.Combine(o.OutDir, OverheadChartFile), outcome.OverheadSvg);
                 if (outcome.MissesSvg is not null) File.WriteAllText(Path.Combine(o.OutDir, MissesChartFile), outcome.MissesSvg);
+                if (outcome.DirectMapSvg is not null) File.WriteAllText(Path.Combine(o.OutDir, DirectMapChartFile), outcome.DirectMapSvg);
+                if (outcome.DirectMapWalksSvg is not null) File.WriteAllText(Path.Combine(o.OutDir, DirectMapWalksChartFile), outcome.DirectMapWalksSvg);
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             { throw new CliException($"--out: cannot write to '{o.OutDir}': {e.Message}"); }
-            stdout.WriteLine($"\nwrote {string.Join(", ", new[] { CsvFile, JsonFile, outcome.OverheadSvg is null ? null : OverheadChartFile, outcome.MissesSvg is null ? null : MissesChartFile }.Where(f => f != null))} to {o.OutDir}");
+            stdout.WriteLine($"\nwrote {string.Join(", ", new[] { CsvFile, JsonFile, outcome.OverheadSvg is null ? null : OverheadChartFile, outcome.MissesSvg is null ? null : MissesChartFile, outcome.DirectMapSvg is null ? null : DirectMapChartFile, outcome.DirectMapWalksSvg is null ? null : DirectMapWalksChartFile }.Where(f => f != null))} to {o.OutDir}");
         }
         else
             stdout.WriteLine($"\n{NoFilesNote}");
@@ -188,6 +202,7 @@ public static class MeasureCommand
         var cells = o.Spec.Cells();
         var results = Measurement.Run(cells, runner, o.Jobs, progress);
         return new Outcome(results, Reports.Table(results), Reports.Csv(results), Reports.Json(results, runner, o.Spec),
-            Charts.OverheadVsRate(results)?.Render(), Charts.MissesVsWorkingSet(results)?.Render());
+            Charts.OverheadVsRate(results)?.Render(), Charts.MissesVsWorkingSet(results)?.Render(), Charts.DirectMapPageSize(results)?.Render(),
+            Charts.DirectMapPageSize(results, walks: true)?.Render());
     }
 }

@@ -55,5 +55,16 @@ public static class Measurement
             r.OverheadPercent = baseline.TryGetValue(r.Cell.PointKey, out var b) && b.Cycles > 0
                 ? (r.Cycles / b.Cycles - 1) * 100
                 : null;
+        // The direct map's page size against 1 GiB pages, same workload parameters and configuration.
+        string GigaKey(CellResult r)
+        {
+            var v = r.Cell.Values.ToArray();
+            v[r.Cell.Workload.ParamIndex(DirectMap.Param)] = DirectMap.Page1G;
+            return r.Cell.Workload.Name + ":" + string.Join(":", v) + "|" + r.Cell.Config.Name;
+        }
+        var withDm = results.Where(r => r.Cell.Workload.ParamIndex(DirectMap.Param) >= 0).ToList();
+        var giga = withDm.Where(r => r.Cell.Value(DirectMap.Param) == DirectMap.Page1G).ToDictionary(GigaKey);
+        foreach (var r in withDm)
+            r.VsGigaDirectMapPercent = giga.TryGetValue(GigaKey(r), out var g) && g.Cycles > 0 ? (r.Cycles / g.Cycles - 1) * 100 : null;
     }
 }

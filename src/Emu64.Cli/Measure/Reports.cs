@@ -52,6 +52,8 @@ public static class Reports
         new("l1_tlb_misses_per_syscall", "L1 TLB misses / system calls", r => Round(r.PerSyscall(r.L1Misses)), Integer: false),
         new("walks_per_syscall", "page walks / system calls", r => Round(r.PerSyscall(r.Walks)), Integer: false),
         new("overhead_percent", "modeled cycles against nopti at the same parameters, in percent", r => Round(r.OverheadPercent), Integer: false),
+        new("dtlb_misses_kernel_per_syscall", "L1 dTLB misses of kernel accesses / system calls", r => Round(r.PerSyscall(r.Misses(TlbLevel.Dtlb, false))), Integer: false),
+        new("vs_1g_direct_map_percent", "modeled cycles against the same cell with a 1 GiB direct map, in percent (pagecache)", r => Round(r.VsGigaDirectMapPercent), Integer: false),
     };
 
     private static double? Round(double? v) => v is null ? null : Math.Round(v.Value, 4);
@@ -226,12 +228,14 @@ public static class Reports
             var rows = group.ToList();
             var varying = wl.Params.Where((p, i) => rows.Select(r => r.Cell.Values[i]).Distinct().Count() > 1).ToList();
             var fixedText = string.Join(" ", wl.Params.Where(p => !varying.Contains(p))
-                .Select(p => FormattableString.Invariant($"{p.Name}={rows[0].Cell.Value(p.Name)}")));
+                .Select(p => $"{p.Name}={p.Show(rows[0].Cell.Value(p.Name))}"));
             if (sb.Length > 0) sb.Append('\n');
             sb.Append(wl.Name).Append(": ").Append(wl.Description).Append('\n');
             if (fixedText.Length > 0) sb.Append("  ").Append(fixedText).Append('\n');
-            var cols = varying.Select(p => new TableColumn(p.Name, r => r.Cell.Value(p.Name).ToString(CultureInfo.InvariantCulture)))
+            var cols = varying.Select(p => new TableColumn(p.Name, r => p.Show(r.Cell.Value(p.Name))))
                 .Concat(Columns).ToList();
+            if (wl.ParamIndex(DirectMap.Param) >= 0)
+                cols.Add(new TableColumn("vs 1g", r => r.VsGigaDirectMapPercent is null ? "-" : r.VsGigaDirectMapPercent.Value.ToString("+0.0;-0.0;0.0", CultureInfo.InvariantCulture) + "%"));
             var cells = rows.Select(r => cols.Select(c => c.Get(r)).ToArray()).ToList();
             var widths = cols.Select((c, k) => Math.Max(c.Header.Length, cells.Max(x => x[k].Length))).ToArray();
             void Line(IReadOnlyList<string> values)
@@ -245,11 +249,15 @@ public static class Reports
             }
             Line(cols.Select(c => c.Header).ToList());
             sb.Append(string.Join("  ", widths.Select(x => new string('-', x)))).Append('\n');
+            // A blank line between groups: where the first varying parameter changes, or with one configuration
+            // only, where the point changes (so a table of one configuration is not a blank line a row).
             string? lastPoint = null;
+            bool manyConfigs = rows.Select(r => r.Cell.Config).Distinct().Count() > 1;
+            string Group(CellResult r) => manyConfigs || varying.Count < 2 ? r.Cell.PointKey : r.Cell.Value(varying[0].Name).ToString(CultureInfo.InvariantCulture);
             for (int i = 0; i < rows.Count; i++)
             {
-                if (lastPoint != null && rows[i].Cell.PointKey != lastPoint && varying.Count > 0) sb.Append('\n');
-                lastPoint = rows[i].Cell.PointKey;
+                if (lastPoint != null && Group(rows[i]) != lastPoint && varying.Count > 0) sb.Append('\n');
+                lastPoint = Group(rows[i]);
                 Line(cells[i]);
             }
         }
@@ -264,8 +272,11 @@ public static class Reports
     {
         var ci = CultureInfo.InvariantCulture;
         var sb = new StringBuilder();
-        if (!results.Any(r => r.OverheadPercent is not null && r.Cell.Config.Name != KernelConfig.Baseline)) return "";
-        sb.Append("summary: overhead against nopti over each workload's points (min .. max)\n");
+        if (!results.Any(r => (r.OverheadPercent is not null && r.Cell.Config.Name != KernelConfig.Baseline)
+            || (r.VsGigaDirectMapPercent is not null && r.Cell.Value(DirectMap.Param) != DirectMap.Page1G))) return "";
+        bool anyDirectMap = results.Any(r => r.VsGigaDirectMapPercent is not null);
+        sb.Append("summary: overhead against nopti over each workload's points (min .. max)")
+            .Append(anyDirectMap ? "; for the direct map's page size, modeled cycles against a 1 GiB direct map\n" : "\n");
         foreach (var group in results.GroupBy(r => r.Cell.Workload))
         {
             var rows = group.ToList();
@@ -278,7 +289,17 @@ public static class Reports
                 parts.Add(o.Count == 1 ? FormattableString.Invariant($"{cfg.Name} {o[0]:+0.0;-0.0}%")
                     : FormattableString.Invariant($"{cfg.Name} {o.Min():+0.0;-0.0}% .. {o.Max():+0.0;-0.0}%"));
             }
-            sb.Append("  ").Append(group.Key.Name.PadRight(9)).Append(string.Join(";  ", parts));
+            if (group.Key.ParamIndex(DirectMap.Param) >= 0)
+                foreach (var cfg in rows.Select(r => r.Cell.Config).Distinct())
+                    foreach (var dm in rows.Select(r => r.Cell.Value(DirectMap.Param)).Distinct().Where(v => v != DirectMap.Page1G).OrderBy(v => v))
+                    {
+                        var o = rows.Where(r => r.Cell.Config == cfg && r.Cell.Value(DirectMap.Param) == dm && r.VsGigaDirectMapPercent is not null)
+                            .Select(r => r.VsGigaDirectMapPercent!.Value).ToList();
+                        if (o.Count > 0)
+                            parts.Add(FormattableString.Invariant($"directmap={DirectMap.Name(dm)} {cfg.Name} {o.Min():+0.0;-0.0;0.0}% .. {o.Max():+0.0;-0.0;0.0}% against 1g"));
+                    }
+            if (parts.Count == 0) continue;
+            sb.Append("  ").Append(group.Key.Name.PadRight(9)).Append(group.Key.Name.Length >= 9 ? " " : "").Append(string.Join(";  ", parts));
             var back = rows.Where(r => r.Cell.Config.Name == "pti" && r.OverheadPercent > 0)
                 .Select(p => (p, q: rows.FirstOrDefault(r => r.Cell.Config.Name == "pti+pcid" && r.Cell.PointKey == p.Cell.PointKey)))
                 .Where(x => x.q?.OverheadPercent is not null)
@@ -299,5 +320,6 @@ public static class Reports
         "insns u/k: instructions in user/kernel mode; sysc: system calls; ctxsw: context switches; CR3 fl/nf: flushing/NOFLUSH CR3 writes;\n" +
         "invlpg/pcid: INVLPG/INVPCID; iTLB, dTLB, STLB u/k: misses by user/kernel accesses; walks, refs: page walks and the entries they read;\n" +
         "PSC: walks shortened by paging-structure caches; cycles: modeled; cyc/sc, miss/sc: modeled cycles and TLB (STLB) misses per system call;\n" +
-        "overhead: modeled cycles against nopti at the same parameters. All counted inside the workload's measured region.";
+        "overhead: modeled cycles against nopti at the same parameters; vs 1g: modeled cycles against a 1 GiB direct map at the same parameters.\n" +
+        "All counted inside the workload's measured region.";
 }

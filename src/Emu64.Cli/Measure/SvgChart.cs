@@ -1,3 +1,4 @@
+using Emu64.Mmu;
 using System.Globalization;
 using System.Text;
 
@@ -245,6 +246,33 @@ public static class Charts
         };
         foreach (var g in rows.GroupBy(r => r.Cell.Config.Name))
             chart.Series.Add((g.Key, g.Select(r => (X: (double)r.Cell.Value("pages"), Y: (double)r.TlbMisses / r.Syscalls)).ToList()));
+        return chart;
+    }
+
+    /// <summary>
+    /// The pagecache workload against the working set, one line per direct-map page size (and configuration, when
+    /// there are several): kernel L1 dTLB misses per system call, or (<paramref name="walks"/>) kernel STLB misses,
+    /// each a page walk, per system call.
+    /// </summary>
+    public static SvgChart? DirectMapPageSize(IReadOnlyList<CellResult> results, bool walks = false)
+    {
+        var rows = results.Where(r => r.Cell.Workload.Name == "pagecache" && r.Syscalls > 0).ToList();
+        if (rows.Count == 0) return null;
+        bool manyConfigs = rows.Select(r => r.Cell.Config.Name).Distinct().Count() > 1;
+        var chart = new SvgChart
+        {
+            Title = walks ? "Direct-map page size: kernel page walks per read/write (pagecache workload)"
+                : "Direct-map page size: kernel dTLB misses per read/write (pagecache workload)",
+            Subtitle = walks ? "pread64()/pwrite64() of a page-cache file, its frames spread across RAM; kernel STLB misses (walks) / calls"
+                : "pread64()/pwrite64() of a page-cache file, its frames spread across RAM; L1 dTLB misses of kernel accesses / calls",
+            XLabel = "working set (page-cache pages read and written each round), log scale",
+            YLabel = walks ? "kernel page walks (STLB misses) per system call" : "kernel dTLB misses per system call",
+            LogX = true,
+        };
+        foreach (var g in rows.GroupBy(r => (Dm: r.Cell.Value(DirectMap.Param), r.Cell.Config.Name)).OrderBy(g => g.Key.Dm))
+            chart.Series.Add(($"directmap={DirectMap.Name(g.Key.Dm)}" + (manyConfigs ? " " + g.Key.Name : ""),
+                g.Select(r => (X: (double)r.Cell.Value("pages"),
+                    Y: (double)r.Misses(walks ? TlbLevel.Stlb : TlbLevel.Dtlb, false) / r.Syscalls)).ToList()));
         return chart;
     }
 }

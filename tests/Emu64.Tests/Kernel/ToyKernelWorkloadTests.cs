@@ -72,7 +72,7 @@ public class ToyKernelWorkloadTests
     }
 
     [Theory]
-    [InlineData("init=helo", "init: unknown program 'helo' (programs: hello, syscalls, touch, pingpong, mmap, probe, ptdump, echo)")]
+    [InlineData("init=helo", "init: unknown program 'helo' (programs: hello, syscalls, touch, pingpong, mmap, probe, ptdump, echo, pagecache)")]
     [InlineData("init=syscalls:x", "init: bad number 'x' in 'syscalls:x' (a decimal number, or hexadecimal after 0x)")]
     [InlineData("init=touch:10k", "init: bad number '10k' in 'touch:10k' (a decimal number, or hexadecimal after 0x)")]
     [InlineData("init=syscalls:0x", "init: bad number '0x' in 'syscalls:0x' (a decimal number, or hexadecimal after 0x)")]

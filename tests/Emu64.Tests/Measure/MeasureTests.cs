@@ -265,6 +265,8 @@ public class MeasureOptionTests
     [InlineData("--sweep", "colour=1,2")]
     [InlineData("--sweep", "syscalls.work=1,x")]
     [InlineData("--sweep", "touch.pages=0")]
+    [InlineData("--workload", "pagecache", "--sweep", "directmap=8k")]
+    [InlineData("--workload", "pagecache", "--sweep", "bytes=5000")]
     [InlineData("--tlb-config", "stlb.entries=1000")]
     [InlineData("--frobnicate")]
     [InlineData("--out")]
@@ -320,7 +322,7 @@ public class MeasureOutputTests
         var r = Support.CliRun.Execute(OneCell);
         Assert.True(r.Status == 0, r.Stderr);
         var last = r.Out.TrimEnd('\n').Split('\n')[^1];
-        Assert.Equal("no files written: add --out DIR for results.csv, results.json, overhead-vs-syscall-rate.svg and tlb-misses-vs-working-set.svg", last);
+        Assert.Equal("no files written: add --out DIR for results.csv, results.json and the charts (overhead-vs-syscall-rate.svg, tlb-misses-vs-working-set.svg, direct-map-dtlb-misses.svg, direct-map-walks.svg)", last);
     }
 
     [Fact]
