@@ -33,7 +33,9 @@ public sealed class DebugOptions
           --trace-max-bytes SIZE stop tracing after SIZE bytes (default 1G; suffix K, M or G, plain numbers are bytes)
           --gdb [HOST:]PORT      gdb remote stub (127.0.0.1 unless HOST is given; one client)
           --wait                 with --gdb: wait for gdb before the first instruction
-          --symbols ELF          take symbols for traces, the debugger and the stop report from ELF as well as from the kernel
+          --symbols FILE         take symbols for traces, the debugger and the stop report from FILE as well as from the kernel:
+                                 an ELF with a symbol table, a System.map or a /proc/kallsyms dump (without one, a kernel
+                                 without symbols is named from its own kallsyms tables once it has relocated itself)
         """;
 
     /// <summary>Removes the debugging options from <paramref name="args"/> and returns them with the rest.</summary>
@@ -116,8 +118,7 @@ public sealed class DebugOptions
         {
             try
             {
-                var elf = new Emu64.Loader.ElfImage(File.ReadAllBytes(SymbolsFile));
-                m.Symbols.AddRange(elf.ReadSymbols());
+                m.Symbols.AddRange(SymbolFiles.Read(File.ReadAllBytes(SymbolsFile)));
                 _symbolsAdded = m;
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException or Emu64.Loader.ImageException)
