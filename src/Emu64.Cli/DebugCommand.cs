@@ -111,7 +111,7 @@ public static class DebugRun
         return syms.DetectSlide(probe) ? syms.Slide : null;
     }
 
-    /// <summary>Instructions a scratch machine may run for a kernel without symbols to set LSTAR (Debian's 6.1 does after ~XXX).</summary>
+    /// <summary>Instructions a scratch machine may run for a kernel without symbols to set LSTAR (Debian's 6.1 does after about 134 million).</summary>
     public const ulong KallsymsProbeLimit = 3_000_000_000;
 
     /// <summary>

@@ -141,7 +141,18 @@ public class LinuxDebugTests(LinuxDebugBoot boot, ITestOutputHelper output) : IC
         Assert.Contains("entry_SYSCALL_64", boot.Transcript[0].Output);
         Assert.Contains(boot.Transcript, t => t.Command == "continue" && t.Output.StartsWith($"breakpoint at 0x{boot.Named["entry_SYSCALL_64"]:x} <entry_SYSCALL_64>"));
         Assert.Contains("[sysret]", all);
-        Assert.Contains("[cr3]", all);
+        // SWITCH_TO_KERNEL_CR3: user PCID (bit 11 set) to the kernel PCID, NOFLUSH; the kernel PGD is 4 KiB below the user PGD.
+        var toKernel = Regex.Match(all, @"\[cr3\] #\d+ cr3 ([0-9a-f]+) -> ([0-9a-f]+) pcid 8([0-9a-f]{2}) -> ([0-9a-f]+) noflush dropped=0 rip=\S+ <entry_SYSCALL_64\+0x20>");
+        Assert.True(toKernel.Success, all);
+        Assert.Equal(Convert.ToUInt64(toKernel.Groups[1].Value, 16) - 0x1000 - 0x800, Convert.ToUInt64(toKernel.Groups[2].Value, 16));
+        Assert.Equal(toKernel.Groups[3].Value.TrimStart('0'), toKernel.Groups[4].Value);
+        // SWITCH_TO_USER_CR3 after getpid keeps the user PCID's entries (NOFLUSH) ...
+        Assert.Matches(@"\[cr3\] #\d+ cr3 [0-9a-f]+ -> [0-9a-f]+ pcid [0-9a-f]+ -> 8[0-9a-f]{2} noflush dropped=0 rip=\S+ <syscall_return_via_sysret\+0x88>", all);
+        // ... and after the munmap of 64 pages it takes the deferred-flush path: no NOFLUSH, the user PCID's entries dropped.
+        var deferred = boot.Transcript.SkipWhile(t => t.Command != "until syscall 11").Select(t => t.Output).ToList();
+        Assert.Contains(deferred, o => Regex.IsMatch(o, @"pcid [0-9a-f]+ -> 8[0-9a-f]{2} flush dropped=[1-9][0-9]* rip=\S+ <syscall_return_via_sysret\+0x88>"));
+        Assert.Contains(boot.Transcript, t => t.Command == "walk entry_SYSCALL_64" && t.Output.Contains("5-level") && t.Output.Contains("supervisor read-only exec global"));
+        Assert.Contains(boot.Transcript, t => t.Command == "walk 0x401000" && t.Output.Contains("(4K page, user read-only exec)"));
     }
 
     [DebianKernelFact]
@@ -152,7 +163,7 @@ public class LinuxDebugTests(LinuxDebugBoot boot, ITestOutputHelper output) : IC
         Assert.Null(boot.StubError);
         ulong entry = boot.Named["entry_SYSCALL_64"];
         Assert.Contains($"Breakpoint 1, 0x{entry:x16} in entry_SYSCALL_64", boot.Gdb);
-        Assert.Contains($"PC={entry:x} RAX=39", boot.Gdb);       // the getpid program's next system call
+        Assert.Contains($"PC={entry:x} RAX=1 ", boot.Gdb);        // the getpid program's next system call after the script: write (1)
         Assert.Contains("[Inferior 1 (Remote target) detached]", boot.Gdb);
         Assert.Contains(DebianKernel.DoneMarker, boot.Console);
         Assert.Equal(StopReason.Shutdown, boot.Reason);
