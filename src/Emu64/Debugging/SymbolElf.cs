@@ -47,7 +47,7 @@ public static class SymbolElf
         long shOff = (shstrOff + shstr.Length + 7) & ~7L;
         var f = new byte[shOff + 6 * 64];
         var h = f.AsSpan();
-        "\x7fELF"u8.CopyTo(h);
+        h[0] = 0x7F; h[1] = (byte)'E'; h[2] = (byte)'L'; h[3] = (byte)'F';
         h[4] = 2; h[5] = 1; h[6] = 1;                                 // ELFCLASS64, little-endian, version 1
         BinaryPrimitives.WriteUInt16LittleEndian(h[16..], 2);         // ET_EXEC
         BinaryPrimitives.WriteUInt16LittleEndian(h[18..], 62);        // EM_X86_64

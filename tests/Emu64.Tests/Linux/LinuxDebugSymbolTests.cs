@@ -2,6 +2,7 @@ using Emu64.Debugging;
 using Emu64.Loader;
 using Xunit.Abstractions;
 using Emu64;
+using Emu64.Tests.Support;
 
 namespace Emu64.Tests.Linux;
 
@@ -75,5 +76,60 @@ public class LinuxDebugKaslrTests(ITestOutputHelper output)
             offsets.Add(syms.KaslrOffset);
         }
         Assert.Equal(2, offsets.Count);     // each seed, its own layout
+    }
+}
+
+/// <summary>--symbols' text formats and the ELF symbol file written for gdb (no boot, no fetched files).</summary>
+public class SymbolFilesTests
+{
+    private const string Map = """
+        ffffffff81000000 T _text
+        ffffffff81000000 T startup_64
+        ffffffff81c00080 T entry_SYSCALL_64
+        ffffffff81c00100 T entry_SYSCALL_64_safe_stack
+        ffffffff82a10000 D init_top_pgt
+        0000000000000000 A fixed_percpu_data
+        ffffffffc0000000 t e1000_probe	[e1000]
+        """;
+
+    [Fact]
+    public void A_System_map_names_kernel_addresses_and_leaves_out_per_cpu_values_and_module_symbols()
+    {
+        var syms = SymbolFiles.ParseMap(Map);
+        Assert.Equal(["_text", "startup_64", "entry_SYSCALL_64", "entry_SYSCALL_64_safe_stack", "init_top_pgt"], syms.Select(s => s.Name));
+        var t = new SymbolTable(syms);
+        Assert.Equal("entry_SYSCALL_64+0x3", t.Describe(0xffffffff81c00083));
+        // A System.map holds link addresses: LSTAR (runtime entry_SYSCALL_64) gives the KASLR offset.
+        Assert.True(t.DetectSlide(0xffffffff9fc00080));
+        Assert.Equal(0x1e000000L, t.KaslrOffset);
+        Assert.True(t.TryResolve("init_top_pgt", out ulong pgd));
+        Assert.Equal(0xffffffffa0a10000UL, pgd);
+    }
+
+    [Fact]
+    public void A_line_that_is_not_address_type_name_is_refused_with_its_number()
+    {
+        var e = Assert.Throws<ImageException>(() => SymbolFiles.ParseMap("ffffffff81000000 T _text\nhello world\n"));
+        Assert.Equal("line 2 is not 'ADDRESS TYPE NAME' (neither an ELF file nor a System.map or /proc/kallsyms listing)", e.Message);
+        Assert.Throws<ImageException>(() => SymbolFiles.ParseMap("0000000000000000 T _text\n"));   // kptr_restrict's zeros
+    }
+
+    [GdbFact]
+    public void Stock_gdb_reads_the_symbol_file_written_from_kallsyms_at_the_runtime_addresses()
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"emu64-symelf-{Environment.ProcessId}.elf");
+        File.WriteAllBytes(path, SymbolElf.Write(SymbolFiles.ParseMap(Map)));
+        var psi = new System.Diagnostics.ProcessStartInfo(Gdb.Path_) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { "--batch", "-nx", "-ex", "info address entry_SYSCALL_64", "-ex", "info symbol 0xffffffff81c00083", "-ex", "info address init_top_pgt", path })
+            psi.ArgumentList.Add(a);
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        var err = p.StandardError.ReadToEndAsync();
+        string o = p.StandardOutput.ReadToEnd();
+        Assert.True(p.WaitForExit(60_000));
+        File.Delete(path);
+        o += err.Result;
+        Assert.Contains("Symbol \"entry_SYSCALL_64\" is at 0xffffffff81c00080 in a file compiled without debugging.", o);
+        Assert.Contains("entry_SYSCALL_64 + 3 in section .text", o);
+        Assert.Contains("Symbol \"init_top_pgt\" is at 0xffffffff82a10000 in a file compiled without debugging.", o);
     }
 }
