@@ -28,6 +28,9 @@ public static class DebugCommand
         }
         var m = Cli.CreateMachine(ro, Cli.OpenStdout());
         var syms = dopts.Symbols(m);
+        // A stock Linux kernel has no symbol file: read its kallsyms now (a scratch run to where it sets LSTAR), so that
+        // `break entry_SYSCALL_64` typed before the kernel has relocated itself already names where it will run.
+        DebugRun.LearnKallsyms(syms, dopts, ro);
         using var tracer = dopts.CreateTracer(m, syms);
         var dbg = new Debugger(m, syms) { Trace = tracer };
         dbg.UpdateHook();
@@ -108,6 +111,53 @@ public static class DebugRun
         return syms.DetectSlide(probe) ? syms.Slide : null;
     }
 
+    /// <summary>Instructions a scratch machine may run for a kernel without symbols to set LSTAR (Debian's 6.1 does after about 134 million).</summary>
+    public const ulong KallsymsProbeLimit = 3_000_000_000;
+
+    /// <summary>
+    /// The kallsyms of the kernel of <paramref name="o"/> as it will run: a scratch machine with the same options
+    /// runs until the kernel has set LSTAR (it then runs relocated, KASLR applied), and its tables are read from RAM.
+    /// </summary>
+    public static Kallsyms.Table? ProbeKallsyms(Cli.RunOptions o, out ulong retired)
+    {
+        var probe = Cli.CreateMachine(o with { MaxInstructions = Math.Min(o.MaxInstructions, KallsymsProbeLimit) }, Stream.Null, current: false);
+        while (probe.StopReason == StopReason.None && probe.Cpu.Lstar == 0) probe.Run(GdbStub.SliceInstructions);
+        retired = probe.Cpu.Retired;
+        return probe.Cpu.Lstar == 0 ? null : Kallsyms.Find(probe.Memory.Ram);
+    }
+
+    /// <summary>For a kernel without symbols: reads its kallsyms through a scratch run, and with --gdb-symbols writes them as an ELF for gdb.</summary>
+    public static void LearnKallsyms(SymbolTable syms, DebugOptions o, Cli.RunOptions run)
+    {
+        if (syms.Count != 0 || !IsBzImage(run.Kernel)) return;
+        var t = ProbeKallsyms(run, out ulong at);
+        if (!syms.UseKallsyms(t))
+        {
+            Cli.Err.WriteLine($"emu64: the kernel has no symbols and no kallsyms tables were found (scratch run to instruction {at}): addresses stay unnamed");
+            return;
+        }
+        Cli.Err.WriteLine($"emu64: {syms.Count} symbols from the kernel's kallsyms (a scratch run to instruction {at}, where it set LSTAR); KASLR offset 0x{(ulong)syms.KaslrOffset:x}");
+        if (o.GdbSymbols is { } path)
+        {
+            try { File.WriteAllBytes(path, SymbolElf.Write(t!.Symbols())); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new CliException($"cannot write '{path}': {e.Message}"); }
+            Cli.Err.WriteLine($"emu64: symbols for gdb at their runtime addresses: symbol-file {Path.GetFullPath(path)}");
+        }
+    }
+
+    /// <summary>A Linux bzImage: "HdrS" at 0x202 (the boot protocol's setup header). Only those are probed for kallsyms.</summary>
+    public static bool IsBzImage(string? path)
+    {
+        if (path is null) return false;
+        try
+        {
+            using var f = File.OpenRead(path);
+            var b = new byte[0x206];
+            return f.Read(b, 0, b.Length) == b.Length && b[0x202] == 'H' && b[0x203] == 'd' && b[0x204] == 'r' && b[0x205] == 'S';
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return false; }
+    }
+
     public static StopReason Run(Machine m, DebugOptions o, Cli.RunOptions? run = null)
     {
         var syms = o.Symbols(m);
@@ -117,6 +167,7 @@ public static class DebugRun
             tracer?.AttachAlone();
             return m.Run();
         }
+        if (run is not null && o.GdbPort >= 0) LearnKallsyms(syms, o, run);
         var dbg = new Debugger(m, syms) { Trace = tracer };
         dbg.UpdateHook();
         // gdb asks for the KASLR offset (qOffsets) when it connects, before the kernel has chosen it: learn it

@@ -22,6 +22,8 @@ public sealed class DebugOptions
     public string? Script;
     /// <summary>An extra ELF file whose symbol table names addresses (for kernels loaded as flat binaries).</summary>
     public string? SymbolsFile;
+    /// <summary>--gdb-symbols FILE: write the kallsyms of a kernel without symbols as an ELF symbol file for gdb.</summary>
+    public string? GdbSymbols;
 
     public bool Any => Trace != TraceClass.None || GdbPort >= 0;
 
@@ -33,7 +35,12 @@ public sealed class DebugOptions
           --trace-max-bytes SIZE stop tracing after SIZE bytes (default 1G; suffix K, M or G, plain numbers are bytes)
           --gdb [HOST:]PORT      gdb remote stub (127.0.0.1 unless HOST is given; one client)
           --wait                 with --gdb: wait for gdb before the first instruction
-          --symbols ELF          take symbols for traces, the debugger and the stop report from ELF as well as from the kernel
+          --gdb-symbols FILE     with --gdb, for a kernel without symbols (a stock distribution kernel): read its kallsyms
+                                 (a scratch run to where it sets LSTAR) and write them to FILE as an ELF at their runtime,
+                                 KASLR, addresses; in gdb: symbol-file FILE, then break entry_SYSCALL_64 needs no offset
+          --symbols FILE         take symbols for traces, the debugger and the stop report from FILE as well as from the kernel:
+                                 an ELF with a symbol table, a System.map or a /proc/kallsyms dump (without one, a kernel
+                                 without symbols is named from its own kallsyms tables once it has relocated itself)
         """;
 
     /// <summary>Removes the debugging options from <paramref name="args"/> and returns them with the rest.</summary>
@@ -82,6 +89,7 @@ public sealed class DebugOptions
                     catch (FormatException e) { throw new CliException(e.Message); }
                     break;
                 case "--wait": o.Wait = true; break;
+                case "--gdb-symbols": o.GdbSymbols = Value(); break;
                 case "--symbols": o.SymbolsFile = Value(); break;
                 case "--script" when allowScript: o.Script = Value(); break;
                 default: rest.Add(a); break;
@@ -90,6 +98,7 @@ public sealed class DebugOptions
         if (o.Trace == TraceClass.None && (traceFormatGiven || traceFileGiven || limitGiven))
             throw new CliException("--trace-file, --trace-format, --trace-limit and --trace-max-bytes need --trace CLASSES");
         if (o.Wait && o.GdbPort < 0) throw new CliException("--wait needs --gdb PORT");
+        if (o.GdbSymbols != null && o.GdbPort < 0) throw new CliException("--gdb-symbols needs --gdb PORT");
         return (o, rest.ToArray());
     }
 
@@ -116,8 +125,7 @@ public sealed class DebugOptions
         {
             try
             {
-                var elf = new Emu64.Loader.ElfImage(File.ReadAllBytes(SymbolsFile));
-                m.Symbols.AddRange(elf.ReadSymbols());
+                m.Symbols.AddRange(SymbolFiles.Read(File.ReadAllBytes(SymbolsFile)));
                 _symbolsAdded = m;
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException or Emu64.Loader.ImageException)

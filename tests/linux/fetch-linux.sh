@@ -2,7 +2,8 @@
 # Fetches the inputs of the Linux boot tests (docs/LINUX.md) into tests/linux/out/ (gitignored):
 #   out/vmlinuz     Debian 12's cloud kernel (a bzImage), from linux-image-6.1.*-cloud-amd64
 #   out/vmlinux     the same kernel uncompressed (an ELF with the PVH note), from the bzImage's payload
-#   out/initrd.gz   a busybox-static initramfs with tests/linux/initramfs/init, built reproducibly
+#   out/initrd.gz   a busybox-static initramfs with tests/linux/initramfs/init and the static user programs
+#                   built from tests/linux/initramfs/*.c (gcc, no libc), built reproducibly
 # The packages come from the configured Debian mirror with `apt-get download` and are only unpacked
 # (dpkg-deb -x), never installed. Needs root for apt-get update/install (cpio, lz4 when missing) and to
 # create /dev/console in the archive. Running it twice gives byte-identical files.
@@ -18,6 +19,7 @@ apt_update_once() { if [ "$updated" = 0 ]; then apt-get update -q >/dev/null; up
 
 need cpio cpio
 need lz4 lz4
+need gcc gcc
 
 # The package lists are empty on a fresh system: apt-cache then knows no linux-image-cloud-amd64.
 if ! apt-cache show linux-image-cloud-amd64 >/dev/null 2>&1; then apt_update_once; fi
@@ -52,6 +54,11 @@ rm -rf "$root"
 mkdir -p "$root"/{bin,dev,proc,sys}
 install -m 0755 "$out/busybox/bin/busybox" "$root/bin/busybox"
 install -m 0755 "$here/initramfs/init" "$root/init"
+# The user programs: static, no libc (raw system calls), no build id, so the bytes depend only on the source and gcc.
+for c in "$here"/initramfs/*.c; do
+  gcc -static -nostdlib -O2 -mgeneral-regs-only -fno-stack-protector -fno-pie -no-pie -fno-asynchronous-unwind-tables \
+      -Wl,--build-id=none -o "$root/bin/$(basename "$c" .c)" "$c"
+done
 mknod -m 0600 "$root/dev/console" c 5 1
 mknod -m 0666 "$root/dev/null" c 1 3
 find "$root" -exec touch -h -d @0 {} +

@@ -28,6 +28,8 @@ public sealed class DebuggerCommands
         stepb                    run to the next boundary event (SYSCALL/SYSRET, interrupt, exception, IRET, CR3 write)
         until syscall|sysret|iret|cr3|exception|interrupt
                                  run to the next event of that kind
+        until syscall NR [ADDR]  run to the next SYSCALL whose RAX (the system call number) is NR [made by the
+                                 SYSCALL instruction at the user address ADDR]
         continue                 run until a breakpoint, watchpoint or the end of the run
         break ADDR|SYMBOL        breakpoint on a linear address (no guest memory is patched)
         hbreak ADDR|SYMBOL       hardware-style breakpoint (the same check; reported as hwbreak to gdb)
@@ -54,7 +56,8 @@ public sealed class DebuggerCommands
         dump FILE                write guest memory and CPU state to FILE as an ELF core (QEMU's dump-guest-memory
                                  layout; also dump-guest-memory FILE); read it with emu64 analyze, crash, volatility3
         kaslr [OFFSET]           show or set the KASLR offset applied to symbols (learned from the kernel's _text
-                                 announcement or from LSTAR)
+                                 announcement or from LSTAR; for a kernel without a symbol file, from its own kallsyms)
+        sym NAME|ADDR            a symbol's address, or the symbol that covers an address
         help                     this text
         quit                     leave the debugger
         Numbers are read as gdb reads them: decimal, or hexadecimal after 0x (step 1000 runs 1000
@@ -102,6 +105,7 @@ public sealed class DebuggerCommands
                 "stats" => Stats(),
                 "mark" => Mark(),
                 "kaslr" => Kaslr(args),
+                "sym" => Sym(args),
                 "dump" or "dump-guest-memory" => DumpCommand.Execute(M, args),
                 "events" => Events(args.Length > 0 ? (int)Number(args[0]) : 10),
                 "quit" or "q" or "exit" => Quit(),
@@ -142,7 +146,15 @@ public sealed class DebuggerCommands
 
     private string Until(string[] args)
     {
-        if (args.Length != 1) return "usage: until syscall|sysret|iret|cr3|exception|interrupt\n";
+        if (args.Length is 2 or 3 && args[0].Equals("syscall", StringComparison.OrdinalIgnoreCase))
+        {
+            // At the Syscall event the CPU is at the kernel's entry, RAX still holds the number the program asked for
+            // and RCX the address after its SYSCALL (0f 05, two bytes).
+            ulong nr = Number(args[1]);
+            ulong? at = args.Length == 3 ? Addr(args[2]) : null;
+            return Stopped(_d.Continue(e => e.Kind == BoundaryKind.Syscall && M.Cpu.R[0] == nr && (at is null || M.Cpu.R[1] == at + 2)));
+        }
+        if (args.Length != 1) return "usage: until syscall [NR [ADDR]]|sysret|iret|cr3|exception|interrupt\n";
         BoundaryKind[] kinds = args[0].ToLowerInvariant() switch
         {
             "syscall" => [BoundaryKind.Syscall], "sysret" => [BoundaryKind.Sysret], "iret" => [BoundaryKind.Iret],
@@ -316,11 +328,24 @@ public sealed class DebuggerCommands
         return sb.ToString();
     }
 
+    private string Sym(string[] args)
+    {
+        if (args.Length != 1) return "usage: sym NAME|ADDR\n";
+        var s = _d.Symbols;
+        s.DetectSlide(M);
+        if (s.TryResolve(args[0], out ulong a)) return $"{args[0]} = 0x{a:x}\n";
+        if (SymbolTable.TryParseNumber(args[0], out a)) return s.Describe(a) is { } d ? $"0x{a:x} = {d}\n" : $"0x{a:x}: no symbol covers it\n";
+        return s.Count == 0 ? $"no symbol '{args[0]}': no symbols yet (a kernel without a symbol file is named from its kallsyms once it has set LSTAR)\n"
+                            : $"no symbol '{args[0]}'\n";
+    }
+
     private string Kaslr(string[] args)
     {
         var s = _d.Symbols;
         if (args.Length == 1) { s.Slide = (long)Number(args[0]); return $"symbol offset set to 0x{s.Slide:x}\n"; }
         s.DetectSlide(M);
+        if (s.Source == "kallsyms")
+            return $"KASLR offset 0x{(ulong)s.KaslrOffset:x} (runtime _text 0x{Kallsyms.LinkText + (ulong)s.KaslrOffset:x}); {s.Count} symbols from the kernel's kallsyms, at their runtime addresses\n";
         return s.SlideKnown || s.Slide != 0 ? $"symbol offset 0x{s.Slide:x} (runtime = link address + offset)\n"
                                             : "symbol offset 0 (not known yet: the kernel has not announced _text or set LSTAR; use kaslr OFFSET, or boot with nokaslr)\n";
     }

@@ -172,6 +172,9 @@ public sealed class GdbStub : IDisposable
         var s = _d.Symbols;
         if (!s.DetectSlide(_d.M))
             return "KASLR offset not known yet (the kernel has not announced its _text or set LSTAR); boot with nokaslr, or ask again later\n";
+        if (s.Source == "kallsyms")
+            return $"KASLR offset 0x{(ulong)s.KaslrOffset:x} (runtime _text 0x{Kallsyms.LinkText + (ulong)s.KaslrOffset:x}); {s.Count} symbols from the kernel's kallsyms, at their runtime addresses:\n" +
+                   "start emu64 with --gdb-symbols FILE and load them with: symbol-file FILE\n";
         string file = KernelPath ?? "KERNEL";
         return $"KASLR offset 0x{(ulong)s.Slide:x} (runtime = link address + offset); load the symbols there with:\n" +
                $"symbol-file -o 0x{(ulong)s.Slide:x} {file}\n";

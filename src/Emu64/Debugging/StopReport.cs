@@ -31,7 +31,7 @@ public static class StopReport
         if (withEvents)
         {
             var recent = m.Events.Recent(EventCount);
-            var syms = new SymbolTable(m.Symbols);
+            var syms = SymbolTable.ForMachine(m);
             if (recent.Length == 0) sb.Append("\n  no boundary events before the stop");
             else
             {
@@ -51,7 +51,7 @@ public static class StopReport
         if (c.Is64 && !c.IsCanonical(la)) return "instruction at rip: unreadable (non-canonical address)";
         try
         {
-            var dis = new Disassembler(m, new SymbolTable(m.Symbols));
+            var dis = new Disassembler(m, SymbolTable.ForMachine(m));
             var line = dis.One(la);
             if (line is null) return FormattableString.Invariant($"instruction at rip: unreadable (linear {la:x} is not mapped to RAM)");
             string hex = string.Join(' ', line.Value.Bytes.Select(b => b.ToString("x2", CultureInfo.InvariantCulture)));

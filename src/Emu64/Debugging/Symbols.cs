@@ -9,15 +9,19 @@ namespace Emu64.Debugging;
 /// </summary>
 public sealed class SymbolTable
 {
-    private readonly ulong[] _addr;
-    private readonly ElfSymbol[] _sym;
+    private ulong[] _addr = [];
+    private ElfSymbol[] _sym = [];
     private readonly Dictionary<string, ulong> _byName = new(StringComparer.Ordinal);
 
     /// <summary>How far past a sized symbol's end, or past an unsized one, an address still gets its name.</summary>
     public const ulong MaxUnsizedOffset = 0x10000;
 
-    public SymbolTable(IEnumerable<ElfSymbol> symbols)
+    public SymbolTable(IEnumerable<ElfSymbol> symbols) => Load(symbols);
+
+    /// <summary>Replaces the table's contents (kallsyms read out of the guest once the kernel has relocated itself).</summary>
+    private void Load(IEnumerable<ElfSymbol> symbols)
     {
+        _byName.Clear();
         // Keep functions and labels with a non-zero address; on equal addresses prefer functions, then sized symbols.
         var list = symbols.Where(s => s.Value != 0 && s.Name.Length > 0 && !s.Name.StartsWith('$'))
             .OrderBy(s => s.Value).ThenByDescending(s => s.IsFunction).ThenBy(s => IsMarker(s.Name)).ThenByDescending(s => s.Size)
@@ -51,19 +55,62 @@ public sealed class SymbolTable
     public bool DetectSlide(Machine m)
     {
         if (SlideKnown) return true;
+        if (Count == 0) return TryKallsyms(m);
         if (m.KernelInfo.TextBase is { } text && _byName.TryGetValue("_text", out ulong link))
         {
             Slide = (long)(text - link);
+            KaslrOffset = Slide;
             SlideKnown = true;
             return true;
         }
         return DetectSlide(m.Cpu.Lstar);
     }
 
+    /// <summary>Where the names came from: "ELF", or "kallsyms" once read out of the guest's kernel.</summary>
+    public string Source { get; private set; } = "ELF";
+
+    /// <summary>KASLR's offset (runtime − link address): <see cref="Slide"/> for a linked symbol file, the runtime _text − <see cref="Kallsyms.LinkText"/> for kallsyms.</summary>
+    public long KaslrOffset { get; private set; }
+
+    private bool _kallsymsTried;
+
+    /// <summary>
+    /// A kernel without a symbol file (a stock distribution kernel): once it has set LSTAR it runs its own,
+    /// relocated, code (the decompressor applied the KASLR relocations before jumping to it), so its kallsyms
+    /// tables in RAM hold runtime addresses. Read them once; the table then needs no slide.
+    /// </summary>
+    public bool TryKallsyms(Machine m)
+    {
+        if (_kallsymsTried || m.Cpu.Lstar == 0) return false;
+        _kallsymsTried = true;
+        return UseKallsyms(Kallsyms.Find(m.Memory.Ram));
+    }
+
+    /// <summary>Loads a kallsyms table found elsewhere (a scratch copy of the machine, run until the kernel had relocated itself).</summary>
+    public bool UseKallsyms(Kallsyms.Table? t)
+    {
+        if (t is null) return false;
+        Load(t.Symbols());
+        Source = "kallsyms";
+        Slide = 0;
+        KaslrOffset = t.KaslrOffset;
+        SlideKnown = true;
+        return true;
+    }
+
+    /// <summary>The symbols of the machine's kernel file, or, for a kernel without any, its kallsyms once it has relocated itself.</summary>
+    public static SymbolTable ForMachine(Machine m)
+    {
+        var t = new SymbolTable(m.Symbols);
+        t.DetectSlide(m);
+        return t;
+    }
+
     /// <summary>Takes a KASLR offset found elsewhere (e.g. by running a scratch copy of the machine to the kernel's announcement).</summary>
     public void LearnSlide(long slide)
     {
         Slide = slide;
+        KaslrOffset = slide;
         SlideKnown = true;
     }
 
@@ -72,6 +119,7 @@ public sealed class SymbolTable
     {
         if (SlideKnown || lstar == 0 || !_byName.TryGetValue("entry_SYSCALL_64", out ulong link)) return SlideKnown;
         Slide = (long)(lstar - link);
+        KaslrOffset = Slide;
         SlideKnown = true;
         return true;
     }

@@ -174,6 +174,7 @@ public class ErrorTableTests : IClassFixture<ErrorTableTests.Files>
         new("G3", "--wait without --gdb", "emu64: --wait needs --gdb PORT", 2, f => ["run", f.Good, "--wait"]),
         new("G4", "gdb port in use", "emu64: cannot listen for gdb on 127.0.0.1:{PORT}: {REASON}", 2, f => ["run", f.Good, "--gdb", BusyPort!.Value.ToString()]),
         new("G5", "debug with --gdb", "emu64: debug does not take --gdb (use run or boot --gdb PORT --wait)", 2, f => ["debug", f.Good, "--gdb", "1234"]),
+        new("G6", "--gdb-symbols without --gdb", "emu64: --gdb-symbols needs --gdb PORT", 2, f => ["run", f.Good, "--gdb-symbols", "/tmp/x.elf"]),
         // ---- dumps and analyze ----------------------------------------------------------------------------
         new("Y1", "analyze without a dump", "emu64: no dump given (usage: emu64 analyze DUMP [--use-cr3])", 2, _ => ["analyze"]),
         new("Y2", "dump file missing", "emu64: dump '{PATH}' does not exist", 2, f => ["analyze", f.Missing]),
