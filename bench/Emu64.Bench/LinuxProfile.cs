@@ -80,6 +80,19 @@ public static class LinuxProfile
         List<ulong> hs;
         lock (hostSamples) hs = [.. hostSamples];
         Table(o, "functions by host time (RIP every 1 ms from a second thread)", hs, syms);
+        // Without a symbol table (Debian ships System.map only in the -dbg package) the hottest addresses and their instructions.
+        var dis = new Disassembler(m, syms);
+        foreach (var (title, list) in new[] { ("hottest instruction-sample addresses", insnSamples), ("hottest host-time addresses", hs) })
+        {
+            o.WriteLine($"{title}:");
+            foreach (var g in list.GroupBy(r => r).OrderByDescending(g => g.Count()).Take(25))
+            {
+                string text;
+                try { text = dis.One(g.Key) is { } l ? Disassembler.Format(l) : "?"; } catch (Exception e) { text = "? " + e.GetType().Name; }
+                o.WriteLine(FormattableString.Invariant($"  {100.0 * g.Count() / list.Count,6:F2}%  {text}"));
+            }
+            o.WriteLine();
+        }
     }
 
     private static string Name(SymbolTable syms, ulong rip)

@@ -50,7 +50,7 @@ public static unsafe class Strings
         // One iteration per execution while single-stepping or watching data (cpu.IterateSingly): TF traps and data
         // breakpoints are reported after the iteration that caused them, RIP still on the instruction if it goes on.
         int chunk = cpu.IterateSingly ? 1 : Chunk;
-        if (chunk == 1 || !cpu.DirectData || !cpu.Is64 || a != 8) run = null;   // see MovsRun
+        if (chunk == 1 || !cpu.DirectData || !cpu.Is64 || a != 8 || !FastRuns) run = null;   // see MovsRun
         for (int n = 0; n < chunk; n++)
         {
             ulong c = cpu.GetReg(Reg.RCX, a);
@@ -163,6 +163,9 @@ public static unsafe class Strings
     // a code frame), or an element that crosses a page, goes through the ordinary body, which translates (and may fault,
     // or fill the fast entry that lets the next run go fast). The chunk (one retired instruction per 4,096 iterations)
     // is unchanged, so interrupts and instruction counts are as before.
+
+    /// <summary>Whether REP MOVS/STOS may run in-page stretches at once (host-side switch: benchmarks compare both ways).</summary>
+    internal static bool FastRuns = true;
 
     /// <summary>How many elements of <paramref name="size"/> bytes from <paramref name="la"/> on, in the direction of DF, lie in its page.</summary>
     private static ulong InPage(ulong la, int size, bool down)
