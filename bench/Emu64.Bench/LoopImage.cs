@@ -44,6 +44,22 @@ public static class LoopImage
         a.jmp(outer);
     });
 
+    /// <summary>Instructions one pass of <see cref="RepLoop"/> retires (each REP retires once: both stay within one 4,096-iteration chunk).</summary>
+    public const int RepLoopInstructions = 9;
+
+    /// <summary>
+    /// Linux's clear_page and copy_page with ERMS, again and again: REP STOSQ zeroes the buffer's first 4 KiB page, REP MOVSB
+    /// copies it to the second (4 KiB pages, so each REP stays inside one page per operand).
+    /// </summary>
+    public static byte[] RepLoop() => Build(a =>
+    {
+        var outer = a.CreateLabel();
+        a.Label(ref outer);
+        a.mov(edi, Buffer); a.mov(ecx, 512); a.xor(eax, eax); a.rep.stosq();
+        a.mov(esi, Buffer); a.mov(edi, Buffer + 0x1000); a.mov(ecx, 4096); a.rep.movsb();
+        a.jmp(outer);
+    });
+
     public static byte[] Build(Action<Assembler> loop)
     {
         var a32 = new Assembler(32);

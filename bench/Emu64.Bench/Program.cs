@@ -6,6 +6,7 @@ public static class Program
 {
     public static void Main(string[] args)
     {
+        if (args.Length > 0 && args[0] == "profile-linux") { LinuxProfile.Run(args); return; }
         if (args.Length > 0 && args[0] == "paired") { PairedModelCost.Run(args.Length > 1 ? int.Parse(args[1]) : 200); return; }
         BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
     }

@@ -72,7 +72,7 @@ public static class Cli
           --ips N                guest instructions per virtual second (default 1000000000): the
                                  rate at which timers (PIT, APIC, TSC, CMOS clock) see time pass
           --stats                print counters to stderr at the end (key: value lines)
-          --compile-threshold N  runs of a block before it is compiled to a .NET method (default 1000,
+          --compile-threshold N  runs of a block before it is compiled to a .NET method (default 1000000,
                                  0: interpret only); results and counters do not depend on it
           --tlb-config FILE      TLB geometry and cost model from a JSON file (see docs/MMU.md);
                                  also NAME=VALUE[,NAME=VALUE] (e.g. stlb.entries=2048,cost.cr3write=150),

@@ -181,13 +181,15 @@ public sealed class MachineOptions
     public Mmu.TlbConfig? Tlb;
     /// <summary>
     /// Whole runs of a block after which it is compiled to a .NET method (BlockCompiler.cs); 0 never compiles.
-    /// Compiled and interpreted blocks give the same results, counters and output. Compiling a block takes about a
-    /// millisecond (the JIT), which a block saves back in some tens of thousands of runs: the default (1000) leaves
-    /// boot code and one-off paths to the interpreter.
+    /// Compiled and interpreted blocks give the same results, counters and output. Compiling a region costs tens of
+    /// milliseconds of JIT time on the Linux boot (2,000 regions at a threshold of 1000 doubled its host time:
+    /// docs/PERFORMANCE.md, "Where a Linux boot spends its time"), which a region saves back only after some hundreds
+    /// of thousands of runs: the default (1,000,000) compiles the loops that run for long and leaves the rest to the
+    /// interpreter.
     /// </summary>
     public int CompileThreshold = DefaultCompileThreshold;
     public static readonly int DefaultCompileThreshold =
-        int.TryParse(Environment.GetEnvironmentVariable("EMU64_COMPILE_THRESHOLD"), out int t) && t >= 0 ? t : 1000;
+        int.TryParse(Environment.GetEnvironmentVariable("EMU64_COMPILE_THRESHOLD"), out int t) && t >= 0 ? t : 1_000_000;
 }
 
 /// <summary>A device with timed events (PIT, APIC timer, RTC).</summary>

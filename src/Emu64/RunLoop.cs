@@ -89,6 +89,16 @@ public sealed unsafe partial class Machine
         return StopReason;
     }
 
+    /// <summary>
+    /// Host-side counters of how the chain ran (profiling: bench's <c>profile-linux</c>, docs/PERFORMANCE.md); not guest
+    /// state and not part of any model. <see cref="ChainCounters.CompiledRetired"/> is the part of the retired
+    /// instructions that ran inside compiled regions; the exits say why a compiled region returned to the run loop.
+    /// </summary>
+    public readonly ChainCounters Chain = new();
+
+    /// <summary>Guest time a halted CPU skipped to the next timer event (it cost no host time).</summary>
+    public ulong IdleTicks => _idle;
+
     /// <summary>When set, the loop runs one instruction per block (debugger stepping, breakpoints).</summary>
     public bool DebugStepHook;
 
@@ -268,17 +278,22 @@ public sealed unsafe partial class Machine
             if (code != null)
             {
                 // A compiled region may run on into other blocks of its page: continue from the one it ran last.
+                ulong before = cpu.Retired;
                 int last = code(cpu, stopRetired, block.Entry);
-                if (last < 0) return;
+                var cc = Chain;
+                cc.CompiledEntries++;
+                cc.CompiledRetired += cpu.Retired - before;
+                if (last < 0) { cc.ExitEarly++; return; }
                 block = block.Region![last];
-                if (!block.Chainable) return;
+                if (!block.Chainable) { cc.ExitUnchainable++; return; }
             }
             else
             {
                 if (compileAt > 0 && ++block.Heat == compileAt) { BlockCompiler.Compile(block); Cache.Compiled++; }
+                Chain.InterpretedBlocks++;
                 if (!RunInsns(cpu, block, n) || !block.Chainable) return;
             }
-            if (cpu.Retired >= stopRetired || ChainMustLeave()) return;
+            if (cpu.Retired >= stopRetired || ChainMustLeave()) { if (code != null) Chain.ExitBoundary++; return; }
             if (block.Resync)
             {
                 // After SYSCALL/SYSRET/MOV CR3: the same mode (a change set ExitBlock), maybe another CPL or PCID.
@@ -307,6 +322,7 @@ public sealed unsafe partial class Machine
                 next = block.Next1;
                 if (next is null || next.Phys != pa || !next.Valid)
                 {
+                    Chain.LinkMisses++;
                     next = Cache.Lookup(pa, bitness) ?? Cache.Decode(pa, la, bitness);
                     if (next is null) { RunCrossingInstruction(cpu, la, pa, bitness); return; }
                     if (block.Next0 is null || !block.Next0.Valid) block.Next0 = next; else block.Next1 = next;
@@ -345,6 +361,23 @@ public sealed unsafe partial class Machine
         cpu.Retired++;
     }
 
+}
+
+/// <summary>Host-side counters of the block chain (see <see cref="Machine.Chain"/>).</summary>
+public sealed class ChainCounters
+{
+    /// <summary>Calls into compiled regions, and the instructions retired inside them.</summary>
+    public ulong CompiledEntries, CompiledRetired;
+    /// <summary>Blocks run by the interpreter's loop inside the chain.</summary>
+    public ulong InterpretedBlocks;
+    /// <summary>
+    /// Why a compiled region returned: an instruction ended its block early (ExitBlock: a REP chunk, a store into code,
+    /// a mode change), the last block cannot chain (I/O, system instruction), or the run loop had to act (event due,
+    /// interrupt line, stop). Any other return went on to the next block through the links (another region or the interpreter).
+    /// </summary>
+    public ulong ExitEarly, ExitUnchainable, ExitBoundary;
+    /// <summary>Next-block look-ups the two links did not answer (decode-cache dictionary look-ups or decodes).</summary>
+    public ulong LinkMisses;
 }
 
 /// <summary>A per-instruction observer (debugger, instruction trace), active only while <see cref="Machine.DebugStepHook"/> is set.</summary>

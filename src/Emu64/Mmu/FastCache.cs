@@ -304,6 +304,41 @@ public sealed partial class Mmu
         return (byte*)f.Host + (la & 0xFFF);
     }
 
+    /// <summary>
+    /// <paramref name="k"/> iterations of REP MOVS at once (Isa/Strings.cs), each a read of the source page then a write of the
+    /// destination page, when both fast entries (<paramref name="readBase"/>, <paramref name="writeBase"/>: read and write
+    /// at the current CPL) are live with host frames: every one of those 2k accesses would hit them, so this counts them
+    /// exactly as they would be counted and returns both host addresses; otherwise it counts nothing and returns false.
+    /// The LRU state after the alternating uses: if the two hits use different entries of one LRU array, each use is a new
+    /// most-recent use (the clock advances 2k times, the source's entry stamped one before the destination's); if they
+    /// use one entry, or entries of two arrays, each array sees one entry used k times in a row, which leaves what one use
+    /// leaves (<see cref="Touch"/>).
+    /// </summary>
+    internal unsafe bool CopyRun(ulong srcLa, ulong dstLa, int readBase, int writeBase, int pcidHash, uint pcid, ulong k, out byte* src, out byte* dst)
+    {
+        src = dst = null;
+        ref FastEntry a = ref FastSlotAt(readBase, srcLa, pcidHash);
+        if (!Live(ref a, srcLa, pcid) || a.Host == 0) return false;
+        ref FastEntry b = ref FastSlotAt(writeBase, dstLa, pcidHash);
+        if (!Live(ref b, dstLa, pcid) || b.Host == 0) return false;
+        a.Hits += k;
+        b.Hits += k;
+        Touch(ref a);
+        Touch(ref b);
+        var lru = a.Lru;
+        if (k > 1 && lru != null && lru == b.Lru && a.Way != b.Way)
+        {
+            // After the first pair the source's entry is stamped clock - 1 and the destination's clock; each further pair
+            // advances the clock twice and leaves the same order.
+            lru.Clock += 2 * (k - 1);
+            lru.E[a.Way].Stamp = a.Stamp = lru.Clock - 1;
+            lru.E[b.Way].Stamp = b.Stamp = lru.Clock;
+        }
+        src = (byte*)a.Host + (srcLa & 0xFFF);
+        dst = (byte*)b.Host + (dstLa & 0xFFF);
+        return true;
+    }
+
     /// <summary>The fast-cache index base of a data access of kind <paramref name="acc"/> (Read or Write | User).</summary>
     internal static int FastKindBase(Access acc) => ((int)acc & 7) << FastBits;
 
