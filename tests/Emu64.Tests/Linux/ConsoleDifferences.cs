@@ -78,6 +78,23 @@ public static class ConsoleDifferences
         return d;
     }
 
+    /// <summary>
+    /// The lines of a <see cref="Diff"/> that only moved: the same text taken out at one place and put in at another, as
+    /// a line printed by an asynchronous probe does (the keyboard's `input:` line comes from a worker thread whose turn
+    /// under QEMU depends on the host's timing). Returns the diff without them, and the moved texts.
+    /// </summary>
+    public static (List<string> Others, List<string> Moved) SplitMoves(List<string> diff)
+    {
+        static string Text(string d) => d[(d.IndexOf(": ", StringComparison.Ordinal) + 2)..];
+        var removed = diff.Where(d => d[0] == '-').Select(Text).ToList();
+        var moved = new List<string>();
+        foreach (var d in diff.Where(d => d[0] == '+'))
+            if (removed.Remove(Text(d))) moved.Add(Text(d));
+        List<string> plus = [.. moved], minus = [.. moved];
+        var rest = diff.Where(d => !(d[0] == '+' ? plus : minus).Remove(Text(d))).ToList();
+        return (rest, moved);
+    }
+
     /// <summary>The console's lines without carriage returns, printk timestamps and trailing empty lines.</summary>
     public static List<string> Normalize(string console)
     {

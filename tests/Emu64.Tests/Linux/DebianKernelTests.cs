@@ -202,7 +202,11 @@ public class DebianKernelTests(DebianBoot boot, ITestOutputHelper output) : ICla
                 $"docs/LINUX.md lists `{r.Pattern}` ({r.Where}) but no such line is on that console any more");
         var keptEmu = emu.Where(l => !rules.Any(r => r.Emu64 && r.Matches(l))).ToList();
         var keptQemu = qemu.Where(l => !rules.Any(r => r.Qemu && r.Matches(l))).ToList();
-        var diff = ConsoleDifferences.Diff(keptQemu, keptEmu);
+        // A line of an asynchronous probe may come earlier or later under QEMU (host timing): the same text moved by a few
+        // places is reported, not failed, as long as few lines move; every other line must be equal and in order.
+        var (diff, moved) = ConsoleDifferences.SplitMoves(ConsoleDifferences.Diff(keptQemu, keptEmu));
+        foreach (var t in moved) output.WriteLine($"moved (printed at another point under QEMU): {t}");
+        Assert.True(moved.Count <= 3, $"{moved.Count} lines are in another order:\n" + string.Join("\n", moved));
         Assert.True(diff.Count == 0, $"{diff.Count} lines differ ({keptEmu.Count} Emu64 lines and {keptQemu.Count} QEMU lines compared) and docs/LINUX.md does not list them:\n"
             + string.Join("\n", diff.Take(40)));
         output.WriteLine($"{keptEmu.Count} lines identical in order ({emu.Count} on Emu64's console, {qemu.Count} on QEMU's)");
