@@ -49,6 +49,37 @@ public sealed class DebianKernelFactAttribute : FactAttribute
 }
 
 /// <summary>A fact that compares the Debian kernel's boot under Emu64 with QEMU's: skipped, visibly, without either.</summary>
+/// <summary>A fact that boots the fetched Debian kernel and drives it with gdb: skipped, visibly, without either.</summary>
+public sealed class DebianKernelGdbFactAttribute : FactAttribute
+{
+    public DebianKernelGdbFactAttribute()
+    {
+        if (DebianKernel.SkipReason() is { } r) Skip = r;
+        else if (!Gdb.Available) Skip = $"{Gdb.Program} is not installed";
+    }
+}
+
+/// <summary>
+/// A fact that compares a transcript recorded in the docs with a run of the fetched kernel: the addresses in it depend
+/// on the exact kernel package (KASLR's choices, symbol addresses), so with another package than the one recorded it
+/// skips, saying how to record the transcript again.
+/// </summary>
+public sealed class DebianKernelTranscriptFactAttribute : FactAttribute
+{
+    /// <summary>The package the committed transcripts were recorded with (tests/linux/out/debs).</summary>
+    public const string RecordedWith = "linux-image-6.1.0-57-cloud-amd64_6.1.192-3_amd64.deb";
+
+    public DebianKernelTranscriptFactAttribute()
+    {
+        if (DebianKernel.SkipReason() is { } r) { Skip = r; return; }
+        var debs = Path.Combine(DebianKernel.Dir!, "debs");
+        string? have = Directory.Exists(debs) ? Directory.GetFiles(debs, "linux-image-*.deb").Select(Path.GetFileName).FirstOrDefault() : null;
+        if (have != RecordedWith)
+            Skip = $"the transcript was recorded with {RecordedWith}, tests/linux/fetch-linux.sh fetched {have ?? "no kernel package"}: " +
+                   "record it again with EMU64_UPDATE_WALKTHROUGH=1 dotnet test --filter LinuxDebugTests and update RecordedWith";
+    }
+}
+
 public sealed class DebianKernelQemuFactAttribute : FactAttribute
 {
     public DebianKernelQemuFactAttribute()

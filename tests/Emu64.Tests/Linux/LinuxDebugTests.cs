@@ -112,7 +112,7 @@ public class LinuxDebugTests(LinuxDebugBoot boot, ITestOutputHelper output) : IC
         Assert.Equal(Kallsyms.LinkText + (ulong)boot.KaslrOffset, boot.Named["_text"]);
     }
 
-    [DebianKernelFact]
+    [DebianKernelTranscriptFact]
     public void The_stepping_walkthrough_in_LINUX_md_is_the_real_output_of_docs_linux_syscall_txt()
     {
         string doc = Path.Combine(LinuxDebugBoot.Root, "docs", "LINUX.md");
@@ -155,10 +155,9 @@ public class LinuxDebugTests(LinuxDebugBoot boot, ITestOutputHelper output) : IC
         Assert.Contains(boot.Transcript, t => t.Command == "walk 0x401000" && t.Output.Contains("(4K page, user read-only exec)"));
     }
 
-    [DebianKernelFact]
+    [DebianKernelGdbFact]
     public void Stock_gdb_breaks_on_entry_SYSCALL_64_of_the_KASLR_kernel_with_the_symbol_file_from_kallsyms()
     {
-        if (boot.GdbSkipped is { } why) { output.WriteLine(why); return; }
         output.WriteLine(boot.Gdb);
         Assert.Null(boot.StubError);
         ulong entry = boot.Named["entry_SYSCALL_64"];
