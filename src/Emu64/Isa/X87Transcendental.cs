@@ -8,8 +8,8 @@ using static Emu64.Isa.X87Core;
 namespace Emu64.Isa;
 
 /// <summary>
-/// FSIN, FCOS, FSINCOS, FPTAN (|x| &lt; 2^63, else C2=1 and the operand unchanged; the argument is reduced by π/2
-/// exactly), FPATAN, F2XM1, FYL2X, FYL2XP1. Each value is computed in fixed point (<see cref="X87Math"/>) with at least
+/// FSIN, FCOS, FSINCOS, FPTAN (|x| &lt; 2^63, else C2=1 and the operand unchanged; the argument is reduced exactly by the
+/// SDM's 66-bit Pi/2, as Intel's x87 does), FPATAN, F2XM1, FYL2X, FYL2XP1. Each value is computed in fixed point (<see cref="X87Math"/>) with at least
 /// 192 bits beyond the operand's own scale and rounded once to 64 bits by the rounding control (the precision control
 /// does not apply, SDM vol. 1 §8.1.5.2); C1 says whether it was rounded up.
 /// </summary>
@@ -63,19 +63,25 @@ public static unsafe class X87Transcendental
         return false;
     }
 
-    /// <summary>x reduced modulo π/2: r (fixed, w bits) and the quadrant n mod 4.</summary>
+    /// <summary>
+    /// The π the x87 reduces by: SDM vol. 1 §8.3.8 ("Approximation of Pi") gives it as 0.f·2^2 with
+    /// f = C90FDAA2 2168C234 C, 66 significant bits (π rounded to nearest-even to 68 bits). So FSIN(x) is really
+    /// sin(x − n·Pi/2) taken by quadrant, not sin(x): near a multiple of π the result is the distance to a multiple of
+    /// this Pi, not of π (FSIN of FLDPI's value is −2^-64 where sin of that value is −5.0166e-20).
+    /// </summary>
+    internal static readonly BigInteger Pi66 = BigInteger.Parse("0C90FDAA22168C234C", System.Globalization.NumberStyles.HexNumber);
+    private const int Pi66Fraction = 66;      // Pi = Pi66 · 2^-66
+
+    /// <summary>x reduced modulo Pi/2 exactly: r (fixed, w bits) and the quadrant n mod 4 (n = x/(Pi/2) rounded to nearest).</summary>
     private static BigInteger Reduce(F80 x, int w, out int quadrant)
     {
         BigInteger X = ToFixed(x, w);
         int e = ExpOf(x);
         if (e < -1) { quadrant = 0; return X; }                  // |x| < 1/2 < π/4
-        BigInteger halfPi = X87Math.PiBits(w + 128) >> 129;       // π/2 with w bits, from w+128
-        BigInteger halfPiWide = X87Math.PiBits(w + 128) >> 1;
-        BigInteger Xw = X << 128;
-        BigInteger n = BigInteger.Divide(Xw + (halfPiWide >> 1) * Xw.Sign, halfPiWide);
-        BigInteger r = (Xw - n * halfPiWide) >> 128;
+        BigInteger halfPi = Pi66 << (w - Pi66Fraction - 1);      // Pi/2 in w fraction bits: exact (w > 67)
+        BigInteger n = BigInteger.Divide(X + (halfPi >> 1) * X.Sign, halfPi);
+        BigInteger r = X - n * halfPi;                           // exact: never 0 (Pi's odd part has 66 bits, x has 64)
         quadrant = (int)(((n % 4) + 4) % 4);
-        _ = halfPi;
         return r;
     }
 
