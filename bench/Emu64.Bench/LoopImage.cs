@@ -44,6 +44,33 @@ public static class LoopImage
         a.jmp(outer);
     });
 
+    /// <summary>
+    /// SSE/SSE2 over the 64 KiB buffer (4 KiB pages): an unaligned 16-byte load, integer add, shuffle, xor, a packed
+    /// single add, the 16-byte store back, advance (the buffer never settles: each pass adds to it). CR4.OSFXSR/OSXMMEXCPT are set first (without them SSE is #UD).
+    /// </summary>
+    public static byte[] SseLoop() => Build(a =>
+    {
+        var outer = a.CreateLabel(); var inner = a.CreateLabel();
+        a.mov(rax, cr4); a.or(rax, 0x600); a.mov(cr4, rax);
+        a.mov(eax, 0x3F800000); a.movd(xmm4, eax); a.pshufd(xmm4, xmm4, 0);   // 1.0f in every lane
+        a.movdqa(xmm1, xmm4);
+        a.mov(eax, 0x40000000); a.movd(xmm5, eax);                              // 2.0f in lane 0 only
+        a.Label(ref outer);
+        a.mov(esi, Buffer);
+        a.mov(ecx, BufferBytes / 16);
+        a.Label(ref inner);
+        a.movdqu(xmm0, __xmmword_ptr[rsi]);
+        a.paddq(xmm0, xmm1);
+        a.pshufd(xmm2, xmm0, 0x1B);
+        a.pxor(xmm2, xmm5);
+        a.addps(xmm3, xmm4);
+        a.movdqu(__xmmword_ptr[rsi], xmm2);
+        a.add(rsi, 16);
+        a.dec(ecx);
+        a.jnz(inner);
+        a.jmp(outer);
+    });
+
     /// <summary>Instructions one pass of <see cref="RepLoop"/> retires (each REP retires once: both stay within one 4,096-iteration chunk).</summary>
     public const int RepLoopInstructions = 9;
 

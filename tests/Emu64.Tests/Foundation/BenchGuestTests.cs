@@ -38,9 +38,22 @@ public class BenchGuestTests
     }
 
     [Fact]
+    public void The_SSE_loop_guest_runs_its_packed_operations_without_faults()
+    {
+        var m = Boot(LoopImage.SseLoop());
+        ulong before = m.Cpu.Retired;
+        Assert.Equal(StopReason.None, m.Run(1_000_000));
+        Assert.Equal(before + 1_000_000, m.Cpu.Retired);
+        Assert.Equal(0UL, m.Stats.Faults);
+        Assert.Equal(0UL, m.Stats.UnimplementedTotal);
+        Assert.Equal(0x600UL, m.Cpu.CR4 & 0x600);   // CR4.OSFXSR and CR4.OSXMMEXCPT set
+        Assert.NotEqual(0UL, m.Memory.Read(LoopImage.Buffer, 8) | m.Memory.Read(LoopImage.Buffer + 8, 8));
+    }
+
+    [Fact]
     public void A_hot_loop_allocates_nothing_per_guest_instruction()
     {
-        foreach (var image in new[] { LoopImage.RegisterLoop(), LoopImage.MemoryLoop() })
+        foreach (var image in new[] { LoopImage.RegisterLoop(), LoopImage.MemoryLoop(), LoopImage.SseLoop() })
         {
             var m = Boot(image);
             long before = GC.GetAllocatedBytesForCurrentThread();
