@@ -75,9 +75,8 @@ public static unsafe class X87Compare
         int src = i.R1, r;
         if (f.IsEmpty(0) || f.IsEmpty(src)) { fl = IE | SF; r = 2; }
         else r = Float80.Compare(St(f, 0), St(f, src), quiet, ref fl);
-        ushort c1 = (ushort)(f.Status & C1);
         bool ok = Commit(f, (ushort)(fl & ~C1));
-        if ((fl & SF) == 0) f.Status |= c1;   // FCOMI leaves C1 alone unless the stack underflows (as measured)
+        f.Status &= unchecked((ushort)~C1);   // "C1 Set to 0" (SDM vol. 2 FCOMI; Bochs too). AMD leaves it alone.
         ulong flags = r switch { 0 => RFlags.ZF, -1 => RFlags.CF, 1 => 0UL, _ => RFlags.ZF | RFlags.PF | RFlags.CF };
         cpu.Rflags = (cpu.Rflags & ~(RFlags.ZF | RFlags.PF | RFlags.CF | RFlags.OF | RFlags.SF | RFlags.AF)) | flags;
         if (pop && ok) Pop(f);

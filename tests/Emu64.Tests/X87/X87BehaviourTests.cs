@@ -40,6 +40,21 @@ public sealed class X87BehaviourTests
         Assert.Equal(7, (s.Fsw >> 11) & 7);                                                  // popped: TOP = 7
     }
 
+    /// <summary>SDM vol. 2, FCOMI/FCOMIP/FUCOMI/FUCOMIP, FPU flags affected: "C1 Set to 0" (an AMD host leaves it).</summary>
+    [Fact]
+    public void FCOMI_and_FUCOMIP_set_C1_to_0_as_the_SDM_says()
+    {
+        foreach (var insn in new Action<Assembler>[] { a => a.fcomi(st0, st1), a => a.fucomip(st0, st1) })
+        {
+            var s = new X87State { Fcw = 0x37F, Fsw = 0x3200, Ftw = 0xC0, Mxcsr = 0x1F80 };   // TOP = 6, C1 = 1
+            s.SetSt(0, 0x8000000000000000, 0x3FFF);                                              // 1.0
+            s.SetSt(1, 0xC000000000000000, 0x3FFF);                                              // 1.5
+            Assert.Equal(-1, new X87Emu(Asm(insn)).Run(ref s));
+            Assert.Equal(0, s.Fsw & 0x200);
+            Assert.Equal(1UL, s.Flags & 0x45);                                                   // ST(0) < ST(1): CF = 1, ZF = PF = 0
+        }
+    }
+
     [Fact]
     public void An_x87_instruction_raises_NM_when_CR0_EM_or_CR0_TS_is_set()
     {

@@ -73,7 +73,8 @@ public sealed class X87DifferentialTests(ITestOutputHelper output)
         F("fucom st2", a => a.fucom(st0, st2), 0), F("fucompp", a => a.fucompp(), 0), F("ficom m16", a => a.ficom(__word_ptr[rsi]), 0),
         F("fcom m64", a => a.fcom(__qword_ptr[rsi]), 0),
         F("ftst", a => a.ftst(), 0), F("fxam", a => a.fxam(), 0),
-        F("fcomi st1", a => a.fcomi(st0, st1)), F("fucomip st1", a => a.fucomip(st0, st1)),
+        // FCOMI's C1: the SDM sets it to 0 (Intel, Emu64), AMD leaves it as it was; X87BehaviourTests checks the SDM's value
+        F("fcomi st1", a => a.fcomi(st0, st1), AllCc), F("fucomip st1", a => a.fucomip(st0, st1), AllCc),
     ];
 
     public static readonly Form[] Control =
