@@ -99,7 +99,6 @@ public static class DiffForms
             4 => new[] { Register.EBX, Register.ESI, Register.EDI }[nth],
             _ => new[] { Register.RBX, Register.RSI, Register.RDI }[nth],
         };
-        int memSize = 0;
         bool hasImm = false, isBranch = false;
         var immKinds = new List<OpCodeOperandKind>();
         for (int k = 0; k < op.OpCount; k++)

@@ -99,8 +99,8 @@ public static class IntelVectors
     public static string Explain(string outcome)
     {
         if (outcome[0] == '.') return "a fault";
-        int f = Digits.IndexOf(outcome[0]);
-        ulong fl = (ulong)(f & 1) | (ulong)(f & 2) << 1 | (ulong)(f & 4) << 2 | (ulong)(f & 8) << 3 | (ulong)(f & 16) << 3 | (ulong)(f & 32) << 6;
+        ulong f = (uint)Digits.IndexOf(outcome[0]);
+        ulong fl = (f & 1) | (f & 2) << 1 | (f & 4) << 2 | (f & 8) << 3 | (f & 16) << 3 | (f & 32) << 6;
         return $"flags {Differential.FlagNames(fl)}" + (outcome.Length > 2 ? $", values {outcome[2..]}" : "");
     }
 
