@@ -106,7 +106,7 @@ public sealed class X87DifferentialTests(ITestOutputHelper output)
         "arith" => Arith, "moves" => Moves, "compares" => Compares, "control" => Control, _ => Mmx,
     }).Select(f => new object[] { f.Name });
 
-    private static Form Find(string name) => Arith.Concat(Moves).Concat(Compares).Concat(Control).Concat(Mmx).First(f => f.Name == name);
+    internal static Form Find(string name) => Arith.Concat(Moves).Concat(Compares).Concat(Control).Concat(Mmx).First(f => f.Name == name);
 
     [Theory]
     [MemberData(nameof(Names), "arith")]
@@ -188,7 +188,7 @@ public sealed class X87DifferentialTests(ITestOutputHelper output)
         return v;
     }
 
-    private static X87State Make(Random r, Form f)
+    internal static X87State Make(Random r, Form f)
     {
         var s = new X87State();
         ushort pc = (ushort)(new[] { 0, 2, 3 }[r.Next(3)] << 8), rc = (ushort)(r.Next(4) << 10);
