@@ -64,7 +64,7 @@ public static unsafe partial class SystemInsns
     internal static void JmpFar(CpuCore cpu, ref Insn i)
     {
         var (sel, off, size) = FarTarget(cpu, ref i);
-        if ((sel & 3) > cpu.Cpl) cpu.Gp((uint)(sel & ~3));
+        if ((sel & 3) > cpu.Cpl && cpu.Mode != CpuMode.Real) cpu.Gp((uint)(sel & ~3));
         var cs = cpu.CheckCodeSegment(sel, cpu.Cpl);
         ulong target = cs.Long && cpu.LongMode ? off : off & InsnBuilder.Mask(size);
         if (cs.Long && cpu.LongMode ? !cpu.IsCanonical(target) : target > cs.Limit) cpu.Gp();
@@ -75,7 +75,7 @@ public static unsafe partial class SystemInsns
     internal static void CallFar(CpuCore cpu, ref Insn i)
     {
         var (sel, off, size) = FarTarget(cpu, ref i);
-        if ((sel & 3) > cpu.Cpl) cpu.Gp((uint)(sel & ~3));
+        if ((sel & 3) > cpu.Cpl && cpu.Mode != CpuMode.Real) cpu.Gp((uint)(sel & ~3));
         var cs = cpu.CheckCodeSegment(sel, cpu.Cpl);
         ulong target = cs.Long && cpu.LongMode ? off : off & InsnBuilder.Mask(size);
         if (cs.Long && cpu.LongMode ? !cpu.IsCanonical(target) : target > cs.Limit) cpu.Gp();
@@ -96,7 +96,7 @@ public static unsafe partial class SystemInsns
         ulong off = cpu.PeekStack(size);
         ushort sel = (ushort)cpu.PeekStack(2, size);
         ulong extra = i.K0 == Opnd.Imm ? i.Imm & 0xFFFF : 0;
-        int rpl = sel & 3;
+        int rpl = cpu.Mode == CpuMode.Real ? 0 : sel & 3;   // real mode: no privilege levels
         if (rpl < cpu.Cpl) cpu.Gp((uint)(sel & ~3));
         var cs = cpu.CheckCodeSegment(sel, rpl);
         if (rpl > cpu.Cpl)
@@ -137,7 +137,7 @@ public static unsafe partial class SystemInsns
         ulong newRip = cpu.PeekStack(size);
         ushort sel = (ushort)cpu.PeekStack(2, size);
         ulong newFlags = cpu.PeekStack(size, 2 * size);
-        int rpl = sel & 3;
+        int rpl = cpu.Mode == CpuMode.Real ? 0 : sel & 3;   // real mode: no privilege levels
         if (rpl < cpu.Cpl) cpu.Gp((uint)(sel & ~3));
         var cs = cpu.CheckCodeSegment(sel, rpl);
         bool popStack = cpu.Is64 || rpl > cpu.Cpl;
