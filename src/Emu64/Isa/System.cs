@@ -255,6 +255,7 @@ public static unsafe partial class SystemInsns
 
     private static void Rdtscp(CpuCore cpu, ref Insn i)
     {
+        if ((cpu.Ext1Edx & (1u << 27)) == 0) cpu.Ud();      // CPUID.80000001H:EDX.RDTSCP (--cpu -rdtscp)
         Rdtsc(cpu, ref i);
         cpu.R[Reg.RCX] = cpu.TscAux & 0xFFFFFFFF;
     }
@@ -273,6 +274,8 @@ public static unsafe partial class SystemInsns
 
     private static void Rdrand(CpuCore cpu, ref Insn i)
     {
+        // #UD when CPUID does not report the instruction: RDRAND CPUID.01H:ECX[30], RDSEED CPUID.(EAX=07H):EBX[18].
+        if (i.I.Mnemonic == Mnemonic.Rdseed ? !cpu.HasFeature7Ebx(18) : (cpu.Leaf1Ecx & (1u << 30)) == 0) cpu.Ud();
         cpu.SetReg(i.R0, i.Size, cpu.Machine.NextRandom());
         cpu.SetStatus(true, false, false, false, false, false);   // CF=1: a value was available
     }
