@@ -416,7 +416,9 @@ public static unsafe partial class SystemInsns
         if (type > 3) cpu.Gp();
         if ((lo >> 12) != 0) cpu.Gp();                      // descriptor bits 63:12 must be zero
         ushort pcid = (ushort)(lo & 0xFFF);
-        if (type == 0 && !cpu.IsCanonical(la)) cpu.Gp();
+        // The descriptor's address is checked as the other addresses kept for later use: against 57 bits on a
+        // processor that supports 5-level paging, whatever CR4.LA57 says (SDM vol. 3A §4.5.1).
+        if (type == 0 && !cpu.IsCanonicalSystem(la)) cpu.Gp();
         if (type <= 1 && !cpu.PcidOn && pcid != 0) cpu.Gp();
         cpu.Mmu.Invpcid((int)type, pcid, la);
     }
