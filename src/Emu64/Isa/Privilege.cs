@@ -122,12 +122,16 @@ public static unsafe partial class SystemInsns
         int size = i.Size;
         if (cpu.Mode == CpuMode.Real)
         {
-            ulong ip = cpu.PeekStack(2), rcs = cpu.PeekStack(2, 2), fl = cpu.PeekStack(2, 4);
-            cpu.AdjustStack(6);
+            // Real-address mode (SDM vol. 2 IRET): IP, CS and FLAGS in the operand size. A 32-bit IRET takes
+            // EFLAGS AND 257FD5H from the stack and keeps VM, VIF and VIP (EFLAGS AND 1A0000H).
+            ulong ip = cpu.PeekStack(size), rcs = cpu.PeekStack(2, size), fl = cpu.PeekStack(size, 2 * size);
+            if (ip > cpu.Segs[Seg.CS].Limit) cpu.Gp();
+            cpu.AdjustStack(3 * size);
             cpu.Segs[Seg.CS].Selector = (ushort)rcs;
-            cpu.Segs[Seg.CS].Base = rcs << 4;
+            cpu.Segs[Seg.CS].Base = (rcs & 0xFFFF) << 4;
             cpu.Rip = ip;
-            cpu.Rflags = (cpu.Rflags & ~0xFFFFUL) | fl;
+            cpu.Rflags = size == 4 ? (fl & 0x257FD5) | (cpu.Rflags & 0x1A0000) | RFlags.Reserved1
+                                   : (cpu.Rflags & ~0xFFFFUL) | fl | RFlags.Reserved1;
             cpu.ExitBlock = true;
             return;
         }

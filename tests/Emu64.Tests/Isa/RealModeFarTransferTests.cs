@@ -79,4 +79,35 @@ public class RealModeFarTransferTests
         Assert.Equal(Vec.GP, Exec(cpu, 0xEA, 0x00, 0x90, 0x03, 0x00)); // jmp far 0003:9000
         Assert.Equal(0x1000ul, cpu.Rip);
     }
+
+    [Fact]
+    public void A_32_bit_IRET_pops_EIP_CS_and_EFLAGS_as_doublewords_and_masks_EFLAGS_with_257FD5H()
+    {
+        var cpu = RealCpu();
+        cpu.Rsp = 0x8000;
+        var mem = cpu.Machine.Memory;
+        mem.Write(0x8000, 4, 0x2345);          // EIP
+        mem.Write(0x8004, 4, 0x0200);          // CS
+        mem.Write(0x8008, 4, 0xFFC1_8AD7);     // EFLAGS with VM, VIF, VIP, ID and reserved bits set
+        Assert.Equal(-1, Exec(cpu, 0x66, 0xCF));                       // iretd
+        Assert.Equal(0x2345ul, cpu.Rip);
+        Assert.Equal(0x200, cpu.Segs[Seg.CS].Selector);
+        Assert.Equal(0x2000ul, cpu.Segs[Seg.CS].Base);
+        Assert.Equal(0x800Cul, cpu.Rsp);
+        Assert.Equal((0xFFC1_8AD7ul & 0x257FD5) | 2, cpu.Rflags);    // VM/VIF/VIP kept clear, bit 1 set
+    }
+
+    [Fact]
+    public void A_16_bit_IRET_pops_three_words()
+    {
+        var cpu = RealCpu();
+        cpu.Rsp = 0x8000;
+        var mem = cpu.Machine.Memory;
+        mem.Write(0x8000, 2, 0x1234); mem.Write(0x8002, 2, 0x0010); mem.Write(0x8004, 2, 0x0246);
+        Assert.Equal(-1, Exec(cpu, 0xCF));                             // iret
+        Assert.Equal(0x1234ul, cpu.Rip);
+        Assert.Equal(0x100ul, cpu.Segs[Seg.CS].Base);
+        Assert.Equal(0x8006ul, cpu.Rsp);
+        Assert.Equal(0x246ul, cpu.Rflags & 0xFFFF);
+    }
 }
