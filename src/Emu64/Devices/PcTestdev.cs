@@ -18,8 +18,8 @@ namespace Emu64.Devices;
 /// <item>Ports 0xE4–0xE7: "flush page": a 32-bit write names a guest physical page that QEMU briefly
 /// unmaps from its own address space, to make a KVM host fault on it. Nothing about the page changes
 /// for the guest, and Emu64 has no host mapping to drop, so the write has no effect.</item>
-/// <item>Ports 0x2000–0x2017: one byte-wide port per interrupt line; writing a non-zero value raises
-/// line N (0x2000 + N), zero lowers it. Lines 0–15 are the ISA lines (both the 8259 and the I/O APIC,
+/// <item>Ports 0x2000–0x2017: one byte-wide port per interrupt line; writing a non-zero byte raises
+/// line N (0x2000 + N), zero lowers it; a wider write is one byte write per port, as QEMU splits it. Lines 0–15 are the ISA lines (both the 8259 and the I/O APIC,
 /// as every ISA device), 16–23 the I/O APIC's other pins.</item>
 /// <item>Physical 0xFF000000–0xFF00FFFF: 64 KiB of device memory that keeps what is written, a page a
 /// test maps to make every instruction's memory operand an MMIO access.</item>
@@ -85,7 +85,10 @@ public sealed class PcTestdev : IIoDevice, IMmioDevice
         }
         if (port is >= IrqPortBase and < IrqPortBase + IrqLines)
         {
-            if (size == 1) _setLine(port - IrqPortBase, (byte)value != 0);
+            // The ports are a byte wide: QEMU splits a wider access into byte accesses to consecutive ports,
+            // so `outl %eax, $0x200b` with EAX = 1 raises line 11 and lowers lines 12-14.
+            for (int k = 0; k < size && port - IrqPortBase + k < IrqLines; k++)
+                _setLine(port - IrqPortBase + k, (byte)(value >> (8 * k)) != 0);
             return;
         }
         // FlushPort: a guest-invisible host operation (see the class comment).

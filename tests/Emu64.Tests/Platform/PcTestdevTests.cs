@@ -66,6 +66,12 @@ public class PcTestdevTests
         m.Io.Out(0x20, 1, 0x20);
         m.Io.Out(0x200E, 1, 0x80);                        // any non-zero value raises the line
         Assert.Equal(0x2E, m.Platform.Acknowledge());     // IRQ14 on the slave: vector 0x28 + 6
+        m.Io.Out(0xA0, 1, 0x20); m.Io.Out(0x20, 1, 0x20);
+        m.Io.Out(0x200B, 4, 0x00000001);                  // one byte per port: line 11 up, lines 12-14 down
+        Assert.Equal(0x2B, m.Platform.Acknowledge());
+        m.Io.Out(0xA0, 1, 0x20); m.Io.Out(0x20, 1, 0x20);
+        m.Io.Out(0x200E, 1, 1);                           // line 14 was lowered by the wide write: a new edge
+        Assert.Equal(0x2E, m.Platform.Acknowledge());
     }
 
     [Fact]
