@@ -74,6 +74,9 @@ public static class Cli
           --stats                print counters to stderr at the end (key: value lines)
           --compile-threshold N  runs of a block before it is compiled to a .NET method (default 1000000,
                                  0: interpret only); results and counters do not depend on it
+          --cpu [max,]-FEATURE[,...]
+                                 turn CPU features off as QEMU's -cpu does (CPUID and behaviour follow):
+                                 pcid, invpcid, la57, umip, pku, smep, smap, fsgsbase, rdtscp, rdrand, rdseed
           --tlb-config FILE      TLB geometry and cost model from a JSON file (see docs/MMU.md);
                                  also NAME=VALUE[,NAME=VALUE] (e.g. stlb.entries=2048,cost.cr3write=150),
                                  repeatable, applied in order
@@ -278,6 +281,8 @@ public static class Cli
         public ulong Ips { get; init; } = 1_000_000_000;
         /// <summary>Runs of a block before it is compiled (--compile-threshold; 0: interpret only).</summary>
         public int CompileThreshold { get; init; } = MachineOptions.DefaultCompileThreshold;
+        /// <summary>--cpu: the CPU features turned off.</summary>
+        public IReadOnlyList<Emu64.Cpu.CpuFeatures.Feature> CpuOff { get; init; } = [];
         /// <summary>--dump-on-exit FILE: where to write the guest memory dump when the run ends.</summary>
         public string? DumpFile { get; init; }
         /// <summary>
@@ -300,6 +305,7 @@ public static class Cli
         var initrds = new List<string>();
         bool stats = false;
         var tlb = new List<string>();
+        IReadOnlyList<Emu64.Cpu.CpuFeatures.Feature> cpuOff = [];
         for (int i = 0; i < a.Length; i++)
         {
             string o = a[i];
@@ -329,6 +335,10 @@ public static class Cli
                 case "--seed": seed = ParseCount(o, Value()); break;
                 case "--stats": stats = true; break;
                 case "--tlb-config": tlb.Add(Value()); break;
+                case "--cpu":
+                    try { cpuOff = Emu64.Cpu.CpuFeatures.Parse(Value()); }
+                    catch (ArgumentException e) { throw new CliException($"--cpu: {e.Message}"); }
+                    break;
                 case "--compile-threshold":
                     {
                         ulong t = ParseCount(o, Value());
@@ -348,7 +358,7 @@ public static class Cli
             }
         }
         if (needKernel && kernel is null) throw new CliException("no kernel given (usage: emu64 run KERNEL [options])");
-        var result = new RunOptions(kernel, append, ram, initrds, max, seed, stats) { TlbConfig = tlb, Ips = ips, CompileThreshold = compileThreshold };
+        var result = new RunOptions(kernel, append, ram, initrds, max, seed, stats) { TlbConfig = tlb, Ips = ips, CompileThreshold = compileThreshold, CpuOff = cpuOff };
         BuildTlbConfig(result);   // report a bad configuration before anything runs
         return result;
     }
@@ -454,7 +464,7 @@ public static class Cli
         var opts = new MachineOptions
         {
             RamBytes = o.RamBytes, Append = o.Append, Seed = o.Seed, MaxInstructions = o.MaxInstructions, Output = stdout,
-            Tlb = BuildTlbConfig(o), TicksPerSecond = o.Ips, CompileThreshold = o.CompileThreshold,
+            Tlb = BuildTlbConfig(o), TicksPerSecond = o.Ips, CompileThreshold = o.CompileThreshold, CpuFeaturesOff = o.CpuOff,
         };
         Machine m;
         try { m = new Machine(opts); }

@@ -89,6 +89,7 @@ public sealed unsafe partial class Machine
         Memory = new PhysicalMemory(options.RamBytes);
         Cpu = new CpuCore(this, Memory, Io);
         if (options.Tlb != null) Cpu.Mmu.Configure(options.Tlb);
+        Emu64.Cpu.CpuFeatures.Apply(Cpu, options.CpuFeaturesOff);
         Cache = new DecodeCache(Memory);
         Events.Owner = this;
         Memory.CodeWritten += frame => { Cache.Invalidate(frame); Cpu.ExitBlock = true; };
@@ -179,6 +180,8 @@ public sealed class MachineOptions
     public ulong TicksPerSecond = 1_000_000_000;
     /// <summary>TLB geometry and cost model (null: the documented Skylake-like defaults).</summary>
     public Mmu.TlbConfig? Tlb;
+    /// <summary>CPU features turned off (--cpu -pcid,...: <see cref="Emu64.Cpu.CpuFeatures"/>); CPUID and behaviour follow.</summary>
+    public IReadOnlyList<Emu64.Cpu.CpuFeatures.Feature> CpuFeaturesOff = [];
     /// <summary>
     /// Whole runs of a block after which it is compiled to a .NET method (BlockCompiler.cs); 0 never compiles.
     /// Compiled and interpreted blocks give the same results, counters and output. Compiling a region costs tens of

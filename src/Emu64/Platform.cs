@@ -40,6 +40,7 @@ public sealed class Platform : IInterruptController
     public readonly AcpiPm AcpiPm;
     public readonly I8042 I8042;
     public readonly PciHost Pci;
+    public readonly PcTestdev Testdev;
 
     public Platform(Machine m)
     {
@@ -54,6 +55,7 @@ public sealed class Platform : IInterruptController
         AcpiPm = new AcpiPm(m, SetIrq);
         I8042 = new I8042(m, SetIrq, () => Ports.A20, Ports.SetA20);
         Pci = PciHost.I440fx(m);
+        Testdev = new PcTestdev(SetGsi);
 
         m.Io.Register(0x20, 2, Pic);
         m.Io.Register(0xA0, 2, Pic);
@@ -68,6 +70,7 @@ public sealed class Platform : IInterruptController
         m.Io.Register(0x64, 1, I8042);
         m.Io.Register(PciHost.AddressPort, 8, Pci);
         m.Memory.AddMmio(IoApic.DefaultBase, 0x1000, IoApic);
+        Testdev.Register(m.Io, m.Memory);
         Apic.MapMmio();
 
         m.AddTimedDevice(Pit);
@@ -88,6 +91,17 @@ public sealed class Platform : IInterruptController
         Pic.SetIrq(irq, level);
         // QEMU's MADT declares the interrupt source override ISA IRQ0 → GSI 2; the other ISA IRQs are identity.
         IoApic.SetPin(irq == 0 ? 2 : irq, level);
+        UpdateInterruptLine();
+    }
+
+    /// <summary>
+    /// Drives interrupt line <paramref name="gsi"/> (0–23): an ISA line (0–15) as <see cref="SetIrq"/>, or
+    /// one of the I/O APIC's pins 16–23, which no 8259 input shares.
+    /// </summary>
+    public void SetGsi(int gsi, bool level)
+    {
+        if (gsi < 16) { SetIrq(gsi, level); return; }
+        IoApic.SetPin(gsi, level);
         UpdateInterruptLine();
     }
 

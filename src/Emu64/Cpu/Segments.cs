@@ -82,6 +82,15 @@ public sealed partial class Cpu
     /// <summary>Loads CS for a far transfer to a code segment (no call gates). Returns the checked segment.</summary>
     public Segment CheckCodeSegment(ushort sel, int newCpl)
     {
+        if (Mode == CpuMode.Real)
+        {
+            // Real-address mode: a far transfer loads the selector and base = selector × 16, nothing
+            // else; limit and attributes stay what the descriptor cache holds (SDM vol. 3A §20.1.1).
+            var real = Segs[Seg.CS];
+            real.Selector = sel;
+            real.Base = (ulong)sel << 4;
+            return real;
+        }
         uint err = (uint)(sel & ~3);
         if ((sel & ~3) == 0) Gp(0);
         ulong d = ReadDescriptor(sel);

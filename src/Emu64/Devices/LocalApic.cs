@@ -138,7 +138,8 @@ public sealed partial class LocalApic : IMmioDevice, ITimedDevice
         int v = Highest(_isr);
         if (v < 0) return;
         Set(_isr, v, false);
-        if (Test(_tmr, v)) { Set(_tmr, v, false); _p.IoApic.EndOfInterrupt(v); }
+        // The TMR bit stays: only the next acceptance of the vector sets or clears it (SDM vol. 3A §11.8.4).
+        if (Test(_tmr, v)) _p.IoApic.EndOfInterrupt(v);
         Changed();
     }
 

@@ -64,7 +64,7 @@ public static unsafe partial class SystemInsns
     internal static void JmpFar(CpuCore cpu, ref Insn i)
     {
         var (sel, off, size) = FarTarget(cpu, ref i);
-        if ((sel & 3) > cpu.Cpl) cpu.Gp((uint)(sel & ~3));
+        if ((sel & 3) > cpu.Cpl && cpu.Mode != CpuMode.Real) cpu.Gp((uint)(sel & ~3));
         var cs = cpu.CheckCodeSegment(sel, cpu.Cpl);
         ulong target = cs.Long && cpu.LongMode ? off : off & InsnBuilder.Mask(size);
         if (cs.Long && cpu.LongMode ? !cpu.IsCanonical(target) : target > cs.Limit) cpu.Gp();
@@ -75,7 +75,7 @@ public static unsafe partial class SystemInsns
     internal static void CallFar(CpuCore cpu, ref Insn i)
     {
         var (sel, off, size) = FarTarget(cpu, ref i);
-        if ((sel & 3) > cpu.Cpl) cpu.Gp((uint)(sel & ~3));
+        if ((sel & 3) > cpu.Cpl && cpu.Mode != CpuMode.Real) cpu.Gp((uint)(sel & ~3));
         var cs = cpu.CheckCodeSegment(sel, cpu.Cpl);
         ulong target = cs.Long && cpu.LongMode ? off : off & InsnBuilder.Mask(size);
         if (cs.Long && cpu.LongMode ? !cpu.IsCanonical(target) : target > cs.Limit) cpu.Gp();
@@ -96,7 +96,7 @@ public static unsafe partial class SystemInsns
         ulong off = cpu.PeekStack(size);
         ushort sel = (ushort)cpu.PeekStack(2, size);
         ulong extra = i.K0 == Opnd.Imm ? i.Imm & 0xFFFF : 0;
-        int rpl = sel & 3;
+        int rpl = cpu.Mode == CpuMode.Real ? 0 : sel & 3;   // real mode: no privilege levels
         if (rpl < cpu.Cpl) cpu.Gp((uint)(sel & ~3));
         var cs = cpu.CheckCodeSegment(sel, rpl);
         if (rpl > cpu.Cpl)
@@ -122,12 +122,16 @@ public static unsafe partial class SystemInsns
         int size = i.Size;
         if (cpu.Mode == CpuMode.Real)
         {
-            ulong ip = cpu.PeekStack(2), rcs = cpu.PeekStack(2, 2), fl = cpu.PeekStack(2, 4);
-            cpu.AdjustStack(6);
+            // Real-address mode (SDM vol. 2 IRET): IP, CS and FLAGS in the operand size. A 32-bit IRET takes
+            // EFLAGS AND 257FD5H from the stack and keeps VM, VIF and VIP (EFLAGS AND 1A0000H).
+            ulong ip = cpu.PeekStack(size), rcs = cpu.PeekStack(2, size), fl = cpu.PeekStack(size, 2 * size);
+            if (ip > cpu.Segs[Seg.CS].Limit) cpu.Gp();
+            cpu.AdjustStack(3 * size);
             cpu.Segs[Seg.CS].Selector = (ushort)rcs;
-            cpu.Segs[Seg.CS].Base = rcs << 4;
+            cpu.Segs[Seg.CS].Base = (rcs & 0xFFFF) << 4;
             cpu.Rip = ip;
-            cpu.Rflags = (cpu.Rflags & ~0xFFFFUL) | fl;
+            cpu.Rflags = size == 4 ? (fl & 0x257FD5) | (cpu.Rflags & 0x1A0000) | RFlags.Reserved1
+                                   : (cpu.Rflags & ~0xFFFFUL) | fl | RFlags.Reserved1;
             cpu.ExitBlock = true;
             return;
         }
@@ -137,7 +141,7 @@ public static unsafe partial class SystemInsns
         ulong newRip = cpu.PeekStack(size);
         ushort sel = (ushort)cpu.PeekStack(2, size);
         ulong newFlags = cpu.PeekStack(size, 2 * size);
-        int rpl = sel & 3;
+        int rpl = cpu.Mode == CpuMode.Real ? 0 : sel & 3;   // real mode: no privilege levels
         if (rpl < cpu.Cpl) cpu.Gp((uint)(sel & ~3));
         var cs = cpu.CheckCodeSegment(sel, rpl);
         bool popStack = cpu.Is64 || rpl > cpu.Cpl;

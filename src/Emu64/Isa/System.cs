@@ -255,6 +255,7 @@ public static unsafe partial class SystemInsns
 
     private static void Rdtscp(CpuCore cpu, ref Insn i)
     {
+        if ((cpu.Ext1Edx & (1u << 27)) == 0) cpu.Ud();      // CPUID.80000001H:EDX.RDTSCP (--cpu -rdtscp)
         Rdtsc(cpu, ref i);
         cpu.R[Reg.RCX] = cpu.TscAux & 0xFFFFFFFF;
     }
@@ -273,6 +274,8 @@ public static unsafe partial class SystemInsns
 
     private static void Rdrand(CpuCore cpu, ref Insn i)
     {
+        // #UD when CPUID does not report the instruction: RDRAND CPUID.01H:ECX[30], RDSEED CPUID.(EAX=07H):EBX[18].
+        if (i.I.Mnemonic == Mnemonic.Rdseed ? !cpu.HasFeature7Ebx(18) : (cpu.Leaf1Ecx & (1u << 30)) == 0) cpu.Ud();
         cpu.SetReg(i.R0, i.Size, cpu.Machine.NextRandom());
         cpu.SetStatus(true, false, false, false, false, false);   // CF=1: a value was available
     }
@@ -413,7 +416,9 @@ public static unsafe partial class SystemInsns
         if (type > 3) cpu.Gp();
         if ((lo >> 12) != 0) cpu.Gp();                      // descriptor bits 63:12 must be zero
         ushort pcid = (ushort)(lo & 0xFFF);
-        if (type == 0 && !cpu.IsCanonical(la)) cpu.Gp();
+        // The descriptor's address is checked as the other addresses kept for later use: against 57 bits on a
+        // processor that supports 5-level paging, whatever CR4.LA57 says (SDM vol. 3A §4.5.1).
+        if (type == 0 && !cpu.IsCanonicalSystem(la)) cpu.Gp();
         if (type <= 1 && !cpu.PcidOn && pcid != 0) cpu.Gp();
         cpu.Mmu.Invpcid((int)type, pcid, la);
     }

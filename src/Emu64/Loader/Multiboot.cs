@@ -19,8 +19,17 @@ public static class Multiboot
     public const uint HeaderMagic = 0x1BADB002, BootMagic = 0x2BADB002;
     public const uint FlagPageAlign = 1, FlagMemInfo = 2, FlagVideo = 4, FlagAddresses = 1 << 16;
 
-    /// <summary>Where the loader puts the info structure and its strings (below the EBDA, as a BIOS loader would).</summary>
+    /// <summary>
+    /// Where the loader puts the info structure, its memory map and strings when the image leaves room
+    /// (QEMU's option ROM writes its memory map at 0x9000 and the structure at 0x9500). An image that
+    /// occupies that place (a real-mode test program linked at 0x8000, GRUB loaded at 0x9000) gets the
+    /// information in the first page-aligned gap below <see cref="InfoEnd"/> (the EBDA) that no segment and
+    /// no module touches: the guest finds it through EBX, and below 640 KiB it stays reachable in real mode.
+    /// </summary>
     public const uint InfoBase = 0x9000, InfoEnd = 0x9F000;
+
+    /// <summary>The lowest address the information may take when <see cref="InfoBase"/> is occupied (above the real-mode IVT and BDA).</summary>
+    public const uint InfoLowest = 0x1000;
 
     /// <summary>RAM at the top of low memory that QEMU's BIOS keeps for itself (reported reserved; see <see cref="E820"/>).</summary>
     public const ulong BiosReserved = E820.BiosReserved;
@@ -34,6 +43,7 @@ public static class Multiboot
         ulong end;
         uint entry;
         ElfImage? elf = null;
+        ulong imageStart = 0;
         if ((flags & FlagAddresses) != 0)
         {
             if (hdr + 32 > image.Length) throw new ImageException("multiboot header with address fields is truncated");
@@ -53,7 +63,7 @@ public static class Multiboot
                 end = bssEnd;
             }
             CheckRange(mem, loadAddr, end - loadAddr, "kernel image");
-            CheckInfoArea(loadAddr, end - loadAddr, "kernel image");
+            imageStart = loadAddr;
             mem.WriteBytes(loadAddr, image.AsSpan((int)fileOff, (int)size));
             if (ElfImage.IsElf(image)) { try { elf = new ElfImage(image); } catch (ImageException) { } }
         }
@@ -72,7 +82,12 @@ public static class Multiboot
             if (elf.Entry > uint.MaxValue) throw new ImageException($"ELF entry point 0x{elf.Entry:x} is above 4 GiB");
             entry = (uint)elf.Entry;
         }
-        uint info = BuildInfo(mem, kernelPath, append, modules, ref end, (flags & FlagPageAlign) != 0);
+        var occupied = new List<(ulong Start, ulong End)>();
+        if (elf is not null && (flags & FlagAddresses) == 0)
+            foreach (var seg in elf.Segments) occupied.Add((seg.PhysAddr, seg.PhysAddr + seg.MemSize));
+        else
+            occupied.Add((imageStart, end));
+        uint info = BuildInfo(mem, kernelPath, append, modules, ref end, occupied);
         return new Result(entry, info, end, elf);
     }
 
@@ -89,7 +104,7 @@ public static class Multiboot
         throw new ImageException("no multiboot header (magic 0x1BADB002 with a valid checksum) in the first 8 KiB");
     }
 
-    /// <summary>Every loadable segment fits in RAM, keeps clear of the legacy hole and the info area, and overlaps no other segment.</summary>
+    /// <summary>Every loadable segment fits in RAM, keeps clear of the legacy hole, and overlaps no other segment.</summary>
     private static void CheckSegments(PhysicalMemory mem, ElfImage elf)
     {
         var segs = elf.Segments;
@@ -97,7 +112,6 @@ public static class Multiboot
         {
             var s = segs[i];
             CheckRange(mem, s.PhysAddr, s.MemSize, $"ELF segment {i}");
-            CheckInfoArea(s.PhysAddr, s.MemSize, $"ELF segment {i}");
             for (int j = 0; j < i; j++)
             {
                 var t = segs[j];
@@ -105,13 +119,6 @@ public static class Multiboot
                     throw new ImageException($"ELF segments {j} [0x{t.PhysAddr:x}, 0x{t.PhysAddr + t.MemSize:x}) and {i} [0x{s.PhysAddr:x}, 0x{s.PhysAddr + s.MemSize:x}) overlap");
             }
         }
-    }
-
-    /// <summary>The loader writes the multiboot information at [<see cref="InfoBase"/>, <see cref="InfoEnd"/>): an image there would be overwritten.</summary>
-    private static void CheckInfoArea(ulong addr, ulong size, string what)
-    {
-        if (size != 0 && addr < InfoEnd && addr + size > InfoBase)
-            throw new ImageException($"{what} [0x{addr:x}, 0x{addr + size:x}) overlaps the multiboot information area [0x{InfoBase:x}, 0x{InfoEnd:x})");
     }
 
     internal static void CheckRange(PhysicalMemory mem, ulong addr, ulong size, string what, string subject = "kernel image")
@@ -122,34 +129,62 @@ public static class Multiboot
             throw new ImageException($"{what} [0x{addr:x}, 0x{addr + size:x}) overlaps the legacy hole below 1 MiB", subject);
     }
 
-    private static uint BuildInfo(PhysicalMemory mem, string kernelPath, string append, IReadOnlyList<BootModule> modules, ref ulong end, bool pageAlign)
+    private static uint BuildInfo(PhysicalMemory mem, string kernelPath, string append, IReadOnlyList<BootModule> modules,
+        ref ulong end, List<(ulong Start, ulong End)> occupied)
     {
-        // The info structure (116 bytes), then the memory map, module list and strings.
-        uint p = InfoBase + 0x100;
+        var map = E820.Map(mem.RamSize);
+        string kernelCmdline = $"{kernelPath} {append}";   // QEMU passes "KERNEL APPEND", with the space even when APPEND is empty
+        static uint StrSize(string s) => (uint)((Encoding.UTF8.GetByteCount(s) + 1 + 3) & ~3);
+
+        // The information's size: the structure (116 bytes, padded to 0x100), the kernel command line, the
+        // memory map, the module list, the module command lines and the loader name.
+        const uint areaMax = InfoEnd - InfoBase;
+        ulong fixedPart = 0x100 + (ulong)StrSize(kernelCmdline) + (ulong)map.Length * 24;
+        if (fixedPart + (ulong)modules.Count * 16 > areaMax) throw new ImageException($"too many modules ({modules.Count}) for the multiboot information area", "initrd module");
+        ulong needed = fixedPart + (ulong)modules.Count * 16 + StrSize("qemu");
+        foreach (var mod in modules) needed += StrSize(mod.CommandLine);
+        if (needed > areaMax) throw new ImageException("the command lines of the kernel and modules do not fit in the multiboot information area", "command line");
+
+        // Modules, placed after the kernel (page-aligned, as QEMU does): QEMU stages the command lines,
+        // module list and loader name in the pages after the kernel and loads the modules after them;
+        // modules land at the same addresses here.
+        int staging = Encoding.UTF8.GetByteCount(kernelPath) + 1 + Encoding.UTF8.GetByteCount(append) + 1 + "qemu".Length + 1;
+        foreach (var mod in modules) staging += Encoding.UTF8.GetByteCount(mod.CommandLine) + 1 + 16;
+        ulong next = ((end + 0xFFF) & ~0xFFFUL) + (((ulong)staging + 0xFFF) & ~0xFFFUL);
+        var modAt = new ulong[modules.Count];
+        for (int k = 0; k < modules.Count; k++)
+        {
+            var m = modules[k];
+            CheckRange(mem, next, (ulong)m.Data.Length, $"module {k} ({m.CommandLine})", "initrd module");
+            modAt[k] = next;
+            occupied.Add((next, next + (ulong)m.Data.Length));
+            next = (next + (ulong)m.Data.Length + 0xFFF) & ~0xFFFUL;
+        }
+
+        uint baseAt = PlaceInfo((uint)needed, occupied);
+
+        uint p = baseAt + 0x100;
         uint Str(string s)
         {
             var b = Encoding.UTF8.GetBytes(s + "\0");
-            if (p + b.Length > InfoEnd) throw new ImageException("the command lines of the kernel and modules do not fit in the multiboot information area", "command line");
             uint at = p;
             mem.WriteBytes(at, b);
             p += (uint)((b.Length + 3) & ~3);
             return at;
         }
         var info = new byte[116];
-        ulong ram = mem.RamSize;
         // As QEMU: its BIOS (SeaBIOS) reserves the top 128 KiB of RAM below 4 GiB for its tables, and QEMU's
         // multiboot option ROM takes mem_upper and the memory map from that e820 map (E820.Map: the same map
         // Linux and PVH kernels get).
-        ulong usableTop = E820.UsableTop(ram);
+        ulong usableTop = E820.UsableTop(mem.RamSize);
         uint memLower = 639, memUpper = (uint)(usableTop / 1024 - 1024);
         uint f = 1 /* mem */ | 2 /* boot device */ | 4 /* cmdline */ | 8 /* mods */ | 64 /* mmap */ | 512 /* boot loader name */;
         W(info, 0, f);
         W(info, 4, memLower);
         W(info, 8, memUpper);
         W(info, 12, 0x8000FFFF);            // boot device: QEMU's "BIOS disk 0x80, no partition"
-        W(info, 16, Str($"{kernelPath} {append}"));   // QEMU passes "KERNEL APPEND", with the space even when APPEND is empty
+        W(info, 16, Str(kernelCmdline));
         // Memory map: 20-byte entries preceded by their size field (multiboot §3.3).
-        var map = E820.Map(ram);
         uint mmapAt = p;
         foreach (var (b, l, t) in map)
         {
@@ -160,31 +195,42 @@ public static class Multiboot
         }
         W(info, 44, (uint)(map.Length * 24));
         W(info, 48, mmapAt);
-        // Modules, placed after the kernel (page-aligned, as QEMU does).
         uint modsAt = p;
-        if ((ulong)modules.Count * 16 > InfoEnd - p) throw new ImageException($"too many modules ({modules.Count}) for the multiboot information area", "initrd module");
         p += (uint)(16 * modules.Count);
-        // QEMU stages the command lines, module list and loader name in the pages after the kernel and
-        // loads the modules after them; modules land at the same addresses here.
-        int staging = Encoding.UTF8.GetByteCount(kernelPath) + 1 + Encoding.UTF8.GetByteCount(append) + 1 + "qemu".Length + 1;
-        foreach (var mod in modules) staging += Encoding.UTF8.GetByteCount(mod.CommandLine) + 1 + 16;
-        ulong next = ((end + 0xFFF) & ~0xFFFUL) + (((ulong)staging + 0xFFF) & ~0xFFFUL);
         for (int k = 0; k < modules.Count; k++)
         {
             var m = modules[k];
-            CheckRange(mem, next, (ulong)m.Data.Length, $"module {k} ({m.CommandLine})", "initrd module");
-            mem.WriteBytes(next, m.Data);
+            mem.WriteBytes(modAt[k], m.Data);
             var e = new byte[16];
-            W(e, 0, (uint)next); W(e, 4, (uint)(next + (ulong)m.Data.Length)); W(e, 8, Str(m.CommandLine));
+            W(e, 0, (uint)modAt[k]); W(e, 4, (uint)(modAt[k] + (ulong)m.Data.Length)); W(e, 8, Str(m.CommandLine));
             mem.WriteBytes(modsAt + (uint)(16 * k), e);
-            next = (next + (ulong)m.Data.Length + 0xFFF) & ~0xFFFUL;
         }
         end = Math.Max(end, next);
         W(info, 20, (uint)modules.Count);
         W(info, 24, modsAt);
         W(info, 64, Str("qemu"));           // the boot loader name QEMU reports; kernels may test for it
-        mem.WriteBytes(InfoBase, info);
-        return InfoBase;
+        mem.WriteBytes(baseAt, info);
+        return baseAt;
+    }
+
+    /// <summary>
+    /// The address of the information: <see cref="InfoBase"/> when [InfoBase, InfoBase + size) is free,
+    /// else the lowest page at or above <see cref="InfoLowest"/> whose range below <see cref="InfoEnd"/>
+    /// touches neither the image nor a module (the loader must never write over what it loaded).
+    /// </summary>
+    internal static uint PlaceInfo(uint size, IReadOnlyList<(ulong Start, ulong End)> occupied)
+    {
+        bool Free(ulong at)
+        {
+            if (at + size > InfoEnd) return false;
+            foreach (var (s, e) in occupied)
+                if (e > s && s < at + size && at < e) return false;
+            return true;
+        }
+        if (Free(InfoBase)) return InfoBase;
+        for (ulong at = InfoLowest; at + size <= InfoEnd; at += 0x1000)
+            if (Free(at)) return (uint)at;
+        throw new ImageException($"no room for the multiboot information below 0x{InfoEnd:x} clear of the kernel image and modules");
     }
 
     private static uint U32(byte[] d, int o) => o + 4 <= d.Length ? BinaryPrimitives.ReadUInt32LittleEndian(d.AsSpan(o)) : 0;

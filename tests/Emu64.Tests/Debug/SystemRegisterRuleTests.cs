@@ -160,6 +160,25 @@ public class SystemRegisterRuleTests
     }
 
     [Fact]
+    public void INVPCID_checks_its_descriptor_address_against_57_bits_when_5_level_paging_is_supported()
+    {
+        var r = new RawMachine();
+        var c = r.Cpu;
+        const ulong desc = 0x7000_0000;
+        r.Map(desc);
+        void Address(ulong la) { var b = new byte[16]; BitConverter.TryWriteBytes(b.AsSpan(8), la); r.Write(desc, b); }
+        c.R[Reg.RBX] = desc;
+        c.R[Reg.RAX] = 0;                                        // type 0: one address, PCID 0
+        Address(0xFFAA_AAAA_AAAA_AAAA);                          // canonical in 57 bits, not in 48
+        Assert.Equal(-1, Run(r, a => a.invpcid(rax, __[rbx])));
+        Address(0x0100_0000_0000_0000);                          // canonical in neither
+        Assert.Equal(Vec.GP, Run(r, a => a.invpcid(rax, __[rbx])));
+        c.Leaf7Ecx &= ~(1u << 16);                               // a CPU without LA57: 48 bits
+        Address(0xFFAA_AAAA_AAAA_AAAA);
+        Assert.Equal(Vec.GP, Run(r, a => a.invpcid(rax, __[rbx])));
+    }
+
+    [Fact]
     public void IA32_APIC_BASE_refuses_reserved_bits_and_illegal_mode_transitions_and_CPUID_APIC_follows_EN()
     {
         var r = new RawMachine();

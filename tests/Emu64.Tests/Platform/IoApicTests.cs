@@ -100,4 +100,32 @@ public class IoApicTests
     {
         Assert.Equal(RoutingTranscript, Qemu.Run(RoutingKernel()));
     }
+
+    [Fact]
+    public void The_TMR_bit_of_a_level_vector_outlives_its_EOI_until_the_vector_is_accepted_again_edge_triggered()
+    {
+        // SDM vol. 3A §11.8.4: on acceptance into the IRR the TMR bit is set for level and cleared for edge
+        // interrupts; an EOI sends the EOI message to the I/O APIC when the bit is set, and leaves the bit.
+        var m = new Machine(new MachineOptions { Output = Stream.Null });
+        const ulong apic = 0xFEE00000, tmr41 = apic + 0x180 + 0x10 * (0x41 / 32);
+        const uint bit41 = 1u << (0x41 % 32);
+        m.Io.Out(0x21, 1, 0xFF); m.Io.Out(0xA1, 1, 0xFF);
+        m.Memory.Write(apic + 0xF0, 4, 0x1FF);
+        void Redirect(bool level)
+        {
+            m.Memory.Write(Emu64.Devices.IoApic.DefaultBase, 4, 0x10 + 2 * 17);
+            m.Memory.Write(Emu64.Devices.IoApic.DefaultBase + 0x10, 4, 0x41u | (level ? 1u << 15 : 0));
+        }
+        Redirect(level: true);
+        m.Platform.SetGsi(17, true);
+        Assert.Equal(0x41, m.Platform.Acknowledge());
+        Assert.Equal(bit41, (uint)m.Memory.Read(tmr41, 4) & bit41);
+        m.Platform.SetGsi(17, false);
+        m.Memory.Write(apic + 0xB0, 4, 0);                      // EOI
+        Assert.Equal(bit41, (uint)m.Memory.Read(tmr41, 4) & bit41);
+        Redirect(level: false);
+        m.Platform.SetGsi(17, true);                            // an edge: accepted, TMR cleared
+        Assert.Equal(0x41, m.Platform.Acknowledge());
+        Assert.Equal(0u, (uint)m.Memory.Read(tmr41, 4) & bit41);
+    }
 }
