@@ -32,6 +32,9 @@ public sealed partial class Cpu
         public const uint OldMinLimit = 0x5F;
     }
 
+    /// <summary>The run stops with this (exit status 8) where an IRET or a task switch would enter virtual-8086 mode.</summary>
+    public const string Vm86Unsupported = "virtual-8086 mode (EFLAGS.VM=1 loaded by IRET or a task switch) is not implemented";
+
     /// <summary>Set by a switch into a TSS whose T bit is 1: a #DB trap (DR6.BT) before the new task's first instruction.</summary>
     internal bool TaskTrapPending;
 
@@ -132,7 +135,7 @@ public sealed partial class Cpu
         ushort ldt = (ushort)ReadImplicit(nb + Tss32.Ldt, 2);
         bool trap = (ReadImplicit(nb + Tss32.Trap, 2) & 1) != 0;
         if ((eflags & RFlags.VM) != 0)
-            throw new UnsupportedFeatureException("virtual-8086 mode (a task switch to a TSS with EFLAGS.VM=1) is not implemented");
+            throw new UnsupportedFeatureException(Vm86Unsupported);
         // ... and make sure the writes below cannot fault half-way: the old TSS's dynamic fields, the new TSS's link.
         ProbeImplicitWrite(ob + Tss32.Eip, Tss32.OldMinLimit + 1 - Tss32.Eip);
         if (source is TaskSource.Call or TaskSource.Interrupt) ProbeImplicitWrite(nb + Tss32.Link, 2);

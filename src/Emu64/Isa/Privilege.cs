@@ -159,6 +159,9 @@ public static unsafe partial class SystemInsns
         ulong newRip = cpu.PeekStack(size);
         ushort sel = (ushort)cpu.PeekStack(2, size);
         ulong newFlags = cpu.PeekStack(size, 2 * size);
+        // EFLAGS.VM=1 popped at CPL 0 (32-bit, outside IA-32e mode) would enter virtual-8086 mode, which Emu64 does not model.
+        if (size == 4 && !cpu.LongMode && cpu.Cpl == 0 && (newFlags & RFlags.VM) != 0)
+            throw new UnsupportedFeatureException(CpuCore.Vm86Unsupported);
         int rpl = sel & 3;
         if (rpl < cpu.Cpl) cpu.Gp((uint)(sel & ~3));
         var cs = cpu.CheckCodeSegment(sel, rpl);
