@@ -40,12 +40,15 @@ public sealed class Platform : IInterruptController
     public readonly AcpiPm AcpiPm;
     public readonly I8042 I8042;
     public readonly PciHost Pci;
+    public readonly Hpet Hpet;
 
     public Platform(Machine m)
     {
         _m = m;
         Pic = new Pic8259Pair(UpdateInterruptLine);
-        Pit = new Pit8254(m, SetIrq);
+        // The 8254's output reaches IRQ0 only while the HPET is not in LegacyReplacement mode (which takes IRQ0 over).
+        Pit = new Pit8254(m, (irq, level) => { if (!Hpet.LegacyReplacement) SetIrq(irq, level); });
+        Hpet = new Hpet(m, SetIrq, SetGsi);
         Apic = new LocalApic(m, this);
         IoApic = new IoApic(Apic);
         FwCfg = new FwCfg(m);
@@ -68,11 +71,13 @@ public sealed class Platform : IInterruptController
         m.Io.Register(0x64, 1, I8042);
         m.Io.Register(PciHost.AddressPort, 8, Pci);
         m.Memory.AddMmio(IoApic.DefaultBase, 0x1000, IoApic);
+        m.Memory.AddMmio(Hpet.DefaultBase, Hpet.Length, Hpet);
         Apic.MapMmio();
 
         m.AddTimedDevice(Pit);
         m.AddTimedDevice(Apic);
         m.AddTimedDevice(AcpiPm);
+        m.AddTimedDevice(Hpet);
         m.Com1.Irq = level => SetIrq(4, level);
         m.InterruptController = this;
 
@@ -88,6 +93,18 @@ public sealed class Platform : IInterruptController
         Pic.SetIrq(irq, level);
         // QEMU's MADT declares the interrupt source override ISA IRQ0 → GSI 2; the other ISA IRQs are identity.
         IoApic.SetPin(irq == 0 ? 2 : irq, level);
+        UpdateInterruptLine();
+    }
+
+    /// <summary>
+    /// Drives global system interrupt <paramref name="gsi"/> (an I/O APIC input, as the HPET's Tn_INT_ROUTE names
+    /// one). GSIs below 16 are the ISA lines and reach the 8259s too, as QEMU's gsi_handler does; GSI 2 is the
+    /// master's cascade input there, so only the I/O APIC sees it.
+    /// </summary>
+    public void SetGsi(int gsi, bool level)
+    {
+        if (gsi < 16 && gsi != 2) { SetIrq(gsi, level); return; }
+        IoApic.SetPin(gsi, level);
         UpdateInterruptLine();
     }
 
