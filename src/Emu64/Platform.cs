@@ -41,12 +41,15 @@ public sealed class Platform : IInterruptController
     public readonly I8042 I8042;
     public readonly PciHost Pci;
     public readonly PcTestdev Testdev;
+    public readonly Hpet Hpet;
 
     public Platform(Machine m)
     {
         _m = m;
         Pic = new Pic8259Pair(UpdateInterruptLine);
-        Pit = new Pit8254(m, SetIrq);
+        // The 8254's output reaches IRQ0 only while the HPET is not in LegacyReplacement mode (which takes IRQ0 over).
+        Pit = new Pit8254(m, (irq, level) => { if (!Hpet.LegacyReplacement) SetIrq(irq, level); });
+        Hpet = new Hpet(m, SetIrq, SetGsi);
         Apic = new LocalApic(m, this);
         IoApic = new IoApic(Apic);
         FwCfg = new FwCfg(m);
@@ -71,11 +74,13 @@ public sealed class Platform : IInterruptController
         m.Io.Register(PciHost.AddressPort, 8, Pci);
         m.Memory.AddMmio(IoApic.DefaultBase, 0x1000, IoApic);
         Testdev.Register(m.Io, m.Memory);
+        m.Memory.AddMmio(Hpet.DefaultBase, Hpet.Length, Hpet);
         Apic.MapMmio();
 
         m.AddTimedDevice(Pit);
         m.AddTimedDevice(Apic);
         m.AddTimedDevice(AcpiPm);
+        m.AddTimedDevice(Hpet);
         m.Com1.Irq = level => SetIrq(4, level);
         m.InterruptController = this;
 
@@ -95,12 +100,13 @@ public sealed class Platform : IInterruptController
     }
 
     /// <summary>
-    /// Drives interrupt line <paramref name="gsi"/> (0–23): an ISA line (0–15) as <see cref="SetIrq"/>, or
-    /// one of the I/O APIC's pins 16–23, which no 8259 input shares.
+    /// Drives global system interrupt <paramref name="gsi"/> (an I/O APIC input, as the HPET's Tn_INT_ROUTE names
+    /// one, or pc-testdev's lines 0x2000+N). GSIs below 16 are the ISA lines and reach the 8259s too, as QEMU's gsi_handler does; GSI 2 is the
+    /// master's cascade input there, so only the I/O APIC sees it.
     /// </summary>
     public void SetGsi(int gsi, bool level)
     {
-        if (gsi < 16) { SetIrq(gsi, level); return; }
+        if (gsi < 16 && gsi != 2) { SetIrq(gsi, level); return; }
         IoApic.SetPin(gsi, level);
         UpdateInterruptLine();
     }

@@ -133,6 +133,15 @@ public sealed unsafe partial class Machine
     /// </summary>
     private void StepOne(Cpu.Cpu cpu)
     {
+        if (cpu.TaskTrapPending)
+        {
+            // A task switch (by an interrupt or exception) into a TSS with the T bit: #DB before the new task's first instruction.
+            cpu.TaskTrapPending = false;
+            cpu.ReportDebug(0, Dr6.Bt);
+            cpu.InsnRip = cpu.Rip;
+            cpu.DeliverTrap(Vec.DB);
+            return;
+        }
         bool tf = cpu.Tf;
         bool ssShadow = cpu.MovSsShadow;   // this instruction follows MOV SS / POP SS
         cpu.MovSsShadow = false;
@@ -164,6 +173,7 @@ public sealed unsafe partial class Machine
 
         ulong bits = cpu.DbHitEnabled ? cpu.DbHits : 0;
         if (tf && cpu.SoftwareEvent == 0) bits |= Dr6.Bs;
+        if (cpu.TaskTrapPending) { cpu.TaskTrapPending = false; bits |= Dr6.Bt; }   // the instruction switched to a task with the T bit
         if (cpu.SoftwareEvent == Emu64.Cpu.Cpu.SoftwareIcebp) cpu.DbHeld = 0;   // ICEBP's own #DB stands for the held one
         if (cpu.MovSsShadow) { cpu.DbHeld |= bits; return; }           // MOV SS / POP SS: wait one more instruction
         bits |= cpu.DbHeld;

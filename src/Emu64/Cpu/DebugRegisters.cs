@@ -102,7 +102,7 @@ public sealed partial class Cpu
         WatchData = data || HostWatches.Length > 0;
         WatchIo = io;
         DirectData = PagingOn && !WatchData;
-        DebugArmed = (dr7 & Dr7.Enables) != 0 || (_rflags & RFlags.RF) != 0 || HostWatches.Length > 0;
+        DebugArmed = (dr7 & Dr7.Enables) != 0 || (_rflags & RFlags.RF) != 0 || HostWatches.Length > 0 || TaskTrapPending;
     }
 
     /// <summary>The linear address and length mask of breakpoint n (LEN 00=1, 01=2, 10=8, 11=4 bytes).</summary>

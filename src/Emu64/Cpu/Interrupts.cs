@@ -164,10 +164,22 @@ public sealed partial class Cpu
         int type = (int)(lo >> 40) & 0xF;
         int gateDpl = (int)(lo >> 45) & 3;
         bool present = ((lo >> 47) & 1) != 0;
-        if (type != 0xE && type != 0xF) Gp(idtErr);   // task gates and 16-bit gates are not supported
+        // 32-bit interrupt/trap gates, and outside IA-32e mode task gates; 16-bit gates are not supported.
+        bool taskGate = type == 0x5 && !lm;
+        if (type != 0xE && type != 0xF && !taskGate) Gp(idtErr);
         bool trapGate = type == 0xF;
         if ((software || int3) && gateDpl < Cpl) Gp(idtErr);
         if (!present) Fault(Vec.NP, idtErr);
+        if (taskGate)
+        {
+            // A task switch to the TSS the gate names (SDM vol. 3A §6.12.2); the error code goes on the new task's stack.
+            DeliverThroughTaskGate(lo, hasErr, err, software || int3 ? 0u : 1u);   // EXT: a hardware event started the switch
+            InterruptShadow = false;
+            MovSsShadow = false;
+            if (vector == Vec.DB && !software) DR[7] &= ~Dr7.Gd;
+            _delivering = -1;
+            return;
+        }
         ushort sel = (ushort)(lo >> 16);
         ulong target = (lo & 0xFFFF) | ((lo >> 32) & 0xFFFF0000UL) | (lm ? (hi & 0xFFFFFFFF) << 32 : 0);
         int ist = lm ? (int)(lo >> 32) & 7 : 0;

@@ -8,14 +8,15 @@ namespace Emu64.Devices;
 /// at [<see cref="Base"/>, <see cref="End"/>) for every guest, as QEMU's firmware always provides them:
 /// <code>
 ///   RSDP (rev 2) ──► RSDT ──┬─► FADT (rev 3) ──► FACS, DSDT (_S5_, PS/2 keyboard and mouse)
-///            └────► XSDT ──┴─► MADT (local APIC, I/O APIC, interrupt overrides, LINT1 NMI)
+///            └────► XSDT ──┴─► MADT (local APIC, I/O APIC, interrupt overrides, LINT1 NMI), HPET
 /// </code>
 /// Linux finds the RSDP by scanning 0xE0000–0xFFFFF on 16-byte boundaries (or through
 /// boot_params.acpi_rsdp_addr). The tables sit in the system BIOS segment [0xF0000, 0x100000), which every
 /// memory map Emu64 gives (e820 for Linux and PVH, the multiboot map) reports as reserved. The values describe
 /// the devices Platform.cs wires: the PIIX4-style power-management block <see cref="AcpiPm"/> at
 /// 0x600 (SCI on IRQ 9), the local APIC at 0xFEE00000, the I/O APIC (ID 0) at 0xFEC00000 with the
-/// interrupt source overrides QEMU's pc machine reports, the reset register 0xCF9. There is no HPET, so no HPET table.
+/// interrupt source overrides QEMU's pc machine reports, the reset register 0xCF9, the HPET at 0xFED00000
+/// (<see cref="Hpet"/>: its table, and a PNP0103 device in the DSDT, as QEMU's).
 /// </summary>
 public static class AcpiTables
 {
@@ -71,7 +72,8 @@ public static class AcpiTables
         uint dsdt = Place(Dsdt());
         uint fadt = Place(Fadt(facs, dsdt));
         uint madt = Place(Madt());
-        var tables = new List<uint> { fadt, madt };
+        uint hpet = Place(HpetTable());
+        var tables = new List<uint> { fadt, madt, hpet };
         uint rsdt = Place(Rsdt(tables));
         uint xsdt = Place(Xsdt(tables));
         Rsdp(rsdt, xsdt).CopyTo(image, 0);
@@ -175,9 +177,24 @@ public static class AcpiTables
     }
 
     /// <summary>
+    /// The HPET description table (IA-PC HPET spec 1.0a §3.2.4), as QEMU builds it: the event-timer block id
+    /// (GCAP_ID's low half), the base address as a system-memory GAS, HPET number 0, no minimum periodic tick,
+    /// no page protection.
+    /// </summary>
+    private static byte[] HpetTable()
+    {
+        var t = new AcpiTableBuilder("HPET", 1);
+        t.U32(Hpet.BlockId);
+        t.Gas(0, 0, 0, Hpet.DefaultBase);
+        t.U8(0).U16(0).U8(0);
+        return t.Finish();
+    }
+
+    /// <summary>
     /// DSDT (§5.2.11.1), revision 1 (32-bit AML integers): the S5 sleep package (SLP_TYP 0 for PM1a and
     /// PM1b, as QEMU's PIIX4), and in \_SB the PS/2 keyboard and mouse (PNP0303, PNP0F13 with their ports
-    /// and IRQs, which Linux's i8042 driver finds through PNP).
+    /// and IRQs, which Linux's i8042 driver finds through PNP) and the HPET (PNP0103 with its 1 KiB window, which
+    /// Linux's hpet character driver binds to).
     /// </summary>
     public static byte[] Dsdt()
     {
@@ -187,6 +204,8 @@ public static class AcpiTables
                 Name("_CRS", ResourceTemplate(IoPort(0x60, 1), IoPort(0x64, 1), IrqNoFlags(1)))),
             Device("MOU", Name("_HID", EisaId("PNP0F13")), Name("_STA", Integer(0xF)),
                 Name("_CRS", ResourceTemplate(IrqNoFlags(12)))),
+            Device("HPET", Name("_HID", EisaId("PNP0103")), Name("_UID", Integer(0)), Name("_STA", Integer(0xF)),
+                Name("_CRS", ResourceTemplate(Memory32Fixed((uint)Hpet.DefaultBase, (uint)Hpet.Length)))),
         };
         var t = new AcpiTableBuilder("DSDT", 1);
         t.Bytes(Name("\\_S5", Package(Integer(AcpiPm.SlpTypS5), Integer(AcpiPm.SlpTypS5), Integer(0), Integer(0))));

@@ -8,7 +8,8 @@ namespace Emu64.Isa;
 /// <summary>
 /// Transfers that load segments or change privilege: MOV/POP to segment registers, far JMP/CALL/RET,
 /// IRET, INT n/INT3/INTO, SYSCALL/SYSRET, SWAPGS (SDM vol. 2 and vol. 3A §5.8, §6.14).
-/// Call gates and task gates are not supported (#GP); IRET of a nested task (a task switch) stops the run as unsupported.
+/// Call gates are not supported (#GP). A far JMP/CALL to a TSS or task gate, and IRET with EFLAGS.NT=1, are
+/// hardware task switches (Cpu/TaskSwitch.cs).
 /// </summary>
 public static unsafe partial class SystemInsns
 {
@@ -61,9 +62,24 @@ public static unsafe partial class SystemInsns
         return (sel, off, size);
     }
 
+    /// <summary>
+    /// A far JMP/CALL whose selector names a system descriptor (S=0) outside real mode: a task switch through a TSS
+    /// descriptor or task gate, or #GP(selector). Returns false for a code segment (or a null selector, which the
+    /// code-segment path faults).
+    /// </summary>
+    private static bool FarToSystem(CpuCore cpu, ushort sel, bool call)
+    {
+        if ((sel & ~3) == 0 || cpu.Mode == CpuMode.Real) return false;
+        ulong d = cpu.ReadDescriptor(sel);
+        if ((d & (1UL << 44)) != 0) return false;
+        cpu.FarTransferToSystem(sel, d, call);
+        return true;
+    }
+
     internal static void JmpFar(CpuCore cpu, ref Insn i)
     {
         var (sel, off, size) = FarTarget(cpu, ref i);
+        if (FarToSystem(cpu, sel, call: false)) return;
         if ((sel & 3) > cpu.Cpl && cpu.Mode != CpuMode.Real) cpu.Gp((uint)(sel & ~3));
         var cs = cpu.CheckCodeSegment(sel, cpu.Cpl);
         ulong target = cs.Long && cpu.LongMode ? off : off & InsnBuilder.Mask(size);
@@ -75,6 +91,7 @@ public static unsafe partial class SystemInsns
     internal static void CallFar(CpuCore cpu, ref Insn i)
     {
         var (sel, off, size) = FarTarget(cpu, ref i);
+        if (FarToSystem(cpu, sel, call: true)) return;
         if ((sel & 3) > cpu.Cpl && cpu.Mode != CpuMode.Real) cpu.Gp((uint)(sel & ~3));
         var cs = cpu.CheckCodeSegment(sel, cpu.Cpl);
         ulong target = cs.Long && cpu.LongMode ? off : off & InsnBuilder.Mask(size);
@@ -116,7 +133,7 @@ public static unsafe partial class SystemInsns
         cpu.Rip = cs.Long && cpu.LongMode ? off : off & InsnBuilder.Mask(size);
     }
 
-    /// <summary>IRET/IRETD/IRETQ (SDM vol. 2 IRET, protected and IA-32e mode; no task return, no VM86).</summary>
+    /// <summary>IRET/IRETD/IRETQ (SDM vol. 2 IRET, protected and IA-32e mode, task return; no VM86).</summary>
     private static void IretInsn(CpuCore cpu, ref Insn i)
     {
         int size = i.Size;
@@ -135,12 +152,20 @@ public static unsafe partial class SystemInsns
             cpu.ExitBlock = true;
             return;
         }
-        // A nested-task return is a hardware task switch, which Emu64 does not model: the run stops (exit status 8).
-        if ((cpu.Rflags & RFlags.NT) != 0 && !cpu.LongMode)
-            throw new UnsupportedFeatureException("hardware task switch (IRET with EFLAGS.NT=1 outside IA-32e mode) is not implemented");
+        // NT=1: a return from a nested task, a hardware task switch to the previous-task link (#GP(0) in IA-32e mode).
+        if ((cpu.Rflags & RFlags.NT) != 0)
+        {
+            int fromCpl = cpu.Cpl;
+            cpu.TaskReturn();
+            cpu.Machine.Events.OnIret(fromCpl, cpu.Cpl);
+            return;
+        }
         ulong newRip = cpu.PeekStack(size);
         ushort sel = (ushort)cpu.PeekStack(2, size);
         ulong newFlags = cpu.PeekStack(size, 2 * size);
+        // EFLAGS.VM=1 popped at CPL 0 (32-bit, outside IA-32e mode) would enter virtual-8086 mode, which Emu64 does not model.
+        if (size == 4 && !cpu.LongMode && cpu.Mode != CpuMode.Real && cpu.Cpl == 0 && (newFlags & RFlags.VM) != 0)
+            throw new UnsupportedFeatureException(CpuCore.Vm86Unsupported);
         int rpl = cpu.Mode == CpuMode.Real ? 0 : sel & 3;   // real mode: no privilege levels
         if (rpl < cpu.Cpl) cpu.Gp((uint)(sel & ~3));
         var cs = cpu.CheckCodeSegment(sel, rpl);

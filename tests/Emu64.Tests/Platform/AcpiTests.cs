@@ -80,14 +80,14 @@ public class AcpiTests
     }
 
     [Fact]
-    public void The_RSDT_and_XSDT_list_the_same_FADT_and_MADT()
+    public void The_RSDT_and_XSDT_list_the_same_FADT_MADT_and_HPET()
     {
         var m = NewMachine();
         var (r, xsdt, tables) = Walk(m);
         var rsdt = Table(m, U32(r, 16), "RSDT");
         Assert.Equal(1, rsdt[8]);
         Assert.Equal(1, xsdt[8]);
-        Assert.Equal(["FACP", "APIC"], tables.Keys.ToArray());
+        Assert.Equal(["FACP", "APIC", "HPET"], tables.Keys.ToArray());
         Assert.Equal(36 + 4 * tables.Count, rsdt.Length);
         Assert.Equal(36 + 8 * tables.Count, xsdt.Length);
         for (int i = 0; i < tables.Count; i++) Assert.Equal(tables.Values.ElementAt(i), U32(rsdt, 36 + 4 * i));
@@ -167,6 +167,27 @@ public class AcpiTests
         byte[] mou = [0x08, (byte)'_', (byte)'H', (byte)'I', (byte)'D', 0x0C, 0x41, 0xD0, 0x0F, 0x13];
         Assert.True(aml.AsSpan().IndexOf(kbd) > 0);
         Assert.True(aml.AsSpan().IndexOf(mou) > 0);
+    }
+
+    [Fact]
+    public void The_HPET_table_gives_QEMUs_block_id_and_the_base_0xFED00000_and_the_DSDT_has_a_PNP0103_device()
+    {
+        var m = NewMachine();
+        var t = Table(m, Walk(m).Tables["HPET"], "HPET");
+        Assert.Equal(56, t.Length);
+        Assert.Equal(1, t[8]);
+        Assert.Equal(0x8086A201u, U32(t, 36));                               // event timer block id (GCAP_ID[31:0])
+        Assert.Equal(new byte[] { 0, 0, 0, 0 }, t[40..44]);                  // GAS: system memory
+        Assert.Equal(0xFED00000UL, U64(t, 44));
+        Assert.Equal(0, t[52]);                                              // HPET number
+        Assert.Equal(0, U16(t, 53));                                         // minimum clock tick
+        Assert.Equal(0, t[55]);                                              // page protection
+        var f = Table(m, Walk(m).Tables["FACP"], "FACP");
+        var aml = Table(m, U32(f, 40), "DSDT")[36..];
+        byte[] hid = [0x08, (byte)'_', (byte)'H', (byte)'I', (byte)'D', 0x0C, 0x41, 0xD0, 0x01, 0x03];   // EisaId("PNP0103")
+        byte[] crs = [0x86, 0x09, 0x00, 0x01, 0x00, 0x00, 0xD0, 0xFE, 0x00, 0x04, 0x00, 0x00];         // Memory32Fixed 0xFED00000, 0x400
+        Assert.True(aml.AsSpan().IndexOf(hid) > 0);
+        Assert.True(aml.AsSpan().IndexOf(crs) > 0);
     }
 
     [Fact]

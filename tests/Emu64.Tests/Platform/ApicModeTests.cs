@@ -151,11 +151,11 @@ public class ApicModeTests
     {
         var m = new Machine(new MachineOptions { Output = Stream.Null });
         Assert.Equal(0x00050014UL, m.Memory.Read(0xFEE00030, 4));
-        m.Cpu.WriteMsr(0x1B, 0xFED00900);                 // relocate
-        Assert.Equal(0x00050014UL, m.Memory.Read(0xFED00030, 4));
+        m.Cpu.WriteMsr(0x1B, 0xFEB00900);                 // relocate (clear of the HPET at 0xFED00000)
+        Assert.Equal(0x00050014UL, m.Memory.Read(0xFEB00030, 4));
         Assert.Equal(0xFFFFFFFFUL, m.Memory.Read(0xFEE00030, 4));
-        m.Cpu.WriteMsr(0x1B, 0xFED00D00);                 // x2APIC: the page is gone
-        Assert.Equal(0xFFFFFFFFUL, m.Memory.Read(0xFED00030, 4));
+        m.Cpu.WriteMsr(0x1B, 0xFEB00D00);                 // x2APIC: the page is gone
+        Assert.Equal(0xFFFFFFFFUL, m.Memory.Read(0xFEB00030, 4));
         Assert.True(m.Cpu.ReadMsr(0x803, out ulong ver));
         Assert.Equal(0x00050014UL, ver);
     }

@@ -169,10 +169,13 @@ public static class Images
         return Multiboot([load, load, 0, 0, entry], w.ToArray());
     }
 
-    /// <summary>32-bit code that returns from a nested task with IRET (a hardware task switch, which Emu64 does not implement: status 8).</summary>
-    public static byte[] UnsupportedTaskSwitch() => Flat32(a =>
+    /// <summary>32-bit code at CPL 0 whose IRETD pops EFLAGS.VM=1 (virtual-8086 mode, which Emu64 does not implement: status 8).</summary>
+    public static byte[] UnsupportedVm86() => Flat32(a =>
     {
-        a.pushfd(); a.or(__dword_ptr[esp], 0x4000); a.popfd();   // EFLAGS.NT = 1
+        a.mov(esp, 0x90000);
+        for (int k = 0; k < 6; k++) a.push(0);            // GS FS DS ES SS ESP of the virtual-8086 frame
+        a.push(0x20002);                                   // EFLAGS: VM=1
+        a.push(0); a.push(0);                              // CS:EIP 0000:0000
         a.iretd();
     });
 
