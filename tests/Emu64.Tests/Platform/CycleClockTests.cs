@@ -135,4 +135,17 @@ public class CycleClockTests
         Assert.Equal(interpreted.Now, compiled.Now);
         Assert.Equal(interpreted.Instructions, compiled.Instructions);
     }
+
+    [Fact]
+    public void Boot_with_clock_cycles_reports_guest_ticks_equal_to_the_modeled_cycles_in_its_stats()
+    {
+        var r = CliRun.Execute("boot", "--append", "init=syscalls:50:0 nokaslr pti=on nopcid", "--clock", "cycles", "--stats");
+        Assert.Equal(0, r.Status);
+        string Stat(string key) => r.Stderr.Split('\n').Single(l => l.StartsWith(key + ": ", StringComparison.Ordinal))[(key.Length + 2)..];
+        Assert.Equal("cycles", Stat("clock"));
+        Assert.Equal(Stat("region.syscalls.modeled_cycles"), Stat("region.syscalls.guest_ticks"));
+        Assert.Equal(Stat("modeled_cycles"), (ulong.Parse(Stat("guest_ticks")) - ulong.Parse(Stat("idle_ticks"))).ToString());
+        var plain = CliRun.Execute("boot", "--append", "init=syscalls:50:0 nokaslr pti=on nopcid", "--stats");
+        Assert.DoesNotContain("guest_ticks", plain.Stderr);
+    }
 }
