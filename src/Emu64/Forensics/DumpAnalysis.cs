@@ -93,14 +93,17 @@ public static class DumpAnalysis
         {
             group = groups[0].ToList();
             // swapper_pg_dir (init_top_pgt) maps no user memory; process PGDs do. Linux also keeps PGDs with an empty user
-            // half around (a process between exec and its first mapping, freed ones not yet reused): of those, the one
-            // inside the kernel image in RAM is init_top_pgt, which is part of the kernel's data.
-            var img0 = KernelImage.Find(new GuestPageTables(image, group[0].Levels), group[0].Top);
+            // half around (a process between exec and its first mapping, freed ones not yet reused): of those, the one the
+            // kernel image maps (at __START_KERNEL_map + pa - phys_base) is init_top_pgt, which is kernel data. Being inside
+            // the image's physical extent is not enough: Linux frees the image's init sections and reuses their pages.
+            var pt0 = new GuestPageTables(image, group[0].Levels);
+            var img0 = KernelImage.Find(pt0, group[0].Top);
             var empty = group.Where(c => UserEntries(image, c.Top) == 0).OrderBy(c => c.Top).ToList();
-            chosen = img0 is { } im && empty.FirstOrDefault(c => c.Top >= im.TextPhys && c.Top < im.TextPhys + (im.End - im.Text)) is { } inImage
-                ? inImage : empty.FirstOrDefault() ?? group.OrderBy(c => c.Top).First();
-            if (img0 is { } im2 && chosen.Top >= im2.TextPhys && chosen.Top < im2.TextPhys + (im2.End - im2.Text) && empty.Count > 1)
-                how.Add($"{empty.Count} tables have an empty user half; 0x{chosen.Top:x} lies inside the kernel image in RAM (0x{im2.TextPhys:x}-0x{im2.TextPhys + (im2.End - im2.Text):x}): init_top_pgt is kernel data");
+            bool InImage(Candidate c) => img0 is { } im && pt0.Translate(group[0].Top, c.Top - im.PhysBase + StartKernelMap) is { } t && t.Phys == c.Top;
+            var inImage = empty.Where(InImage).ToList();
+            chosen = inImage.FirstOrDefault() ?? empty.FirstOrDefault() ?? group.OrderBy(c => c.Top).First();
+            if (inImage.Count > 0 && empty.Count > 1)
+                how.Add($"{empty.Count} tables have an empty user half; 0x{chosen.Top:x} is the one the kernel image maps (at 0x{chosen.Top - img0!.PhysBase + StartKernelMap:x}): init_top_pgt is kernel data");
             r.StartedFrom = "a scan of physical memory (no CR3, no symbols)";
             if (groups.Count > 1)
                 how.Add($"the largest group ({group.Count} table(s)) wins; the other groups hold {r.Valid.Count - group.Count} table(s) (stale copies or early boot tables)");

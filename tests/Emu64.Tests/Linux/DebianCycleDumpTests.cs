@@ -63,8 +63,21 @@ public sealed class DebianCycleBoot : IDisposable
 [Trait("Category", "LinuxBoot")]
 public class DebianCycleDumpTests(DebianCycleBoot boot, ITestOutputHelper output) : IClassFixture<DebianCycleBoot>
 {
-    private Dictionary<string, ulong> Kallsyms() =>
-        Regex.Matches(boot.Console, @"EMU64-KALLSYMS: ([0-9a-f]{16}) . (\S+)").ToDictionary(x => x.Groups[2].Value, x => Convert.ToUInt64(x.Groups[1].Value, 16));
+    /// <summary>
+    /// Kernel symbols at run time: the three /init prints from /proc/kallsyms (EMU64-KALLSYMS lines), and the rest from the
+    /// kernel's own kallsyms tables in guest RAM (Debugging/Kallsyms.cs, the debugger's reader), which must agree with
+    /// every printed line. /init greps /proc/kallsyms once (each read costs the boot about a billion instructions).
+    /// </summary>
+    private Dictionary<string, ulong> Kallsyms()
+    {
+        var printed = Regex.Matches(boot.Console, @"EMU64-KALLSYMS: ([0-9a-f]{16}) . (\S+)").ToDictionary(x => x.Groups[2].Value, x => Convert.ToUInt64(x.Groups[1].Value, 16));
+        Assert.Equal(3, printed.Count);
+        var table = Emu64.Debugging.Kallsyms.Find(boot.Machine!.Memory.Ram) ?? throw new Xunit.Sdk.XunitException("no kallsyms tables in guest RAM");
+        var all = new Dictionary<string, ulong>();
+        foreach (var e in table.Entries) all.TryAdd(e.Name, e.Address);
+        foreach (var (name, addr) in printed) Assert.Equal(addr, all[name]);
+        return all;
+    }
 
     /// <summary>The physical address of a kernel-image symbol: its offset from _text, plus where /proc/iomem says "Kernel code" starts.</summary>
     private ulong Phys(string symbol)
