@@ -69,8 +69,11 @@ public static class Cli
           --initrd FILE[,FILE]   Linux: the initrd (one file); multiboot: modules ("FILE args" passes args)
           --max-instructions N   stop after N retired instructions (exit status 6)
           --seed N               seed for RDRAND/RDSEED and anything random (default 0)
-          --ips N                guest instructions per virtual second (default 1000000000): the
+          --ips N                guest ticks per virtual second (default 1000000000): the
                                  rate at which timers (PIT, APIC, TSC, CMOS clock) see time pass
+          --clock KIND           what a tick is: instructions (default; one per retired instruction) or
+                                 cycles (the cost model's cycles: TLB misses, walks, CR3 writes and
+                                 flushes included; docs/MEASURE.md, "Guest time")
           --stats                print counters to stderr at the end (key: value lines)
           --compile-threshold N  runs of a block before it is compiled to a .NET method (default 1000000,
                                  0: interpret only); results and counters do not depend on it
@@ -283,6 +286,8 @@ public static class Cli
         public int CompileThreshold { get; init; } = MachineOptions.DefaultCompileThreshold;
         /// <summary>--cpu: the CPU features turned off.</summary>
         public IReadOnlyList<Emu64.Cpu.CpuFeatures.Feature> CpuOff { get; init; } = [];
+        /// <summary>What a tick of guest time is (--clock).</summary>
+        public Emu64.Mmu.GuestClock Clock { get; init; } = Emu64.Mmu.GuestClock.Instructions;
         /// <summary>--dump-on-exit FILE: where to write the guest memory dump when the run ends.</summary>
         public string? DumpFile { get; init; }
         /// <summary>
@@ -306,6 +311,7 @@ public static class Cli
         bool stats = false;
         var tlb = new List<string>();
         IReadOnlyList<Emu64.Cpu.CpuFeatures.Feature> cpuOff = [];
+        var clock = Emu64.Mmu.GuestClock.Instructions;
         for (int i = 0; i < a.Length; i++)
         {
             string o = a[i];
@@ -346,6 +352,7 @@ public static class Cli
                         compileThreshold = (int)t;
                         break;
                     }
+                case "--clock": clock = ParseClock(Value()); break;
                 case "--ips":
                     ips = ParseCount(o, Value());
                     if (ips == 0) throw new CliException("option --ips needs a rate of at least 1 instruction per second");
@@ -358,9 +365,24 @@ public static class Cli
             }
         }
         if (needKernel && kernel is null) throw new CliException("no kernel given (usage: emu64 run KERNEL [options])");
-        var result = new RunOptions(kernel, append, ram, initrds, max, seed, stats) { TlbConfig = tlb, Ips = ips, CompileThreshold = compileThreshold, CpuOff = cpuOff };
-        BuildTlbConfig(result);   // report a bad configuration before anything runs
+        var result = new RunOptions(kernel, append, ram, initrds, max, seed, stats) { TlbConfig = tlb, Ips = ips, CompileThreshold = compileThreshold, CpuOff = cpuOff, Clock = clock };
+        CheckClock(clock, BuildTlbConfig(result));   // report a bad configuration before anything runs
         return result;
+    }
+
+    /// <summary>--clock's value: instructions or cycles.</summary>
+    public static Emu64.Mmu.GuestClock ParseClock(string v) => v.ToLowerInvariant() switch
+    {
+        "instructions" or "insns" => Emu64.Mmu.GuestClock.Instructions,
+        "cycles" => Emu64.Mmu.GuestClock.Cycles,
+        _ => throw new CliException($"option --clock needs instructions or cycles, not '{v}'"),
+    };
+
+    /// <summary>The cycle clock needs a cost model in whole cycles (Mmu.CycleClockProblem); one line when it is not.</summary>
+    public static void CheckClock(Emu64.Mmu.GuestClock clock, Emu64.Mmu.TlbConfig? tlb)
+    {
+        if (clock == Emu64.Mmu.GuestClock.Cycles && Emu64.Mmu.Mmu.CycleClockProblem((tlb ?? new Emu64.Mmu.TlbConfig()).Cost) is { } problem)
+            throw new CliException($"--clock cycles: {problem}");
     }
 
     /// <summary>The TLB configuration of --tlb-config arguments (null when none were given).</summary>
@@ -464,7 +486,7 @@ public static class Cli
         var opts = new MachineOptions
         {
             RamBytes = o.RamBytes, Append = o.Append, Seed = o.Seed, MaxInstructions = o.MaxInstructions, Output = stdout,
-            Tlb = BuildTlbConfig(o), TicksPerSecond = o.Ips, CompileThreshold = o.CompileThreshold, CpuFeaturesOff = o.CpuOff,
+            Tlb = BuildTlbConfig(o), TicksPerSecond = o.Ips, CompileThreshold = o.CompileThreshold, CpuFeaturesOff = o.CpuOff, Clock = o.Clock,
         };
         Machine m;
         try { m = new Machine(opts); }
@@ -539,11 +561,20 @@ public static class Cli
             e.WriteLine($"{p}.cr3_noflush_writes: {d.Cr3NoFlushWrites}");
             foreach (var (key, value) in d.Tlb.Named()) e.WriteLine($"{p}.{key}: {value}");
             e.WriteLine(FormattableString.Invariant($"{p}.modeled_cycles: {d.Tlb.ModeledCycles(d.Instructions, m.Cpu.Mmu.Config.Cost):F0}"));
+            // Under the cycle clock the guest's own view of the region (what RDTSC would have measured across it).
+            if (m.Options.Clock == Emu64.Mmu.GuestClock.Cycles) e.WriteLine($"{p}.guest_ticks: {d.Now}");
         }
         var tlb = m.Cpu.Mmu.Snapshot();
         foreach (var (key, value) in tlb.Named()) e.WriteLine($"{key}: {value}");
         e.WriteLine(FormattableString.Invariant($"walk.memrefs_per_walk: {(tlb.Walks > 0 ? (double)tlb.WalkMemRefs / tlb.Walks : 0):F2}"));
         e.WriteLine(FormattableString.Invariant($"modeled_cycles: {tlb.ModeledCycles(n, m.Cpu.Mmu.Config.Cost):F0}"));
+        if (m.Options.Clock == Emu64.Mmu.GuestClock.Cycles)
+        {
+            e.WriteLine("clock: cycles");
+            e.WriteLine($"guest_ticks: {m.Now}");
+            e.WriteLine($"stall_ticks: {m.StallTicks}");
+            e.WriteLine($"idle_ticks: {m.IdleTicks}");
+        }
         foreach (var (code, count) in m.Stats.Unimplemented.OrderBy(k => k.Key.ToString()))
             e.WriteLine($"unimplemented.{code}: {count}");
     }

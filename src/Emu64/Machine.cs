@@ -53,10 +53,23 @@ public sealed unsafe partial class Machine
     public string StopMessage { get; private set; } = "";
 
     private ulong _rng;
+    /// <summary>Ticks of <see cref="Now"/> that are not retired instructions: time skipped while halted, and under
+    /// <see cref="Mmu.GuestClock.Cycles"/> the modeled cycles of TLB misses, walks and flushes (<see cref="StallTicks"/>).
+    /// One field, so the run loop's test for a due event stays <c>Retired + _idle</c> whatever the clock.</summary>
     private ulong _idle;
+    private ulong _stall;
 
-    /// <summary>Virtual time in ticks (one tick per retired instruction, plus time skipped while halted).</summary>
+    /// <summary>
+    /// Virtual time in ticks: one tick per retired instruction, plus time skipped while halted, plus (under the cycle
+    /// clock, <see cref="MachineOptions.Clock"/>) the modeled cycles the MMU's slow paths add as they happen.
+    /// </summary>
     public ulong Now => Cpu.Retired + _idle;
+
+    /// <summary>Ticks added by the cycle clock (modeled cycles beyond one per instruction); 0 under the instruction clock.</summary>
+    public ulong StallTicks => _stall;
+
+    /// <summary>The cycle clock's hook: the MMU charges modeled cycles to guest time (slow paths only).</summary>
+    internal void AddStall(ulong cycles) { _idle += cycles; _stall += cycles; }
 
     /// <summary>Virtual time of the next device event; the run loop services devices when Now reaches it.</summary>
     public ulong NextEventAt = ulong.MaxValue;
@@ -90,6 +103,7 @@ public sealed unsafe partial class Machine
         Cpu = new CpuCore(this, Memory, Io);
         if (options.Tlb != null) Cpu.Mmu.Configure(options.Tlb);
         Emu64.Cpu.CpuFeatures.Apply(Cpu, options.CpuFeaturesOff);
+        Cpu.Mmu.CycleClock = options.Clock == Mmu.GuestClock.Cycles;
         Cache = new DecodeCache(Memory);
         Events.Owner = this;
         Memory.CodeWritten += frame => { Cache.Invalidate(frame); Cpu.ExitBlock = true; };
@@ -178,6 +192,11 @@ public sealed class MachineOptions
     public Stream? Output;
     /// <summary>Guest ticks per second of virtual time (the documented default: 1 GHz, one instruction per ns).</summary>
     public ulong TicksPerSecond = 1_000_000_000;
+    /// <summary>
+    /// What a tick of guest time is: a retired instruction (the default) or a modeled cycle (the cost model's, TLB
+    /// misses, walks and flushes included; Mmu/CycleClock.cs). Either way time is virtual and runs are deterministic.
+    /// </summary>
+    public Mmu.GuestClock Clock = Mmu.GuestClock.Instructions;
     /// <summary>TLB geometry and cost model (null: the documented Skylake-like defaults).</summary>
     public Mmu.TlbConfig? Tlb;
     /// <summary>CPU features turned off (--cpu -pcid,...: <see cref="Emu64.Cpu.CpuFeatures"/>); CPUID and behaviour follow.</summary>

@@ -97,7 +97,7 @@ public sealed unsafe partial class Machine
     public readonly ChainCounters Chain = new();
 
     /// <summary>Guest time a halted CPU skipped to the next timer event (it cost no host time).</summary>
-    public ulong IdleTicks => _idle;
+    public ulong IdleTicks => _idle - _stall;
 
     /// <summary>When set, the loop runs one instruction per block (debugger stepping, breakpoints).</summary>
     public bool DebugStepHook;

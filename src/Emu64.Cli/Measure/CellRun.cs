@@ -152,6 +152,8 @@ public sealed class CellRunner
     private readonly Func<TlbConfig?> _tlb;
 
     public ulong Seed { get; init; }
+    /// <summary>What a tick of guest time is in every cell (--clock).</summary>
+    public Emu64.Mmu.GuestClock Clock { get; init; }
     /// <summary>The --tlb-config arguments (recorded in the JSON with each cell's full TLB configuration).</summary>
     public IReadOnlyList<string> TlbArgs { get; init; } = Array.Empty<string>();
     public string ImageSha256 { get; }
@@ -172,7 +174,7 @@ public sealed class CellRunner
         var tlb = TlbConfig;
         var m = new Machine(new MachineOptions
         {
-            Append = cell.Append, Seed = Seed, MaxInstructions = MaxInstructionsPerCell, Output = output, Tlb = tlb,
+            Append = cell.Append, Seed = Seed, MaxInstructions = MaxInstructionsPerCell, Output = output, Tlb = tlb, Clock = Clock,
         });
         m.LoadKernel(_image, _guestName, Array.Empty<BootModule>());
         var tracker = new ModeTracker(m);

@@ -13,6 +13,8 @@ public sealed class MeasureOptions
     public int Jobs = Math.Clamp(Environment.ProcessorCount, 1, 8);
     public ulong Seed;
     public bool Quiet;
+    /// <summary>What a tick of guest time is in every cell (--clock).</summary>
+    public Emu64.Mmu.GuestClock Clock;
 
     public const string Usage = """
         usage: emu64 measure [options]
@@ -31,6 +33,7 @@ public sealed class MeasureOptions
                                   syscalls: calls, work   touch: pages, rounds, work   pingpong: yields, procs
                                   mmap: cycles, pages   pagecache: pages, rounds, bytes, directmap (4k,2m,1g)
           --tlb-config FILE|K=V   TLB geometry and cost model for every cell (as for run; repeatable)
+          --clock KIND            guest time in instructions (default) or modeled cycles (as for run)
           --out DIR               write results.csv, results.json, overhead-vs-syscall-rate.svg,
                                   tlb-misses-vs-working-set.svg, direct-map-dtlb-misses.svg, direct-map-walks.svg there
           --jobs N                cells run in parallel (default: the number of CPUs, at most 8)
@@ -58,6 +61,7 @@ public sealed class MeasureOptions
                 case "--configs": case "--config": configs.AddRange(List(Value())); break;
                 case "--sweep": o.Spec.Sweeps.Add(ParseSweep(Value())); break;
                 case "--tlb-config": o.TlbConfig.Add(Value()); break;
+                case "--clock": o.Clock = Cli.ParseClock(Value()); break;
                 case "--out": o.OutDir = Value(); break;
                 case "--jobs":
                     o.Jobs = (int)Number(opt, Value(), 1, 64);
@@ -198,7 +202,8 @@ public static class MeasureCommand
     public static Outcome Measure(MeasureOptions o, TextWriter? progress)
     {
         var tlbRun = new Cli.RunOptions(null, "", 0, new(), 0, 0, false) { TlbConfig = o.TlbConfig };
-        var runner = new CellRunner(Cli.BundledKernelPath(), () => Cli.BuildTlbConfig(tlbRun)) { Seed = o.Seed, TlbArgs = o.TlbConfig };
+        Cli.CheckClock(o.Clock, Cli.BuildTlbConfig(tlbRun));
+        var runner = new CellRunner(Cli.BundledKernelPath(), () => Cli.BuildTlbConfig(tlbRun)) { Seed = o.Seed, TlbArgs = o.TlbConfig, Clock = o.Clock };
         var cells = o.Spec.Cells();
         var results = Measurement.Run(cells, runner, o.Jobs, progress);
         return new Outcome(results, Reports.Table(results), Reports.Csv(results), Reports.Json(results, runner, o.Spec),

@@ -151,7 +151,8 @@ public static class Reports
                 w.WriteStartObject("run");
                 w.WriteString("append", c.Append);
                 w.WriteString("command", $"emu64 boot --append \"{c.Append}\" --seed {runner.Seed} --stats" +
-                    (runner.TlbArgs.Count > 0 ? " " + string.Join(" ", runner.TlbArgs.Select(a => $"--tlb-config \"{a}\"")) : ""));
+                    (runner.TlbArgs.Count > 0 ? " " + string.Join(" ", runner.TlbArgs.Select(a => $"--tlb-config \"{a}\"")) : "") +
+                    (runner.Clock == Emu64.Mmu.GuestClock.Cycles ? " --clock cycles" : ""));
                 w.WriteNumber("ram_bytes", new MachineOptions().RamBytes);
                 w.WriteNumber("seed", runner.Seed);
                 w.WriteNumber("ticks_per_second", new MachineOptions().TicksPerSecond);

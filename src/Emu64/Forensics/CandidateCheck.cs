@@ -3,7 +3,12 @@ using static Emu64.Forensics.LinuxLayout;
 namespace Emu64.Forensics;
 
 /// <summary>The direct map found through one top-level table: its base and the walk that proved it.</summary>
-public sealed record DirectMap(ulong PageOffset, Translation First, ulong Covered, ulong LargestPage, bool Nx, bool Writable, bool User, bool Global);
+/// <summary>
+/// <paramref name="Covered"/>: bytes of the dump's RAM the map covers (all of it but the holes); <paramref name="Samples"/>: points
+/// checked (every 2 MiB and the last page of each range); <paramref name="Holes"/>: the physical addresses of the points not mapped.
+/// </summary>
+public sealed record DirectMap(ulong PageOffset, Translation First, ulong Covered, ulong LargestPage, bool Nx, bool Writable, bool User, bool Global,
+    int Samples = 0, List<ulong>? Holes = null, int ReadOnly = 0);
 
 /// <summary>What one candidate top-level table is, read with a given number of levels.</summary>
 public sealed record Candidate(ulong Top, int Levels, DirectMap? DirectMap, Translation? SelfMap, ulong? ImageStart, Translation? ImageFirst, string? Rejected)
@@ -52,8 +57,8 @@ public static class CandidateCheck
         {
             var t = pt.Translate(top, va);
             if (t is not { Phys: 0 } first) continue;
-            if (Linear(pt, top, va, out ulong covered, out var agg)) 
-                return new DirectMap(va, first, covered, agg.Largest, agg.Nx, agg.Rw, agg.Us, agg.G);
+            if (Linear(pt, top, va, out ulong covered, out var agg, out int samples, out var holes))
+                return new DirectMap(va, first, covered, agg.Largest, agg.Nx, agg.Ro * 16 <= samples, agg.Us, agg.G, samples, holes, agg.Ro);
         }
         return null;
     }
@@ -75,27 +80,42 @@ public static class CandidateCheck
         }
     }
 
-    private record struct Agg(ulong Largest, bool Nx, bool Rw, bool Us, bool G);
+    private record struct Agg(ulong Largest, bool Nx, int Ro, bool Us, bool G);
 
-    /// <summary>Every 2 MiB of every RAM range (and the last page of each) translates from <paramref name="baseVa"/> + pa to pa.</summary>
-    private static bool Linear(GuestPageTables pt, ulong top, ulong baseVa, out ulong covered, out Agg agg)
+    /// <summary>
+    /// Every 2 MiB of every RAM range of the dump (and the last page of each) translates from <paramref name="baseVa"/> + pa
+    /// to pa, or is a hole: not mapped at all. The dump holds all of the machine's RAM, but the kernel maps only what its
+    /// memory map calls usable: Linux leaves the ranges the firmware reserves unmapped (on Emu64 and QEMU's "pc" machine,
+    /// the last 128 KiB below the end of the first RAM range: the e820 map's reserved 0x...fe0000 range). So holes are
+    /// allowed, as long as they are few (at most 1 in 16 sample points) and no point translates anywhere else.
+    /// </summary>
+    private static bool Linear(GuestPageTables pt, ulong top, ulong baseVa, out ulong covered, out Agg agg, out int samples, out List<ulong> holes)
     {
         covered = 0;
-        agg = new Agg(0, true, true, false, true);
+        samples = 0;
+        holes = new();
+        agg = new Agg(0, true, 0, false, true);
+        int mapped = 0;
         foreach (var r in pt.Image.Ranges)
         {
             for (ulong pa = r.Start & ~(Mib2 - 1); ; pa += Mib2)
             {
                 ulong p = Math.Max(pa, r.Start);
                 if (p >= r.End) p = r.End - 0x1000;
+                samples++;
                 var t = pt.Translate(top, baseVa + p);
-                if (t is not { } tt || tt.Phys != p) return false;
-                agg = new Agg(Math.Max(agg.Largest, tt.PageSize), agg.Nx && tt.NoExecute, agg.Rw && tt.Writable, agg.Us || tt.User, agg.G && tt.Global);
+                if (t is not { } tt) holes.Add(p);
+                else if (tt.Phys != p) return false;
+                else
+                {
+                    mapped++;
+                    agg = new Agg(Math.Max(agg.Largest, tt.PageSize), agg.Nx && tt.NoExecute, agg.Ro + (tt.Writable ? 0 : 1), agg.Us || tt.User, agg.G && tt.Global);
+                }
                 if (p == r.End - 0x1000) break;
             }
             covered += r.Length;
         }
-        return true;
+        return mapped > 0 && (samples - mapped) * 16 <= samples;
     }
 
     /// <summary>The first mapped address in __START_KERNEL_map's 1 GiB window, found 2 MiB at a time, then 4 KiB.</summary>

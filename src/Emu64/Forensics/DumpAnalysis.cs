@@ -92,8 +92,18 @@ public static class DumpAnalysis
         else if (groups.Count > 0)
         {
             group = groups[0].ToList();
-            // swapper_pg_dir (init_top_pgt) maps no user memory; process PGDs do.
-            chosen = group.Where(c => UserEntries(image, c.Top) == 0).OrderBy(c => c.Top).FirstOrDefault() ?? group.OrderBy(c => c.Top).First();
+            // swapper_pg_dir (init_top_pgt) maps no user memory; process PGDs do. Linux also keeps PGDs with an empty user
+            // half around (a process between exec and its first mapping, freed ones not yet reused): of those, the one the
+            // kernel image maps (at __START_KERNEL_map + pa - phys_base) is init_top_pgt, which is kernel data. Being inside
+            // the image's physical extent is not enough: Linux frees the image's init sections and reuses their pages.
+            var pt0 = new GuestPageTables(image, group[0].Levels);
+            var img0 = KernelImage.Find(pt0, group[0].Top);
+            var empty = group.Where(c => UserEntries(image, c.Top) == 0).OrderBy(c => c.Top).ToList();
+            bool InImage(Candidate c) => img0 is { } im && pt0.Translate(group[0].Top, c.Top - im.PhysBase + StartKernelMap) is { } t && t.Phys == c.Top;
+            var inImage = empty.Where(InImage).ToList();
+            chosen = inImage.FirstOrDefault() ?? empty.FirstOrDefault() ?? group.OrderBy(c => c.Top).First();
+            if (inImage.Count > 0 && empty.Count > 1)
+                how.Add($"{empty.Count} tables have an empty user half; 0x{chosen.Top:x} is the one the kernel image maps (at 0x{chosen.Top - img0!.PhysBase + StartKernelMap:x}): init_top_pgt is kernel data");
             r.StartedFrom = "a scan of physical memory (no CR3, no symbols)";
             if (groups.Count > 1)
                 how.Add($"the largest group ({group.Count} table(s)) wins; the other groups hold {r.Valid.Count - group.Count} table(s) (stale copies or early boot tables)");
@@ -128,8 +138,11 @@ public static class DumpAnalysis
             dm.Nx && dm.Writable && !dm.User ? Confidence.High : Confidence.Medium,
             [
                 $"the lowest 1 GiB-aligned address in [0x{PageOffsetBase(chosen.Levels):x}, 0x{CpuEntryArea:x}) that translates to physical 0: {dm.First.Path(chosen.Levels)}",
-                $"every 2 MiB of RAM (0x{dm.Covered:x} bytes) translates linearly from it; largest page {Size(dm.LargestPage)}; " +
-                    $"{(dm.Writable ? "RW" : "RO")}, {(dm.Nx ? "NX" : "executable")}, {(dm.User ? "user" : "supervisor")}{(dm.Global ? ", global (PTI off: kernel pages may survive CR3 switches)" : "")}",
+                (dm.Holes is { Count: > 0 } holes
+                    ? $"every 2 MiB of RAM (0x{dm.Covered:x} bytes) translates linearly from it but {holes.Count} of the {dm.Samples} points checked, which are not mapped at all " +
+                      $"(memory the kernel leaves out of its map, as firmware-reserved ranges): {string.Join(", ", holes.Take(4).Select(h => $"0x{h:x}"))}{(holes.Count > 4 ? ", ..." : "")}; largest page {Size(dm.LargestPage)}; "
+                    : $"every 2 MiB of RAM (0x{dm.Covered:x} bytes) translates linearly from it; largest page {Size(dm.LargestPage)}; ") +
+                    $"{(dm.Writable ? "RW" : "RO")}{(dm.ReadOnly > 0 && dm.Writable ? $" ({dm.ReadOnly} of the {dm.Samples} points read-only: the kernel image's own pages, seen through the direct map)" : "")}, {(dm.Nx ? "NX" : "executable")}, {(dm.User ? "user" : "supervisor")}{(dm.Global ? ", global (PTI off: kernel pages may survive CR3 switches)" : "")}",
                 $"KASLR offset of the direct map: PAGE_OFFSET - 0x{PageOffsetBase(chosen.Levels):x} = 0x{dm.PageOffset - PageOffsetBase(chosen.Levels):x} ({(dm.PageOffset - PageOffsetBase(chosen.Levels)) >> 30} steps of 1 GiB)",
             ]));
 

@@ -131,6 +131,7 @@ public sealed partial class Mmu
             if (i >= 0)
             {
                 _ctr[Ctr.Tlb(TlbLevel.Stlb, ctx, Ctr.Hits)]++;
+                if (_cycleClock) Stall(_costStlbHit);
                 FillFrom(l1, s.E[i], la);
                 return UseEntry(s, i, la, acc, pcid, ctx);
             }
@@ -180,6 +181,7 @@ public sealed partial class Mmu
         var w = new WalkResult();
         Walk(la, pcid, _cpu.CR3, ref w, WalkMode.Fill);
         _ctr[Ctr.Walk(ctx, Ctr.WalkMemRefs)] += (ulong)w.MemRefs;
+        if (_cycleClock) Stall(_costWalkStart + _costWalkMemRef * (ulong)w.MemRefs);
         if (w.Fault)
         {
             _ctr[Ctr.Walk(ctx, Ctr.WalksFaulting)]++;

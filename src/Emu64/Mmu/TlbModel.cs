@@ -21,6 +21,7 @@ public sealed partial class Mmu
     public void Configure(TlbConfig config)
     {
         config.Validate();
+        if (_cycleClock && CycleClockProblem(config.Cost) is { } problem) throw new ArgumentException(problem);
         Config = config;
         static TlbArray A(string n, ArrayConfig c, params PageSize[] sizes)
         {
@@ -38,6 +39,7 @@ public sealed partial class Mmu
         _model = config.Model;
         _pscEnabled = config.PagingStructureCaches && config.Model;
         _permKey = ulong.MaxValue;
+        LoadClockCosts();
         FlushFast();
         ApplyListener();
         OnModeChanged();
@@ -109,6 +111,7 @@ public sealed partial class Mmu
         _ctr[Ctr.Flush(c, 0)]++;
         _ctr[Ctr.Flush(c, 1)] += (ulong)tlb;
         _ctr[Ctr.Flush(c, 2)] += (ulong)psc;
+        if (_cycleClock) Stall(_costFlush[(int)c]);
         _listener?.OnInvalidate(c, tlb, psc);
     }
 
