@@ -72,10 +72,8 @@ public sealed class KernelInfoPort(Machine m) : IIoDevice
         switch (op)
         {
             case OpRegionBegin:
-                _open[arg] = new Region(arg, CounterSnapshot.Take(m), null);
-                break;
             case OpRegionEnd:
-                if (_open.Remove(arg, out var r)) Regions.Add(r with { End = CounterSnapshot.Take(m) });
+                MarkRegion(op, arg);
                 break;
             case OpExit:
                 if (Processes.TryGetValue(arg, out var p)) Processes[arg] = p with { Exited = true };
@@ -85,6 +83,17 @@ public sealed class KernelInfoPort(Machine m) : IIoDevice
                 _pendingOp = op; _pendingArg = arg; _words = 0; _value = 0;
                 break;
         }
+    }
+
+    /// <summary>
+    /// Begins (<paramref name="op"/> = <see cref="OpRegionBegin"/>) or ends region <paramref name="id"/>: a snapshot of
+    /// the counters. The port's op 1/2 and the user-mode marker (Isa/RegionMarker.cs) both come here, so a region
+    /// is counted the same whichever marked it. An end without a begin is ignored; a second begin restarts the region.
+    /// </summary>
+    public void MarkRegion(int op, int id)
+    {
+        if (op == OpRegionBegin) _open[id] = new Region(id, CounterSnapshot.Take(m), null);
+        else if (op == OpRegionEnd && _open.Remove(id, out var r)) Regions.Add(r with { End = CounterSnapshot.Take(m) });
     }
 
     private void Complete()
