@@ -20,8 +20,8 @@ public sealed record Region(int Id, CounterSnapshot Begin, CounterSnapshot? End)
 {
     public CounterSnapshot Delta => (End ?? Begin) - Begin;
 
-    /// <summary>Names of the toy kernel's regions (firmware/port.h).</summary>
-    public string Name => Id switch { 1 => "syscalls", 2 => "touch", 3 => "pingpong", 4 => "mmap", _ => $"region{Id}" };
+    /// <summary>Names of the toy kernel's regions (firmware/port.h), also those of the Linux workloads (tests/linux/initramfs/measure-*.c).</summary>
+    public string Name => Id switch { 1 => "syscalls", 2 => "touch", 3 => "pingpong", 4 => "mmap", 5 => "pagecache", _ => $"region{Id}" };
 }
 
 /// <summary>A process the kernel announced: its pid and the physical address of its kernel PGD (user PGD at +4 KiB with PTI).</summary>

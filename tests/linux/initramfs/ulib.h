@@ -14,6 +14,7 @@
 #define SYS_mmap 9
 #define SYS_munmap 11
 #define SYS_pread64 17
+#define SYS_pipe 22
 #define SYS_pwrite64 18
 #define SYS_sched_yield 24
 #define SYS_getpid 39
