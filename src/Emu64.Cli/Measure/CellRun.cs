@@ -24,6 +24,8 @@ public sealed class CellResult
     /// map in 1 GiB pages, in percent; null without that cell.
     /// </summary>
     public double? VsGigaDirectMapPercent { get; set; }
+    /// <summary>On Linux: the direct map's page sizes as /proc/meminfo gave them at the end of the boot ("DirectMap4k: 8192 kB; ...").</summary>
+    public string? DirectMapReport { get; set; }
 
     public TlbStats Tlb => Region.Tlb;
     public ulong Instructions => Region.Instructions;

@@ -69,6 +69,19 @@ public sealed class LinuxBoot
                 $"last console line: '{CellRunner.LastLine(console)}' (an initramfs without measure-*.c? run tests/linux/fetch-linux.sh)");
         var failed = console.Split('\n').FirstOrDefault(l => l.StartsWith("EMU64-MEASURE:") && l.TrimEnd().EndsWith("failed"));
         if (failed is not null) throw new MeasureException($"{what}: {failed.Trim()}");
+        // /init's copy of /proc/meminfo's DirectMap4k/2M/1G lines: the page sizes the kernel really mapped its direct map with.
+        var dm = console.Split('\n').Select(l => l.Trim()).Where(l => l.StartsWith("EMU64-MEASURE: DirectMap"))
+            .Select(l => l["EMU64-MEASURE: ".Length..]).ToList();
+        string directMap = string.Join("; ", dm.Select(l => System.Text.RegularExpressions.Regex.Replace(l, @"\s+", " ")));
+        foreach (var c in cells.Where(c => c.Workload.ParamIndex(DirectMap.Param) >= 0).Take(1))
+        {
+            long want = c.Value(DirectMap.Param);
+            string key = want switch { DirectMap.Page1G => "DirectMap1G:", DirectMap.Page2M => "DirectMap2M:", _ => "DirectMap4k:" };
+            bool has(string k) => dm.Any(l => l.StartsWith(k) && !System.Text.RegularExpressions.Regex.IsMatch(l, @":\s*0 kB"));
+            if (!has(key) || (want == DirectMap.Page4K && (has("DirectMap2M:") || has("DirectMap1G:"))) || (want == DirectMap.Page2M && has("DirectMap1G:")))
+                throw new MeasureException($"{what}: the direct map is not in {DirectMap.Name(want)} pages ({directMap})" +
+                    (want == DirectMap.Page1G ? ": Linux maps only whole, aligned GiBs of RAM with 1 GiB pages; give the guest at least 2 GiB (-m 2G)" : ""));
+        }
         var results = new List<CellResult>();
         var seen = new Dictionary<int, int>();
         foreach (var c in cells)
@@ -76,7 +89,9 @@ public sealed class LinuxBoot
             int id = c.Workload.RegionId, nth = seen[id] = seen.GetValueOrDefault(id) + 1;
             var region = m.KernelInfo.Regions.Where(r => r.Id == id && r.End is not null).Skip(nth - 1).FirstOrDefault()
                 ?? throw new MeasureException($"{what}: {c.Workload.Name} {c.ParamText} marked no region {id}");
-            results.Add(CellRunner.Result(c, region, tracker, tlb));
+            var r = CellRunner.Result(c, region, tracker, tlb);
+            r.DirectMapReport = directMap;
+            results.Add(r);
         }
         return results;
     }

@@ -79,7 +79,8 @@ public sealed class MeasureOptions
                     string v = Value();
                     ulong mul = v.Length > 1 && char.ToLowerInvariant(v[^1]) == 'g' ? 1024UL : 1UL;
                     string digits = v.Length > 1 && char.ToLowerInvariant(v[^1]) is 'g' or 'm' ? v[..^1] : v;
-                    o.RamBytes = (ulong)Number(opt, digits, 64, 65536) * mul << 20;
+                    o.RamBytes = (ulong)Number(opt, digits, 1, 65536) * mul << 20;
+                    if (o.RamBytes < 64UL << 20 || o.RamBytes > 64UL << 30) throw new CliException($"option -m needs 64M to 64G, not '{v}'");
                     break;
                 }
                 case "-h" or "--help": throw new Cli.HelpRequested();

@@ -160,7 +160,11 @@ public static class Reports
                 w.WriteString("config", c.Config.Name);
                 w.WriteStartObject("run");
                 w.WriteString("append", c.Append);
-                if (runner.Linux is not null) w.WriteString("boot", c.LinuxKernelOptions);   // the cells of one boot share it
+                if (runner.Linux is not null)
+                {
+                    w.WriteString("boot", c.LinuxKernelOptions);   // the cells of one boot share it
+                    w.WriteString("direct_map", r.DirectMapReport ?? "");
+                }
                 w.WriteString("command", runner.Command(c));
                 w.WriteNumber("ram_bytes", runner.Linux?.RamBytes ?? new MachineOptions().RamBytes);
                 w.WriteNumber("seed", runner.Seed);
