@@ -80,7 +80,7 @@ public sealed class LinuxBoot
             bool has(string k) => dm.Any(l => l.StartsWith(k) && !System.Text.RegularExpressions.Regex.IsMatch(l, @":\s*0 kB"));
             if (!has(key) || (want == DirectMap.Page4K && (has("DirectMap2M:") || has("DirectMap1G:"))) || (want == DirectMap.Page2M && has("DirectMap1G:")))
                 throw new MeasureException($"{what}: the direct map is not in {DirectMap.Name(want)} pages ({directMap})" +
-                    (want == DirectMap.Page1G ? ": Linux maps only whole, aligned GiBs of RAM with 1 GiB pages; give the guest at least 2 GiB (-m 2G)" : ""));
+                    (want == DirectMap.Page1G ? ": Linux maps RAM with 1 GiB pages only from 1 GiB up, in whole aligned GiBs, and Emu64's guest RAM is below 2 GiB" : ""));
         }
         var results = new List<CellResult>();
         var seen = new Dictionary<int, int>();

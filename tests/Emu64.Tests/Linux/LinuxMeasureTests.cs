@@ -146,7 +146,8 @@ public class LinuxMeasureOptionTests
     public void The_direct_map_page_size_of_pagecache_is_a_Linux_kernel_option_not_a_program_argument()
     {
         var cells = Cells("--workload", "pagecache", "--sweep", "pagecache.pages=16");
-        Assert.Equal(["nopti nogbpages clearcpuid=3", "nopti nogbpages", "nopti"], cells.Select(c => c.LinuxKernelOptions));
+        // No 1 GiB cell by default on Linux: below 2 GiB of RAM its direct map has no 1 GiB page to give.
+        Assert.Equal(["nopti nogbpages clearcpuid=3", "nopti nogbpages"], cells.Select(c => c.LinuxKernelOptions));
         Assert.All(cells, c => Assert.Equal("pagecache:16:2:4096", c.Workload.LinuxSpec(c.Values)));
     }
 
