@@ -26,6 +26,8 @@ public sealed class CellResult
     public double? VsGigaDirectMapPercent { get; set; }
     /// <summary>On Linux: the direct map's page sizes as /proc/meminfo gave them at the end of the boot ("DirectMap4k: 8192 kB; ...").</summary>
     public string? DirectMapReport { get; set; }
+    /// <summary>On Linux: the command line of the boot that ran this cell (with the other cells of its configuration).</summary>
+    public string? BootAppend { get; set; }
 
     public TlbStats Tlb => Region.Tlb;
     public ulong Instructions => Region.Instructions;
@@ -175,8 +177,8 @@ public sealed class CellRunner
         Linux is null ? cells.Select(Run).ToList() : Linux.Run(cells, Seed, TlbConfig);
 
     /// <summary>The command that repeats a cell's run (for the JSON).</summary>
-    public string Command(Cell c) => Linux is not null ? Linux.Command(c.Append, Seed, TlbArgs)
-        : $"emu64 boot --append \"{c.Append}\" --seed {Seed} --stats" + (TlbArgs.Count > 0 ? " " + string.Join(" ", TlbArgs.Select(a => $"--tlb-config \"{a}\"")) : "");
+    public string Command(CellResult r) => Linux is not null ? Linux.Command(r.BootAppend ?? r.Cell.Append, Seed, TlbArgs)
+        : $"emu64 boot --append \"{r.Cell.Append}\" --seed {Seed} --stats" + (TlbArgs.Count > 0 ? " " + string.Join(" ", TlbArgs.Select(a => $"--tlb-config \"{a}\"")) : "");
 
     public CellRunner(string imagePath, Func<TlbConfig?> tlbConfig)
     {

@@ -91,6 +91,7 @@ public sealed class LinuxBoot
                 ?? throw new MeasureException($"{what}: {c.Workload.Name} {c.ParamText} marked no region {id}");
             var r = CellRunner.Result(c, region, tracker, tlb);
             r.DirectMapReport = directMap;
+            r.BootAppend = append;
             results.Add(r);
         }
         return results;

@@ -159,13 +159,13 @@ public static class Reports
                 w.WriteEndObject();
                 w.WriteString("config", c.Config.Name);
                 w.WriteStartObject("run");
-                w.WriteString("append", c.Append);
+                w.WriteString("append", r.BootAppend ?? c.Append);   // on Linux: the boot that ran it, with the other cells of its configuration
                 if (runner.Linux is not null)
                 {
                     w.WriteString("boot", c.LinuxKernelOptions);   // the cells of one boot share it
                     w.WriteString("direct_map", r.DirectMapReport ?? "");
                 }
-                w.WriteString("command", runner.Command(c));
+                w.WriteString("command", runner.Command(r));
                 w.WriteNumber("ram_bytes", runner.Linux?.RamBytes ?? new MachineOptions().RamBytes);
                 w.WriteNumber("seed", runner.Seed);
                 w.WriteNumber("ticks_per_second", new MachineOptions().TicksPerSecond);
