@@ -458,7 +458,7 @@ public static class Cli
         throw new CliException("the bundled kernel firmware/toykernel.elf was not found");
     }
 
-    private static byte[] ReadFile(string path, string what)
+    internal static byte[] ReadFile(string path, string what)
     {
         try
         {

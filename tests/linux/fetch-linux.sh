@@ -2,7 +2,7 @@
 # Fetches the inputs of the Linux boot tests (docs/LINUX.md) into tests/linux/out/ (gitignored):
 #   out/vmlinuz     Debian 12's cloud kernel (a bzImage), from linux-image-6.1.*-cloud-amd64
 #   out/vmlinux     the same kernel uncompressed (an ELF with the PVH note), from the bzImage's payload
-#   out/initrd.gz   a busybox-static initramfs with tests/linux/initramfs/init and the static user programs
+#   out/initrd.gz   a busybox-static initramfs with tests/linux/initramfs/init and the static user programs (getpid, measure-*)
 #                   built from tests/linux/initramfs/*.c (gcc, no libc), built reproducibly
 # The packages come from the configured Debian mirror with `apt-get download` and are only unpacked
 # (dpkg-deb -x), never installed. Needs root for apt-get update/install (cpio, lz4 when missing) and to

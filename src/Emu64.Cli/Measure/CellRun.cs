@@ -24,6 +24,10 @@ public sealed class CellResult
     /// map in 1 GiB pages, in percent; null without that cell.
     /// </summary>
     public double? VsGigaDirectMapPercent { get; set; }
+    /// <summary>On Linux: the direct map's page sizes as /proc/meminfo gave them at the end of the boot ("DirectMap4k: 8192 kB; ...").</summary>
+    public string? DirectMapReport { get; set; }
+    /// <summary>On Linux: the command line of the boot that ran this cell (with the other cells of its configuration).</summary>
+    public string? BootAppend { get; set; }
 
     public TlbStats Tlb => Region.Tlb;
     public ulong Instructions => Region.Instructions;
@@ -97,18 +101,22 @@ internal sealed class ModeTracker(Machine m) : IBoundaryListener
     private static bool SamePair(ulong a, ulong b) => (Base(a) & ~0x1FFFUL) == (Base(b) & ~0x1FFFUL);
 
     /// <summary>
-    /// The pid whose PGD (kernel, or user at +4 KiB) a CR3 value points at; 0 for anything else (swapper_pg_dir).
-    /// A live process wins over an exited one whose freed PGD pages it may have been given.
+    /// Who a CR3 value belongs to. On the toy kernel: the pid whose PGD (kernel, or user at +4 KiB) it points at, 0 for
+    /// anything else (swapper_pg_dir); a live process wins over an exited one whose freed PGD pages it may have been
+    /// given. On Linux (no process announced): the 8 KiB-aligned PGD pair itself (a kernel built with PTI allocates
+    /// every PGD as two pages, PGD_ALLOCATION_ORDER 1, whether PTI is on or not), so the user/kernel switch of PTI
+    /// (bit 12) is no context switch and a change of address space is.
     /// </summary>
-    private int Owner(ulong cr3)
+    private ulong Owner(ulong cr3)
     {
         ulong b = Base(cr3);
-        int found = 0;
+        if (m.KernelInfo.Processes.Count == 0) return b & ~0x1FFFUL;
+        ulong found = 0;
         foreach (var p in m.KernelInfo.Processes.Values)
             if (p.KernelPgd == b || p.KernelPgd + 0x1000 == b)
             {
-                if (!p.Exited) return p.Pid;
-                found = p.Pid;
+                if (!p.Exited) return (ulong)p.Pid;
+                found = (ulong)p.Pid;
             }
         return found;
     }
@@ -160,6 +168,21 @@ public sealed class CellRunner
     /// <summary>The TLB configuration every cell uses (defaults when --tlb-config is not given).</summary>
     public TlbConfig TlbConfig => _tlb() ?? new TlbConfig();
 
+    /// <summary>Set when the cells boot Linux (--kernel/--initrd) rather than the bundled toy kernel.</summary>
+    public LinuxBoot? Linux { get; init; }
+
+    /// <summary>Cells with the same key run in one boot: on Linux those with the same kernel options, on the toy kernel each alone.</summary>
+    public string BootKey(Cell c) => Linux is null ? c.Index.ToString(System.Globalization.CultureInfo.InvariantCulture) : c.LinuxKernelOptions;
+
+    /// <summary>Runs the cells of one boot (<see cref="BootKey"/>), in order.</summary>
+    public List<CellResult> RunBoot(IReadOnlyList<Cell> cells) =>
+        Linux is null ? cells.Select(Run).ToList() : Linux.Run(cells, Seed, TlbConfig);
+
+    /// <summary>The command that repeats a cell's run (for the JSON).</summary>
+    public string Command(CellResult r) => Linux is not null ? Linux.Command(r.BootAppend ?? r.Cell.Append, Seed, TlbArgs)
+        : $"emu64 boot --append \"{r.Cell.Append}\" --seed {Seed} --stats" + (TlbArgs.Count > 0 ? " " + string.Join(" ", TlbArgs.Select(a => $"--tlb-config \"{a}\"")) : "")
+          + (Clock == Emu64.Mmu.GuestClock.Cycles ? " --clock cycles" : "");
+
     public CellRunner(string imagePath, Func<TlbConfig?> tlbConfig)
     {
         _guestName = Path.GetFileName(imagePath);
@@ -186,6 +209,12 @@ public sealed class CellRunner
                 $"({reason}, exit {m.ExitCode >> 1}{(m.StopMessage.Length > 0 ? ": " + m.StopMessage : "")}); last console line: '{LastLine(console)}'");
         var region = m.KernelInfo.Regions.FirstOrDefault(r => r.Id == cell.Workload.RegionId && r.End is not null)
             ?? throw new MeasureException($"cell {cell.Workload.Name} {cell.ParamText} {cell.Config.Name}: the workload marked no region {cell.Workload.RegionId}");
+        return Result(cell, region, tracker, tlb);
+    }
+
+    /// <summary>A cell's result from its region and the boundary events of its run.</summary>
+    internal static CellResult Result(Cell cell, Region region, ModeTracker tracker, TlbConfig tlb)
+    {
         var d = region.Delta;
         ulong from = region.Begin.Instructions, to = region.End!.Value.Instructions;
         return new CellResult
@@ -200,7 +229,7 @@ public sealed class CellRunner
         };
     }
 
-    private static string LastLine(string s)
+    internal static string LastLine(string s)
     {
         var lines = s.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         return lines.Length == 0 ? "" : lines[^1].Trim();

@@ -2,17 +2,27 @@ using System.Globalization;
 
 namespace Emu64.Cli.Measure;
 
-/// <summary>A kernel configuration of the matrix: a name and the toy kernel's command-line options.</summary>
-public sealed record KernelConfig(string Name, string KernelOptions, string Description)
+/// <summary>
+/// A kernel configuration of the matrix: a name, the toy kernel's command-line options and Linux's
+/// (Documentation/admin-guide/kernel-parameters.txt: <c>nopti</c>, <c>pti=on</c>, <c>nopcid</c>, <c>noinvpcid</c>).
+/// </summary>
+public sealed record KernelConfig(string Name, string KernelOptions, string Description, string LinuxOptions)
 {
     /// <summary>The configurations <c>--configs</c> accepts, in the order tables and charts show them.</summary>
     public static readonly IReadOnlyList<KernelConfig> All = new KernelConfig[]
     {
-        new("nopti", "pti=off", "no KPTI: one page table, kernel pages global (the baseline)"),
-        new("pti", "pti=on nopcid", "KPTI without PCID: every CR3 write flushes the TLB"),
-        new("pti+pcid", "pti=on noinvpcid", "KPTI with PCID (user/kernel PCIDs, NOFLUSH), no INVPCID"),
-        new("pti+pcid+invpcid", "pti=on", "KPTI with PCID and INVPCID (single user-page flushes)"),
+        new("nopti", "pti=off", "no KPTI: one page table, kernel pages global (the baseline)", "nopti"),
+        new("pti", "pti=on nopcid", "KPTI without PCID: every CR3 write flushes the TLB", "pti=on nopcid"),
+        new("pti+pcid", "pti=on noinvpcid", "KPTI with PCID (user/kernel PCIDs, NOFLUSH), no INVPCID", "pti=on noinvpcid"),
+        new("pti+pcid+invpcid", "pti=on", "KPTI with PCID and INVPCID (single user-page flushes)", "pti=on"),
+        new("nopti+noinvpcid", "pti=off noinvpcid", "no KPTI, PCID without INVPCID (the baseline of pti+pcid's INVPCID comparison)", "nopti noinvpcid"),
     };
+
+    /// <summary>The configurations run when --configs is not given (the fifth only on request).</summary>
+    public static IReadOnlyList<KernelConfig> Defaults => All.Take(4).ToList();
+
+    /// <summary>The options of this configuration for the toy kernel or for Linux.</summary>
+    public string Options(bool linux) => linux ? LinuxOptions : KernelOptions;
 
     public const string Baseline = "nopti";
 
@@ -39,6 +49,15 @@ public static class DirectMap
     /// <summary>"4k", "2m", "1g": the kernel option's value, also how tables and charts name the size.</summary>
     public static string Name(long bytes) => bytes switch { Page4K => "4k", Page2M => "2m", Page1G => "1g", _ => bytes.ToString(CultureInfo.InvariantCulture) };
     public const string Param = "directmap";
+
+    /// <summary>
+    /// Linux's options for a direct-map page size: 1 GiB pages are its default when the CPU has them (Emu64 sets
+    /// CPUID.80000001H:EDX.Page1GB) and CONFIG_X86_DIRECT_GBPAGES=y (Debian's); <c>nogbpages</c> leaves 2 MiB pages;
+    /// 4 KiB pages also need 2 MiB pages refused: Debian's kernel has no CONFIG_DEBUG_PAGEALLOC (whose
+    /// <c>debug_pagealloc=on</c> would do it), so <c>clearcpuid=3</c> hides X86_FEATURE_PSE (word 0, bit 3; not a
+    /// required feature on x86-64) from the kernel, and probe_page_size_mask() then allows no 2 MiB mapping.
+    /// </summary>
+    public static string LinuxOptions(long bytes) => bytes switch { Page4K => "nogbpages clearcpuid=3", Page2M => "nogbpages", _ => "" };
 }
 
 /// <summary>
@@ -51,6 +70,15 @@ public sealed record Workload(string Name, int RegionId, IReadOnlyList<WorkloadP
     IReadOnlyList<(string Param, long[] Values)>? MoreSweeps = null,
     IReadOnlyList<string>? DefaultConfigs = null)
 {
+    /// <summary>Linux's workload (tests/linux/initramfs/measure-NAME.c) at these parameters, as /init's emu64_measure= takes it.</summary>
+    public string LinuxSpec(IReadOnlyList<long> p) => Name + ":" + string.Join(":", Linux(p).Select(v => v.ToString(CultureInfo.InvariantCulture)));
+
+    /// <summary>The parameters the Linux program takes (the direct-map page size is a kernel option there, not a program argument).</summary>
+    private IEnumerable<long> Linux(IReadOnlyList<long> p) => p.Where((_, i) => Params[i].Name != DirectMap.Param);
+
+    /// <summary>Linux's kernel options for this workload at these parameters ("" if none).</summary>
+    public string LinuxKernelOptions(IReadOnlyList<long> p) => ParamIndex(DirectMap.Param) is int k and >= 0 ? DirectMap.LinuxOptions(p[k]) : "";
+
     public static readonly IReadOnlyList<Workload> All = new Workload[]
     {
         new("syscalls", 1,
@@ -74,7 +102,7 @@ public sealed record Workload(string Name, int RegionId, IReadOnlyList<WorkloadP
             new WorkloadParam[]
             {
                 new("yields", 100, 1, 100_000, "sched_yield() calls of each process"),
-                new("procs", 2, 2, 32, "processes yielding to each other (more than 6 run out of PCIDs)"),
+                new("procs", 2, 2, 32, "processes yielding to each other (more than 6 run out of PCIDs); on Linux a ring of processes passing a byte through pipes"),
             },
             p => $"pingpong:{p[0]}:{p[1]}", "procs", new long[] { 2, 4, 8 },
             "processes yielding to each other: context switches (CR3 and PCID changes)"),
@@ -112,12 +140,18 @@ public sealed record Workload(string Name, int RegionId, IReadOnlyList<WorkloadP
     public int ParamIndex(string name) => Params.ToList().FindIndex(p => p.Name == name);
 }
 
-/// <summary>One cell of the matrix: a workload at given parameters under one kernel configuration.</summary>
-public sealed record Cell(int Index, Workload Workload, IReadOnlyList<long> Values, KernelConfig Config)
+/// <summary>One cell of the matrix: a workload at given parameters under one kernel configuration, on the toy kernel or on Linux.</summary>
+public sealed record Cell(int Index, Workload Workload, IReadOnlyList<long> Values, KernelConfig Config, bool Linux = false)
 {
-    /// <summary>The kernel command line this cell boots with.</summary>
-    public string Append => $"init={Workload.Init(Values)} nokaslr {Config.KernelOptions}" +
-        (Workload.KernelOptions is null ? "" : " " + Workload.KernelOptions(Values));
+    /// <summary>The kernel command line this cell boots with (for Linux: that of a boot running this cell alone).</summary>
+    public string Append => Linux ? LinuxBoot.Append(LinuxKernelOptions, new[] { this })
+        : $"init={Workload.Init(Values)} nokaslr {Config.KernelOptions}" + (Workload.KernelOptions is null ? "" : " " + Workload.KernelOptions(Values));
+
+    /// <summary>Linux's kernel options of this cell: the configuration's and the workload's (the direct map's page size).</summary>
+    public string LinuxKernelOptions => (Config.LinuxOptions + " " + Workload.LinuxKernelOptions(Values)).Trim();
+
+    /// <summary>The kernel options of the configuration as the report shows them.</summary>
+    public string KernelOptions => Linux ? LinuxKernelOptions : Config.KernelOptions;
 
     /// <summary>"work=100 calls=200": the parameters, for tables and progress lines.</summary>
     public string ParamText => string.Join(" ", Workload.Params.Select((p, i) => $"{p.Name}={p.Show(Values[i])}"));
@@ -133,6 +167,8 @@ public sealed class MatrixSpec
 {
     public List<Workload> Workloads = new();
     public List<KernelConfig> Configs = new();
+    /// <summary>Cells boot Linux (--kernel) instead of the toy kernel.</summary>
+    public bool Linux;
     /// <summary>False when --configs was not given: a workload with its own default configurations uses those.</summary>
     public bool ConfigsGiven;
     /// <summary>
@@ -159,7 +195,10 @@ public sealed class MatrixSpec
             var sweeps = Sweeps.Where(s => Target(w, s.Param) is not null).Select(s => (Param: Target(w, s.Param)!, s.Values)).ToList();
             if (!sweeps.Any(s => s.Param == w.SweepParam)) sweeps.Insert(0, (w.SweepParam, w.DefaultSweep.ToList()));
             foreach (var (param, values) in w.MoreSweeps ?? Array.Empty<(string, long[])>())
-                if (!sweeps.Any(s => s.Param == param)) sweeps.Add((param, values.ToList()));
+                if (!sweeps.Any(s => s.Param == param))
+                    // Linux maps RAM with 1 GiB pages only from 1 GiB up, whole aligned GiBs, and Emu64's RAM stays below
+                    // 2 GiB: on Linux the default direct-map sweep is 4k, 2m (asking for 1g says why it cannot be).
+                    sweeps.Add((param, values.Where(v => !(Linux && param == DirectMap.Param && v == DirectMap.Page1G)).ToList()));
             var configs = ConfigsGiven || w.DefaultConfigs is null ? Configs : Configs.Where(c => w.DefaultConfigs.Contains(c.Name)).ToList();
             var points = new List<long[]> { w.Params.Select(p => p.Default).ToArray() };
             foreach (var (param, values) in sweeps)
@@ -177,7 +216,7 @@ public sealed class MatrixSpec
             }
             foreach (var pt in points)
                 foreach (var c in configs)
-                    cells.Add(new Cell(cells.Count, w, pt, c));
+                    cells.Add(new Cell(cells.Count, w, pt, c, Linux));
         }
         return cells;
     }

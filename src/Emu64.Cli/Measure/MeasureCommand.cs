@@ -15,6 +15,9 @@ public sealed class MeasureOptions
     public bool Quiet;
     /// <summary>What a tick of guest time is in every cell (--clock).</summary>
     public Emu64.Mmu.GuestClock Clock;
+    /// <summary>--kernel/--initrd: the matrix on Linux (LinuxBoot.cs) instead of the toy kernel; -m its guest RAM.</summary>
+    public string? Kernel, Initrd;
+    public ulong? RamBytes;
 
     public const string Usage = """
         usage: emu64 measure [options]
@@ -24,7 +27,12 @@ public sealed class MeasureOptions
         line says where, or how).
           --workload NAME[,NAME]  syscalls, touch, pingpong, mmap (the default: KPTI and PCID), and pagecache
                                   (the direct map's page size; under nopti unless --configs is given)
-          --configs LIST          nopti, pti, pti+pcid, pti+pcid+invpcid (default: all four; nopti is the baseline)
+          --configs LIST          nopti, pti, pti+pcid, pti+pcid+invpcid (default: these four; nopti is the baseline),
+                                  nopti+noinvpcid (on request)
+          --kernel FILE           run the matrix on Linux: a bzImage whose initramfs (--initrd) has the workloads
+                                  of tests/linux/initramfs (tests/linux/fetch-linux.sh); one boot per configuration
+          --initrd FILE           the initramfs for --kernel
+          -m SIZE                 guest RAM of each Linux boot (default 512M; suffix M or G)
           --sweep PARAM=V1,V2,... values of a workload parameter, for every selected workload that has it, or
                                   of one workload's with WORKLOAD.PARAM=... (repeatable: the product of the sweeps).
                                   A single value just sets the parameter; k, m, g multiply by 1024, 1024², 1024³.
@@ -68,14 +76,29 @@ public sealed class MeasureOptions
                     break;
                 case "--seed": o.Seed = (ulong)Number(opt, Value(), 0, long.MaxValue); break;
                 case "--quiet": o.Quiet = true; break;
+                case "--kernel": o.Kernel = Value(); break;
+                case "--initrd": o.Initrd = Value(); break;
+                case "-m":
+                {
+                    string v = Value();
+                    ulong mul = v.Length > 1 && char.ToLowerInvariant(v[^1]) == 'g' ? 1024UL : 1UL;
+                    string digits = v.Length > 1 && char.ToLowerInvariant(v[^1]) is 'g' or 'm' ? v[..^1] : v;
+                    o.RamBytes = (ulong)Number(opt, digits, 1, 65536) * mul << 20;
+                    if (o.RamBytes < 64UL << 20 || o.RamBytes > 64UL << 30) throw new CliException($"option -m needs 64M to 64G, not '{v}'");
+                    break;
+                }
                 case "-h" or "--help": throw new Cli.HelpRequested();
                 default:
                     throw new CliException(opt.StartsWith('-') ? $"measure: unknown option {opt}" : $"measure: unexpected argument '{opt}'");
             }
         }
+        if ((o.Kernel is null) != (o.Initrd is null))
+            throw new CliException(o.Kernel is null ? "measure: --initrd needs --kernel" : "measure: --kernel needs --initrd (the initramfs with the workloads: tests/linux/fetch-linux.sh)");
+        if (o.RamBytes is not null && o.Kernel is null) throw new CliException("measure: -m applies to Linux boots only (--kernel)");
+        o.Spec.Linux = o.Kernel is not null;
         o.Spec.Workloads = (workloads.Count == 0 ? Workload.Defaults : workloads.Distinct().Select(Workload.Find)).ToList();
         o.Spec.ConfigsGiven = configs.Count > 0;
-        o.Spec.Configs = (configs.Count == 0 ? KernelConfig.All : configs.Distinct().Select(KernelConfig.Find))
+        o.Spec.Configs = (configs.Count == 0 ? KernelConfig.Defaults : configs.Distinct().Select(KernelConfig.Find))
             .OrderBy(c => KernelConfig.All.ToList().IndexOf(c)).ToList();
         foreach (var (param, values) in o.Spec.Sweeps)
         {
@@ -203,7 +226,11 @@ public static class MeasureCommand
     {
         var tlbRun = new Cli.RunOptions(null, "", 0, new(), 0, 0, false) { TlbConfig = o.TlbConfig };
         Cli.CheckClock(o.Clock, Cli.BuildTlbConfig(tlbRun));
-        var runner = new CellRunner(Cli.BundledKernelPath(), () => Cli.BuildTlbConfig(tlbRun)) { Seed = o.Seed, TlbArgs = o.TlbConfig, Clock = o.Clock };
+        var runner = new CellRunner(Cli.BundledKernelPath(), () => Cli.BuildTlbConfig(tlbRun))
+        {
+            Seed = o.Seed, TlbArgs = o.TlbConfig, Clock = o.Clock,
+            Linux = o.Kernel is null ? null : new LinuxBoot(o.Kernel, o.Initrd!) { RamBytes = o.RamBytes ?? LinuxBoot.DefaultRam, Clock = o.Clock },
+        };
         var cells = o.Spec.Cells();
         var results = Measurement.Run(cells, runner, o.Jobs, progress);
         return new Outcome(results, Reports.Table(results), Reports.Csv(results), Reports.Json(results, runner, o.Spec),

@@ -10,34 +10,43 @@ public static class Measurement
 {
     public static List<CellResult> Run(IReadOnlyList<Cell> cells, CellRunner runner, int jobs, TextWriter? progress)
     {
+        // The boots: cells that share a kernel command line run in one (on Linux), each cell alone on the toy kernel;
+        // in the order of their first cell, each boot's cells in cell order.
+        var boots = cells.GroupBy(runner.BootKey).Select(g => g.ToList()).ToList();
         var results = new CellResult?[cells.Count];
-        var errors = new MeasureException?[cells.Count];
+        var errors = new MeasureException?[boots.Count];
         int done = 0;
         var gate = new object();
         var total = Stopwatch.StartNew();
-        int width = cells.Count.ToString().Length;
-        // Cells start in order (no chunking), so progress reads top to bottom; results land in their slot whatever the timing.
-        var order = System.Collections.Concurrent.Partitioner.Create(Enumerable.Range(0, cells.Count), System.Collections.Concurrent.EnumerablePartitionerOptions.NoBuffering);
+        int width = boots.Count.ToString().Length;
+        // Boots start in order (no chunking), so progress reads top to bottom; results land in their slot whatever the timing.
+        var order = System.Collections.Concurrent.Partitioner.Create(Enumerable.Range(0, boots.Count), System.Collections.Concurrent.EnumerablePartitionerOptions.NoBuffering);
         Parallel.ForEach(order, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, jobs) }, i =>
         {
             var sw = Stopwatch.StartNew();
-            try { results[i] = runner.Run(cells[i]); }
+            var boot = boots[i];
+            var c = boot[0];
+            string name = runner.Linux is null ? $"{c.Workload.Name} {c.ParamText} {c.Config.Name}"
+                : $"Linux {c.Config.Name}{(c.LinuxKernelOptions.Length > 0 ? $" ({c.LinuxKernelOptions})" : "")}: {boot.Count} cells";
+            try
+            {
+                var got = runner.RunBoot(boot);
+                for (int k = 0; k < boot.Count; k++) results[boot[k].Index] = got[k];
+            }
             catch (MeasureException e) { errors[i] = e; }
             catch (Exception e) when (e is not OutOfMemoryException)
             {
-                var c = cells[i];
                 errors[i] = new MeasureException($"cell {c.Workload.Name} {c.ParamText} {c.Config.Name}: {e.GetType().Name}: {e.Message}");
             }
             sw.Stop();
-            // Each cell's machine held 128 MiB of guest RAM (pinned): give it back now rather than at the GC's leisure.
+            // Each boot's machine held its guest RAM (pinned): give it back now rather than at the GC's leisure.
             GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: false);
             if (progress is null) return;
             lock (gate)
             {
                 done++;
-                var c = cells[i];
                 progress.WriteLine(FormattableString.Invariant(
-                    $"[{done.ToString().PadLeft(width)}/{cells.Count}] {c.Workload.Name} {c.ParamText} {c.Config.Name}: {(errors[i] is null ? "ok" : "FAILED")} ({sw.Elapsed.TotalSeconds:F1} s, {total.Elapsed.TotalSeconds:F1} s so far)"));
+                    $"[{done.ToString().PadLeft(width)}/{boots.Count}] {name}: {(errors[i] is null ? "ok" : "FAILED")} ({sw.Elapsed.TotalSeconds:F1} s, {total.Elapsed.TotalSeconds:F1} s so far)"));
             }
         });
         var firstError = errors.FirstOrDefault(e => e is not null);

@@ -77,7 +77,7 @@ public static class Reports
         foreach (var r in results)
         {
             var c = r.Cell;
-            sb.Append(c.Workload.Name).Append(',').Append(c.Config.Name).Append(',').Append(c.Config.KernelOptions);
+            sb.Append(c.Workload.Name).Append(',').Append(c.Config.Name).Append(',').Append(c.KernelOptions);
             foreach (var p in paramNames)
             {
                 int k = c.Workload.ParamIndex(p);
@@ -105,8 +105,18 @@ public static class Reports
             w.WriteStartObject();
             w.WriteString("tool", "emu64 measure");
             w.WriteString("emulator_version", EmulatorVersion);
-            w.WriteString("kernel_image", "firmware/toykernel.elf");
-            w.WriteString("kernel_image_sha256", runner.ImageSha256);
+            if (runner.Linux is { } linux)
+            {
+                w.WriteString("kernel_image", Path.GetFileName(linux.KernelPath));
+                w.WriteString("kernel_image_sha256", linux.KernelSha256);
+                w.WriteString("initrd", Path.GetFileName(linux.InitrdPath));
+                w.WriteString("initrd_sha256", linux.InitrdSha256);
+            }
+            else
+            {
+                w.WriteString("kernel_image", "firmware/toykernel.elf");
+                w.WriteString("kernel_image_sha256", runner.ImageSha256);
+            }
             w.WriteNumber("seed", runner.Seed);
             w.WriteStartObject("matrix");
             w.WriteStartArray("workloads");
@@ -117,7 +127,7 @@ public static class Reports
             {
                 w.WriteStartObject();
                 w.WriteString("name", c.Name);
-                w.WriteString("kernel_options", c.KernelOptions);
+                w.WriteString("kernel_options", c.Options(spec.Linux));
                 w.WriteString("description", c.Description);
                 w.WriteEndObject();
             }
@@ -149,15 +159,18 @@ public static class Reports
                 w.WriteEndObject();
                 w.WriteString("config", c.Config.Name);
                 w.WriteStartObject("run");
-                w.WriteString("append", c.Append);
-                w.WriteString("command", $"emu64 boot --append \"{c.Append}\" --seed {runner.Seed} --stats" +
-                    (runner.TlbArgs.Count > 0 ? " " + string.Join(" ", runner.TlbArgs.Select(a => $"--tlb-config \"{a}\"")) : "") +
-                    (runner.Clock == Emu64.Mmu.GuestClock.Cycles ? " --clock cycles" : ""));
-                w.WriteNumber("ram_bytes", new MachineOptions().RamBytes);
+                w.WriteString("append", r.BootAppend ?? c.Append);   // on Linux: the boot that ran it, with the other cells of its configuration
+                if (runner.Linux is not null)
+                {
+                    w.WriteString("boot", c.LinuxKernelOptions);   // the cells of one boot share it
+                    w.WriteString("direct_map", r.DirectMapReport ?? "");
+                }
+                w.WriteString("command", runner.Command(r));
+                w.WriteNumber("ram_bytes", runner.Linux?.RamBytes ?? new MachineOptions().RamBytes);
                 w.WriteNumber("seed", runner.Seed);
                 w.WriteNumber("ticks_per_second", new MachineOptions().TicksPerSecond);
                 w.WriteString("emulator_version", EmulatorVersion);
-                w.WriteString("kernel_image_sha256", runner.ImageSha256);
+                w.WriteString("kernel_image_sha256", runner.Linux?.KernelSha256 ?? runner.ImageSha256);
                 w.WritePropertyName("tlb");
                 w.WriteRawValue(tlbJson);
                 w.WriteEndObject();

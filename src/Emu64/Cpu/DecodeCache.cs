@@ -214,6 +214,7 @@ public sealed class DecodeCache
             case Mnemonic.Wrpkru: case Mnemonic.Lmsw: case Mnemonic.Clts:
             case Mnemonic.Wbinvd: case Mnemonic.Invd: case Mnemonic.Wrfsbase: case Mnemonic.Wrgsbase:
             case Mnemonic.Stac: case Mnemonic.Clac: case Mnemonic.Fxrstor: case Mnemonic.Ldmxcsr:
+            case Mnemonic.Nop when Isa.RegionMarker.Is(in ins):   // a region's begin or end: where the port's OUT would end it
                 return true;
         }
         return false;

@@ -20,8 +20,8 @@ public sealed record Region(int Id, CounterSnapshot Begin, CounterSnapshot? End)
 {
     public CounterSnapshot Delta => (End ?? Begin) - Begin;
 
-    /// <summary>Names of the toy kernel's regions (firmware/port.h).</summary>
-    public string Name => Id switch { 1 => "syscalls", 2 => "touch", 3 => "pingpong", 4 => "mmap", _ => $"region{Id}" };
+    /// <summary>Names of the toy kernel's regions (firmware/port.h), also those of the Linux workloads (tests/linux/initramfs/measure-*.c).</summary>
+    public string Name => Id switch { 1 => "syscalls", 2 => "touch", 3 => "pingpong", 4 => "mmap", 5 => "pagecache", _ => $"region{Id}" };
 }
 
 /// <summary>A process the kernel announced: its pid and the physical address of its kernel PGD (user PGD at +4 KiB with PTI).</summary>
@@ -72,10 +72,8 @@ public sealed class KernelInfoPort(Machine m) : IIoDevice
         switch (op)
         {
             case OpRegionBegin:
-                _open[arg] = new Region(arg, CounterSnapshot.Take(m), null);
-                break;
             case OpRegionEnd:
-                if (_open.Remove(arg, out var r)) Regions.Add(r with { End = CounterSnapshot.Take(m) });
+                MarkRegion(op, arg);
                 break;
             case OpExit:
                 if (Processes.TryGetValue(arg, out var p)) Processes[arg] = p with { Exited = true };
@@ -85,6 +83,17 @@ public sealed class KernelInfoPort(Machine m) : IIoDevice
                 _pendingOp = op; _pendingArg = arg; _words = 0; _value = 0;
                 break;
         }
+    }
+
+    /// <summary>
+    /// Begins (<paramref name="op"/> = <see cref="OpRegionBegin"/>) or ends region <paramref name="id"/>: a snapshot of
+    /// the counters. The port's op 1/2 and the user-mode marker (Isa/RegionMarker.cs) both come here, so a region
+    /// is counted the same whichever marked it. An end without a begin is ignored; a second begin restarts the region.
+    /// </summary>
+    public void MarkRegion(int op, int id)
+    {
+        if (op == OpRegionBegin) _open[id] = new Region(id, CounterSnapshot.Take(m), null);
+        else if (op == OpRegionEnd && _open.Remove(id, out var r)) Regions.Add(r with { End = CounterSnapshot.Take(m) });
     }
 
     private void Complete()

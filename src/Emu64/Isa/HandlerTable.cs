@@ -93,6 +93,7 @@ public static unsafe class HandlerTable
         Flow.Specialize(ref d);
         DataMove.Specialize(ref d);
         Stack.Specialize(ref d);
+        RegionMarker.Specialize(ref d);   // nopl MAGIC(%rax): a measured region's begin or end
     }
 
     /// <summary>An encoding the interpreter does not implement (or an invalid one): #UD, counted by code.</summary>

@@ -22,9 +22,12 @@ public sealed class RawMachine
 
     public const ulong Pte = 0x7;   // present, writable, user
 
-    public RawMachine(ulong ramMiB = 8)
+    /// <param name="compileThreshold">The run loop's compile threshold for <see cref="Machine.Run"/> (null: the default).</param>
+    public RawMachine(ulong ramMiB = 8, int? compileThreshold = null)
     {
-        Machine = new Machine(new MachineOptions { RamBytes = ramMiB << 20, Output = Stream.Null });
+        var options = new MachineOptions { RamBytes = ramMiB << 20, Output = Stream.Null };
+        if (compileThreshold is { } t) options.CompileThreshold = t;
+        Machine = new Machine(options);
         _pml4 = AllocPage();
         var cpu = Cpu;
         cpu.CR0 = Cr0.Pe | Cr0.Pg | Cr0.Et | Cr0.Ne | Cr0.Wp | Cr0.Mp;
