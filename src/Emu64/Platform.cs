@@ -48,8 +48,8 @@ public sealed class Platform : IInterruptController
         _m = m;
         Pic = new Pic8259Pair(UpdateInterruptLine);
         // The 8254's output reaches IRQ0 only while the HPET is not in LegacyReplacement mode (which takes IRQ0 over).
-        Pit = new Pit8254(m, (irq, level) => { if (!Hpet.LegacyReplacement) SetIrq(irq, level); });
         Hpet = new Hpet(m, SetIrq, SetGsi);
+        Pit = new Pit8254(m, (irq, level) => { if (!Hpet.LegacyReplacement) SetIrq(irq, level); });
         Apic = new LocalApic(m, this);
         IoApic = new IoApic(Apic);
         FwCfg = new FwCfg(m);
