@@ -120,8 +120,8 @@ public class ErrorTableTests : IClassFixture<ErrorTableTests.Files>
         new("T5", "--tlb-config bad JSON", "emu64: --tlb-config: bad TLB configuration: {DETAIL}", 2, f => ["run", f.Good, "--tlb-config", f.TlbBadJson]),
         new("T6", "--tlb-config JSON with a null array", "emu64: --tlb-config: TLB array stlb has no settings (null)", 2, f => ["run", f.Good, "--tlb-config", f.TlbNullArray]),
         new("T7", "--tlb-config file missing", "emu64: TLB configuration '{PATH}' does not exist", 2, f => ["run", f.Good, "--tlb-config", f.Missing + ".json"]),
-        new("C1", "--clock not a clock", "emu64: option --clock needs instructions or cycles, not 'wall'", 2, f => ["run", f.Good, "--clock", "wall"]),
-        new("C2", "--clock cycles with a cost that is not whole cycles", "emu64: --clock cycles: cost.cr3write is 1.5; --clock cycles needs whole numbers of cycles (0 to 4294967295)", 2, f => ["run", f.Good, "--clock", "cycles", "--tlb-config", "cost.cr3write=1.5"]),
+        new("K1", "--clock not a clock", "emu64: option --clock needs instructions or cycles, not 'wall'", 2, f => ["run", f.Good, "--clock", "wall"]),
+        new("K2", "--clock cycles with a cost that is not whole cycles", "emu64: --clock cycles: cost.cr3write is 1.5; --clock cycles needs whole numbers of cycles (0 to 4294967295)", 2, f => ["run", f.Good, "--clock", "cycles", "--tlb-config", "cost.cr3write=1.5"]),
         // ---- files --------------------------------------------------------------------------------------
         new("F1", "kernel file missing", "emu64: kernel '{PATH}' does not exist", 2, f => ["run", f.Missing]),
         new("F2", "kernel is a directory", "emu64: kernel '{PATH}' is a directory", 2, f => ["run", f.Dir_]),
