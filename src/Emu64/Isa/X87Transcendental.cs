@@ -254,9 +254,21 @@ public static unsafe class X87Transcendental
         int ex = ExpOf(x);
         if (ex >= 0 && x.Sign) { fl |= IE; return F80.Indefinite; }   // x ≤ −1
         int w = Guard + 128 + Math.Max(0, -ex);
-        BigInteger X = ToFixed(x, w), one = BigInteger.One << w;
-        BigInteger ln = 2 * X87Math.AtanhW((X << w) / (2 * one + X), w);
-        BigInteger l = X87Math.DivLn2(ln);                       // ln 2 to 320 bits whatever w is: tiny x make w large
+        BigInteger X = ToFixed(x, w), one = BigInteger.One << w, l;
+        if (ex >= -1)
+        {
+            // |x| ≥ 1/2 (outside the SDM's range): atanh(x / (2 + x)) would creep towards 1 (x large, or near −1), its series
+            // needing ~2^ex terms. 1 + x is exact in w bits here (x's last bit is ≥ 2^−65); log2 of it by exponent and [1, 2) mantissa.
+            BigInteger s1 = one + X;                              // > 0: x ≤ −1 was refused above
+            int e = (int)s1.GetBitLength() - 1 - w;
+            BigInteger m = e >= 0 ? s1 >> e : s1 << -e;           // in [1, 2), w bits (truncated when e > 0: still w bits of relative precision)
+            l = ((BigInteger)e << w) + X87Math.DivLn2(X87Math.LnW(m, w));
+        }
+        else
+        {
+            BigInteger ln = 2 * X87Math.AtanhW((X << w) / (2 * one + X), w);
+            l = X87Math.DivLn2(ln);                               // ln 2 to 320 bits whatever w is: tiny x make w large
+        }
         Float80.Unpack(y, out int ey, out ulong gy);
         BigInteger prod = l * gy;
         bool neg = y.Sign ^ (prod.Sign < 0);

@@ -92,4 +92,31 @@ public sealed class X87TranscendentalTests(ITestOutputHelper output)
         output.WriteLine($"{form}: worst difference {worst} ulp");
         Assert.True(failures.Count == 0, string.Join("\n", failures));
     }
+
+    /// <summary>
+    /// FYL2XP1 outside the SDM's range (|x| ≥ 1 − √2/2, undefined there but computed): large x and x near −1 once made
+    /// atanh(x / (2 + x)) creep towards 1, a series of ~2^exponent terms that never ended. They must finish, with log2(1 + x).
+    /// </summary>
+    [Theory]
+    [InlineData(0x4000, 0xC000000000000000, 2.0)]                      // x = 3: log2 4 = 2 exactly
+    [InlineData(0xBFFE, 0xC000000000000000, -2.0)]                     // x = −0.75: log2 0.25 = −2 exactly
+    [InlineData(0x4014, 0xB600000000000000, 21.5077951240)]            // x = 1.421875 × 2^21 (an input from the Intel-vector replay)
+    [InlineData(0xBFFE, 0xFFFFFFFFFFFFFFFF, -64.0)]                    // x = −(1 − 2^−64): log2 2^−64
+    [InlineData(0x7FFE, 0xFFFFFFFFFFFFFFFF, 16384.0)]                  // the largest finite x
+    public void Fyl2xp1_outside_its_range_finishes_with_log2_of_one_plus_x(ushort se, ulong sig, double expected)
+    {
+        if (!NativeRunner.Supported) { output.WriteLine("SKIPPED: the emulator side maps the harness pages (x86-64 Linux)"); return; }
+        var emu = new X87Emu(Bytes("fyl2xp1"));
+        var s = new X87State { Fcw = 0x37F, Fsw = 0x3000, Ftw = 0xC0, Mxcsr = 0x1F80 };
+        s.SetSt(0, sig, se);
+        s.SetSt(1, 0x8000000000000000, 0x3FFF);   // y = 1
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        Assert.Equal(-1, emu.Run(ref s));
+        Assert.True(sw.Elapsed.TotalSeconds < 5, $"took {sw.Elapsed}");
+        var (rs, re) = s.St(0);
+        double got = (re & 0x8000) != 0 ? -1 : 1;
+        got *= Math.ScaleB(rs, (re & 0x7FFF) - 16383 - 63);
+        Assert.True(Math.Abs(got - expected) <= 1e-9 * Math.Abs(expected), $"log2(1 + x) = {got}, expected {expected}");
+        Assert.Equal(0x3800, s.Fsw & 0x3800);     // popped: TOP = 7
+    }
 }
