@@ -135,7 +135,7 @@ public class PagingFaultTests
     [InlineData(0xFFFFFFFF_FFFFFFFFUL, 0UL, 0UL)]                  // type far above 3
     [InlineData(2UL, 0x1000UL, 0UL)]                               // descriptor bits 63:12 not zero
     [InlineData(3UL, 1UL << 40, 0UL)]
-    [InlineData(0UL, 0UL, 0x0000_8000_0000_0000UL)]                // type 0 with a non-canonical address
+    [InlineData(0UL, 0UL, 0x0100_0000_0000_0000UL)]                // type 0, an address not canonical even in 57 bits (5-level paging is supported, so INVPCID checks 57)
     [InlineData(0UL, 5UL, 0x1000UL)]                               // PCIDE=0 and PCID ≠ 0, type 0
     [InlineData(1UL, 5UL, 0UL)]                                    // PCIDE=0 and PCID ≠ 0, type 1
     public void Bad_INVPCID_operands_raise_GP(ulong type, ulong lo, ulong hi)
