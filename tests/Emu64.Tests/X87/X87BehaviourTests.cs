@@ -14,14 +14,7 @@ namespace Emu64.Tests.X87;
 /// </summary>
 public sealed class X87BehaviourTests
 {
-    private static byte[] Asm(Action<Assembler> f)
-    {
-        var a = new Assembler(64);
-        f(a);
-        var w = new MemoryStream();
-        a.Assemble(new StreamCodeWriter(w), 0);
-        return w.ToArray();
-    }
+    private static byte[] Asm(Action<Assembler> f) => X87Asm.Bytes(f);
 
     private static EmuRunner Runner(Action<Assembler> f) => new(Asm(f));
 

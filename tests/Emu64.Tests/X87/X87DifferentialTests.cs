@@ -20,14 +20,7 @@ public sealed class X87DifferentialTests(ITestOutputHelper output)
 {
     private const ushort C0 = 0x100, C1 = 0x200, C2 = 0x400, C3 = 0x4000, AllCc = C0 | C1 | C2 | C3;
 
-    private static byte[] Asm(Action<Assembler> f)
-    {
-        var a = new Assembler(64);
-        f(a);
-        var w = new MemoryStream();
-        a.Assemble(new StreamCodeWriter(w), 0);
-        return w.ToArray();
-    }
+    private static byte[] Asm(Action<Assembler> f) => X87Asm.Bytes(f);
 
     /// <summary>A form: its bytes and the condition codes the SDM leaves undefined for it (not compared).</summary>
     public sealed record Form(string Name, byte[] Bytes, ushort Undefined);

@@ -121,3 +121,16 @@ public sealed unsafe class X87Emu
         return fault;
     }
 }
+
+/// <summary>64-bit code assembled with Iced at address 0: the instruction bytes every x87 test runs.</summary>
+public static class X87Asm
+{
+    public static byte[] Bytes(Action<Assembler> f)
+    {
+        var a = new Assembler(64);
+        f(a);
+        var w = new MemoryStream();
+        a.Assemble(new StreamCodeWriter(w), 0);
+        return w.ToArray();
+    }
+}

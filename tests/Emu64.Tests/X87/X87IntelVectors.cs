@@ -23,14 +23,7 @@ public sealed class X87IntelVectors(ITestOutputHelper output)
     public const int Seed = 4242, CasesPerForm = 40;
     public static string PathInOutput => Path.Combine(AppContext.BaseDirectory, "X87", "Data", FileName);
 
-    private static byte[] Asm(Action<Assembler> f)
-    {
-        var a = new Assembler(64);
-        f(a);
-        var w = new MemoryStream();
-        a.Assemble(new StreamCodeWriter(w), 0);
-        return w.ToArray();
-    }
+    private static byte[] Asm(Action<Assembler> f) => X87Asm.Bytes(f);
 
     private static readonly string[] Transcendental = ["fsin", "fcos", "fsincos", "fptan", "fpatan", "f2xm1", "fyl2x", "fyl2xp1"];
 

@@ -13,14 +13,7 @@ namespace Emu64.Tests.X87;
 /// </summary>
 public sealed class X87ReductionTests
 {
-    private static byte[] Asm(Action<Assembler> f)
-    {
-        var a = new Assembler(64);
-        f(a);
-        var w = new MemoryStream();
-        a.Assemble(new StreamCodeWriter(w), 0);
-        return w.ToArray();
-    }
+    private static byte[] Asm(Action<Assembler> f) => X87Asm.Bytes(f);
 
     /// <summary>Runs one instruction on ST(0) = x (TOP = 6, round to nearest, all masked) and returns the state.</summary>
     private static X87State Run(Action<Assembler> insn, ulong sig, ushort se)

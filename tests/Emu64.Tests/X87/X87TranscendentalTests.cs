@@ -16,14 +16,7 @@ namespace Emu64.Tests.X87;
 [Trait("Category", "Differential")]
 public sealed class X87TranscendentalTests(ITestOutputHelper output)
 {
-    private static byte[] Asm(Action<Assembler> f)
-    {
-        var a = new Assembler(64);
-        f(a);
-        var w = new MemoryStream();
-        a.Assemble(new StreamCodeWriter(w), 0);
-        return w.ToArray();
-    }
+    private static byte[] Asm(Action<Assembler> f) => X87Asm.Bytes(f);
 
     public static IEnumerable<object[]> Forms() => new[] { "fsin", "fcos", "fsincos", "fptan", "fpatan", "f2xm1", "fyl2x", "fyl2xp1" }.Select(x => new object[] { x });
 
