@@ -50,6 +50,18 @@ public sealed partial class Cpu
     }
     public ulong CR2, CR8;
 
+    /// <summary>
+    /// Loads a checked CR3 value and lets the MMU (TLB invalidation by the PCID rules) and the event listeners know:
+    /// the common tail of MOV to CR3 and of a task switch's CR3 load.
+    /// </summary>
+    internal void LoadCr3(ulong value, bool noFlush)
+    {
+        ulong old = _cr3;
+        CR3 = value;
+        int dropped = Mmu.OnCr3Write(old, value, noFlush);
+        Machine.Events.OnCr3Write(old, value, noFlush, dropped);
+    }
+
     /// <summary>CR0.PG (derived from CR0 when it is written).</summary>
     public bool PagingOn { get; private set; }
     /// <summary>The PCID in use: CR3[11:0] with CR4.PCIDE=1, else 0 (derived when CR3 or CR4 is written).</summary>

@@ -206,11 +206,8 @@ public sealed partial class Cpu
     private void LoadTaskCr3(uint cr3)
     {
         if ((CR4 & Emu64.Cpu.Cr4.Pae) != 0 && !Mmu.LoadPdptes(cr3)) Gp(0);
-        ulong old = CR3;
-        if (old == cr3) return;
-        CR3 = cr3;
-        int dropped = Mmu.OnCr3Write(old, cr3, noFlush: false);
-        Machine.Events.OnCr3Write(old, cr3, false, dropped);
+        if (CR3 == cr3) return;
+        LoadCr3(cr3, noFlush: false);
     }
 
     /// <summary>The new LDT: null, or an LDT descriptor in the GDT that is present (#TS(selector) for every failure).</summary>

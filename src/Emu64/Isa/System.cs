@@ -141,10 +141,7 @@ public static unsafe partial class SystemInsns
         if (cpu.LongMode && (stored & ~(Mmu.Mmu.PhysAddrMask | 0xFFF)) != 0) cpu.Gp();   // reserved bits
         // PAE paging: MOV CR3 loads the four PDPTE registers; a bad present PDPTE is #GP(0), CR3 unchanged (SDM §4.4.1).
         if (cpu.PagingOn && !cpu.LongMode && (cpu.CR4 & Cr4Bits.Pae) != 0 && !cpu.Mmu.LoadPdptes(stored)) cpu.Gp();
-        ulong old = cpu.CR3;
-        cpu.CR3 = stored;
-        int dropped = cpu.Mmu.OnCr3Write(old, stored, noFlush);
-        cpu.Machine.Events.OnCr3Write(old, stored, noFlush, dropped);
+        cpu.LoadCr3(stored, noFlush);
     }
 
     public static void WriteCr4(CpuCore cpu, ulong v)
