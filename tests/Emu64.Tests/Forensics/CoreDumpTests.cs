@@ -17,6 +17,19 @@ public sealed class ReadelfFactAttribute : FactAttribute
     public static readonly bool Available = File.Exists("/usr/bin/readelf") || (Environment.GetEnvironmentVariable("PATH") ?? "")
         .Split(':').Any(d => d.Length > 0 && File.Exists(Path.Combine(d, "readelf")));
     public ReadelfFactAttribute() { if (!Available) Skip = "readelf (binutils) is not installed"; }
+
+    /// <summary>`readelf -h -l -n -W FILE`: its output (stdout and stderr), checked to have exited 0 without a warning.</summary>
+    public static string HeadersOf(string file)
+    {
+        var psi = new System.Diagnostics.ProcessStartInfo("readelf") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { "-h", "-l", "-n", "-W", file }) psi.ArgumentList.Add(a);
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        string o = p.StandardOutput.ReadToEnd() + p.StandardError.ReadToEnd();
+        Assert.True(p.WaitForExit(30_000));
+        Assert.Equal(0, p.ExitCode);
+        Assert.DoesNotContain("Warning", o);
+        return o;
+    }
 }
 
 /// <summary>A fact that needs gdb: skipped, visibly, when it is not installed.</summary>
@@ -166,13 +179,7 @@ public class CoreDumpTests
         using var dir = new CliRun.TempDir();
         string path = dir.Name("guest.core");
         CoreDumpWriter.WriteFile(k.Machine, path);
-        var psi = new ProcessStartInfo("readelf") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { "-h", "-l", "-n", "-W", path }) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        string o = p.StandardOutput.ReadToEnd() + p.StandardError.ReadToEnd();
-        Assert.True(p.WaitForExit(30_000));
-        Assert.Equal(0, p.ExitCode);
-        Assert.DoesNotContain("Warning", o);
+        string o = ReadelfFactAttribute.HeadersOf(path);
         Assert.Matches(@"Type:\s+CORE \(Core file\)", o);
         Assert.Matches(@"Machine:\s+Advanced Micro Devices X86-64", o);
         Assert.Matches(@"Number of program headers:\s+2", o);

@@ -165,13 +165,7 @@ public class DebianCycleDumpTests(DebianCycleBoot boot, ITestOutputHelper output
         Assert.Equal(boot.Machine.Cpu.CR3, dump.CpuState!.Cr(3));
         Assert.Equal(boot.Machine.Cpu.CR4, dump.CpuState.Cr(4));
         if (!ReadelfFactAttribute.Available) { output.WriteLine("readelf (binutils) is not installed: the readelf half is skipped"); return; }
-        var psi = new ProcessStartInfo("readelf") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { "-h", "-l", "-n", "-W", boot.DumpPath }) psi.ArgumentList.Add(a);
-        using var proc = Process.Start(psi)!;
-        string o = proc.StandardOutput.ReadToEnd() + proc.StandardError.ReadToEnd();
-        Assert.True(proc.WaitForExit(30_000));
-        Assert.Equal(0, proc.ExitCode);
-        Assert.DoesNotContain("Warning", o);
+        string o = ReadelfFactAttribute.HeadersOf(boot.DumpPath);
         Assert.Matches(@"Type:\s+CORE \(Core file\)", o);
         Assert.Matches(@"LOAD\s+0x0003e0 0x0000000000000000 0x0000000000000000 0x20000000 0x20000000\s+0", o);
         Assert.Matches(@"CORE\s+0x00000150\s+NT_PRSTATUS", o);
