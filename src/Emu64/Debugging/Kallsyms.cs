@@ -53,6 +53,26 @@ public static class Kallsyms
         }
     }
 
+    /// <summary>
+    /// Finds and decodes the tables in guest RAM; null when there are none. RAM up to 2 GiB is scanned as one span;
+    /// larger RAM in 1 GiB windows that overlap by <see cref="WindowOverlap"/>, more than the tables reach back from
+    /// their token index (<see cref="MaxTablesBytes"/> of names and 4 bytes of offset per symbol), so tables that
+    /// straddle a window's end are found whole in the next window. The table's offsets are physical addresses.
+    /// </summary>
+    public static Table? Find(Memory.PhysicalMemory ram)
+    {
+        if (ram.RamSize <= int.MaxValue) return Find(ram.RamSpan(0, (int)ram.RamSize));
+        for (ulong start = 0; ; start += Window - WindowOverlap)
+        {
+            int len = (int)Math.Min(Window, ram.RamSize - start);
+            if (Find(ram.RamSpan(start, len)) is { } t)
+                return t with { NamesOffset = t.NamesOffset + (long)start, TokenTableOffset = t.TokenTableOffset + (long)start };
+            if (start + (ulong)len == ram.RamSize) return null;
+        }
+    }
+
+    private const ulong Window = 1UL << 30, WindowOverlap = 64UL << 20;
+
     /// <summary>Finds and decodes the tables in <paramref name="mem"/> (guest RAM or an image); null when there are none.</summary>
     public static Table? Find(ReadOnlySpan<byte> mem)
     {
