@@ -32,7 +32,7 @@ public sealed class MeasureOptions
           --kernel FILE           run the matrix on Linux: a bzImage whose initramfs (--initrd) has the workloads
                                   of tests/linux/initramfs (tests/linux/fetch-linux.sh); one boot per configuration
           --initrd FILE           the initramfs for --kernel
-          -m SIZE                 guest RAM of each Linux boot (default 512M; suffix M or G)
+          -m SIZE                 guest RAM of each Linux boot (default 512M, 64M to 3G; suffix M or G)
           --sweep PARAM=V1,V2,... values of a workload parameter, for every selected workload that has it, or
                                   of one workload's with WORKLOAD.PARAM=... (repeatable: the product of the sweeps).
                                   A single value just sets the parameter; k, m, g multiply by 1024, 1024², 1024³.
