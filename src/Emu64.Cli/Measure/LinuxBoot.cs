@@ -17,14 +17,13 @@ public sealed class LinuxBoot
     /// <summary>Guest RAM of a measure boot unless -m says otherwise (512 MiB, as the Linux boot tests use).</summary>
     public const ulong DefaultRam = 512UL << 20;
     /// <summary>
-    /// The least guest RAM with which Linux maps part of its direct map with a 1 GiB page (its default, no
-    /// <c>nogbpages</c>): 3 GiB. split_mem_range() (arch/x86/mm/init.c) gives a 1 GiB page only to a whole, aligned GiB
-    /// inside one range it maps, and not to the first GiB; memory_map_top_down() maps RAM from the top in 2 MiB,
-    /// then 512 MiB, then all-the-rest steps. With 3 GiB the last step is [1 MiB, 2 GiB), which holds [1 GiB, 2 GiB)
-    /// whole (DirectMap1G 1048576 kB); with 2.5 GiB it is [1 MiB, 1.5 GiB) and no GiB is whole in any step; with 2 GiB
-    /// the BIOS's reserved top 128 KiB leaves [1 GiB, 2 GiB) short.
+    /// The guest RAM from which <c>emu64 measure</c> offers Linux's default direct map (no <c>nogbpages</c>) as a
+    /// 1 GiB cell: 2560 MiB. split_mem_range() (arch/x86/mm/init.c) gives a 1 GiB page only to a whole, aligned GiB of
+    /// RAM, never the first; [1 GiB, 2 GiB) is whole usable RAM once RAM passes 2 GiB + 128 KiB (the BIOS keeps the top
+    /// 128 KiB). Measured on Debian's kernel: 2 GiB gives DirectMap1G 0 kB, 2560 MiB and 3 GiB give 1048576 kB (sizes in
+    /// between are not tried; the boot's DirectMap check would refuse a cell that got none).
     /// </summary>
-    public const ulong MinRamFor1G = 3UL << 30;
+    public const ulong MinRamFor1G = 2560UL << 20;
     /// <summary>Bound on one boot (a boot to /init is about 1.4e9 instructions with <c>quiet</c>).</summary>
     public const ulong MaxInstructions = 20_000_000_000;
     public const string DoneMarker = "EMU64-MEASURE: done";
@@ -93,7 +92,7 @@ public sealed class LinuxBoot
             bool has(string k) => dm.Any(l => l.StartsWith(k) && !System.Text.RegularExpressions.Regex.IsMatch(l, @":\s*0 kB"));
             if (!has(key) || (want == DirectMap.Page4K && (has("DirectMap2M:") || has("DirectMap1G:"))) || (want == DirectMap.Page2M && has("DirectMap1G:")))
                 throw new MeasureException($"{what}: the direct map is not in {DirectMap.Name(want)} pages ({directMap})" +
-                    (want == DirectMap.Page1G ? $": Linux maps RAM with 1 GiB pages only from 1 GiB up, in whole aligned GiBs (-m {MinRamFor1G >> 30}G)" : ""));
+                    (want == DirectMap.Page1G ? $": Linux maps RAM with 1 GiB pages only from 1 GiB up, in whole aligned GiBs (-m {MinRamFor1G >> 20}M or more)" : ""));
         }
         var results = new List<CellResult>();
         var seen = new Dictionary<int, int>();

@@ -122,7 +122,7 @@ public sealed class MeasureOptions
             if (twice is not null) throw new CliException($"--sweep: {w.Name}'s parameter '{twice.Key}' is swept twice");
         }
         if (o.Spec.Linux && o.Spec.LinuxRamBytes < LinuxBoot.MinRamFor1G && o.Spec.Sweeps.Any(s => s.Param.EndsWith(DirectMap.Param) && s.Values.Contains(DirectMap.Page1G)))
-            throw new CliException($"measure: a 1g direct map on Linux needs -m {LinuxBoot.MinRamFor1G >> 30}G, not {o.Spec.LinuxRamBytes >> 20}M " +
+            throw new CliException($"measure: a 1g direct map on Linux needs -m {LinuxBoot.MinRamFor1G >> 20}M or more, not {o.Spec.LinuxRamBytes >> 20}M " +
                 "(Linux maps only whole, aligned GiBs of RAM from 1 GiB up with 1 GiB pages)");
         return o;
     }

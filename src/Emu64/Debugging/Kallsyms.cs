@@ -78,6 +78,15 @@ public static class Kallsyms
     {
         for (long p = 0; p + 512 <= mem.Length; p += 8)
         {
+            if (mem[(int)p + 2] == 0 && mem[(int)p + 3] == 0)
+            {
+                // token_index[1] = 0 is no token index. Most of a guest's RAM is zero: skip the run (vectorized) to the
+                // first 8-aligned p whose bytes 2..3 reach the next non-zero byte, q bytes past p + 2 (q >= 2 here).
+                int q = mem[(int)(p + 2)..].IndexOfAnyExcept((byte)0);
+                if (q < 0) break;
+                p = ((p + q - 1 + 7) & ~7L) - 8;
+                continue;
+            }
             // Cheap first filter: token_index[0] = 0 and the next offsets a short token apart.
             if (mem[(int)p] != 0 || mem[(int)p + 1] != 0) continue;
             ushort i1 = BinaryPrimitives.ReadUInt16LittleEndian(mem[(int)(p + 2)..]);

@@ -96,6 +96,51 @@ public class BigRamTests
             Assert.Equal(pa ^ 0x5A5A5A5A5A5A5A5A, s.Word(offset + (long)pa));
     }
 
+    /// <summary>
+    /// A minimal kallsyms image in the layout Debugging/Kallsyms.cs reads (offsets, relative base, count, names,
+    /// markers, token table, token index; 1320 bytes from 8-aligned <c>at</c>): two symbols, "_text" and "_te",
+    /// at 0xffffffff81000000 and one byte above.
+    /// </summary>
+    private static byte[] KallsymsImage()
+    {
+        var b = new byte[1320];
+        BinaryPrimitives.WriteInt32LittleEndian(b, -1);                      // offsets: relative base + 0, + 1
+        BinaryPrimitives.WriteInt32LittleEndian(b.AsSpan(4), -2);
+        BinaryPrimitives.WriteUInt64LittleEndian(b.AsSpan(8), 0xFFFFFFFF81000000);   // kallsyms_relative_base
+        BinaryPrimitives.WriteUInt32LittleEndian(b.AsSpan(16), 2);           // kallsyms_num_syms
+        byte[] names = [3, 0, 1, 2, 2, 0, 1];                                // "T" "_" + "te" + "xt", "T_" + "te"
+        names.CopyTo(b, 24);
+        // markers at 32: symbol 0's name at offset 0; the token table at 40, 256 tokens of two characters.
+        for (int t = 0; t < 256; t++)
+        {
+            string tok = t switch { 0 => "T_", 1 => "te", 2 => "xt", _ => $"{(char)('A' + t / 26 % 26)}{(char)('a' + t % 26)}" };
+            b[40 + 3 * t] = (byte)tok[0]; b[41 + 3 * t] = (byte)tok[1];
+            BinaryPrimitives.WriteUInt16LittleEndian(b.AsSpan(808 + 2 * t), (ushort)(3 * t));   // kallsyms_token_index
+        }
+        return b;
+    }
+
+    [Fact]
+    public void Kallsyms_tables_straddling_a_scan_window_of_a_3_GiB_guest_are_found_at_their_physical_address()
+    {
+        // The image alone, as one span: the offsets are into the span.
+        var img = KallsymsImage();
+        var alone = new byte[8192];
+        img.CopyTo(alone, 4096);
+        var t0 = Emu64.Debugging.Kallsyms.Find(alone)!;
+        Assert.Equal(["_text", "_te"], t0.Entries.Select(e => e.Name));
+        Assert.Equal(0xFFFFFFFF81000000UL, t0.Entries[0].Address);
+        Assert.Equal(4096 + 24, t0.NamesOffset);
+        // In a 3 GiB guest, across the end of the scan window [960 MiB, 1984 MiB): found whole by the next window.
+        using var m = new Machine(new MachineOptions { RamBytes = G3, Output = Stream.Null });
+        ulong at = (1984UL << 20) - 600;
+        Assert.True(m.Memory.WriteBytes(at, img));
+        var t = Emu64.Debugging.Kallsyms.Find(m.Memory)!;
+        Assert.Equal(t0.Entries, t.Entries);
+        Assert.Equal((long)at + 24, t.NamesOffset);
+        Assert.Equal((long)at + 40, t.TokenTableOffset);
+    }
+
     /// <summary>Counts what is written and keeps the first 4 KiB and the 8-byte words the test asks for later.</summary>
     private sealed class ProbeStream : Stream
     {
