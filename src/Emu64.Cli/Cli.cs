@@ -412,8 +412,8 @@ public static class Cli
         return cfg;
     }
 
-    /// <summary>The guest RAM cap: 2047 MiB (RAM is one host array, and it stays below the 32-bit MMIO hole).</summary>
-    public const ulong MaxRamBytes = 2047UL << 20;
+    /// <summary>The guest RAM cap: 3 GiB, contiguous from 0 below the 32-bit PCI hole (<see cref="Emu64.Memory.PhysicalMemory.MaxRamSize"/>).</summary>
+    public const ulong MaxRamBytes = Emu64.Memory.PhysicalMemory.MaxRamSize;
 
     /// <summary>The longest --append accepted (Linux's COMMAND_LINE_SIZE is 2048; the multiboot info area holds far more).</summary>
     public const int MaxAppendBytes = 65536;
@@ -432,7 +432,7 @@ public static class Cli
         ulong bytes = n * mult;
         if (bytes / mult != n) throw new CliException($"memory size '{s}' is too large");
         if (bytes < 2UL << 20) throw new CliException($"memory size '{s}' is too small (at least 2M)");
-        if (bytes > MaxRamBytes) throw new CliException($"memory size '{s}' is too large (at most 2047M)");
+        if (bytes > MaxRamBytes) throw new CliException($"memory size '{s}' is too large (at most {MaxRamBytes >> 30}G)");
         if ((bytes & 0xFFF) != 0) throw new CliException($"memory size '{s}' is not a multiple of 4 KiB");
         return bytes;
     }

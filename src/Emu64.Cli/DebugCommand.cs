@@ -101,7 +101,7 @@ public static class DebugRun
     /// </summary>
     public static long? ProbeKaslrSlide(Cli.RunOptions o)
     {
-        var probe = Cli.CreateMachine(o with { MaxInstructions = Math.Min(o.MaxInstructions, KaslrProbeLimit) }, Stream.Null, current: false);
+        using var probe = Cli.CreateMachine(o with { MaxInstructions = Math.Min(o.MaxInstructions, KaslrProbeLimit) }, Stream.Null, current: false);
         var syms = new SymbolTable(probe.Symbols);
         while (probe.StopReason == StopReason.None)
         {
@@ -120,10 +120,10 @@ public static class DebugRun
     /// </summary>
     public static Kallsyms.Table? ProbeKallsyms(Cli.RunOptions o, out ulong retired)
     {
-        var probe = Cli.CreateMachine(o with { MaxInstructions = Math.Min(o.MaxInstructions, KallsymsProbeLimit) }, Stream.Null, current: false);
+        using var probe = Cli.CreateMachine(o with { MaxInstructions = Math.Min(o.MaxInstructions, KallsymsProbeLimit) }, Stream.Null, current: false);
         while (probe.StopReason == StopReason.None && probe.Cpu.Lstar == 0) probe.Run(GdbStub.SliceInstructions);
         retired = probe.Cpu.Retired;
-        return probe.Cpu.Lstar == 0 ? null : Kallsyms.Find(probe.Memory.Ram);
+        return probe.Cpu.Lstar == 0 ? null : Kallsyms.Find(probe.Memory);
     }
 
     /// <summary>For a kernel without symbols: reads its kallsyms through a scratch run, and with --gdb-symbols writes them as an ELF for gdb.</summary>

@@ -34,8 +34,10 @@ public sealed class UnsupportedFeatureException(string message) : Exception(mess
 /// The whole PC: RAM, the I/O and MMIO buses, devices, the CPU and its decoded-instruction cache, and
 /// the run loop. Time is virtual: <see cref="Now"/> advances with retired instructions (and jumps ahead
 /// while the CPU halts), so the same image and options always give the same run.
+/// Disposing a machine gives its guest RAM (host memory outside the managed heap) back at once; a machine dropped
+/// without Dispose gives it back when the GC finalizes the RAM's handle.
 /// </summary>
-public sealed unsafe partial class Machine
+public sealed unsafe partial class Machine : IDisposable
 {
     public readonly MachineOptions Options;
     public readonly PhysicalMemory Memory;
@@ -117,6 +119,9 @@ public sealed unsafe partial class Machine
         Io.Register(Introspection.KernelInfoPort.OpPort, 2, KernelInfo);
         AttachPlatformDevices();
     }
+
+    /// <summary>Frees guest RAM now (<see cref="PhysicalMemory.Dispose"/>); the machine must not run afterwards.</summary>
+    public void Dispose() => Memory.Dispose();
 
     /// <summary>Hook for the platform devices (PIC, PIT, APIC, fw_cfg, CMOS ...), filled in by Platform.cs.</summary>
     partial void AttachPlatformDevices();

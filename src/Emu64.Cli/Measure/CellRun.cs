@@ -195,7 +195,7 @@ public sealed class CellRunner
     {
         var output = new MemoryStream();
         var tlb = TlbConfig;
-        var m = new Machine(new MachineOptions
+        using var m = new Machine(new MachineOptions
         {
             Append = cell.Append, Seed = Seed, MaxInstructions = MaxInstructionsPerCell, Output = output, Tlb = tlb, Clock = Clock,
         });

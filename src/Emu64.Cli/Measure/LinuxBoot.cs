@@ -16,6 +16,14 @@ public sealed class LinuxBoot
 {
     /// <summary>Guest RAM of a measure boot unless -m says otherwise (512 MiB, as the Linux boot tests use).</summary>
     public const ulong DefaultRam = 512UL << 20;
+    /// <summary>
+    /// The guest RAM from which <c>emu64 measure</c> offers Linux's default direct map (no <c>nogbpages</c>) as a
+    /// 1 GiB cell: 2560 MiB. split_mem_range() (arch/x86/mm/init.c) gives a 1 GiB page only to a whole, aligned GiB of
+    /// RAM, never the first; [1 GiB, 2 GiB) is whole usable RAM once RAM passes 2 GiB + 128 KiB (the BIOS keeps the top
+    /// 128 KiB). Measured on Debian's kernel: 2 GiB gives DirectMap1G 0 kB, 2560 MiB and 3 GiB give 1048576 kB (sizes in
+    /// between are not tried; the boot's DirectMap check would refuse a cell that got none).
+    /// </summary>
+    public const ulong MinRamFor1G = 2560UL << 20;
     /// <summary>Bound on one boot (a boot to /init is about 1.4e9 instructions with <c>quiet</c>).</summary>
     public const ulong MaxInstructions = 20_000_000_000;
     public const string DoneMarker = "EMU64-MEASURE: done";
@@ -59,7 +67,7 @@ public sealed class LinuxBoot
         string append = Append(cells[0].LinuxKernelOptions, cells);
         string what = $"Linux boot '{cells[0].LinuxKernelOptions}'";
         var output = new MemoryStream();
-        var m = new Machine(new MachineOptions
+        using var m = new Machine(new MachineOptions
         {
             RamBytes = RamBytes, Append = append, Seed = seed, MaxInstructions = MaxInstructions, Output = output, Tlb = tlb, Clock = Clock,
         });
@@ -84,7 +92,7 @@ public sealed class LinuxBoot
             bool has(string k) => dm.Any(l => l.StartsWith(k) && !System.Text.RegularExpressions.Regex.IsMatch(l, @":\s*0 kB"));
             if (!has(key) || (want == DirectMap.Page4K && (has("DirectMap2M:") || has("DirectMap1G:"))) || (want == DirectMap.Page2M && has("DirectMap1G:")))
                 throw new MeasureException($"{what}: the direct map is not in {DirectMap.Name(want)} pages ({directMap})" +
-                    (want == DirectMap.Page1G ? ": Linux maps RAM with 1 GiB pages only from 1 GiB up, in whole aligned GiBs, and Emu64's guest RAM is below 2 GiB" : ""));
+                    (want == DirectMap.Page1G ? $": Linux maps RAM with 1 GiB pages only from 1 GiB up, in whole aligned GiBs (-m {MinRamFor1G >> 20}M or more)" : ""));
         }
         var results = new List<CellResult>();
         var seen = new Dictionary<int, int>();

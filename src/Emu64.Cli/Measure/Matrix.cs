@@ -169,6 +169,8 @@ public sealed class MatrixSpec
     public List<KernelConfig> Configs = new();
     /// <summary>Cells boot Linux (--kernel) instead of the toy kernel.</summary>
     public bool Linux;
+    /// <summary>Guest RAM of the Linux boots (-m): whether Linux has a 1 GiB page to give its direct map.</summary>
+    public ulong LinuxRamBytes = LinuxBoot.DefaultRam;
     /// <summary>False when --configs was not given: a workload with its own default configurations uses those.</summary>
     public bool ConfigsGiven;
     /// <summary>
@@ -196,9 +198,9 @@ public sealed class MatrixSpec
             if (!sweeps.Any(s => s.Param == w.SweepParam)) sweeps.Insert(0, (w.SweepParam, w.DefaultSweep.ToList()));
             foreach (var (param, values) in w.MoreSweeps ?? Array.Empty<(string, long[])>())
                 if (!sweeps.Any(s => s.Param == param))
-                    // Linux maps RAM with 1 GiB pages only from 1 GiB up, whole aligned GiBs, and Emu64's RAM stays below
-                    // 2 GiB: on Linux the default direct-map sweep is 4k, 2m (asking for 1g says why it cannot be).
-                    sweeps.Add((param, values.Where(v => !(Linux && param == DirectMap.Param && v == DirectMap.Page1G)).ToList()));
+                    // Linux maps RAM with 1 GiB pages only for whole aligned GiBs from 1 GiB up (LinuxBoot.MinRamFor1G):
+                    // with less RAM the default direct-map sweep on Linux is 4k, 2m (asking for 1g is refused, saying why).
+                    sweeps.Add((param, values.Where(v => !(Linux && LinuxRamBytes < LinuxBoot.MinRamFor1G && param == DirectMap.Param && v == DirectMap.Page1G)).ToList()));
             var configs = ConfigsGiven || w.DefaultConfigs is null ? Configs : Configs.Where(c => w.DefaultConfigs.Contains(c.Name)).ToList();
             var points = new List<long[]> { w.Params.Select(p => p.Default).ToArray() };
             foreach (var (param, values) in sweeps)

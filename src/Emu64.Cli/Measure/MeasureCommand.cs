@@ -32,7 +32,7 @@ public sealed class MeasureOptions
           --kernel FILE           run the matrix on Linux: a bzImage whose initramfs (--initrd) has the workloads
                                   of tests/linux/initramfs (tests/linux/fetch-linux.sh); one boot per configuration
           --initrd FILE           the initramfs for --kernel
-          -m SIZE                 guest RAM of each Linux boot (default 512M; suffix M or G)
+          -m SIZE                 guest RAM of each Linux boot (default 512M, 64M to 3G; suffix M or G)
           --sweep PARAM=V1,V2,... values of a workload parameter, for every selected workload that has it, or
                                   of one workload's with WORKLOAD.PARAM=... (repeatable: the product of the sweeps).
                                   A single value just sets the parameter; k, m, g multiply by 1024, 1024², 1024³.
@@ -84,7 +84,7 @@ public sealed class MeasureOptions
                     ulong mul = v.Length > 1 && char.ToLowerInvariant(v[^1]) == 'g' ? 1024UL : 1UL;
                     string digits = v.Length > 1 && char.ToLowerInvariant(v[^1]) is 'g' or 'm' ? v[..^1] : v;
                     o.RamBytes = (ulong)Number(opt, digits, 1, 65536) * mul << 20;
-                    if (o.RamBytes < 64UL << 20 || o.RamBytes > 64UL << 30) throw new CliException($"option -m needs 64M to 64G, not '{v}'");
+                    if (o.RamBytes < 64UL << 20 || o.RamBytes > Cli.MaxRamBytes) throw new CliException($"option -m needs 64M to {Cli.MaxRamBytes >> 30}G, not '{v}'");
                     break;
                 }
                 case "-h" or "--help": throw new Cli.HelpRequested();
@@ -96,6 +96,7 @@ public sealed class MeasureOptions
             throw new CliException(o.Kernel is null ? "measure: --initrd needs --kernel" : "measure: --kernel needs --initrd (the initramfs with the workloads: tests/linux/fetch-linux.sh)");
         if (o.RamBytes is not null && o.Kernel is null) throw new CliException("measure: -m applies to Linux boots only (--kernel)");
         o.Spec.Linux = o.Kernel is not null;
+        o.Spec.LinuxRamBytes = o.RamBytes ?? LinuxBoot.DefaultRam;
         o.Spec.Workloads = (workloads.Count == 0 ? Workload.Defaults : workloads.Distinct().Select(Workload.Find)).ToList();
         o.Spec.ConfigsGiven = configs.Count > 0;
         o.Spec.Configs = (configs.Count == 0 ? KernelConfig.Defaults : configs.Distinct().Select(KernelConfig.Find))
@@ -120,6 +121,9 @@ public sealed class MeasureOptions
             var twice = o.Spec.Sweeps.Select(s => MatrixSpec.Target(w, s.Param)).Where(t => t is not null).GroupBy(t => t).FirstOrDefault(g => g.Count() > 1);
             if (twice is not null) throw new CliException($"--sweep: {w.Name}'s parameter '{twice.Key}' is swept twice");
         }
+        if (o.Spec.Linux && o.Spec.LinuxRamBytes < LinuxBoot.MinRamFor1G && o.Spec.Sweeps.Any(s => s.Param.EndsWith(DirectMap.Param) && s.Values.Contains(DirectMap.Page1G)))
+            throw new CliException($"measure: a 1g direct map on Linux needs -m {LinuxBoot.MinRamFor1G >> 20}M or more, not {o.Spec.LinuxRamBytes >> 20}M " +
+                "(Linux maps only whole, aligned GiBs of RAM from 1 GiB up with 1 GiB pages)");
         return o;
     }
 

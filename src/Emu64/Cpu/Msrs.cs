@@ -95,8 +95,10 @@ public sealed partial class Cpu
     /// <summary>
     /// Puts the MTRRs in the state PC firmware leaves them in, as QEMU's SeaBIOS does (src/fw/mtrr.c
     /// behaviour, measured under QEMU 7.2): RAM below 640 KiB write-back, the VGA window 0xA0000–0xBFFFF
-    /// uncacheable, the ROM area 0xC0000–0xFFFFF write-protect, variable range 0 making 2–4 GiB (the PCI
-    /// hole) uncacheable, default type write-back, fixed and variable ranges enabled.
+    /// uncacheable, the ROM area 0xC0000–0xFFFFF write-protect, variable range 0 making the PCI hole up to 4 GiB
+    /// uncacheable, default type write-back, fixed and variable ranges enabled. The hole starts where SeaBIOS puts
+    /// the 32-bit PCI window on QEMU's i440FX machine (pcimem_start): 2 GiB for RAM up to 2 GiB, 3 GiB for RAM up
+    /// to 3 GiB, so no RAM is ever uncacheable.
     /// </summary>
     public void SetFirmwareMtrrs()
     {
@@ -114,8 +116,9 @@ public sealed partial class Cpu
             MtrrFixed[3 + j] = Bytes(i => ram >= 0xC0000 + 0x8000UL * (ulong)j + 0x1000UL * (ulong)(i + 1), MemType.Wp);
         Array.Clear(MtrrPhysBase);
         Array.Clear(MtrrPhysMask);
-        MtrrPhysBase[0] = 0x80000000UL | MemType.Uc;
-        MtrrPhysMask[0] = (~(0x80000000UL - 1) & MtrrAddrMask) | MtrrMaskValid;
+        ulong holeStart = ram <= 0x80000000UL ? 0x80000000UL : 0xC0000000UL;
+        MtrrPhysBase[0] = holeStart | MemType.Uc;
+        MtrrPhysMask[0] = (~(0x100000000UL - holeStart - 1) & MtrrAddrMask) | MtrrMaskValid;
         MtrrDefType = MtrrDefTypeE | MtrrDefTypeFe | MemType.Wb;
     }
 

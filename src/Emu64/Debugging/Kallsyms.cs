@@ -53,11 +53,40 @@ public static class Kallsyms
         }
     }
 
+    /// <summary>
+    /// Finds and decodes the tables in guest RAM; null when there are none. RAM up to 2 GiB is scanned as one span;
+    /// larger RAM in 1 GiB windows that overlap by <see cref="WindowOverlap"/>, more than the tables reach back from
+    /// their token index (<see cref="MaxTablesBytes"/> of names and 4 bytes of offset per symbol), so tables that
+    /// straddle a window's end are found whole in the next window. The table's offsets are physical addresses.
+    /// </summary>
+    public static Table? Find(Memory.PhysicalMemory ram)
+    {
+        if (ram.RamSize <= int.MaxValue) return Find(ram.RamSpan(0, (int)ram.RamSize));
+        for (ulong start = 0; ; start += Window - WindowOverlap)
+        {
+            int len = (int)Math.Min(Window, ram.RamSize - start);
+            if (Find(ram.RamSpan(start, len)) is { } t)
+                return t with { NamesOffset = t.NamesOffset + (long)start, TokenTableOffset = t.TokenTableOffset + (long)start };
+            if (start + (ulong)len == ram.RamSize) return null;
+        }
+    }
+
+    private const ulong Window = 1UL << 30, WindowOverlap = 64UL << 20;
+
     /// <summary>Finds and decodes the tables in <paramref name="mem"/> (guest RAM or an image); null when there are none.</summary>
     public static Table? Find(ReadOnlySpan<byte> mem)
     {
         for (long p = 0; p + 512 <= mem.Length; p += 8)
         {
+            if (mem[(int)p + 2] == 0 && mem[(int)p + 3] == 0)
+            {
+                // token_index[1] = 0 is no token index. Most of a guest's RAM is zero: skip the run (vectorized) to the
+                // first 8-aligned p whose bytes 2..3 reach the next non-zero byte, q bytes past p + 2 (q >= 2 here).
+                int q = mem[(int)(p + 2)..].IndexOfAnyExcept((byte)0);
+                if (q < 0) break;
+                p = ((p + q - 1 + 7) & ~7L) - 8;
+                continue;
+            }
             // Cheap first filter: token_index[0] = 0 and the next offsets a short token apart.
             if (mem[(int)p] != 0 || mem[(int)p + 1] != 0) continue;
             ushort i1 = BinaryPrimitives.ReadUInt16LittleEndian(mem[(int)(p + 2)..]);

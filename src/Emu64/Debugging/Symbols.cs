@@ -83,7 +83,7 @@ public sealed class SymbolTable
     {
         if (_kallsymsTried || m.Cpu.Lstar == 0) return false;
         _kallsymsTried = true;
-        return UseKallsyms(Kallsyms.Find(m.Memory.Ram));
+        return UseKallsyms(Kallsyms.Find(m.Memory));
     }
 
     /// <summary>Loads a kallsyms table found elsewhere (a scratch copy of the machine, run until the kernel had relocated itself).</summary>

@@ -67,13 +67,11 @@ public static class CoreDumpWriter
 
         output.Write(head);
         output.Write(notes);
-        var ram = m.Memory.Ram;
         foreach (var r in ranges)
         {
-            // RAM is one host array below 2 GiB: the range is a slice of it; write it in 1 MiB pieces.
-            var slice = ram.Slice((int)r.Start, (int)r.Length);
-            for (int k = 0; k < slice.Length; k += 1 << 20)
-                output.Write(slice.Slice(k, Math.Min(1 << 20, slice.Length - k)));
+            // Streamed in 1 MiB pieces straight from guest RAM: a 3 GiB dump needs no 3 GiB buffer (and no span that long).
+            for (ulong k = 0; k < r.Length; k += 1 << 20)
+                output.Write(m.Memory.RamSpan(r.Start + k, (int)Math.Min(1UL << 20, r.Length - k)));
         }
         output.Flush();
     }

@@ -14,10 +14,21 @@ public interface IMmioDevice
 /// Guest physical memory: RAM from address 0 up to <see cref="RamSize"/>, MMIO windows that devices plug
 /// into, and open bus (all ones, writes ignored) elsewhere. It also tracks which 4 KiB frames hold decoded
 /// code, so a store into such a frame can drop the cached decodes (self-modifying code).
+/// RAM lives outside the managed heap (<see cref="RamBlock"/>: lazily zeroed host memory, so untouched guest RAM costs
+/// nothing) and is reached through one raw pointer; <see cref="Dispose"/> gives it back at once, the block's finalizer
+/// otherwise.
 /// </summary>
-public sealed unsafe class PhysicalMemory
+public sealed unsafe class PhysicalMemory : IDisposable
 {
-    private readonly byte[] _ram;
+    /// <summary>
+    /// The most RAM a machine has: 3 GiB, contiguous from 0. Above it, up to 4 GiB, lies the 32-bit PCI hole: the
+    /// local APIC, I/O APIC, HPET, BIOS flash and test devices (QEMU's "pc" machine keeps RAM below 3.5 GiB, and with
+    /// gigabyte alignment below 3 GiB once the rest moves above 4 GiB). 3 GiB is enough for Linux to map a whole,
+    /// aligned GiB of its direct map with a 1 GiB page ([1 GiB, 2 GiB)).
+    /// </summary>
+    public const ulong MaxRamSize = 3UL << 30;
+
+    private readonly RamBlock _block;
     private readonly byte* _base;
     private readonly ulong[] _codeBits;          // one bit per RAM frame that holds cached decodes
     private (ulong Start, ulong End, IMmioDevice Dev)[] _mmio = [];
@@ -30,15 +41,30 @@ public sealed unsafe class PhysicalMemory
     public PhysicalMemory(ulong ramSize)
     {
         if (ramSize == 0 || (ramSize & 0xFFF) != 0) throw new ArgumentException("RAM size must be a non-zero multiple of 4 KiB");
+        if (ramSize > MaxRamSize) throw new ArgumentException($"RAM size {ramSize >> 20} MiB is above the maximum of {MaxRamSize >> 20} MiB");
         RamSize = ramSize;
-        _ram = GC.AllocateArray<byte>(checked((int)Math.Min(ramSize, int.MaxValue)), pinned: true);
-        if ((ulong)_ram.LongLength != ramSize) throw new ArgumentException("RAM size above 2 GiB is not supported");
-        _base = (byte*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_ram));
+        _block = new RamBlock(ramSize);
+        _base = _block.Pointer;
         _codeBits = new ulong[(ramSize >> 12) / 64 + 1];
     }
 
-    /// <summary>The whole of RAM as a span (for loaders, debuggers and tests).</summary>
-    public Span<byte> Ram => _ram;
+    /// <summary>
+    /// Gives the host memory of RAM back now (otherwise the finalizer does). The machine must not run, nor RAM be
+    /// read, afterwards.
+    /// </summary>
+    public void Dispose() => _block.Dispose();
+
+    /// <summary>
+    /// <paramref name="length"/> bytes of RAM from physical address <paramref name="pa"/>, as a span (for loaders,
+    /// debuggers, dumps and tests; RAM above 2 GiB does not fit in one span, so large readers go range by range).
+    /// Writes through it bypass the self-modifying-code check: use <see cref="WriteBytes"/> once code may run from there.
+    /// </summary>
+    public Span<byte> RamSpan(ulong pa, int length)
+    {
+        if (length < 0 || pa > RamSize || (ulong)length > RamSize - pa)
+            throw new ArgumentOutOfRangeException(nameof(pa), $"[0x{pa:x}, +0x{length:x}) is not inside RAM (0x{RamSize:x} bytes)");
+        return new Span<byte>(_base + pa, length);
+    }
 
     /// <summary>A host pointer to RAM at physical address pa. Caller guarantees pa is inside RAM (every other access here is bounds-checked, wrap-around included).</summary>
     internal byte* HostPointer(ulong pa) => _base + pa;

@@ -170,14 +170,16 @@ public class RamSizeOptionTests
     [InlineData("1025M", 1025UL << 20)]
     [InlineData("1536M", 1536UL << 20)]
     [InlineData("2047M", 2047UL << 20)]
-    public void Sizes_up_to_2047M_are_accepted(string s, ulong bytes) => Assert.Equal(bytes, Emu64.Cli.Cli.ParseSize(s));
+    [InlineData("2G", 2UL << 30)]
+    [InlineData("3G", 3UL << 30)]
+    public void Sizes_up_to_3G_are_accepted(string s, ulong bytes) => Assert.Equal(bytes, Emu64.Cli.Cli.ParseSize(s));
 
     [Theory]
-    [InlineData("2G")]
-    [InlineData("2048M")]
-    public void Sizes_from_2G_are_refused_naming_the_limit(string s)
+    [InlineData("4G")]
+    [InlineData("3073M")]
+    public void Sizes_above_3G_are_refused_naming_the_limit(string s)
     {
         var e = Assert.Throws<Emu64.Cli.CliException>(() => Emu64.Cli.Cli.ParseSize(s));
-        Assert.Contains("at most 2047M", e.Message);
+        Assert.Contains("at most 3G", e.Message);
     }
 }

@@ -154,7 +154,7 @@ public class CoreDumpTests
         string path = dir.Name("guest.core");
         CoreDumpWriter.WriteFile(k.Machine, path);
         using var f = new CoreFile(path);
-        var ram = k.Machine.Memory.Ram;
+        var ram = k.Machine.Memory.RamSpan(0, (int)k.Machine.Memory.RamSize);
         Assert.Equal([new PhysRange(0, (ulong)ram.Length)], f.Ranges);
         var page = new byte[4096];
         // swapper_pg_dir, the kernel image's first pages, and one page in every MiB
@@ -202,8 +202,8 @@ public class CoreDumpTests
         var c = k.Machine.Cpu;
         Assert.Contains($"RIP={c.Rip:x} RSP={c.Rsp:x} R15={c.R[Reg.R15]:x} CS={c.Segs[Seg.CS].Selector:x}", o);
         // p_vaddr = p_paddr: gdb finds physical 16 MiB (the kernel image's multiboot header) at address 0x1000000
-        var ram = k.Machine.Memory.Ram;
-        ulong w0 = BinaryPrimitives.ReadUInt64LittleEndian(ram[0x1000000..]), w1 = BinaryPrimitives.ReadUInt64LittleEndian(ram[0x1000008..]);
+        var ram = k.Machine.Memory.RamSpan(0x1000000, 16);
+        ulong w0 = BinaryPrimitives.ReadUInt64LittleEndian(ram), w1 = BinaryPrimitives.ReadUInt64LittleEndian(ram[8..]);
         Assert.Contains($"0x1000000:\t0x{w0:x16}\t0x{w1:x16}", o);
     }
 

@@ -440,7 +440,7 @@ public class SystemInstructionTests
     {
         // Only physical stores (devices, loaders, the debugger) can straddle two frames: linear ones split at the page.
         var m = new Machine(new MachineOptions { Output = Stream.Null });
-        m.Memory.Ram[0x5000] = 0x90; m.Memory.Ram[0x5001] = 0xC3;   // nop ; ret
+        m.Memory.WriteBytes(0x5000, [0x90, 0xC3]);   // nop ; ret
         var block = m.Cache.Decode(0x5000, 0x5000, 64)!;
         Assert.Same(block, m.Cache.Lookup(0x5000, 64));
         m.Memory.Write(pa, 8, 0);

@@ -179,7 +179,7 @@ public static class Differential
             var input = new byte[0x1000];
             var c = new DiffCase();
             var u = new UndefinedParts();
-            var emuData = raw.Machine.Memory.Ram.Slice((int)raw.Phys(dataAddr), 0x1000);
+            var emuData = raw.Machine.Memory.RamSpan(raw.Phys(dataAddr), 0x1000);
             int variants = form.Imms?.Length ?? 1;
             for (int v = 0; v < variants; v++)
             {

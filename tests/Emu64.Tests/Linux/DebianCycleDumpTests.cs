@@ -72,7 +72,7 @@ public class DebianCycleDumpTests(DebianCycleBoot boot, ITestOutputHelper output
     {
         var printed = Regex.Matches(boot.Console, @"EMU64-KALLSYMS: ([0-9a-f]{16}) . (\S+)").ToDictionary(x => x.Groups[2].Value, x => Convert.ToUInt64(x.Groups[1].Value, 16));
         Assert.Equal(3, printed.Count);
-        var table = Emu64.Debugging.Kallsyms.Find(boot.Machine!.Memory.Ram) ?? throw new Xunit.Sdk.XunitException("no kallsyms tables in guest RAM");
+        var table = Emu64.Debugging.Kallsyms.Find(boot.Machine!.Memory) ?? throw new Xunit.Sdk.XunitException("no kallsyms tables in guest RAM");
         var all = new Dictionary<string, ulong>();
         foreach (var e in table.Entries) all.TryAdd(e.Name, e.Address);
         foreach (var (name, addr) in printed) Assert.Equal(addr, all[name]);
@@ -88,7 +88,7 @@ public class DebianCycleDumpTests(DebianCycleBoot boot, ITestOutputHelper output
         return k[symbol] - k["_text"] + Convert.ToUInt64(code.Groups[1].Value, 16);
     }
 
-    private ulong Variable(string symbol) => BinaryPrimitives.ReadUInt64LittleEndian(boot.Machine!.Memory.Ram[(int)Phys(symbol)..]);
+    private ulong Variable(string symbol) => BinaryPrimitives.ReadUInt64LittleEndian(boot.Machine!.Memory.RamSpan(Phys(symbol), 8));
 
     [DebianKernelFact]
     public void A_Linux_program_timing_its_own_getpid_calls_with_RDTSC_sees_the_modeled_cost_of_PTI_under_the_cycle_clock()
@@ -155,12 +155,12 @@ public class DebianCycleDumpTests(DebianCycleBoot boot, ITestOutputHelper output
     public void The_dump_of_the_running_Linux_reads_back_page_for_page_and_readelf_reads_it_as_a_core()
     {
         using var dump = new CoreFile(boot.DumpPath);
-        var ram = boot.Machine!.Memory.Ram;
+        var ram = boot.Machine!.Memory;
         var page = new byte[4096];
         foreach (ulong pa in new[] { 0UL, Phys("init_top_pgt"), Phys("_text"), Phys("entry_SYSCALL_64") & ~0xFFFUL, (512UL << 20) - 4096 })
         {
             Assert.Equal(4096, dump.Read(pa, page));
-            Assert.True(page.AsSpan().SequenceEqual(ram.Slice((int)pa, 4096)), $"page 0x{pa:x}");
+            Assert.True(page.AsSpan().SequenceEqual(ram.RamSpan(pa, 4096)), $"page 0x{pa:x}");
         }
         Assert.Equal(boot.Machine.Cpu.CR3, dump.CpuState!.Cr(3));
         Assert.Equal(boot.Machine.Cpu.CR4, dump.CpuState.Cr(4));

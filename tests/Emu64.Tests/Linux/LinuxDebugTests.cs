@@ -63,7 +63,7 @@ public sealed class LinuxDebugBoot : IDisposable
     private string RunGdb(Machine m, Debugger dbg)
     {
         string elf = Path.Combine(Path.GetTempPath(), $"emu64-kallsyms-{Environment.ProcessId}.elf");
-        File.WriteAllBytes(elf, SymbolElf.Write(Kallsyms.Find(m.Memory.Ram)!.Symbols()));
+        File.WriteAllBytes(elf, SymbolElf.Write(Kallsyms.Find(m.Memory)!.Symbols()));
         using var stub = new GdbStub(dbg, "127.0.0.1", 0);
         var t = new Thread(() => { try { stub.Serve(); } catch (Exception e) { StubError = e; } }) { IsBackground = true };
         t.Start();

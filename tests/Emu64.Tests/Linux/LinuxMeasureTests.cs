@@ -146,9 +146,28 @@ public class LinuxMeasureOptionTests
     public void The_direct_map_page_size_of_pagecache_is_a_Linux_kernel_option_not_a_program_argument()
     {
         var cells = Cells("--workload", "pagecache", "--sweep", "pagecache.pages=16");
-        // No 1 GiB cell by default on Linux: below 2 GiB of RAM its direct map has no 1 GiB page to give.
+        // No 1 GiB cell by default on Linux with 512 MiB: its direct map has no whole aligned GiB to give a 1 GiB page.
         Assert.Equal(["nopti nogbpages clearcpuid=3", "nopti nogbpages"], cells.Select(c => c.LinuxKernelOptions));
         Assert.All(cells, c => Assert.Equal("pagecache:16:2:4096", c.Workload.LinuxSpec(c.Values)));
+    }
+
+    [Fact]
+    public void From_2560_MiB_the_Linux_direct_map_sweep_adds_the_1g_cell_with_Linuxs_default_options()
+    {
+        var cells = Cells("--workload", "pagecache", "--sweep", "pagecache.pages=16", "-m", "3G");
+        Assert.Equal(["nopti nogbpages clearcpuid=3", "nopti nogbpages", "nopti"], cells.Select(c => c.LinuxKernelOptions));
+        Assert.Equal(2560UL << 20, LinuxBoot.MinRamFor1G);
+        Assert.Equal(3, Cells("--workload", "pagecache", "--sweep", "pagecache.pages=16", "-m", "2560M").Count);
+        Assert.Equal(2, Cells("--workload", "pagecache", "--sweep", "pagecache.pages=16", "-m", "2559M").Count);
+        Assert.Equal("pagecache:16:2:4096", cells[2].Workload.LinuxSpec(cells[2].Values));
+    }
+
+    [Fact]
+    public void A_1g_Linux_cell_below_2560_MiB_is_refused_before_any_boot_with_the_reason()
+    {
+        var e = Assert.Throws<CliException>(() => Cells("--workload", "pagecache", "--sweep", "pagecache.directmap=2m,1g", "-m", "2G"));
+        Assert.Equal("measure: a 1g direct map on Linux needs -m 2560M or more, not 2048M (Linux maps only whole, aligned GiBs of RAM from 1 GiB up with 1 GiB pages)", e.Message);
+        Assert.Equal("option -m needs 64M to 3G, not '4G'", Assert.Throws<CliException>(() => Cells("-m", "4G")).Message);
     }
 
     [Fact]

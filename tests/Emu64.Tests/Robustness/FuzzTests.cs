@@ -275,7 +275,7 @@ public class FuzzTests(ITestOutputHelper output)
         ulong ram = mem.RamSize;
         var pattern = new byte[ram];
         new Random(1).NextBytes(pattern);
-        pattern.CopyTo(mem.Ram);
+        pattern.CopyTo(mem.RamSpan(0, (int)ram));
         int[] sizes = [1, 2, 4, 8];
         for (int k = 0; k < cases; k++)
         {
@@ -305,7 +305,7 @@ public class FuzzTests(ITestOutputHelper output)
                 throw new Xunit.Sdk.XunitException($"host exception on physical case {k} (reproducer {path}): {e}");
             }
         }
-        Assert.True(mem.Ram.SequenceEqual(pattern), "no write outside RAM may change RAM");
+        Assert.True(mem.RamSpan(0, (int)ram).SequenceEqual(pattern), "no write outside RAM may change RAM");
     }
 
     /// <summary>ELF files with random program headers and section tables (symbol tables with zero, odd or huge entry sizes and offsets).</summary>

@@ -96,16 +96,20 @@ public class RobustnessCliTests
     // ---- resource bounds ------------------------------------------------------------------------------
 
     [Theory]
+    [InlineData("3G", 3UL << 30)]
+    [InlineData("3072M", 3UL << 30)]
+    [InlineData("2560M", 2560UL << 20)]
+    [InlineData("2G", 2UL << 30)]
     [InlineData("2047M", 2047UL << 20)]
     [InlineData("1500M", 1500UL << 20)]   // regression: an operator-precedence slip capped -m at 1 GiB
     [InlineData("1G", 1UL << 30)]
     [InlineData("2M", 2UL << 20)]
-    public void Guest_RAM_is_capped_at_2047_MiB(string arg, ulong bytes)
+    public void Guest_RAM_is_capped_at_3_GiB(string arg, ulong bytes)
     {
         Assert.Equal(bytes, Emu64.Cli.Cli.ParseSize(arg));
-        Assert.Equal(2047UL << 20, Emu64.Cli.Cli.MaxRamBytes);
-        Assert.Throws<Emu64.Cli.CliException>(() => Emu64.Cli.Cli.ParseSize("2G"));
-        Assert.Throws<Emu64.Cli.CliException>(() => Emu64.Cli.Cli.ParseSize("2096132K"));   // 2047 MiB + 4 KiB
+        Assert.Equal(3UL << 30, Emu64.Cli.Cli.MaxRamBytes);
+        Assert.Throws<Emu64.Cli.CliException>(() => Emu64.Cli.Cli.ParseSize("4G"));
+        Assert.Throws<Emu64.Cli.CliException>(() => Emu64.Cli.Cli.ParseSize("3145732K"));   // 3 GiB + 4 KiB
     }
 
     [Fact]

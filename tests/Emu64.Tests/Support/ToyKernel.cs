@@ -53,10 +53,11 @@ public sealed class ToyKernel
     }
 
     public static ToyKernel Boot(string append, ulong seed = 0, ulong maxInstructions = 200_000_000, bool record = true, string kernelName = "toykernel.elf", ulong ips = 0,
-        int compileThreshold = -1, string? input = null, Emu64.Mmu.GuestClock clock = Emu64.Mmu.GuestClock.Instructions)
+        int compileThreshold = -1, string? input = null, Emu64.Mmu.GuestClock clock = Emu64.Mmu.GuestClock.Instructions, ulong ramBytes = 0)
     {
         var output = new MemoryStream();
         var opts = new MachineOptions { Append = append, Seed = seed, MaxInstructions = maxInstructions, Output = output, Clock = clock };
+        if (ramBytes != 0) opts.RamBytes = ramBytes;
         if (compileThreshold >= 0) opts.CompileThreshold = compileThreshold;
         if (ips != 0) opts.TicksPerSecond = ips;
         var m = new Machine(opts);
