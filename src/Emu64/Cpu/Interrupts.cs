@@ -148,6 +148,9 @@ public sealed partial class Cpu
 
     private ulong _deliverRip;
 
+    /// <summary>The run stops with this (exit status 8) at an interrupt through a 16-bit interrupt or trap gate.</summary>
+    public const string Gate16Unsupported = "16-bit interrupt and trap gates (IDT types 6 and 7) are not implemented";
+
     /// <summary>Delivers through the IDT (SDM vol. 3A §6.12 and §6.14).</summary>
     private void Deliver(int vector, bool hasErr, uint err, bool software, bool external, bool int3 = false, bool rfInFrame = false)
     {
@@ -166,6 +169,7 @@ public sealed partial class Cpu
         bool present = ((lo >> 47) & 1) != 0;
         // 32-bit interrupt/trap gates, and outside IA-32e mode task gates; 16-bit gates are not supported.
         bool taskGate = type == 0x5 && !lm;
+        if (!lm && type is 6 or 7) throw new UnsupportedFeatureException(Gate16Unsupported);
         if (type != 0xE && type != 0xF && !taskGate) Gp(idtErr);
         bool trapGate = type == 0xF;
         if ((software || int3) && gateDpl < Cpl) Gp(idtErr);
@@ -192,6 +196,10 @@ public sealed partial class Cpu
         if (lm && (!cs.Long || cs.Db)) Gp((uint)(sel & ~3) | ext);
         bool conforming = (cs.Type & 4) != 0;
         int newCpl = conforming ? Cpl : cs.Dpl;
+        // From virtual-8086 mode only a ring-0 non-conforming handler can be entered (SDM vol. 3A §20.3.1.1).
+        bool fromVm86 = Mode == CpuMode.Virtual8086;
+        if (fromVm86 && (conforming || cs.Dpl != 0)) Gp((uint)(sel & ~3) | ext);
+        if (!lm && (target & 0xFFFFFFFF) > cs.Limit) Gp(ext);
         ulong rflags = Rflags;
         if (rfInFrame) rflags |= RFlags.RF;
         ulong oldRsp = Rsp;
@@ -230,16 +238,22 @@ public sealed partial class Cpu
             bool change = newCpl < Cpl;
             if (change)
             {
-                ulong tss = TssBase();
-                esp = ReadImplicit(tss + 4 + 8 * (ulong)newCpl, 4);
-                ushort ssSel = (ushort)ReadImplicit(tss + 8 + 8 * (ulong)newCpl, 2);
-                newSs = DescriptorToSegment(ssSel, ReadDescriptor(ssSel, ext));
+                ushort ssSel = TssStack(newCpl, ext, out esp);
+                newSs = InnerStackSegment(ssSel, newCpl, ext);
             }
             int savedCpl = Cpl;
             Cpl = newCpl;
             try
             {
                 ulong b = newSs.Base;
+                if (fromVm86)
+                {
+                    // The virtual-8086 data segments go first, each in a doubleword (the selector zero-extended).
+                    esp -= 4; WriteImplicit32(b + (esp & 0xFFFFFFFF), Segs[Emu64.Cpu.Seg.GS].Selector);
+                    esp -= 4; WriteImplicit32(b + (esp & 0xFFFFFFFF), Segs[Emu64.Cpu.Seg.FS].Selector);
+                    esp -= 4; WriteImplicit32(b + (esp & 0xFFFFFFFF), Segs[Emu64.Cpu.Seg.DS].Selector);
+                    esp -= 4; WriteImplicit32(b + (esp & 0xFFFFFFFF), Segs[Emu64.Cpu.Seg.ES].Selector);
+                }
                 if (change)
                 {
                     esp -= 4; WriteImplicit32(b + (esp & 0xFFFFFFFF), oldSs.Selector);
@@ -253,6 +267,9 @@ public sealed partial class Cpu
             catch { Cpl = savedCpl; throw; }
             if (change) Segs[Emu64.Cpu.Seg.SS] = newSs;
             Rsp = (Rsp & ~0xFFFFFFFFUL) | (esp & 0xFFFFFFFF);
+            if (fromVm86)
+                foreach (int s in (ReadOnlySpan<int>)[Emu64.Cpu.Seg.ES, Emu64.Cpu.Seg.DS, Emu64.Cpu.Seg.FS, Emu64.Cpu.Seg.GS])
+                    Segs[s] = default;                                     // null selectors: the handler loads its own
         }
 
         cs.Selector = (ushort)((sel & ~3) | newCpl);
@@ -288,6 +305,43 @@ public sealed partial class Cpu
         ulong sp = (Rsp - 2) & 0xFFFF;
         WriteImplicitLinear(Segs[Emu64.Cpu.Seg.SS].Base + sp, 2, v);
         Rsp = (Rsp & ~0xFFFFUL) | sp;
+    }
+
+    /// <summary>
+    /// The stack for privilege level <paramref name="dpl"/> from the current TSS (SDM vol. 3A §6.12.1, INT n
+    /// pseudo-code): ESPn/SSn of a 32-bit TSS at (dpl × 8) + 4, SPn/SSn of a 16-bit TSS at (dpl × 4) + 2; #TS(TSS
+    /// selector) when the TSS limit does not cover them. Returns the SS selector.
+    /// </summary>
+    private ushort TssStack(int dpl, uint ext, out ulong esp)
+    {
+        ulong tss = TssBase() & 0xFFFFFFFF;
+        uint err = (uint)(Tr.Selector & ~3) | ext;
+        if ((Tr.Type & 8) != 0)
+        {
+            uint at = (uint)(dpl << 3) + 4;
+            if (at + 5 > Tr.Limit) Fault(Vec.TS, err);
+            esp = ReadImplicit(tss + at, 4);
+            return (ushort)ReadImplicit(tss + at + 4, 2);
+        }
+        uint at16 = (uint)(dpl << 2) + 2;
+        if (at16 + 3 > Tr.Limit) Fault(Vec.TS, err);
+        esp = ReadImplicit(tss + at16, 2);
+        return (ushort)ReadImplicit(tss + at16 + 2, 2);
+    }
+
+    /// <summary>
+    /// The checks of the inner stack an interrupt switches to: a non-null selector (#TS(EXT)) inside its table, with
+    /// RPL = the new CPL, naming a writable data segment of DPL = the new CPL (#TS(selector)) that is present (#SS(selector)).
+    /// </summary>
+    private Segment InnerStackSegment(ushort sel, int cpl, uint ext)
+    {
+        if ((sel & ~3) == 0) Fault(Vec.TS, ext);
+        uint err = (uint)(sel & ~3) | ext;
+        ulong d = ReadTaskDescriptor(sel, err);
+        var s = DescriptorToSegment(sel, d);
+        if ((sel & 3) != cpl || s.IsSystem || s.IsCode || (s.Type & 2) == 0 || s.Dpl != cpl) Fault(Vec.TS, err);
+        if (!s.Present) Fault(Vec.SS, err);
+        return s;
     }
 
     private ulong TssBase()
