@@ -447,4 +447,25 @@ public class Virtual8086Tests
         Assert.Equal((Vec.GP, 0u), rig.Mov(4, Cr4.Pvi));
         Assert.Equal(0UL, rig.Cpu.CR4);
     }
+
+    [Fact]
+    public void Under_the_run_loop_a_single_step_in_virtual_8086_mode_traps_to_the_ring_0_DB_handler_with_the_virtual_8086_frame()
+    {
+        var rig = Rig();
+        var c = rig.Cpu;
+        rig.Write8(IdtAt + Vec.DB * 8, Gate(0x8E, CodeSel, 0x6100, 0));
+        rig.Machine.Memory.Write(0x6100, 1, 0xF4);                          // the #DB handler: hlt (IF=0 ends the run)
+        byte[] code = [0xB8, 0x34, 0x12, 0x50, 0x90];                       // mov ax, 1234h; push ax; nop
+        for (int k = 0; k < code.Length; k++) rig.Machine.Memory.Write(0x20100 + (ulong)k, 1, code[k]);
+        EnterVm86(rig, eflags: VmFlags | (uint)RFlags.TF);
+        rig.Machine.Run(10);
+        Assert.Equal(0x1234UL, c.R[Reg.RAX] & 0xFFFF);                     // the MOV ran, the PUSH did not
+        Assert.Equal(0xFFF0UL, rig.Read4(Esp0 - 24));                      // the virtual-8086 SP, not moved
+        Assert.Equal(0x103u, (uint)rig.Read4(Esp0 - 36));                  // EIP of the next instruction (a trap)
+        Assert.Equal(VmFlags | (uint)RFlags.TF, (uint)rig.Read4(Esp0 - 28));
+        Assert.Equal(V86Sel[Seg.GS], (ushort)rig.Read4(Esp0 - 4));
+        Assert.NotEqual(0UL, c.DR[6] & (1UL << 14));                       // DR6.BS
+        Assert.Equal(CpuMode.Protected32, c.Mode);
+        Assert.Equal(0x6101UL, c.Rip);                                     // stopped after the handler's HLT
+    }
 }
