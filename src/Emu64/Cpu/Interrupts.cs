@@ -148,9 +148,6 @@ public sealed partial class Cpu
 
     private ulong _deliverRip;
 
-    /// <summary>The run stops with this (exit status 8) at an interrupt through a 16-bit interrupt or trap gate.</summary>
-    public const string Gate16Unsupported = "16-bit interrupt and trap gates (IDT types 6 and 7) are not implemented";
-
     /// <summary>Delivers through the IDT (SDM vol. 3A §6.12 and §6.14).</summary>
     private void Deliver(int vector, bool hasErr, uint err, bool software, bool external, bool int3 = false, bool rfInFrame = false)
     {
@@ -167,11 +164,12 @@ public sealed partial class Cpu
         int type = (int)(lo >> 40) & 0xF;
         int gateDpl = (int)(lo >> 45) & 3;
         bool present = ((lo >> 47) & 1) != 0;
-        // 32-bit interrupt/trap gates, and outside IA-32e mode task gates; 16-bit gates are not supported.
+        // Interrupt and trap gates (32-bit, 64-bit in IA-32e mode); outside IA-32e mode also the 80286's 16-bit
+        // interrupt and trap gates (types 6, 7: a frame of words, a 16-bit IP) and task gates.
         bool taskGate = type == 0x5 && !lm;
-        if (!lm && type is 6 or 7) throw new UnsupportedFeatureException(Gate16Unsupported);
-        if (type != 0xE && type != 0xF && !taskGate) Gp(idtErr);
-        bool trapGate = type == 0xF;
+        bool gate16 = !lm && type is 6 or 7;
+        if (type != 0xE && type != 0xF && !taskGate && !gate16) Gp(idtErr);
+        bool trapGate = type is 0xF or 7;
         if ((software || int3) && gateDpl < Cpl) Gp(idtErr);
         if (!present) Fault(Vec.NP, idtErr);
         if (taskGate)
@@ -185,7 +183,7 @@ public sealed partial class Cpu
             return;
         }
         ushort sel = (ushort)(lo >> 16);
-        ulong target = (lo & 0xFFFF) | ((lo >> 32) & 0xFFFF0000UL) | (lm ? (hi & 0xFFFFFFFF) << 32 : 0);
+        ulong target = (lo & 0xFFFF) | (gate16 ? 0 : (lo >> 32) & 0xFFFF0000UL) | (lm ? (hi & 0xFFFFFFFF) << 32 : 0);
         int ist = lm ? (int)(lo >> 32) & 7 : 0;
 
         if ((sel & ~3) == 0) Gp(ext);
@@ -232,7 +230,8 @@ public sealed partial class Cpu
         }
         else
         {
-            // 32-bit protected mode gate.
+            // A 32-bit or 16-bit gate outside IA-32e mode: doublewords or words, on a stack whose B flag says whether
+            // ESP or only SP moves.
             ulong esp = Rsp & 0xFFFFFFFF;
             Segment newSs = oldSs;
             bool change = newCpl < Cpl;
@@ -241,6 +240,8 @@ public sealed partial class Cpu
                 ushort ssSel = TssStack(newCpl, ext, out esp);
                 newSs = InnerStackSegment(ssSel, newCpl, ext);
             }
+            int ps = gate16 ? 2 : 4;
+            ulong m = newSs.Db ? 0xFFFFFFFFUL : 0xFFFFUL;
             int savedCpl = Cpl;
             Cpl = newCpl;
             try
@@ -248,21 +249,21 @@ public sealed partial class Cpu
                 ulong b = newSs.Base;
                 if (fromVm86)
                 {
-                    // The virtual-8086 data segments go first, each in a doubleword (the selector zero-extended).
-                    esp -= 4; WriteImplicit32(b + (esp & 0xFFFFFFFF), Segs[Emu64.Cpu.Seg.GS].Selector);
-                    esp -= 4; WriteImplicit32(b + (esp & 0xFFFFFFFF), Segs[Emu64.Cpu.Seg.FS].Selector);
-                    esp -= 4; WriteImplicit32(b + (esp & 0xFFFFFFFF), Segs[Emu64.Cpu.Seg.DS].Selector);
-                    esp -= 4; WriteImplicit32(b + (esp & 0xFFFFFFFF), Segs[Emu64.Cpu.Seg.ES].Selector);
+                    // The virtual-8086 data segments go first (in a 32-bit frame each selector zero-extended).
+                    PushLegacy(b, ref esp, m, ps, Segs[Emu64.Cpu.Seg.GS].Selector);
+                    PushLegacy(b, ref esp, m, ps, Segs[Emu64.Cpu.Seg.FS].Selector);
+                    PushLegacy(b, ref esp, m, ps, Segs[Emu64.Cpu.Seg.DS].Selector);
+                    PushLegacy(b, ref esp, m, ps, Segs[Emu64.Cpu.Seg.ES].Selector);
                 }
                 if (change)
                 {
-                    esp -= 4; WriteImplicit32(b + (esp & 0xFFFFFFFF), oldSs.Selector);
-                    esp -= 4; WriteImplicit32(b + (esp & 0xFFFFFFFF), oldRsp);
+                    PushLegacy(b, ref esp, m, ps, oldSs.Selector);
+                    PushLegacy(b, ref esp, m, ps, oldRsp);
                 }
-                esp -= 4; WriteImplicit32(b + (esp & 0xFFFFFFFF), rflags);
-                esp -= 4; WriteImplicit32(b + (esp & 0xFFFFFFFF), oldCs.Selector);
-                esp -= 4; WriteImplicit32(b + (esp & 0xFFFFFFFF), Rip);
-                if (hasErr) { esp -= 4; WriteImplicit32(b + (esp & 0xFFFFFFFF), err); }
+                PushLegacy(b, ref esp, m, ps, rflags);
+                PushLegacy(b, ref esp, m, ps, oldCs.Selector);
+                PushLegacy(b, ref esp, m, ps, Rip);
+                if (hasErr) PushLegacy(b, ref esp, m, ps, err);
             }
             catch { Cpl = savedCpl; throw; }
             if (change) Segs[Emu64.Cpu.Seg.SS] = newSs;
@@ -352,5 +353,10 @@ public sealed partial class Cpu
 
     // The frame is written with ordinary supervisor accesses at the new CPL (not implicit ones).
     private void WriteStackImplicit(ulong rsp, ulong v) => WriteLinear(rsp, 8, v);
-    private void WriteImplicit32(ulong la, ulong v) => WriteLinear(la & 0xFFFFFFFF, 4, v);
+    /// <summary>One push of an interrupt frame outside IA-32e mode: <paramref name="size"/> bytes below ESP (or SP, <paramref name="mask"/>) on the stack based at <paramref name="ssBase"/>.</summary>
+    private void PushLegacy(ulong ssBase, ref ulong esp, ulong mask, int size, ulong v)
+    {
+        esp = (esp & ~mask) | ((esp - (ulong)size) & mask);
+        WriteLinear((ssBase + (esp & mask)) & 0xFFFFFFFF, size, v);
+    }
 }

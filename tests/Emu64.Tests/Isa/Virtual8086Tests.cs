@@ -67,6 +67,8 @@ public class Virtual8086Tests
         rig.Write8(IdtAt + 0x42 * 8, Gate(0x8E, Code3, Handler, 3));      // a ring-3 handler
         rig.Write8(IdtAt + 0x43 * 8, Gate(0x8E, Conforming, Handler, 3)); // a conforming handler
         rig.Write8(IdtAt + 0x50 * 8, Gate(0x85, ASel, 0, 3));             // a task gate to TSS A
+        rig.Write8(IdtAt + 0x44 * 8, Gate(0x86, CodeSel, Handler, 3));    // a 16-bit interrupt gate
+        rig.Write8(IdtAt + 0x45 * 8, Gate(0x87, CodeSel, Handler | 0xABCD0000, 3)); // a 16-bit trap gate (high offset ignored)
         return rig;
     }
 
@@ -467,5 +469,37 @@ public class Virtual8086Tests
         Assert.NotEqual(0UL, c.DR[6] & (1UL << 14));                       // DR6.BS
         Assert.Equal(CpuMode.Protected32, c.Mode);
         Assert.Equal(0x6101UL, c.Rip);                                     // stopped after the handler's HLT
+    }
+
+    [Fact]
+    public void A_16_bit_interrupt_gate_pushes_FLAGS_CS_and_IP_as_words_and_enters_at_its_16_bit_offset()
+    {
+        var rig = Rig();
+        var c = rig.Cpu;
+        c.Rsp = 0x8000;
+        c.Rflags = RFlags.Reserved1 | RFlags.IF | RFlags.CF;
+        Assert.Null(Exec(c, 0xCD, 0x44));
+        Assert.Equal(0x8000UL - 6, c.Rsp);
+        Assert.Equal(0x1002UL, rig.Machine.Memory.Read(0x8000 - 6, 2));   // IP
+        Assert.Equal((ulong)CodeSel, rig.Machine.Memory.Read(0x8000 - 4, 2));
+        Assert.Equal(0x0203UL, rig.Machine.Memory.Read(0x8000 - 2, 2));    // FLAGS
+        Assert.Equal((ulong)Handler, c.Rip);
+        Assert.False(c.If);                                                // an interrupt gate clears IF
+    }
+
+    [Fact]
+    public void A_16_bit_trap_gate_from_virtual_8086_mode_pushes_the_nine_words_and_keeps_IF()
+    {
+        var rig = Rig();
+        var c = rig.Cpu;
+        EnterVm86(rig);
+        Assert.Null(Exec(c, 0xCD, 0x45));
+        ushort[] frame = [0x1002, V86Sel[Seg.CS], unchecked((ushort)VmFlags), 0xFFF0, V86Sel[Seg.SS], V86Sel[Seg.ES], V86Sel[Seg.DS], V86Sel[Seg.FS], V86Sel[Seg.GS]];
+        for (int k = 0; k < frame.Length; k++) Assert.Equal(frame[k], (ushort)rig.Machine.Memory.Read(Esp0 - 18 + 2 * (ulong)k, 2));
+        Assert.Equal((ulong)(Esp0 - 18), c.Rsp);
+        Assert.Equal((ulong)Handler, c.Rip);                               // the 16-bit offset
+        Assert.Equal(CpuMode.Protected32, c.Mode);
+        Assert.True(c.If);
+        foreach (int s in new[] { Seg.ES, Seg.DS, Seg.FS, Seg.GS }) Assert.Equal(0, c.Segs[s].Selector);
     }
 }
