@@ -55,7 +55,8 @@ public sealed partial class Cpu
 
     /// <summary>
     /// JMP/CALL far whose selector names a system descriptor (<paramref name="desc"/>): a TSS or a task gate starts a
-    /// task switch; anything else (call gates, LDT) is #GP(selector). <paramref name="sel"/>'s RPL takes part in the
+    /// task switch; a call gate stops the run as unsupported; anything else (LDT, interrupt and trap gates) is
+    /// #GP(selector). <paramref name="sel"/>'s RPL takes part in the
     /// privilege check: max(CPL, RPL) ≤ DPL of the TSS descriptor or gate.
     /// </summary>
     public void FarTransferToSystem(ushort sel, ulong desc, bool call)

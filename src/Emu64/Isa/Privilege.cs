@@ -8,8 +8,9 @@ namespace Emu64.Isa;
 /// <summary>
 /// Transfers that load segments or change privilege: MOV/POP to segment registers, far JMP/CALL/RET,
 /// IRET, INT n/INT3/INTO, SYSCALL/SYSRET, SWAPGS (SDM vol. 2 and vol. 3A §5.8, §6.14).
-/// Call gates are not supported (#GP). A far JMP/CALL to a TSS or task gate, and IRET with EFLAGS.NT=1, are
-/// hardware task switches (Cpu/TaskSwitch.cs).
+/// A far JMP/CALL through a call gate stops the run as unsupported (docs/ERRORS.md R5). A far JMP/CALL to a TSS or
+/// task gate, and IRET with EFLAGS.NT=1, are hardware task switches (Cpu/TaskSwitch.cs). In virtual-8086 mode the
+/// segment loads and far transfers are those of real-address mode, and IRET follows the IOPL rule (IretInVm86).
 /// </summary>
 public static unsafe partial class SystemInsns
 {
