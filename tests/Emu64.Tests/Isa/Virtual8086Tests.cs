@@ -502,4 +502,25 @@ public class Virtual8086Tests
         Assert.True(c.If);
         foreach (int s in new[] { Seg.ES, Seg.DS, Seg.FS, Seg.GS }) Assert.Equal(0, c.Segs[s].Selector);
     }
+
+    [Fact]
+    public void A_bad_ring_0_stack_in_the_TSS_is_TS_when_an_interrupt_leaves_virtual_8086_mode()
+    {
+        var rig = Rig();
+        var c = rig.Cpu;
+        EnterVm86(rig);
+        rig.Write4(TssA + 8, 0);                                           // SS0 null: #TS(EXT), EXT 0 for INT n
+        Assert.Equal((Vec.TS, 0u), Exec(c, 0xCD, 0x40));
+        rig.Write4(TssA + 8, Data3);                                       // RPL 0 but DPL 3: #TS(selector)
+        Assert.Equal((Vec.TS, (uint)Data3), Exec(c, 0xCD, 0x40));
+        rig.Write4(TssA + 8, CodeSel);                                     // not writable data
+        Assert.Equal((Vec.TS, (uint)CodeSel), Exec(c, 0xCD, 0x40));
+        rig.Write4(TssA + 8, 0x400);                                       // beyond the GDT limit
+        Assert.Equal((Vec.TS, 0x400u), Exec(c, 0xCD, 0x40));
+        Assert.Equal(CpuMode.Virtual8086, c.Mode);                         // nothing changed
+        Assert.Equal(0xFFF0UL, c.Rsp);
+        c.Tr.Limit = 0x08;                                                 // the TSS too short for ESP0 and SS0 (bytes 4-9)
+        rig.Write4(TssA + 8, DataSel);
+        Assert.Equal((Vec.TS, (uint)ASel), Exec(c, 0xCD, 0x40));
+    }
 }
