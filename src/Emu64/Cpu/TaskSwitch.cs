@@ -164,10 +164,11 @@ public sealed partial class Cpu
         {
             // A 16-bit task: IP and FLAGS zero-extended (the upper halves of EIP and EFLAGS are lost, so no VM, RF or AC),
             // the paging structures of the old task kept (no CR3), FS and GS null. The upper halves of the general
-            // registers are "modified and not maintained" (SDM vol. 3A §8.6): Emu64 sets them to FFFFH, as Bochs does.
+            // registers are "modified and not maintained" (SDM vol. 3A §8.6), a value the SDM leaves open: Emu64 loads
+            // the low words only and keeps the upper halves, as QEMU does (Tss16GuestTests compares the two).
             eip = (uint)ReadImplicit(nb + Tss16.Ip, 2);
             eflags = (uint)ReadImplicit(nb + Tss16.Flags, 2);
-            for (int r = 0; r < 8; r++) gpr[r] = 0xFFFF0000u | (uint)ReadImplicit(nb + Tss16.Ax + 2 * (ulong)r, 2);
+            for (int r = 0; r < 8; r++) gpr[r] = ((uint)R[r] & 0xFFFF0000u) | (uint)ReadImplicit(nb + Tss16.Ax + 2 * (ulong)r, 2);
             for (int s = 0; s < 4; s++) sregs[s] = (ushort)ReadImplicit(nb + Tss16.Es + 2 * (ulong)s, 2);
             ldt = (ushort)ReadImplicit(nb + Tss16.Ldt, 2);
         }

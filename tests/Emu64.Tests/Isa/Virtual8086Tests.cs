@@ -386,7 +386,7 @@ public class Virtual8086Tests
         Assert.Equal(CSel16, c.Tr.Selector);
         Assert.Equal(0x200UL, c.Rip);
         Assert.Equal(0x0883UL | RFlags.NT, c.Rflags);
-        for (int r = 0; r < 8; r++) Assert.Equal(0xFFFF0000UL | (0x1110UL + (ulong)r), c.R[r]);
+        for (int r = 0; r < 8; r++) Assert.Equal(0xA0A00000UL | (0x1110UL + (ulong)r), c.R[r]);   // the low words; upper halves kept
         Assert.Equal(0, c.Segs[Seg.FS].Selector);                          // not in a 16-bit TSS: null
         Assert.Equal(0, c.Segs[Seg.GS].Selector);
         Assert.Equal(0x12345000UL, c.CR3);                                 // no CR3 field: unchanged
