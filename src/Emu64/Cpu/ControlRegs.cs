@@ -23,8 +23,11 @@ public static class Cr4
     public const ulong Mce = 1UL << 6, Pge = 1UL << 7, Pce = 1UL << 8, Osfxsr = 1UL << 9, Osxmmexcpt = 1UL << 10;
     public const ulong Umip = 1UL << 11, La57 = 1UL << 12, Fsgsbase = 1UL << 16, Pcide = 1UL << 17, Osxsave = 1UL << 18;
     public const ulong Smep = 1UL << 20, Smap = 1UL << 21, Pke = 1UL << 22;
-    /// <summary>Bits this CPU lets software set; the rest are reserved (#GP).</summary>
-    public const ulong Supported = Vme | Pvi | Tsd | De | Pse | Pae | Mce | Pge | Pce | Osfxsr | Osxmmexcpt | Umip | La57
+    /// <summary>
+    /// Bits this CPU lets software set; the rest are reserved (#GP). Not VME or PVI: virtual-8086 mode runs without the
+    /// virtual-interrupt extensions, and CPUID.1:EDX.VME is 0.
+    /// </summary>
+    public const ulong Supported = Tsd | De | Pse | Pae | Mce | Pge | Pce | Osfxsr | Osxmmexcpt | Umip | La57
         | Fsgsbase | Pcide | Smep | Smap | Pke;
 }
 

@@ -4,8 +4,11 @@ using Emu64.Memory;
 
 namespace Emu64.Cpu;
 
-/// <summary>Processor operating modes (SDM vol. 3A §2.2).</summary>
-public enum CpuMode : byte { Real, Protected16, Protected32, Compat16, Compat32, Long64 }
+/// <summary>
+/// Processor operating modes (SDM vol. 3A §2.2). <see cref="Virtual8086"/> is protected mode with EFLAGS.VM=1 (outside
+/// IA-32e mode): real-address-mode segments (base = selector × 16, 64 KiB limits) at CPL 3, under paging (SDM vol. 3A ch. 20).
+/// </summary>
+public enum CpuMode : byte { Real, Protected16, Protected32, Compat16, Compat32, Long64, Virtual8086 }
 
 /// <summary>
 /// The architectural state of the one x86-64 processor and the helpers handlers use to reach it.
@@ -142,6 +145,11 @@ public sealed partial class Cpu
 
     public bool LongMode => (EFER & Emu64.Cpu.Efer.Lma) != 0;
     public bool Is64 => Mode == CpuMode.Long64;
+    /// <summary>
+    /// Segment registers hold a selector × 16 base and no descriptor: real-address mode and virtual-8086 mode (a MOV or
+    /// POP to a segment register, a far JMP/CALL/RET, LDS and friends load the base only; there is no privilege check).
+    /// </summary>
+    public bool RealSegments => Mode is CpuMode.Real or CpuMode.Virtual8086;
     public int Bitness => Mode switch { CpuMode.Long64 => 64, CpuMode.Protected32 or CpuMode.Compat32 => 32, _ => 16 };
     public bool PcidOn => (CR4 & Emu64.Cpu.Cr4.Pcide) != 0;
     /// <summary>Stack address size in bytes: 8 in 64-bit mode, else SS.B ? 4 : 2.</summary>
@@ -189,11 +197,12 @@ public sealed partial class Cpu
         var cs = Segs[Emu64.Cpu.Seg.CS];
         CpuMode m;
         if ((CR0 & Emu64.Cpu.Cr0.Pe) == 0) m = CpuMode.Real;
+        else if ((_rflags & RFlags.VM) != 0 && !LongMode) m = CpuMode.Virtual8086;   // always CPL 3 (SDM vol. 3A §20.2.1)
         else if (LongMode) m = cs.Long ? CpuMode.Long64 : cs.Db ? CpuMode.Compat32 : CpuMode.Compat16;
         else m = cs.Db ? CpuMode.Protected32 : CpuMode.Protected16;
         if (m != Mode) ExitBlock = true;
         Mode = m;
-        Cpl = m == CpuMode.Real ? 0 : cs.Selector & 3;
+        Cpl = m == CpuMode.Real ? 0 : m == CpuMode.Virtual8086 ? 3 : cs.Selector & 3;
     }
 
     /// <summary>Loads the flat 32-bit protected-mode state a multiboot loader leaves (multiboot spec §3.2).</summary>

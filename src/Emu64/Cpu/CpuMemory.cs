@@ -45,7 +45,12 @@ public sealed partial class Cpu
     private ulong LinearLegacy(int seg, ulong offset, int size, bool write)
     {
         ref Segment s = ref Segs[seg];
-        if (Mode != CpuMode.Real)
+        if (Mode == CpuMode.Virtual8086)
+        {
+            // Virtual-8086 mode: no descriptor checks, but the 64 KiB limit holds (#GP(0), #SS(0) for the stack).
+            if (offset + (ulong)size - 1 > s.Limit) SegFault(seg);
+        }
+        else if (Mode != CpuMode.Real)
         {
             if (!s.Present || (s.Selector & ~3) == 0 && seg != Emu64.Cpu.Seg.SS)
                 SegFault(seg);

@@ -11,8 +11,11 @@ public static class RFlags
     public const ulong RF = 1 << 16, VM = 1 << 17, AC = 1 << 18, VIF = 1 << 19, VIP = 1 << 20, ID = 1 << 21;
     /// <summary>The six status flags that arithmetic computes.</summary>
     public const ulong Status = CF | PF | AF | ZF | SF | OF;
-    /// <summary>Bits software can change with POPF at CPL 0 in 64-bit mode.</summary>
-    public const ulong Writable = Status | TF | IF | DF | IOPL | NT | RF | AC | ID;
+    /// <summary>
+    /// The bits the RFLAGS setter keeps: those POPF can change at CPL 0, and VM, which only IRET and a task switch set
+    /// (each caller masks what it may change). VIF and VIP stay 0: there is no CR4.VME/PVI.
+    /// </summary>
+    public const ulong Writable = Status | TF | IF | DF | IOPL | NT | RF | VM | AC | ID;
 }
 
 /// <summary>Which operation last set the status flags; they are computed from it only when read.</summary>

@@ -164,10 +164,12 @@ public sealed partial class Cpu
         int type = (int)(lo >> 40) & 0xF;
         int gateDpl = (int)(lo >> 45) & 3;
         bool present = ((lo >> 47) & 1) != 0;
-        // 32-bit interrupt/trap gates, and outside IA-32e mode task gates; 16-bit gates are not supported.
+        // Interrupt and trap gates (32-bit, 64-bit in IA-32e mode); outside IA-32e mode also the 80286's 16-bit
+        // interrupt and trap gates (types 6, 7: a frame of words, a 16-bit IP) and task gates.
         bool taskGate = type == 0x5 && !lm;
-        if (type != 0xE && type != 0xF && !taskGate) Gp(idtErr);
-        bool trapGate = type == 0xF;
+        bool gate16 = !lm && type is 6 or 7;
+        if (type != 0xE && type != 0xF && !taskGate && !gate16) Gp(idtErr);
+        bool trapGate = type is 0xF or 7;
         if ((software || int3) && gateDpl < Cpl) Gp(idtErr);
         if (!present) Fault(Vec.NP, idtErr);
         if (taskGate)
@@ -181,7 +183,7 @@ public sealed partial class Cpu
             return;
         }
         ushort sel = (ushort)(lo >> 16);
-        ulong target = (lo & 0xFFFF) | ((lo >> 32) & 0xFFFF0000UL) | (lm ? (hi & 0xFFFFFFFF) << 32 : 0);
+        ulong target = (lo & 0xFFFF) | (gate16 ? 0 : (lo >> 32) & 0xFFFF0000UL) | (lm ? (hi & 0xFFFFFFFF) << 32 : 0);
         int ist = lm ? (int)(lo >> 32) & 7 : 0;
 
         if ((sel & ~3) == 0) Gp(ext);
@@ -192,6 +194,10 @@ public sealed partial class Cpu
         if (lm && (!cs.Long || cs.Db)) Gp((uint)(sel & ~3) | ext);
         bool conforming = (cs.Type & 4) != 0;
         int newCpl = conforming ? Cpl : cs.Dpl;
+        // From virtual-8086 mode only a ring-0 non-conforming handler can be entered (SDM vol. 3A §20.3.1.1).
+        bool fromVm86 = Mode == CpuMode.Virtual8086;
+        if (fromVm86 && (conforming || cs.Dpl != 0)) Gp((uint)(sel & ~3) | ext);
+        if (!lm && (target & 0xFFFFFFFF) > cs.Limit) Gp(ext);
         ulong rflags = Rflags;
         if (rfInFrame) rflags |= RFlags.RF;
         ulong oldRsp = Rsp;
@@ -224,35 +230,47 @@ public sealed partial class Cpu
         }
         else
         {
-            // 32-bit protected mode gate.
+            // A 32-bit or 16-bit gate outside IA-32e mode: doublewords or words, on a stack whose B flag says whether
+            // ESP or only SP moves.
             ulong esp = Rsp & 0xFFFFFFFF;
             Segment newSs = oldSs;
             bool change = newCpl < Cpl;
             if (change)
             {
-                ulong tss = TssBase();
-                esp = ReadImplicit(tss + 4 + 8 * (ulong)newCpl, 4);
-                ushort ssSel = (ushort)ReadImplicit(tss + 8 + 8 * (ulong)newCpl, 2);
-                newSs = DescriptorToSegment(ssSel, ReadDescriptor(ssSel, ext));
+                ushort ssSel = TssStack(newCpl, ext, out esp);
+                newSs = InnerStackSegment(ssSel, newCpl, ext);
             }
+            int ps = gate16 ? 2 : 4;
+            ulong m = newSs.Db ? 0xFFFFFFFFUL : 0xFFFFUL;
             int savedCpl = Cpl;
             Cpl = newCpl;
             try
             {
                 ulong b = newSs.Base;
+                if (fromVm86)
+                {
+                    // The virtual-8086 data segments go first (in a 32-bit frame each selector zero-extended).
+                    PushLegacy(b, ref esp, m, ps, Segs[Emu64.Cpu.Seg.GS].Selector);
+                    PushLegacy(b, ref esp, m, ps, Segs[Emu64.Cpu.Seg.FS].Selector);
+                    PushLegacy(b, ref esp, m, ps, Segs[Emu64.Cpu.Seg.DS].Selector);
+                    PushLegacy(b, ref esp, m, ps, Segs[Emu64.Cpu.Seg.ES].Selector);
+                }
                 if (change)
                 {
-                    esp -= 4; WriteImplicit32(b + (esp & 0xFFFFFFFF), oldSs.Selector);
-                    esp -= 4; WriteImplicit32(b + (esp & 0xFFFFFFFF), oldRsp);
+                    PushLegacy(b, ref esp, m, ps, oldSs.Selector);
+                    PushLegacy(b, ref esp, m, ps, oldRsp);
                 }
-                esp -= 4; WriteImplicit32(b + (esp & 0xFFFFFFFF), rflags);
-                esp -= 4; WriteImplicit32(b + (esp & 0xFFFFFFFF), oldCs.Selector);
-                esp -= 4; WriteImplicit32(b + (esp & 0xFFFFFFFF), Rip);
-                if (hasErr) { esp -= 4; WriteImplicit32(b + (esp & 0xFFFFFFFF), err); }
+                PushLegacy(b, ref esp, m, ps, rflags);
+                PushLegacy(b, ref esp, m, ps, oldCs.Selector);
+                PushLegacy(b, ref esp, m, ps, Rip);
+                if (hasErr) PushLegacy(b, ref esp, m, ps, err);
             }
             catch { Cpl = savedCpl; throw; }
             if (change) Segs[Emu64.Cpu.Seg.SS] = newSs;
             Rsp = (Rsp & ~0xFFFFFFFFUL) | (esp & 0xFFFFFFFF);
+            if (fromVm86)
+                foreach (int s in (ReadOnlySpan<int>)[Emu64.Cpu.Seg.ES, Emu64.Cpu.Seg.DS, Emu64.Cpu.Seg.FS, Emu64.Cpu.Seg.GS])
+                    Segs[s] = default;                                     // null selectors: the handler loads its own
         }
 
         cs.Selector = (ushort)((sel & ~3) | newCpl);
@@ -290,6 +308,43 @@ public sealed partial class Cpu
         Rsp = (Rsp & ~0xFFFFUL) | sp;
     }
 
+    /// <summary>
+    /// The stack for privilege level <paramref name="dpl"/> from the current TSS (SDM vol. 3A §6.12.1, INT n
+    /// pseudo-code): ESPn/SSn of a 32-bit TSS at (dpl × 8) + 4, SPn/SSn of a 16-bit TSS at (dpl × 4) + 2; #TS(TSS
+    /// selector) when the TSS limit does not cover them. Returns the SS selector.
+    /// </summary>
+    private ushort TssStack(int dpl, uint ext, out ulong esp)
+    {
+        ulong tss = TssBase() & 0xFFFFFFFF;
+        uint err = (uint)(Tr.Selector & ~3) | ext;
+        if ((Tr.Type & 8) != 0)
+        {
+            uint at = (uint)(dpl << 3) + 4;
+            if (at + 5 > Tr.Limit) Fault(Vec.TS, err);
+            esp = ReadImplicit(tss + at, 4);
+            return (ushort)ReadImplicit(tss + at + 4, 2);
+        }
+        uint at16 = (uint)(dpl << 2) + 2;
+        if (at16 + 3 > Tr.Limit) Fault(Vec.TS, err);
+        esp = ReadImplicit(tss + at16, 2);
+        return (ushort)ReadImplicit(tss + at16 + 2, 2);
+    }
+
+    /// <summary>
+    /// The checks of the inner stack an interrupt switches to: a non-null selector (#TS(EXT)) inside its table, with
+    /// RPL = the new CPL, naming a writable data segment of DPL = the new CPL (#TS(selector)) that is present (#SS(selector)).
+    /// </summary>
+    private Segment InnerStackSegment(ushort sel, int cpl, uint ext)
+    {
+        if ((sel & ~3) == 0) Fault(Vec.TS, ext);
+        uint err = (uint)(sel & ~3) | ext;
+        ulong d = ReadTaskDescriptor(sel, err);
+        var s = DescriptorToSegment(sel, d);
+        if ((sel & 3) != cpl || s.IsSystem || s.IsCode || (s.Type & 2) == 0 || s.Dpl != cpl) Fault(Vec.TS, err);
+        if (!s.Present) Fault(Vec.SS, err);
+        return s;
+    }
+
     private ulong TssBase()
     {
         if (Tr.Selector == 0 && Tr.Base == 0 && Mode != CpuMode.Real) Gp(0);
@@ -298,5 +353,10 @@ public sealed partial class Cpu
 
     // The frame is written with ordinary supervisor accesses at the new CPL (not implicit ones).
     private void WriteStackImplicit(ulong rsp, ulong v) => WriteLinear(rsp, 8, v);
-    private void WriteImplicit32(ulong la, ulong v) => WriteLinear(la & 0xFFFFFFFF, 4, v);
+    /// <summary>One push of an interrupt frame outside IA-32e mode: <paramref name="size"/> bytes below ESP (or SP, <paramref name="mask"/>) on the stack based at <paramref name="ssBase"/>.</summary>
+    private void PushLegacy(ulong ssBase, ref ulong esp, ulong mask, int size, ulong v)
+    {
+        esp = (esp & ~mask) | ((esp - (ulong)size) & mask);
+        WriteLinear((ssBase + (esp & mask)) & 0xFFFFFFFF, size, v);
+    }
 }

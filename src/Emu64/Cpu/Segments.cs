@@ -49,6 +49,7 @@ public sealed partial class Cpu
             Segs[seg].Base = (ulong)sel << 4;
             return;
         }
+        if (Mode == CpuMode.Virtual8086) { Segs[seg] = Vm86Segment(sel); return; }
         int rpl = sel & 3;
         if ((sel & ~3) == 0)
         {
@@ -82,6 +83,7 @@ public sealed partial class Cpu
     /// <summary>Loads CS for a far transfer to a code segment (no call gates). Returns the checked segment.</summary>
     public Segment CheckCodeSegment(ushort sel, int newCpl)
     {
+        if (Mode == CpuMode.Virtual8086) return Vm86Segment(sel);
         if (Mode == CpuMode.Real)
         {
             // Real-address mode: a far transfer loads the selector and base = selector × 16, nothing
@@ -104,6 +106,13 @@ public sealed partial class Cpu
         s.Selector = (ushort)((sel & ~3) | newCpl);
         return s;
     }
+
+    /// <summary>
+    /// A segment register loaded in virtual-8086 mode (or by the entry into it): base = selector × 16, limit FFFFH, and
+    /// the attributes of a present, accessed, read/write DPL 3 data segment with 16-bit default size — CS included, as
+    /// the SDM gives them for every segment of a virtual-8086 guest (vol. 3C §26.3.1.2, access rights F3H).
+    /// </summary>
+    public static Segment Vm86Segment(ushort sel) => new() { Selector = sel, Base = (ulong)sel << 4, Limit = 0xFFFF, Attr = 0xF3 };
 
     public void SetCs(Segment cs)
     {

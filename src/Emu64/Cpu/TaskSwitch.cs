@@ -9,8 +9,10 @@ public enum TaskSource : byte { Jmp, Call, Iret, Interrupt }
 /// <summary>
 /// Hardware task switching in legacy protected mode (SDM vol. 3A ch. 8, "Task Management"): JMP/CALL far to a TSS
 /// descriptor or a task gate, an interrupt or exception whose IDT entry is a task gate, and IRET with EFLAGS.NT=1
-/// back to the task named by the current TSS's previous-task link. 32-bit TSSs only (a 16-bit TSS, and a task
-/// whose EFLAGS.VM=1, stop the run as unsupported). In IA-32e mode there are no task switches: JMP/CALL to a TSS
+/// back to the task named by the current TSS's previous-task link. Both TSS formats: the 32-bit TSS (types 9/BH), and
+/// the 80286's 16-bit TSS (types 1/3H: no CR3, FS, GS, T bit or I/O map; SDM vol. 3A §8.6). A 32-bit task whose
+/// EFLAGS.VM=1 runs in virtual-8086 mode: its segment registers are loaded as that mode loads them (base = selector
+/// × 16), with no descriptor checks, at CPL 3. In IA-32e mode there are no task switches: JMP/CALL to a TSS
 /// is #GP(selector), IRET with NT=1 is #GP(0), and a task gate is not a valid 64-bit IDT entry.
 ///
 /// The switch runs in the SDM's order. Everything that can fail in the old task's context is checked before
@@ -32,21 +34,36 @@ public sealed partial class Cpu
         public const uint OldMinLimit = 0x5F;
     }
 
-    /// <summary>The run stops with this (exit status 8) where an IRET or a task switch would enter virtual-8086 mode.</summary>
-    public const string Vm86Unsupported = "virtual-8086 mode (EFLAGS.VM=1 loaded by IRET or a task switch) is not implemented";
+    /// <summary>
+    /// Field offsets of the 16-bit TSS (SDM vol. 3A figure 8-10): the link, SP0-SP2/SS0-SS2 from 2, then IP, FLAGS,
+    /// AX CX DX BX SP BP SI DI, ES CS SS DS and the LDT selector, a word each.
+    /// </summary>
+    internal static class Tss16
+    {
+        public const int Link = 0x00, Ip = 0x0E, Flags = 0x10, Ax = 0x12, Es = 0x22, Ldt = 0x2A;
+        /// <summary>The smallest limit of a 16-bit TSS a task switch accepts (44 bytes).</summary>
+        public const uint MinLimit = 0x2B;
+        /// <summary>The old 16-bit TSS must hold the dynamic fields the switch writes (through DS at 28H).</summary>
+        public const uint OldMinLimit = 0x29;
+    }
+
+    /// <summary>The run stops with this (exit status 8) at a far JMP or CALL through a call gate.</summary>
+    public const string CallGateUnsupported = "call gates (a far JMP or CALL through a call gate) are not implemented";
 
     /// <summary>Set by a switch into a TSS whose T bit is 1: a #DB trap (DR6.BT) before the new task's first instruction.</summary>
     internal bool TaskTrapPending;
 
     /// <summary>
     /// JMP/CALL far whose selector names a system descriptor (<paramref name="desc"/>): a TSS or a task gate starts a
-    /// task switch; anything else (call gates, LDT) is #GP(selector). <paramref name="sel"/>'s RPL takes part in the
+    /// task switch; a call gate stops the run as unsupported; anything else (LDT, interrupt and trap gates) is
+    /// #GP(selector). <paramref name="sel"/>'s RPL takes part in the
     /// privilege check: max(CPL, RPL) ≤ DPL of the TSS descriptor or gate.
     /// </summary>
     public void FarTransferToSystem(ushort sel, ulong desc, bool call)
     {
         uint err = (uint)(sel & ~3);
         var s = DescriptorToSegment(sel, desc);
+        if (s.Type is 4 or 0xC) throw new UnsupportedFeatureException(CallGateUnsupported);
         if (LongMode) Gp(err);                                            // no task switches in IA-32e mode
         if (s.Type == 5)
         {
@@ -63,7 +80,7 @@ public sealed partial class Cpu
             if (Rip > Segs[Seg.CS].Limit) Gp(0);                          // in the new task
             return;
         }
-        if (s.Type is not (1 or 9 or 3 or 0xB)) Gp(err);                 // call gates are not supported; LDT, interrupt gates never valid
+        if (s.Type is not (1 or 9 or 3 or 0xB)) Gp(err);                 // LDT, interrupt and trap gates are never valid
         // A TSS descriptor: DPL ≥ max(CPL, RPL), and it must not be busy (a task cannot be re-entered).
         if (s.Dpl < Cpl || s.Dpl < (sel & 3) || (s.Type & 2) != 0) Gp(err);
         if (!s.Present) Fault(Vec.NP, err);
@@ -106,48 +123,78 @@ public sealed partial class Cpu
         SwitchTask(tssSel, desc, TaskSource.Interrupt, ext);
         if (hasErr)
         {
-            try { Push(errorCode, 4); }
+            try { Push(errorCode, (Tr.Type & 8) != 0 ? 4 : 2); }          // a doubleword on a 32-bit task's stack, a word on a 16-bit one's
             catch (GuestFault f) when (f.Vector != Vec.PF) { Fault(Vec.SS, ext); }
         }
         if (Rip > Segs[Seg.CS].Limit) Gp(ext);
     }
 
-    /// <summary>The switch itself (SDM vol. 3A §8.3 steps 3–14), for a 32-bit TSS whose descriptor is <paramref name="desc"/>.</summary>
+    /// <summary>
+    /// The switch itself (SDM vol. 3A §8.3 steps 3–14) to the TSS whose descriptor is <paramref name="desc"/>, 32-bit or
+    /// 16-bit; the old task's state is saved in the format of its own TSS.
+    /// </summary>
     internal void SwitchTask(ushort sel, ulong desc, TaskSource source, uint ext)
     {
         var nt = DescriptorToSegment(sel, desc);
         uint err = (uint)(sel & ~3) | ext;
-        if (nt.Limit < Tss32.MinLimit) Fault(Vec.TS, err);
-        if ((nt.Type & 8) == 0)
-            throw new UnsupportedFeatureException("hardware task switch to a 16-bit TSS is not implemented");
+        bool new32 = (nt.Type & 8) != 0;
+        if (nt.Limit < (new32 ? Tss32.MinLimit : Tss16.MinLimit)) Fault(Vec.TS, err);
         var ot = Tr;
-        if (ot.Limit < Tss32.OldMinLimit) Fault(Vec.TS, (uint)(ot.Selector & ~3) | ext);
+        bool old32 = (ot.Type & 8) != 0;
+        if (ot.Limit < (old32 ? Tss32.OldMinLimit : Tss16.OldMinLimit)) Fault(Vec.TS, (uint)(ot.Selector & ~3) | ext);
         ulong ob = ot.Base & 0xFFFFFFFF, nb = nt.Base & 0xFFFFFFFF;
 
         // Read the whole new task's state first: a #PF on the new TSS is taken in the old task, nothing changed.
-        uint cr3 = (uint)ReadImplicit(nb + Tss32.Cr3, 4);
-        uint eip = (uint)ReadImplicit(nb + Tss32.Eip, 4);
-        uint eflags = (uint)ReadImplicit(nb + Tss32.Eflags, 4);
+        uint cr3 = 0, eip, eflags;
         Span<uint> gpr = stackalloc uint[8];
-        for (int r = 0; r < 8; r++) gpr[r] = (uint)ReadImplicit(nb + Tss32.Eax + 4 * (ulong)r, 4);
         Span<ushort> sregs = stackalloc ushort[6];                         // ES CS SS DS FS GS, the Seg order
-        for (int s = 0; s < 6; s++) sregs[s] = (ushort)ReadImplicit(nb + Tss32.Es + 4 * (ulong)s, 2);
-        ushort ldt = (ushort)ReadImplicit(nb + Tss32.Ldt, 2);
-        bool trap = (ReadImplicit(nb + Tss32.Trap, 2) & 1) != 0;
-        if ((eflags & RFlags.VM) != 0)
-            throw new UnsupportedFeatureException(Vm86Unsupported);
+        ushort ldt;
+        bool trap = false;
+        if (new32)
+        {
+            cr3 = (uint)ReadImplicit(nb + Tss32.Cr3, 4);
+            eip = (uint)ReadImplicit(nb + Tss32.Eip, 4);
+            eflags = (uint)ReadImplicit(nb + Tss32.Eflags, 4);
+            for (int r = 0; r < 8; r++) gpr[r] = (uint)ReadImplicit(nb + Tss32.Eax + 4 * (ulong)r, 4);
+            for (int s = 0; s < 6; s++) sregs[s] = (ushort)ReadImplicit(nb + Tss32.Es + 4 * (ulong)s, 2);
+            ldt = (ushort)ReadImplicit(nb + Tss32.Ldt, 2);
+            trap = (ReadImplicit(nb + Tss32.Trap, 2) & 1) != 0;
+        }
+        else
+        {
+            // A 16-bit task: IP and FLAGS zero-extended (the upper halves of EIP and EFLAGS are lost, so no VM, RF or AC),
+            // the paging structures of the old task kept (no CR3), FS and GS null. The upper halves of the general
+            // registers are "modified and not maintained" (SDM vol. 3A §8.6), a value the SDM leaves open: Emu64 loads
+            // the low words only and keeps the upper halves, as QEMU does (Tss16GuestTests compares the two).
+            eip = (uint)ReadImplicit(nb + Tss16.Ip, 2);
+            eflags = (uint)ReadImplicit(nb + Tss16.Flags, 2);
+            for (int r = 0; r < 8; r++) gpr[r] = ((uint)R[r] & 0xFFFF0000u) | (uint)ReadImplicit(nb + Tss16.Ax + 2 * (ulong)r, 2);
+            for (int s = 0; s < 4; s++) sregs[s] = (ushort)ReadImplicit(nb + Tss16.Es + 2 * (ulong)s, 2);
+            ldt = (ushort)ReadImplicit(nb + Tss16.Ldt, 2);
+        }
         // ... and make sure the writes below cannot fault half-way: the old TSS's dynamic fields, the new TSS's link.
-        ProbeImplicitWrite(ob + Tss32.Eip, Tss32.OldMinLimit + 1 - Tss32.Eip);
+        if (old32) ProbeImplicitWrite(ob + Tss32.Eip, Tss32.OldMinLimit + 1 - Tss32.Eip);
+        else ProbeImplicitWrite(ob + Tss16.Ip, Tss16.OldMinLimit + 1 - Tss16.Ip);
         if (source is TaskSource.Call or TaskSource.Interrupt) ProbeImplicitWrite(nb + Tss32.Link, 2);
 
         // JMP and IRET leave the old task: its descriptor becomes available. CALL and interrupts nest: it stays busy.
         if (source is TaskSource.Jmp or TaskSource.Iret) SetTssBusy(ot.Selector, false);
         ulong oldFlags = Rflags;
         if (source == TaskSource.Iret) oldFlags &= ~RFlags.NT;            // the returning task is no longer nested
-        WriteImplicitLinear(ob + Tss32.Eip, 4, (uint)Rip);
-        WriteImplicitLinear(ob + Tss32.Eflags, 4, (uint)oldFlags);
-        for (int r = 0; r < 8; r++) WriteImplicitLinear(ob + Tss32.Eax + 4 * (ulong)r, 4, (uint)R[r]);
-        for (int s = 0; s < 6; s++) WriteImplicitLinear(ob + Tss32.Es + 4 * (ulong)s, 2, Segs[s].Selector);
+        if (old32)
+        {
+            WriteImplicitLinear(ob + Tss32.Eip, 4, (uint)Rip);
+            WriteImplicitLinear(ob + Tss32.Eflags, 4, (uint)oldFlags);
+            for (int r = 0; r < 8; r++) WriteImplicitLinear(ob + Tss32.Eax + 4 * (ulong)r, 4, (uint)R[r]);
+            for (int s = 0; s < 6; s++) WriteImplicitLinear(ob + Tss32.Es + 4 * (ulong)s, 2, Segs[s].Selector);
+        }
+        else
+        {
+            WriteImplicitLinear(ob + Tss16.Ip, 2, (ushort)Rip);
+            WriteImplicitLinear(ob + Tss16.Flags, 2, (ushort)oldFlags);
+            for (int r = 0; r < 8; r++) WriteImplicitLinear(ob + Tss16.Ax + 2 * (ulong)r, 2, (ushort)R[r]);
+            for (int s = 0; s < 4; s++) WriteImplicitLinear(ob + Tss16.Es + 2 * (ulong)s, 2, Segs[s].Selector);
+        }
 
         // CALL and interrupts: the new task is nested in the old one (link, NT). All but IRET mark the new TSS busy.
         if (source is TaskSource.Call or TaskSource.Interrupt)
@@ -164,7 +211,7 @@ public sealed partial class Cpu
         Rip = InsnRip = _deliverRip = eip;
         Rflags = eflags;
         for (int r = 0; r < 8; r++) R[r] = gpr[r];
-        if (PagingOn) LoadTaskCr3(cr3);
+        if (PagingOn && new32) LoadTaskCr3(cr3);
         TaskTrapPending = trap;
         if (trap) DebugArmed = true;                                       // routes the next step through RunSingle
         else if ((eflags & RFlags.RF) != 0) DebugArmed = true;
@@ -175,6 +222,14 @@ public sealed partial class Cpu
         for (int s = 0; s < 6; s++) Segs[s] = new Segment { Selector = sregs[s] };
         Ldtr = new Segment { Selector = ldt };
         LoadTaskLdt(ldt, ext);
+        if ((eflags & RFlags.VM) != 0)
+        {
+            // A virtual-8086 task (SDM vol. 3A §20.2.5): its selectors are real-address-mode segment bases, not checked.
+            for (int s = 0; s < 6; s++) Segs[s] = Vm86Segment(sregs[s]);
+            UpdateMode();                                                  // virtual-8086 mode, CPL 3
+            ExitBlock = true;
+            return;
+        }
         LoadTaskCs(sregs[Seg.CS], ext);
         LoadTaskSs(sregs[Seg.SS], ext);
         foreach (int s in (ReadOnlySpan<int>)[Seg.ES, Seg.DS, Seg.FS, Seg.GS]) LoadTaskData(s, sregs[s], ext);

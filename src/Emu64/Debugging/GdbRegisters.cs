@@ -138,7 +138,7 @@ public static class GdbRegisters
         {
             case < 16: c.R[GprOrder[n]] = v; return true;
             case Rip: c.Rip = v; return true;
-            case Eflags: c.Rflags = (v & 0x3F7FD7) | 2; return true;
+            case Eflags: c.Rflags = (v & 0x3D7FD7) | 2; return true;   // not VM: a debugger cannot switch to virtual-8086 mode
             case >= FirstXmm and < FirstXmm + 16:
                 ulong hi = 0;
                 for (int i = 15; i >= 8; i--) hi = hi << 8 | bytes[i];

@@ -23,7 +23,7 @@ public static class MachineInfo
     public static string FlagNames(ulong f)
     {
         var names = new List<string>();
-        (ulong bit, string name)[] bits = [(1, "CF"), (4, "PF"), (0x10, "AF"), (0x40, "ZF"), (0x80, "SF"), (0x100, "TF"), (0x200, "IF"), (0x400, "DF"), (0x800, "OF"), (0x4000, "NT"), (0x10000, "RF"), (0x40000, "AC")];
+        (ulong bit, string name)[] bits = [(1, "CF"), (4, "PF"), (0x10, "AF"), (0x40, "ZF"), (0x80, "SF"), (0x100, "TF"), (0x200, "IF"), (0x400, "DF"), (0x800, "OF"), (0x4000, "NT"), (0x10000, "RF"), (0x20000, "VM"), (0x40000, "AC")];
         foreach (var (bit, name) in bits) if ((f & bit) != 0) names.Add(name);
         names.Add($"IOPL={(f >> 12) & 3}");
         return string.Join(' ', names);

@@ -13,13 +13,17 @@ public static unsafe class Io
         HandlerTable.Map(Mnemonic.Out, &Out);
     }
 
-    /// <summary>SDM vol. 1 §19.5: when CPL > IOPL every port bit in the TSS I/O bitmap must be clear.</summary>
+    /// <summary>
+    /// SDM vol. 1 §19.5: when CPL > IOPL every port bit in the TSS I/O bitmap must be clear. In virtual-8086 mode the
+    /// bitmap is checked whatever IOPL is (§19.5.2, vol. 3A §20.2.8.1). The bitmap exists only in a 32-bit (or 64-bit)
+    /// TSS: with a 16-bit TSS a checked access is #GP(0).
+    /// </summary>
     public static void CheckIoPermission(CpuCore cpu, ushort port, int size)
     {
         if (cpu.WatchIo) cpu.WatchIoPort(port, size);   // I/O breakpoints (CR4.DE, R/W=10): a #DB trap after the instruction
-        if (cpu.Mode == CpuMode.Real || cpu.Cpl <= cpu.Iopl) return;
+        if (cpu.Mode == CpuMode.Real || (cpu.Cpl <= cpu.Iopl && cpu.Mode != CpuMode.Virtual8086)) return;
         var tr = cpu.Tr;
-        if (tr.Limit < 0x67) cpu.Gp();
+        if (tr.Limit < 0x67 || (tr.Type & 8) == 0) cpu.Gp();
         ulong mapBase = cpu.ReadImplicit(tr.Base + 0x66, 2);
         ulong byteOff = mapBase + (ulong)(port >> 3);
         if (byteOff + 1 > tr.Limit) cpu.Gp();

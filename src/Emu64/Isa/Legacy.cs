@@ -123,6 +123,7 @@ public static unsafe class Legacy
     /// <summary>ARPL r/m16, r16: raise the destination selector's RPL to the source's; ZF says whether it changed.</summary>
     private static void Arpl(CpuCore cpu, ref Insn i)
     {
+        if (cpu.RealSegments) cpu.Ud();                          // not recognized in real-address or virtual-8086 mode
         ulong src = cpu.GetReg(i.R1, 2);
         if (i.K0 == Opnd.Reg)
         {

@@ -8,8 +8,9 @@ namespace Emu64.Isa;
 /// <summary>
 /// Transfers that load segments or change privilege: MOV/POP to segment registers, far JMP/CALL/RET,
 /// IRET, INT n/INT3/INTO, SYSCALL/SYSRET, SWAPGS (SDM vol. 2 and vol. 3A §5.8, §6.14).
-/// Call gates are not supported (#GP). A far JMP/CALL to a TSS or task gate, and IRET with EFLAGS.NT=1, are
-/// hardware task switches (Cpu/TaskSwitch.cs).
+/// A far JMP/CALL through a call gate stops the run as unsupported (docs/ERRORS.md R5). A far JMP/CALL to a TSS or
+/// task gate, and IRET with EFLAGS.NT=1, are hardware task switches (Cpu/TaskSwitch.cs). In virtual-8086 mode the
+/// segment loads and far transfers are those of real-address mode, and IRET follows the IOPL rule (IretInVm86).
 /// </summary>
 public static unsafe partial class SystemInsns
 {
@@ -69,7 +70,7 @@ public static unsafe partial class SystemInsns
     /// </summary>
     private static bool FarToSystem(CpuCore cpu, ushort sel, bool call)
     {
-        if ((sel & ~3) == 0 || cpu.Mode == CpuMode.Real) return false;
+        if ((sel & ~3) == 0 || cpu.RealSegments) return false;
         ulong d = cpu.ReadDescriptor(sel);
         if ((d & (1UL << 44)) != 0) return false;
         cpu.FarTransferToSystem(sel, d, call);
@@ -80,7 +81,7 @@ public static unsafe partial class SystemInsns
     {
         var (sel, off, size) = FarTarget(cpu, ref i);
         if (FarToSystem(cpu, sel, call: false)) return;
-        if ((sel & 3) > cpu.Cpl && cpu.Mode != CpuMode.Real) cpu.Gp((uint)(sel & ~3));
+        if ((sel & 3) > cpu.Cpl && !cpu.RealSegments) cpu.Gp((uint)(sel & ~3));
         var cs = cpu.CheckCodeSegment(sel, cpu.Cpl);
         ulong target = cs.Long && cpu.LongMode ? off : off & InsnBuilder.Mask(size);
         if (cs.Long && cpu.LongMode ? !cpu.IsCanonical(target) : target > cs.Limit) cpu.Gp();
@@ -92,7 +93,7 @@ public static unsafe partial class SystemInsns
     {
         var (sel, off, size) = FarTarget(cpu, ref i);
         if (FarToSystem(cpu, sel, call: true)) return;
-        if ((sel & 3) > cpu.Cpl && cpu.Mode != CpuMode.Real) cpu.Gp((uint)(sel & ~3));
+        if ((sel & 3) > cpu.Cpl && !cpu.RealSegments) cpu.Gp((uint)(sel & ~3));
         var cs = cpu.CheckCodeSegment(sel, cpu.Cpl);
         ulong target = cs.Long && cpu.LongMode ? off : off & InsnBuilder.Mask(size);
         if (cs.Long && cpu.LongMode ? !cpu.IsCanonical(target) : target > cs.Limit) cpu.Gp();
@@ -113,7 +114,7 @@ public static unsafe partial class SystemInsns
         ulong off = cpu.PeekStack(size);
         ushort sel = (ushort)cpu.PeekStack(2, size);
         ulong extra = i.K0 == Opnd.Imm ? i.Imm & 0xFFFF : 0;
-        int rpl = cpu.Mode == CpuMode.Real ? 0 : sel & 3;   // real mode: no privilege levels
+        int rpl = cpu.RealSegments ? cpu.Cpl : sel & 3;   // real-address and virtual-8086 mode: no privilege change
         if (rpl < cpu.Cpl) cpu.Gp((uint)(sel & ~3));
         var cs = cpu.CheckCodeSegment(sel, rpl);
         if (rpl > cpu.Cpl)
@@ -133,7 +134,7 @@ public static unsafe partial class SystemInsns
         cpu.Rip = cs.Long && cpu.LongMode ? off : off & InsnBuilder.Mask(size);
     }
 
-    /// <summary>IRET/IRETD/IRETQ (SDM vol. 2 IRET, protected and IA-32e mode, task return; no VM86).</summary>
+    /// <summary>IRET/IRETD/IRETQ (SDM vol. 2 IRET: real-address, virtual-8086, protected and IA-32e mode, task return).</summary>
     private static void IretInsn(CpuCore cpu, ref Insn i)
     {
         int size = i.Size;
@@ -152,6 +153,7 @@ public static unsafe partial class SystemInsns
             cpu.ExitBlock = true;
             return;
         }
+        if (cpu.Mode == CpuMode.Virtual8086) { IretInVm86(cpu, size); return; }
         // NT=1: a return from a nested task, a hardware task switch to the previous-task link (#GP(0) in IA-32e mode).
         if ((cpu.Rflags & RFlags.NT) != 0)
         {
@@ -163,10 +165,13 @@ public static unsafe partial class SystemInsns
         ulong newRip = cpu.PeekStack(size);
         ushort sel = (ushort)cpu.PeekStack(2, size);
         ulong newFlags = cpu.PeekStack(size, 2 * size);
-        // EFLAGS.VM=1 popped at CPL 0 (32-bit, outside IA-32e mode) would enter virtual-8086 mode, which Emu64 does not model.
-        if (size == 4 && !cpu.LongMode && cpu.Mode != CpuMode.Real && cpu.Cpl == 0 && (newFlags & RFlags.VM) != 0)
-            throw new UnsupportedFeatureException(CpuCore.Vm86Unsupported);
-        int rpl = cpu.Mode == CpuMode.Real ? 0 : sel & 3;   // real mode: no privilege levels
+        // A 32-bit IRET at CPL 0 outside IA-32e mode that pops EFLAGS.VM=1 returns to virtual-8086 mode.
+        if (size == 4 && !cpu.LongMode && cpu.Cpl == 0 && (newFlags & RFlags.VM) != 0)
+        {
+            IretToVm86(cpu, newRip, sel, newFlags);
+            return;
+        }
+        int rpl = sel & 3;
         if (rpl < cpu.Cpl) cpu.Gp((uint)(sel & ~3));
         var cs = cpu.CheckCodeSegment(sel, rpl);
         bool popStack = cpu.Is64 || rpl > cpu.Cpl;
@@ -218,6 +223,56 @@ public static unsafe partial class SystemInsns
         cpu.ExitBlock = true;
     }
 
+    /// <summary>
+    /// IRET in virtual-8086 mode (SDM vol. 2 IRET, RETURN-FROM-VIRTUAL-8086-MODE; no CR4.VME): with IOPL = 3 it pops
+    /// IP, CS and FLAGS as in real-address mode, except that VM, IOPL (and VIF, VIP) keep their values; with IOPL &lt; 3
+    /// it is #GP(0), the trap to the virtual-8086 monitor.
+    /// </summary>
+    private static void IretInVm86(CpuCore cpu, int size)
+    {
+        if (cpu.Iopl < 3) cpu.Gp();
+        ulong ip = cpu.PeekStack(size), rcs = cpu.PeekStack(2, size), fl = cpu.PeekStack(size, 2 * size);
+        if (ip > cpu.Segs[Seg.CS].Limit) cpu.Gp();
+        cpu.AdjustStack(3 * size);
+        cpu.Segs[Seg.CS] = CpuCore.Vm86Segment((ushort)rcs);
+        cpu.Rip = ip;
+        ulong mask = RFlags.Status | RFlags.TF | RFlags.IF | RFlags.DF | RFlags.NT;
+        if (size == 4) mask |= RFlags.RF | RFlags.AC | RFlags.ID;
+        cpu.Rflags = (cpu.Rflags & ~mask) | (fl & mask);
+        cpu.NmiBlocked = false;
+        if ((fl & mask & RFlags.RF) != 0) cpu.DebugArmed = true;
+        cpu.Machine.Events.OnIret(3, 3);
+        cpu.ExitBlock = true;
+    }
+
+    /// <summary>
+    /// IRETD at CPL 0 whose EFLAGS image has VM=1 (SDM vol. 2 IRET, RETURN-TO-VIRTUAL-8086-MODE): after EIP, CS and
+    /// EFLAGS it pops ESP, SS, ES, DS, FS and GS (a doubleword each, the selector in the low word), loads every segment
+    /// register as virtual-8086 mode does (base = selector × 16), the whole EFLAGS image, and runs on at CPL 3. All
+    /// nine doublewords are read before anything changes, so a fault on the stack leaves the CPU as it was.
+    /// </summary>
+    private static void IretToVm86(CpuCore cpu, ulong eip, ushort cs, ulong eflags)
+    {
+        ulong esp = cpu.PeekStack(4, 12);
+        Span<ushort> sel = stackalloc ushort[4];                          // SS ES DS FS GS after ESP
+        ushort ss = (ushort)cpu.PeekStack(2, 16);
+        for (int k = 0; k < 4; k++) sel[k] = (ushort)cpu.PeekStack(2, 20 + 4 * k);
+        cpu.Rflags = eflags;                                               // VM, IOPL, IF: everything at CPL 0
+        cpu.Segs[Seg.CS] = CpuCore.Vm86Segment(cs);
+        cpu.Segs[Seg.SS] = CpuCore.Vm86Segment(ss);
+        cpu.Segs[Seg.ES] = CpuCore.Vm86Segment(sel[0]);
+        cpu.Segs[Seg.DS] = CpuCore.Vm86Segment(sel[1]);
+        cpu.Segs[Seg.FS] = CpuCore.Vm86Segment(sel[2]);
+        cpu.Segs[Seg.GS] = CpuCore.Vm86Segment(sel[3]);
+        cpu.Rsp = esp & 0xFFFFFFFF;
+        cpu.Rip = eip & 0xFFFFFFFF;
+        cpu.UpdateMode();                                                  // virtual-8086 mode, CPL 3
+        cpu.NmiBlocked = false;
+        if ((eflags & RFlags.RF) != 0) cpu.DebugArmed = true;
+        cpu.Machine.Events.OnIret(0, 3);
+        cpu.ExitBlock = true;
+    }
+
     /// <summary>On a return to an outer level, data segments the new CPL may not use are nulled.</summary>
     private static void NullInaccessibleDataSegments(CpuCore cpu)
     {
@@ -234,7 +289,14 @@ public static unsafe partial class SystemInsns
     }
 
     // A software interrupt clears TF as it is delivered, so no single-step trap follows the instruction (SoftwareEvent).
-    private static void IntN(CpuCore cpu, ref Insn i) { cpu.SoftwareEvent = CpuCore.SoftwareInt; cpu.DeliverSoftware((int)(i.Imm & 0xFF)); }
+    // INT n in virtual-8086 mode with IOPL < 3 is #GP(0), the trap to the monitor (no CR4.VME); INT3 and INTO are not
+    // IOPL-sensitive and go through the gate's DPL check instead (SDM vol. 2 INT n).
+    private static void IntN(CpuCore cpu, ref Insn i)
+    {
+        if (cpu.Mode == CpuMode.Virtual8086 && cpu.Iopl < 3) cpu.Gp();
+        cpu.SoftwareEvent = CpuCore.SoftwareInt;
+        cpu.DeliverSoftware((int)(i.Imm & 0xFF));
+    }
     private static void Int3(CpuCore cpu, ref Insn i) { cpu.SoftwareEvent = CpuCore.SoftwareInt; cpu.DeliverSoftware(Vec.BP, isInt3OrInto: true); }
 
     /// <summary>

@@ -95,9 +95,12 @@ public static unsafe partial class Stack
         int size = i.Size;
         if (i.K0 == Opnd.Reg && i.I.Op0Register.IsSegmentRegister())
         {
-            ulong sel = cpu.PeekStack(size);
+            // POP Sreg reads the selector from the low word of a slot of the operand size (POPD FS with a 66H prefix in
+            // 16-bit code takes 4 bytes off the stack): i.Size is the register's 2, not the operand size.
+            int slot = i.I.Code.ToOpCode().OperandSize / 8;
+            ulong sel = cpu.PeekStack(2);
             SystemInsns.LoadDataSegment(cpu, i.R0, (ushort)sel);
-            cpu.AdjustStack(size);
+            cpu.AdjustStack(slot);
             if (i.R0 == Seg.SS) { cpu.InterruptShadow = cpu.MovSsShadow = true; cpu.ExitBlock = true; }
             return;
         }

@@ -304,8 +304,8 @@ public static unsafe partial class SystemInsns
 
     private static void Ltr(CpuCore cpu, ref Insn i)
     {
+        if (cpu.RealSegments) cpu.Ud();                          // not recognized in real-address or virtual-8086 mode
         RequireCpl0(cpu);
-        if (cpu.Mode == CpuMode.Real) cpu.Ud();
         ushort sel = (ushort)(i.K0 == Opnd.Reg ? cpu.GetReg(i.R0, 2) : cpu.ReadOperandMem(ref i, 2));
         if ((sel & ~3) == 0 || (sel & 4) != 0) cpu.Gp((uint)(sel & ~3));
         ulong d = cpu.ReadDescriptor(sel);
@@ -322,8 +322,8 @@ public static unsafe partial class SystemInsns
 
     private static void Lldt(CpuCore cpu, ref Insn i)
     {
+        if (cpu.RealSegments) cpu.Ud();                          // not recognized in real-address or virtual-8086 mode
         RequireCpl0(cpu);
-        if (cpu.Mode == CpuMode.Real) cpu.Ud();
         ushort sel = (ushort)(i.K0 == Opnd.Reg ? cpu.GetReg(i.R0, 2) : cpu.ReadOperandMem(ref i, 2));
         if ((sel & ~3) == 0) { cpu.Ldtr = new Segment { Selector = sel }; return; }
         if ((sel & 4) != 0) cpu.Gp((uint)(sel & ~3));
@@ -338,7 +338,7 @@ public static unsafe partial class SystemInsns
 
     private static void Str(CpuCore cpu, ref Insn i)
     {
-        if (cpu.Mode == CpuMode.Real) cpu.Ud();                   // STR and SLDT are not recognized in real mode
+        if (cpu.RealSegments) cpu.Ud();                          // STR and SLDT: not in real-address or virtual-8086 mode
         if ((cpu.CR4 & Cr4Bits.Umip) != 0 && cpu.Cpl > 0) cpu.Gp();
         ushort v = i.I.Mnemonic == Mnemonic.Str ? cpu.Tr.Selector : cpu.Ldtr.Selector;
         if (i.K0 == Opnd.Reg) cpu.SetReg(i.R0, i.Size, v);
@@ -354,7 +354,7 @@ public static unsafe partial class SystemInsns
         cpu.ExitBlock = true;
     }
 
-    /// <summary>CLI/STI: allowed when CPL ≤ IOPL (no VME/PVI support).</summary>
+    /// <summary>CLI/STI: allowed when CPL ≤ IOPL (no VME/PVI support: in virtual-8086 mode, CPL 3, only with IOPL = 3).</summary>
     private static void Cli(CpuCore cpu, ref Insn i)
     {
         if (cpu.Mode != CpuMode.Real && cpu.Cpl > cpu.Iopl) cpu.Gp();
@@ -369,17 +369,21 @@ public static unsafe partial class SystemInsns
         cpu.ExitBlock = true;
     }
 
+    /// <summary>PUSHF/POPF are IOPL-sensitive in virtual-8086 mode: #GP(0) unless IOPL = 3 (no CR4.VME).</summary>
     private static void Pushf(CpuCore cpu, ref Insn i)
     {
+        if (cpu.Mode == CpuMode.Virtual8086 && cpu.Iopl < 3) cpu.Gp();
         ulong f = cpu.Rflags & ~(RFlags.RF | RFlags.VM);
         cpu.Push(f & InsnBuilder.Mask(i.Size), i.Size);
     }
 
     private static void Popf(CpuCore cpu, ref Insn i)
     {
+        if (cpu.Mode == CpuMode.Virtual8086 && cpu.Iopl < 3) cpu.Gp();
         int size = i.Size;
         ulong v = cpu.PeekStack(size);
         ulong old = cpu.Rflags;
+        // CPL 3 in virtual-8086 mode: IOPL (and VM, RF) keep their values; IF changes as IOPL = 3 allows.
         ulong mask = RFlags.Status | RFlags.TF | RFlags.DF | RFlags.NT;
         if (size >= 4) mask |= RFlags.AC | RFlags.ID;
         if (cpu.Cpl == 0) mask |= RFlags.IOPL;
@@ -405,7 +409,7 @@ public static unsafe partial class SystemInsns
     private static void Invpcid(CpuCore cpu, ref Insn i)
     {
         if (!cpu.HasInvpcid) cpu.Ud();
-        if (cpu.Mode == CpuMode.Real) cpu.Ud();
+        if (cpu.RealSegments) cpu.Ud();
         RequireCpl0(cpu);
         ulong type = cpu.GetReg(i.R0, cpu.Is64 ? 8 : 4);
         ulong ea = cpu.EffectiveAddress(ref i);

@@ -110,4 +110,39 @@ public class RealModeFarTransferTests
         Assert.Equal(0x8006ul, cpu.Rsp);
         Assert.Equal(0x246ul, cpu.Rflags & 0xFFFF);
     }
+
+    [Fact]
+    public void Push_and_pop_FS_with_a_32_bit_operand_size_move_the_stack_by_four_bytes_and_mov_to_a_32_bit_register_zero_extends()
+    {
+        // kvm-unit-tests realmode "push/pop 6": pushl %fs; pushl %eax; popl %fs; mov %fs, %ebx; popl %fs.
+        var cpu = RealCpu();
+        cpu.Rsp = 0x8000;
+        cpu.Segs[Seg.FS].Selector = 0x1111; cpu.Segs[Seg.FS].Base = 0x11110;
+        cpu.R[Reg.RAX] = 0xABCD2222;
+        cpu.R[Reg.RBX] = 0xFFFFFFFF;
+        Assert.Equal(-1, Exec(cpu, 0x66, 0x0F, 0xA0));             // pushd fs
+        Assert.Equal(0x7FFCul, cpu.Rsp);
+        Assert.Equal(-1, Exec(cpu, 0x66, 0x50));                   // push eax
+        Assert.Equal(0x7FF8ul, cpu.Rsp);
+        Assert.Equal(-1, Exec(cpu, 0x66, 0x0F, 0xA1));             // popd fs: the low word of a doubleword slot
+        Assert.Equal(0x7FFCul, cpu.Rsp);
+        Assert.Equal(0x2222, cpu.Segs[Seg.FS].Selector);
+        Assert.Equal(0x22220ul, cpu.Segs[Seg.FS].Base);
+        Assert.Equal(-1, Exec(cpu, 0x66, 0x8C, 0xE3));             // mov ebx, fs: the selector zero-extended
+        Assert.Equal(0x2222ul, cpu.R[Reg.RBX]);
+        Assert.Equal(-1, Exec(cpu, 0x66, 0x0F, 0xA1));             // popd fs: the first push comes back
+        Assert.Equal(0x8000ul, cpu.Rsp);
+        Assert.Equal(0x1111, cpu.Segs[Seg.FS].Selector);
+        Assert.Equal(-1, Exec(cpu, 0x0F, 0xA0));                   // pushw fs: a word
+        Assert.Equal(0x7FFEul, cpu.Rsp);
+        Assert.Equal(-1, Exec(cpu, 0x0F, 0xA1));                   // popw fs
+        Assert.Equal(0x8000ul, cpu.Rsp);
+    }
+
+    [Fact]
+    public void ARPL_is_not_recognized_in_real_address_mode()
+    {
+        var cpu = RealCpu();
+        Assert.Equal(Vec.UD, Exec(cpu, 0x63, 0xC8));               // arpl ax, cx
+    }
 }

@@ -398,14 +398,4 @@ public class TaskSwitchTests
         Assert.Equal((Vec.GP, 0x40u * 8 + 2), Exec(c, 0xCD, 0x40)); // a task gate is no 64-bit IDT entry
         Assert.Equal(ASel, c.Tr.Selector);
     }
-
-    [Fact]
-    public void A_task_whose_EFLAGS_VM_is_set_stops_the_run_as_unsupported_before_anything_changes()
-    {
-        var rig = Rig(r => r.Write4(TssB + 0x24, 0x20002));
-        var e = Assert.Throws<UnsupportedFeatureException>(() => Exec(rig.Cpu, CallFar(BSel)));
-        Assert.Equal(CpuCore.Vm86Unsupported, e.Message);
-        Assert.Equal(ASel, rig.Cpu.Tr.Selector);
-        Assert.False(Busy(rig, BSel));
-    }
 }

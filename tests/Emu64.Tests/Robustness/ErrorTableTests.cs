@@ -75,7 +75,7 @@ public class ErrorTableTests : IClassFixture<ErrorTableTests.Files>
             TlbNullArray = Dir.File("null.json", "{ \"Stlb\": null }");
             Triple = Dir.File("triple.elf", TripleFault());
             Loop = Dir.File("faultloop.elf", FaultLoop());
-            Unsupp = Dir.File("unsupported.bin", UnsupportedVm86());
+            Unsupp = Dir.File("unsupported.bin", UnsupportedCallGate());
             Reset_ = Dir.File("reset.bin", Reset());
             Spin_ = Dir.File("spin.bin", Spin());
             Halt = Dir.File("halt.bin", Flat32(a => a.cli()));
@@ -202,7 +202,7 @@ public class ErrorTableTests : IClassFixture<ErrorTableTests.Files>
         new("R2", "triple fault", "emu64: triple fault: {FAULT} while delivering #DF; machine stopped (exit status 4)", 4, f => ["run", f.Triple], OneLine: false),
         new("R3", "fault loop", "emu64: fault loop: 10000 exceptions delivered without retiring an instruction (last #UD at rip {ADDR}); machine stopped (exit status 4)", 4, f => ["run", f.Loop], OneLine: false),
         new("R4", "instruction limit", "emu64: instruction limit 1000 reached (exit status 6)", 6, f => ["run", f.Spin_, "--max-instructions", "1000"], OneLine: false),
-        new("R5", "unsupported feature", "emu64: unsupported: virtual-8086 mode (EFLAGS.VM=1 loaded by IRET or a task switch) is not implemented (exit status 8)", 8, f => ["run", f.Unsupp], OneLine: false),
+        new("R5", "unsupported feature", "emu64: unsupported: call gates (a far JMP or CALL through a call gate) are not implemented (exit status 8)", 8, f => ["run", f.Unsupp], OneLine: false),
         new("R6", "guest reset", "emu64: guest reset: reset through port 0x92 (fast reset) (exit status 10)", 10, f => ["run", f.Reset_], OneLine: false),
         new("X1", "internal error (a bug)", "emu64: internal error: {EXCEPTION}: {MESSAGE}; please report it", 12, f => ["run", f.Good]),
     ];

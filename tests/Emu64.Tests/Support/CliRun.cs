@@ -169,14 +169,17 @@ public static class Images
         return Multiboot([load, load, 0, 0, entry], w.ToArray());
     }
 
-    /// <summary>32-bit code at CPL 0 whose IRETD pops EFLAGS.VM=1 (virtual-8086 mode, which Emu64 does not implement: status 8).</summary>
-    public static byte[] UnsupportedVm86() => Flat32(a =>
+    /// <summary>32-bit code at CPL 0 that calls through a call gate (which Emu64 does not implement: status 8).</summary>
+    public static byte[] UnsupportedCallGate() => Flat32(a =>
     {
-        a.mov(esp, 0x90000);
-        for (int k = 0; k < 6; k++) a.push(0);            // GS FS DS ES SS ESP of the virtual-8086 frame
-        a.push(0x20002);                                   // EFLAGS: VM=1
-        a.push(0); a.push(0);                              // CS:EIP 0000:0000
-        a.iretd();
+        // A GDT at 80000H: null, 08H a 32-bit call gate (DPL 3, to 10H:0), 10H flat code, 18H flat data.
+        a.mov(__dword_ptr[0x80000], 0); a.mov(__dword_ptr[0x80004], 0);
+        a.mov(__dword_ptr[0x80008], 0x00100000); a.mov(__dword_ptr[0x8000C], 0x0000EC00);
+        a.mov(__dword_ptr[0x80010], 0x0000FFFF); a.mov(__dword_ptr[0x80014], 0x00CF9B00);
+        a.mov(__dword_ptr[0x80018], 0x0000FFFF); a.mov(__dword_ptr[0x8001C], 0x00CF9300);
+        a.mov(__word_ptr[0x80100], 0x1F); a.mov(__dword_ptr[0x80102], 0x80000);
+        a.lgdt(__[0x80100]);
+        a.call(0x08, 0);                                   // far CALL 08H:0 — the gate
     });
 
     /// <summary>32-bit code that asks for a reset through port 0x92 (status 10).</summary>
