@@ -75,8 +75,11 @@ public static class Cli
                                  cycles (the cost model's cycles: TLB misses, walks, CR3 writes and
                                  flushes included; docs/MEASURE.md, "Guest time")
           --stats                print counters to stderr at the end (key: value lines)
-          --compile-threshold N  runs of a block before it is compiled to a .NET method (default 1000000,
-                                 0: interpret only); results and counters do not depend on it
+          --compile-threshold N  runs of a block before it is compiled to a .NET method (default 20000,
+                                 1000000 with --sync-compile; 0: interpret only); results and counters
+                                 do not depend on it
+          --sync-compile         compile a hot region on the run loop's thread, the guest waiting for the
+                                 JIT (default: on a background thread while the block runs interpreted)
           --cpu [max,]-FEATURE[,...]
                                  turn CPU features off as QEMU's -cpu does (CPUID and behaviour follow):
                                  pcid, invpcid, la57, umip, pku, smep, smap, fsgsbase, rdtscp, rdrand, rdseed
@@ -283,7 +286,9 @@ public static class Cli
         /// <summary>Guest instructions per virtual second (--ips).</summary>
         public ulong Ips { get; init; } = 1_000_000_000;
         /// <summary>Runs of a block before it is compiled (--compile-threshold; 0: interpret only).</summary>
-        public int CompileThreshold { get; init; } = MachineOptions.DefaultCompileThreshold;
+        public int CompileThreshold { get; init; } = DefaultCompileInBackground ? MachineOptions.DefaultBackgroundCompileThreshold : MachineOptions.DefaultCompileThreshold;
+        /// <summary>Compile hot regions on a background thread (the default) or, with --sync-compile, on the run loop's.</summary>
+        public bool CompileInBackground { get; init; } = DefaultCompileInBackground;
         /// <summary>--cpu: the CPU features turned off.</summary>
         public IReadOnlyList<Emu64.Cpu.CpuFeatures.Feature> CpuOff { get; init; } = [];
         /// <summary>What a tick of guest time is (--clock).</summary>
@@ -298,6 +303,13 @@ public static class Cli
         public string? GuestKernelName { get; init; }
     }
 
+    /// <summary>
+    /// The command line compiles hot regions on a background thread (MachineOptions.CompileInBackground) unless --sync-compile
+    /// or EMU64_COMPILE_SYNC=1 (the test suite's compile-everything pass sets it, so that a region is compiled the moment its
+    /// block turns hot and the compiled code, not the interpreter, runs it from then on).
+    /// </summary>
+    public static readonly bool DefaultCompileInBackground = Environment.GetEnvironmentVariable("EMU64_COMPILE_SYNC") != "1";
+
     /// <summary>What the bundled kernel is called on its multiboot command line.</summary>
     public const string BundledKernelName = "toykernel.elf";
 
@@ -306,7 +318,8 @@ public static class Cli
         string? kernel = null;
         string append = "";
         ulong ram = 128UL << 20, max = ulong.MaxValue, seed = 0, ips = 1_000_000_000;
-        int compileThreshold = MachineOptions.DefaultCompileThreshold;
+        int? compileThreshold = null;
+        bool compileInBackground = DefaultCompileInBackground;
         var initrds = new List<string>();
         bool stats = false;
         var tlb = new List<string>();
@@ -352,6 +365,7 @@ public static class Cli
                         compileThreshold = (int)t;
                         break;
                     }
+                case "--sync-compile": compileInBackground = false; break;
                 case "--clock": clock = ParseClock(Value()); break;
                 case "--ips":
                     ips = ParseCount(o, Value());
@@ -365,7 +379,8 @@ public static class Cli
             }
         }
         if (needKernel && kernel is null) throw new CliException("no kernel given (usage: emu64 run KERNEL [options])");
-        var result = new RunOptions(kernel, append, ram, initrds, max, seed, stats) { TlbConfig = tlb, Ips = ips, CompileThreshold = compileThreshold, CpuOff = cpuOff, Clock = clock };
+        var result = new RunOptions(kernel, append, ram, initrds, max, seed, stats) { TlbConfig = tlb, Ips = ips, CompileThreshold = compileThreshold ?? (compileInBackground ? MachineOptions.DefaultBackgroundCompileThreshold : MachineOptions.DefaultCompileThreshold),
+            CompileInBackground = compileInBackground, CpuOff = cpuOff, Clock = clock };
         CheckClock(clock, BuildTlbConfig(result));   // report a bad configuration before anything runs
         return result;
     }
@@ -486,7 +501,7 @@ public static class Cli
         var opts = new MachineOptions
         {
             RamBytes = o.RamBytes, Append = o.Append, Seed = o.Seed, MaxInstructions = o.MaxInstructions, Output = stdout,
-            Tlb = BuildTlbConfig(o), TicksPerSecond = o.Ips, CompileThreshold = o.CompileThreshold, CpuFeaturesOff = o.CpuOff, Clock = o.Clock,
+            Tlb = BuildTlbConfig(o), TicksPerSecond = o.Ips, CompileThreshold = o.CompileThreshold, CompileInBackground = o.CompileInBackground, CpuFeaturesOff = o.CpuOff, Clock = o.Clock,
         };
         Machine m;
         try { m = new Machine(opts); }
@@ -547,6 +562,7 @@ public static class Cli
         e.WriteLine($"cr3_noflush_writes: {m.Events.Cr3NoFlushWrites}");
         e.WriteLine($"decoded_blocks: {m.Cache.Decodes}");
         e.WriteLine($"compiled_blocks: {m.Cache.Compiled}");
+        e.WriteLine($"compiled_instructions: {m.Chain.CompiledRetired}");
         e.WriteLine($"unimplemented: {m.Stats.UnimplementedTotal}");
         var seen = new Dictionary<string, int>();
         foreach (var r in m.KernelInfo.Regions)

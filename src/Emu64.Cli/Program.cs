@@ -1,3 +1,3 @@
 using Emu64.Cli;
 
-return Cli.Execute(args, attachStdin: true);
+return JitRelaunch.Run(args) ?? Cli.Execute(args, attachStdin: true);

@@ -284,7 +284,7 @@ public sealed unsafe partial class Machine
             ulong left = stopRetired - cpu.Retired;
             int n = block.Count;
             if ((ulong)n > left) { RunInsns(cpu, block, (int)left); return; }
-            var code = block.Code;
+            var code = Volatile.Read(ref block.Code);   // the background compiler publishes it (Region and Entry first)
             if (code != null)
             {
                 // A compiled region may run on into other blocks of its page: continue from the one it ran last.
@@ -299,7 +299,11 @@ public sealed unsafe partial class Machine
             }
             else
             {
-                if (compileAt > 0 && ++block.Heat == compileAt) { BlockCompiler.Compile(block); Cache.Compiled++; }
+                if (compileAt > 0 && ++block.Heat == compileAt)
+                {
+                    if (Options.CompileInBackground) BlockCompiler.CompileLater(block, Cache);
+                    else { BlockCompiler.Compile(block); Cache.Compiled++; }
+                }
                 Chain.InterpretedBlocks++;
                 if (!RunInsns(cpu, block, n) || !block.Chainable) return;
             }

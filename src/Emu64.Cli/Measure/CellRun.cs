@@ -197,7 +197,8 @@ public sealed class CellRunner
         var tlb = TlbConfig;
         using var m = new Machine(new MachineOptions
         {
-            Append = cell.Append, Seed = Seed, MaxInstructions = MaxInstructionsPerCell, Output = output, Tlb = tlb, Clock = Clock,
+            Append = cell.Append, Seed = Seed, MaxInstructions = MaxInstructionsPerCell, Output = output, Tlb = tlb, Clock = Clock, CompileInBackground = Cli.DefaultCompileInBackground,
+            CompileThreshold = Cli.DefaultCompileInBackground ? MachineOptions.DefaultBackgroundCompileThreshold : MachineOptions.DefaultCompileThreshold,
         });
         m.LoadKernel(_image, _guestName, Array.Empty<BootModule>());
         var tracker = new ModeTracker(m);

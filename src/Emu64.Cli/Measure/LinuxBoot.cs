@@ -69,7 +69,8 @@ public sealed class LinuxBoot
         var output = new MemoryStream();
         using var m = new Machine(new MachineOptions
         {
-            RamBytes = RamBytes, Append = append, Seed = seed, MaxInstructions = MaxInstructions, Output = output, Tlb = tlb, Clock = Clock,
+            RamBytes = RamBytes, Append = append, Seed = seed, MaxInstructions = MaxInstructions, Output = output, Tlb = tlb, Clock = Clock, CompileInBackground = Cli.DefaultCompileInBackground,
+            CompileThreshold = Cli.DefaultCompileInBackground ? MachineOptions.DefaultBackgroundCompileThreshold : MachineOptions.DefaultCompileThreshold,
         });
         m.LoadKernel(_kernel, Path.GetFileName(KernelPath), [new BootModule(InitrdPath, _initrd)]);
         var tracker = new ModeTracker(m);

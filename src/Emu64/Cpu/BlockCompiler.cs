@@ -194,15 +194,64 @@ public static unsafe class BlockCompiler
     }
 
     /// <summary>
-    /// Compiles <paramref name="block"/> and the rest of its <see cref="Region"/> into one method, which becomes the
-    /// <see cref="Block.Code"/> of the block and of every block of the region not compiled yet (each entering it at
+    /// A region chosen on the run loop's thread (<see cref="Region"/>) with each block's successors as the links were then, so
+    /// that emitting and JIT-compiling it (<see cref="Emit"/>) reads nothing the run loop changes and can happen on another thread.
+    /// </summary>
+    internal sealed class RegionPlan
+    {
+        public readonly Block[] Blocks;
+        public readonly Block[][] Successors;
+        public RegionPlan(Block head)
+        {
+            Blocks = [.. Region(head)];
+            Successors = Blocks.Select(b => BlockCompiler.Successors(b, head).ToArray()).ToArray();
+        }
+        public Block Head => Blocks[0];
+    }
+
+    /// <summary>
+    /// Compiles <paramref name="block"/> and the rest of its <see cref="Region"/> into one method, now, on this thread, which
+    /// becomes the <see cref="Block.Code"/> of the block and of every block of the region not compiled yet (each entering it at
     /// itself: a block is compiled once, not once per region it lies in). The method returns the index in
     /// <see cref="Block.Region"/> of the block it ran last, whose end the run loop then treats as it would have (links,
     /// resync, the next fetch), or -1 where the interpreter's loop returns false (an instruction ended the block early).
     /// </summary>
     public static void Compile(Block block)
     {
-        var region = Region(block);
+        var plan = new RegionPlan(block);
+        Install(plan, Emit(plan));
+    }
+
+    /// <summary>
+    /// Makes <paramref name="code"/> the compiled form of the plan's blocks that have none yet. <see cref="Block.Region"/> and
+    /// <see cref="Block.Entry"/> are written before <see cref="Block.Code"/> is published, and a block's three are written once
+    /// (only while its code is null), so the run loop, which reads the code first, never sees one without the others.
+    /// </summary>
+    internal static void Install(RegionPlan plan, BlockCode code)
+    {
+        var blocks = plan.Blocks;
+        for (int i = 0; i < blocks.Length; i++)
+            if (blocks[i].Code is null)
+            {
+                blocks[i].Region = blocks;
+                blocks[i].Entry = i;
+                Volatile.Write(ref blocks[i].Code, code);
+            }
+        Interlocked.Increment(ref Compiled);
+    }
+
+    /// <summary>
+    /// Queues <paramref name="block"/>'s region for compilation on the background compiler thread (<see cref="BackgroundCompiler"/>):
+    /// the region is chosen now, from the links as they are; the run loop goes on interpreting the block until its code is installed.
+    /// Results do not depend on when that happens (compiled and interpreted blocks give the same results and counters).
+    /// </summary>
+    internal static void CompileLater(Block block, DecodeCache cache) => BackgroundCompiler.Enqueue(new RegionPlan(block), cache);
+
+    /// <summary>Emits the plan's region as one method (see <see cref="Compile"/>); reads only the plan and the blocks' decoded instructions.</summary>
+    internal static BlockCode Emit(RegionPlan plan)
+    {
+        var region = plan.Blocks;
+        var block = plan.Head;
         var dm = new DynamicMethod($"block_{block.Phys:x}_{block.Bitness}", typeof(int), [typeof(CompiledRegion), typeof(Cpu), typeof(ulong), typeof(int)],
             typeof(Cpu).Module, skipVisibility: true);
         dm.InitLocals = false;   // every local is written before it is read (each Insn copy field by field)
@@ -211,6 +260,14 @@ public static unsafe class BlockCompiler
         var rip0 = il.DeclareLocal(typeof(ulong));   // RIP of the head's first instruction (the region's blocks are at fixed offsets from it)
         var ret0 = il.DeclareLocal(typeof(ulong));   // Retired when the running block started
         var mmu = il.DeclareLocal(typeof(Mmu.Mmu));
+        // if (entry < 0) return WarmUp: a call that only makes the JIT compile the method (BackgroundCompiler), touching nothing.
+        var enter = il.DefineLabel();
+        il.Emit(OpCodes.Ldarg_3);
+        il.Emit(OpCodes.Ldc_I4_0);
+        il.Emit(OpCodes.Bge, enter);
+        il.Emit(OpCodes.Ldc_I4, WarmUp);
+        il.Emit(OpCodes.Ret);
+        il.MarkLabel(enter);
         il.Emit(OpCodes.Ldarg_0);
         il.Emit(OpCodes.Ldfld, RegionInsnsField);
         il.Emit(OpCodes.Ldc_I4_0);
@@ -222,17 +279,17 @@ public static unsafe class BlockCompiler
         il.Emit(OpCodes.Ldarg_1);
         il.Emit(OpCodes.Ldfld, RetiredField);
         il.Emit(OpCodes.Stloc, ret0);
-        var starts = new Label[region.Count];
-        for (int i = 0; i < region.Count; i++) starts[i] = il.DefineLabel();
-        if (region.Count > 1)
+        var starts = new Label[region.Length];
+        for (int i = 0; i < region.Length; i++) starts[i] = il.DefineLabel();
+        if (region.Length > 1)
         {
             // switch (entry): rip0 = RIP - the entry block's offset from the head; goto its start (default: the head).
-            var entries = new Label[region.Count];
-            for (int i = 0; i < region.Count; i++) entries[i] = il.DefineLabel();
+            var entries = new Label[region.Length];
+            for (int i = 0; i < region.Length; i++) entries[i] = il.DefineLabel();
             il.Emit(OpCodes.Ldarg_3);
             il.Emit(OpCodes.Switch, entries);
             il.Emit(OpCodes.Br, starts[0]);
-            for (int i = 1; i < region.Count; i++)
+            for (int i = 1; i < region.Length; i++)
             {
                 il.MarkLabel(entries[i]);
                 il.Emit(OpCodes.Ldloc, rip0);
@@ -245,7 +302,7 @@ public static unsafe class BlockCompiler
         }
         var retNull = il.DefineLabel();
         int first = 0;   // index of the block's first instruction in CompiledRegion.Insns
-        for (int i = 0; i < region.Count; i++)
+        for (int i = 0; i < region.Length; i++)
         {
             var b = region[i];
             il.MarkLabel(starts[i]);
@@ -253,9 +310,9 @@ public static unsafe class BlockCompiler
             first += b.Count;
             // After the block ran to its end: on to a successor in the region when the run loop would do just that.
             var exit = il.DefineLabel();
-            foreach (var next in Successors(b, block))
+            foreach (var next in plan.Successors[i])
             {
-                int j = region.IndexOf(next);
+                int j = Array.IndexOf(region, next);
                 if (j >= 0) EmitEdge(il, next, next.Phys - block.Phys, (ulong)b.Count, block.Phys, rip0, ret0, mmu, starts[j], exit);
             }
             il.MarkLabel(exit);
@@ -265,17 +322,11 @@ public static unsafe class BlockCompiler
         il.MarkLabel(retNull);
         il.Emit(OpCodes.Ldc_I4_M1);
         il.Emit(OpCodes.Ret);
-        var blocks = region.ToArray();
-        var code = (BlockCode)dm.CreateDelegate(typeof(BlockCode), new CompiledRegion(blocks));
-        for (int i = 0; i < blocks.Length; i++)
-            if (i == 0 || blocks[i].Code is null)
-            {
-                blocks[i].Code = code;
-                blocks[i].Region = blocks;
-                blocks[i].Entry = i;
-            }
-        Compiled++;
+        return (BlockCode)dm.CreateDelegate(typeof(BlockCode), new CompiledRegion(region));
     }
+
+    /// <summary>What a compiled method returns when called with a negative entry: it only got compiled by the JIT.</summary>
+    internal const int WarmUp = -2;
 
     /// <summary>
     /// One block's instructions, from <paramref name="first"/> on in the region's instructions, at <paramref name="start"/> bytes from the
@@ -322,7 +373,7 @@ public static unsafe class BlockCompiler
                 il.Emit(OpCodes.Ldc_I4, run);
                 il.Emit(OpCodes.Call, mi!.Name == "PushR64" ? PushRunMethod : PopRunMethod);
                 il.Emit(OpCodes.Brfalse, retNull);
-                Runs++;
+                Interlocked.Increment(ref Runs);
                 off += bytes;
                 k += run - 1;
                 if (k == block.Count - 1) ripSetByLast = false;
@@ -451,7 +502,7 @@ public static unsafe class BlockCompiler
             il.Emit(OpCodes.Ldarg_1);
             il.Emit(OpCodes.Ldloca, loc);
             il.Emit(OpCodes.Call, mi);
-            DirectCalls++;
+            Interlocked.Increment(ref DirectCalls);
             return;
         }
         il.Emit(OpCodes.Ldarg_1);
@@ -459,13 +510,13 @@ public static unsafe class BlockCompiler
         if (mi != null)
         {
             il.Emit(OpCodes.Call, mi);
-            DirectCalls++;
+            Interlocked.Increment(ref DirectCalls);
             return;
         }
         EmitElement(il, insns, k);
         il.Emit(OpCodes.Ldfld, ExecField);
         il.EmitCalli(OpCodes.Calli, CallingConventions.Standard, typeof(void), HandlerArgs, null);
-        PointerCalls++;
+        Interlocked.Increment(ref PointerCalls);
     }
 
     /// <summary>ref Insns[k], from the reference to element 0 (no bounds check: k is below the block's count).</summary>

@@ -93,6 +93,8 @@ public static unsafe class HandlerTable
         Flow.Specialize(ref d);
         DataMove.Specialize(ref d);
         Stack.Specialize(ref d);
+        Shift.Specialize(ref d);
+        MulDiv.Specialize(ref d);
         RegionMarker.Specialize(ref d);   // nopl MAGIC(%rax): a measured region's begin or end
     }
 

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Iced.Intel;
 using Emu64.Cpu;
 using CpuCore = Emu64.Cpu.Cpu;
@@ -70,9 +71,14 @@ public static unsafe class MulDiv
             return;
         }
         // two-operand: r = r * r/m;  three-operand: r = r/m * imm
-        long x, y;
-        if (i.K2 == Opnd.Imm) { x = SignExtend(cpu.ReadOp1(ref i), size); y = SignExtend(i.Imm, size); }
-        else { x = SignExtend(cpu.GetReg(i.R0, size), size); y = SignExtend(cpu.ReadOp1(ref i), size); }
+        if (i.K2 == Opnd.Imm) cpu.SetReg(i.R0, size, Multiply(cpu, SignExtend(cpu.ReadOp1(ref i), size), SignExtend(i.Imm, size), size));
+        else cpu.SetReg(i.R0, size, Multiply(cpu, SignExtend(cpu.GetReg(i.R0, size), size), SignExtend(cpu.ReadOp1(ref i), size), size));
+    }
+
+    /// <summary>The low <paramref name="size"/> bytes of x * y for the two- and three-operand IMUL, with their flags.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static ulong Multiply(CpuCore cpu, long x, long y, int size)
+    {
         long rlo;
         bool overflow;
         if (size == 8)
@@ -87,9 +93,29 @@ public static unsafe class MulDiv
             overflow = SignExtend((ulong)p & InsnBuilder.Mask(size), size) != p;
         }
         ulong res = (ulong)rlo & InsnBuilder.Mask(size);
-        cpu.SetReg(i.R0, size, res);
         SetMulFlags(cpu, res, size, overflow);
+        return res;
     }
+
+    // ---- fast forms (chosen once at decode): IMUL r32/r64 with a register source, or a register and an immediate ----
+
+    internal static void Specialize(ref Insn d)
+    {
+        if (d.Prefix != 0 || !HandlerTable.Is(d.Exec, Code.Imul_r64_rm64) || d.K0 != Opnd.Reg || d.R0 >= 16 || d.Size is not (4 or 8)) return;
+        if (d.K1 != Opnd.Reg || d.R1 >= 16 || d.Size1 != d.Size) return;
+        bool q = d.Size == 8;
+        if (d.K2 == Opnd.None) d.Exec = q ? &ImulRR64 : &ImulRR32;
+        else if (d.K2 == Opnd.Imm) d.Exec = q ? &ImulRRI64 : &ImulRRI32;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining), RegisterOnly]
+    private static void ImulRR64(CpuCore cpu, ref Insn i) => cpu.R[i.R0] = Multiply(cpu, (long)cpu.R[i.R0], (long)cpu.R[i.R1], 8);
+    [MethodImpl(MethodImplOptions.AggressiveInlining), RegisterOnly]
+    private static void ImulRR32(CpuCore cpu, ref Insn i) => cpu.R[i.R0] = Multiply(cpu, (int)cpu.R[i.R0], (int)cpu.R[i.R1], 4);
+    [MethodImpl(MethodImplOptions.AggressiveInlining), RegisterOnly]
+    private static void ImulRRI64(CpuCore cpu, ref Insn i) => cpu.R[i.R0] = Multiply(cpu, (long)cpu.R[i.R1], (long)i.Imm, 8);
+    [MethodImpl(MethodImplOptions.AggressiveInlining), RegisterOnly]
+    private static void ImulRRI32(CpuCore cpu, ref Insn i) => cpu.R[i.R0] = Multiply(cpu, (int)cpu.R[i.R1], (int)i.Imm, 4);
 
     private static void Div(CpuCore cpu, ref Insn i)
     {

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Iced.Intel;
 using Emu64.Cpu;
 using CpuCore = Emu64.Cpu.Cpu;
@@ -34,6 +35,7 @@ public static unsafe class Shift
         return (int)(c & (i.Size == 8 ? 0x3FUL : 0x1FUL));
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Run(CpuCore cpu, ref Insn i, Kind k)
     {
         int size = i.Size;
@@ -57,6 +59,7 @@ public static unsafe class Shift
     /// what every branch below computes (docs/UNDEFINED-FLAGS.md) — except ROL/ROR of a register by an
     /// immediate count above 1, which leave OF unchanged (<paramref name="immediate"/>). AF is cleared by shifts and left alone by rotates.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]   // a constant kind and size (Run's callers, the fast forms) fold the switch
     private static ulong Compute(CpuCore cpu, Kind k, ulong a, int count, int size, bool immediate)
     {
         int bits = size * 8;
@@ -132,6 +135,34 @@ public static unsafe class Shift
         cpu.SetFlag(RFlags.CF, cf);
         cpu.SetFlag(RFlags.OF, of);
     }
+
+    // ---- fast forms (chosen once at decode): SHL/SHR/SAR of a 32- or 64-bit register by an immediate count ----
+    // The same Compute with the kind and size fixed; an immediate count on a register cannot fault.
+
+    internal static void Specialize(ref Insn d)
+    {
+        if (d.Prefix != 0 || d.K0 != Opnd.Reg || d.R0 >= 16 || d.K1 != Opnd.Imm || d.Size is not (4 or 8)) return;
+        bool q = d.Size == 8;
+        if (HandlerTable.Is(d.Exec, Code.Shl_rm64_imm8)) d.Exec = q ? &ShlRI64 : &ShlRI32;
+        else if (HandlerTable.Is(d.Exec, Code.Shr_rm64_imm8)) d.Exec = q ? &ShrRI64 : &ShrRI32;
+        else if (HandlerTable.Is(d.Exec, Code.Sar_rm64_imm8)) d.Exec = q ? &SarRI64 : &SarRI32;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void ShiftRI(CpuCore cpu, ref Insn i, Kind k, int size)
+    {
+        int count = (int)(i.Imm & (size == 8 ? 0x3FUL : 0x1FUL));
+        ulong a = size == 8 ? cpu.R[i.R0] : (uint)cpu.R[i.R0];
+        // a masked count of 0 changes no flags, but a 32-bit destination is still written (zero-extended)
+        cpu.R[i.R0] = count == 0 ? a : Compute(cpu, k, a, count, size, true);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining), RegisterOnly] private static void ShlRI64(CpuCore cpu, ref Insn i) => ShiftRI(cpu, ref i, Kind.Shl, 8);
+    [MethodImpl(MethodImplOptions.AggressiveInlining), RegisterOnly] private static void ShlRI32(CpuCore cpu, ref Insn i) => ShiftRI(cpu, ref i, Kind.Shl, 4);
+    [MethodImpl(MethodImplOptions.AggressiveInlining), RegisterOnly] private static void ShrRI64(CpuCore cpu, ref Insn i) => ShiftRI(cpu, ref i, Kind.Shr, 8);
+    [MethodImpl(MethodImplOptions.AggressiveInlining), RegisterOnly] private static void ShrRI32(CpuCore cpu, ref Insn i) => ShiftRI(cpu, ref i, Kind.Shr, 4);
+    [MethodImpl(MethodImplOptions.AggressiveInlining), RegisterOnly] private static void SarRI64(CpuCore cpu, ref Insn i) => ShiftRI(cpu, ref i, Kind.Sar, 8);
+    [MethodImpl(MethodImplOptions.AggressiveInlining), RegisterOnly] private static void SarRI32(CpuCore cpu, ref Insn i) => ShiftRI(cpu, ref i, Kind.Sar, 4);
 
     private static void Shl(CpuCore cpu, ref Insn i) => Run(cpu, ref i, Kind.Shl);
     private static void Shr(CpuCore cpu, ref Insn i) => Run(cpu, ref i, Kind.Shr);

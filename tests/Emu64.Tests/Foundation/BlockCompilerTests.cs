@@ -12,7 +12,7 @@ namespace Emu64.Tests.Foundation;
 /// </summary>
 public class BlockCompilerTests
 {
-    private sealed record Outcome(string Console, ulong Retired, StopReason Reason, ulong[] Gprs, ulong Rip, ulong Rflags,
+    internal sealed record Outcome(string Console, ulong Retired, StopReason Reason, ulong[] Gprs, ulong Rip, ulong Rflags,
         IReadOnlyList<(string Key, ulong Value)> Tlb, List<BoundaryEvent> Events, Machine Machine);
 
     private static Outcome BootToyKernel(string append, int threshold)
@@ -21,7 +21,7 @@ public class BlockCompilerTests
         return Capture(k.Machine, k.Console, k.Events);
     }
 
-    private static Outcome Capture(Machine m, string console, List<BoundaryEvent> events)
+    internal static Outcome Capture(Machine m, string console, List<BoundaryEvent> events)
     {
         var gprs = new ulong[16];
         for (int r = 0; r < 16; r++) gprs[r] = m.Cpu.R[r];
@@ -29,7 +29,7 @@ public class BlockCompilerTests
             m.Cpu.Mmu.Snapshot().Named().ToList(), events, m);
     }
 
-    private static void AssertSame(Outcome expected, Outcome actual)
+    internal static void AssertSame(Outcome expected, Outcome actual)
     {
         Assert.Equal(expected.Console, actual.Console);
         Assert.Equal(expected.Reason, actual.Reason);
@@ -156,10 +156,10 @@ public class CompileThresholdCliTests
 {
     private static (string Out, string[] Stats) Boot(string threshold)
     {
-        var r = CliRun.Execute("boot", "--append", "init=hello,syscalls:3000:20 pti=on", "--stats", "--compile-threshold", threshold);
+        var r = CliRun.Execute(["boot", "--append", "init=hello,syscalls:3000:20 pti=on", "--stats", "--compile-threshold", .. threshold.Split(' ')]);
         Assert.Equal(0, r.Status);   // boot: debug-exit 0 is a clean run of the bundled kernel
         // Host-side lines differ by design: wall time, rate, and how many blocks were compiled.
-        var stats = r.ErrLines.Where(l => !l.StartsWith("seconds:") && !l.StartsWith("mips:") && !l.StartsWith("compiled_blocks:")).ToArray();
+        var stats = r.ErrLines.Where(l => !l.StartsWith("seconds:") && !l.StartsWith("mips:") && !l.StartsWith("compiled_blocks:") && !l.StartsWith("compiled_instructions:")).ToArray();
         return (r.Out, stats);
     }
 
@@ -168,7 +168,7 @@ public class CompileThresholdCliTests
     {
         var interpreted = Boot("0");
         Assert.Contains("tlb.dtlb.lookups:", string.Join('\n', interpreted.Stats));
-        foreach (var t in new[] { "1", "200" })
+        foreach (var t in new[] { "1", "200", "1 --sync-compile", "200 --sync-compile" })
         {
             var compiled = Boot(t);
             Assert.Equal(interpreted.Out, compiled.Out);
@@ -181,7 +181,7 @@ public class CompileThresholdCliTests
     {
         var off = CliRun.Execute("boot", "--append", "init=hello", "--stats", "--compile-threshold", "0");
         Assert.Contains("compiled_blocks: 0", off.ErrLines);
-        var on = CliRun.Execute("boot", "--append", "init=hello", "--stats", "--compile-threshold", "1");
+        var on = CliRun.Execute("boot", "--append", "init=hello", "--stats", "--compile-threshold", "1", "--sync-compile");
         Assert.Contains(on.ErrLines, l => l.StartsWith("compiled_blocks: ") && ulong.Parse(l["compiled_blocks: ".Length..]) > 100);
     }
 
@@ -194,5 +194,49 @@ public class CompileThresholdCliTests
         var r = CliRun.Execute("boot", "--compile-threshold", value);
         Assert.Equal(2, r.Status);
         Assert.Contains("--compile-threshold", r.Stderr);
+    }
+}
+
+/// <summary>Regions compiled on the background thread (MachineOptions.CompileInBackground) and installed while the guest runs.</summary>
+public class BackgroundCompileTests
+{
+    private static Machine Boot(int threshold, bool background)
+    {
+        var m = new Machine(new MachineOptions
+        {
+            Append = "init=syscalls:100000000 pti=on nokaslr", Output = Stream.Null, CompileThreshold = threshold, CompileInBackground = background,
+        });
+        m.LoadKernel(File.ReadAllBytes(ToyKernel.ImagePath), "toykernel.elf", Array.Empty<Loader.BootModule>());
+        return m;
+    }
+
+    [Fact]
+    public void Code_installed_while_the_guest_runs_leaves_every_counter_as_the_interpreter_does()
+    {
+        var background = Boot(10, background: true);
+        var interpreted = Boot(0, background: false);
+        // Regions queued during the first stretch are installed at host-dependent moments of the second and surely by the third.
+        foreach (var (n, wait) in new[] { (2_000_000UL, false), (1_000_003UL, true), (3_000_001UL, false) })
+        {
+            Assert.Equal(StopReason.None, background.Run(n));
+            Assert.Equal(StopReason.None, interpreted.Run(n));
+            BlockCompilerTests.AssertSame(BlockCompilerTests.Capture(interpreted, "", []), BlockCompilerTests.Capture(background, "", []));
+            if (wait) Assert.True(BackgroundCompiler.WaitIdle(TimeSpan.FromMinutes(2)), "the compiler thread finished its queue");
+        }
+        Assert.Contains(background.Cache.Blocks, b => b.Code != null && b.Region!.Length >= 3);
+        Assert.True(background.Chain.CompiledRetired > 1_000_000, $"compiled code ran ({background.Chain.CompiledRetired} instructions)");
+        Assert.Equal(0UL, interpreted.Chain.CompiledRetired);
+    }
+
+    [Fact]
+    public void Every_block_the_compiler_thread_installed_enters_its_region_at_itself()
+    {
+        // Region and Entry are published before Code and never rewritten: a block with code always names its own place.
+        var m = Boot(10, background: true);
+        Assert.Equal(StopReason.None, m.Run(200_000));
+        Assert.True(BackgroundCompiler.WaitIdle(TimeSpan.FromMinutes(2)));
+        Assert.Equal(StopReason.None, m.Run(200_000));
+        Assert.True(m.Cache.Compiled > 0);
+        Assert.All(m.Cache.Blocks.Where(b => b.Code != null), b => Assert.Same(b, b.Region![b.Entry]));
     }
 }

@@ -29,6 +29,11 @@ public unsafe class FastFormTests
     [InlineData(new byte[] { 0x65, 0xFF, 0x34, 0x25, 0x10, 0, 0, 0 })]   // push qword gs:[0x10]
     [InlineData(new byte[] { 0xC3 })]                      // ret
     [InlineData(new byte[] { 0xE8, 0, 0, 0, 0 })]          // call rel32
+    [InlineData(new byte[] { 0x49, 0xC1, 0xEE, 0x20 })]    // shr r14, 0x20
+    [InlineData(new byte[] { 0xC1, 0xE0, 0x05 })]          // shl eax, 5
+    [InlineData(new byte[] { 0x48, 0xC1, 0xF8, 0x3F })]    // sar rax, 63
+    [InlineData(new byte[] { 0x48, 0x0F, 0xAF, 0xC1 })]    // imul rax, rcx
+    [InlineData(new byte[] { 0x6B, 0xC1, 0x0A })]          // imul eax, ecx, 10
     public void Common_shapes_get_a_fast_form(byte[] bytes)
     {
         var d = Decode(bytes);
@@ -44,6 +49,11 @@ public unsafe class FastFormTests
     [InlineData(new byte[] { 0xF0, 0x48, 0x01, 0x06 })]    // lock add [rsi], rax
     [InlineData(new byte[] { 0xC2, 0x08, 0x00 })]          // ret 8
     [InlineData(new byte[] { 0x0F, 0xA0 })]                // push fs
+    [InlineData(new byte[] { 0x48, 0xD3, 0xE8 })]          // shr rax, cl: a count that is not constant
+    [InlineData(new byte[] { 0x48, 0xC1, 0x2E, 0x04 })]    // shr qword [rsi], 4: memory destination
+    [InlineData(new byte[] { 0x48, 0xC1, 0xC0, 0x04 })]    // rol rax, 4: rotates keep the generic body
+    [InlineData(new byte[] { 0x48, 0x0F, 0xAF, 0x06 })]    // imul rax, [rsi]: memory source
+    [InlineData(new byte[] { 0x48, 0xF7, 0xE9 })]          // imul rcx: one operand (RDX:RAX)
     public void Other_shapes_keep_the_table_handler(byte[] bytes)
     {
         var d = Decode(bytes);
