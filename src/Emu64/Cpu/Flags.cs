@@ -50,21 +50,19 @@ public sealed partial class Cpu
         _lazyOp = op; _lazySize = (byte)size; _lazyA = a; _lazyB = 1; _lazyRes = res;
     }
 
-    /// <summary>Sets all six status flags at once (eager form).</summary>
+    /// <summary>Sets all six status flags at once (eager form): one masked store, no branches, inlined into the handlers.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void SetStatus(bool cf, bool pf, bool af, bool zf, bool sf, bool of)
     {
         _lazyOp = LazyOp.None;
-        ulong f = _rflags & ~RFlags.Status;
-        if (cf) f |= RFlags.CF;
-        if (pf) f |= RFlags.PF;
-        if (af) f |= RFlags.AF;
-        if (zf) f |= RFlags.ZF;
-        if (sf) f |= RFlags.SF;
-        if (of) f |= RFlags.OF;
-        _rflags = f;
+        _rflags = (_rflags & ~RFlags.Status) | Bit(cf) | Bit(pf) << 2 | Bit(af) << 4 | Bit(zf) << 6 | Bit(sf) << 7 | Bit(of) << 11;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static ulong Bit(bool b) => b ? 1UL : 0UL;
+
     /// <summary>Sets CF/PF/ZF/SF from a result, with the given CF, OF and AF (eager form used by shifts and friends).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void SetStatusFromResult(ulong res, int size, bool cf, bool of, bool af = false)
         => SetStatus(cf, Parity(res), af, (res & InsnBuilder.Mask(size)) == 0, ((res >> (size * 8 - 1)) & 1) != 0, of);
 
