@@ -267,7 +267,15 @@ public static unsafe partial class SystemInsns
         cpu.Gp();
     }
 
-    private static void Rdpid(CpuCore cpu, ref Insn i) => cpu.SetReg(i.R0, i.Size, cpu.TscAux & 0xFFFFFFFF);
+    /// <summary>
+    /// RDPID: IA32_TSC_AUX into a 32-bit register (64-bit in 64-bit mode, zero-extended); at any CPL and whatever CR4.TSD
+    /// says, as the SDM defines it. #UD when CPUID.(EAX=7,ECX=0):ECX.RDPID (bit 22) is clear (--cpu -rdpid).
+    /// </summary>
+    private static void Rdpid(CpuCore cpu, ref Insn i)
+    {
+        if ((cpu.Leaf7Ecx & (1u << 22)) == 0) cpu.Ud();
+        cpu.SetReg(i.R0, i.Size, cpu.TscAux & 0xFFFFFFFF);
+    }
 
     private static void Rdrand(CpuCore cpu, ref Insn i)
     {
