@@ -168,6 +168,20 @@ public sealed partial class LocalApic : IMmioDevice, ITimedDevice
         Changed();
     }
 
+    /// <summary>
+    /// The state this machine starts in (after ACPI S3, whose resume resets the processor): the power-up register
+    /// values with LINT0 in ExtINT mode as firmware leaves it, ID 0, the timer stopped. IA32_APIC_BASE is the CPU's
+    /// (reset with it, <see cref="Cpu.Cpu.ResetToRealMode"/>); the xAPIC page is mapped again at its default base.
+    /// </summary>
+    public void PowerOnReset()
+    {
+        Reset();
+        _id = 0;
+        _lvtLint0 = 0x700;
+        MapMmio();
+        Changed();
+    }
+
     private void Reset()
     {
         Array.Clear(_irr); Array.Clear(_isr); Array.Clear(_tmr);
