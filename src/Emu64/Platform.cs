@@ -53,7 +53,8 @@ public sealed class Platform : IInterruptController
         Apic = new LocalApic(m, this);
         IoApic = new IoApic(Apic);
         FwCfg = new FwCfg(m);
-        Cmos = new Cmos(m, SetIrq);
+        // Likewise the RTC's IRQ8: LegacyReplacement routes HPET timer 1 there instead (the IA-PC HPET specification's LegacyReplacement route).
+        Cmos = new Cmos(m, (irq, level) => { if (!Hpet.LegacyReplacement) SetIrq(irq, level); });
         Ports = new SystemPorts(m, Pit);
         AcpiPm = new AcpiPm(m, SetIrq);
         Cmos.Alarm = AcpiPm.RtcEvent;        // the RTC's interrupt is the ACPI fixed RTC event (a wake source)
