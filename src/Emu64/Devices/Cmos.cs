@@ -96,6 +96,13 @@ public sealed class Cmos : IIoDevice, ITimedDevice
     public uint In(ushort port, int size)
     {
         if (port == 0x70) return 0xFF;    // the index register is write-only
+        if (_index == 0x0A)
+        {
+            // Polled in tight loops (waiting for an update to begin or end): no calendar arithmetic here.
+            bool uip = Nanoseconds % NsPerSecond >= NsPerSecond - UipNanoseconds;
+            return (uint)((_ram[0x0A] & 0x7F) | (uip ? 0x80 : 0));
+        }
+        if (_index is not (0x00 or 0x02 or 0x04 or 0x06 or 0x07 or 0x08 or 0x09 or 0x32 or 0x0C)) return _ram[_index];
         var t = Time;
         switch (_index)
         {
@@ -107,11 +114,6 @@ public sealed class Cmos : IIoDevice, ITimedDevice
             case 0x08: return Encode(t.Month);
             case 0x09: return Encode(t.Year % 100);
             case 0x32: return Encode(t.Year / 100);
-            case 0x0A:
-                {
-                    bool uip = Nanoseconds % 1_000_000_000 >= 1_000_000_000 - UipNanoseconds;
-                    return (uint)((_ram[0x0A] & 0x7F) | (uip ? 0x80 : 0));
-                }
             case 0x0C:
                 {
                     ulong ns = Nanoseconds;
