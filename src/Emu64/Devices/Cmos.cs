@@ -48,8 +48,6 @@ public sealed class Cmos : IIoDevice, ITimedDevice
 
     public ulong NextEventAt { get; private set; } = ulong.MaxValue;
 
-    public Cmos(Machine m) : this(m, (_, _) => { }) { }
-
     public Cmos(Machine m, Action<int, bool> setIrq)
     {
         _m = m;

@@ -153,6 +153,23 @@ public class AcpiSleepTests
     }
 
     [Fact]
+    public void An_enabled_wake_event_already_pending_ends_the_sleep_at_once()
+    {
+        var m = NewMachine();
+        m.Memory.Write(AcpiTables.FacsAddress + AcpiTables.FacsWakingVector, 4, 0x7000);
+        ArmAlarm(m, 0xC0, 0xC0, 0xC0);
+        m.Cpu.Retired = 1_000_000_000;
+        m.Platform.Cmos.OnTime(m.Now);                                             // the alarm: RTC_STS, not cleared
+        m.Cpu.Retired = 1_200_000_000;
+        m.Io.Out(Pm1En, 2, AcpiPm.RtcEn);
+        m.Io.Out(Pm1Cnt, 2, SleepS3);
+        Assert.Equal(1_200_000_000UL, m.Now);
+        Assert.Equal(0UL, m.SleptTicks);
+        Assert.Equal(1UL, m.SleepCount);
+        Assert.Equal((ushort)0x0700, m.Cpu.Segs[Seg.CS].Selector);
+    }
+
+    [Fact]
     public void A_wake_without_any_waking_vector_is_reported_as_a_reset()
     {
         var m = NewMachine();
