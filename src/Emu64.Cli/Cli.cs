@@ -591,6 +591,13 @@ public static class Cli
             e.WriteLine($"stall_ticks: {m.StallTicks}");
             e.WriteLine($"idle_ticks: {m.IdleTicks}");
         }
+        if (m.SleepCount > 0)
+        {
+            // ACPI S3 (AcpiSleep.cs): how often the guest suspended to RAM, the guest time asleep, where it last resumed.
+            e.WriteLine($"acpi.s3_sleeps: {m.SleepCount}");
+            e.WriteLine($"acpi.s3_slept_ticks: {m.SleptTicks}");
+            e.WriteLine($"acpi.s3_last_wake: {m.LastWakeEntry} at tick {m.LastWakeAt}");
+        }
         foreach (var (code, count) in m.Stats.Unimplemented.OrderBy(k => k.Key.ToString()))
             e.WriteLine($"unimplemented.{code}: {count}");
     }

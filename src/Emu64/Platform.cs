@@ -53,9 +53,11 @@ public sealed class Platform : IInterruptController
         Apic = new LocalApic(m, this);
         IoApic = new IoApic(Apic);
         FwCfg = new FwCfg(m);
-        Cmos = new Cmos(m);
+        // Likewise the RTC's IRQ8: LegacyReplacement routes HPET timer 1 there instead (the IA-PC HPET specification's LegacyReplacement route).
+        Cmos = new Cmos(m, (irq, level) => { if (!Hpet.LegacyReplacement) SetIrq(irq, level); });
         Ports = new SystemPorts(m, Pit);
         AcpiPm = new AcpiPm(m, SetIrq);
+        Cmos.Alarm = AcpiPm.RtcEvent;        // the RTC's interrupt is the ACPI fixed RTC event (a wake source)
         I8042 = new I8042(m, SetIrq, () => Ports.A20, Ports.SetA20);
         Pci = PciHost.I440fx(m);
         Testdev = new PcTestdev(SetGsi);
@@ -81,6 +83,7 @@ public sealed class Platform : IInterruptController
         m.AddTimedDevice(Apic);
         m.AddTimedDevice(AcpiPm);
         m.AddTimedDevice(Hpet);
+        m.AddTimedDevice(Cmos);
         m.Com1.Irq = level => SetIrq(4, level);
         m.InterruptController = this;
 

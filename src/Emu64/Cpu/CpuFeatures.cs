@@ -11,12 +11,13 @@ namespace Emu64.Cpu;
 /// <item>pcid: CR4.PCIDE ← 1 is #GP (SDM vol. 3A §2.5); invpcid: INVPCID is #UD.</item>
 /// <item>la57: CR4.LA57 ← 1 is #GP; system addresses are checked against 48 bits; 0x80000008 reports 48.</item>
 /// <item>umip, pku, smep, smap, fsgsbase: setting the CR4 bit is #GP (STAC/CLAC #UD without smap).</item>
-/// <item>rdtscp, rdrand, rdseed: the instruction is #UD.</item>
+/// <item>rdtscp, rdpid, rdrand, rdseed: the instruction is #UD.</item>
+/// <item>arat: CPUID.6:EAX[2] reads 0 (the APIC timer still runs while halted; a guest then treats it as one that may stop).</item>
 /// </list>
 /// </summary>
 public static class CpuFeatures
 {
-    public enum Reg { Leaf1Ecx, Leaf7Ebx, Leaf7Ecx, Ext1Edx }
+    public enum Reg { Leaf1Ecx, Leaf6Eax, Leaf7Ebx, Leaf7Ecx, Ext1Edx }
 
     public readonly record struct Feature(string Name, Reg Register, int Bit);
 
@@ -24,6 +25,7 @@ public static class CpuFeatures
     public static readonly Feature[] Switchable =
     [
         new("pcid", Reg.Leaf1Ecx, 17),
+        new("arat", Reg.Leaf6Eax, 2),
         new("rdrand", Reg.Leaf1Ecx, 30),
         new("fsgsbase", Reg.Leaf7Ebx, 0),
         new("smep", Reg.Leaf7Ebx, 7),
@@ -33,6 +35,7 @@ public static class CpuFeatures
         new("umip", Reg.Leaf7Ecx, 2),
         new("pku", Reg.Leaf7Ecx, 3),
         new("la57", Reg.Leaf7Ecx, 16),
+        new("rdpid", Reg.Leaf7Ecx, 22),
         new("rdtscp", Reg.Ext1Edx, 27),
     ];
 
@@ -80,6 +83,7 @@ public static class CpuFeatures
             switch (f.Register)
             {
                 case Reg.Leaf1Ecx: cpu.Leaf1Ecx &= mask; break;
+                case Reg.Leaf6Eax: cpu.Leaf6Eax &= mask; break;
                 case Reg.Leaf7Ebx: cpu.Leaf7Ebx &= mask; break;
                 case Reg.Leaf7Ecx: cpu.Leaf7Ecx &= mask; break;
                 case Reg.Ext1Edx: cpu.Ext1Edx &= mask; break;

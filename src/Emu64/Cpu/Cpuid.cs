@@ -15,7 +15,13 @@ public sealed partial class Cpu
                          | (1u << 23) /* MMX */ | (1u << 24) /* FXSR */ | (1u << 25) /* SSE */ | (1u << 26) /* SSE2 */;
     public uint Leaf7Ebx = (1u << 0) /* FSGSBASE */ | (1u << 3) /* BMI1 */ | (1u << 7) /* SMEP */ | (1u << 8) /* BMI2 */
                          | (1u << 10) /* INVPCID */ | (1u << 18) /* RDSEED */ | (1u << 19) /* ADX */ | (1u << 20) /* SMAP */;
-    public uint Leaf7Ecx = (1u << 2) /* UMIP */ | (1u << 3) /* PKU */ | (1u << 16) /* LA57 */;
+    public uint Leaf7Ecx = (1u << 2) /* UMIP */ | (1u << 3) /* PKU */ | (1u << 16) /* LA57 */ | (1u << 22) /* RDPID */;
+    /// <summary>
+    /// Leaf 6 EAX (thermal and power management): ARAT (bit 2), the APIC timer always runs, whatever C-state the CPU is
+    /// in. This CPU's only idle state is HLT (no MWAIT), during which the local APIC timer keeps counting and fires
+    /// (LocalApicTimer.cs), so Linux need not fall back to a broadcast timer.
+    /// </summary>
+    public uint Leaf6Eax = 1u << 2 /* ARAT */;
     public uint Ext1Ecx = (1u << 0) /* LAHF/SAHF in 64-bit mode */ | (1u << 5) /* LZCNT */;
     public uint Ext1Edx = (1u << 11) /* SYSCALL */ | (1u << 20) /* NX */ | (1u << 26) /* 1 GiB pages */
                         | (1u << 27) /* RDTSCP */ | (1u << 29) /* LM */;
@@ -52,6 +58,7 @@ public sealed partial class Cpu
                 d = (ApicBase & (1UL << 11)) != 0 ? Leaf1Edx : Leaf1Edx & ~(1u << 9);
                 BiosSignId = (ulong)MicrocodeRevision << 32;      // CPUID(1) loads IA32_BIOS_SIGN_ID[63:32] (SDM §9.11.7.1)
                 break;
+            case 6: a = Leaf6Eax; break;
             case 7 when sub == 0:
                 b = Leaf7Ebx;
                 c = Leaf7Ecx | ((CR4 & Emu64.Cpu.Cr4.Pke) != 0 ? 1u << 4 : 0);   // OSPKE mirrors CR4.PKE

@@ -60,7 +60,10 @@ public sealed partial class Cpu
     /// IA32_MISC_ENABLE bits (SDM vol. 4 table 2-2): fast strings (0, R/W), automatic thermal control (3, R/W),
     /// BTS unavailable (11, RO: no branch trace store) and PEBS unavailable (12, RO), limit CPUID maxval
     /// (22, R/W: CPUID.0 reports 2), xTPR message disable (23, R/W), XD bit disable (34, R/W: CPUID and
-    /// EFER lose NX). The rest are reserved (#GP) on this model: no Enhanced SpeedStep, no MONITOR/MWAIT.
+    /// EFER lose NX). The rest are reserved (#GP) on this model. Bit 16 (Enhanced SpeedStep enable) exists only when
+    /// CPUID.1:ECX.EST = 1, and bit 18 (ENABLE MONITOR FSM) decides whether CPUID reports MONITOR; with CPUID.1:ECX.SSE3 = 0
+    /// the SDM says software must not alter it and a write may #GP. This model reports neither EST, SSE3 nor MONITOR, so
+    /// both fault: KVM accepts them (kvm-unit-tests' `msr` writes them), hardware of this model need not.
     /// </summary>
     public const ulong MiscEnableFastStrings = 1UL << 0, MiscEnableLimitCpuid = 1UL << 22, MiscEnableXdDisable = 1UL << 34;
     public const ulong MiscEnableReadOnly = (1UL << 11) | (1UL << 12);

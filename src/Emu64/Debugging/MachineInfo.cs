@@ -158,6 +158,8 @@ public static class MachineInfo
             new("cr3_writes", e.Cr3Writes), new("cr3_noflush_writes", e.Cr3NoFlushWrites), new("faults", m.Stats.Faults),
             new("decoded_blocks", m.Cache.Decodes),
         };
+        // ACPI S3 (AcpiSleep.cs): listed once the guest has slept, so a run that never does keeps its listing.
+        if (m.SleepCount > 0) { list.Add(new("acpi_s3_sleeps", m.SleepCount)); list.Add(new("acpi_s3_slept_ticks", m.SleptTicks)); }
         if (TlbViews.For(m) is { } v) list.AddRange(v.Counters());
         return list;
     }

@@ -7,7 +7,7 @@ namespace Emu64.Devices;
 /// The ACPI tables Emu64's firmware role provides (ACPI 6.5 ch. 5), built here and written into guest RAM
 /// at [<see cref="Base"/>, <see cref="End"/>) for every guest, as QEMU's firmware always provides them:
 /// <code>
-///   RSDP (rev 2) ──► RSDT ──┬─► FADT (rev 3) ──► FACS, DSDT (_S5_, PS/2 keyboard and mouse)
+///   RSDP (rev 2) ──► RSDT ──┬─► FADT (rev 3) ──► FACS, DSDT (_S3_, _S5_, PS/2 keyboard and mouse)
 ///            └────► XSDT ──┴─► MADT (local APIC, I/O APIC, interrupt overrides, LINT1 NMI), HPET
 /// </code>
 /// Linux finds the RSDP by scanning 0xE0000–0xFFFFF on 16-byte boundaries (or through
@@ -25,6 +25,10 @@ public static class AcpiTables
     public const ulong End = 0x100000;
     /// <summary>Where the RSDP is (boot_params.acpi_rsdp_addr for a Linux guest).</summary>
     public const ulong RsdpAddress = Base;
+    /// <summary>Where the FACS is (64-byte aligned, right after the RSDP): the firmware reads its waking vectors on resume.</summary>
+    public const ulong FacsAddress = Base + 64;
+    /// <summary>FACS field offsets (ACPI §5.2.10): Firmware_Waking_Vector, Flags, X_Firmware_Waking_Vector, Version, OSPM Flags.</summary>
+    public const int FacsWakingVector = 12, FacsFlags = 20, FacsXWakingVector = 24, FacsVersion = 32, FacsOspmFlags = 36;
 
     /// <summary>ISA interrupt source overrides (MADT type 2) as QEMU's pc machine reports them: (IRQ, GSI, MPS INTI flags).</summary>
     public static readonly (byte Irq, uint Gsi, ushort Flags)[] InterruptOverrides =
@@ -67,7 +71,7 @@ public static class AcpiTables
             return at;
         }
 
-        next = 64;                                          // the RSDP goes at offset 0
+        next = (int)(FacsAddress - Base);                   // the RSDP goes at offset 0
         uint facs = Place(Facs(), 64);
         uint dsdt = Place(Dsdt());
         uint fadt = Place(Fadt(facs, dsdt));
@@ -109,13 +113,17 @@ public static class AcpiTables
         return t.Finish();
     }
 
-    /// <summary>FACS (§5.2.10): 64 bytes, no checksum; version 2; no global lock, no waking vector.</summary>
+    /// <summary>
+    /// FACS (§5.2.10): 64 bytes, no checksum; version 2; hardware signature 0; no global lock; flags 0: no S4BIOS_REQ,
+    /// and 64BIT_WAKE_SUPPORTED_F clear, so a nonzero X_Firmware_Waking_Vector is entered in 32-bit protected mode. The
+    /// waking vectors start at 0; the guest writes them before it sleeps (Machine.EnterS3 reads them on resume).
+    /// </summary>
     private static byte[] Facs()
     {
         var f = new byte[64];
         "FACS"u8.CopyTo(f);
         BitConverter.TryWriteBytes(f.AsSpan(4), 64u);
-        f[32] = 2;                                          // version
+        f[FacsVersion] = 2;
         return f;
     }
 
@@ -191,8 +199,8 @@ public static class AcpiTables
     }
 
     /// <summary>
-    /// DSDT (§5.2.11.1), revision 1 (32-bit AML integers): the S5 sleep package (SLP_TYP 0 for PM1a and
-    /// PM1b, as QEMU's PIIX4), and in \_SB the PS/2 keyboard and mouse (PNP0303, PNP0F13 with their ports
+    /// DSDT (§5.2.11.1), revision 1 (32-bit AML integers): the S3 and S5 sleep packages (SLP_TYP 1 and 0 for PM1a
+    /// and PM1b, as QEMU's PIIX4; §7.4.2 "\_Sx (System States)"), and in \_SB the PS/2 keyboard and mouse (PNP0303, PNP0F13 with their ports
     /// and IRQs, which Linux's i8042 driver finds through PNP) and the HPET (PNP0103 with its 1 KiB window, which
     /// Linux's hpet character driver binds to).
     /// </summary>
@@ -208,6 +216,7 @@ public static class AcpiTables
                 Name("_CRS", ResourceTemplate(Memory32Fixed((uint)Hpet.DefaultBase, (uint)Hpet.Length)))),
         };
         var t = new AcpiTableBuilder("DSDT", 1);
+        t.Bytes(Name("\\_S3", Package(Integer(AcpiPm.SlpTypS3), Integer(AcpiPm.SlpTypS3), Integer(0), Integer(0))));
         t.Bytes(Name("\\_S5", Package(Integer(AcpiPm.SlpTypS5), Integer(AcpiPm.SlpTypS5), Integer(0), Integer(0))));
         t.Bytes(Scope("\\_SB", [.. sb]));
         return t.Finish();

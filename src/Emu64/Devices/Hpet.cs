@@ -69,6 +69,17 @@ public sealed class Hpet : IMmioDevice, ITimedDevice
         _setGsi = setGsi;
     }
 
+    /// <summary>
+    /// Power-on state (after ACPI S3, whose resume loses the chipset's context): disabled, not in LegacyReplacement
+    /// mode, main counter 0, every timer at its reset configuration with its comparator all ones; lines it held are released.
+    /// </summary>
+    public void Reset()
+    {
+        for (int n = 0; n < _t.Length; n++) { Lower(n); _t[n] = new Timer(); }
+        _config = 0; _isr = 0; _count0 = 0; _t0 = DeviceNow;
+        Schedule();
+    }
+
     /// <summary>LEG_RT_CNF: while set, the 8254's output does not reach IRQ0 (Platform gates it).</summary>
     public bool LegacyReplacement => (_config & CfgLegacy) != 0;
     public bool Enabled => (_config & CfgEnable) != 0;

@@ -34,6 +34,13 @@ public sealed class IoApic : IMmioDevice
         for (int i = 0; i < Pins; i++) _redir[i] = Masked;
     }
 
+    /// <summary>Power-on state (after ACPI S3): ID 0, every redirection entry masked and cleared. The input levels stay.</summary>
+    public void Reset()
+    {
+        for (int i = 0; i < Pins; i++) _redir[i] = Masked;
+        _select = 0; _id = 0;
+    }
+
     public ulong Read(ulong offset, int size) => offset switch
     {
         0x00 => _select,

@@ -31,7 +31,7 @@ public sealed partial class LocalApic : IMmioDevice, ITimedDevice
     private readonly Platform _p;
     private readonly uint[] _irr = new uint[8], _isr = new uint[8], _tmr = new uint[8];
     private uint _id, _tpr, _ldr, _dfr = 0xFFFFFFFF, _svr = 0xFF, _esr, _esrPending, _icrLow, _icrHigh;
-    private uint _lvtTimer = Masked, _lvtThermal = Masked, _lvtPerf = Masked, _lvtLint0 = 0x700, _lvtLint1 = Masked, _lvtError = Masked, _lvtCmci = Masked;
+    private uint _lvtTimer = Masked, _lvtThermal = Masked, _lvtPerf = Masked, _lvtLint0 = 0x700, _lvtLint1 = Masked, _lvtError = Masked;
     private uint _initialCount, _divide;
     private ulong _timerStart;            // APIC bus clock at which the count was loaded
     private ulong _tscDeadline;
@@ -168,11 +168,25 @@ public sealed partial class LocalApic : IMmioDevice, ITimedDevice
         Changed();
     }
 
+    /// <summary>
+    /// The state this machine starts in (after ACPI S3, whose resume resets the processor): the power-up register
+    /// values with LINT0 in ExtINT mode as firmware leaves it, ID 0, the timer stopped. IA32_APIC_BASE is the CPU's
+    /// (reset with it, <see cref="Cpu.Cpu.ResetToRealMode"/>); the xAPIC page is mapped again at its default base.
+    /// </summary>
+    public void PowerOnReset()
+    {
+        Reset();
+        _id = 0;
+        _lvtLint0 = 0x700;
+        MapMmio();
+        Changed();
+    }
+
     private void Reset()
     {
         Array.Clear(_irr); Array.Clear(_isr); Array.Clear(_tmr);
         _tpr = 0; _ldr = 0; _dfr = 0xFFFFFFFF; _svr = 0xFF; _esr = _esrPending = 0; _icrLow = _icrHigh = 0;
-        _lvtTimer = _lvtThermal = _lvtPerf = _lvtLint0 = _lvtLint1 = _lvtError = _lvtCmci = Masked;
+        _lvtTimer = _lvtThermal = _lvtPerf = _lvtLint0 = _lvtLint1 = _lvtError = Masked;
         _initialCount = 0; _divide = 0; _tscDeadline = 0;
         ScheduleTimer();
     }

@@ -59,6 +59,10 @@ public sealed partial class LocalApic
     }
 
     // ---- the shared register file ----
+    // There is no LVT CMCI register (offset 0x2F0, MSR 0x82F): it exists only on a processor that signals corrected
+    // machine-check interrupts (IA32_MCG_CAP.MCG_CMCI_P, bit 10: SDM vol. 3B, machine-check architecture, "CMCI Local APIC Interface"), and this one reports IA32_MCG_CAP = 0
+    // and a Max LVT Entry of 5 in the version register (six LVT entries: timer, thermal, performance, LINT0, LINT1,
+    // error). Its offset is therefore an illegal register: ESR bit 7 in xAPIC mode, #GP as an MSR in x2APIC mode.
 
     private uint? ReadRegister(uint off, bool x2)
     {
@@ -75,7 +79,6 @@ public sealed partial class LocalApic
             case 0x0E0: return _dfr;
             case 0x0F0: return _svr;
             case 0x280: return _esr;
-            case 0x2F0: return _lvtCmci;
             case 0x300: return _icrLow;
             case 0x310: return _icrHigh;
             case 0x320: return _lvtTimer;
@@ -113,11 +116,10 @@ public sealed partial class LocalApic
                 if (!SoftwareEnabled)
                 {
                     _lvtTimer |= Masked; _lvtThermal |= Masked; _lvtPerf |= Masked; _lvtLint0 |= Masked;
-                    _lvtLint1 |= Masked; _lvtError |= Masked; _lvtCmci |= Masked;
+                    _lvtLint1 |= Masked; _lvtError |= Masked;
                 }
                 break;
             case 0x280: _esr = _esrPending; _esrPending = 0; return true;   // a write latches the errors seen so far
-            case 0x2F0: _lvtCmci = Lvt(v, 0x107FF); break;
             case 0x300: SendIpi(v, x2); return true;
             case 0x320:
                 {

@@ -21,6 +21,15 @@ public sealed class Pic8259
 
     public Pic8259(byte vectorBase, byte elcrMask) { VectorBase = vectorBase; ElcrMask = elcrMask; }
 
+    /// <summary>Returns to a given programmed state (nothing requested or in service, fully nested, not initialising).</summary>
+    public void Reset(byte vectorBase, byte imr, byte elcr)
+    {
+        VectorBase = vectorBase; Imr = imr; Elcr = elcr;
+        Irr = Isr = 0;
+        _highest = _initStep = 0;
+        _single = _needIcw4 = _autoEoi = _readIsr = _poll = _rotateOnAutoEoi = false;
+    }
+
     private int Rank(int irq) => (irq - _highest) & 7;
 
     /// <summary>The highest-priority input set in <paramref name="bits"/>, or -1.</summary>

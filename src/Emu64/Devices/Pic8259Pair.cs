@@ -18,7 +18,26 @@ public sealed class Pic8259Pair : IIoDevice
     public readonly Pic8259 Slave = new(0x70, 0xDE) { Imr = 0xFF };
     private readonly Action _changed;
 
-    public Pic8259Pair(Action changed) { _changed = changed; }
+    private readonly (byte Base, byte Imr, byte Elcr) _master0, _slave0;
+
+    public Pic8259Pair(Action changed)
+    {
+        _changed = changed;
+        _master0 = (Master.VectorBase, Master.Imr, Master.Elcr);
+        _slave0 = (Slave.VectorBase, Slave.Imr, Slave.Elcr);
+    }
+
+    /// <summary>
+    /// Back to the state the pair starts in (after ACPI S3, whose resume loses the chipset's context and where the
+    /// firmware's resume path programs the 8259s as at boot).
+    /// </summary>
+    public void Reset()
+    {
+        Master.Reset(_master0.Base, _master0.Imr, _master0.Elcr);
+        Slave.Reset(_slave0.Base, _slave0.Imr, _slave0.Elcr);
+        Cascade();
+        _changed();
+    }
 
     /// <summary>True when the master presents a request on INTR.</summary>
     public bool Output => Master.Pending() >= 0;

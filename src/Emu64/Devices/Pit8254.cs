@@ -51,6 +51,16 @@ public sealed class Pit8254 : IIoDevice, ITimedDevice
 
     public ulong NextEventAt { get; private set; } = ulong.MaxValue;
 
+    /// <summary>
+    /// Power-on state (after ACPI S3, whose resume loses the chipset's context): no channel counting, modes and
+    /// latches cleared, no IRQ0 edge scheduled. The gates stay as port 0x61 and the wiring drive them.
+    /// </summary>
+    public void Reset()
+    {
+        for (int i = 0; i < _ch.Length; i++) _ch[i] = new Channel { Gate = _ch[i].Gate };
+        Schedule(PitNow);
+    }
+
     private ulong PitNow => VirtualClock.ToDevice(_m.Now, Hz, _m.Options.TicksPerSecond);
 
     private ulong Elapsed(Channel c, ulong now)

@@ -157,9 +157,10 @@ public static unsafe partial class SystemInsns
         if ((v & Cr4Bits.Fsgsbase) != 0 && !cpu.HasFeature7Ebx(0)) cpu.Gp();
         // Setting PCIDE requires IA-32e mode and CR3[11:0] = 0 (SDM §4.10.1).
         if ((v & Cr4Bits.Pcide) != 0 && (old & Cr4Bits.Pcide) == 0 && (!cpu.LongMode || (cpu.CR3 & 0xFFF) != 0)) cpu.Gp();
-        // PAE cannot be cleared in IA-32e mode; LA57 changes only while paging is off.
+        // PAE cannot be cleared and LA57 cannot change in IA-32e mode (SDM vol. 3A §2.5, CR4.LA57: "cannot be modified in
+        // IA-32e mode"). Outside it LA57 may change, with paging on or off: 32-bit and PAE paging ignore it.
         if (cpu.LongMode && (v & Cr4Bits.Pae) == 0) cpu.Gp();
-        if (((v ^ old) & Cr4Bits.La57) != 0 && cpu.PagingOn) cpu.Gp();
+        if (((v ^ old) & Cr4Bits.La57) != 0 && cpu.LongMode) cpu.Gp();
         // Outside IA-32e mode PAE may change with paging on (32-bit <-> PAE paging). A write that leaves PAE paging on
         // and changes PAE, PGE, PSE or SMEP loads the PDPTE registers from CR3 (#GP(0) on a bad one, SDM §4.4.1).
         if (cpu.PagingOn && !cpu.LongMode && (v & Cr4Bits.Pae) != 0
@@ -267,7 +268,15 @@ public static unsafe partial class SystemInsns
         cpu.Gp();
     }
 
-    private static void Rdpid(CpuCore cpu, ref Insn i) => cpu.SetReg(i.R0, i.Size, cpu.TscAux & 0xFFFFFFFF);
+    /// <summary>
+    /// RDPID: IA32_TSC_AUX into a 32-bit register (64-bit in 64-bit mode, zero-extended); at any CPL and whatever CR4.TSD
+    /// says, as the SDM defines it. #UD when CPUID.(EAX=7,ECX=0):ECX.RDPID (bit 22) is clear (--cpu -rdpid).
+    /// </summary>
+    private static void Rdpid(CpuCore cpu, ref Insn i)
+    {
+        if ((cpu.Leaf7Ecx & (1u << 22)) == 0) cpu.Ud();
+        cpu.SetReg(i.R0, i.Size, cpu.TscAux & 0xFFFFFFFF);
+    }
 
     private static void Rdrand(CpuCore cpu, ref Insn i)
     {

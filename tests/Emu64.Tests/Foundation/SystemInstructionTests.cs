@@ -134,7 +134,7 @@ public class SystemInstructionTests
         var t = Trap.Run((a, k) =>
         {
             ulong o = R + 0x10;
-            foreach (uint leaf in new uint[] { 0, 1, 7, 0x80000000, 0x80000001, 0x80000008 })
+            foreach (uint leaf in new uint[] { 0, 1, 7, 0x80000000, 0x80000001, 0x80000008, 6 })
             {
                 a.mov(eax, leaf); a.xor(ecx, ecx); a.cpuid();
                 a.mov(__dword_ptr[o], eax); a.mov(__dword_ptr[o + 4], ebx); a.mov(__dword_ptr[o + 8], ecx); a.mov(__dword_ptr[o + 12], edx);
@@ -150,11 +150,13 @@ public class SystemInstructionTests
         Assert.Equal(Bits(13, 17, 21, 22, 23, 24, 30), D(1, 2));          // CX16 PCID x2APIC MOVBE POPCNT TSC-deadline RDRAND
         Assert.Equal(Bits(0, 2, 3, 4, 5, 6, 8, 9, 12, 13, 15, 16, 17, 19, 23, 24, 25, 26), D(1, 3));   // FPU DE PSE TSC MSR PAE CX8 APIC MTRR PGE CMOV PAT PSE-36 CLFSH MMX FXSR SSE SSE2
         Assert.Equal(Bits(0, 3, 7, 8, 10, 18, 19, 20), D(2, 1));          // FSGSBASE BMI1 SMEP BMI2 INVPCID RDSEED ADX SMAP
-        Assert.Equal(Bits(2, 3, 16), D(2, 2));                            // UMIP PKU LA57 (OSPKE clear: CR4.PKE=0)
+        Assert.Equal(Bits(2, 3, 16, 22), D(2, 2));                        // UMIP PKU LA57 RDPID (OSPKE clear: CR4.PKE=0)
         Assert.Equal(0x80000008u, D(3, 0));
         Assert.Equal(Bits(0, 5), D(4, 2));                                // LAHF-SAHF LZCNT
         Assert.Equal(Bits(11, 20, 26, 27, 29), D(4, 3));                  // SYSCALL NX 1GB-pages RDTSCP LM
         Assert.Equal(46u | (57u << 8), D(5, 0));                          // MAXPHYADDR 46, linear 57 (LA57 reported)
+        Assert.Equal(Bits(2), D(6, 0));                                   // leaf 6: ARAT (the APIC timer runs while halted)
+        Assert.Equal(0u, D(6, 1) | D(6, 2) | D(6, 3));
     }
 
     [Fact]

@@ -75,6 +75,42 @@ public class CpuOptionTests
             Assert.Equal(Vec.UD, Exec(cpu, insn));
     }
 
+    private static readonly byte[] RdpidRax = [0xF3, 0x0F, 0xC7, 0xF8], RdpidR9 = [0xF3, 0x41, 0x0F, 0xC7, 0xF9];
+
+    [Fact]
+    public void RDPID_reads_IA32_TSC_AUX_zero_extended_is_reported_in_CPUID_7_and_is_UD_without_it()
+    {
+        var cpu = new RawMachine().Cpu;
+        cpu.Cpuid(7, 0, out _, out _, out uint c7, out _);
+        Assert.NotEqual(0u, c7 & (1u << 22));
+        Assert.True(cpu.WriteMsr(0xC0000103, 0x8765_4321));                 // IA32_TSC_AUX (bits 63:32 reserved)
+        cpu.R[Reg.RAX] = cpu.R[Reg.R9] = 0xFFFF_FFFF_FFFF_FFFF;
+        Assert.Equal(-1, Exec(cpu, RdpidRax));
+        Assert.Equal(0x8765_4321UL, cpu.R[Reg.RAX]);                         // 64-bit mode: the whole register
+        Assert.Equal(-1, Exec(cpu, RdpidR9));
+        Assert.Equal(0x8765_4321UL, cpu.R[Reg.R9]);
+        cpu.CR4 |= Cr4.Tsd;                                                  // CR4.TSD restricts RDTSC(P), not RDPID
+        cpu.Cpl = 3;
+        cpu.R[Reg.RAX] = 0;
+        Assert.Equal(-1, Exec(cpu, RdpidRax));
+        Assert.Equal(0x8765_4321UL, cpu.R[Reg.RAX]);
+        CpuFeatures.Apply(cpu, CpuFeatures.Parse("-rdpid"));
+        cpu.Cpuid(7, 0, out _, out _, out c7, out _);
+        Assert.Equal(0u, c7 & (1u << 22));
+        Assert.Equal(Vec.UD, Exec(cpu, RdpidRax));
+    }
+
+    [Fact]
+    public void ARAT_is_reported_in_CPUID_6_and_minus_arat_clears_it()
+    {
+        var cpu = new RawMachine().Cpu;
+        cpu.Cpuid(6, 0, out uint a6, out _, out _, out _);
+        Assert.Equal(1u << 2, a6);                                           // ARAT, nothing else of leaf 6
+        CpuFeatures.Apply(cpu, CpuFeatures.Parse("-arat"));
+        cpu.Cpuid(6, 0, out a6, out _, out _, out _);
+        Assert.Equal(0u, a6);
+    }
+
     [Fact]
     public void A_later_item_overrides_an_earlier_one_for_the_same_feature()
     {

@@ -153,7 +153,7 @@ public class AcpiTests
     }
 
     [Fact]
-    public void The_DSDT_holds_an_S5_package_with_SLP_TYP_0_and_the_PS2_keyboard_and_mouse()
+    public void The_DSDT_holds_an_S5_package_with_SLP_TYP_0_after_S3_and_the_PS2_keyboard_and_mouse()
     {
         var m = NewMachine();
         var f = Table(m, Walk(m).Tables["FACP"], "FACP");
@@ -161,7 +161,7 @@ public class AcpiTests
         var aml = d[36..];
         // Name (\_S5_, Package (4) { 0, 0, 0, 0 })
         byte[] s5 = [0x08, (byte)'\\', (byte)'_', (byte)'S', (byte)'5', (byte)'_', 0x12, 0x06, 0x04, 0x00, 0x00, 0x00, 0x00];
-        Assert.Equal(s5, aml[..s5.Length]);
+        Assert.Equal(s5, aml[13..(13 + s5.Length)]);       // after \_S3_ (AcpiSleepTests)
         // _HID EisaId("PNP0303") and EisaId("PNP0F13"): DWords 0x0303D041 and 0x130FD041
         byte[] kbd = [0x08, (byte)'_', (byte)'H', (byte)'I', (byte)'D', 0x0C, 0x41, 0xD0, 0x03, 0x03];
         byte[] mou = [0x08, (byte)'_', (byte)'H', (byte)'I', (byte)'D', 0x0C, 0x41, 0xD0, 0x0F, 0x13];

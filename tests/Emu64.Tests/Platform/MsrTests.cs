@@ -152,8 +152,12 @@ public class MsrTests
         Assert.Equal((NoFault, 0x1801UL), Rdmsr(r, 0x1A0));                  // fast strings, BTS and PEBS unavailable
         Assert.Equal(NoFault, Wrmsr(r, 0x1A0, 0));
         Assert.Equal((NoFault, 0x1800UL), Rdmsr(r, 0x1A0));                  // the RO bits stay
-        Assert.Equal(Vec.GP, Wrmsr(r, 0x1A0, 1UL << 18));                     // MONITOR FSM: no MONITOR on this model
-        Assert.Equal(Vec.GP, Wrmsr(r, 0x1A0, 1UL << 16));                     // Enhanced SpeedStep: not reported
+        // Bit 18 (ENABLE MONITOR FSM): with CPUID.1:ECX.SSE3 = 0 software must not alter it and writing it may #GP;
+        // it would make CPUID report MONITOR, which this model does not implement. Bit 16 (Enhanced SpeedStep enable)
+        // exists only if CPUID.1:ECX.EST (bit 7) = 1. Both are reserved here, so WRMSR faults (SDM vol. 4 table 2-2).
+        Assert.Equal(0u, Cpuid(r, 1).C & ((1u << 0) | (1u << 3) | (1u << 7)));   // no SSE3, MONITOR or EST
+        Assert.Equal(Vec.GP, Wrmsr(r, 0x1A0, 0x1801UL | 1UL << 18));
+        Assert.Equal(Vec.GP, Wrmsr(r, 0x1A0, 0x1801UL | 1UL << 16));
         Assert.Equal(7u, Cpuid(r, 0).A);
         Assert.Equal(NoFault, Wrmsr(r, 0x1A0, 1UL << 22));                   // limit CPUID maxval
         Assert.Equal(2u, Cpuid(r, 0).A);
@@ -177,6 +181,18 @@ public class MsrTests
         Assert.Equal(NoFault, Wrmsr(r, 0x17A, 0));
         Assert.Equal(Vec.GP, Wrmsr(r, 0x17A, 1UL << 3));                     // LMCE_S: no LMCE_P in MCG_CAP
         Assert.Equal(Vec.GP, Rdmsr(r, 0x400).Fault);                          // IA32_MC0_CTL: no bank 0
+    }
+
+    [Fact]
+    public void Without_CMCI_in_IA32_MCG_CAP_the_x2APIC_LVT_CMCI_MSR_faults_on_read_and_write()
+    {
+        var r = New();
+        Assert.Equal((NoFault, 0UL), Rdmsr(r, 0x179));                       // MCG_CMCI_P (bit 10) = 0
+        Assert.Equal(NoFault, Wrmsr(r, 0x1B, 0xFEE00D00));                   // x2APIC mode
+        Assert.Equal((NoFault, 0x00050014UL), Rdmsr(r, 0x803));              // Max LVT Entry 5: six LVT registers
+        Assert.Equal(Vec.GP, Rdmsr(r, 0x82F).Fault);
+        Assert.Equal(Vec.GP, Wrmsr(r, 0x82F, 0x10000));
+        Assert.Equal((NoFault, 0x10000UL), Rdmsr(r, 0x837));                 // LVT error, the last one, is there
     }
 
     [Fact]

@@ -114,7 +114,7 @@ public class ErrorTableTests : IClassFixture<ErrorTableTests.Files>
         new("T1", "--tlb-config geometry", "emu64: --tlb-config: TLB array stlb: 1000 entries cannot be split into 12 ways", 2, f => ["run", f.Good, "--tlb-config", "stlb.entries=1000"]),
         new("T2", "--tlb-config unknown name", "emu64: --tlb-config: unknown TLB setting 'stlb.size'", 2, f => ["run", f.Good, "--tlb-config", "stlb.size=4"]),
         new("T3", "--tlb-config bad value", "emu64: --tlb-config: bad value 'many' for TLB setting 'stlb.entries'", 2, f => ["run", f.Good, "--tlb-config", "stlb.entries=many"]),
-        new("C1", "--cpu unknown feature", "emu64: --cpu: unknown CPU feature 'avx512f' (features Emu64 can turn off: pcid, rdrand, fsgsbase, smep, invpcid, rdseed, smap, umip, pku, la57, rdtscp)", 2, f => ["run", f.Good, "--cpu", "-pcid,+avx512f"]),
+        new("C1", "--cpu unknown feature", "emu64: --cpu: unknown CPU feature 'avx512f' (features Emu64 can turn off: pcid, arat, rdrand, fsgsbase, smep, invpcid, rdseed, smap, umip, pku, la57, rdpid, rdtscp)", 2, f => ["run", f.Good, "--cpu", "-pcid,+avx512f"]),
         new("C2", "--cpu unknown model", "emu64: --cpu: unknown CPU model 'qemu64' (Emu64 has one model, max)", 2, f => ["run", f.Good, "--cpu", "qemu64,-pcid"]),
         new("C3", "--cpu item without a sign", "emu64: --cpu: 'pcid' is neither -FEATURE, +FEATURE, FEATURE=on nor FEATURE=off", 2, f => ["run", f.Good, "--cpu", "max,pcid"]),
         new("T4", "--tlb-config too large", "emu64: --tlb-config: TLB array stlb: 2097152 entries is more than 1048576", 2, f => ["run", f.Good, "--tlb-config", "stlb.entries=2097152"]),

@@ -29,6 +29,16 @@ public class Paging32Tests
     }
 
     [Fact]
+    public void Outside_IA32e_mode_CR4_LA57_may_change_with_paging_on_and_32_bit_paging_ignores_it()
+    {
+        var rig = With4K(0x8040_3123, 0x0078_9000 | P | W);
+        Assert.Null(rig.Mov(4, rig.Cpu.CR4 | Cr4Bits.La57));                // only IA-32e mode forbids the change
+        Assert.Equal(PagingMode.Bits32, rig.Mmu.Mode);
+        Assert.Equal(0x0078_9123UL, rig.Try(0x8040_3123, Access.Read).Pa);
+        Assert.Null(rig.Mov(4, rig.Cpu.CR4 & ~Cr4Bits.La57));
+    }
+
+    [Fact]
     public void A_4_KiB_page_translates_through_the_directory_and_table_indexed_by_10_bits_each()
     {
         // la 0x8040_3123: PDE index 0x201, PTE index 0x003, offset 0x123.
