@@ -222,6 +222,12 @@ public sealed class MachineOptions
     /// the command line turns it on.
     /// </summary>
     public bool CompileInBackground;
+    /// <summary>
+    /// When a region compiled in the background is installed: this many guest ticks after its block turned hot, and at least
+    /// <see cref="BackgroundCompileSpacing"/> after the previous one (Cpu/BackgroundCompiler.cs: fixed guest times, so that every
+    /// run installs the same code at the same instruction).
+    /// </summary>
+    public ulong BackgroundCompileLead = Emu64.Cpu.BackgroundCompiler.DefaultLead, BackgroundCompileSpacing = Emu64.Cpu.BackgroundCompiler.DefaultSpacing;
     public static readonly int DefaultCompileThreshold = EnvCompileThreshold ?? 1_000_000;
     /// <summary>
     /// The threshold when compiling in the background (<see cref="CompileInBackground"/>): the JIT no longer delays the guest, so

@@ -57,6 +57,9 @@ public sealed unsafe partial class Machine
                 if (cpu.Halted)
                 {
                     if (!cpu.If) { Stop(StopReason.Shutdown, 0, "HLT with interrupts disabled"); break; }
+                    // Regions compiling in the background are not events a halted CPU waits for: install them now, so that
+                    // idle time and the end of a run are those of a run that compiles nothing.
+                    if (Compiler is { } bc && bc.NextEventAt != ulong.MaxValue) { bc.OnTime(ulong.MaxValue); RecomputeNextEvent(); }
                     if (NextEventAt == ulong.MaxValue) { Stop(StopReason.HaltedForever, 0, "HLT with no interrupt source left"); break; }
                     if (NextEventAt > Now) _idle += NextEventAt - Now;   // sleep until the next timer event
                     // Timers that keep firing into masked inputs would wake a halted CPU forever without an
@@ -301,7 +304,7 @@ public sealed unsafe partial class Machine
             {
                 if (compileAt > 0 && ++block.Heat == compileAt)
                 {
-                    if (Options.CompileInBackground) BlockCompiler.CompileLater(block, Cache);
+                    if (Options.CompileInBackground) BackgroundCompilerOf().Enqueue(block);
                     else { BlockCompiler.Compile(block); Cache.Compiled++; }
                 }
                 Chain.InterpretedBlocks++;
@@ -346,6 +349,15 @@ public sealed unsafe partial class Machine
         }
         }
         finally { if (mmu._fetchSlot >= 0) mmu.FlushFetch(); }
+    }
+
+    /// <summary>This machine's queue of regions compiling in the background (a timed device: each is installed at a fixed guest time).</summary>
+    internal Cpu.BackgroundCompiler? Compiler;
+
+    private Cpu.BackgroundCompiler BackgroundCompilerOf()
+    {
+        if (Compiler is null) { Compiler = new Cpu.BackgroundCompiler(this); AddTimedDevice(Compiler); }
+        return Compiler;
     }
 
     /// <summary>At a block boundary inside a chain: an event is due, the interrupt line is up or a debugger steps (the outer loop must act).</summary>

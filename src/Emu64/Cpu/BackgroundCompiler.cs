@@ -3,87 +3,120 @@ using System.Collections.Concurrent;
 namespace Emu64.Cpu;
 
 /// <summary>
-/// One thread per process that compiles hot regions while the guest goes on running (<see cref="MachineOptions.CompileInBackground"/>).
+/// Compiles hot regions on another thread while the guest goes on running (<see cref="MachineOptions.CompileInBackground"/>),
+/// and installs each at a guest time fixed when it was queued, so that a run is the same on every host.
 ///
 /// Why: the JIT takes milliseconds per region (docs/PERFORMANCE.md, "Where a Linux boot spends its time"), which on the run
-/// loop's thread is guest progress lost; a region only pays that back after hundreds of thousands of runs. On another core the
-/// run loop never waits: it interprets the block until its code is installed, and the interpreter and the compiled code give
-/// the same results and counters, so when the code arrives changes host time only, never what the guest sees.
+/// loop's thread is guest progress lost; a region pays that back only after hundreds of thousands of runs. On another core the
+/// JIT overlaps the guest, which runs the block interpreted meanwhile.
 ///
-/// The run loop chooses the region (<see cref="BlockCompiler.RegionPlan"/>) when the block turns hot, from the links as they are;
-/// this thread emits the IL, makes the JIT compile it (a call with a negative entry, which returns at once) and then installs it.
-/// Jobs are done in the order the blocks turned hot; a job whose head got code meanwhile (as a member of another region) or was
-/// invalidated by a store into its page is dropped.
+/// Why a fixed install time: interpreted and compiled code give the same results and TLB counters, so installing whenever the
+/// JIT finishes would already leave the guest's output alone, but not the host-side counters that say how much ran compiled
+/// (`--stats` compiled_blocks, compiled_instructions, the chain's exits), and a run must print the same counters every time.
+/// So the run loop chooses the region when the block turns hot (<see cref="BlockCompiler.RegionPlan"/>, from the links as they
+/// are) and gives it an install time in guest ticks: <see cref="DefaultLead"/> after now, and at least <see cref="DefaultSpacing"/> after the
+/// previous job's, about what the JIT needs per region at the guest's usual speed. This machine's queue is a timed device
+/// (<see cref="ITimedDevice"/>): at that tick the run loop leaves its chain as for any device event and installs the code, waiting
+/// for the compiler thread only if it is late (then the host is slower than the schedule assumes: it costs wall time, never a
+/// different run). A job whose head got code meanwhile (inside another region) or whose page was written is dropped, also at
+/// its install time. The compiler thread is shared by every machine of the process and never touches a block.
 /// </summary>
-internal static class BackgroundCompiler
+internal sealed class BackgroundCompiler(Machine machine) : ITimedDevice
 {
-    private static readonly BlockingCollection<(BlockCompiler.RegionPlan Plan, DecodeCache Cache)> Jobs = new();
-    private static readonly Lock StartLock = new();
-    private static Thread? _thread;
+    /// <summary>Guest ticks from queuing a region to installing it, and between two installs at least (defaults; MachineOptions).</summary>
+    public const ulong DefaultLead = 4_000_000, DefaultSpacing = 1_000_000;
+    private readonly ulong Lead = machine.Options.BackgroundCompileLead, Spacing = machine.Options.BackgroundCompileSpacing;
 
-    /// <summary>Regions queued and compiled by the background thread since the process started (diagnostics).</summary>
-    public static long Queued, Done, Dropped;
-    private static long _pending;
-
-    /// <summary>Waits until every queued region is installed or dropped (tests: code that was queued then surely runs compiled); false after <paramref name="bound"/>.</summary>
-    internal static bool WaitIdle(TimeSpan bound)
+    private sealed class Job(BlockCompiler.RegionPlan plan, ulong installAt)
     {
-        var until = DateTime.UtcNow + bound;
-        while (Interlocked.Read(ref _pending) > 0)
-        {
-            if (DateTime.UtcNow > until) return false;
-            Thread.Sleep(1);
-        }
-        return true;
+        public readonly BlockCompiler.RegionPlan Plan = plan;
+        public readonly ulong InstallAt = installAt;
+        public BlockCode? Code;   // written by the compiler thread before Done is set
+        public readonly ManualResetEventSlim Done = new();
     }
 
-    public static void Enqueue(BlockCompiler.RegionPlan plan, DecodeCache cache)
+    private readonly Queue<Job> _jobs = new();
+    private ulong _lastInstallAt;
+
+    /// <summary>Regions dropped at their install time (their head already had code or was invalidated).</summary>
+    public ulong Dropped;
+
+    public ulong NextEventAt => _jobs.Count > 0 ? _jobs.Peek().InstallAt : ulong.MaxValue;
+
+    /// <summary>Queues the region of a block that just turned hot; the run loop goes on interpreting it until its install time.</summary>
+    public void Enqueue(Block head)
     {
-        if (_thread is null) Start();
-        Interlocked.Increment(ref Queued);
-        Interlocked.Increment(ref _pending);
-        Jobs.Add((plan, cache));
+        ulong at = Math.Max(machine.Now + Lead, _lastInstallAt + Spacing);
+        _lastInstallAt = at;
+        var job = new Job(new BlockCompiler.RegionPlan(head), at);
+        _jobs.Enqueue(job);
+        Worker.Add(job);
+        machine.RecomputeNextEvent();
     }
 
-    private static void Start()
+    /// <summary>Installs every job whose time has come, in order, waiting for the compiler thread where it is behind.</summary>
+    public void OnTime(ulong now)
     {
-        lock (StartLock)
+        while (_jobs.Count > 0 && _jobs.Peek().InstallAt <= now)
         {
-            if (_thread is not null) return;
-            // A background thread: a process that has finished does not wait for regions nobody will run.
-            _thread = new Thread(Work) { IsBackground = true, Name = "Emu64 block compiler" };
-            _thread.Start();
+            var job = _jobs.Dequeue();
+            job.Done.Wait();
+            job.Done.Dispose();
+            var head = job.Plan.Head;
+            if (head.Code is not null || !head.Valid) { Dropped++; continue; }
+            // The compiler thread failed (it never should: a compile error surfaces under --sync-compile): compile here.
+            BlockCompiler.Install(job.Plan, job.Code ?? BlockCompiler.Emit(job.Plan));
+            machine.Cache.Compiled++;
         }
     }
 
-    private static void Work()
-    {
-        foreach (var (plan, cache) in Jobs.GetConsumingEnumerable())
-        {
-            try { Compile(plan, cache); }
-            finally { Interlocked.Decrement(ref _pending); }
-        }
-    }
+    /// <summary>Waits until the compiler thread has compiled everything queued so far (tests); false after <paramref name="bound"/>.</summary>
+    public bool WaitCompiled(TimeSpan bound) => _jobs.All(j => j.Done.Wait(bound));
 
-    private static void Compile(BlockCompiler.RegionPlan plan, DecodeCache cache)
+    /// <summary>The one compiler thread of the process: emits each job's method and makes the JIT compile it.</summary>
+    private static class Worker
     {
-        var head = plan.Head;
-        if (head.Code is not null || !head.Valid) { Interlocked.Increment(ref Dropped); return; }
-        BlockCode code;
-        try
+        private static readonly BlockingCollection<Job> Jobs = new();
+        private static readonly Lock StartLock = new();
+        private static Thread? _thread;
+
+        public static void Add(Job job)
         {
-            code = BlockCompiler.Emit(plan);
-            code(null!, 0, BlockCompiler.WarmUp);   // the JIT compiles the whole method here, not at the run loop's first call
+            if (_thread is null) Start();
+            Jobs.Add(job);
         }
-        catch (Exception)
+
+        private static void Start()
         {
-            // Compiling is only ever an optimisation: the block goes on running interpreted. (Synchronous compilation, which the
-            // test suite's second pass uses at a threshold of 1, lets such an exception surface.)
-            Interlocked.Increment(ref Dropped);
-            return;
+            lock (StartLock)
+            {
+                if (_thread is not null) return;
+                // A background thread: a process that has finished does not wait for regions nobody will run.
+                _thread = new Thread(Work) { IsBackground = true, Name = "Emu64 block compiler" };
+                _thread.Start();
+            }
         }
-        BlockCompiler.Install(plan, code);
-        Interlocked.Increment(ref cache.Compiled);
-        Interlocked.Increment(ref Done);
+
+        private static void Work()
+        {
+            foreach (var job in Jobs.GetConsumingEnumerable())
+            {
+                try
+                {
+                    // A head already dropped would be dropped at install time too: skip the JIT (only an optimisation).
+                    if (job.Plan.Head.Valid)
+                    {
+                        var code = BlockCompiler.Emit(job.Plan);
+                        code(null!, 0, BlockCompiler.WarmUp);   // the JIT compiles the whole method here, not at the first call
+                        job.Code = code;
+                    }
+                }
+                catch (Exception)
+                {
+                    // Leave Code null: the run loop compiles the region itself at its install time.
+                }
+                finally { job.Done.Set(); }
+            }
+        }
     }
 }

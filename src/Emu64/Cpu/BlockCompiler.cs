@@ -240,12 +240,6 @@ public static unsafe class BlockCompiler
         Interlocked.Increment(ref Compiled);
     }
 
-    /// <summary>
-    /// Queues <paramref name="block"/>'s region for compilation on the background compiler thread (<see cref="BackgroundCompiler"/>):
-    /// the region is chosen now, from the links as they are; the run loop goes on interpreting the block until its code is installed.
-    /// Results do not depend on when that happens (compiled and interpreted blocks give the same results and counters).
-    /// </summary>
-    internal static void CompileLater(Block block, DecodeCache cache) => BackgroundCompiler.Enqueue(new RegionPlan(block), cache);
 
     /// <summary>Emits the plan's region as one method (see <see cref="Compile"/>); reads only the plan and the blocks' decoded instructions.</summary>
     internal static BlockCode Emit(RegionPlan plan)
