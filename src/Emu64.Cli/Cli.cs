@@ -75,11 +75,11 @@ public static class Cli
                                  cycles (the cost model's cycles: TLB misses, walks, CR3 writes and
                                  flushes included; docs/MEASURE.md, "Guest time")
           --stats                print counters to stderr at the end (key: value lines)
-          --compile-threshold N  runs of a block before it is compiled to a .NET method (default 20000,
-                                 1000000 with --sync-compile; 0: interpret only); results and counters
-                                 do not depend on it
-          --sync-compile         compile a hot region on the run loop's thread, the guest waiting for the
-                                 JIT (default: on a background thread while the block runs interpreted)
+          --compile-threshold N  runs of a block before it is compiled to a .NET method (default 1000000,
+                                 20000 with --background-compile; 0: interpret only); results and
+                                 counters do not depend on it
+          --background-compile   compile hot regions on another thread while they run interpreted, each
+                                 installed at a fixed guest time (the same in every run)
           --cpu [max,]-FEATURE[,...]
                                  turn CPU features off as QEMU's -cpu does (CPUID and behaviour follow):
                                  pcid, invpcid, la57, umip, pku, smep, smap, fsgsbase, rdtscp, rdrand, rdseed
@@ -287,7 +287,7 @@ public static class Cli
         public ulong Ips { get; init; } = 1_000_000_000;
         /// <summary>Runs of a block before it is compiled (--compile-threshold; 0: interpret only).</summary>
         public int CompileThreshold { get; init; } = DefaultCompileInBackground ? MachineOptions.DefaultBackgroundCompileThreshold : MachineOptions.DefaultCompileThreshold;
-        /// <summary>Compile hot regions on a background thread (the default) or, with --sync-compile, on the run loop's.</summary>
+        /// <summary>Compile hot regions on a background thread (--background-compile) instead of the run loop's.</summary>
         public bool CompileInBackground { get; init; } = DefaultCompileInBackground;
         /// <summary>--cpu: the CPU features turned off.</summary>
         public IReadOnlyList<Emu64.Cpu.CpuFeatures.Feature> CpuOff { get; init; } = [];
@@ -304,11 +304,10 @@ public static class Cli
     }
 
     /// <summary>
-    /// The command line compiles hot regions on a background thread (MachineOptions.CompileInBackground) unless --sync-compile
-    /// or EMU64_COMPILE_SYNC=1 (the test suite's compile-everything pass sets it, so that a region is compiled the moment its
-    /// block turns hot and the compiled code, not the interpreter, runs it from then on).
+    /// The command line compiles hot regions on the run loop's thread unless --background-compile or
+    /// EMU64_COMPILE_BACKGROUND=1 (MachineOptions.CompileInBackground; docs/PERFORMANCE.md, "Compiling in the background").
     /// </summary>
-    public static readonly bool DefaultCompileInBackground = Environment.GetEnvironmentVariable("EMU64_COMPILE_SYNC") != "1";
+    public static readonly bool DefaultCompileInBackground = Environment.GetEnvironmentVariable("EMU64_COMPILE_BACKGROUND") == "1";
 
     /// <summary>What the bundled kernel is called on its multiboot command line.</summary>
     public const string BundledKernelName = "toykernel.elf";
@@ -365,7 +364,7 @@ public static class Cli
                         compileThreshold = (int)t;
                         break;
                     }
-                case "--sync-compile": compileInBackground = false; break;
+                case "--background-compile": compileInBackground = true; break;
                 case "--clock": clock = ParseClock(Value()); break;
                 case "--ips":
                     ips = ParseCount(o, Value());

@@ -1,3 +1,3 @@
 using Emu64.Cli;
 
-return JitRelaunch.Run(args) ?? Cli.Execute(args, attachStdin: true);
+return Cli.Execute(args, attachStdin: true);

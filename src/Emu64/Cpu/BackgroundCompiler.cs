@@ -64,7 +64,7 @@ internal sealed class BackgroundCompiler(Machine machine) : ITimedDevice
             job.Done.Dispose();
             var head = job.Plan.Head;
             if (head.Code is not null || !head.Valid) { Dropped++; continue; }
-            // The compiler thread failed (it never should: a compile error surfaces under --sync-compile): compile here.
+            // The compiler thread failed (it never should: synchronous compilation, the default, lets a compile error surface): compile here.
             BlockCompiler.Install(job.Plan, job.Code ?? BlockCompiler.Emit(job.Plan));
             machine.Cache.Compiled++;
         }

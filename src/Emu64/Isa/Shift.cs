@@ -35,7 +35,6 @@ public static unsafe class Shift
         return (int)(c & (i.Size == 8 ? 0x3FUL : 0x1FUL));
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Run(CpuCore cpu, ref Insn i, Kind k)
     {
         int size = i.Size;
@@ -59,7 +58,6 @@ public static unsafe class Shift
     /// what every branch below computes (docs/UNDEFINED-FLAGS.md) — except ROL/ROR of a register by an
     /// immediate count above 1, which leave OF unchanged (<paramref name="immediate"/>). AF is cleared by shifts and left alone by rotates.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]   // a constant kind and size (Run's callers, the fast forms) fold the switch
     private static ulong Compute(CpuCore cpu, Kind k, ulong a, int count, int size, bool immediate)
     {
         int bits = size * 8;

@@ -168,7 +168,7 @@ public class CompileThresholdCliTests
     {
         var interpreted = Boot("0");
         Assert.Contains("tlb.dtlb.lookups:", string.Join('\n', interpreted.Stats));
-        foreach (var t in new[] { "1", "200", "1 --sync-compile", "200 --sync-compile" })
+        foreach (var t in new[] { "1", "200", "1 --background-compile", "200 --background-compile" })
         {
             var compiled = Boot(t);
             Assert.Equal(interpreted.Out, compiled.Out);
@@ -181,7 +181,7 @@ public class CompileThresholdCliTests
     {
         var off = CliRun.Execute("boot", "--append", "init=hello", "--stats", "--compile-threshold", "0");
         Assert.Contains("compiled_blocks: 0", off.ErrLines);
-        var on = CliRun.Execute("boot", "--append", "init=hello", "--stats", "--compile-threshold", "1", "--sync-compile");
+        var on = CliRun.Execute("boot", "--append", "init=hello", "--stats", "--compile-threshold", "1");
         Assert.Contains(on.ErrLines, l => l.StartsWith("compiled_blocks: ") && ulong.Parse(l["compiled_blocks: ".Length..]) > 100);
     }
 
@@ -258,7 +258,7 @@ public class BackgroundCompileTests
         try
         {
             static string[] Counters(CliRun.Result r) => r.ErrLines.Where(l => !l.StartsWith("seconds:") && !l.StartsWith("mips:") && !l.StartsWith("compiled_")).ToArray();
-            var background = CliRun.Execute("run", k, "--stats", "--compile-threshold", "1");
+            var background = CliRun.Execute("run", k, "--stats", "--compile-threshold", "1", "--background-compile");
             var none = CliRun.Execute("run", k, "--stats", "--compile-threshold", "0");
             Assert.Equal(none.Status, background.Status);
             Assert.Equal(none.Out, background.Out);
