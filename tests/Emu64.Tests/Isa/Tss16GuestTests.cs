@@ -44,16 +44,8 @@ public class Tss16GuestTests
 
         // ---- hex: prints EAX as 8 hex digits (clobbers eax, ebx, ecx, edx) ----
         a.Label(ref hex);
-        {
-            var loop = a.CreateLabel(); var digit = a.CreateLabel();
-            a.mov(ebx, eax); a.mov(ecx, 8);
-            a.Label(ref loop);
-            a.rol(ebx, 4); a.mov(eax, ebx); a.and(eax, 0xF); a.add(eax, '0'); a.cmp(eax, '9'); a.jbe(digit); a.add(eax, 'a' - '9' - 1);
-            a.Label(ref digit);
-            a.mov(dx, 0x3F8); a.@out(dx, al);
-            a.dec(ecx); a.jnz(loop);
-            a.ret();
-        }
+        TestKernel.PrintHex32(a);
+        a.ret();
 
         a.Label(ref main);
         a.cli();

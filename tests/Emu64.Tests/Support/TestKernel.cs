@@ -155,6 +155,18 @@ public sealed class TestKernel
         a.jnz(loop);
     }
 
+    /// <summary>Prints EAX as 8 hex digits with 32-bit registers only, for 16/32-bit guests (clobbers eax, ebx, ecx, edx).</summary>
+    public static void PrintHex32(Assembler a)
+    {
+        var loop = a.CreateLabel(); var digit = a.CreateLabel();
+        a.mov(ebx, eax); a.mov(ecx, 8);
+        a.Label(ref loop);
+        a.rol(ebx, 4); a.mov(eax, ebx); a.and(eax, 0xF); a.add(eax, '0'); a.cmp(eax, '9'); a.jbe(digit); a.add(eax, 'a' - '9' - 1);
+        a.Label(ref digit);
+        a.mov(dx, (ushort)Com1); a.@out(dx, al);
+        a.dec(ecx); a.jnz(loop);
+    }
+
     /// <summary>Exits through isa-debug-exit: the emulator (and QEMU) exit with (code &lt;&lt; 1) | 1.</summary>
     public static void Exit(Assembler a, uint code)
     {
