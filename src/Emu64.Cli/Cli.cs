@@ -286,7 +286,7 @@ public static class Cli
         /// <summary>Guest instructions per virtual second (--ips).</summary>
         public ulong Ips { get; init; } = 1_000_000_000;
         /// <summary>Runs of a block before it is compiled (--compile-threshold; 0: interpret only).</summary>
-        public int CompileThreshold { get; init; } = DefaultCompileInBackground ? MachineOptions.DefaultBackgroundCompileThreshold : MachineOptions.DefaultCompileThreshold;
+        public int CompileThreshold { get; init; } = MachineOptions.DefaultCompileThresholdFor(DefaultCompileInBackground);
         /// <summary>Compile hot regions on a background thread (--background-compile) instead of the run loop's.</summary>
         public bool CompileInBackground { get; init; } = DefaultCompileInBackground;
         /// <summary>--cpu: the CPU features turned off.</summary>
@@ -378,7 +378,7 @@ public static class Cli
             }
         }
         if (needKernel && kernel is null) throw new CliException("no kernel given (usage: emu64 run KERNEL [options])");
-        var result = new RunOptions(kernel, append, ram, initrds, max, seed, stats) { TlbConfig = tlb, Ips = ips, CompileThreshold = compileThreshold ?? (compileInBackground ? MachineOptions.DefaultBackgroundCompileThreshold : MachineOptions.DefaultCompileThreshold),
+        var result = new RunOptions(kernel, append, ram, initrds, max, seed, stats) { TlbConfig = tlb, Ips = ips, CompileThreshold = compileThreshold ?? MachineOptions.DefaultCompileThresholdFor(compileInBackground),
             CompileInBackground = compileInBackground, CpuOff = cpuOff, Clock = clock };
         CheckClock(clock, BuildTlbConfig(result));   // report a bad configuration before anything runs
         return result;

@@ -235,6 +235,8 @@ public sealed class MachineOptions
     /// (docs/PERFORMANCE.md, "Compiling in the background").
     /// </summary>
     public static readonly int DefaultBackgroundCompileThreshold = EnvCompileThreshold ?? 20_000;
+    /// <summary>The default threshold for the one compilation mode or the other.</summary>
+    public static int DefaultCompileThresholdFor(bool background) => background ? DefaultBackgroundCompileThreshold : DefaultCompileThreshold;
     /// <summary>EMU64_COMPILE_THRESHOLD, which overrides both defaults (the test suite's second pass sets it to 1).</summary>
     public static int? EnvCompileThreshold =>
         int.TryParse(Environment.GetEnvironmentVariable("EMU64_COMPILE_THRESHOLD"), out int t) && t >= 0 ? t : null;

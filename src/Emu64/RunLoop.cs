@@ -287,7 +287,7 @@ public sealed unsafe partial class Machine
             ulong left = stopRetired - cpu.Retired;
             int n = block.Count;
             if ((ulong)n > left) { RunInsns(cpu, block, (int)left); return; }
-            var code = Volatile.Read(ref block.Code);   // the background compiler publishes it (Region and Entry first)
+            var code = block.Code;
             if (code != null)
             {
                 // A compiled region may run on into other blocks of its page: continue from the one it ran last.

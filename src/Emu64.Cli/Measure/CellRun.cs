@@ -198,7 +198,7 @@ public sealed class CellRunner
         using var m = new Machine(new MachineOptions
         {
             Append = cell.Append, Seed = Seed, MaxInstructions = MaxInstructionsPerCell, Output = output, Tlb = tlb, Clock = Clock, CompileInBackground = Cli.DefaultCompileInBackground,
-            CompileThreshold = Cli.DefaultCompileInBackground ? MachineOptions.DefaultBackgroundCompileThreshold : MachineOptions.DefaultCompileThreshold,
+            CompileThreshold = MachineOptions.DefaultCompileThresholdFor(Cli.DefaultCompileInBackground),
         });
         m.LoadKernel(_image, _guestName, Array.Empty<BootModule>());
         var tracker = new ModeTracker(m);

@@ -70,7 +70,7 @@ public sealed class LinuxBoot
         using var m = new Machine(new MachineOptions
         {
             RamBytes = RamBytes, Append = append, Seed = seed, MaxInstructions = MaxInstructions, Output = output, Tlb = tlb, Clock = Clock, CompileInBackground = Cli.DefaultCompileInBackground,
-            CompileThreshold = Cli.DefaultCompileInBackground ? MachineOptions.DefaultBackgroundCompileThreshold : MachineOptions.DefaultCompileThreshold,
+            CompileThreshold = MachineOptions.DefaultCompileThresholdFor(Cli.DefaultCompileInBackground),
         });
         m.LoadKernel(_kernel, Path.GetFileName(KernelPath), [new BootModule(InitrdPath, _initrd)]);
         var tracker = new ModeTracker(m);

@@ -38,9 +38,6 @@ internal sealed class BackgroundCompiler(Machine machine) : ITimedDevice
     private readonly Queue<Job> _jobs = new();
     private ulong _lastInstallAt;
 
-    /// <summary>Regions dropped at their install time (their head already had code or was invalidated).</summary>
-    public ulong Dropped;
-
     public ulong NextEventAt => _jobs.Count > 0 ? _jobs.Peek().InstallAt : ulong.MaxValue;
 
     /// <summary>Queues the region of a block that just turned hot; the run loop goes on interpreting it until its install time.</summary>
@@ -63,7 +60,7 @@ internal sealed class BackgroundCompiler(Machine machine) : ITimedDevice
             job.Done.Wait();
             job.Done.Dispose();
             var head = job.Plan.Head;
-            if (head.Code is not null || !head.Valid) { Dropped++; continue; }
+            if (head.Code is not null || !head.Valid) continue;   // dropped: compiled inside another region, or its page was written
             // The compiler thread failed (it never should: synchronous compilation, the default, lets a compile error surface): compile here.
             BlockCompiler.Install(job.Plan, job.Code ?? BlockCompiler.Emit(job.Plan));
             machine.Cache.Compiled++;

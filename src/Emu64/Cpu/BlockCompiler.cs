@@ -223,9 +223,8 @@ public static unsafe class BlockCompiler
     }
 
     /// <summary>
-    /// Makes <paramref name="code"/> the compiled form of the plan's blocks that have none yet. <see cref="Block.Region"/> and
-    /// <see cref="Block.Entry"/> are written before <see cref="Block.Code"/> is published, and a block's three are written once
-    /// (only while its code is null), so the run loop, which reads the code first, never sees one without the others.
+    /// Makes <paramref name="code"/> the compiled form of the plan's blocks that have none yet (a block is compiled once). Always on
+    /// the run loop's thread, also for regions compiled in the background (BackgroundCompiler installs them at a fixed guest time).
     /// </summary>
     internal static void Install(RegionPlan plan, BlockCode code)
     {
@@ -233,13 +232,12 @@ public static unsafe class BlockCompiler
         for (int i = 0; i < blocks.Length; i++)
             if (blocks[i].Code is null)
             {
+                blocks[i].Code = code;
                 blocks[i].Region = blocks;
                 blocks[i].Entry = i;
-                Volatile.Write(ref blocks[i].Code, code);
             }
-        Interlocked.Increment(ref Compiled);
+        Interlocked.Increment(ref Compiled);   // process-wide: machines may run on several threads (measure --jobs)
     }
-
 
     /// <summary>Emits the plan's region as one method (see <see cref="Compile"/>); reads only the plan and the blocks' decoded instructions.</summary>
     internal static BlockCode Emit(RegionPlan plan)
