@@ -6,7 +6,7 @@ using Emu64.Loader;
 namespace Emu64.Bench;
 
 /// <summary>
-/// <c>dotnet run -c Release --project bench/Emu64.Bench -- profile-linux [tests/linux/out] [slice]</c>: boots Debian's kernel
+/// <c>dotnet run -c Release --project bench/Emu64.Bench -- profile-linux [tests/linux/out] [slice] [max-instructions]</c>: boots Debian's kernel
 /// (bzImage, the test initramfs, console=ttyS0, 512 MiB, as DebianBoot does) in-process and reports where the boot spends
 /// guest instructions and host time (docs/PERFORMANCE.md, "Where a Linux boot spends its time"):
 /// <list type="bullet">
@@ -26,8 +26,9 @@ public static class LinuxProfile
     {
         string dir = args.Length > 1 ? args[1] : "tests/linux/out";
         ulong slice = args.Length > 2 ? ulong.Parse(args[2]) : 10_000;
+        ulong max = args.Length > 3 ? ulong.Parse(args[3]) : 8_000_000_000;   // stop early: profile one phase of the boot
         var lines = new LineClock();
-        var m = new Machine(new MachineOptions { RamBytes = 512UL << 20, Append = "console=ttyS0", MaxInstructions = 8_000_000_000, Output = lines });
+        var m = new Machine(new MachineOptions { RamBytes = 512UL << 20, Append = "console=ttyS0", MaxInstructions = max, Output = lines });
         lines.Machine = m;
         string vmlinuz = Path.Combine(dir, "vmlinuz");
         m.LoadKernel(File.ReadAllBytes(vmlinuz), vmlinuz, [new BootModule(Path.Combine(dir, "initrd.gz"), File.ReadAllBytes(Path.Combine(dir, "initrd.gz")))]);
@@ -61,7 +62,8 @@ public static class LinuxProfile
 
         var elf = new ElfImage(File.ReadAllBytes(Path.Combine(dir, "vmlinux")));
         var syms = new SymbolTable(elf.ReadSymbols());
-        syms.DetectSlide(m);
+        // Debian's vmlinux is stripped: name addresses from the kernel's own kallsyms in guest RAM (runtime addresses, KASLR applied).
+        if (!syms.TryKallsyms(m)) syms.DetectSlide(m);
         var o = Console.Out;
         ulong n = cpu.Retired;
         o.WriteLine($"stop: {m.StopReason} {m.StopMessage}");

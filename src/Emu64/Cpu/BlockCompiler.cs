@@ -298,15 +298,38 @@ public static unsafe class BlockCompiler
         {
             var b = region[i];
             il.MarkLabel(starts[i]);
-            EmitBlock(il, b, first, b.Phys - block.Phys, insnsLocal, rip0, ret0, retNull);
-            first += b.Count;
-            // After the block ran to its end: on to a successor in the region when the run loop would do just that.
+            ulong start = b.Phys - block.Phys;
             var exit = il.DefineLabel();
-            foreach (var next in plan.Successors[i])
+            if (DirectBranch(b, start, block.Phys, out int cc, out ulong fallOff, out ulong takenOff))
             {
-                int j = Array.IndexOf(region, next);
-                if (j >= 0) EmitEdge(il, next, next.Phys - block.Phys, (ulong)b.Count, block.Phys, rip0, ret0, mmu, starts[j], exit);
+                // The block's last instruction is a near branch whose target lies in the head's page: the method branches itself
+                // (see EmitDirectBranch) instead of calling the handler and then comparing RIP with each successor's start.
+                EmitBlock(il, b, first, start, insnsLocal, rip0, ret0, retNull, b.Count - 1);
+                EmitStore(il, RetiredField, ret0, (ulong)b.Count);
+                var taken = il.DefineLabel();
+                if (cc >= 0)
+                {
+                    il.Emit(OpCodes.Ldarg_1);
+                    il.Emit(OpCodes.Ldc_I4, cc);
+                    il.Emit(OpCodes.Call, ConditionMethod);
+                    il.Emit(OpCodes.Brtrue, taken);
+                    EmitKnownEdge(il, region, plan.Successors[i], fallOff, block.Phys, (ulong)b.Count, rip0, ret0, mmu, starts, exit);
+                }
+                il.MarkLabel(taken);
+                EmitKnownEdge(il, region, plan.Successors[i], takenOff, block.Phys, (ulong)b.Count, rip0, ret0, mmu, starts, exit);
+                Interlocked.Increment(ref DirectBranches);
             }
+            else
+            {
+                EmitBlock(il, b, first, start, insnsLocal, rip0, ret0, retNull, b.Count);
+                // After the block ran to its end: on to a successor in the region when the run loop would do just that.
+                foreach (var next in plan.Successors[i])
+                {
+                    int j = Array.IndexOf(region, next);
+                    if (j >= 0) EmitEdge(il, next, next.Phys - block.Phys, (ulong)b.Count, block.Phys, rip0, ret0, mmu, starts[j], exit);
+                }
+            }
+            first += b.Count;
             il.MarkLabel(exit);
             il.Emit(OpCodes.Ldc_I4, i);   // an index, not the block: the region argument is dead after the prologue (one register more)
             il.Emit(OpCodes.Ret);
@@ -326,15 +349,16 @@ public static unsafe class BlockCompiler
     /// <paramref name="retNull"/> where that loop would return false.
     /// </summary>
     private static void EmitBlock(ILGenerator il, Block block, int first, ulong start, LocalBuilder insnsLocal, LocalBuilder rip0,
-        LocalBuilder ret0, Label retNull)
+        LocalBuilder ret0, Label retNull, int count)
     {
         var insns = block.Insns;
+        bool whole = count == block.Count;   // else the caller emits the last instruction (a direct branch) and the block's end
         il.Emit(OpCodes.Ldarg_1);
         il.Emit(OpCodes.Ldc_I4_0);
         il.Emit(OpCodes.Stfld, ExitBlockField);   // cpu.ExitBlock = false, as the interpreter starts a block
         ulong off = start;                        // offset of instruction k from the head's start
         bool ripSetByLast = false;
-        for (int k = 0; k < block.Count; k++)
+        for (int k = 0; k < count; k++)
         {
             ref Insn d = ref insns[k];
             Handlers.TryGetValue((nint)d.Exec, out var mi);
@@ -346,7 +370,7 @@ public static unsafe class BlockCompiler
                 off = next;
                 continue;
             }
-            int run = kind == Kind.NoRip ? StackRunLength(block, k, mi!) : 0;
+            int run = kind == Kind.NoRip ? Math.Min(StackRunLength(block, k, mi!), count - k) : 0;
             if (run >= 2)
             {
                 // PUSH/POP r64 × run: Stack.PushRun/PopRun, with InsnRip and Retired of the first; false if a store ended the block.
@@ -390,8 +414,67 @@ public static unsafe class BlockCompiler
             il.MarkLabel(go);
             off = next;
         }
+        if (!whole) return;
         if (!ripSetByLast) EmitStore(il, RipField, rip0, off);
         EmitStore(il, RetiredField, ret0, (ulong)block.Count);
+    }
+
+    /// <summary>Fast Jcc rel (64-bit mode) by condition code, and JMP rel (-1): the handlers a direct branch replaces.</summary>
+    private static readonly Dictionary<MethodInfo, int> DirectBranchHandlers = typeof(Isa.Flow)
+        .GetMethods(BindingFlags.Static | BindingFlags.NonPublic)
+        .Select(m => (m, cc: m.Name switch
+        {
+            "Jo" => 0, "Jno" => 1, "Jb" => 2, "Jae" => 3, "Je" => 4, "Jne" => 5, "Jbe" => 6, "Ja" => 7,
+            "Js" => 8, "Jns" => 9, "Jp" => 10, "Jnp" => 11, "Jl" => 12, "Jge" => 13, "Jle" => 14, "Jg" => 15,
+            "JmpRel64" => -1, _ => -2,
+        }))
+        .Where(x => x.cc >= -1 && x.m.GetParameters().Length == 2)
+        .ToDictionary(x => x.m, x => x.cc);
+
+    private static readonly MethodInfo ConditionMethod = typeof(Cpu).GetMethod(nameof(Cpu.Condition))!;
+
+    /// <summary>Direct branches emitted (diagnostics, tests).</summary>
+    public static long DirectBranches;
+
+    /// <summary>
+    /// Whether <paramref name="b"/> (at <paramref name="start"/> bytes from the head) ends at a 64-bit fast Jcc or JMP rel32 whose
+    /// taken target lies in the head's page; then the offsets from the head's RIP of the fall-through and the target, and the
+    /// condition code (-1: JMP). Such a branch cannot fault (a target in the page of RIP is canonical) and reads nothing but the
+    /// status flags and RIP, so the method can evaluate the condition and set RIP to a constant offset itself.
+    /// </summary>
+    internal static bool DirectBranch(Block b, ulong start, ulong headPhys, out int cc, out ulong fallOff, out ulong takenOff)
+    {
+        cc = -2; fallOff = takenOff = 0;
+        if (b.Bitness != 64) return false;
+        ref Insn last = ref b.Insns[b.Count - 1];
+        if (!Handlers.TryGetValue((nint)last.Exec, out var mi) || !DirectBranchHandlers.TryGetValue(mi, out cc)) return false;
+        ulong end = start;
+        for (int k = 0; k < b.Count; k++) end += b.Insns[k].Length;
+        long target = (long)(headPhys & 0xFFF) + (long)end + (long)last.Imm;   // the target's offset in the head's page
+        if (target < 0 || target >= 0x1000) return false;
+        fallOff = end;
+        takenOff = end + last.Imm;
+        return true;
+    }
+
+    /// <summary>
+    /// RIP = rip0 + <paramref name="off"/>; then, if a region block starts there and may follow this one, the edge to it (as
+    /// <see cref="EmitEdge"/> without the RIP test: RIP is known), else the exit to the run loop.
+    /// </summary>
+    private static void EmitKnownEdge(ILGenerator il, Block[] region, Block[] successors, ulong off, ulong headPhys, ulong count,
+        LocalBuilder rip0, LocalBuilder ret0, LocalBuilder mmu, Label[] starts, Label exit)
+    {
+        EmitStore(il, RipField, rip0, off);
+        foreach (var next in successors)
+        {
+            int j = Array.IndexOf(region, next);
+            if (j >= 0 && next.Phys - headPhys == off)
+            {
+                EmitEdgeChecks(il, next, off, count, headPhys, rip0, ret0, mmu, starts[j], exit);
+                return;
+            }
+        }
+        il.Emit(OpCodes.Br, exit);
     }
 
     /// <summary>cpu.field = local + c.</summary>
@@ -420,6 +503,14 @@ public static unsafe class BlockCompiler
         il.Emit(OpCodes.Ldloc, rip0);
         AddConstant(il, start);
         il.Emit(OpCodes.Bne_Un, notThis);
+        EmitEdgeChecks(il, next, start, count, headPhys, rip0, ret0, mmu, target, exit);
+        il.MarkLabel(notThis);
+    }
+
+    /// <summary>The edge once RIP is <paramref name="next"/>'s start: the run loop's tests, the same-page fetch, then on to it.</summary>
+    private static void EmitEdgeChecks(ILGenerator il, Block next, ulong start, ulong count, ulong headPhys, LocalBuilder rip0, LocalBuilder ret0,
+        LocalBuilder mmu, Label target, Label exit)
+    {
         // if (cpu.Retired + next.Count > stopRetired) goto exit;
         il.Emit(OpCodes.Ldarg_1);
         il.Emit(OpCodes.Ldfld, RetiredField);
@@ -463,7 +554,6 @@ public static unsafe class BlockCompiler
         il.Emit(OpCodes.Add);
         il.Emit(OpCodes.Stloc, ret0);
         il.Emit(OpCodes.Br, target);
-        il.MarkLabel(notThis);
     }
 
     /// <summary>handler(cpu, ref insns[k]): a direct call when the method is known, else through Insn.Exec.</summary>

@@ -34,19 +34,22 @@ public sealed partial class Cpu
     internal byte _lazySize;          // operand size in bytes
     internal ulong _lazyA, _lazyB, _lazyRes;   // operands and result, masked to the size
     internal ulong _rflags = RFlags.Reserved1;  // all non-status bits, and status bits when not lazy
+    // CF (0 or 1), current in every state: an ADD or SUB computes it at once (one compare), so INC and DEC, which keep CF,
+    // need not evaluate the operation before them, and JB/ADC/SETB read one field. While _lazyOp is None it equals _rflags' CF.
+    internal ulong _cf;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void SetLazy(LazyOp op, int size, ulong a, ulong b, ulong res)
     {
+        // a, b and res are masked to the size: an ADD carried when the sum wrapped below a, a SUB borrowed when a < b.
+        _cf = op == LazyOp.Add ? Bit(res < a) : op == LazyOp.Sub ? Bit(a < b) : 0;
         _lazyOp = op; _lazySize = (byte)size; _lazyA = a; _lazyB = b; _lazyRes = res;
     }
 
-    /// <summary>Records INC/DEC: CF is kept, so it is folded into _rflags first.</summary>
+    /// <summary>Records INC/DEC: CF is kept (it stays in <see cref="_cf"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void SetLazyIncDec(LazyOp op, int size, ulong a, ulong res)
     {
-        bool cf = Cf;
-        _rflags = (_rflags & ~RFlags.CF) | (cf ? RFlags.CF : 0);
         _lazyOp = op; _lazySize = (byte)size; _lazyA = a; _lazyB = 1; _lazyRes = res;
     }
 
@@ -55,6 +58,7 @@ public sealed partial class Cpu
     public void SetStatus(bool cf, bool pf, bool af, bool zf, bool sf, bool of)
     {
         _lazyOp = LazyOp.None;
+        _cf = Bit(cf);
         _rflags = (_rflags & ~RFlags.Status) | Bit(cf) | Bit(pf) << 2 | Bit(af) << 4 | Bit(zf) << 6 | Bit(sf) << 7 | Bit(of) << 11;
     }
 
@@ -73,17 +77,8 @@ public sealed partial class Cpu
 
     public bool Cf
     {
-        // Tests in order of frequency rather than a switch: the JIT turns a switch into a jump table, and CF is
-        // read by every INC/DEC (which keeps it) right after an ADD or SUB.
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        get
-        {
-            var op = _lazyOp;
-            if (op == LazyOp.Sub) return _lazyA < _lazyB;
-            if (op == LazyOp.Add) return _lazyRes < _lazyA;
-            if (op == LazyOp.Logic) return false;
-            return (_rflags & RFlags.CF) != 0;   // None, Inc, Dec
-        }
+        get => _cf != 0;
     }
 
     public bool Zf
@@ -148,6 +143,7 @@ public sealed partial class Cpu
         {
             _lazyOp = LazyOp.None;
             _rflags = (value & RFlags.Writable) | RFlags.Reserved1;
+            _cf = value & RFlags.CF;
         }
     }
 
@@ -156,6 +152,7 @@ public sealed partial class Cpu
     {
         if ((mask & RFlags.Status) != 0) Materialize();
         _rflags = on ? _rflags | mask : _rflags & ~mask;
+        _cf = _rflags & RFlags.CF;
     }
 
     public void Materialize()

@@ -79,6 +79,7 @@ public static unsafe class Alu
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ulong AddWithCarry(CpuCore cpu, ulong a, ulong b, ulong c, int size)
     {
         ulong m = Mask(size);
@@ -90,6 +91,7 @@ public static unsafe class Alu
         return r;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ulong SubWithBorrow(CpuCore cpu, ulong a, ulong b, ulong c, int size)
     {
         ulong m = Mask(size);

@@ -152,7 +152,37 @@ public static unsafe class Shift
         int count = (int)(i.Imm & (size == 8 ? 0x3FUL : 0x1FUL));
         ulong a = size == 8 ? cpu.R[i.R0] : (uint)cpu.R[i.R0];
         // a masked count of 0 changes no flags, but a 32-bit destination is still written (zero-extended)
-        cpu.R[i.R0] = count == 0 ? a : Compute(cpu, k, a, count, size, true);
+        cpu.R[i.R0] = count == 0 ? a : ShiftBy(cpu, k, a, count, size);
+    }
+
+    /// <summary>
+    /// <see cref="Compute"/>'s SHL/SHR/SAR for a count of 1..bits-1 (a masked count is below the operand's width), small enough
+    /// to inline where the kind and size are constants: the bignum and hashing loops of real code run these by the million.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static ulong ShiftBy(CpuCore cpu, Kind k, ulong a, int count, int size)
+    {
+        int bits = size * 8;
+        ulong m = InsnBuilder.Mask(size);
+        bool aTop = ((a >> (bits - 1)) & 1) != 0;
+        ulong r;
+        if (k == Kind.Shl)
+        {
+            r = (a << count) & m;
+            cpu.SetStatusFromResult(r, size, ((a >> (bits - count)) & 1) != 0, aTop ^ (((a >> (bits - 2)) & 1) != 0));
+        }
+        else if (k == Kind.Shr)
+        {
+            r = a >> count;
+            cpu.SetStatusFromResult(r, size, ((a >> (count - 1)) & 1) != 0, aTop);
+        }
+        else
+        {
+            long sa = (long)(a << (64 - bits)) >> (64 - bits);
+            r = (ulong)(sa >> count) & m;
+            cpu.SetStatusFromResult(r, size, ((sa >> (count - 1)) & 1) != 0, false);
+        }
+        return r;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining), RegisterOnly] private static void ShlRI64(CpuCore cpu, ref Insn i) => ShiftRI(cpu, ref i, Kind.Shl, 8);
