@@ -360,7 +360,10 @@ public sealed unsafe partial class Machine
         return Compiler;
     }
 
-    /// <summary>At a block boundary inside a chain: an event is due, the interrupt line is up or a debugger steps (the outer loop must act).</summary>
+    /// <summary>
+    /// At a block boundary inside a chain: an event is due, the interrupt line is up or a debugger steps (the outer loop must act).
+    /// Compiled regions emit the same test inline at each edge (BlockCompiler.EmitEdgeChecks): change both together.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal bool ChainMustLeave() => Cpu.Retired + _idle >= NextEventAt || InterruptLine || DebugStepHook;
 

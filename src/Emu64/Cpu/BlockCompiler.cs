@@ -72,7 +72,14 @@ public static unsafe class BlockCompiler
     private static readonly FieldInfo FetchPageField = typeof(Mmu.Mmu).GetField(nameof(Mmu.Mmu._fetchPage), BindingFlags.Instance | BindingFlags.NonPublic)!;
     private static readonly FieldInfo FetchFrameField = typeof(Mmu.Mmu).GetField(nameof(Mmu.Mmu._fetchFrame), BindingFlags.Instance | BindingFlags.NonPublic)!;
     private static readonly FieldInfo FetchPendingField = typeof(Mmu.Mmu).GetField(nameof(Mmu.Mmu._fetchPending), BindingFlags.Instance | BindingFlags.NonPublic)!;
-    private static readonly MethodInfo BoundaryMethod = typeof(Machine).GetMethod(nameof(Machine.ChainMustLeave), BindingFlags.Instance | BindingFlags.NonPublic)!;
+    // Machine.ChainMustLeave's fields, read inline at each edge.
+    private static readonly FieldInfo IdleField = typeof(Machine).GetField("_idle", BindingFlags.Instance | BindingFlags.NonPublic)!;
+    private static readonly FieldInfo NextEventAtField = typeof(Machine).GetField(nameof(Machine.NextEventAt))!;
+    private static readonly FieldInfo InterruptLineField = typeof(Machine).GetField(nameof(Machine.InterruptLine))!;
+    private static readonly FieldInfo DebugStepHookField = typeof(Machine).GetField(nameof(Machine.DebugStepHook))!;
+
+    /// <summary>The method's locals for <see cref="Cpu.Mmu"/> and <see cref="Cpu.Machine"/>, loaded once in its prologue.</summary>
+    private readonly record struct EdgeLocals(LocalBuilder Mmu, LocalBuilder Machine);
     private static readonly Type[] HandlerArgs = [typeof(Cpu), typeof(Insn).MakeByRefType()];
     /// <summary>The scalar fields of <see cref="Insn"/>, emitted as constants; the other two are copied.</summary>
     private static readonly FieldInfo[] ConstantFields = typeof(Insn).GetFields(BindingFlags.Instance | BindingFlags.Public)
@@ -251,7 +258,7 @@ public static unsafe class BlockCompiler
         var insnsLocal = il.DeclareLocal(typeof(Insn).MakeByRefType());   // ref Insns[0] of the region: element k is at k * sizeof(Insn)
         var rip0 = il.DeclareLocal(typeof(ulong));   // RIP of the head's first instruction (the region's blocks are at fixed offsets from it)
         var ret0 = il.DeclareLocal(typeof(ulong));   // Retired when the running block started
-        var mmu = il.DeclareLocal(typeof(Mmu.Mmu));
+        var el = new EdgeLocals(il.DeclareLocal(typeof(Mmu.Mmu)), il.DeclareLocal(typeof(Machine)));
         // if (entry < 0) return WarmUp: a call that only makes the JIT compile the method (BackgroundCompiler), touching nothing.
         var enter = il.DefineLabel();
         il.Emit(OpCodes.Ldarg_3);
@@ -271,6 +278,16 @@ public static unsafe class BlockCompiler
         il.Emit(OpCodes.Ldarg_1);
         il.Emit(OpCodes.Ldfld, RetiredField);
         il.Emit(OpCodes.Stloc, ret0);
+        il.Emit(OpCodes.Ldarg_1);
+        il.Emit(OpCodes.Ldfld, MmuField);
+        il.Emit(OpCodes.Stloc, el.Mmu);
+        il.Emit(OpCodes.Ldarg_1);
+        il.Emit(OpCodes.Ldfld, MachineField);
+        il.Emit(OpCodes.Stloc, el.Machine);
+        // cpu.ExitBlock = false, as the interpreter starts a block: once, since the method returns as soon as an instruction sets it.
+        il.Emit(OpCodes.Ldarg_1);
+        il.Emit(OpCodes.Ldc_I4_0);
+        il.Emit(OpCodes.Stfld, ExitBlockField);
         var starts = new Label[region.Length];
         for (int i = 0; i < region.Length; i++) starts[i] = il.DefineLabel();
         if (region.Length > 1)
@@ -313,10 +330,10 @@ public static unsafe class BlockCompiler
                     il.Emit(OpCodes.Ldc_I4, cc);
                     il.Emit(OpCodes.Call, ConditionMethod);
                     il.Emit(OpCodes.Brtrue, taken);
-                    EmitKnownEdge(il, region, plan.Successors[i], fallOff, block.Phys, (ulong)b.Count, rip0, ret0, mmu, starts, exit);
+                    EmitKnownEdge(il, region, plan.Successors[i], fallOff, block.Phys, (ulong)b.Count, rip0, ret0, el, starts, exit);
                 }
                 il.MarkLabel(taken);
-                EmitKnownEdge(il, region, plan.Successors[i], takenOff, block.Phys, (ulong)b.Count, rip0, ret0, mmu, starts, exit);
+                EmitKnownEdge(il, region, plan.Successors[i], takenOff, block.Phys, (ulong)b.Count, rip0, ret0, el, starts, exit);
                 Interlocked.Increment(ref DirectBranches);
             }
             else
@@ -326,7 +343,7 @@ public static unsafe class BlockCompiler
                 foreach (var next in plan.Successors[i])
                 {
                     int j = Array.IndexOf(region, next);
-                    if (j >= 0) EmitEdge(il, next, next.Phys - block.Phys, (ulong)b.Count, block.Phys, rip0, ret0, mmu, starts[j], exit);
+                    if (j >= 0) EmitEdge(il, next, next.Phys - block.Phys, (ulong)b.Count, block.Phys, rip0, ret0, el, starts[j], exit);
                 }
             }
             first += b.Count;
@@ -353,9 +370,6 @@ public static unsafe class BlockCompiler
     {
         var insns = block.Insns;
         bool whole = count == block.Count;   // else the caller emits the last instruction (a direct branch) and the block's end
-        il.Emit(OpCodes.Ldarg_1);
-        il.Emit(OpCodes.Ldc_I4_0);
-        il.Emit(OpCodes.Stfld, ExitBlockField);   // cpu.ExitBlock = false, as the interpreter starts a block
         ulong off = start;                        // offset of instruction k from the head's start
         bool ripSetByLast = false;
         for (int k = 0; k < count; k++)
@@ -462,7 +476,7 @@ public static unsafe class BlockCompiler
     /// <see cref="EmitEdge"/> without the RIP test: RIP is known), else the exit to the run loop.
     /// </summary>
     private static void EmitKnownEdge(ILGenerator il, Block[] region, Block[] successors, ulong off, ulong headPhys, ulong count,
-        LocalBuilder rip0, LocalBuilder ret0, LocalBuilder mmu, Label[] starts, Label exit)
+        LocalBuilder rip0, LocalBuilder ret0, EdgeLocals el, Label[] starts, Label exit)
     {
         EmitStore(il, RipField, rip0, off);
         foreach (var next in successors)
@@ -470,7 +484,7 @@ public static unsafe class BlockCompiler
             int j = Array.IndexOf(region, next);
             if (j >= 0 && next.Phys - headPhys == off)
             {
-                EmitEdgeChecks(il, next, off, count, headPhys, rip0, ret0, mmu, starts[j], exit);
+                EmitEdgeChecks(il, next, off, count, headPhys, rip0, ret0, el, starts[j], exit);
                 return;
             }
         }
@@ -494,7 +508,7 @@ public static unsafe class BlockCompiler
     /// or jumps to <paramref name="exit"/> (the run loop does the rest).
     /// </summary>
     private static void EmitEdge(ILGenerator il, Block next, ulong start, ulong count, ulong headPhys, LocalBuilder rip0, LocalBuilder ret0,
-        LocalBuilder mmu, Label target, Label exit)
+        EdgeLocals el, Label target, Label exit)
     {
         var notThis = il.DefineLabel();
         // if (cpu.Rip != rip0 + start) goto notThis;
@@ -503,47 +517,55 @@ public static unsafe class BlockCompiler
         il.Emit(OpCodes.Ldloc, rip0);
         AddConstant(il, start);
         il.Emit(OpCodes.Bne_Un, notThis);
-        EmitEdgeChecks(il, next, start, count, headPhys, rip0, ret0, mmu, target, exit);
+        EmitEdgeChecks(il, next, start, count, headPhys, rip0, ret0, el, target, exit);
         il.MarkLabel(notThis);
     }
 
     /// <summary>The edge once RIP is <paramref name="next"/>'s start: the run loop's tests, the same-page fetch, then on to it.</summary>
     private static void EmitEdgeChecks(ILGenerator il, Block next, ulong start, ulong count, ulong headPhys, LocalBuilder rip0, LocalBuilder ret0,
-        LocalBuilder mmu, Label target, Label exit)
+        EdgeLocals el, Label target, Label exit)
     {
+        // cpu.Retired is ret0 + count here (the block's end stored it).
         // if (cpu.Retired + next.Count > stopRetired) goto exit;
-        il.Emit(OpCodes.Ldarg_1);
-        il.Emit(OpCodes.Ldfld, RetiredField);
-        il.Emit(OpCodes.Ldc_I8, (long)next.Count);
+        il.Emit(OpCodes.Ldloc, ret0);
+        il.Emit(OpCodes.Ldc_I8, (long)(count + (ulong)next.Count));
         il.Emit(OpCodes.Add);
         il.Emit(OpCodes.Ldarg_2);
         il.Emit(OpCodes.Bgt_Un, exit);
-        // if (cpu.Machine.ChainMustLeave()) goto exit;
-        il.Emit(OpCodes.Ldarg_1);
-        il.Emit(OpCodes.Ldfld, MachineField);
-        il.Emit(OpCodes.Call, BoundaryMethod);
+        // if (machine.ChainMustLeave()) goto exit; inline: cpu.Retired + _idle >= NextEventAt || InterruptLine || DebugStepHook
+        il.Emit(OpCodes.Ldloc, ret0);
+        il.Emit(OpCodes.Ldc_I8, (long)count);
+        il.Emit(OpCodes.Add);
+        il.Emit(OpCodes.Ldloc, el.Machine);
+        il.Emit(OpCodes.Ldfld, IdleField);
+        il.Emit(OpCodes.Add);
+        il.Emit(OpCodes.Ldloc, el.Machine);
+        il.Emit(OpCodes.Ldfld, NextEventAtField);
+        il.Emit(OpCodes.Bge_Un, exit);
+        il.Emit(OpCodes.Ldloc, el.Machine);
+        il.Emit(OpCodes.Ldfld, InterruptLineField);
         il.Emit(OpCodes.Brtrue, exit);
-        // mmu = cpu.Mmu; if (mmu._fetchSlot < 0 || mmu._fetchPage != rip0 >> 12 || mmu._fetchFrame != frame) goto exit;
-        il.Emit(OpCodes.Ldarg_1);
-        il.Emit(OpCodes.Ldfld, MmuField);
-        il.Emit(OpCodes.Stloc, mmu);
-        il.Emit(OpCodes.Ldloc, mmu);
+        il.Emit(OpCodes.Ldloc, el.Machine);
+        il.Emit(OpCodes.Ldfld, DebugStepHookField);
+        il.Emit(OpCodes.Brtrue, exit);
+        // if (mmu._fetchSlot < 0 || mmu._fetchPage != rip0 >> 12 || mmu._fetchFrame != frame) goto exit;  (mmu = cpu.Mmu, loaded once)
+        il.Emit(OpCodes.Ldloc, el.Mmu);
         il.Emit(OpCodes.Ldfld, FetchSlotField);
         il.Emit(OpCodes.Ldc_I4_0);
         il.Emit(OpCodes.Blt, exit);
-        il.Emit(OpCodes.Ldloc, mmu);
+        il.Emit(OpCodes.Ldloc, el.Mmu);
         il.Emit(OpCodes.Ldfld, FetchPageField);
         il.Emit(OpCodes.Ldloc, rip0);
         il.Emit(OpCodes.Ldc_I4, 12);
         il.Emit(OpCodes.Shr_Un);
         il.Emit(OpCodes.Bne_Un, exit);
-        il.Emit(OpCodes.Ldloc, mmu);
+        il.Emit(OpCodes.Ldloc, el.Mmu);
         il.Emit(OpCodes.Ldfld, FetchFrameField);
         il.Emit(OpCodes.Ldc_I8, (long)(headPhys & ~0xFFFUL));
         il.Emit(OpCodes.Bne_Un, exit);
         // mmu._fetchPending++; cpu.InsnRip = rip0 + start; ret0 += count; goto target;
-        il.Emit(OpCodes.Ldloc, mmu);
-        il.Emit(OpCodes.Ldloc, mmu);
+        il.Emit(OpCodes.Ldloc, el.Mmu);
+        il.Emit(OpCodes.Ldloc, el.Mmu);
         il.Emit(OpCodes.Ldfld, FetchPendingField);
         il.Emit(OpCodes.Ldc_I8, 1L);
         il.Emit(OpCodes.Add);

@@ -98,6 +98,25 @@ public class BlockCompilerTests
         }
     }
 
+    [Fact]
+    public void A_loop_that_jumps_back_to_its_own_start_is_branched_by_the_compiled_method_itself()
+    {
+        foreach (var (image, count) in new[] { (LoopImage.RegisterLoop(), 3), (LoopImage.MemoryLoop(), 6) })
+        {
+            var compiled = LoopMachine(image, threshold: 1);
+            var interpreted = LoopMachine(image, threshold: 0);
+            Assert.Equal(StopReason.None, compiled.Run(100_000));
+            Assert.Equal(StopReason.None, interpreted.Run(100_000));
+            AssertSame(Capture(interpreted, "", []), Capture(compiled, "", []));
+            // The inner loop: a compiled one-block region ending at JNZ (condition code 5) to its own first byte.
+            var loop = Assert.Single(compiled.Cache.Blocks, b => b.Code != null && BlockCompiler.DirectBranch(b, 0, b.Phys, out _, out _, out ulong t) && t == 0);
+            Assert.True(BlockCompiler.DirectBranch(loop, 0, loop.Phys, out int cc, out ulong fall, out _));
+            Assert.Equal(5, cc);
+            Assert.Equal((ulong)loop.Insns.Take(loop.Count).Sum(i => i.Length), fall);
+            Assert.Equal(count, loop.Count);
+        }
+    }
+
     [Theory]
     [InlineData(1UL)]
     [InlineData(37UL)]
