@@ -94,6 +94,9 @@ public sealed class DecodeCache
         _byFrame.Clear();
     }
 
+    /// <summary>Bytes read for a block's first decoding attempt (<see cref="Decode"/>).</summary>
+    private const int FirstWindow = 256;
+
     /// <summary>
     /// Decodes a block starting at physical address <paramref name="phys"/> (linear <paramref name="rip"/>).
     /// Stops before an instruction that would cross into the next page; returns null if the very first
@@ -104,8 +107,11 @@ public sealed class DecodeCache
         int off = (int)(phys & 0xFFF);
         int avail = 4096 - off;
         if (!_mem.IsRam(phys, avail)) return null;
-        _mem.ReadBytes(phys, _bytes.AsSpan(0, avail));
-        var reader = new ByteArrayCodeReader(_bytes, 0, avail);
+        // Most blocks are a few dozen bytes: read a window first, and the rest of the page only for a block that runs past it.
+        int window = Math.Min(avail, FirstWindow);
+    again:
+        _mem.ReadBytes(phys, _bytes.AsSpan(0, window));
+        var reader = new ByteArrayCodeReader(_bytes, 0, window);
         var dec = Decoder.Create(bitness, reader, rip, DecoderOptions.None);
         var list = new Insn[MaxBlockInsns];
         int n = 0;
@@ -114,7 +120,11 @@ public sealed class DecodeCache
         while (n < MaxBlockInsns)
         {
             dec.Decode(out var ins);
-            if (ins.Code == Code.INVALID && dec.LastError == DecoderError.NoMoreBytes) break; // crosses the page
+            if (ins.Code == Code.INVALID && dec.LastError == DecoderError.NoMoreBytes)
+            {
+                if (window < avail) { window = avail; goto again; }   // the window ended, not the page
+                break;                                                 // crosses the page
+            }
             Prepare(in ins, ref list[n], bitness, _bytes.AsSpan(pos, ins.Length));
             pos += ins.Length;
             n++;

@@ -451,6 +451,21 @@ public class SystemInstructionTests
         Assert.False(m.Memory.IsCode(5));
     }
 
+    [Theory]
+    [InlineData(0x5000UL, 60, 60)]          // 600 bytes of straight-line code: past the first 256-byte read, all of it one block
+    [InlineData(0x5000UL + 0xE00, 60, 51)]  // 512 bytes left in the page: 51 whole instructions, the 52nd would cross
+    public void A_block_longer_than_the_first_read_is_decoded_to_its_end_or_the_page_end(ulong pa, int movs, int expected)
+    {
+        var m = new Machine(new MachineOptions { Output = Stream.Null });
+        var code = new List<byte>();
+        for (int k = 0; k < movs; k++) code.AddRange([0x48, 0xB8, (byte)k, 0, 0, 0, 0, 0, 0, 0]);   // mov rax, imm64 (10 bytes)
+        code.Add(0xC3);                                                                                  // ret
+        m.Memory.WriteBytes(pa, [.. code]);
+        var block = m.Cache.Decode(pa, pa, 64)!;
+        Assert.Equal(expected + (expected == movs ? 1 : 0), block.Count);
+        Assert.Equal((ulong)(expected - 1), block.Insns[expected - 1].Imm);
+    }
+
     [Fact]
     public void A_hot_loop_is_decoded_once_while_it_runs_half_a_million_times()
     {
