@@ -248,10 +248,14 @@ public sealed unsafe partial class Machine
         ref Insn d = ref MemoryMarshal.GetArrayDataReference(block.Insns);
         ref Insn end = ref Unsafe.Add(ref d, n);
         cpu.ExitBlock = false;
+        // RIP is kept in a register: only a block's last instruction changes it other than together with ExitBlock (a
+        // branch ends the block; REP chunks, faults and mode changes set ExitBlock or throw), so it need not be read back.
+        ulong rip = cpu.Rip;
         while (Unsafe.IsAddressLessThan(ref d, ref end))
         {
-            cpu.InsnRip = cpu.Rip;
-            cpu.Rip += d.Length;
+            cpu.InsnRip = rip;
+            rip += d.Length;
+            cpu.Rip = rip;
             d.Exec(cpu, ref d);
             cpu.Retired++;
             if (cpu.ExitBlock) return false;
