@@ -1,6 +1,5 @@
 using BenchmarkDotNet.Attributes;
-using Iced.Intel;
-using static Iced.Intel.AssemblerRegisters;
+using static Emu64.Bench.OperationImages;
 
 namespace Emu64.Bench;
 
@@ -61,14 +60,15 @@ public class OperationBenchmarks
     }
 
     /// <summary>
-    /// <c>Emu64.Bench ops [iterations]</c>: a quick look without BenchmarkDotNet (while working on a handler): each guest booted,
+    /// <c>Emu64.Bench ops [iterations [name]]</c>: a quick look without BenchmarkDotNet (while working on a handler): each guest booted,
     /// warmed past the compile threshold, then the best of five timed runs of <paramref name="iterations"/> iterations.
     /// </summary>
-    public static void Quick(int iterations)
+    public static void Quick(int iterations, string? only = null)
     {
         foreach (var (name, image, per) in new[] { ("Cpuid0", Cpuid(), Four), ("InPmTimer32", InPmTimer(), Three), ("MovFromCr8", Cr8Read(), Three),
                                                    ("MovToCr8", Cr8Write(), Three), ("PauseOp", Pause(), Three), ("WrmsrTscDeadline", TscDeadline(), Three) })
         {
+            if (only != null && !name.Contains(only, StringComparison.OrdinalIgnoreCase)) continue;
             var m = LoopBenchmarks.Boot(image, model: true);
             m.Run((ulong)per * 1_500_000);   // past MachineOptions' default compile threshold (1e6 runs of the loop's block)
             double best = double.MaxValue;
@@ -82,44 +82,4 @@ public class OperationBenchmarks
             Console.WriteLine($"{name,-18} {best,8:F1} ns/op{ok}");
         }
     }
-
-    /// <summary>Setup, then <c>body; dec r8; jnz</c> forever (r8 reloaded every 2^40 iterations).</summary>
-    private static byte[] OperationLoop(Action<Assembler> setup, Action<Assembler> body) => LoopImage.Build(a =>
-    {
-        setup(a);
-        var outer = a.CreateLabel(); var inner = a.CreateLabel();
-        a.Label(ref outer);
-        a.mov(r8, 1L << 40);
-        a.Label(ref inner);
-        body(a);
-        a.dec(r8);
-        a.jnz(inner);
-        a.jmp(outer);
-    });
-
-    private static void None(Assembler a) { }
-
-    public static byte[] Cpuid() => OperationLoop(None, a => { a.xor(eax, eax); a.cpuid(); });
-
-    /// <summary>The PM timer at the port the FADT gives (PM_TMR_BLK, AcpiTables.cs), 32-bit reads.</summary>
-    public static byte[] InPmTimer() => OperationLoop(a => a.mov(edx, (uint)Devices.AcpiPm.PmTmrBlk), a => a.@in(eax, dx));
-
-    public static byte[] Cr8Read() => OperationLoop(None, a => a.mov(rax, cr8));
-
-    /// <summary>MOV CR8, 0: the task priority stays 0 (nothing is pending, nothing unmasks).</summary>
-    public static byte[] Cr8Write() => OperationLoop(a => a.xor(eax, eax), a => a.mov(cr8, rax));
-
-    public static byte[] Pause() => OperationLoop(None, a => a.pause());
-
-    /// <summary>
-    /// x2APIC on (IA32_APIC_BASE bits 11 and 10), SVR software-enabled, the LVT timer in TSC-deadline mode (bits 18:17 = 10,
-    /// vector 0xEF, unmasked; IF stays 0), then IA32_TSC_DEADLINE = 2^64-1 again and again, as x86/vmexit.c's wr_tsc_deadline_msr.
-    /// </summary>
-    public static byte[] TscDeadline() => OperationLoop(a =>
-    {
-        a.mov(ecx, 0x1B); a.rdmsr(); a.or(eax, 0xC00); a.wrmsr();
-        a.mov(ecx, 0x80F); a.mov(eax, 0x1FF); a.xor(edx, edx); a.wrmsr();
-        a.mov(ecx, 0x832); a.mov(eax, 0x400EF); a.wrmsr();
-        a.mov(ecx, 0x6E0); a.mov(eax, 0xFFFFFFFF); a.mov(edx, 0xFFFFFFFF);
-    }, a => a.wrmsr());
 }
