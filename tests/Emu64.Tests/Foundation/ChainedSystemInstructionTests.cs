@@ -193,4 +193,29 @@ public class ChainedSystemInstructionTests
         cpu.Cpuid(0x80000000, 0, out a, out _, out _, out _);
         Assert.Equal(0x80000008u, a);
     }
+
+    private sealed class FakeTimer(ulong at) : ITimedDevice
+    {
+        public ulong NextEventAt { get; set; } = at;
+        public void OnTime(ulong now) { }
+    }
+
+    [Fact]
+    public void Rescheduling_one_timer_gives_the_machine_the_same_next_event_as_a_full_recompute()
+    {
+        var m = new Machine(new MachineOptions { Output = Stream.Null });
+        var a = new FakeTimer(5_000_000_000); var b = new FakeTimer(7_000_000_000);
+        m.AddTimedDevice(a); m.AddTimedDevice(b);
+        var rng = new Random(19);
+        for (int i = 0; i < 2000; i++)
+        {
+            var t = rng.Next(2) == 0 ? a : b;
+            ulong old = t.NextEventAt;
+            t.NextEventAt = rng.Next(8) == 0 ? ulong.MaxValue : 4_000_000_000UL + (ulong)rng.Next(4_000_000);
+            m.Reschedule(old, t.NextEventAt);
+            ulong incremental = m.NextEventAt;
+            m.RecomputeNextEvent();
+            Assert.Equal(m.NextEventAt, incremental);
+        }
+    }
 }
