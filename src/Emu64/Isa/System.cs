@@ -248,7 +248,7 @@ public static unsafe partial class SystemInsns
     /// block, and writes IA32_BIOS_SIGN_ID (leaf 1), which no bookkeeping reads: so the block compiler may run it without
     /// the per-instruction bookkeeping (<see cref="RegisterOnlyAttribute"/>), as a handful of register moves.
     /// </summary>
-    [RegisterOnly]
+    [RegisterOnly, System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     private static void CpuidInsn(CpuCore cpu, ref Insn i)
     {
         var r = cpu.CpuidLeaf((uint)cpu.R[Reg.RAX], (uint)cpu.R[Reg.RCX]);
