@@ -21,6 +21,11 @@
 # Usage: bench/compare.sh [options]
 #   --only LIST     emulators to run, comma-separated from emu64,qemu,bochs (default: all three)
 #   --mem           also run the memory loop (mode=mem)
+#   --ops [LIST]    instead of the loops, time single operations (bench/guest/loop.S's operation modes, the
+#                   operations of kvm-unit-tests' x86/vmexit): nanoseconds per operation, boot cost removed the same
+#                   way, (t(N2) - t(N1)) / (N2 - N1). LIST is comma-separated from cpuid,inpm,cr8r,cr8w,pause,tscdl
+#                   (default: all). Emulators default to emu64,qemu. QEMU 7.2's TCG has no TSC-deadline timer
+#                   (CPUID.1:ECX[24] = 0 even with -cpu max): tscdl is reported as not offered there.
 #   --repeat R      run each length R times and keep the fastest (default 1)
 #   --quick         loop counts divided by 10 (a smoke test: boot cost dominates, numbers are rough)
 #   --no-install    do not apt-get missing tools (a missing emulator is reported and skipped)
@@ -32,17 +37,20 @@
 #                   print the Bochs configuration a run uses (booting ISO, logging to LOG), and nothing else
 # Loop counts per emulator and workload can be set in the environment:
 #   EMU64_N1 EMU64_N2 QEMU_N1 QEMU_N2 BOCHS_N1 BOCHS_N2 (register loop), the same with _MEM_ for mode=mem
-#   (e.g. EMU64_MEM_N1), and TIMEOUT (seconds per run, default 900).
+#   (e.g. EMU64_MEM_N1), with _OPS_ for --ops (EMU64_OPS_N1 ...), and TIMEOUT (seconds per run, default 900).
+# EMU64_BIN runs that Emu64 executable instead of building this tree's (e.g. a copy of an earlier build, to time
+# before against after); its version column still names this tree's commit.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-PRINT_BOCHSRC=0; ONLY="emu64,qemu,bochs"; MEM=0; REPEAT=1; QUICK=0; INSTALL=1; BUILD=1; WORK=""; KEEP=0
+PRINT_BOCHSRC=0; ONLY=""; MEM=0; OPS=""; REPEAT=1; QUICK=0; INSTALL=1; BUILD=1; WORK=""; KEEP=0
 TIMEOUT=${TIMEOUT:-900}
 
 while [ $# -gt 0 ]; do
   case "$1" in
     --only) ONLY=$2; shift 2 ;;
     --mem) MEM=1; shift ;;
+    --ops) if [ $# -gt 1 ] && [[ "$2" != --* ]]; then OPS=$2; shift 2; else OPS=cpuid,inpm,cr8r,cr8w,pause,tscdl; shift; fi ;;
     --repeat) REPEAT=$2; shift 2 ;;
     --quick) QUICK=1; shift ;;
     --no-install) INSTALL=0; shift ;;
@@ -55,6 +63,10 @@ while [ $# -gt 0 ]; do
   esac
 done
 case "$REPEAT" in ''|*[!0-9]*|0) echo "compare.sh: --repeat needs a positive number" >&2; exit 2 ;; esac
+for op in ${OPS//,/ }; do
+  case "$op" in cpuid|inpm|cr8r|cr8w|pause|tscdl) ;; *) echo "compare.sh: unknown operation '$op' in --ops (cpuid,inpm,cr8r,cr8w,pause,tscdl)" >&2; exit 2 ;; esac
+done
+if [ -z "$ONLY" ]; then if [ -n "$OPS" ]; then ONLY="emu64,qemu"; else ONLY="emu64,qemu,bochs"; fi; fi
 want() { [[ ",$ONLY," == *",$1,"* ]]; }
 
 BOCHS_BIOS=/usr/share/bochs/BIOS-bochs-latest
@@ -142,9 +154,9 @@ if want bochs; then
   if command -v bochs >/dev/null && [ -f "$BOCHS_BIOS" ] && [ -f "$VGA_BIOS" ] && command -v grub-mkrescue >/dev/null \
      && [ -d /usr/lib/grub/i386-pc ] && command -v xorriso >/dev/null; then HAVE_BOCHS=1; fi
 fi
-EMU64="$ROOT/src/Emu64.Cli/bin/Release/net10.0/emu64"
+EMU64=${EMU64_BIN:-"$ROOT/src/Emu64.Cli/bin/Release/net10.0/emu64"}
 if want emu64; then
-  if [ "$BUILD" = 1 ]; then
+  if [ "$BUILD" = 1 ] && [ -z "${EMU64_BIN:-}" ]; then
     command -v dotnet >/dev/null || die "dotnet is needed to build Emu64 (or use --no-build, or --only qemu,bochs)"
     say "building Emu64 (dotnet build -c Release src/Emu64.Cli)"
     dotnet build -c Release "$ROOT/src/Emu64.Cli" -nologo -v q >"$WORK/dotnet-build.log" 2>&1 \
@@ -170,6 +182,15 @@ N1[bochs,reg]=$(n BOCHS_N1 50000000);       N2[bochs,reg]=$(n BOCHS_N2 250000000
 N1[emu64,mem]=$(n EMU64_MEM_N1 50000000);   N2[emu64,mem]=$(n EMU64_MEM_N2 250000000)
 N1[qemu,mem]=$(n QEMU_MEM_N1 200000000);    N2[qemu,mem]=$(n QEMU_MEM_N2 1000000000)
 N1[bochs,mem]=$(n BOCHS_MEM_N1 25000000);   N2[bochs,mem]=$(n BOCHS_MEM_N2 125000000)
+# Operations cost 0.01-0.5 us each: the longer run is a few seconds. Emu64 runs more: its JIT warm-up and the
+# compilation of the loop after 1e6 runs (MachineOptions.CompileThreshold) must lie inside the shorter run.
+# QEMU runs CPUID in about 12 ns, the rest in 70-460 ns: CPUID gets five times the iterations.
+for op in ${OPS//,/ }; do
+  N1[emu64,$op]=$(n EMU64_OPS_N1 10000000); N2[emu64,$op]=$(n EMU64_OPS_N2 50000000)
+  q=1; [ "$op" = cpuid ] && q=5
+  N1[qemu,$op]=$(n QEMU_OPS_N1 $((2000000 * q)));    N2[qemu,$op]=$(n QEMU_OPS_N2 $((10000000 * q)))
+  N1[bochs,$op]=$(n BOCHS_OPS_N1 200000);   N2[bochs,$op]=$(n BOCHS_OPS_N2 1000000)
+done
 
 # ---------------------------------------------------------------- one run
 # run_guest EMU MODE N -> sets R_WALL R_CPU R_INSNS; returns 1 (with a message) when the run failed.
@@ -221,6 +242,7 @@ run_guest() {
     emu64|qemu) [ "$status" = 33 ] || { say "$emu $mode loops=$n: exit status $status, expected 33 (isa-debug-exit 0x10)"; tail -5 "$out" "$out.err" >&2; return 1; } ;;
     bochs) grep -q "shutdown requested" "$out.log" 2>/dev/null || { say "bochs $mode loops=$n: no shutdown in $out.log (status $status)"; tail -5 "$out.log" >&2; return 1; } ;;
   esac
+  if grep -a -q "emu64-bench: no tsc-deadline" "$out"; then say "$emu $mode: the machine offers no TSC-deadline timer (CPUID.1:ECX[24] = 0)"; R_ABSENT=1; return 1; fi
   line=$(grep -a -o "emu64-bench: mode=$mode loops=[0-9]* insns=[0-9]* result=0x[0-9a-f]*" "$out" | tail -1 || true)
   [ -n "$line" ] || { say "$emu $mode loops=$n: no report line from the guest on port 0xE9"; tail -5 "$out" >&2; return 1; }
   if [ "$mode" = reg ]; then
@@ -228,6 +250,7 @@ run_guest() {
     [[ "$line" == *"loops=$n "*"result=$want" ]] || { say "$emu reg loops=$n: wrong result: $line (expected $want)"; return 1; }
   fi
   R_INSNS=${line#*insns=}; R_INSNS=${R_INSNS%% *}
+  R_LOOPS=${line#*loops=}; R_LOOPS=${R_LOOPS%% *}
   R_WALL=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')
   R_CPU=$(tail -1 "$tf" | awk '{ printf "%.3f", $1 + $2 }')
   say "$(printf '%-6s %s loops=%-11s %8.3f s wall %8.3f s cpu' "$emu" "$mode" "$n" "$R_WALL" "$R_CPU")"
@@ -238,7 +261,7 @@ best_of() {
   local i; B_WALL=""; B_CPU=""
   for ((i = 0; i < REPEAT; i++)); do
     run_guest "$@" || return 1
-    B_INSNS=$R_INSNS
+    B_INSNS=$R_INSNS; B_LOOPS=$R_LOOPS
     if [ -z "$B_WALL" ] || awk -v a="$R_WALL" -v b="$B_WALL" 'BEGIN { exit !(a < b) }'; then B_WALL=$R_WALL; fi
     if [ -z "$B_CPU" ] || awk -v a="$R_CPU" -v b="$B_CPU" 'BEGIN { exit !(a < b) }'; then B_CPU=$R_CPU; fi
   done
@@ -257,7 +280,8 @@ version_of() {
 
 # ---------------------------------------------------------------- measure
 modes=(reg); [ "$MEM" = 1 ] && modes+=(mem)
-declare -A MIPS CPUMIPS VER NOTE
+[ -n "$OPS" ] && read -r -a modes <<<"${OPS//,/ }"
+declare -A MIPS CPUMIPS VER NOTE NSOP CPUNSOP
 for emu in emu64 qemu bochs; do
   want "$emu" || continue
   case "$emu" in emu64) have=$HAVE_EMU64 ;; qemu) have=$HAVE_QEMU ;; bochs) have=$HAVE_BOCHS ;; esac
@@ -265,8 +289,12 @@ for emu in emu64 qemu bochs; do
     if [ "$have" != 1 ]; then NOTE[$emu,$mode]="missing"; continue; fi
     VER[$emu]=$(version_of "$emu")
     n1=${N1[$emu,$mode]}; n2=${N2[$emu,$mode]}
-    if best_of "$emu" "$mode" "$n1"; then w1=$B_WALL; c1=$B_CPU; i1=$B_INSNS; else NOTE[$emu,$mode]="failed"; continue; fi
-    if best_of "$emu" "$mode" "$n2"; then w2=$B_WALL; c2=$B_CPU; i2=$B_INSNS; else NOTE[$emu,$mode]="failed"; continue; fi
+    R_ABSENT=0
+    if best_of "$emu" "$mode" "$n1"; then w1=$B_WALL; c1=$B_CPU; i1=$B_INSNS; l1=$B_LOOPS
+    else if [ "$R_ABSENT" = 1 ]; then NOTE[$emu,$mode]="not offered (CPUID.1:ECX[24] = 0)"; else NOTE[$emu,$mode]="failed"; fi; continue; fi
+    if best_of "$emu" "$mode" "$n2"; then w2=$B_WALL; c2=$B_CPU; i2=$B_INSNS; l2=$B_LOOPS; else NOTE[$emu,$mode]="failed"; continue; fi
+    NSOP[$emu,$mode]=$(awk -v l1="$l1" -v l2="$l2" -v t1="$w1" -v t2="$w2" 'BEGIN { d = t2 - t1; if (d <= 0) print "n/a"; else printf "%.1f", d / (l2 - l1) * 1e9 }')
+    CPUNSOP[$emu,$mode]=$(awk -v l1="$l1" -v l2="$l2" -v t1="$c1" -v t2="$c2" 'BEGIN { d = t2 - t1; if (d <= 0) print "n/a"; else printf "%.1f", d / (l2 - l1) * 1e9 }')
     MIPS[$emu,$mode]=$(awk -v i1="$i1" -v i2="$i2" -v t1="$w1" -v t2="$w2" 'BEGIN { d = t2 - t1; if (d <= 0) print "n/a"; else printf "%.1f", (i2 - i1) / d / 1e6 }')
     CPUMIPS[$emu,$mode]=$(awk -v i1="$i1" -v i2="$i2" -v t1="$c1" -v t2="$c2" 'BEGIN { d = t2 - t1; if (d <= 0) print "n/a"; else printf "%.1f", (i2 - i1) / d / 1e6 }')
     NOTE[$emu,$mode]="N=$n1/$n2 wall ${w1}/${w2} s"
@@ -276,8 +304,30 @@ done
 # ---------------------------------------------------------------- table
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || a == "n/a" || b == "n/a" || b + 0 == 0) print "-"; else printf "%.2fx", a / b }'; }
 echo
+host_line() { echo "host: $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(nproc) cpus, load average $(cut -d' ' -f1-3 /proc/loadavg); $(date -u '+%Y-%m-%d %H:%M UTC')"; }
+if [ -n "$OPS" ]; then
+  echo "Host nanoseconds per guest operation (one loop iteration: the operation, dec, jnz), boot cost removed by differencing two loop counts"
+  host_line
+  echo
+  printf '%-9s %-6s %-44s %9s %9s %10s  %s\n' emulator op version "ns/op" "cpu ns/op" "vs qemu" "runs"
+  for mode in "${modes[@]}"; do
+    for emu in emu64 qemu bochs; do
+      want "$emu" || continue
+      m=${NSOP[$emu,$mode]:-}; c=${CPUNSOP[$emu,$mode]:-}
+      printf '%-9s %-6s %-44s %9s %9s %10s  %s\n' "$emu" "$mode" "${VER[$emu]:-(not run)}" "${m:--}" "${c:--}" \
+        "$(ratio "$c" "${CPUNSOP[qemu,$mode]:-}")" "${NOTE[$emu,$mode]:-}"
+    done
+  done
+  echo
+  echo "ns/op = (t(N2) - t(N1)) / (N2 - N1) with wall times; 'cpu ns/op' with the emulator's user+system CPU times;"
+  echo "'vs qemu' is the cpu ns/op against QEMU's (below 1.00x: faster than QEMU)."
+  [ "$KEEP" = 1 ] && echo "work directory: $WORK"
+  fail=0
+  for k in "${!NOTE[@]}"; do [[ "${NOTE[$k]}" == failed ]] && fail=1; done
+  exit $fail
+fi
 echo "Guest instructions per host second, boot cost removed by differencing two loop lengths"
-echo "host: $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(nproc) cpus, load average $(cut -d' ' -f1-3 /proc/loadavg); $(date -u '+%Y-%m-%d %H:%M UTC')"
+host_line
 echo
 printf '%-9s %-5s %-44s %8s %9s %9s %9s  %s\n' emulator loop version MIPS "vs Bochs" "cpu MIPS" "cpu ratio" "runs"
 for mode in "${modes[@]}"; do

@@ -35,7 +35,7 @@ public class KernelSpeedBenchmarks
         throw new FileNotFoundException("firmware/toykernel.elf not found above " + AppContext.BaseDirectory);
     }
 
-    private static Machine Boot(bool model)
+    internal static Machine Boot(bool model)
     {
         var output = new MemoryStream();
         var m = new Machine(new MachineOptions { Append = Append, Output = output, Tlb = new Mmu.TlbConfig { Model = model } });
@@ -52,6 +52,24 @@ public class KernelSpeedBenchmarks
 
     [Benchmark(OperationsPerInvoke = InstructionsPerInvoke)]
     public ulong SyscallsPtiPcidModelOff() { _off.Run(InstructionsPerInvoke); return _off.Cpu.Retired; }
+
+    /// <summary>
+    /// <c>Emu64.Bench syscalls [instructions]</c>: a quick look without BenchmarkDotNet (while working on the system-call path):
+    /// the loop booted, warmed past the compile threshold, then the best of five timed runs, in guest MIPS.
+    /// </summary>
+    public static void Quick(ulong instructions)
+    {
+        var m = Boot(model: true);
+        m.Run(150_000_000);   // past the default compile threshold (1e6 runs of each block of the loop)
+        double best = double.MaxValue;
+        for (int r = 0; r < 5; r++)
+        {
+            var sw = System.Diagnostics.Stopwatch.StartNew();
+            m.Run(instructions);
+            best = Math.Min(best, sw.Elapsed.TotalSeconds);
+        }
+        Console.WriteLine($"SyscallsPtiPcid {instructions / best / 1e6,8:F1} MIPS ({m.StopReason}, {m.Chain.CompiledRetired * 100.0 / m.Cpu.Retired:F0}% compiled)");
+    }
 
     [GlobalCleanup]
     public void Cleanup()

@@ -39,47 +39,79 @@ public sealed partial class Cpu
     /// </summary>
     public bool IsCanonicalSystem(ulong v) => HasLa57 ? (ulong)((long)(v << 7) >> 7) == v : IsCanonical(v);
 
-    private const string Brand = "Emu64 virtual x86-64 CPU        ";  // 48 bytes with the padding below
+    /// <summary>
+    /// The brand string of leaves 0x80000002-4 (48 bytes, little-endian in EAX, EBX, ECX, EDX of each leaf): the name padded
+    /// with spaces and NUL-terminated in its last byte.
+    /// </summary>
+    private static ReadOnlySpan<byte> Brand => "Emu64 virtual x86-64 CPU                       \0"u8;
 
+    /// <summary>CPUID's result for a leaf and sub-leaf (EAX, EBX, ECX, EDX); leaf 1 also loads IA32_BIOS_SIGN_ID[63:32].</summary>
     public void Cpuid(uint leaf, uint sub, out uint a, out uint b, out uint c, out uint d)
     {
-        a = b = c = d = 0;
+        var r = CpuidLeaf(leaf, sub);
+        a = r.A; b = r.B; c = r.C; d = r.D;
+    }
+
+    /// <summary>
+    /// The four registers of a CPUID result, packed two to a 64-bit half: returned in two host registers and built with register
+    /// arithmetic (four 32-bit fields were built on the stack and re-read as two 64-bit halves, a store-forwarding stall).
+    /// </summary>
+    public readonly struct CpuidResult(uint a, uint b, uint c, uint d)
+    {
+        private readonly ulong _ab = a | (ulong)b << 32, _cd = c | (ulong)d << 32;
+        public uint A => (uint)_ab;
+        public uint B => (uint)(_ab >> 32);
+        public uint C => (uint)_cd;
+        public uint D => (uint)(_cd >> 32);
+    }
+
+    /// <summary>
+    /// CPUID for the instruction (SystemInsns.CpuidInsn) and <see cref="Cpuid"/>: allocation-free and cheap, since guests time
+    /// it (kvm-unit-tests' vmexit, issue #19) and Linux issues it often. The rare leaves live in <see cref="CpuidRare"/> so
+    /// that this method stays small.
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    public CpuidResult CpuidLeaf(uint leaf, uint sub)
+    {
         switch (leaf)
         {
             case 0:
-                a = (MiscEnable & MiscEnableLimitCpuid) != 0 ? 2u : 7u;   // IA32_MISC_ENABLE bit 22 limits the basic leaves to 2
-                b = 0x756E6547; d = 0x49656E69; c = 0x6C65746E;   // "GenuineIntel"
-                break;
+                // "GenuineIntel"; IA32_MISC_ENABLE bit 22 limits the basic leaves to 2.
+                return new((MiscEnable & MiscEnableLimitCpuid) != 0 ? 2u : 7u, 0x756E6547, 0x6C65746E, 0x49656E69);
             case 1:
-                a = 0x000506E3;                                   // family 6, model 0x5E, stepping 3
-                b = (8u << 8) | (1u << 16);                       // CLFLUSH 64 bytes, 1 logical CPU, APIC ID 0
-                c = Leaf1Ecx | ((CR4 & Emu64.Cpu.Cr4.Osxsave) != 0 ? 1u << 27 : 0);
-                // The APIC bit reports the local APIC as present and enabled: it clears with IA32_APIC_BASE.EN (SDM §11.4.3).
-                d = (ApicBase & (1UL << 11)) != 0 ? Leaf1Edx : Leaf1Edx & ~(1u << 9);
                 BiosSignId = (ulong)MicrocodeRevision << 32;      // CPUID(1) loads IA32_BIOS_SIGN_ID[63:32] (SDM §9.11.7.1)
-                break;
-            case 6: a = Leaf6Eax; break;
-            case 7 when sub == 0:
-                b = Leaf7Ebx;
-                c = Leaf7Ecx | ((CR4 & Emu64.Cpu.Cr4.Pke) != 0 ? 1u << 4 : 0);   // OSPKE mirrors CR4.PKE
-                break;
-            case 0x80000000: a = 0x80000008; break;
-            case 0x80000001:
-                c = Ext1Ecx;
-                d = Ext1Edx & ((MiscEnable & MiscEnableXdDisable) != 0 ? ~(1u << 20) : ~0u);   // XD_DISABLE hides NX
-                break;
-            case 0x80000002: case 0x80000003: case 0x80000004:
-                {
-                    var s = (Brand + new string(' ', 48)).AsSpan(0, 48);
-                    int o = (int)(leaf - 0x80000002) * 16;
-                    a = Pack(s, o); b = Pack(s, o + 4); c = Pack(s, o + 8); d = Pack(s, o + 12);
-                    if (leaf == 0x80000004) d &= 0x00FFFFFF;      // NUL-terminated
-                    break;
-                }
-            case 0x80000007: d = 1u << 8; break;                 // invariant TSC
-            case 0x80000008: a = (uint)Emu64.Mmu.Mmu.MaxPhysAddr | ((HasLa57 ? 57u : 48u) << 8); break;
+                // Family 6, model 0x5E, stepping 3; CLFLUSH 64 bytes, 1 logical CPU, APIC ID 0. The APIC bit reports the local
+                // APIC as present and enabled: it clears with IA32_APIC_BASE.EN (SDM §11.4.3).
+                return new(0x000506E3, (8u << 8) | (1u << 16), Leaf1Ecx | ((CR4 & Emu64.Cpu.Cr4.Osxsave) != 0 ? 1u << 27 : 0),
+                    (ApicBase & (1UL << 11)) != 0 ? Leaf1Edx : Leaf1Edx & ~(1u << 9));
+            case 6: return new(Leaf6Eax, 0, 0, 0);
+            case 7:
+                if (sub != 0) return default;
+                return new(0, Leaf7Ebx, Leaf7Ecx | ((CR4 & Emu64.Cpu.Cr4.Pke) != 0 ? 1u << 4 : 0), 0);   // OSPKE mirrors CR4.PKE
+            default:
+                return leaf >= 0x80000000 ? CpuidRare(leaf) : default;
         }
     }
 
-    private static uint Pack(ReadOnlySpan<char> s, int o) => (uint)(s[o] | s[o + 1] << 8 | s[o + 2] << 16 | s[o + 3] << 24);
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private CpuidResult CpuidRare(uint leaf)
+    {
+        switch (leaf)
+        {
+            case 0x80000000: return new(0x80000008, 0, 0, 0);
+            case 0x80000001:
+                return new(0, 0, Ext1Ecx, Ext1Edx & ((MiscEnable & MiscEnableXdDisable) != 0 ? ~(1u << 20) : ~0u));   // XD_DISABLE hides NX
+            case 0x80000002: case 0x80000003: case 0x80000004:
+                {
+                    var s = Brand.Slice((int)(leaf - 0x80000002) * 16, 16);
+                    return new(Pack(s, 0), Pack(s, 4), Pack(s, 8), Pack(s, 12));
+                }
+            case 0x80000007: return new(0, 0, 0, 1u << 8);       // invariant TSC
+            case 0x80000008: return new((uint)Emu64.Mmu.Mmu.MaxPhysAddr | ((HasLa57 ? 57u : 48u) << 8), 0, 0, 0);
+            default: return default;
+        }
+    }
+
+    private static uint Pack(ReadOnlySpan<byte> s, int o) => System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(s[o..]);
+
 }

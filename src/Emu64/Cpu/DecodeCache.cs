@@ -14,8 +14,10 @@ public sealed class Block
     public bool Valid = true;
     /// <summary>
     /// The run loop may go on to the next block without leaving its inner loop: the block ends at a near
-    /// branch, call or return, at the end of its page or at the instruction limit — never at an instruction
-    /// that changes mode, privilege, paging, interrupt state or does I/O.
+    /// branch, call or return, at the end of its page or at the instruction limit, or at one of the few system
+    /// instructions after which the run loop would only re-check events and interrupts (IN, MOV to CR8, WRMSR:
+    /// <see cref="DecodeCache.ContinuesChain"/>) — never at an instruction that changes mode, privilege, paging or
+    /// the interrupt flag.
     /// </summary>
     public readonly bool Chainable;
     /// <summary>
@@ -128,7 +130,7 @@ public sealed class DecodeCache
             Prepare(in ins, ref list[n], bitness, _bytes.AsSpan(pos, ins.Length));
             pos += ins.Length;
             n++;
-            if (EndsBlock(in ins)) { chainable = IsNearBranch(in ins); resync = ChainsAfterResync(in ins); break; }
+            if (EndsBlock(in ins)) { chainable = IsNearBranch(in ins) || ContinuesChain(in ins); resync = ChainsAfterResync(in ins); break; }
         }
         if (n == 0) return null;
         if (n < list.Length) Array.Resize(ref list, n);
@@ -203,6 +205,21 @@ public sealed class DecodeCache
                 return false;
         }
     }
+
+    /// <summary>
+    /// IN (to a register), MOV to CR8 and WRMSR end their block, but what they can change that the run loop must react to
+    /// it sees at the block boundary, where the chain checks exactly what the outer loop would (Machine.ChainMustLeave):
+    /// a device read, a task-priority write or an APIC timer write that raises the interrupt line sets
+    /// <c>Machine.InterruptLine</c> (and ends the block at once through <see cref="Cpu.ExitBlock"/>); one that reschedules a
+    /// timer moves <c>Machine.NextEventAt</c>; a device that stops the machine sets ExitBlock. None of them changes the mode,
+    /// the privilege level, paging, RFLAGS or the debug state, which the chain caches. WRMSR sets ExitBlock itself for every
+    /// MSR except IA32_TSC_DEADLINE (SystemInsns.Wrmsr), so only that write continues the chain. Kept: the block ends at
+    /// them, so interrupts are taken at the same instruction boundaries as before (issue #19: these are the instructions
+    /// kvm-unit-tests' vmexit times).
+    /// </summary>
+    internal static bool ContinuesChain(in Instruction ins)
+        => ins.Mnemonic is Mnemonic.In or Mnemonic.Wrmsr
+           || ins.Mnemonic == Mnemonic.Mov && ins.Op0Kind == OpKind.Register && ins.Op0Register == Register.CR8;
 
     /// <summary>SYSCALL, SYSRET and MOV to CR3: the chain may continue after them (<see cref="Block.Resync"/>).</summary>
     private static bool ChainsAfterResync(in Instruction ins)

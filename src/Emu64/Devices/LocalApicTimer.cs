@@ -89,8 +89,9 @@ public sealed partial class LocalApic
             else expiry = elapsed >= period ? ulong.MaxValue : _timerStart + period;
             if (expiry != ulong.MaxValue) next = VirtualClock.ToTicks(expiry, ApicBusHz, Tps);
         }
+        ulong old = NextEventAt;
         NextEventAt = next;
-        _m.RecomputeNextEvent();
+        _m.Reschedule(old, next);
     }
 
     public void OnTime(ulong now)

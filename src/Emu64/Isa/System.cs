@@ -94,9 +94,11 @@ public static unsafe partial class SystemInsns
             case 8: if ((v & ~0xFUL) != 0) cpu.Gp(); cpu.CR8 = v; cpu.Machine.OnTprWrite(v); break;
             default: cpu.Ud(); break;
         }
-        // MOV to CR3 ends its block (DecodeCache.EndsBlock) and the chain may go on after it (Block.Resync);
-        // the other control registers can change the mode or unmask interrupts: back to the outer loop.
-        if (i.R0 != 3) cpu.ExitBlock = true;
+        // MOV to CR3 ends its block (DecodeCache.EndsBlock) and the chain may go on after it (Block.Resync), as after MOV
+        // to CR8 (DecodeCache.ContinuesChain): a lower task priority that lets a pending interrupt through raises the
+        // interrupt line, which ends the block and the chain right after this instruction. CR0 and CR4 can change the
+        // mode or paging: back to the outer loop.
+        if (i.R0 is not (3 or 8)) cpu.ExitBlock = true;
     }
 
     public static void WriteCr0(CpuCore cpu, ulong v)
@@ -234,13 +236,23 @@ public static unsafe partial class SystemInsns
         uint msr = (uint)cpu.R[Reg.RCX];
         ulong v = (cpu.R[Reg.RDX] << 32) | (cpu.R[Reg.RAX] & 0xFFFFFFFF);
         if (!cpu.WriteMsr(msr, v)) cpu.Gp();
-        cpu.ExitBlock = true;
+        // Most MSRs can change the mode, paging or the debug state: back to the outer loop. IA32_TSC_DEADLINE only re-arms
+        // the local APIC timer, whose new expiry the chain sees at the block boundary (Machine.NextEventAt): it goes on
+        // (DecodeCache.ContinuesChain), as kvm-unit-tests' vmexit tscdeadline test and Linux's clockevents rely on.
+        if (msr != Emu64.Cpu.Msr.TscDeadline) cpu.ExitBlock = true;
     }
 
+    /// <summary>
+    /// CPUID. It cannot fault (no CPUID faulting is offered), reads neither RIP, the retired count nor RFLAGS, and never ends
+    /// the block; besides the general registers it reads only CR4, IA32_MISC_ENABLE and IA32_APIC_BASE, whose writes end a
+    /// block, and writes IA32_BIOS_SIGN_ID (leaf 1), which no bookkeeping reads: so the block compiler may run it without
+    /// the per-instruction bookkeeping (<see cref="RegisterOnlyAttribute"/>), as a handful of register moves.
+    /// </summary>
+    [RegisterOnly, System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     private static void CpuidInsn(CpuCore cpu, ref Insn i)
     {
-        cpu.Cpuid((uint)cpu.R[Reg.RAX], (uint)cpu.R[Reg.RCX], out uint a, out uint b, out uint c, out uint d);
-        cpu.R[Reg.RAX] = a; cpu.R[Reg.RBX] = b; cpu.R[Reg.RCX] = c; cpu.R[Reg.RDX] = d;
+        var r = cpu.CpuidLeaf((uint)cpu.R[Reg.RAX], (uint)cpu.R[Reg.RCX]);
+        cpu.R[Reg.RAX] = r.A; cpu.R[Reg.RBX] = r.B; cpu.R[Reg.RCX] = r.C; cpu.R[Reg.RDX] = r.D;
     }
 
     private static void Rdtsc(CpuCore cpu, ref Insn i)

@@ -62,6 +62,49 @@ public class CompareGuestTests
         Assert.Contains("mode=reg loops=1000000 insns=3000000 result=0x000000746a5a2920\n", r.Console);
     }
 
+    [GuestToolchainTheory]
+    [InlineData("cpuid", 4UL, "0000000000000007")]     // leaf 0's EAX: the highest basic leaf
+    [InlineData("inpm", 3UL, null)]                     // the PM timer's value when the loop ended
+    [InlineData("cr8r", 3UL, "0000000000000000")]
+    [InlineData("cr8w", 3UL, "0000000000000000")]
+    [InlineData("pause", 3UL, "0000000000000000")]
+    [InlineData("tscdl", 3UL, "00000000ffffffff")]
+    public void An_operation_mode_loops_over_its_operation_and_reports_its_instructions(string mode, ulong perLoop, string? result)
+    {
+        const ulong loops = 12345;
+        var r = Run.Image(CompareGuest.Image, $"loops={loops} mode={mode}", maxInstructions: 10_000_000);
+        Assert.True(r.Reason == StopReason.DebugExit, $"{r.Reason}: {r.Machine.StopMessage}\n{r.Console}");
+        Assert.Equal(33, r.ExitCode);
+        var m = Report.Match(r.Console);
+        Assert.True(m.Success, "no report line:\n" + r.Console);
+        Assert.Equal(mode, m.Groups[1].Value);
+        Assert.Equal(loops, ulong.Parse(m.Groups[2].Value));
+        Assert.Equal(perLoop * loops, ulong.Parse(m.Groups[3].Value));
+        if (result != null) Assert.Equal(result, m.Groups[4].Value);
+        Assert.InRange(r.Machine.Cpu.Retired, perLoop * loops, perLoop * loops + 40_000);   // inpm: the RSDP scan of 0xE0000-0xF0000 first
+        Assert.Equal(0UL, r.Machine.Stats.Faults);
+    }
+
+    [GuestToolchainFact]
+    public void The_PM_timer_mode_finds_the_port_through_the_FADT_and_reads_a_timer_that_advances()
+    {
+        var a = Run.Image(CompareGuest.Image, "loops=1000 mode=inpm", maxInstructions: 10_000_000);
+        var b = Run.Image(CompareGuest.Image, "loops=100000 mode=inpm", maxInstructions: 10_000_000);
+        ulong ta = Convert.ToUInt64(Report.Match(a.Console).Groups[4].Value, 16), tb = Convert.ToUInt64(Report.Match(b.Console).Groups[4].Value, 16);
+        // 3.579545 MHz at one instruction per nanosecond: about 0.0036 ticks per instruction, 24 bits wide.
+        Assert.True(tb > ta && tb < 1UL << 24, $"PM timer {ta:x} then {tb:x}");
+    }
+
+    [GuestToolchainFact]
+    public void The_TSC_deadline_mode_leaves_the_APIC_timer_in_TSC_deadline_mode_and_disarmed()
+    {
+        var r = Run.Image(CompareGuest.Image, "loops=1000 mode=tscdl", maxInstructions: 10_000_000);
+        Assert.Equal(33, r.ExitCode);
+        Assert.True(r.Machine.Cpu.ReadMsr(0x6E0, out ulong deadline));
+        Assert.Equal(0UL, deadline);                       // the guest writes 0 after its loop: the timer is disarmed
+        Assert.Equal(0UL, r.Machine.Events.Interrupts);
+    }
+
     [GuestToolchainQemuFact, Trait("Category", "Qemu")]
     public void QEMU_runs_the_same_guest_to_the_same_report_and_exit_status()
     {
