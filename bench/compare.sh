@@ -305,6 +305,13 @@ done
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || a == "n/a" || b == "n/a" || b + 0 == 0) print "-"; else printf "%.2fx", a / b }'; }
 echo
 host_line() { echo "host: $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(nproc) cpus, load average $(cut -d' ' -f1-3 /proc/loadavg); $(date -u '+%Y-%m-%d %H:%M UTC')"; }
+# The work directory (when kept), and status 1 if any run failed.
+finish() {
+  [ "$KEEP" = 1 ] && echo "work directory: $WORK"
+  local fail=0 k
+  for k in "${!NOTE[@]}"; do [[ "${NOTE[$k]}" == failed ]] && fail=1; done
+  exit $fail
+}
 if [ -n "$OPS" ]; then
   echo "Host nanoseconds per guest operation (one loop iteration: the operation, dec, jnz), boot cost removed by differencing two loop counts"
   host_line
@@ -321,10 +328,7 @@ if [ -n "$OPS" ]; then
   echo
   echo "ns/op = (t(N2) - t(N1)) / (N2 - N1) with wall times; 'cpu ns/op' with the emulator's user+system CPU times;"
   echo "'vs qemu' is the cpu ns/op against QEMU's (below 1.00x: faster than QEMU)."
-  [ "$KEEP" = 1 ] && echo "work directory: $WORK"
-  fail=0
-  for k in "${!NOTE[@]}"; do [[ "${NOTE[$k]}" == failed ]] && fail=1; done
-  exit $fail
+  finish
 fi
 echo "Guest instructions per host second, boot cost removed by differencing two loop lengths"
 host_line
@@ -341,7 +345,4 @@ done
 echo
 echo "MIPS = (insns(N2) - insns(N1)) / (t(N2) - t(N1)) with wall times; 'cpu MIPS' with the emulator's user+system"
 echo "CPU times instead (less disturbed by other load). Ratios are against Bochs on the same loop."
-[ "$KEEP" = 1 ] && echo "work directory: $WORK"
-fail=0
-for k in "${!NOTE[@]}"; do [[ "${NOTE[$k]}" == failed ]] && fail=1; done
-exit $fail
+finish
