@@ -42,7 +42,7 @@ public sealed partial class Cpu
     public void SetLazy(LazyOp op, int size, ulong a, ulong b, ulong res)
     {
         // a, b and res are masked to the size: an ADD carried when the sum wrapped below a, a SUB borrowed when a < b.
-        _cf = op == LazyOp.Add ? Bit(res < a) : op == LazyOp.Sub ? Bit(a < b) : 0;
+        _cf = op == LazyOp.Add ? Bit(res < a) : op == LazyOp.Sub ? Bit(a < b) : op == LazyOp.Logic ? 0 : _cf;   // INC/DEC keep CF
         _lazyOp = op; _lazySize = (byte)size; _lazyA = a; _lazyB = b; _lazyRes = res;
     }
 

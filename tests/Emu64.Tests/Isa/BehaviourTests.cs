@@ -137,6 +137,32 @@ public class BehaviourTests
         Assert.Equal(0x8000UL, m.Cpu.R[Reg.RSP]);
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Inc_and_dec_keep_the_carry_of_the_add_or_sub_before_them_and_adc_uses_it(bool carry)
+    {
+        // SDM vol. 2A INC/DEC: "The CF flag is not affected". The carry comes from the ADD (or SUB) just before, whose flags
+        // are recorded lazily; CF is kept current in its own field (Cpu/Flags.cs).
+        var m = Machine(a =>
+        {
+            a.mov(rax, carry ? ulong.MaxValue : 1UL); a.add(rax, 1);   // CF = carry
+            a.dec(rcx);                                                 // ZF/SF/OF from DEC, CF kept
+            a.inc(rdx);
+            a.setb(bl);                                                 // BL = CF
+            a.mov(rsi, 10); a.adc(rsi, 0);                              // RSI = 10 + CF
+            a.mov(rdi, 0); a.sub(rdi, carry ? 1 : 0); a.dec(r8);       // SUB borrows when carry; DEC keeps it
+            a.sbb(r9, 0);                                               // R9 = 0 - CF
+        });
+        m.Cpu.R[Reg.RCX] = 1; m.Cpu.R[Reg.RDX] = 5; m.Cpu.R[Reg.R8] = 3; m.Cpu.R[Reg.R9] = 0;
+        for (int k = 0; k < 11; k++) Assert.Equal(-1, m.Step());
+        ulong cf = carry ? 1UL : 0;
+        Assert.Equal(cf, m.Cpu.R[Reg.RBX] & 0xFF);
+        Assert.Equal(10 + cf, m.Cpu.R[Reg.RSI]);
+        Assert.Equal(0UL - cf, m.Cpu.R[Reg.R9]);
+        Assert.Equal(cf, m.Cpu.Rflags & RFlags.CF);   // SBB of 0 - 0 - CF borrows exactly when CF was set
+    }
+
     [Fact]
     public void Push_and_pop_of_16_bit_operands_move_rsp_by_two_in_64_bit_mode()
     {
