@@ -320,7 +320,7 @@ public static unsafe class BlockCompiler
             if (DirectBranch(b, start, block.Phys, out int cc, out ulong fallOff, out ulong takenOff))
             {
                 // The block's last instruction is a near branch whose target lies in the head's page: the method branches itself
-                // (see EmitDirectBranch) instead of calling the handler and then comparing RIP with each successor's start.
+                // (see DirectBranch) instead of calling the handler and then comparing RIP with each successor's start.
                 EmitBlock(il, b, first, start, insnsLocal, rip0, ret0, retNull, b.Count - 1);
                 EmitStore(il, RetiredField, ret0, (ulong)b.Count);
                 var taken = il.DefineLabel();
@@ -334,7 +334,6 @@ public static unsafe class BlockCompiler
                 }
                 il.MarkLabel(taken);
                 EmitKnownEdge(il, region, plan.Successors[i], takenOff, block.Phys, (ulong)b.Count, rip0, ret0, el, starts, exit);
-                Interlocked.Increment(ref DirectBranches);
             }
             else
             {
@@ -446,9 +445,6 @@ public static unsafe class BlockCompiler
         .ToDictionary(x => x.m, x => x.cc);
 
     private static readonly MethodInfo ConditionMethod = typeof(Cpu).GetMethod(nameof(Cpu.Condition))!;
-
-    /// <summary>Direct branches emitted (diagnostics, tests).</summary>
-    public static long DirectBranches;
 
     /// <summary>
     /// Whether <paramref name="b"/> (at <paramref name="start"/> bytes from the head) ends at a 64-bit fast Jcc or JMP rel32 whose

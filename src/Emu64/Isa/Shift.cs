@@ -68,24 +68,15 @@ public static unsafe class Shift
         bool cf;
         switch (k)
         {
-            case Kind.Shl:
-                r = count >= bits ? 0 : (a << count) & m;
-                cf = count <= bits && ((a >> (bits - count)) & 1) != 0;
-                cpu.SetStatusFromResult(r, size, cf, aTop ^ aNext);
+            case Kind.Shl or Kind.Shr or Kind.Sar:
+                if (count < bits) return ShiftBy(cpu, k, a, count, size);
+                // 8- and 16-bit operands only (a masked count is below 32 or 64): every bit is shifted out. CF is the last bit
+                // shifted out when the count equals the width (SHL: bit 0, SHR: the top bit) and 0 beyond it; SAR fills with
+                // the sign, which is also its CF.
+                r = k == Kind.Sar && aTop ? m : 0;
+                cf = k switch { Kind.Shl => count == bits && (a & 1) != 0, Kind.Shr => count == bits && aTop, _ => aTop };
+                cpu.SetStatusFromResult(r, size, cf, k switch { Kind.Shl => aTop ^ aNext, Kind.Shr => aTop, _ => false });
                 return r;
-            case Kind.Shr:
-                r = count >= bits ? 0 : a >> count;
-                cf = count <= bits && ((a >> (count - 1)) & 1) != 0;
-                cpu.SetStatusFromResult(r, size, cf, aTop);
-                return r;
-            case Kind.Sar:
-                {
-                    long sa = (long)(a << (64 - bits)) >> (64 - bits);
-                    r = (ulong)(sa >> Math.Min(count, bits - 1)) & m;
-                    cf = ((ulong)(sa >> Math.Min(count - 1, 63)) & 1) != 0;
-                    cpu.SetStatusFromResult(r, size, cf, false);
-                    return r;
-                }
             case Kind.Rol:
                 {
                     int c = count % bits;
@@ -135,7 +126,7 @@ public static unsafe class Shift
     }
 
     // ---- fast forms (chosen once at decode): SHL/SHR/SAR of a 32- or 64-bit register by an immediate count ----
-    // The same Compute with the kind and size fixed; an immediate count on a register cannot fault.
+    // ShiftBy (Compute's SHL/SHR/SAR) with the kind and size fixed; an immediate count on a register cannot fault.
 
     internal static void Specialize(ref Insn d)
     {
@@ -156,8 +147,9 @@ public static unsafe class Shift
     }
 
     /// <summary>
-    /// <see cref="Compute"/>'s SHL/SHR/SAR for a count of 1..bits-1 (a masked count is below the operand's width), small enough
-    /// to inline where the kind and size are constants: the bignum and hashing loops of real code run these by the million.
+    /// SHL/SHR/SAR by a count of 1..bits-1 (for 32- and 64-bit operands every masked count; <see cref="Compute"/> handles the
+    /// rest), small enough to inline where the kind and size are constants: the bignum and hashing loops of real code run
+    /// these by the million. OF is the first 1-bit step's, as in <see cref="Compute"/>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static ulong ShiftBy(CpuCore cpu, Kind k, ulong a, int count, int size)
