@@ -58,7 +58,7 @@ internal sealed class NoRipReadAttribute : Attribute { }
 /// Handlers the compiler cannot name (none in practice: a test checks it) are called through the same function
 /// pointer the interpreter uses.
 /// </summary>
-public static unsafe class BlockCompiler
+public static unsafe partial class BlockCompiler
 {
     private static readonly FieldInfo RipField = typeof(Cpu).GetField(nameof(Cpu.Rip))!;
     private static readonly FieldInfo InsnRipField = typeof(Cpu).GetField(nameof(Cpu.InsnRip))!;
@@ -88,6 +88,15 @@ public static unsafe class BlockCompiler
 
     /// <summary>Every handler method of the assembly by its entry point (the value a <c>&amp;Method</c> load gives).</summary>
     private static readonly Dictionary<nint, MethodInfo> Handlers = FindHandlers();
+
+    /// <summary>The handler method at entry point <paramref name="exec"/>, or null.</summary>
+    private static MethodInfo? HandlerOf(nint exec) => Handlers.TryGetValue(exec, out var m) ? m : null;
+
+    /// <summary>
+    /// Whether regions use the native forms (BlockCompiler.Native.cs). On by default; EMU64_NATIVE=0 turns them off, to compare
+    /// (the counters and the guest's results are the same either way).
+    /// </summary>
+    public static bool NativeEnabled = Environment.GetEnvironmentVariable("EMU64_NATIVE") != "0";
 
     /// <summary>Methods compiled, handler calls emitted direct or through the pointer, and PUSH/POP runs (diagnostics, tests).</summary>
     public static long Compiled, DirectCalls, PointerCalls, Runs;
@@ -288,6 +297,10 @@ public static unsafe class BlockCompiler
         il.Emit(OpCodes.Ldarg_1);
         il.Emit(OpCodes.Ldc_I4_0);
         il.Emit(OpCodes.Stfld, ExitBlockField);
+        var retNull = il.DefineLabel();
+        // Guest registers the native forms name, into IL locals for the whole method (BlockCompiler.Native.cs).
+        var nat = NativeEnabled ? NativeRegion.For(il, region, HandlerOf, rip0, ret0, el.Mmu, retNull) : null;
+        nat?.Prologue();
         var starts = new Label[region.Length];
         for (int i = 0; i < region.Length; i++) starts[i] = il.DefineLabel();
         if (region.Length > 1)
@@ -309,26 +322,31 @@ public static unsafe class BlockCompiler
             }
             il.MarkLabel(entries[0]);
         }
-        var retNull = il.DefineLabel();
         int first = 0;   // index of the block's first instruction in CompiledRegion.Insns
         for (int i = 0; i < region.Length; i++)
         {
             var b = region[i];
             il.MarkLabel(starts[i]);
+            nat?.BlockStart();
             ulong start = b.Phys - block.Phys;
             var exit = il.DefineLabel();
             if (DirectBranch(b, start, block.Phys, out int cc, out ulong fallOff, out ulong takenOff))
             {
                 // The block's last instruction is a near branch whose target lies in the head's page: the method branches itself
                 // (see DirectBranch) instead of calling the handler and then comparing RIP with each successor's start.
-                EmitBlock(il, b, first, start, insnsLocal, rip0, ret0, retNull, b.Count - 1);
+                EmitBlock(il, b, first, start, insnsLocal, rip0, ret0, retNull, b.Count - 1, nat);
+                var flags = nat?.BlockEnd() ?? default;
                 EmitStore(il, RetiredField, ret0, (ulong)b.Count);
                 var taken = il.DefineLabel();
                 if (cc >= 0)
                 {
-                    il.Emit(OpCodes.Ldarg_1);
-                    il.Emit(OpCodes.Ldc_I4, cc);
-                    il.Emit(OpCodes.Call, ConditionMethod);
+                    if (nat != null) nat.EmitCondition(cc, flags);   // from the flag-setting instruction's operands when it was native
+                    else
+                    {
+                        il.Emit(OpCodes.Ldarg_1);
+                        il.Emit(OpCodes.Ldc_I4, cc);
+                        il.Emit(OpCodes.Call, ConditionMethod);
+                    }
                     il.Emit(OpCodes.Brtrue, taken);
                     EmitKnownEdge(il, region, plan.Successors[i], fallOff, block.Phys, (ulong)b.Count, rip0, ret0, el, starts, exit);
                 }
@@ -337,7 +355,8 @@ public static unsafe class BlockCompiler
             }
             else
             {
-                EmitBlock(il, b, first, start, insnsLocal, rip0, ret0, retNull, b.Count);
+                EmitBlock(il, b, first, start, insnsLocal, rip0, ret0, retNull, b.Count, nat);
+                nat?.BlockEnd();
                 // After the block ran to its end: on to a successor in the region when the run loop would do just that.
                 foreach (var next in plan.Successors[i])
                 {
@@ -347,9 +366,11 @@ public static unsafe class BlockCompiler
             }
             first += b.Count;
             il.MarkLabel(exit);
+            nat?.AtExit();
             il.Emit(OpCodes.Ldc_I4, i);   // an index, not the block: the region argument is dead after the prologue (one register more)
             il.Emit(OpCodes.Ret);
         }
+        nat?.EmitCold();
         il.MarkLabel(retNull);
         il.Emit(OpCodes.Ldc_I4_M1);
         il.Emit(OpCodes.Ret);
@@ -365,7 +386,7 @@ public static unsafe class BlockCompiler
     /// <paramref name="retNull"/> where that loop would return false.
     /// </summary>
     private static void EmitBlock(ILGenerator il, Block block, int first, ulong start, LocalBuilder insnsLocal, LocalBuilder rip0,
-        LocalBuilder ret0, Label retNull, int count)
+        LocalBuilder ret0, Label retNull, int count, NativeRegion? nat)
     {
         var insns = block.Insns;
         bool whole = count == block.Count;   // else the caller emits the last instruction (a direct branch) and the block's end
@@ -377,9 +398,16 @@ public static unsafe class BlockCompiler
             Handlers.TryGetValue((nint)d.Exec, out var mi);
             var kind = Classify(ref d, mi);
             ulong next = off + d.Length;
+            if (nat != null && nat.TryEmit(ref d, mi, k, off, next))
+            {
+                off = next;
+                continue;
+            }
+            nat?.BeforeHandler();
             if (kind == Kind.RegisterOnly)
             {
                 EmitCall(il, insnsLocal, first + k, mi, in d);
+                nat?.AfterHandler();
                 off = next;
                 continue;
             }
@@ -401,6 +429,7 @@ public static unsafe class BlockCompiler
                 il.Emit(OpCodes.Ldc_I8, (long)lengths);
                 il.Emit(OpCodes.Ldc_I4, run);
                 il.Emit(OpCodes.Call, mi!.Name == "PushR64" ? PushRunMethod : PopRunMethod);
+                nat?.AfterHandler();
                 il.Emit(OpCodes.Brfalse, retNull);
                 Interlocked.Increment(ref Runs);
                 off += bytes;
@@ -414,6 +443,7 @@ public static unsafe class BlockCompiler
             if (kind == Kind.Full) EmitStore(il, RipField, rip0, next);
             EmitStore(il, RetiredField, ret0, (ulong)k);
             EmitCall(il, insnsLocal, first + k, mi, in d);
+            nat?.AfterHandler();
             bool last = k == block.Count - 1;
             if (last) ripSetByLast = kind == Kind.Full;
             // if (cpu.ExitBlock) { [cpu.Rip = rip0 + next;] cpu.Retired = ret0 + k + 1; return null; }

@@ -132,10 +132,20 @@ public sealed partial class Mmu
     /// call cost the memory loop 3 points of model cost (bench paired: +10% against +7%).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Touch(ref FastEntry f)
+    internal static void Touch(ref FastEntry f)
     {
         var lru = f.Lru;
         if (lru == null || f.Stamp == lru.Clock) return;
+        TouchArray(ref f, lru);
+    }
+
+    /// <summary>
+    /// <see cref="Touch"/>'s rarer half, out of line: the entry is not the array's most recent use as this fast entry last saw it.
+    /// (A run of accesses to one page finds <c>Stamp == Clock</c> after the first, so the inlined part is two loads and a compare.)
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    internal static void TouchArray(ref FastEntry f, TlbArray lru)
+    {
         ref ulong stamp = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(lru.E), f.Way).Stamp;
         if (stamp != lru.Clock) stamp = ++lru.Clock;
         f.Stamp = stamp;
@@ -303,6 +313,12 @@ public sealed partial class Mmu
         Touch(ref f);
         return (byte*)f.Host + (la & 0xFFF);
     }
+
+    /// <summary>The fast cache's first entry, for compiled code that indexes it itself (Cpu/BlockCompiler.Native.cs).</summary>
+    internal ref FastEntry FastTable => ref MemoryMarshal.GetArrayDataReference(_fast);
+
+    /// <summary>The epoch a live fast entry carries now (it changes only inside handlers and translations).</summary>
+    internal ulong FastEpoch => _fastEpoch;
 
     /// <summary>
     /// <paramref name="k"/> iterations of REP MOVS at once (Isa/Strings.cs), each a read of the source page then a write of the

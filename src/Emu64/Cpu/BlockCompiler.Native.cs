@@ -1,0 +1,838 @@
+using System.Reflection;
+using System.Reflection.Emit;
+using System.Runtime.CompilerServices;
+
+namespace Emu64.Cpu;
+
+/// <summary>
+/// The compiled region's native forms: the commonest 64-bit-mode instructions — MOV, ADD, SUB, CMP, AND, OR, XOR and
+/// TEST between 32/64-bit registers and immediates, INC, DEC, LEA, and MOV between a 32/64-bit register and memory —
+/// emitted as IL of their own instead of a call to their handler, with the guest's general registers held in IL
+/// locals across the whole region and the status flags of the last such instruction kept in locals until something
+/// can observe them.
+///
+/// Why: a handler reads and writes guest registers and the lazy-flag fields in the <see cref="Cpu"/> object, and the
+/// JIT must keep every one of those loads and stores (any store through a <c>ref</c> may alias them), so the register
+/// loop's <c>add rax,rcx; dec rcx; jnz</c> was ~50 host instructions an iteration, mostly memory traffic. In locals the
+/// JIT keeps them in host registers.
+///
+/// The invariant, per register r of the region's set (every register a native form names):
+/// <list type="bullet">
+/// <item>at every block start, edge and exit of the method the local holds r's value (cpu.R[r] may be older);</item>
+/// <item>before anything that is not a native form runs — a handler, a PUSH/POP run, the out-of-line path of a native
+/// memory access (a page walk, MMIO, a fault) — every local newer than cpu.R[r] is written back, and the pending
+/// flags are stored into the lazy-flag fields exactly as the handler would have stored them; after a handler the
+/// locals are stale and are reloaded where next used, and at the block's end;</item>
+/// <item>the method's exits to the run loop write every register the region writes back (a fault from a handler or an
+/// out-of-line path leaves with the registers already written back).</item>
+/// </list>
+/// A native memory access takes the same inline fast path as the handlers (<see cref="Mmu.Mmu.HostData"/>'s: canonical,
+/// within a page, the fast cache's live entry with a host frame, its hit counted as the TLB model counts it) and
+/// everything else out of line through the handlers' own slow path with InsnRip, RIP and the retired count exact, so
+/// faults, MMIO, watchpoints and stores into code behave as interpreted; every counter stays the same.
+/// </summary>
+internal sealed unsafe class NativeRegion
+{
+    private static readonly MethodInfo GprMethod = typeof(Cpu).GetMethod(nameof(Cpu.Gpr))!;
+    private static readonly FieldInfo CfField = typeof(Cpu).GetField(nameof(Cpu._cf), BindingFlags.Instance | BindingFlags.NonPublic)!;
+    private static readonly FieldInfo LazyOpField = typeof(Cpu).GetField(nameof(Cpu._lazyOp), BindingFlags.Instance | BindingFlags.NonPublic)!;
+    private static readonly FieldInfo LazySizeField = typeof(Cpu).GetField(nameof(Cpu._lazySize), BindingFlags.Instance | BindingFlags.NonPublic)!;
+    private static readonly FieldInfo LazyAField = typeof(Cpu).GetField(nameof(Cpu._lazyA), BindingFlags.Instance | BindingFlags.NonPublic)!;
+    private static readonly FieldInfo LazyBField = typeof(Cpu).GetField(nameof(Cpu._lazyB), BindingFlags.Instance | BindingFlags.NonPublic)!;
+    private static readonly FieldInfo LazyResField = typeof(Cpu).GetField(nameof(Cpu._lazyRes), BindingFlags.Instance | BindingFlags.NonPublic)!;
+    private static readonly FieldInfo RipField = typeof(Cpu).GetField(nameof(Cpu.Rip))!;
+    private static readonly FieldInfo InsnRipField = typeof(Cpu).GetField(nameof(Cpu.InsnRip))!;
+    private static readonly FieldInfo RetiredField = typeof(Cpu).GetField(nameof(Cpu.Retired))!;
+    private static readonly FieldInfo ExitBlockField = typeof(Cpu).GetField(nameof(Cpu.ExitBlock))!;
+    private static readonly MethodInfo SegBaseMethod = typeof(Native).GetMethod(nameof(Native.SegBase))!;
+    private static readonly MethodInfo ReadSlowMethod = typeof(Native).GetMethod(nameof(Native.ReadSlow))!;
+    private static readonly MethodInfo WriteSlowMethod = typeof(Native).GetMethod(nameof(Native.WriteSlow))!;
+    private static readonly MethodInfo ConditionMethod = typeof(Native).GetMethod(nameof(Native.Condition))!;
+
+    /// <summary>Instructions emitted in native form (diagnostics, tests).</summary>
+    public static long Emitted;
+
+    private enum Form : byte { None, MovRR, MovRI, Alu, AluImm, IncDec, Lea, Load, Store }
+
+    /// <summary>The native form of a handler, with its ALU operation and operand size, by the handler's name.</summary>
+    private readonly record struct Shape(Form Form, Isa.Alu.Op Op, int Size, bool Inc = false);
+
+    private static readonly Dictionary<string, Shape> Shapes = BuildShapes();
+
+    private static Dictionary<string, Shape> BuildShapes()
+    {
+        var s = new Dictionary<string, Shape>
+        {
+            ["MovRR64"] = new(Form.MovRR, default, 8), ["MovRR32"] = new(Form.MovRR, default, 4),
+            ["MovRI64"] = new(Form.MovRI, default, 8), ["MovRI32"] = new(Form.MovRI, default, 4),
+            ["MovRM64"] = new(Form.Load, default, 8), ["MovRM32"] = new(Form.Load, default, 4),
+            ["MovMR64"] = new(Form.Store, default, 8), ["MovMR32"] = new(Form.Store, default, 4),
+            ["IncR64"] = new(Form.IncDec, default, 8, true), ["IncR32"] = new(Form.IncDec, default, 4, true),
+            ["DecR64"] = new(Form.IncDec, default, 8), ["DecR32"] = new(Form.IncDec, default, 4),
+            ["Lea"] = new(Form.Lea, default, 0),
+        };
+        foreach (var op in new[] { Isa.Alu.Op.Add, Isa.Alu.Op.Sub, Isa.Alu.Op.Cmp, Isa.Alu.Op.And, Isa.Alu.Op.Or, Isa.Alu.Op.Xor, Isa.Alu.Op.Test })
+            foreach (int size in new[] { 8, 4 })
+            {
+                s[$"{op}RR{size * 8}"] = new(Form.Alu, op, size);
+                s[$"{op}RI{size * 8}"] = new(Form.AluImm, op, size);
+            }
+        return s;
+    }
+
+    /// <summary>The native form of instruction <paramref name="d"/> run by handler <paramref name="mi"/>, if it has one.</summary>
+    private static Shape ShapeOf(ref Insn d, MethodInfo? mi)
+    {
+        if (mi == null || !Shapes.TryGetValue(mi.Name, out var s)) return default;
+        if (mi.DeclaringType != typeof(Isa.Alu) && mi.DeclaringType != typeof(Isa.DataMove)) return default;
+        if (d.Prefix != 0) return default;
+        switch (s.Form)
+        {
+            case Form.Lea:
+                if (d.K0 != Opnd.Reg || d.R0 >= 16 || d.Size is not (4 or 8) || d.AddrSize is not (4 or 8) || !PlainMem(ref d)) return default;
+                return s with { Size = d.Size };
+            case Form.Load or Form.Store:
+                return PlainMem(ref d) ? s : default;
+            default:
+                return s;
+        }
+    }
+
+    /// <summary>A memory operand the native forms address: base and index general registers (or RIP, or none), a 32/64-bit address.</summary>
+    private static bool PlainMem(ref Insn d)
+        => (d.Base == Reg.None || d.Base == Reg.Rip || d.Base < 16) && (d.Index == Reg.None || d.Index < 16) && d.AddrSize is 4 or 8 && d.Seg < 6;
+
+    /// <summary>The registers instruction <paramref name="d"/> reads or writes (bit r) in its native form, and those it writes.</summary>
+    private static int Uses(ref Insn d, Shape s, out int writes)
+    {
+        int use = 0;
+        writes = 0;
+        switch (s.Form)
+        {
+            case Form.MovRR: use = 1 << d.R0 | 1 << d.R1; writes = 1 << d.R0; break;
+            case Form.MovRI: use = writes = 1 << d.R0; break;
+            case Form.Alu: use = 1 << d.R0 | 1 << d.R1; writes = s.Op is Isa.Alu.Op.Cmp or Isa.Alu.Op.Test ? 0 : 1 << d.R0; break;
+            case Form.AluImm: use = 1 << d.R0; writes = s.Op is Isa.Alu.Op.Cmp or Isa.Alu.Op.Test ? 0 : 1 << d.R0; break;
+            case Form.IncDec: use = writes = 1 << d.R0; break;
+            case Form.Lea: case Form.Load: use = writes = 1 << d.R0; break;
+            case Form.Store: use = 1 << d.R1; break;
+        }
+        if (s.Form is Form.Lea or Form.Load or Form.Store)
+        {
+            if (d.Base < 16) use |= 1 << d.Base;
+            if (d.Index < 16) use |= 1 << d.Index;
+        }
+        return use;
+    }
+
+    /// <summary>Whether the block compiler emits instruction <paramref name="d"/> (handler <paramref name="mi"/>, in a 64-bit block) natively.</summary>
+    internal static bool Has(ref Insn d, MethodInfo? mi) => ShapeOf(ref d, mi).Form != Form.None;
+
+    // ---- the region's state -------------------------------------------------------------------------------------
+
+    private readonly ILGenerator _il;
+    private readonly LocalBuilder _rip0, _ret0, _mmu, _tmp, _ptr, _ea;
+    private readonly LocalBuilder?[] _reg = new LocalBuilder?[16];
+    private readonly int _set, _written;
+    private readonly Label _retNull;
+    /// <summary>Registers whose local is older than cpu.R (a handler ran since), and whose cpu.R is older than the local.</summary>
+    private int _stale, _dirty;
+
+    /// <summary>The status flags of the last native flag-setting instruction, not yet stored into the lazy-flag fields.</summary>
+    internal struct Pending
+    {
+        public bool Live;
+        public LazyOp Op;
+        public int Size;
+        /// <summary>Where CF is: a local (ADD/SUB), 0 (logic), or still in cpu._cf (INC/DEC after a handler).</summary>
+        public CfAt Cf;
+    }
+    internal enum CfAt : byte { Cpu, Local, Zero }
+    private Pending _flags;
+    private readonly LocalBuilder _fa, _fb, _fres, _fcf;
+    /// <summary>Out-of-line paths, emitted after the region's blocks so that the hot path falls straight through.</summary>
+    private readonly List<Action> _cold = [];
+
+    /// <summary>
+    /// What a native memory access reads from the CPU and the MMU (<see cref="EmitAddress"/>), in locals: only a handler or an
+    /// out-of-line path can change it, so it is reloaded after those. Declared when the region has a native memory access.
+    /// </summary>
+    private readonly LocalBuilder? _table, _keyR, _keyW, _pcid, _epoch, _entry, _la, _lru;
+    /// <summary>Whether a handler ran since the locals above were loaded.</summary>
+    private bool _mmuStale;
+
+    private NativeRegion(ILGenerator il, int set, int written, bool memory, LocalBuilder rip0, LocalBuilder ret0, LocalBuilder mmu, Label retNull)
+    {
+        if (memory)
+        {
+            _table = il.DeclareLocal(typeof(Mmu.Mmu.FastEntry).MakeByRefType());
+            _keyR = il.DeclareLocal(typeof(int));
+            _keyW = il.DeclareLocal(typeof(int));
+            _pcid = il.DeclareLocal(typeof(ulong));
+            _epoch = il.DeclareLocal(typeof(ulong));
+            _lru = il.DeclareLocal(typeof(Mmu.TlbArray));
+            _entry = il.DeclareLocal(typeof(Mmu.Mmu.FastEntry).MakeByRefType());
+            _la = il.DeclareLocal(typeof(ulong));
+        }
+        _il = il; _set = set; _written = written; _rip0 = rip0; _ret0 = ret0; _mmu = mmu; _retNull = retNull;
+        for (int r = 0; r < 16; r++)
+            if ((set >> r & 1) != 0) _reg[r] = il.DeclareLocal(typeof(ulong));
+        _tmp = il.DeclareLocal(typeof(ulong));
+        _ptr = il.DeclareLocal(typeof(byte*));
+        _ea = il.DeclareLocal(typeof(ulong));   // the effective address of the access whose out-of-line path runs (read right after it)
+        _fa = il.DeclareLocal(typeof(ulong));
+        _fb = il.DeclareLocal(typeof(ulong));
+        _fres = il.DeclareLocal(typeof(ulong));
+        _fcf = il.DeclareLocal(typeof(ulong));
+    }
+
+    /// <summary>The native state of a region whose blocks are 64-bit and contain native forms; null when none does.</summary>
+    internal static NativeRegion? For(ILGenerator il, Block[] region, Func<nint, MethodInfo?> handler, LocalBuilder rip0, LocalBuilder ret0,
+        LocalBuilder mmu, Label retNull)
+    {
+        int set = 0, written = 0;
+        bool memory = false;
+        foreach (var b in region)
+        {
+            if (b.Bitness != 64) return null;
+            for (int k = 0; k < b.Count; k++)
+            {
+                var s = ShapeOf(ref b.Insns[k], handler((nint)b.Insns[k].Exec));
+                if (s.Form == Form.None) continue;
+                set |= Uses(ref b.Insns[k], s, out int w);
+                written |= w;
+                memory |= s.Form is Form.Load or Form.Store;
+            }
+        }
+        return set == 0 ? null : new NativeRegion(il, set, written, memory, rip0, ret0, mmu, retNull);
+    }
+
+    /// <summary>The method's prologue (before it branches to its entry block): every register of the set into its local.</summary>
+    internal void Prologue()
+    {
+        for (int r = 0; r < 16; r++)
+            if (_reg[r] != null) { LoadCpuReg(r); _il.Emit(OpCodes.Stloc, _reg[r]!); }
+        _stale = _dirty = 0;
+        _flags = default;
+        LoadMmuState();
+    }
+
+    /// <summary>The locals of <see cref="EmitAddress"/>'s CPU and MMU part, from cpu and mmu now.</summary>
+    private void LoadMmuState()
+    {
+        _mmuStale = false;
+        if (_table == null) return;
+        var il = _il;
+        il.Emit(OpCodes.Ldloc, _mmu);
+        il.Emit(OpCodes.Call, typeof(Native).GetMethod(nameof(Native.Table))!);
+        il.Emit(OpCodes.Stloc, _table);
+        EmitCpuCall(nameof(Native.ReadKey), _keyR!);
+        EmitCpuCall(nameof(Native.WriteKey), _keyW!);
+        EmitCpuCall(nameof(Native.Pcid), _pcid!);
+        il.Emit(OpCodes.Ldarg_1);
+        il.Emit(OpCodes.Ldloc, _mmu);
+        il.Emit(OpCodes.Call, typeof(Native).GetMethod(nameof(Native.Epoch))!);
+        il.Emit(OpCodes.Stloc, _epoch!);
+    }
+
+    private void EmitCpuCall(string method, LocalBuilder into)
+    {
+        _il.Emit(OpCodes.Ldarg_1);
+        _il.Emit(OpCodes.Call, typeof(Native).GetMethod(method)!);
+        _il.Emit(OpCodes.Stloc, into);
+    }
+
+    /// <summary>At a block's start (reached from the prologue or an edge): the locals hold every register, and may be newer than cpu.R.</summary>
+    internal void BlockStart()
+    {
+        _stale = 0;
+        _dirty = _written;
+        _flags = default;
+    }
+
+    /// <summary>Before a handler or anything else that reads or writes cpu's registers and flags.</summary>
+    internal void BeforeHandler()
+    {
+        StoreFlags();
+        _flags = default;
+        WriteBack(_dirty);
+        _dirty = 0;
+    }
+
+    /// <summary>After a handler returned: it may have changed any register, so the locals are stale.</summary>
+    internal void AfterHandler()
+    {
+        _stale = _set;
+        _mmuStale = _table != null;
+    }
+
+    /// <summary>
+    /// At a block's end: the pending flags stored and every stale local reloaded (the state of a block start). Returns the flags
+    /// that were pending, for a direct branch's condition (<see cref="EmitCondition"/>).
+    /// </summary>
+    internal Pending BlockEnd()
+    {
+        var f = _flags;
+        StoreFlags();
+        for (int r = 0; r < 16; r++)
+            if ((_stale >> r & 1) != 0) { LoadCpuReg(r); _il.Emit(OpCodes.Stloc, _reg[r]!); }
+        _stale = 0;
+        if (_mmuStale) LoadMmuState();
+        return f;
+    }
+
+    /// <summary>At an exit to the run loop from a block's end: every register the region writes, back into cpu.R.</summary>
+    internal void AtExit() => WriteBack(_written);
+
+    /// <summary>
+    /// Pushes whether condition <paramref name="cc"/> holds, from the flags <see cref="BlockEnd"/> returned when they were pending (the
+    /// producing instruction's operands still in locals), else from the lazy-flag fields.
+    /// </summary>
+    internal void EmitCondition(int cc, Pending f)
+    {
+        if (!f.Live)
+        {
+            _il.Emit(OpCodes.Ldarg_1);
+            _il.Emit(OpCodes.Ldc_I4, cc);
+            _il.Emit(OpCodes.Call, typeof(Cpu).GetMethod(nameof(Cpu.Condition))!);
+            return;
+        }
+        _il.Emit(OpCodes.Ldc_I4, cc);
+        _il.Emit(OpCodes.Ldc_I4, (int)f.Op);
+        _il.Emit(OpCodes.Ldc_I4, f.Size);
+        _il.Emit(OpCodes.Ldloc, _fa);
+        _il.Emit(OpCodes.Ldloc, _fb);
+        _il.Emit(OpCodes.Ldloc, _fres);
+        EmitCf(f);
+        _il.Emit(OpCodes.Call, ConditionMethod);
+    }
+
+    /// <summary>Emits the cold paths; call once, after the region's blocks.</summary>
+    internal void EmitCold()
+    {
+        foreach (var a in _cold) a();
+        _cold.Clear();
+    }
+
+    // ---- one instruction ------------------------------------------------------------------------------------------
+
+    /// <summary>
+    /// Emits instruction <paramref name="d"/> (the <paramref name="k"/>th of its block, at <paramref name="off"/> bytes from the head,
+    /// the next at <paramref name="next"/>) in native form and returns true, or returns false if it has none.
+    /// </summary>
+    internal bool TryEmit(ref Insn d, MethodInfo? mi, int k, ulong off, ulong next)
+    {
+        var s = ShapeOf(ref d, mi);
+        if (s.Form == Form.None) return false;
+        Interlocked.Increment(ref Emitted);
+        var il = _il;
+        ulong m = s.Size == 8 ? ulong.MaxValue : 0xFFFFFFFF;
+        switch (s.Form)
+        {
+            case Form.MovRR:
+                LoadReg(d.R1);
+                if (s.Size == 4) Mask32();
+                StoreReg(d.R0);
+                break;
+            case Form.MovRI:
+                il.Emit(OpCodes.Ldc_I8, (long)(d.Imm & m));
+                StoreReg(d.R0);
+                break;
+            case Form.Alu:
+            case Form.AluImm:
+                EmitAlu(ref d, s, m);
+                break;
+            case Form.IncDec:
+                EmitIncDec(ref d, s, m);
+                break;
+            case Form.Lea:
+                EmitEa(ref d, next);
+                if (s.Size == 4) Mask32();
+                StoreReg(d.R0);
+                break;
+            case Form.Load:
+                EmitLoad(ref d, s.Size, k, off, next);
+                break;
+            case Form.Store:
+                EmitStore(ref d, s.Size, k, off, next);
+                break;
+        }
+        return true;
+    }
+
+    private void EmitAlu(ref Insn d, Shape s, ulong m)
+    {
+        var il = _il;
+        // a = dst & m; b = src & m (an immediate is already sign-extended to 64 bits by the decoder)
+        LoadReg(d.R0);
+        if (s.Size == 4) Mask32();
+        il.Emit(OpCodes.Stloc, _fa);
+        if (s.Form == Form.Alu) { LoadReg(d.R1); if (s.Size == 4) Mask32(); }
+        else il.Emit(OpCodes.Ldc_I8, (long)(d.Imm & m));
+        il.Emit(OpCodes.Stloc, _fb);
+        il.Emit(OpCodes.Ldloc, _fa);
+        il.Emit(OpCodes.Ldloc, _fb);
+        LazyOp op;
+        switch (s.Op)
+        {
+            case Isa.Alu.Op.Add: il.Emit(OpCodes.Add); op = LazyOp.Add; break;
+            case Isa.Alu.Op.Sub: case Isa.Alu.Op.Cmp: il.Emit(OpCodes.Sub); op = LazyOp.Sub; break;
+            case Isa.Alu.Op.And: case Isa.Alu.Op.Test: il.Emit(OpCodes.And); op = LazyOp.Logic; break;
+            case Isa.Alu.Op.Or: il.Emit(OpCodes.Or); op = LazyOp.Logic; break;
+            default: il.Emit(OpCodes.Xor); op = LazyOp.Logic; break;
+        }
+        if (s.Size == 4 && op != LazyOp.Logic) Mask32();
+        il.Emit(OpCodes.Stloc, _fres);
+        CfAt cf = CfAt.Zero;
+        if (op == LazyOp.Add || op == LazyOp.Sub)
+        {
+            // ADD carried when the masked sum wrapped below a; SUB borrowed when a < b (Cpu.SetLazy)
+            if (op == LazyOp.Add) { il.Emit(OpCodes.Ldloc, _fres); il.Emit(OpCodes.Ldloc, _fa); }
+            else { il.Emit(OpCodes.Ldloc, _fa); il.Emit(OpCodes.Ldloc, _fb); }
+            il.Emit(OpCodes.Clt_Un);
+            il.Emit(OpCodes.Conv_U8);
+            il.Emit(OpCodes.Stloc, _fcf);
+            cf = CfAt.Local;
+        }
+        _flags = new Pending { Live = true, Op = op, Size = s.Size, Cf = cf };
+        if (s.Op is not (Isa.Alu.Op.Cmp or Isa.Alu.Op.Test))
+        {
+            il.Emit(OpCodes.Ldloc, _fres);
+            StoreReg(d.R0);
+        }
+    }
+
+    private void EmitIncDec(ref Insn d, Shape s, ulong m)
+    {
+        var il = _il;
+        LoadReg(d.R0);
+        if (s.Size == 4) Mask32();
+        il.Emit(OpCodes.Stloc, _fa);
+        il.Emit(OpCodes.Ldc_I8, 1L);
+        il.Emit(OpCodes.Stloc, _fb);
+        il.Emit(OpCodes.Ldloc, _fa);
+        il.Emit(OpCodes.Ldc_I8, 1L);
+        il.Emit(s.Inc ? OpCodes.Add : OpCodes.Sub);
+        if (s.Size == 4) Mask32();
+        il.Emit(OpCodes.Stloc, _fres);
+        // INC and DEC keep CF: wherever the flags before them had it
+        var cf = _flags.Live ? _flags.Cf : CfAt.Cpu;
+        _flags = new Pending { Live = true, Op = s.Inc ? LazyOp.Inc : LazyOp.Dec, Size = s.Size, Cf = cf };
+        il.Emit(OpCodes.Ldloc, _fres);
+        StoreReg(d.R0);
+    }
+
+    /// <summary>Pushes the effective address of <paramref name="d"/>'s memory operand (RIP-relative: from the next instruction's RIP).</summary>
+    private void EmitEa(ref Insn d, ulong next)
+    {
+        var il = _il;
+        il.Emit(OpCodes.Ldc_I8, d.Disp);
+        if (d.Base == Reg.Rip)
+        {
+            il.Emit(OpCodes.Ldloc, _rip0);
+            il.Emit(OpCodes.Add);
+            if (next != 0) { il.Emit(OpCodes.Ldc_I8, (long)next); il.Emit(OpCodes.Add); }
+        }
+        else if (d.Base != Reg.None) { LoadReg(d.Base); il.Emit(OpCodes.Add); }
+        if (d.Index != Reg.None)
+        {
+            LoadReg(d.Index);
+            if (d.Scale != 0) { il.Emit(OpCodes.Ldc_I4, (int)d.Scale); il.Emit(OpCodes.Shl); }
+            il.Emit(OpCodes.Add);
+        }
+        if (d.AddrSize == 4) Mask32();
+    }
+
+    private static readonly FieldInfo TagField = typeof(Mmu.Mmu.FastEntry).GetField(nameof(Mmu.Mmu.FastEntry.Tag))!;
+    private static readonly FieldInfo EpochField = typeof(Mmu.Mmu.FastEntry).GetField(nameof(Mmu.Mmu.FastEntry.Epoch))!;
+    private static readonly FieldInfo HostField = typeof(Mmu.Mmu.FastEntry).GetField(nameof(Mmu.Mmu.FastEntry.Host))!;
+    private static readonly FieldInfo HitsField = typeof(Mmu.Mmu.FastEntry).GetField(nameof(Mmu.Mmu.FastEntry.Hits))!;
+    private static readonly FieldInfo LruField = typeof(Mmu.Mmu.FastEntry).GetField(nameof(Mmu.Mmu.FastEntry.Lru))!;
+    private static readonly FieldInfo StampField = typeof(Mmu.Mmu.FastEntry).GetField(nameof(Mmu.Mmu.FastEntry.Stamp))!;
+    private static readonly FieldInfo ClockField = typeof(Mmu.TlbArray).GetField(nameof(Mmu.TlbArray.Clock), BindingFlags.Instance | BindingFlags.NonPublic)!;
+    private static readonly MethodInfo TouchArrayMethod = typeof(Mmu.Mmu).GetMethod(nameof(Mmu.Mmu.TouchArray), BindingFlags.Static | BindingFlags.NonPublic)!;
+
+    /// <summary>
+    /// The inline path of a data access of <paramref name="size"/> bytes (<see cref="Mmu.Mmu.HostData"/>'s hit, written out so that the
+    /// JIT lays the hit out straight and every miss branches to <paramref name="slow"/>): leaves the effective address in <paramref name="ea"/>
+    /// and, on a hit, the host address in _ptr, the hit counted as the TLB model counts it.
+    /// </summary>
+    private void EmitAddress(ref Insn d, int size, bool write, ulong next, LocalBuilder ea, Label slow)
+    {
+        var il = _il;
+        if (_mmuStale) LoadMmuState();
+        EmitEa(ref d, next);
+        il.Emit(OpCodes.Stloc, ea);
+        var la = ea;
+        if (d.Seg >= Seg.FS)
+        {
+            la = _la;
+            il.Emit(OpCodes.Ldloc, ea);
+            il.Emit(OpCodes.Ldarg_1);
+            il.Emit(OpCodes.Ldc_I4, (int)d.Seg);
+            il.Emit(OpCodes.Call, SegBaseMethod);
+            il.Emit(OpCodes.Add);
+            il.Emit(OpCodes.Stloc, la);
+        }
+        // No canonical test (Cpu.Linear's): only a translation fills a fast entry, and only after that test passed, so a live entry's tag
+        // is a canonical page under the paging mode it was filled in (changing LA57 means leaving IA-32e mode, which empties the fast
+        // cache); an access that stays within that page is canonical at both ends. Anything else misses and takes the handlers' path.
+        // within one page
+        il.Emit(OpCodes.Ldloc, la);
+        il.Emit(OpCodes.Conv_U4);
+        il.Emit(OpCodes.Ldc_I4, 0xFFF);
+        il.Emit(OpCodes.And);
+        il.Emit(OpCodes.Ldc_I4, 0x1000 - size);
+        il.Emit(OpCodes.Bgt_Un, slow);
+        // ref f = ref table[((la >> 12) & 255) ^ key]   (key = the kind's index base | the PCID's hash)
+        il.Emit(OpCodes.Ldloc, _table!);
+        il.Emit(OpCodes.Ldloc, la);
+        il.Emit(OpCodes.Ldc_I4, 12);
+        il.Emit(OpCodes.Shr_Un);
+        il.Emit(OpCodes.Conv_U4);
+        il.Emit(OpCodes.Ldc_I4, 255);
+        il.Emit(OpCodes.And);
+        il.Emit(OpCodes.Ldloc, write ? _keyW! : _keyR!);
+        il.Emit(OpCodes.Xor);
+        il.Emit(OpCodes.Conv_I);
+        il.Emit(OpCodes.Sizeof, typeof(Mmu.Mmu.FastEntry));
+        il.Emit(OpCodes.Mul);
+        il.Emit(OpCodes.Add);
+        il.Emit(OpCodes.Stloc, _entry!);
+        // live: f.Tag == (la & ~0xFFF | pcid) && f.Epoch == epoch, with a host frame
+        il.Emit(OpCodes.Ldloc, _entry!);
+        il.Emit(OpCodes.Ldfld, TagField);
+        il.Emit(OpCodes.Ldloc, la);
+        il.Emit(OpCodes.Ldc_I8, ~0xFFFL);
+        il.Emit(OpCodes.And);
+        il.Emit(OpCodes.Ldloc, _pcid!);
+        il.Emit(OpCodes.Or);
+        il.Emit(OpCodes.Bne_Un, slow);
+        il.Emit(OpCodes.Ldloc, _entry!);
+        il.Emit(OpCodes.Ldfld, EpochField);
+        il.Emit(OpCodes.Ldloc, _epoch!);
+        il.Emit(OpCodes.Bne_Un, slow);
+        il.Emit(OpCodes.Ldloc, _entry!);
+        il.Emit(OpCodes.Ldfld, HostField);
+        il.Emit(OpCodes.Stloc, _ptr);
+        il.Emit(OpCodes.Ldloc, _ptr);
+        il.Emit(OpCodes.Brfalse, slow);
+        // the hit: f.Hits++, the modeled entry made its array's most recent use
+        il.Emit(OpCodes.Ldloc, _entry!);
+        il.Emit(OpCodes.Ldloc, _entry!);
+        il.Emit(OpCodes.Ldfld, HitsField);
+        il.Emit(OpCodes.Ldc_I8, 1L);
+        il.Emit(OpCodes.Add);
+        il.Emit(OpCodes.Stfld, HitsField);
+        // Mmu.Touch: nothing to do while the entry's stamp is its array's clock (a run of accesses to the page); else out of line
+        var touched = il.DefineLabel();
+        var touch = il.DefineLabel();
+        il.Emit(OpCodes.Ldloc, _entry!);
+        il.Emit(OpCodes.Ldfld, LruField);
+        il.Emit(OpCodes.Stloc, _lru!);
+        il.Emit(OpCodes.Ldloc, _lru!);
+        il.Emit(OpCodes.Brfalse, touched);
+        il.Emit(OpCodes.Ldloc, _entry!);
+        il.Emit(OpCodes.Ldfld, StampField);
+        il.Emit(OpCodes.Ldloc, _lru!);
+        il.Emit(OpCodes.Ldfld, ClockField);
+        il.Emit(OpCodes.Bne_Un, touch);
+        il.MarkLabel(touched);
+        _cold.Add(() =>
+        {
+            il.MarkLabel(touch);
+            il.Emit(OpCodes.Ldloc, _entry!);
+            il.Emit(OpCodes.Ldloc, _lru!);
+            il.Emit(OpCodes.Call, TouchArrayMethod);
+            il.Emit(OpCodes.Br, touched);
+        });
+        il.Emit(OpCodes.Ldloc, _ptr);
+        il.Emit(OpCodes.Ldloc, la);
+        il.Emit(OpCodes.Conv_U4);
+        il.Emit(OpCodes.Ldc_I4, 0xFFF);
+        il.Emit(OpCodes.And);
+        il.Emit(OpCodes.Conv_U);
+        il.Emit(OpCodes.Add);
+        il.Emit(OpCodes.Stloc, _ptr);
+    }
+
+    private void EmitLoad(ref Insn d, int size, int k, ulong off, ulong next)
+    {
+        var il = _il;
+        var ea = _ea;
+        var slow = il.DefineLabel();
+        var done = il.DefineLabel();
+        EmitAddress(ref d, size, write: false, next, ea, slow);
+        il.Emit(OpCodes.Ldloc, _ptr);
+        il.Emit(size == 8 ? OpCodes.Ldind_I8 : OpCodes.Ldind_U4);
+        if (size == 4) il.Emit(OpCodes.Conv_U8);
+        il.Emit(OpCodes.Stloc, _tmp);
+        il.MarkLabel(done);
+        int r0 = d.R0, seg = d.Seg;
+        var state = Capture();
+        _cold.Add(() =>
+        {
+            il.MarkLabel(slow);
+            Spill(state, off, next, k);
+            il.Emit(OpCodes.Ldarg_1);
+            il.Emit(OpCodes.Ldc_I4, seg);
+            il.Emit(OpCodes.Ldloc, ea);
+            il.Emit(OpCodes.Ldc_I4, size);
+            il.Emit(OpCodes.Call, ReadSlowMethod);
+            il.Emit(OpCodes.Stloc, _tmp);
+            LoadMmuState();   // the translation may have filled the TLB (a new epoch)
+            // if (cpu.ExitBlock) { cpu.R[r0] = value; RIP = next; Retired = k + 1; return -1 } — the instruction completes, then the block ends
+            il.Emit(OpCodes.Ldarg_1);
+            il.Emit(OpCodes.Ldfld, ExitBlockField);
+            il.Emit(OpCodes.Brfalse, done);
+            il.Emit(OpCodes.Ldarg_1);
+            il.Emit(OpCodes.Ldc_I4, r0);
+            il.Emit(OpCodes.Call, GprMethod);
+            il.Emit(OpCodes.Ldloc, _tmp);
+            il.Emit(OpCodes.Stind_I8);
+            StoreCpu(RetiredField, _ret0, (ulong)k + 1);
+            il.Emit(OpCodes.Br, _retNull);
+        });
+        il.Emit(OpCodes.Ldloc, _tmp);
+        StoreReg(r0);
+    }
+
+    private void EmitStore(ref Insn d, int size, int k, ulong off, ulong next)
+    {
+        var il = _il;
+        var ea = _ea;
+        Fresh(d.R1);   // the value is read on both paths
+        var slow = il.DefineLabel();
+        var done = il.DefineLabel();
+        EmitAddress(ref d, size, write: true, next, ea, slow);
+        il.Emit(OpCodes.Ldloc, _ptr);
+        LoadReg(d.R1);
+        if (size == 4) il.Emit(OpCodes.Conv_U4);
+        il.Emit(size == 8 ? OpCodes.Stind_I8 : OpCodes.Stind_I4);
+        il.MarkLabel(done);
+        int r1 = d.R1, seg = d.Seg;
+        var state = Capture();   // after LoadReg(r1): the local holds r1 on both paths
+        _cold.Add(() =>
+        {
+            il.MarkLabel(slow);
+            Spill(state, off, next, k);
+            il.Emit(OpCodes.Ldarg_1);
+            il.Emit(OpCodes.Ldc_I4, seg);
+            il.Emit(OpCodes.Ldloc, ea);
+            il.Emit(OpCodes.Ldc_I4, size);
+            il.Emit(OpCodes.Ldloc, _reg[r1]!);
+            if (size == 4) Mask32();
+            il.Emit(OpCodes.Call, WriteSlowMethod);
+            LoadMmuState();
+            // a store into code, or a device that raised an interrupt, ends the block after the instruction
+            il.Emit(OpCodes.Ldarg_1);
+            il.Emit(OpCodes.Ldfld, ExitBlockField);
+            il.Emit(OpCodes.Brfalse, done);
+            StoreCpu(RetiredField, _ret0, (ulong)k + 1);
+            il.Emit(OpCodes.Br, _retNull);
+        });
+    }
+
+    /// <summary>The compile-time state an out-of-line path starts from.</summary>
+    private readonly record struct ColdState(int Dirty, Pending Flags);
+
+    private ColdState Capture() => new(_dirty, _flags);
+
+    /// <summary>
+    /// The out-of-line path's entry: the pending flags and every newer local stored into cpu, InsnRip, RIP and the retired count
+    /// as the interpreter has them before the instruction (what a fault, a device or a watchpoint sees).
+    /// </summary>
+    private void Spill(ColdState state, ulong off, ulong next, int k)
+    {
+        var saved = _flags;
+        _flags = state.Flags;
+        StoreFlags();
+        _flags = saved;
+        WriteBack(state.Dirty);
+        StoreCpu(InsnRipField, _rip0, off);
+        StoreCpu(RipField, _rip0, next);
+        StoreCpu(RetiredField, _ret0, (ulong)k);
+    }
+
+    // ---- registers and flags ----------------------------------------------------------------------------------------
+
+    private void LoadCpuReg(int r)
+    {
+        _il.Emit(OpCodes.Ldarg_1);
+        _il.Emit(OpCodes.Ldc_I4, r);
+        _il.Emit(OpCodes.Call, GprMethod);
+        _il.Emit(OpCodes.Ldind_I8);
+    }
+
+    /// <summary>Pushes register r's value (from its local, reloaded first if a handler ran since).</summary>
+    private void LoadReg(int r)
+    {
+        Fresh(r);
+        _il.Emit(OpCodes.Ldloc, _reg[r]!);
+    }
+
+    /// <summary>Reloads register r's local if a handler ran since it was last current.</summary>
+    private void Fresh(int r)
+    {
+        if ((_stale >> r & 1) == 0) return;
+        LoadCpuReg(r);
+        _il.Emit(OpCodes.Stloc, _reg[r]!);
+        _stale &= ~(1 << r);
+    }
+
+    /// <summary>Pops a value into register r's local.</summary>
+    private void StoreReg(int r)
+    {
+        _il.Emit(OpCodes.Stloc, _reg[r]!);
+        _stale &= ~(1 << r);
+        _dirty |= 1 << r;
+    }
+
+    /// <summary>cpu.R[r] = local for each r of <paramref name="mask"/> (never a stale one: a local is dirty only after a store into it).</summary>
+    private void WriteBack(int mask)
+    {
+        for (int r = 0; r < 16; r++)
+        {
+            if ((mask >> r & 1) == 0 || _reg[r] == null) continue;
+            _il.Emit(OpCodes.Ldarg_1);
+            _il.Emit(OpCodes.Ldc_I4, r);
+            _il.Emit(OpCodes.Call, GprMethod);
+            _il.Emit(OpCodes.Ldloc, _reg[r]!);
+            _il.Emit(OpCodes.Stind_I8);
+        }
+    }
+
+    /// <summary>Stores the pending flags into the lazy-flag fields as <see cref="Cpu.SetLazy"/>/<see cref="Cpu.SetLazyIncDec"/> would have.</summary>
+    private void StoreFlags()
+    {
+        var f = _flags;
+        if (!f.Live) return;
+        var il = _il;
+        if (f.Cf != CfAt.Cpu)
+        {
+            il.Emit(OpCodes.Ldarg_1);
+            EmitCf(f);
+            il.Emit(OpCodes.Stfld, CfField);
+        }
+        il.Emit(OpCodes.Ldarg_1);
+        il.Emit(OpCodes.Ldc_I4, (int)f.Op);
+        il.Emit(OpCodes.Stfld, LazyOpField);
+        il.Emit(OpCodes.Ldarg_1);
+        il.Emit(OpCodes.Ldc_I4, f.Size);
+        il.Emit(OpCodes.Stfld, LazySizeField);
+        il.Emit(OpCodes.Ldarg_1);
+        il.Emit(OpCodes.Ldloc, _fa);
+        il.Emit(OpCodes.Stfld, LazyAField);
+        il.Emit(OpCodes.Ldarg_1);
+        il.Emit(OpCodes.Ldloc, _fb);
+        il.Emit(OpCodes.Stfld, LazyBField);
+        il.Emit(OpCodes.Ldarg_1);
+        il.Emit(OpCodes.Ldloc, _fres);
+        il.Emit(OpCodes.Stfld, LazyResField);
+        _flags.Live = false;
+    }
+
+    private void EmitCf(Pending f)
+    {
+        switch (f.Cf)
+        {
+            case CfAt.Local: _il.Emit(OpCodes.Ldloc, _fcf); break;
+            case CfAt.Zero: _il.Emit(OpCodes.Ldc_I8, 0L); break;
+            default: _il.Emit(OpCodes.Ldarg_1); _il.Emit(OpCodes.Ldfld, CfField); break;
+        }
+    }
+
+    private void Mask32()
+    {
+        _il.Emit(OpCodes.Conv_U4);
+        _il.Emit(OpCodes.Conv_U8);
+    }
+
+    private void StoreCpu(FieldInfo field, LocalBuilder local, ulong c)
+    {
+        _il.Emit(OpCodes.Ldarg_1);
+        _il.Emit(OpCodes.Ldloc, local);
+        if (c != 0) { _il.Emit(OpCodes.Ldc_I8, (long)c); _il.Emit(OpCodes.Add); }
+        _il.Emit(OpCodes.Stfld, field);
+    }
+}
+
+/// <summary>The bodies native forms call, with constant arguments the JIT folds (<see cref="NativeRegion"/>).</summary>
+internal static unsafe class Native
+{
+    /// <summary>An epoch no fast entry carries (epochs count up from 1): what the method holds when the CPU has no direct data path.</summary>
+    public const ulong NoDirectEpoch = ulong.MaxValue;
+
+    /// <summary>The epoch the method's accesses compare with: the fast cache's, or <see cref="NoDirectEpoch"/> when <see cref="Cpu.DirectData"/> is off.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong Epoch(Cpu cpu, Mmu.Mmu mmu) => cpu.DirectData ? mmu.FastEpoch : NoDirectEpoch;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ref Mmu.Mmu.FastEntry Table(Mmu.Mmu mmu) => ref mmu.FastTable;
+    /// <summary>
+    /// The fast-cache index of a read's page is <c>((la &gt;&gt; 12) &amp; 255) ^ key</c>: the key is the access kind's index base (a
+    /// multiple of 256) with the PCID's hash (below 256) in its low byte (<see cref="Mmu.Mmu.FastSlotAt"/>).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int ReadKey(Cpu cpu) => cpu.FastReadBase | cpu.PcidHash;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int WriteKey(Cpu cpu) => cpu.FastWriteBase | cpu.PcidHash;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong Pcid(Cpu cpu) => cpu.CurrentPcid;
+
+    /// <summary>The base of FS or GS (64-bit mode adds no other segment's base).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong SegBase(Cpu cpu, int seg) => cpu.Segs[seg].Base;
+
+    /// <summary>A data read the inline path did not serve, exactly as a handler's (segmentation, faults, the TLB model, MMIO).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public static ulong ReadSlow(Cpu cpu, int seg, ulong ea, int size) => cpu.ReadMem(seg, ea, size);
+
+    /// <summary>A data write the inline path did not serve, exactly as a handler's.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public static void WriteSlow(Cpu cpu, int seg, ulong ea, int size, ulong v) => cpu.WriteMem(seg, ea, size, v);
+
+    /// <summary>
+    /// Condition <paramref name="cc"/> from the operands of the instruction that set the flags (<paramref name="op"/>, <paramref name="size"/>,
+    /// a, b, result as <see cref="Cpu.SetLazy"/> records them, CF), as <see cref="Cpu.Condition"/> would evaluate it from the lazy fields.
+    /// A compare's signed and unsigned orders are the operands' own.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static bool Condition(int cc, LazyOp op, int size, ulong a, ulong b, ulong res, ulong cf)
+    {
+        int sh = size * 8 - 1;
+        bool r;
+        if (op == LazyOp.Sub && (cc >> 1) is 1 or 2 or 3 or 6 or 7)
+        {
+            long sa = size == 8 ? (long)a : (int)a, sb = size == 8 ? (long)b : (int)b;
+            r = (cc >> 1) switch
+            {
+                1 => a < b,
+                2 => a == b,
+                3 => a <= b,
+                6 => sa < sb,
+                _ => sa <= sb,
+            };
+            return r ^ ((cc & 1) != 0);
+        }
+        bool zf = res == 0, sf = ((res >> sh) & 1) != 0, c = cf != 0;
+        bool of = op switch
+        {
+            LazyOp.Add or LazyOp.Inc => ((((a ^ res) & (b ^ res)) >> sh) & 1) != 0,
+            LazyOp.Sub or LazyOp.Dec => ((((a ^ b) & (a ^ res)) >> sh) & 1) != 0,
+            _ => false,
+        };
+        r = (cc >> 1) switch
+        {
+            0 => of,
+            1 => c,
+            2 => zf,
+            3 => c || zf,
+            4 => sf,
+            5 => Cpu.Parity(res),
+            6 => sf != of,
+            _ => zf || (sf != of),
+        };
+        return r ^ ((cc & 1) != 0);
+    }
+}
