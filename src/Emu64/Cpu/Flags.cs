@@ -129,14 +129,20 @@ public sealed partial class Cpu
     {
         get
         {
-            if (_lazyOp == LazyOp.None) return _rflags;
-            ulong f = _rflags & ~RFlags.Status;
-            if (Cf) f |= RFlags.CF;
-            if (Pf) f |= RFlags.PF;
-            if (Af) f |= RFlags.AF;
-            if (Zf) f |= RFlags.ZF;
-            if (Sf) f |= RFlags.SF;
-            if (Of) f |= RFlags.OF;
+            LazyOp op = _lazyOp;
+            if (op == LazyOp.None) return _rflags;
+            // The six flags of the recorded operation at once, as Cf..Of give them one by one (SYSCALL, PUSHF and every
+            // exception or interrupt frame read RFLAGS): one test of the operation instead of one per flag.
+            ulong a = _lazyA, b = _lazyB, res = _lazyRes;
+            int sign = SignShift;
+            ulong f = (_rflags & ~RFlags.Status) | Bit(_cf != 0);
+            if (Parity(res)) f |= RFlags.PF;
+            if (op != LazyOp.Logic) f |= (a ^ b ^ res) & RFlags.AF;   // the carry out of bit 3 (INC/DEC record b = 1)
+            if (res == 0) f |= RFlags.ZF;
+            f |= ((res >> sign) & 1) << 7;                                // SF
+            ulong o = op is LazyOp.Add or LazyOp.Inc ? (a ^ res) & (b ^ res)
+                    : op is LazyOp.Sub or LazyOp.Dec ? (a ^ b) & (a ^ res) : 0;
+            f |= ((o >> sign) & 1) << 11;                                 // OF
             return f;
         }
         set
