@@ -156,6 +156,14 @@ public sealed partial class Cpu
     /// <summary>Sets or clears one non-status flag (IF, DF, AC, TF, ...).</summary>
     public void SetFlag(ulong mask, bool on)
     {
+        if (mask == RFlags.CF)
+        {
+            // CF alone (BT/BTS/BTR/BTC, CLC/STC/CMC): it lives in _cf in every state, so the lazy operation need not be
+            // evaluated for the other five, which stay what it gives (the entry trampoline's BTS/BT on every system call).
+            _cf = Bit(on);
+            if (_lazyOp == LazyOp.None) _rflags = (_rflags & ~RFlags.CF) | _cf;
+            return;
+        }
         if ((mask & RFlags.Status) != 0) Materialize();
         _rflags = on ? _rflags | mask : _rflags & ~mask;
         _cf = _rflags & RFlags.CF;

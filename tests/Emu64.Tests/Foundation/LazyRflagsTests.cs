@@ -55,6 +55,13 @@ public class LazyRflagsTests
 
                 Assert.Equal((cf, pf, af, res == 0, (res >> sign & 1) != 0, of), (cpu.Cf, cpu.Pf, cpu.Af, cpu.Zf, cpu.Sf, cpu.Of));
                 Assert.Equal(expected, cpu.Rflags);
+
+                // Setting CF alone (BT*, STC/CLC/CMC) keeps the other five as the operation gave them, lazy or not.
+                bool newCf = ((x ^ y) & 2) != 0;
+                if (((x + y) & 4) != 0) cpu.Materialize();
+                cpu.SetFlag(RFlags.CF, newCf);
+                Assert.Equal((expected & ~RFlags.CF) | (newCf ? RFlags.CF : 0), cpu.Rflags);
+                Assert.Equal(newCf, cpu.Cf);
                 checkedCases++;
             }
         }
