@@ -276,6 +276,7 @@ public sealed unsafe partial class Machine
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // entered once per long run: skip tier-0 and OSR
     private void RunChain(Cpu.Cpu cpu, ulong stopRetired)
     {
+        Chain.Starts++;
         var block = FetchBlock(cpu, out ulong la, out ulong pa);
         if (block is null) { RunCrossingInstruction(cpu, la, pa, cpu.Bitness); return; }
         int bitness = block.Bitness;
@@ -399,6 +400,8 @@ public sealed unsafe partial class Machine
 /// <summary>Host-side counters of the block chain (see <see cref="Machine.Chain"/>).</summary>
 public sealed class ChainCounters
 {
+    /// <summary>Chains started by the outer loop (each pass of <see cref="Machine.Run"/> that runs blocks).</summary>
+    public ulong Starts;
     /// <summary>Calls into compiled regions, and the instructions retired inside them.</summary>
     public ulong CompiledEntries, CompiledRetired;
     /// <summary>Blocks run by the interpreter's loop inside the chain.</summary>

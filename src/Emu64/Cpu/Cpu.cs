@@ -150,7 +150,12 @@ public sealed partial class Cpu
     /// POP to a segment register, a far JMP/CALL/RET, LDS and friends load the base only; there is no privilege check).
     /// </summary>
     public bool RealSegments => Mode is CpuMode.Real or CpuMode.Virtual8086;
-    public int Bitness => Mode switch { CpuMode.Long64 => 64, CpuMode.Protected32 or CpuMode.Compat32 => 32, _ => 16 };
+    public int Bitness
+    {
+        // Read by the run loop at every chain start and resync (a call there cost more than the switch).
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get => Mode switch { CpuMode.Long64 => 64, CpuMode.Protected32 or CpuMode.Compat32 => 32, _ => 16 };
+    }
     public bool PcidOn => (CR4 & Emu64.Cpu.Cr4.Pcide) != 0;
     /// <summary>Stack address size in bytes: 8 in 64-bit mode, else SS.B ? 4 : 2.</summary>
     public int StackAddrSize => Mode == CpuMode.Long64 ? 8 : Segs[Emu64.Cpu.Seg.SS].Db ? 4 : 2;

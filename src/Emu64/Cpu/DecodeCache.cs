@@ -221,9 +221,12 @@ public sealed class DecodeCache
         => ins.Mnemonic is Mnemonic.In or Mnemonic.Wrmsr
            || ins.Mnemonic == Mnemonic.Mov && ins.Op0Kind == OpKind.Register && ins.Op0Register == Register.CR8;
 
-    /// <summary>SYSCALL, SYSRET and MOV to CR3: the chain may continue after them (<see cref="Block.Resync"/>).</summary>
-    private static bool ChainsAfterResync(in Instruction ins)
-        => ins.Mnemonic is Mnemonic.Syscall or Mnemonic.Sysret
+    /// <summary>
+    /// SYSCALL, SYSRET and MOV to CR3: the chain may continue after them (<see cref="Block.Resync"/>). Iced names the
+    /// REX.W form (back to 64-bit code, the one every 64-bit kernel uses) <c>Sysretq</c>, a mnemonic of its own.
+    /// </summary>
+    internal static bool ChainsAfterResync(in Instruction ins)
+        => ins.Mnemonic is Mnemonic.Syscall or Mnemonic.Sysret or Mnemonic.Sysretq
            || ins.Mnemonic == Mnemonic.Mov && ins.Op0Kind == OpKind.Register && ins.Op0Register == Register.CR3;
 
     /// <summary>Branches and anything that can change mode, paging, interrupts or code end a block.</summary>

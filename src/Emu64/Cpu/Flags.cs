@@ -129,14 +129,20 @@ public sealed partial class Cpu
     {
         get
         {
-            if (_lazyOp == LazyOp.None) return _rflags;
-            ulong f = _rflags & ~RFlags.Status;
-            if (Cf) f |= RFlags.CF;
-            if (Pf) f |= RFlags.PF;
-            if (Af) f |= RFlags.AF;
-            if (Zf) f |= RFlags.ZF;
-            if (Sf) f |= RFlags.SF;
-            if (Of) f |= RFlags.OF;
+            LazyOp op = _lazyOp;
+            if (op == LazyOp.None) return _rflags;
+            // The six flags of the recorded operation at once, as Cf..Of give them one by one (SYSCALL, PUSHF and every
+            // exception or interrupt frame read RFLAGS): one test of the operation instead of one per flag.
+            ulong a = _lazyA, b = _lazyB, res = _lazyRes;
+            int sign = SignShift;
+            ulong f = (_rflags & ~RFlags.Status) | Bit(_cf != 0);
+            if (Parity(res)) f |= RFlags.PF;
+            if (op != LazyOp.Logic) f |= (a ^ b ^ res) & RFlags.AF;   // the carry out of bit 3 (INC/DEC record b = 1)
+            if (res == 0) f |= RFlags.ZF;
+            f |= ((res >> sign) & 1) << 7;                                // SF
+            ulong o = op is LazyOp.Add or LazyOp.Inc ? (a ^ res) & (b ^ res)
+                    : op is LazyOp.Sub or LazyOp.Dec ? (a ^ b) & (a ^ res) : 0;
+            f |= ((o >> sign) & 1) << 11;                                 // OF
             return f;
         }
         set
@@ -150,6 +156,14 @@ public sealed partial class Cpu
     /// <summary>Sets or clears one non-status flag (IF, DF, AC, TF, ...).</summary>
     public void SetFlag(ulong mask, bool on)
     {
+        if (mask == RFlags.CF)
+        {
+            // CF alone (BT/BTS/BTR/BTC, CLC/STC/CMC): it lives in _cf in every state, so the lazy operation need not be
+            // evaluated for the other five, which stay what it gives (the entry trampoline's BTS/BT on every system call).
+            _cf = Bit(on);
+            if (_lazyOp == LazyOp.None) _rflags = (_rflags & ~RFlags.CF) | _cf;
+            return;
+        }
         if ((mask & RFlags.Status) != 0) Materialize();
         _rflags = on ? _rflags | mask : _rflags & ~mask;
         _cf = _rflags & RFlags.CF;

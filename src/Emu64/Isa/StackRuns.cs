@@ -28,6 +28,7 @@ public static unsafe partial class Stack
     /// canonical page whose fast-cache entry for the access (<paramref name="kindBase"/>: read or write at the current
     /// CPL) is live with a host frame: the <paramref name="count"/> hits are counted. Otherwise null, nothing counted.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static byte* HostSlots(CpuCore cpu, ulong low, int count, int kindBase)
     {
         ulong end = low + 8UL * (ulong)count;
@@ -36,15 +37,20 @@ public static unsafe partial class Stack
         return p == null ? null : p - (low & 0xFFF);
     }
 
+    // PushRun and PopRun are small (the whole run through one live host entry) so that a call from compiled code pays no
+    // large frame; anything else goes to the out-of-line rest (PushRunSlow, PopRunSlow).
     internal static bool PushRun(CpuCore cpu, ulong regs, ulong lengths, int count)
     {
         // The whole run through one live host entry (RAM without code): plain stores, none can fault or end the block.
         byte* host = HostSlots(cpu, cpu.Rsp - 8UL * (ulong)count, count, cpu.FastWriteBase);
-        if (host != null)
-        {
-            PushToPage(cpu, host, regs, 0, count);
-            return true;
-        }
+        if (host == null) return PushRunSlow(cpu, regs, lengths, count);
+        PushToPage(cpu, host, regs, 0, count);
+        return true;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static bool PushRunSlow(CpuCore cpu, ulong regs, ulong lengths, int count)
+    {
         ulong rip = cpu.InsnRip, retired = cpu.Retired;
         int done = 0;
         ulong first = cpu.Rsp - 8;
@@ -82,11 +88,14 @@ public static unsafe partial class Stack
     internal static bool PopRun(CpuCore cpu, ulong regs, ulong lengths, int count)
     {
         byte* host = HostSlots(cpu, cpu.Rsp, count, cpu.FastReadBase);   // as in PushRun
-        if (host != null)
-        {
-            PopFromPage(cpu, host, regs, 0, count);
-            return true;
-        }
+        if (host == null) return PopRunSlow(cpu, regs, lengths, count);
+        PopFromPage(cpu, host, regs, 0, count);
+        return true;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static bool PopRunSlow(CpuCore cpu, ulong regs, ulong lengths, int count)
+    {
         ulong rip = cpu.InsnRip, retired = cpu.Retired;
         int done = 0;
         ulong first = cpu.Rsp;
@@ -124,32 +133,41 @@ public static unsafe partial class Stack
     /// <summary>
     /// PUSH instructions <paramref name="from"/> to <paramref name="count"/> - 1 of a run as plain stores into a host page
     /// of RAM without code (nothing can fault or end the block): RSP and memory as each PUSH leaves them (PUSH RSP
-    /// pushes RSP as it is before that instruction).
+    /// pushes RSP as it is before that instruction). Nothing in the run can see RSP between them, so it is stored once.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void PushToPage(CpuCore cpu, byte* page, ulong regs, int from, int count)
     {
+        ref ulong r = ref cpu.Gpr(0);
         ulong sp = cpu.Rsp;
         for (int j = from; j < count; j++)
         {
+            int reg = (int)((regs >> (4 * j)) & 15);
+            ulong v = reg == Reg.RSP ? sp : Unsafe.Add(ref r, reg);
             sp -= 8;
-            Unsafe.WriteUnaligned(page + (sp & 0xFFF), cpu.Gpr((int)((regs >> (4 * j)) & 15)));
-            cpu.Rsp = sp;
+            Unsafe.WriteUnaligned(page + (sp & 0xFFF), v);
         }
+        cpu.Rsp = sp;
     }
 
-    /// <summary>POP instructions <paramref name="from"/> to <paramref name="count"/> - 1 of a run as plain loads from a host page of RAM.</summary>
+    /// <summary>
+    /// POP instructions <paramref name="from"/> to <paramref name="count"/> - 1 of a run as plain loads from a host page of RAM,
+    /// RSP stored once at the end. Never POP RSP (BlockCompiler.StackRunLength keeps it out of runs): it loads RSP.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void PopFromPage(CpuCore cpu, byte* page, ulong regs, int from, int count)
     {
+        ref ulong r = ref cpu.Gpr(0);
         ulong sp = cpu.Rsp;
         for (int j = from; j < count; j++)
         {
             ulong v = Unsafe.ReadUnaligned<ulong>(page + (sp & 0xFFF));
             sp += 8;
-            cpu.Rsp = sp;
-            cpu.Gpr((int)((regs >> (4 * j)) & 15)) = v;
+            int reg = (int)((regs >> (4 * j)) & 15);
+            System.Diagnostics.Debug.Assert(reg != Reg.RSP);
+            Unsafe.Add(ref r, reg) = v;
         }
+        cpu.Rsp = sp;
     }
 
     /// <summary>One instruction of the run retired: advance to the next; true (with RIP and Retired set after it) if it ended the block.</summary>

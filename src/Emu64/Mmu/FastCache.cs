@@ -175,23 +175,34 @@ public sealed partial class Mmu
     /// <paramref name="la"/> as <see cref="Translate"/> does and arms the fast entry that answered for the next
     /// same-page fetches (<see cref="ArmFetch"/>) — on a fast hit without looking it up twice.
     /// </summary>
+    /// The hit path is inlined into the run loop (it runs at every code-page change and after every SYSCALL, SYSRET and MOV
+    /// CR3 of a chain); the rest is <see cref="TranslateAndArmMiss"/>.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal ulong TranslateAndArm(ulong la, Access acc)
     {
         if (_fetchSlot >= 0) FlushFetch();
         var cpu = _cpu;
         if (cpu.PagingOn && (acc & (Access.Probe | Access.Implicit)) == 0)
         {
-            ref FastEntry f = ref FastSlotHashed(la, acc, cpu.PcidHash);
+            int index = FastKindBase(acc) | (((int)(uint)(la >> 12) ^ cpu.PcidHash) & (FastSets - 1));   // FastSlotAt's index
+            ref FastEntry f = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_fast), index);
             if (Live(ref f, la, cpu.CurrentPcid))
             {
                 f.Hits++;   // Translate's hit
                 Touch(ref f);
-                _fetchSlot = (int)(Unsafe.ByteOffset(ref MemoryMarshal.GetArrayDataReference(_fast), ref f) / Unsafe.SizeOf<FastEntry>());
+                _fetchSlot = index;
                 _fetchPage = la >> 12;
                 _fetchFrame = f.Frame;
                 return f.Frame | (la & 0xFFF);
             }
         }
+        return TranslateAndArmMiss(la, acc);
+    }
+
+    /// <summary><see cref="TranslateAndArm"/> without a live fast entry: the full translation, then the entry it filled armed.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private ulong TranslateAndArmMiss(ulong la, Access acc)
+    {
         ulong pa = Translate(la, acc);
         ArmFetch(la, acc);
         return pa;

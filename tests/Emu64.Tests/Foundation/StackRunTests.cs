@@ -132,4 +132,29 @@ public class StackRunTests
         Both(body, Vec.UD);
         Assert.True(Emu64.Cpu.BlockCompiler.Runs > 0);
     }
+
+    [Fact]
+    public void PUSH_RSP_inside_a_run_stores_RSP_as_it_was_before_that_push()
+    {
+        // A run of four PUSHes with PUSH RSP third, on one live page (the host-page path, RSP written once at the end),
+        // then POPs into other registers: RBX receives the RSP that PUSH RSP saw, i.e. the value after the first two pushes.
+        Action<Assembler, GuestKit> body = (a, k) =>
+        {
+            k.MapPage(1, (Page + 0x1000) | P | W);
+            LoadRegisters(a);
+            a.mov(rsp, Page + 0x1800);
+            var loop = a.CreateLabel();
+            a.mov(r15, 20UL);
+            a.Label(ref loop);
+            a.push(rax); a.push(rcx); a.push(rsp); a.push(rdx);
+            a.pop(r8); a.pop(rbx); a.pop(r9); a.pop(r10);
+            a.dec(r15);
+            a.jnz(loop);
+            a.ud2();
+        };
+        var compiled = Both(body, Vec.UD);
+        Assert.Equal(Page + 0x1800 - 16, compiled.Cpu.R[Reg.RBX]);
+        Assert.Equal(Page + 0x1800 - 40, compiled.Cpu.R[Reg.RSP]);   // balanced, then the #UD frame (SS, RSP, RFLAGS, CS, RIP)
+        Assert.Equal(compiled.Cpu.R[Reg.RDX], compiled.Cpu.R[Reg.R8]);
+    }
 }
