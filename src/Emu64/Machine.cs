@@ -67,6 +67,9 @@ public sealed unsafe partial class Machine : IDisposable
     /// </summary>
     public ulong Now => Cpu.Retired + _idle;
 
+    /// <summary>Guest time not counted in retired instructions (<see cref="_idle"/>: skipped halts and stalls), for compiled code's event test.</summary>
+    internal ulong UncountedTicks => _idle;
+
     /// <summary>Ticks added by the cycle clock (modeled cycles beyond one per instruction); 0 under the instruction clock.</summary>
     public ulong StallTicks => _stall;
 

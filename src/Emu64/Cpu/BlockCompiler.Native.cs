@@ -161,8 +161,22 @@ internal sealed unsafe class NativeRegion
     /// <summary>Whether a handler ran since the locals above were loaded.</summary>
     private bool _mmuStale;
 
-    private NativeRegion(ILGenerator il, int set, int written, bool memory, LocalBuilder rip0, LocalBuilder ret0, LocalBuilder mmu, Label retNull)
+    /// <summary>
+    /// The edges' view of the run loop (<see cref="Machine.ChainMustLeave"/>, the armed same-page fetch), in locals: the retired count
+    /// at which the next event is due (NextEventAt - idle) and whether the fetch entry is armed for the region's page and frame. Only
+    /// a handler or an out-of-line path changes what they come from, so they are reloaded after those.
+    /// </summary>
+    private readonly LocalBuilder _evt, _armed, _machine;
+    private readonly ulong _headPhys;
+    private bool _edgeStale;
+
+    private NativeRegion(ILGenerator il, int set, int written, bool memory, LocalBuilder rip0, LocalBuilder ret0, LocalBuilder mmu,
+        LocalBuilder machine, ulong headPhys, Label retNull)
     {
+        _machine = machine;
+        _headPhys = headPhys;
+        _evt = il.DeclareLocal(typeof(ulong));
+        _armed = il.DeclareLocal(typeof(bool));
         if (memory)
         {
             _table = il.DeclareLocal(typeof(Mmu.Mmu.FastEntry).MakeByRefType());
@@ -186,9 +200,9 @@ internal sealed unsafe class NativeRegion
         _fcf = il.DeclareLocal(typeof(ulong));
     }
 
-    /// <summary>The native state of a region whose blocks are 64-bit and contain native forms; null when none does.</summary>
+    /// <summary>The native state of a region whose blocks are 64-bit (null otherwise: such a region is one block, emitted as before).</summary>
     internal static NativeRegion? For(ILGenerator il, Block[] region, Func<nint, MethodInfo?> handler, LocalBuilder rip0, LocalBuilder ret0,
-        LocalBuilder mmu, Label retNull)
+        LocalBuilder mmu, LocalBuilder machine, Label retNull)
     {
         int set = 0, written = 0;
         bool memory = false;
@@ -204,7 +218,7 @@ internal sealed unsafe class NativeRegion
                 memory |= s.Form is Form.Load or Form.Store;
             }
         }
-        return set == 0 ? null : new NativeRegion(il, set, written, memory, rip0, ret0, mmu, retNull);
+        return new NativeRegion(il, set, written, memory, rip0, ret0, mmu, machine, region[0].Phys, retNull);
     }
 
     /// <summary>The method's prologue (before it branches to its entry block): every register of the set into its local.</summary>
@@ -215,6 +229,53 @@ internal sealed unsafe class NativeRegion
         _stale = _dirty = 0;
         _flags = default;
         LoadMmuState();
+        LoadEdgeState();
+    }
+
+    /// <summary>The edges' locals (<see cref="_evt"/>, <see cref="_armed"/>) from the machine and the MMU now.</summary>
+    private void LoadEdgeState()
+    {
+        _edgeStale = false;
+        var il = _il;
+        il.Emit(OpCodes.Ldloc, _machine);
+        il.Emit(OpCodes.Call, typeof(Native).GetMethod(nameof(Native.EventAt))!);
+        il.Emit(OpCodes.Stloc, _evt);
+        il.Emit(OpCodes.Ldloc, _mmu);
+        il.Emit(OpCodes.Ldloc, _rip0);
+        il.Emit(OpCodes.Ldc_I8, (long)(_headPhys & ~0xFFFUL));
+        il.Emit(OpCodes.Call, typeof(Native).GetMethod(nameof(Native.FetchArmed))!);
+        il.Emit(OpCodes.Stloc, _armed);
+    }
+
+    /// <summary>
+    /// An edge's test of the run loop's conditions, for a block of <paramref name="count"/> instructions ending before
+    /// <paramref name="next"/>'s <paramref name="nextCount"/> (BlockCompiler.EmitEdgeChecks): jumps to <paramref name="exit"/> when the run
+    /// loop would do anything but fetch the next block of the page.
+    /// </summary>
+    internal void EmitEdgeTest(ulong count, ulong nextCount, Label exit)
+    {
+        var il = _il;
+        // if (ret0 + count + nextCount > stopRetired) exit: the whole next block must fit before the stop
+        il.Emit(OpCodes.Ldloc, _ret0);
+        il.Emit(OpCodes.Ldc_I8, (long)(count + nextCount));
+        il.Emit(OpCodes.Add);
+        il.Emit(OpCodes.Ldarg_2);
+        il.Emit(OpCodes.Bgt_Un, exit);
+        // if (ret0 + count >= NextEventAt - idle) exit   (Retired + idle >= NextEventAt)
+        il.Emit(OpCodes.Ldloc, _ret0);
+        il.Emit(OpCodes.Ldc_I8, (long)count);
+        il.Emit(OpCodes.Add);
+        il.Emit(OpCodes.Ldloc, _evt);
+        il.Emit(OpCodes.Bge_Un, exit);
+        // if (machine.InterruptLine || machine.DebugStepHook) exit: read at every edge (a debugger may ask from its own thread)
+        il.Emit(OpCodes.Ldloc, _machine);
+        il.Emit(OpCodes.Ldfld, typeof(Machine).GetField(nameof(Machine.InterruptLine))!);
+        il.Emit(OpCodes.Brtrue, exit);
+        il.Emit(OpCodes.Ldloc, _machine);
+        il.Emit(OpCodes.Ldfld, typeof(Machine).GetField(nameof(Machine.DebugStepHook))!);
+        il.Emit(OpCodes.Brtrue, exit);
+        il.Emit(OpCodes.Ldloc, _armed);
+        il.Emit(OpCodes.Brfalse, exit);
     }
 
     /// <summary>The locals of <see cref="EmitAddress"/>'s CPU and MMU part, from cpu and mmu now.</summary>
@@ -264,6 +325,7 @@ internal sealed unsafe class NativeRegion
     {
         _stale = _set;
         _mmuStale = _table != null;
+        _edgeStale = true;
     }
 
     /// <summary>
@@ -278,6 +340,7 @@ internal sealed unsafe class NativeRegion
             if ((_stale >> r & 1) != 0) { LoadCpuReg(r); _il.Emit(OpCodes.Stloc, _reg[r]!); }
         _stale = 0;
         if (_mmuStale) LoadMmuState();
+        if (_edgeStale) LoadEdgeState();
         return f;
     }
 
@@ -580,7 +643,8 @@ internal sealed unsafe class NativeRegion
             il.Emit(OpCodes.Ldc_I4, size);
             il.Emit(OpCodes.Call, ReadSlowMethod);
             il.Emit(OpCodes.Stloc, _tmp);
-            LoadMmuState();   // the translation may have filled the TLB (a new epoch)
+            LoadMmuState();   // the translation may have filled the TLB (a new epoch), disarmed the fetch entry, a device rescheduled
+            LoadEdgeState();
             // if (cpu.ExitBlock) { cpu.R[r0] = value; RIP = next; Retired = k + 1; return -1 } — the instruction completes, then the block ends
             il.Emit(OpCodes.Ldarg_1);
             il.Emit(OpCodes.Ldfld, ExitBlockField);
@@ -624,6 +688,7 @@ internal sealed unsafe class NativeRegion
             if (size == 4) Mask32();
             il.Emit(OpCodes.Call, WriteSlowMethod);
             LoadMmuState();
+            LoadEdgeState();
             // a store into code, or a device that raised an interrupt, ends the block after the instruction
             il.Emit(OpCodes.Ldarg_1);
             il.Emit(OpCodes.Ldfld, ExitBlockField);
@@ -760,6 +825,14 @@ internal sealed unsafe class NativeRegion
 /// <summary>The bodies native forms call, with constant arguments the JIT folds (<see cref="NativeRegion"/>).</summary>
 internal static unsafe class Native
 {
+    /// <summary>The retired count at which the run loop's next event is due: <c>Retired + idle &gt;= NextEventAt</c> is <c>Retired &gt;= EventAt</c>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong EventAt(Machine m) => m.NextEventAt >= m.UncountedTicks ? m.NextEventAt - m.UncountedTicks : 0;
+
+    /// <summary>Whether the same-page fetch entry is armed for the page of <paramref name="rip"/> in physical frame <paramref name="frame"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static bool FetchArmed(Mmu.Mmu mmu, ulong rip, ulong frame) => mmu._fetchSlot >= 0 && mmu._fetchPage == rip >> 12 && mmu._fetchFrame == frame;
+
     /// <summary>An epoch no fast entry carries (epochs count up from 1): what the method holds when the CPU has no direct data path.</summary>
     public const ulong NoDirectEpoch = ulong.MaxValue;
 

@@ -98,6 +98,9 @@ public static unsafe partial class BlockCompiler
     /// </summary>
     public static bool NativeEnabled = Environment.GetEnvironmentVariable("EMU64_NATIVE") != "0";
 
+    /// <summary>Instructions emitted in a native form so far, process-wide (diagnostics, tests).</summary>
+    public static long NativeEmitted => Interlocked.Read(ref NativeRegion.Emitted);
+
     /// <summary>Methods compiled, handler calls emitted direct or through the pointer, and PUSH/POP runs (diagnostics, tests).</summary>
     public static long Compiled, DirectCalls, PointerCalls, Runs;
     private static readonly MethodInfo PushRunMethod = typeof(Isa.Stack).GetMethod(nameof(Isa.Stack.PushRun), BindingFlags.Static | BindingFlags.NonPublic)!;
@@ -299,7 +302,7 @@ public static unsafe partial class BlockCompiler
         il.Emit(OpCodes.Stfld, ExitBlockField);
         var retNull = il.DefineLabel();
         // Guest registers the native forms name, into IL locals for the whole method (BlockCompiler.Native.cs).
-        var nat = NativeEnabled ? NativeRegion.For(il, region, HandlerOf, rip0, ret0, el.Mmu, retNull) : null;
+        var nat = NativeEnabled ? NativeRegion.For(il, region, HandlerOf, rip0, ret0, el.Mmu, el.Machine, retNull) : null;
         nat?.Prologue();
         var starts = new Label[region.Length];
         for (int i = 0; i < region.Length; i++) starts[i] = il.DefineLabel();
@@ -348,10 +351,10 @@ public static unsafe partial class BlockCompiler
                         il.Emit(OpCodes.Call, ConditionMethod);
                     }
                     il.Emit(OpCodes.Brtrue, taken);
-                    EmitKnownEdge(il, region, plan.Successors[i], fallOff, block.Phys, (ulong)b.Count, rip0, ret0, el, starts, exit);
+                    EmitKnownEdge(il, region, plan.Successors[i], fallOff, block.Phys, (ulong)b.Count, rip0, ret0, el, starts, exit, nat);
                 }
                 il.MarkLabel(taken);
-                EmitKnownEdge(il, region, plan.Successors[i], takenOff, block.Phys, (ulong)b.Count, rip0, ret0, el, starts, exit);
+                EmitKnownEdge(il, region, plan.Successors[i], takenOff, block.Phys, (ulong)b.Count, rip0, ret0, el, starts, exit, nat);
             }
             else
             {
@@ -361,7 +364,7 @@ public static unsafe partial class BlockCompiler
                 foreach (var next in plan.Successors[i])
                 {
                     int j = Array.IndexOf(region, next);
-                    if (j >= 0) EmitEdge(il, next, next.Phys - block.Phys, (ulong)b.Count, block.Phys, rip0, ret0, el, starts[j], exit);
+                    if (j >= 0) EmitEdge(il, next, next.Phys - block.Phys, (ulong)b.Count, block.Phys, rip0, ret0, el, starts[j], exit, nat);
                 }
             }
             first += b.Count;
@@ -502,7 +505,7 @@ public static unsafe partial class BlockCompiler
     /// <see cref="EmitEdge"/> without the RIP test: RIP is known), else the exit to the run loop.
     /// </summary>
     private static void EmitKnownEdge(ILGenerator il, Block[] region, Block[] successors, ulong off, ulong headPhys, ulong count,
-        LocalBuilder rip0, LocalBuilder ret0, EdgeLocals el, Label[] starts, Label exit)
+        LocalBuilder rip0, LocalBuilder ret0, EdgeLocals el, Label[] starts, Label exit, NativeRegion? nat)
     {
         EmitStore(il, RipField, rip0, off);
         foreach (var next in successors)
@@ -510,7 +513,7 @@ public static unsafe partial class BlockCompiler
             int j = Array.IndexOf(region, next);
             if (j >= 0 && next.Phys - headPhys == off)
             {
-                EmitEdgeChecks(il, next, off, count, headPhys, rip0, ret0, el, starts[j], exit);
+                EmitEdgeChecks(il, next, off, count, headPhys, rip0, ret0, el, starts[j], exit, nat);
                 return;
             }
         }
@@ -534,7 +537,7 @@ public static unsafe partial class BlockCompiler
     /// or jumps to <paramref name="exit"/> (the run loop does the rest).
     /// </summary>
     private static void EmitEdge(ILGenerator il, Block next, ulong start, ulong count, ulong headPhys, LocalBuilder rip0, LocalBuilder ret0,
-        EdgeLocals el, Label target, Label exit)
+        EdgeLocals el, Label target, Label exit, NativeRegion? nat)
     {
         var notThis = il.DefineLabel();
         // if (cpu.Rip != rip0 + start) goto notThis;
@@ -543,13 +546,34 @@ public static unsafe partial class BlockCompiler
         il.Emit(OpCodes.Ldloc, rip0);
         AddConstant(il, start);
         il.Emit(OpCodes.Bne_Un, notThis);
-        EmitEdgeChecks(il, next, start, count, headPhys, rip0, ret0, el, target, exit);
+        EmitEdgeChecks(il, next, start, count, headPhys, rip0, ret0, el, target, exit, nat);
         il.MarkLabel(notThis);
     }
 
     /// <summary>The edge once RIP is <paramref name="next"/>'s start: the run loop's tests, the same-page fetch, then on to it.</summary>
     private static void EmitEdgeChecks(ILGenerator il, Block next, ulong start, ulong count, ulong headPhys, LocalBuilder rip0, LocalBuilder ret0,
-        EdgeLocals el, Label target, Label exit)
+        EdgeLocals el, Label target, Label exit, NativeRegion? nat)
+    {
+        if (nat != null) nat.EmitEdgeTest(count, (ulong)next.Count, exit);   // the same tests, with what only handlers change in locals
+        else EmitRunLoopTest(il, next, count, headPhys, rip0, ret0, el, exit);
+        // mmu._fetchPending++; cpu.InsnRip = rip0 + start; ret0 += count; goto target;
+        il.Emit(OpCodes.Ldloc, el.Mmu);
+        il.Emit(OpCodes.Ldloc, el.Mmu);
+        il.Emit(OpCodes.Ldfld, FetchPendingField);
+        il.Emit(OpCodes.Ldc_I8, 1L);
+        il.Emit(OpCodes.Add);
+        il.Emit(OpCodes.Stfld, FetchPendingField);
+        EmitStore(il, InsnRipField, rip0, start);
+        il.Emit(OpCodes.Ldloc, ret0);
+        il.Emit(OpCodes.Ldc_I8, (long)count);
+        il.Emit(OpCodes.Add);
+        il.Emit(OpCodes.Stloc, ret0);
+        il.Emit(OpCodes.Br, target);
+    }
+
+    /// <summary>The run loop's tests at an edge, each read from the machine and the MMU (a region without <see cref="NativeRegion"/>).</summary>
+    private static void EmitRunLoopTest(ILGenerator il, Block next, ulong count, ulong headPhys, LocalBuilder rip0, LocalBuilder ret0,
+        EdgeLocals el, Label exit)
     {
         // cpu.Retired is ret0 + count here (the block's end stored it).
         // if (cpu.Retired + next.Count > stopRetired) goto exit;
@@ -589,19 +613,6 @@ public static unsafe partial class BlockCompiler
         il.Emit(OpCodes.Ldfld, FetchFrameField);
         il.Emit(OpCodes.Ldc_I8, (long)(headPhys & ~0xFFFUL));
         il.Emit(OpCodes.Bne_Un, exit);
-        // mmu._fetchPending++; cpu.InsnRip = rip0 + start; ret0 += count; goto target;
-        il.Emit(OpCodes.Ldloc, el.Mmu);
-        il.Emit(OpCodes.Ldloc, el.Mmu);
-        il.Emit(OpCodes.Ldfld, FetchPendingField);
-        il.Emit(OpCodes.Ldc_I8, 1L);
-        il.Emit(OpCodes.Add);
-        il.Emit(OpCodes.Stfld, FetchPendingField);
-        EmitStore(il, InsnRipField, rip0, start);
-        il.Emit(OpCodes.Ldloc, ret0);
-        il.Emit(OpCodes.Ldc_I8, (long)count);
-        il.Emit(OpCodes.Add);
-        il.Emit(OpCodes.Stloc, ret0);
-        il.Emit(OpCodes.Br, target);
     }
 
     /// <summary>handler(cpu, ref insns[k]): a direct call when the method is known, else through Insn.Exec.</summary>

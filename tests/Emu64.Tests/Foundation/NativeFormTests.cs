@@ -1,0 +1,185 @@
+using Emu64.Cpu;
+using Emu64.Tests.Support;
+using Iced.Intel;
+using static Iced.Intel.AssemblerRegisters;
+
+namespace Emu64.Tests.Foundation;
+
+/// <summary>
+/// The compiled regions' native forms (Cpu/BlockCompiler.Native.cs) keep guest registers in IL locals, the flags of the last
+/// ALU instruction in locals, and take memory accesses' fast path inline. Each program here is run interpreted, compiled at
+/// every block's first run, and compiled without native forms: registers, RFLAGS, RIP, the retired count, the data written,
+/// how the machine stopped and every TLB counter must be the same.
+/// </summary>
+public class NativeFormTests
+{
+    private const ulong Code = 0x400000, Data = 0x600000, FsBase = 0x700000;
+
+    private sealed record State(ulong[] Gprs, ulong Rflags, ulong Rip, ulong Retired, StopReason Reason, ulong Cr2, byte[] Data,
+        List<(string, ulong)> Tlb);
+
+    private static State Run(Action<Assembler> program, int threshold, bool native, ulong steps)
+    {
+        bool was = BlockCompiler.NativeEnabled;
+        BlockCompiler.NativeEnabled = native;
+        try
+        {
+            var m = new RawMachine(compileThreshold: threshold);
+            for (ulong p = 0; p < 0x3000; p += 0x1000) m.Map(Data + p);
+            m.Map(FsBase);
+            m.Map(FsBase + 0x1000);
+            m.Cpu.Segs[Seg.FS].Base = FsBase;
+            m.Assemble(Code, program);
+            m.Cpu.Rip = Code;
+            var reason = m.Machine.Run(steps);
+            var gprs = new ulong[16];
+            for (int r = 0; r < 16; r++) gprs[r] = m.Cpu.R[r];
+            var data = new byte[0x3000];
+            m.Read(Data, data);
+            return new State(gprs, m.Cpu.Rflags, m.Cpu.Rip, m.Cpu.Retired, reason, m.Cpu.CR2, data,
+                m.Cpu.Mmu.Snapshot().Named().Select(x => (x.Key, x.Value)).ToList());
+        }
+        finally { BlockCompiler.NativeEnabled = was; }
+    }
+
+    private static void AssertSameEverywhere(Action<Assembler> program, ulong steps, Action<State>? check = null)
+    {
+        var interpreted = Run(program, threshold: 0, native: true, steps);
+        long emitted = BlockCompiler.NativeEmitted;
+        foreach (var (threshold, native) in new[] { (1, true), (1, false), (MachineOptions.DefaultCompileThreshold, true) })
+        {
+            var other = Run(program, threshold, native, steps);
+            Assert.Equal(interpreted.Reason, other.Reason);
+            Assert.Equal(interpreted.Retired, other.Retired);
+            Assert.Equal(interpreted.Rip, other.Rip);
+            Assert.Equal(interpreted.Gprs, other.Gprs);
+            Assert.Equal(interpreted.Rflags, other.Rflags);
+            Assert.Equal(interpreted.Cr2, other.Cr2);
+            Assert.Equal(interpreted.Data, other.Data);
+            Assert.Equal(interpreted.Tlb, other.Tlb);
+        }
+        Assert.True(BlockCompiler.NativeEmitted > emitted);   // the compiled runs did use native forms
+        check?.Invoke(interpreted);
+    }
+
+    /// <summary>Every condition code after every flag-setting native form, both by a direct branch and by SETcc (a handler).</summary>
+    [Fact]
+    public void Every_condition_after_every_native_alu_form_is_what_the_interpreter_computes()
+    {
+        var producers = new Action<Assembler>[]
+        {
+            a => a.add(rdx, rbx), a => a.sub(rdx, rbx), a => a.cmp(rdx, rbx), a => a.cmp(edx, ebx), a => a.and(rdx, rbx),
+            a => a.or(edx, ebx), a => a.xor(rdx, rbx), a => a.test(rdx, rbx), a => a.inc(rdx), a => a.dec(edx),
+            a => a.add(edx, 0x7FFFFFF0), a => a.cmp(rdx, -1),
+        };
+        void Program(Assembler a)
+        {
+            var top = a.CreateLabel();
+            a.mov(r15, 400);
+            a.mov(rax, 0x0123456789ABCDEFUL);
+            a.mov(r12, 6364136223846793005UL);
+            a.Label(ref top);
+            a.imul(rax, r12);
+            a.add(rax, 0x5851F42D);
+            a.mov(rbx, rax);
+            a.ror(rbx, 17);
+            var keep = a.CreateLabel();
+            var keep2 = a.CreateLabel();
+            a.test(al, 12);                 // one iteration in four: equal operands
+            a.jnz(keep);
+            a.mov(rbx, rax);
+            a.Label(ref keep);
+            a.test(al, 48);                 // and one in four: operands one apart
+            a.jnz(keep2);
+            a.lea(rbx, __[rax + 1]);
+            a.Label(ref keep2);
+            int k = 0;
+            foreach (var produce in producers)
+                for (int cc = 0; cc < 16; cc++, k++)
+                {
+                    var skip = a.CreateLabel();
+                    a.mov(rdx, rax);
+                    produce(a);
+                    Jcc(a, cc, skip);                 // a direct branch: the condition from the producer's operands in locals
+                    a.add(r10, k + 1);
+                    a.Label(ref skip);
+                    a.mov(rdx, rax);
+                    produce(a);
+                    Setcc(a, cc);                     // a handler: the flags stored as the interpreter stores them
+                    a.add(r11, rcx);
+                    a.rol(r11, 1);
+                }
+            a.dec(r15);
+            a.jnz(top);
+            a.hlt();
+        }
+        AssertSameEverywhere(Program, 400_000);
+    }
+
+    /// <summary>Loads and stores of each native form: base, index and scale, RIP-relative, FS-relative, 32-bit, across a page end.</summary>
+    [Fact]
+    public void Native_memory_forms_read_and_write_what_the_interpreter_does_and_count_the_same_tlb_hits()
+    {
+        void Program(Assembler a)
+        {
+            var top = a.CreateLabel();
+            var cell = a.CreateLabel();
+            a.mov(rsi, Data);
+            a.mov(rdi, Data + 0x2800);
+            a.mov(ecx, 600);
+            a.Label(ref top);
+            a.add(rdi, 16);
+            a.mov(r14, __qword_ptr[rdi]);            // at the 128th iteration: the unmapped page after the data, a page fault
+                                                     // from a native load with RDI (just written) only in a local
+            a.mov(rax, __qword_ptr[rsi]);
+            a.add(rax, rcx);
+            a.mov(__qword_ptr[rsi + 8], rax);
+            a.mov(edx, __dword_ptr[rsi + rcx * 4 + 0x800]);
+            a.lea(rdx, __[rdx + rax * 2 + 3]);
+            a.mov(__dword_ptr[rsi + rcx * 4 + 0x800], edx);
+            a.mov(r8, __qword_ptr[cell]);            // RIP-relative
+            a.add(r8, 1);
+            a.mov(__qword_ptr[rsi + 0x18], r8);
+            a.mov(r9, __qword_ptr.fs[rcx * 8]);
+            a.xor(r9, rax);
+            a.mov(__qword_ptr.fs[rcx * 8 + 8], r9);
+            a.mov(rbx, Data + 0x1FFC);
+            a.mov(__qword_ptr[rbx], rax);            // across the page end: the out-of-line path
+            a.mov(r13, __qword_ptr[rbx]);
+            a.add(rsi, 16);
+            a.dec(ecx);
+            a.jnz(top);
+            a.hlt();
+            a.Label(ref cell);
+            a.dq(0);
+        }
+        AssertSameEverywhere(Program, 200_000, s =>
+        {
+            Assert.Equal(Data + 0x3000, s.Cr2);            // the loop's load faulted (no IDT: the machine stops)
+            Assert.Equal(Data + 0x3000, s.Gprs[Reg.RDI]);
+            Assert.Equal(600UL - 127, s.Gprs[Reg.RCX]);
+        });
+    }
+
+    private static void Jcc(Assembler a, int cc, Label l)
+    {
+        switch (cc)
+        {
+            case 0: a.jo(l); break; case 1: a.jno(l); break; case 2: a.jb(l); break; case 3: a.jae(l); break;
+            case 4: a.je(l); break; case 5: a.jne(l); break; case 6: a.jbe(l); break; case 7: a.ja(l); break;
+            case 8: a.js(l); break; case 9: a.jns(l); break; case 10: a.jp(l); break; case 11: a.jnp(l); break;
+            case 12: a.jl(l); break; case 13: a.jge(l); break; case 14: a.jle(l); break; default: a.jg(l); break;
+        }
+    }
+
+    private static void Setcc(Assembler a, int cc)
+    {
+        switch (cc)
+        {
+            case 0: a.seto(cl); break; case 1: a.setno(cl); break; case 2: a.setb(cl); break; case 3: a.setae(cl); break;
+            case 4: a.sete(cl); break; case 5: a.setne(cl); break; case 6: a.setbe(cl); break; case 7: a.seta(cl); break;
+            case 8: a.sets(cl); break; case 9: a.setns(cl); break; case 10: a.setp(cl); break; case 11: a.setnp(cl); break;
+            case 12: a.setl(cl); break; case 13: a.setge(cl); break; case 14: a.setle(cl); break; default: a.setg(cl); break;
+        }
+    }
+}
