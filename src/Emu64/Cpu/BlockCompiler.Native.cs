@@ -45,17 +45,16 @@ internal sealed unsafe class NativeRegion
     private static readonly FieldInfo RetiredField = typeof(Cpu).GetField(nameof(Cpu.Retired))!;
     private static readonly FieldInfo ExitBlockField = typeof(Cpu).GetField(nameof(Cpu.ExitBlock))!;
     private static readonly MethodInfo SegBaseMethod = typeof(Native).GetMethod(nameof(Native.SegBase))!;
-    private static readonly MethodInfo ReadSlowMethod = typeof(Native).GetMethod(nameof(Native.ReadSlow))!;
-    private static readonly MethodInfo WriteSlowMethod = typeof(Native).GetMethod(nameof(Native.WriteSlow))!;
     private static readonly MethodInfo ConditionMethod = typeof(Native).GetMethod(nameof(Native.Condition))!;
 
     /// <summary>Instructions emitted in native form (diagnostics, tests).</summary>
     public static long Emitted;
 
-    private enum Form : byte { None, MovRR, MovRI, Alu, AluImm, IncDec, Lea, Load, Store }
+    private enum Form : byte { None, MovRR, MovRI, Alu, AluImm, IncDec, Lea, Load, Store, StoreImm, Extend, AluMem }
 
     /// <summary>The native form of a handler, with its ALU operation and operand size, by the handler's name.</summary>
-    private readonly record struct Shape(Form Form, Isa.Alu.Op Op, int Size, bool Inc = false);
+    /// <summary>A native form: its ALU operation and operand size where they are fixed, and Alt: INC (not DEC), MOVSX (not MOVZX).</summary>
+    private readonly record struct Shape(Form Form, Isa.Alu.Op Op, int Size, bool Alt = false);
 
     private static readonly Dictionary<string, Shape> Shapes = BuildShapes();
 
@@ -70,7 +69,12 @@ internal sealed unsafe class NativeRegion
             ["IncR64"] = new(Form.IncDec, default, 8, true), ["IncR32"] = new(Form.IncDec, default, 4, true),
             ["DecR64"] = new(Form.IncDec, default, 8), ["DecR32"] = new(Form.IncDec, default, 4),
             ["Lea"] = new(Form.Lea, default, 0),
+            ["Mov"] = new(Form.StoreImm, default, 0),
+            ["Movzx"] = new(Form.Extend, default, 0), ["Movsx"] = new(Form.Extend, default, 0, Alt: true),
         };
+        // the generic two-operand handlers (Alu.Binary) with a memory operand or a byte/word register: Shape.Size from the instruction
+        foreach (var op in new[] { Isa.Alu.Op.Add, Isa.Alu.Op.Sub, Isa.Alu.Op.Cmp, Isa.Alu.Op.And, Isa.Alu.Op.Or, Isa.Alu.Op.Xor, Isa.Alu.Op.Test })
+            s[op.ToString()] = new(Form.AluMem, op, 0);
         foreach (var op in new[] { Isa.Alu.Op.Add, Isa.Alu.Op.Sub, Isa.Alu.Op.Cmp, Isa.Alu.Op.And, Isa.Alu.Op.Or, Isa.Alu.Op.Xor, Isa.Alu.Op.Test })
             foreach (int size in new[] { 8, 4 })
             {
@@ -86,8 +90,29 @@ internal sealed unsafe class NativeRegion
         if (mi == null || !Shapes.TryGetValue(mi.Name, out var s)) return default;
         if (mi.DeclaringType != typeof(Isa.Alu) && mi.DeclaringType != typeof(Isa.DataMove)) return default;
         if (d.Prefix != 0) return default;
+        bool gpr0 = d.K0 == Opnd.Reg && d.R0 < 16, gpr1 = d.K1 == Opnd.Reg && d.R1 < 16;
         switch (s.Form)
         {
+            case Form.StoreImm:
+                // MOV m, imm (the generic MOV: anything else stays a handler)
+                if (d.K0 != Opnd.Mem || d.K1 != Opnd.Imm || d.K2 != Opnd.None || d.Size is not (1 or 2 or 4 or 8) || !PlainMem(ref d)) return default;
+                return s with { Size = d.Size };
+            case Form.Extend:
+                // MOVZX/MOVSX/MOVSXD into a 32/64-bit register from a low register or memory
+                if (!gpr0 || d.Size is not (4 or 8) || d.Size1 is not (1 or 2 or 4) || d.K2 != Opnd.None) return default;
+                if (!(gpr1 || d.K1 == Opnd.Mem && PlainMem(ref d))) return default;
+                return s with { Size = d.Size };
+            case Form.AluMem:
+            {
+                // op r, r/m/imm at any size for CMP/TEST, 32/64-bit for the others (8/16-bit writes merge); CMP/TEST m, r/imm
+                if (d.K2 != Opnd.None || d.Size is not (1 or 2 or 4 or 8) || d.Size1 != d.Size && d.K1 != Opnd.Imm) return default;
+                bool reads = s.Op is Isa.Alu.Op.Cmp or Isa.Alu.Op.Test;
+                bool mem = d.K0 == Opnd.Mem || d.K1 == Opnd.Mem;
+                if (mem && !PlainMem(ref d)) return default;
+                if (gpr0 && (gpr1 || d.K1 is Opnd.Imm or Opnd.Mem) && (reads || d.Size is 4 or 8)) return s with { Size = d.Size };
+                if (d.K0 == Opnd.Mem && reads && (gpr1 || d.K1 == Opnd.Imm)) return s with { Size = d.Size };
+                return default;
+            }
             case Form.Lea:
                 if (d.K0 != Opnd.Reg || d.R0 >= 16 || d.Size is not (4 or 8) || d.AddrSize is not (4 or 8) || !PlainMem(ref d)) return default;
                 return s with { Size = d.Size };
@@ -116,8 +141,14 @@ internal sealed unsafe class NativeRegion
             case Form.IncDec: use = writes = 1 << d.R0; break;
             case Form.Lea: case Form.Load: use = writes = 1 << d.R0; break;
             case Form.Store: use = 1 << d.R1; break;
+            case Form.StoreImm: break;
+            case Form.Extend: use = writes = 1 << d.R0; if (d.K1 == Opnd.Reg) use |= 1 << d.R1; break;
+            case Form.AluMem:
+                if (d.K0 == Opnd.Reg) { use |= 1 << d.R0; if (s.Op is not (Isa.Alu.Op.Cmp or Isa.Alu.Op.Test)) writes = 1 << d.R0; }
+                if (d.K1 == Opnd.Reg) use |= 1 << d.R1;
+                break;
         }
-        if (s.Form is Form.Lea or Form.Load or Form.Store)
+        if (d.K0 == Opnd.Mem || d.K1 == Opnd.Mem)
         {
             if (d.Base < 16) use |= 1 << d.Base;
             if (d.Index < 16) use |= 1 << d.Index;
@@ -170,9 +201,12 @@ internal sealed unsafe class NativeRegion
     private readonly ulong _headPhys;
     private bool _edgeStale;
 
+    private readonly LocalBuilder _insns;
+
     private NativeRegion(ILGenerator il, int set, int written, bool memory, LocalBuilder rip0, LocalBuilder ret0, LocalBuilder mmu,
-        LocalBuilder machine, ulong headPhys, Label retNull)
+        LocalBuilder machine, LocalBuilder insns, ulong headPhys, Label retNull)
     {
+        _insns = insns;
         _machine = machine;
         _headPhys = headPhys;
         _evt = il.DeclareLocal(typeof(ulong));
@@ -202,7 +236,7 @@ internal sealed unsafe class NativeRegion
 
     /// <summary>The native state of a region whose blocks are 64-bit (null otherwise: such a region is one block, emitted as before).</summary>
     internal static NativeRegion? For(ILGenerator il, Block[] region, Func<nint, MethodInfo?> handler, LocalBuilder rip0, LocalBuilder ret0,
-        LocalBuilder mmu, LocalBuilder machine, Label retNull)
+        LocalBuilder mmu, LocalBuilder machine, LocalBuilder insns, Label retNull)
     {
         int set = 0, written = 0;
         bool memory = false;
@@ -215,10 +249,10 @@ internal sealed unsafe class NativeRegion
                 if (s.Form == Form.None) continue;
                 set |= Uses(ref b.Insns[k], s, out int w);
                 written |= w;
-                memory |= s.Form is Form.Load or Form.Store;
+                memory |= b.Insns[k].K0 == Opnd.Mem || b.Insns[k].K1 == Opnd.Mem && s.Form != Form.Lea;
             }
         }
-        return new NativeRegion(il, set, written, memory, rip0, ret0, mmu, machine, region[0].Phys, retNull);
+        return new NativeRegion(il, set, written, memory, rip0, ret0, mmu, machine, insns, region[0].Phys, retNull);
     }
 
     /// <summary>The method's prologue (before it branches to its entry block): every register of the set into its local.</summary>
@@ -383,7 +417,7 @@ internal sealed unsafe class NativeRegion
     /// Emits instruction <paramref name="d"/> (the <paramref name="k"/>th of its block, at <paramref name="off"/> bytes from the head,
     /// the next at <paramref name="next"/>) in native form and returns true, or returns false if it has none.
     /// </summary>
-    internal bool TryEmit(ref Insn d, MethodInfo? mi, int k, ulong off, ulong next)
+    internal bool TryEmit(ref Insn d, MethodInfo? mi, int k, ulong off, ulong next, int index)
     {
         var s = ShapeOf(ref d, mi);
         if (s.Form == Form.None) return false;
@@ -413,11 +447,20 @@ internal sealed unsafe class NativeRegion
                 if (s.Size == 4) Mask32();
                 StoreReg(d.R0);
                 break;
-            case Form.Load:
-                EmitLoad(ref d, s.Size, k, off, next);
+            case Form.Extend when d.K1 == Opnd.Reg:
+                LoadMasked(d.R1, d.Size1);
+                EmitExtend(ref d, s);
                 break;
-            case Form.Store:
-                EmitStore(ref d, s.Size, k, off, next);
+            case Form.AluMem when d.K0 != Opnd.Mem && d.K1 != Opnd.Mem:
+            {
+                var c = d;   // (lambdas cannot capture a ref)
+                EmitAluOp(s.Op, c.Size, () => LoadMasked(c.R0, c.Size),
+                    () => { if (c.K1 == Opnd.Imm) il.Emit(OpCodes.Ldc_I8, (long)(c.Imm & Isa.Alu.Mask(c.Size))); else LoadMasked(c.R1, c.Size); },
+                    c.R0);
+                break;
+            }
+            default:
+                EmitMem(ref d, s, k, off, next, index);
                 break;
         }
         return true;
@@ -425,18 +468,28 @@ internal sealed unsafe class NativeRegion
 
     private void EmitAlu(ref Insn d, Shape s, ulong m)
     {
+        int r0 = d.R0, r1 = d.R1, size = s.Size;
+        ulong imm = d.Imm & m;
+        bool reg = s.Form == Form.Alu;
+        EmitAluOp(s.Op, size, () => LoadMasked(r0, size),
+            () => { if (reg) LoadMasked(r1, size); else _il.Emit(OpCodes.Ldc_I8, (long)imm); }, r0);
+    }
+
+    /// <summary>
+    /// a op b at <paramref name="size"/> bytes (each pushed masked to the size by its emitter) as <see cref="Isa.Alu.Compute"/> does: the
+    /// result into register <paramref name="dest"/> (unless CMP/TEST, or -1), the flags pending in locals.
+    /// </summary>
+    private void EmitAluOp(Isa.Alu.Op aluOp, int size, Action loadA, Action loadB, int dest)
+    {
         var il = _il;
-        // a = dst & m; b = src & m (an immediate is already sign-extended to 64 bits by the decoder)
-        LoadReg(d.R0);
-        if (s.Size == 4) Mask32();
+        loadA();
         il.Emit(OpCodes.Stloc, _fa);
-        if (s.Form == Form.Alu) { LoadReg(d.R1); if (s.Size == 4) Mask32(); }
-        else il.Emit(OpCodes.Ldc_I8, (long)(d.Imm & m));
+        loadB();
         il.Emit(OpCodes.Stloc, _fb);
         il.Emit(OpCodes.Ldloc, _fa);
         il.Emit(OpCodes.Ldloc, _fb);
         LazyOp op;
-        switch (s.Op)
+        switch (aluOp)
         {
             case Isa.Alu.Op.Add: il.Emit(OpCodes.Add); op = LazyOp.Add; break;
             case Isa.Alu.Op.Sub: case Isa.Alu.Op.Cmp: il.Emit(OpCodes.Sub); op = LazyOp.Sub; break;
@@ -444,7 +497,11 @@ internal sealed unsafe class NativeRegion
             case Isa.Alu.Op.Or: il.Emit(OpCodes.Or); op = LazyOp.Logic; break;
             default: il.Emit(OpCodes.Xor); op = LazyOp.Logic; break;
         }
-        if (s.Size == 4 && op != LazyOp.Logic) Mask32();
+        if (size != 8 && op != LazyOp.Logic)
+        {
+            il.Emit(OpCodes.Ldc_I8, (long)Isa.Alu.Mask(size));
+            il.Emit(OpCodes.And);
+        }
         il.Emit(OpCodes.Stloc, _fres);
         CfAt cf = CfAt.Zero;
         if (op == LazyOp.Add || op == LazyOp.Sub)
@@ -457,11 +514,11 @@ internal sealed unsafe class NativeRegion
             il.Emit(OpCodes.Stloc, _fcf);
             cf = CfAt.Local;
         }
-        _flags = new Pending { Live = true, Op = op, Size = s.Size, Cf = cf };
-        if (s.Op is not (Isa.Alu.Op.Cmp or Isa.Alu.Op.Test))
+        _flags = new Pending { Live = true, Op = op, Size = size, Cf = cf };
+        if (dest >= 0 && aluOp is not (Isa.Alu.Op.Cmp or Isa.Alu.Op.Test))
         {
             il.Emit(OpCodes.Ldloc, _fres);
-            StoreReg(d.R0);
+            StoreReg(dest);
         }
     }
 
@@ -475,12 +532,12 @@ internal sealed unsafe class NativeRegion
         il.Emit(OpCodes.Stloc, _fb);
         il.Emit(OpCodes.Ldloc, _fa);
         il.Emit(OpCodes.Ldc_I8, 1L);
-        il.Emit(s.Inc ? OpCodes.Add : OpCodes.Sub);
+        il.Emit(s.Alt ? OpCodes.Add : OpCodes.Sub);
         if (s.Size == 4) Mask32();
         il.Emit(OpCodes.Stloc, _fres);
         // INC and DEC keep CF: wherever the flags before them had it
         var cf = _flags.Live ? _flags.Cf : CfAt.Cpu;
-        _flags = new Pending { Live = true, Op = s.Inc ? LazyOp.Inc : LazyOp.Dec, Size = s.Size, Cf = cf };
+        _flags = new Pending { Live = true, Op = s.Alt ? LazyOp.Inc : LazyOp.Dec, Size = s.Size, Cf = cf };
         il.Emit(OpCodes.Ldloc, _fres);
         StoreReg(d.R0);
     }
@@ -619,83 +676,148 @@ internal sealed unsafe class NativeRegion
         il.Emit(OpCodes.Stloc, _ptr);
     }
 
-    private void EmitLoad(ref Insn d, int size, int k, ulong off, ulong next)
+    /// <summary>
+    /// A native form with a memory operand: the inline hit path (<see cref="EmitAddress"/>), the instruction's body on the host pointer,
+    /// and out of line — a miss, a page crossing, MMIO, a store into code, a fault — the instruction's own handler (through the
+    /// interpreter's pointer, never inlined) with the state spilled as the interpreter has it, after which the locals are reloaded
+    /// from cpu (registers, and the flags the handler recorded, which are the same operands the body would have kept) and the block
+    /// goes on, or ends if the handler set ExitBlock.
+    /// </summary>
+    private void EmitMem(ref Insn d, Shape s, int k, ulong off, ulong next, int index)
     {
         var il = _il;
-        var ea = _ea;
         var slow = il.DefineLabel();
         var done = il.DefineLabel();
-        EmitAddress(ref d, size, write: false, next, ea, slow);
-        il.Emit(OpCodes.Ldloc, _ptr);
-        il.Emit(size == 8 ? OpCodes.Ldind_I8 : OpCodes.Ldind_U4);
-        if (size == 4) il.Emit(OpCodes.Conv_U8);
-        il.Emit(OpCodes.Stloc, _tmp);
+        if (d.K0 == Opnd.Reg) Fresh(d.R0);   // read on the hit path, and current in the locals the spill writes back
+        if (d.K1 == Opnd.Reg) Fresh(d.R1);
+        var before = Capture();
+        bool write = s.Form is Form.Store or Form.StoreImm;
+        int size = s.Form == Form.Extend ? d.Size1 : s.Form == Form.AluMem ? d.Size : s.Size;
+        EmitAddress(ref d, size, write, next, _ea, slow);
+        switch (s.Form)
+        {
+            case Form.Load:
+                LoadPtr(size);
+                StoreReg(d.R0);
+                break;
+            case Form.Store:
+                il.Emit(OpCodes.Ldloc, _ptr);
+                LoadReg(d.R1);
+                StorePtr(size);
+                break;
+            case Form.StoreImm:
+                il.Emit(OpCodes.Ldloc, _ptr);
+                il.Emit(OpCodes.Ldc_I8, (long)(d.Imm & Isa.Alu.Mask(d.Size1)));   // as Cpu.ReadOp1 gives it
+                StorePtr(size);
+                break;
+            case Form.Extend:
+                LoadPtr(size);
+                EmitExtend(ref d, s);
+                break;
+            case Form.AluMem:
+            {
+                var c = d;
+                EmitAluOp(s.Op, c.Size,
+                    () => { if (c.K0 == Opnd.Mem) LoadPtr(size); else LoadMasked(c.R0, c.Size); },
+                    () =>
+                    {
+                        if (c.K1 == Opnd.Imm) il.Emit(OpCodes.Ldc_I8, (long)(c.Imm & Isa.Alu.Mask(c.Size)));
+                        else if (c.K1 == Opnd.Mem) LoadPtr(size);
+                        else LoadMasked(c.R1, c.Size);
+                    },
+                    c.K0 == Opnd.Reg ? c.R0 : -1);
+                break;
+            }
+        }
         il.MarkLabel(done);
-        int r0 = d.R0, seg = d.Seg;
-        var state = Capture();
+        var after = Capture();
         _cold.Add(() =>
         {
             il.MarkLabel(slow);
-            Spill(state, off, next, k);
+            Spill(before, off, next, k);
+            // handler(cpu, ref insns[index]) through Insn.Exec
             il.Emit(OpCodes.Ldarg_1);
-            il.Emit(OpCodes.Ldc_I4, seg);
-            il.Emit(OpCodes.Ldloc, ea);
-            il.Emit(OpCodes.Ldc_I4, size);
-            il.Emit(OpCodes.Call, ReadSlowMethod);
-            il.Emit(OpCodes.Stloc, _tmp);
+            EmitInsnRef(index);
+            EmitInsnRef(index);
+            il.Emit(OpCodes.Ldfld, typeof(Insn).GetField(nameof(Insn.Exec))!);
+            il.EmitCalli(OpCodes.Calli, CallingConventions.Standard, typeof(void), [typeof(Cpu), typeof(Insn).MakeByRefType()], null);
+            // a store into code, a device that raised an interrupt, a watchpoint: the block ends after the instruction
+            var go = il.DefineLabel();
+            il.Emit(OpCodes.Ldarg_1);
+            il.Emit(OpCodes.Ldfld, ExitBlockField);
+            il.Emit(OpCodes.Brfalse, go);
+            StoreCpu(RetiredField, _ret0, (ulong)k + 1);
+            il.Emit(OpCodes.Br, _retNull);
+            il.MarkLabel(go);
+            for (int r = 0; r < 16; r++)
+                if (_reg[r] != null) { LoadCpuReg(r); il.Emit(OpCodes.Stloc, _reg[r]!); }
+            if (after.Flags.Live)
+            {
+                // the handler recorded the same operation and operands (Cpu.SetLazy): the pending flags' locals from its fields
+                LoadField(LazyAField, _fa);
+                LoadField(LazyBField, _fb);
+                LoadField(LazyResField, _fres);
+                if (after.Flags.Cf == CfAt.Local) LoadField(CfField, _fcf);
+            }
             LoadMmuState();   // the translation may have filled the TLB (a new epoch), disarmed the fetch entry, a device rescheduled
             LoadEdgeState();
-            // if (cpu.ExitBlock) { cpu.R[r0] = value; RIP = next; Retired = k + 1; return -1 } — the instruction completes, then the block ends
-            il.Emit(OpCodes.Ldarg_1);
-            il.Emit(OpCodes.Ldfld, ExitBlockField);
-            il.Emit(OpCodes.Brfalse, done);
-            il.Emit(OpCodes.Ldarg_1);
-            il.Emit(OpCodes.Ldc_I4, r0);
-            il.Emit(OpCodes.Call, GprMethod);
-            il.Emit(OpCodes.Ldloc, _tmp);
-            il.Emit(OpCodes.Stind_I8);
-            StoreCpu(RetiredField, _ret0, (ulong)k + 1);
-            il.Emit(OpCodes.Br, _retNull);
+            il.Emit(OpCodes.Br, done);
         });
-        il.Emit(OpCodes.Ldloc, _tmp);
-        StoreReg(r0);
     }
 
-    private void EmitStore(ref Insn d, int size, int k, ulong off, ulong next)
+    private void LoadField(FieldInfo f, LocalBuilder into)
+    {
+        _il.Emit(OpCodes.Ldarg_1);
+        _il.Emit(OpCodes.Ldfld, f);
+        _il.Emit(OpCodes.Stloc, into);
+    }
+
+    /// <summary>ref insns[index] of the region (the handler's argument).</summary>
+    private void EmitInsnRef(int index)
+    {
+        _il.Emit(OpCodes.Ldloc, _insns);
+        if (index == 0) return;
+        _il.Emit(OpCodes.Ldc_I4, index);
+        _il.Emit(OpCodes.Sizeof, typeof(Insn));
+        _il.Emit(OpCodes.Mul);
+        _il.Emit(OpCodes.Add);
+    }
+
+    /// <summary>Pushes the <paramref name="size"/>-byte value at _ptr, zero-extended to 64 bits.</summary>
+    private void LoadPtr(int size)
+    {
+        _il.Emit(OpCodes.Ldloc, _ptr);
+        _il.Emit(size switch { 1 => OpCodes.Ldind_U1, 2 => OpCodes.Ldind_U2, 4 => OpCodes.Ldind_U4, _ => OpCodes.Ldind_I8 });
+        if (size != 8) _il.Emit(OpCodes.Conv_U8);
+    }
+
+    /// <summary>Stores the low <paramref name="size"/> bytes of the 64-bit value on the stack at the address below it.</summary>
+    private void StorePtr(int size)
+    {
+        if (size != 8) _il.Emit(OpCodes.Conv_U4);
+        _il.Emit(size switch { 1 => OpCodes.Stind_I1, 2 => OpCodes.Stind_I2, 4 => OpCodes.Stind_I4, _ => OpCodes.Stind_I8 });
+    }
+
+    /// <summary>Pushes register r masked to <paramref name="size"/> bytes (<see cref="Cpu.GetReg"/> of a register below 16).</summary>
+    private void LoadMasked(int r, int size)
+    {
+        LoadReg(r);
+        if (size == 8) return;
+        _il.Emit(OpCodes.Ldc_I8, (long)Isa.Alu.Mask(size));
+        _il.Emit(OpCodes.And);
+    }
+
+    /// <summary>MOVZX/MOVSX/MOVSXD: the source value (zero-extended, Size1 bytes) on the stack into R0 at Size (4 or 8).</summary>
+    private void EmitExtend(ref Insn d, Shape s)
     {
         var il = _il;
-        var ea = _ea;
-        Fresh(d.R1);   // the value is read on both paths
-        var slow = il.DefineLabel();
-        var done = il.DefineLabel();
-        EmitAddress(ref d, size, write: true, next, ea, slow);
-        il.Emit(OpCodes.Ldloc, _ptr);
-        LoadReg(d.R1);
-        if (size == 4) il.Emit(OpCodes.Conv_U4);
-        il.Emit(size == 8 ? OpCodes.Stind_I8 : OpCodes.Stind_I4);
-        il.MarkLabel(done);
-        int r1 = d.R1, seg = d.Seg;
-        var state = Capture();   // after LoadReg(r1): the local holds r1 on both paths
-        _cold.Add(() =>
+        if (s.Alt)
         {
-            il.MarkLabel(slow);
-            Spill(state, off, next, k);
-            il.Emit(OpCodes.Ldarg_1);
-            il.Emit(OpCodes.Ldc_I4, seg);
-            il.Emit(OpCodes.Ldloc, ea);
-            il.Emit(OpCodes.Ldc_I4, size);
-            il.Emit(OpCodes.Ldloc, _reg[r1]!);
-            if (size == 4) Mask32();
-            il.Emit(OpCodes.Call, WriteSlowMethod);
-            LoadMmuState();
-            LoadEdgeState();
-            // a store into code, or a device that raised an interrupt, ends the block after the instruction
-            il.Emit(OpCodes.Ldarg_1);
-            il.Emit(OpCodes.Ldfld, ExitBlockField);
-            il.Emit(OpCodes.Brfalse, done);
-            StoreCpu(RetiredField, _ret0, (ulong)k + 1);
-            il.Emit(OpCodes.Br, _retNull);
-        });
+            il.Emit(d.Size1 switch { 1 => OpCodes.Conv_I1, 2 => OpCodes.Conv_I2, _ => OpCodes.Conv_I4 });
+            il.Emit(OpCodes.Conv_I8);
+        }
+        if (d.Size == 4) Mask32();
+        StoreReg(d.R0);
     }
 
     /// <summary>The compile-time state an out-of-line path starts from.</summary>
@@ -857,14 +979,6 @@ internal static unsafe class Native
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ulong SegBase(Cpu cpu, int seg) => cpu.Segs[seg].Base;
 
-    /// <summary>A data read the inline path did not serve, exactly as a handler's (segmentation, faults, the TLB model, MMIO).</summary>
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    public static ulong ReadSlow(Cpu cpu, int seg, ulong ea, int size) => cpu.ReadMem(seg, ea, size);
-
-    /// <summary>A data write the inline path did not serve, exactly as a handler's.</summary>
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    public static void WriteSlow(Cpu cpu, int seg, ulong ea, int size, ulong v) => cpu.WriteMem(seg, ea, size, v);
-
     /// <summary>
     /// Condition <paramref name="cc"/> from the operands of the instruction that set the flags (<paramref name="op"/>, <paramref name="size"/>,
     /// a, b, result as <see cref="Cpu.SetLazy"/> records them, CF), as <see cref="Cpu.Condition"/> would evaluate it from the lazy fields.
@@ -877,7 +991,8 @@ internal static unsafe class Native
         bool r;
         if (op == LazyOp.Sub && (cc >> 1) is 1 or 2 or 3 or 6 or 7)
         {
-            long sa = size == 8 ? (long)a : (int)a, sb = size == 8 ? (long)b : (int)b;
+            long sa = size switch { 1 => (sbyte)a, 2 => (short)a, 4 => (int)a, _ => (long)a };
+            long sb = size switch { 1 => (sbyte)b, 2 => (short)b, 4 => (int)b, _ => (long)b };
             r = (cc >> 1) switch
             {
                 1 => a < b,

@@ -302,7 +302,7 @@ public static unsafe partial class BlockCompiler
         il.Emit(OpCodes.Stfld, ExitBlockField);
         var retNull = il.DefineLabel();
         // Guest registers the native forms name, into IL locals for the whole method (BlockCompiler.Native.cs).
-        var nat = NativeEnabled ? NativeRegion.For(il, region, HandlerOf, rip0, ret0, el.Mmu, el.Machine, retNull) : null;
+        var nat = NativeEnabled ? NativeRegion.For(il, region, HandlerOf, rip0, ret0, el.Mmu, el.Machine, insnsLocal, retNull) : null;
         nat?.Prologue();
         var starts = new Label[region.Length];
         for (int i = 0; i < region.Length; i++) starts[i] = il.DefineLabel();
@@ -401,7 +401,7 @@ public static unsafe partial class BlockCompiler
             Handlers.TryGetValue((nint)d.Exec, out var mi);
             var kind = Classify(ref d, mi);
             ulong next = off + d.Length;
-            if (nat != null && nat.TryEmit(ref d, mi, k, off, next))
+            if (nat != null && nat.TryEmit(ref d, mi, k, off, next, first + k))
             {
                 off = next;
                 continue;

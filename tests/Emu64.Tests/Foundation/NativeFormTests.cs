@@ -71,11 +71,17 @@ public class NativeFormTests
             a => a.add(rdx, rbx), a => a.sub(rdx, rbx), a => a.cmp(rdx, rbx), a => a.cmp(edx, ebx), a => a.and(rdx, rbx),
             a => a.or(edx, ebx), a => a.xor(rdx, rbx), a => a.test(rdx, rbx), a => a.inc(rdx), a => a.dec(edx),
             a => a.add(edx, 0x7FFFFFF0), a => a.cmp(rdx, -1),
+            // byte and word operands (CMP/TEST only) and memory operands
+            a => a.cmp(dl, bl), a => a.cmp(dx, bx), a => a.test(dx, 0x8001),
+            a => { a.mov(__qword_ptr[rsi], rbx); a.cmp(__byte_ptr[rsi], dl); },
+            a => { a.mov(__qword_ptr[rsi], rbx); a.sub(rdx, __qword_ptr[rsi]); },
+            a => { a.mov(__qword_ptr[rsi], rdx); a.cmp(__word_ptr[rsi], 0x7FF0); },
         };
         void Program(Assembler a)
         {
             var top = a.CreateLabel();
-            a.mov(r15, 400);
+            a.mov(r15, 200);
+            a.mov(rsi, Data);
             a.mov(rax, 0x0123456789ABCDEFUL);
             a.mov(r12, 6364136223846793005UL);
             a.Label(ref top);
@@ -143,6 +149,24 @@ public class NativeFormTests
             a.mov(r9, __qword_ptr.fs[rcx * 8]);
             a.xor(r9, rax);
             a.mov(__qword_ptr.fs[rcx * 8 + 8], r9);
+            // immediates of each size into memory, zero and sign extension from registers and memory, ALU with memory operands
+            a.mov(__byte_ptr[rsi + 0x20], 0x81);
+            a.mov(__word_ptr[rsi + 0x22], 0x8001);
+            a.mov(__dword_ptr[rsi + 0x24], -5);
+            a.mov(__qword_ptr[rsi + 0x28], -7);
+            a.movzx(r10d, __byte_ptr[rsi + 0x20]);
+            a.movsx(r11, __word_ptr[rsi + 0x22]);
+            a.movsxd(r12, __dword_ptr[rsi + 0x24]);
+            a.movzx(r15, r9b);
+            a.movsx(r15d, r9w);
+            a.add(r10, __qword_ptr[rsi + 0x28]);
+            a.xor(r11d, __dword_ptr[rsi + 0x24]);
+            a.test(__byte_ptr[rsi + 0x20], r9b);
+            a.adc(r15, 0);                           // CF from the native TEST, stored as the handler stores it
+            a.cmp(__dword_ptr[rsi + 0x24], r12d);
+            a.setl(r12b);
+            a.movsx(r8d, __byte_ptr[rsi + 0x20]);
+            a.add(r15, r8);
             a.mov(rbx, Data + 0x1FFC);
             a.mov(__qword_ptr[rbx], rax);            // across the page end: the out-of-line path
             a.mov(r13, __qword_ptr[rbx]);
