@@ -162,7 +162,7 @@ internal sealed unsafe class NativeRegion
     // ---- the region's state -------------------------------------------------------------------------------------
 
     private readonly ILGenerator _il;
-    private readonly LocalBuilder _rip0, _ret0, _mmu, _tmp, _ptr, _ea;
+    private readonly LocalBuilder _rip0, _ret0, _mmu, _ptr, _ea;
     private readonly LocalBuilder?[] _reg = new LocalBuilder?[16];
     private readonly int _set, _written;
     private readonly Label _retNull;
@@ -225,7 +225,6 @@ internal sealed unsafe class NativeRegion
         _il = il; _set = set; _written = written; _rip0 = rip0; _ret0 = ret0; _mmu = mmu; _retNull = retNull;
         for (int r = 0; r < 16; r++)
             if ((set >> r & 1) != 0) _reg[r] = il.DeclareLocal(typeof(ulong));
-        _tmp = il.DeclareLocal(typeof(ulong));
         _ptr = il.DeclareLocal(typeof(byte*));
         _ea = il.DeclareLocal(typeof(ulong));   // the effective address of the access whose out-of-line path runs (read right after it)
         _fa = il.DeclareLocal(typeof(ulong));
@@ -394,6 +393,7 @@ internal sealed unsafe class NativeRegion
             _il.Emit(OpCodes.Call, typeof(Cpu).GetMethod(nameof(Cpu.Condition))!);
             return;
         }
+        if (EmitCompare(cc, f)) return;
         _il.Emit(OpCodes.Ldc_I4, cc);
         _il.Emit(OpCodes.Ldc_I4, (int)f.Op);
         _il.Emit(OpCodes.Ldc_I4, f.Size);
@@ -402,6 +402,57 @@ internal sealed unsafe class NativeRegion
         _il.Emit(OpCodes.Ldloc, _fres);
         EmitCf(f);
         _il.Emit(OpCodes.Call, ConditionMethod);
+    }
+
+    /// <summary>
+    /// The commonest conditions as one IL comparison (which the JIT fuses with the branch into a compare and a jump): ZF after any
+    /// operation (the result is zero), and after a SUB or CMP each order of its two operands (<see cref="Native.Condition"/>'s rule).
+    /// False, emitting nothing, for the others.
+    /// </summary>
+    private bool EmitCompare(int cc, Pending f)
+    {
+        var il = _il;
+        bool negate = (cc & 1) != 0;
+        switch (cc >> 1)
+        {
+            case 2 when f.Op != LazyOp.Sub:   // E/NE: res == 0
+                il.Emit(OpCodes.Ldloc, _fres);
+                il.Emit(OpCodes.Ldc_I8, 0L);
+                il.Emit(OpCodes.Ceq);
+                break;
+            case 1 or 2 or 3 or 6 or 7 when f.Op == LazyOp.Sub:
+            {
+                bool signed = (cc >> 1) >= 6;
+                PushOperand(_fa, f.Size, signed);
+                PushOperand(_fb, f.Size, signed);
+                switch (cc >> 1)
+                {
+                    case 1: il.Emit(OpCodes.Clt_Un); break;                                   // B: a < b
+                    case 2: il.Emit(OpCodes.Ceq); break;                                      // E: a == b
+                    case 3: il.Emit(OpCodes.Cgt_Un); negate = !negate; break;                 // BE: !(a > b)
+                    case 6: il.Emit(OpCodes.Clt); break;                                      // L: a < b signed
+                    default: il.Emit(OpCodes.Cgt); negate = !negate; break;                   // LE: !(a > b) signed
+                }
+                break;
+            }
+            default:
+                return false;
+        }
+        if (negate)
+        {
+            il.Emit(OpCodes.Ldc_I4_0);
+            il.Emit(OpCodes.Ceq);
+        }
+        return true;
+    }
+
+    /// <summary>Pushes an operand of <paramref name="size"/> bytes, sign-extended to 64 bits for a signed order.</summary>
+    private void PushOperand(LocalBuilder v, int size, bool signed)
+    {
+        _il.Emit(OpCodes.Ldloc, v);
+        if (!signed || size == 8) return;
+        _il.Emit(size switch { 1 => OpCodes.Conv_I1, 2 => OpCodes.Conv_I2, _ => OpCodes.Conv_I4 });
+        _il.Emit(OpCodes.Conv_I8);
     }
 
     /// <summary>Emits the cold paths; call once, after the region's blocks.</summary>
@@ -586,7 +637,7 @@ internal sealed unsafe class NativeRegion
         var la = ea;
         if (d.Seg >= Seg.FS)
         {
-            la = _la;
+            la = _la!;
             il.Emit(OpCodes.Ldloc, ea);
             il.Emit(OpCodes.Ldarg_1);
             il.Emit(OpCodes.Ldc_I4, (int)d.Seg);
