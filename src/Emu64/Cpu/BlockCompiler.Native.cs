@@ -40,12 +40,8 @@ internal sealed unsafe class NativeRegion
     private static readonly FieldInfo LazyAField = typeof(Cpu).GetField(nameof(Cpu._lazyA), BindingFlags.Instance | BindingFlags.NonPublic)!;
     private static readonly FieldInfo LazyBField = typeof(Cpu).GetField(nameof(Cpu._lazyB), BindingFlags.Instance | BindingFlags.NonPublic)!;
     private static readonly FieldInfo LazyResField = typeof(Cpu).GetField(nameof(Cpu._lazyRes), BindingFlags.Instance | BindingFlags.NonPublic)!;
-    private static readonly FieldInfo RipField = typeof(Cpu).GetField(nameof(Cpu.Rip))!;
-    private static readonly FieldInfo InsnRipField = typeof(Cpu).GetField(nameof(Cpu.InsnRip))!;
-    private static readonly FieldInfo RetiredField = typeof(Cpu).GetField(nameof(Cpu.Retired))!;
-    private static readonly FieldInfo ExitBlockField = typeof(Cpu).GetField(nameof(Cpu.ExitBlock))!;
     private static readonly MethodInfo SegBaseMethod = typeof(Native).GetMethod(nameof(Native.SegBase))!;
-    private static readonly MethodInfo ConditionMethod = typeof(Native).GetMethod(nameof(Native.Condition))!;
+    private static readonly MethodInfo NativeConditionMethod = typeof(Native).GetMethod(nameof(Native.Condition))!;
 
     /// <summary>Instructions emitted in native form (diagnostics, tests).</summary>
     public static long Emitted;
@@ -155,9 +151,6 @@ internal sealed unsafe class NativeRegion
         }
         return use;
     }
-
-    /// <summary>Whether the block compiler emits instruction <paramref name="d"/> (handler <paramref name="mi"/>, in a 64-bit block) natively.</summary>
-    internal static bool Has(ref Insn d, MethodInfo? mi) => ShapeOf(ref d, mi).Form != Form.None;
 
     // ---- the region's state -------------------------------------------------------------------------------------
 
@@ -390,7 +383,7 @@ internal sealed unsafe class NativeRegion
         {
             _il.Emit(OpCodes.Ldarg_1);
             _il.Emit(OpCodes.Ldc_I4, cc);
-            _il.Emit(OpCodes.Call, typeof(Cpu).GetMethod(nameof(Cpu.Condition))!);
+            _il.Emit(OpCodes.Call, BlockCompiler.ConditionMethod);
             return;
         }
         if (EmitCompare(cc, f)) return;
@@ -401,7 +394,7 @@ internal sealed unsafe class NativeRegion
         _il.Emit(OpCodes.Ldloc, _fb);
         _il.Emit(OpCodes.Ldloc, _fres);
         EmitCf(f);
-        _il.Emit(OpCodes.Call, ConditionMethod);
+        _il.Emit(OpCodes.Call, NativeConditionMethod);
     }
 
     /// <summary>
@@ -788,16 +781,16 @@ internal sealed unsafe class NativeRegion
             Spill(before, off, next, k);
             // handler(cpu, ref insns[index]) through Insn.Exec
             il.Emit(OpCodes.Ldarg_1);
-            EmitInsnRef(index);
-            EmitInsnRef(index);
+            BlockCompiler.EmitElement(il, _insns, index);
+            BlockCompiler.EmitElement(il, _insns, index);
             il.Emit(OpCodes.Ldfld, typeof(Insn).GetField(nameof(Insn.Exec))!);
             il.EmitCalli(OpCodes.Calli, CallingConventions.Standard, typeof(void), [typeof(Cpu), typeof(Insn).MakeByRefType()], null);
             // a store into code, a device that raised an interrupt, a watchpoint: the block ends after the instruction
             var go = il.DefineLabel();
             il.Emit(OpCodes.Ldarg_1);
-            il.Emit(OpCodes.Ldfld, ExitBlockField);
+            il.Emit(OpCodes.Ldfld, BlockCompiler.ExitBlockField);
             il.Emit(OpCodes.Brfalse, go);
-            StoreCpu(RetiredField, _ret0, (ulong)k + 1);
+            StoreCpu(BlockCompiler.RetiredField, _ret0, (ulong)k + 1);
             il.Emit(OpCodes.Br, _retNull);
             il.MarkLabel(go);
             for (int r = 0; r < 16; r++)
@@ -821,17 +814,6 @@ internal sealed unsafe class NativeRegion
         _il.Emit(OpCodes.Ldarg_1);
         _il.Emit(OpCodes.Ldfld, f);
         _il.Emit(OpCodes.Stloc, into);
-    }
-
-    /// <summary>ref insns[index] of the region (the handler's argument).</summary>
-    private void EmitInsnRef(int index)
-    {
-        _il.Emit(OpCodes.Ldloc, _insns);
-        if (index == 0) return;
-        _il.Emit(OpCodes.Ldc_I4, index);
-        _il.Emit(OpCodes.Sizeof, typeof(Insn));
-        _il.Emit(OpCodes.Mul);
-        _il.Emit(OpCodes.Add);
     }
 
     /// <summary>Pushes the <paramref name="size"/>-byte value at _ptr, zero-extended to 64 bits.</summary>
@@ -887,9 +869,9 @@ internal sealed unsafe class NativeRegion
         StoreFlags();
         _flags = saved;
         WriteBack(state.Dirty);
-        StoreCpu(InsnRipField, _rip0, off);
-        StoreCpu(RipField, _rip0, next);
-        StoreCpu(RetiredField, _ret0, (ulong)k);
+        StoreCpu(BlockCompiler.InsnRipField, _rip0, off);
+        StoreCpu(BlockCompiler.RipField, _rip0, next);
+        StoreCpu(BlockCompiler.RetiredField, _ret0, (ulong)k);
     }
 
     // ---- registers and flags ----------------------------------------------------------------------------------------
@@ -986,13 +968,7 @@ internal sealed unsafe class NativeRegion
         _il.Emit(OpCodes.Conv_U8);
     }
 
-    private void StoreCpu(FieldInfo field, LocalBuilder local, ulong c)
-    {
-        _il.Emit(OpCodes.Ldarg_1);
-        _il.Emit(OpCodes.Ldloc, local);
-        if (c != 0) { _il.Emit(OpCodes.Ldc_I8, (long)c); _il.Emit(OpCodes.Add); }
-        _il.Emit(OpCodes.Stfld, field);
-    }
+    private void StoreCpu(FieldInfo field, LocalBuilder local, ulong c) => BlockCompiler.EmitStore(_il, field, local, c);
 }
 
 /// <summary>The bodies native forms call, with constant arguments the JIT folds (<see cref="NativeRegion"/>).</summary>

@@ -60,10 +60,10 @@ internal sealed class NoRipReadAttribute : Attribute { }
 /// </summary>
 public static unsafe partial class BlockCompiler
 {
-    private static readonly FieldInfo RipField = typeof(Cpu).GetField(nameof(Cpu.Rip))!;
-    private static readonly FieldInfo InsnRipField = typeof(Cpu).GetField(nameof(Cpu.InsnRip))!;
-    private static readonly FieldInfo RetiredField = typeof(Cpu).GetField(nameof(Cpu.Retired))!;
-    private static readonly FieldInfo ExitBlockField = typeof(Cpu).GetField(nameof(Cpu.ExitBlock))!;
+    internal static readonly FieldInfo RipField = typeof(Cpu).GetField(nameof(Cpu.Rip))!;
+    internal static readonly FieldInfo InsnRipField = typeof(Cpu).GetField(nameof(Cpu.InsnRip))!;
+    internal static readonly FieldInfo RetiredField = typeof(Cpu).GetField(nameof(Cpu.Retired))!;
+    internal static readonly FieldInfo ExitBlockField = typeof(Cpu).GetField(nameof(Cpu.ExitBlock))!;
     private static readonly FieldInfo ExecField = typeof(Insn).GetField(nameof(Insn.Exec))!;
     private static readonly FieldInfo RegionInsnsField = typeof(CompiledRegion).GetField(nameof(CompiledRegion.Insns))!;
     private static readonly FieldInfo MachineField = typeof(Cpu).GetField(nameof(Cpu.Machine))!;
@@ -477,7 +477,7 @@ public static unsafe partial class BlockCompiler
         .Where(x => x.cc >= -1 && x.m.GetParameters().Length == 2)
         .ToDictionary(x => x.m, x => x.cc);
 
-    private static readonly MethodInfo ConditionMethod = typeof(Cpu).GetMethod(nameof(Cpu.Condition))!;
+    internal static readonly MethodInfo ConditionMethod = typeof(Cpu).GetMethod(nameof(Cpu.Condition))!;
 
     /// <summary>
     /// Whether <paramref name="b"/> (at <paramref name="start"/> bytes from the head) ends at a 64-bit fast Jcc or JMP rel32 whose
@@ -521,7 +521,7 @@ public static unsafe partial class BlockCompiler
     }
 
     /// <summary>cpu.field = local + c.</summary>
-    private static void EmitStore(ILGenerator il, FieldInfo field, LocalBuilder local, ulong c)
+    internal static void EmitStore(ILGenerator il, FieldInfo field, LocalBuilder local, ulong c)
     {
         il.Emit(OpCodes.Ldarg_1);
         il.Emit(OpCodes.Ldloc, local);
@@ -661,7 +661,7 @@ public static unsafe partial class BlockCompiler
     }
 
     /// <summary>ref Insns[k], from the reference to element 0 (no bounds check: k is below the block's count).</summary>
-    private static void EmitElement(ILGenerator il, LocalBuilder insns, int k)
+    internal static void EmitElement(ILGenerator il, LocalBuilder insns, int k)
     {
         il.Emit(OpCodes.Ldloc, insns);
         if (k == 0) return;
