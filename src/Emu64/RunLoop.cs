@@ -298,6 +298,7 @@ public sealed unsafe partial class Machine
                 // A compiled region may run on into other blocks of its page: continue from the one it ran last.
                 ulong before = cpu.Retired;
                 int last = code(cpu, stopRetired, block.Entry);
+                if (last >= Emu64.Cpu.BlockCompiler.ResumeBase) last = Emu64.Cpu.BlockCompiler.Resume(code, cpu, stopRetired, last);   // a native access missed
                 var cc = Chain;
                 cc.CompiledEntries++;
                 cc.CompiledRetired += cpu.Retired - before;

@@ -176,6 +176,9 @@ internal sealed unsafe class NativeRegion
     private readonly LocalBuilder _fa, _fb, _fres, _fcf;
     /// <summary>Out-of-line paths, emitted after the region's blocks so that the hot path falls straight through.</summary>
     private readonly List<Action> _cold = [];
+    /// <summary>The resume points (<see cref="BlockCompiler.ResumeBase"/>): the region's index of the instruction the run loop runs, and where the method goes on.</summary>
+    private readonly List<(int Insn, Label At)> _resumes = [];
+    private readonly Label _resumeDispatch;
 
     /// <summary>
     /// What a native memory access reads from the CPU and the MMU (<see cref="EmitAddress"/>), in locals: only a handler or an
@@ -215,6 +218,7 @@ internal sealed unsafe class NativeRegion
             _entry = il.DeclareLocal(typeof(Mmu.Mmu.FastEntry).MakeByRefType());
             _la = il.DeclareLocal(typeof(ulong));
         }
+        _resumeDispatch = il.DefineLabel();
         _il = il; _set = set; _written = written; _rip0 = rip0; _ret0 = ret0; _mmu = mmu; _retNull = retNull;
         for (int r = 0; r < 16; r++)
             if ((set >> r & 1) != 0) _reg[r] = il.DeclareLocal(typeof(ulong));
@@ -448,11 +452,32 @@ internal sealed unsafe class NativeRegion
         _il.Emit(OpCodes.Conv_I8);
     }
 
-    /// <summary>Emits the cold paths; call once, after the region's blocks.</summary>
-    internal void EmitCold()
+    /// <summary>After <see cref="Prologue"/>: an entry at or above <see cref="BlockCompiler.ResumeBase"/> goes to its resume point.</summary>
+    internal void EmitResumeTest()
+    {
+        _il.Emit(OpCodes.Ldarg_3);
+        _il.Emit(OpCodes.Ldc_I4, BlockCompiler.ResumeBase);
+        _il.Emit(OpCodes.Bge, _resumeDispatch);
+    }
+
+    /// <summary>
+    /// Emits the cold paths and the resume points' dispatch; call once, after the region's blocks. Returns the region's instruction
+    /// index of each resume point (<see cref="CompiledRegion.Resumes"/>).
+    /// </summary>
+    internal int[] EmitCold()
     {
         foreach (var a in _cold) a();
         _cold.Clear();
+        _il.MarkLabel(_resumeDispatch);
+        if (_resumes.Count > 0)
+        {
+            _il.Emit(OpCodes.Ldarg_3);
+            _il.Emit(OpCodes.Ldc_I4, BlockCompiler.ResumeBase);
+            _il.Emit(OpCodes.Sub);
+            _il.Emit(OpCodes.Switch, _resumes.Select(x => x.At).ToArray());
+        }
+        _il.Emit(OpCodes.Br, _retNull);   // (not reached: the run loop passes only the resume points the method returned)
+        return _resumes.Select(x => x.Insn).ToArray();
     }
 
     // ---- one instruction ------------------------------------------------------------------------------------------
@@ -614,7 +639,7 @@ internal sealed unsafe class NativeRegion
     private static readonly FieldInfo LruField = typeof(Mmu.Mmu.FastEntry).GetField(nameof(Mmu.Mmu.FastEntry.Lru))!;
     private static readonly FieldInfo StampField = typeof(Mmu.Mmu.FastEntry).GetField(nameof(Mmu.Mmu.FastEntry.Stamp))!;
     private static readonly FieldInfo ClockField = typeof(Mmu.TlbArray).GetField(nameof(Mmu.TlbArray.Clock), BindingFlags.Instance | BindingFlags.NonPublic)!;
-    private static readonly MethodInfo TouchArrayMethod = typeof(Mmu.Mmu).GetMethod(nameof(Mmu.Mmu.TouchArray), BindingFlags.Static | BindingFlags.NonPublic)!;
+    private static readonly MethodInfo TouchStampMethod = typeof(Mmu.Mmu).GetMethod(nameof(Mmu.Mmu.TouchStamp), BindingFlags.Static | BindingFlags.NonPublic)!;
 
     /// <summary>
     /// The inline path of a data access of <paramref name="size"/> bytes (<see cref="Mmu.Mmu.HostData"/>'s hit, written out so that the
@@ -707,7 +732,7 @@ internal sealed unsafe class NativeRegion
             il.MarkLabel(touch);
             il.Emit(OpCodes.Ldloc, _entry!);
             il.Emit(OpCodes.Ldloc, _lru!);
-            il.Emit(OpCodes.Call, TouchArrayMethod);
+            il.Emit(OpCodes.Call, TouchStampMethod);   // inlined by the JIT: no call in the method
             il.Emit(OpCodes.Br, touched);
         });
         il.Emit(OpCodes.Ldloc, _ptr);
@@ -777,34 +802,38 @@ internal sealed unsafe class NativeRegion
         var after = Capture();
         _cold.Add(() =>
         {
+            // The miss leaves the method: the state spilled as the interpreter has it before the instruction, the method returns
+            // ResumeBase + r, and the run loop runs the instruction's own handler (BlockCompiler.Resume) and enters the method again
+            // at resume point r, which goes on after the instruction. No call in the method: the JIT keeps the loop-carried
+            // locals in registers instead of spilling them around a call it cannot know to be rare.
             il.MarkLabel(slow);
             Spill(before, off, next, k);
-            // handler(cpu, ref insns[index]) through Insn.Exec
-            il.Emit(OpCodes.Ldarg_1);
-            BlockCompiler.EmitElement(il, _insns, index);
-            BlockCompiler.EmitElement(il, _insns, index);
-            il.Emit(OpCodes.Ldfld, typeof(Insn).GetField(nameof(Insn.Exec))!);
-            il.EmitCalli(OpCodes.Calli, CallingConventions.Standard, typeof(void), [typeof(Cpu), typeof(Insn).MakeByRefType()], null);
-            // a store into code, a device that raised an interrupt, a watchpoint: the block ends after the instruction
-            var go = il.DefineLabel();
-            il.Emit(OpCodes.Ldarg_1);
-            il.Emit(OpCodes.Ldfld, BlockCompiler.ExitBlockField);
-            il.Emit(OpCodes.Brfalse, go);
-            StoreCpu(BlockCompiler.RetiredField, _ret0, (ulong)k + 1);
-            il.Emit(OpCodes.Br, _retNull);
-            il.MarkLabel(go);
-            for (int r = 0; r < 16; r++)
-                if (_reg[r] != null) { LoadCpuReg(r); il.Emit(OpCodes.Stloc, _reg[r]!); }
+            int r = _resumes.Count;
+            var at = il.DefineLabel();
+            _resumes.Add((index, at));
+            il.Emit(OpCodes.Ldc_I4, BlockCompiler.ResumeBase + r);
+            il.Emit(OpCodes.Ret);
+            // Resume point r, entered after the prologue loaded every local from cpu: the handler left RIP at the next instruction
+            // and the retired count at the instruction's (Spill), and recorded the same flag operation and operands the body would
+            // have kept (Cpu.SetLazy).
+            il.MarkLabel(at);
+            LoadField(BlockCompiler.RipField, _rip0);
+            il.Emit(OpCodes.Ldloc, _rip0);
+            il.Emit(OpCodes.Ldc_I8, (long)next);
+            il.Emit(OpCodes.Sub);
+            il.Emit(OpCodes.Stloc, _rip0);
+            LoadField(BlockCompiler.RetiredField, _ret0);
+            il.Emit(OpCodes.Ldloc, _ret0);
+            il.Emit(OpCodes.Ldc_I8, (long)k);
+            il.Emit(OpCodes.Sub);
+            il.Emit(OpCodes.Stloc, _ret0);
             if (after.Flags.Live)
             {
-                // the handler recorded the same operation and operands (Cpu.SetLazy): the pending flags' locals from its fields
                 LoadField(LazyAField, _fa);
                 LoadField(LazyBField, _fb);
                 LoadField(LazyResField, _fres);
                 if (after.Flags.Cf == CfAt.Local) LoadField(CfField, _fcf);
             }
-            LoadMmuState();   // the translation may have filled the TLB (a new epoch), disarmed the fetch entry, a device rescheduled
-            LoadEdgeState();
             il.Emit(OpCodes.Br, done);
         });
     }

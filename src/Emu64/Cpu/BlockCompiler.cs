@@ -19,6 +19,8 @@ public delegate int BlockCode(Cpu cpu, ulong stopRetired, int entry);
 internal sealed class CompiledRegion(Block[] blocks)
 {
     public readonly Insn[] Insns = blocks.SelectMany(b => b.Insns.Take(b.Count)).ToArray();
+    /// <summary>For each resume point of the method (<see cref="BlockCompiler.ResumeBase"/>), the index in <see cref="Insns"/> of the instruction to run.</summary>
+    public int[] Resumes = [];
 }
 
 /// <summary>
@@ -304,6 +306,7 @@ public static unsafe partial class BlockCompiler
         // Guest registers the native forms name, into IL locals for the whole method (BlockCompiler.Native.cs).
         var nat = NativeEnabled ? NativeRegion.For(il, region, HandlerOf, rip0, ret0, el.Mmu, el.Machine, insnsLocal, retNull) : null;
         nat?.Prologue();
+        nat?.EmitResumeTest();
         var starts = new Label[region.Length];
         for (int i = 0; i < region.Length; i++) starts[i] = il.DefineLabel();
         if (region.Length > 1)
@@ -373,11 +376,38 @@ public static unsafe partial class BlockCompiler
             il.Emit(OpCodes.Ldc_I4, i);   // an index, not the block: the region argument is dead after the prologue (one register more)
             il.Emit(OpCodes.Ret);
         }
-        nat?.EmitCold();
+        var resumes = nat?.EmitCold() ?? [];
         il.MarkLabel(retNull);
         il.Emit(OpCodes.Ldc_I4_M1);
         il.Emit(OpCodes.Ret);
-        return (BlockCode)dm.CreateDelegate(typeof(BlockCode), new CompiledRegion(region));
+        return (BlockCode)dm.CreateDelegate(typeof(BlockCode), new CompiledRegion(region) { Resumes = resumes });
+    }
+
+    /// <summary>
+    /// What a compiled method returns, plus r, when its native access r missed the fast cache (or crossed a page, or met MMIO, code,
+    /// a watchpoint): the state is spilled as the interpreter has it before that instruction. <see cref="Resume"/> runs it and enters
+    /// the method again with the same value, at the point after it. Above any block index.
+    /// </summary>
+    internal const int ResumeBase = 1 << 20;
+
+    /// <summary>
+    /// The run loop's half of a miss (<see cref="ResumeBase"/>): runs the instruction's own handler, as the interpreter's loop would
+    /// (RIP already at the next instruction, the retired count at the instruction's), then enters <paramref name="code"/> at the
+    /// resume point, until the method returns a block index (or -1). Nothing else happens in between: the guest sees one block.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    internal static int Resume(BlockCode code, Cpu cpu, ulong stopRetired, int last)
+    {
+        var region = (CompiledRegion)code.Target!;
+        do
+        {
+            ref Insn d = ref region.Insns[region.Resumes[last - ResumeBase]];
+            d.Exec(cpu, ref d);
+            // a store into code, a device that raised an interrupt, a watchpoint: the block ends after the instruction
+            if (cpu.ExitBlock) { cpu.Retired++; return -1; }
+            last = code(cpu, stopRetired, last);
+        } while (last >= ResumeBase);
+        return last;
     }
 
     /// <summary>What a compiled method returns when called with a negative entry: it only got compiled by the JIT.</summary>

@@ -144,7 +144,11 @@ public sealed partial class Mmu
     /// (A run of accesses to one page finds <c>Stamp == Clock</c> after the first, so the inlined part is two loads and a compare.)
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    internal static void TouchArray(ref FastEntry f, TlbArray lru)
+    internal static void TouchArray(ref FastEntry f, TlbArray lru) => TouchStamp(ref f, lru);
+
+    /// <summary><see cref="TouchArray"/>'s body, inlined where a call costs more than the code (compiled regions' native accesses).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void TouchStamp(ref FastEntry f, TlbArray lru)
     {
         ref ulong stamp = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(lru.E), f.Way).Stamp;
         if (stamp != lru.Clock) stamp = ++lru.Clock;
