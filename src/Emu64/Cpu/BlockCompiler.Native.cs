@@ -168,10 +168,13 @@ internal sealed unsafe class NativeRegion
         public bool Live;
         public LazyOp Op;
         public int Size;
-        /// <summary>Where CF is: a local (ADD/SUB), 0 (logic), or still in cpu._cf (INC/DEC after a handler).</summary>
+        /// <summary>
+        /// Where CF is: to be derived from the operands' locals (ADD/SUB, <see cref="EmitCf"/>: no work unless something reads it),
+        /// its own local (INC/DEC after an ADD/SUB), 0 (logic), or still in cpu._cf (INC/DEC after a handler).
+        /// </summary>
         public CfAt Cf;
     }
-    internal enum CfAt : byte { Cpu, Local, Zero }
+    internal enum CfAt : byte { Cpu, Local, Zero, Operands }
     private Pending _flags;
     private readonly LocalBuilder _fa, _fb, _fres, _fcf;
     /// <summary>Out-of-line paths, emitted after the region's blocks so that the hot path falls straight through.</summary>
@@ -184,16 +187,16 @@ internal sealed unsafe class NativeRegion
     /// What a native memory access reads from the CPU and the MMU (<see cref="EmitAddress"/>), in locals: only a handler or an
     /// out-of-line path can change it, so it is reloaded after those. Declared when the region has a native memory access.
     /// </summary>
-    private readonly LocalBuilder? _table, _keyR, _keyW, _pcid, _epoch, _entry, _la, _lru;
+    private readonly LocalBuilder? _table, _keyR, _pcid, _epoch, _entry, _la, _lru;
     /// <summary>Whether a handler ran since the locals above were loaded.</summary>
     private bool _mmuStale;
 
     /// <summary>
-    /// The edges' view of the run loop (<see cref="Machine.ChainMustLeave"/>, the armed same-page fetch), in locals: the retired count
-    /// at which the next event is due (NextEventAt - idle) and whether the fetch entry is armed for the region's page and frame. Only
-    /// a handler or an out-of-line path changes what they come from, so they are reloaded after those.
+    /// The edges' view of the run loop (<see cref="Machine.ChainMustLeave"/>, the armed same-page fetch), in one local: the retired
+    /// count from which an edge must look closer (<see cref="Native.EdgeLimit"/>), 0 when the fetch entry is not armed for the region's
+    /// page and frame. Only a handler or an out-of-line path changes what it comes from, so it is reloaded after those.
     /// </summary>
-    private readonly LocalBuilder _evt, _armed, _machine;
+    private readonly LocalBuilder _lim, _machine;
     private readonly ulong _headPhys;
     private bool _edgeStale;
 
@@ -205,13 +208,11 @@ internal sealed unsafe class NativeRegion
         _insns = insns;
         _machine = machine;
         _headPhys = headPhys;
-        _evt = il.DeclareLocal(typeof(ulong));
-        _armed = il.DeclareLocal(typeof(bool));
+        _lim = il.DeclareLocal(typeof(ulong));
         if (memory)
         {
             _table = il.DeclareLocal(typeof(Mmu.Mmu.FastEntry).MakeByRefType());
             _keyR = il.DeclareLocal(typeof(int));
-            _keyW = il.DeclareLocal(typeof(int));
             _pcid = il.DeclareLocal(typeof(ulong));
             _epoch = il.DeclareLocal(typeof(ulong));
             _lru = il.DeclareLocal(typeof(Mmu.TlbArray));
@@ -262,41 +263,53 @@ internal sealed unsafe class NativeRegion
         LoadEdgeState();
     }
 
-    /// <summary>The edges' locals (<see cref="_evt"/>, <see cref="_armed"/>) from the machine and the MMU now.</summary>
+    /// <summary>The edges' local (<see cref="_lim"/>) from the machine and the MMU now.</summary>
     private void LoadEdgeState()
     {
         _edgeStale = false;
         var il = _il;
+        var unarmed = il.DefineLabel();
+        var done = il.DefineLabel();
+        EmitFetchArmed();
+        il.Emit(OpCodes.Brfalse, unarmed);
         il.Emit(OpCodes.Ldloc, _machine);
-        il.Emit(OpCodes.Call, typeof(Native).GetMethod(nameof(Native.EventAt))!);
-        il.Emit(OpCodes.Stloc, _evt);
-        il.Emit(OpCodes.Ldloc, _mmu);
-        il.Emit(OpCodes.Ldloc, _rip0);
-        il.Emit(OpCodes.Ldc_I8, (long)(_headPhys & ~0xFFFUL));
-        il.Emit(OpCodes.Call, typeof(Native).GetMethod(nameof(Native.FetchArmed))!);
-        il.Emit(OpCodes.Stloc, _armed);
+        il.Emit(OpCodes.Ldarg_2);
+        il.Emit(OpCodes.Call, typeof(Native).GetMethod(nameof(Native.EdgeLimit))!);
+        il.Emit(OpCodes.Stloc, _lim);
+        il.Emit(OpCodes.Br, done);
+        il.MarkLabel(unarmed);
+        il.Emit(OpCodes.Ldc_I8, 0L);
+        il.Emit(OpCodes.Stloc, _lim);
+        il.MarkLabel(done);
+    }
+
+    private void EmitFetchArmed()
+    {
+        _il.Emit(OpCodes.Ldloc, _mmu);
+        _il.Emit(OpCodes.Ldloc, _rip0);
+        _il.Emit(OpCodes.Ldc_I8, (long)(_headPhys & ~0xFFFUL));
+        _il.Emit(OpCodes.Call, typeof(Native).GetMethod(nameof(Native.FetchArmed))!);
     }
 
     /// <summary>
     /// An edge's test of the run loop's conditions, for a block of <paramref name="count"/> instructions ending before
     /// <paramref name="next"/>'s <paramref name="nextCount"/> (BlockCompiler.EmitEdgeChecks): jumps to <paramref name="exit"/> when the run
-    /// loop would do anything but fetch the next block of the page.
+    /// loop would do anything but fetch the next block of the page. Inline, one comparison with <see cref="_lim"/> stands for the
+    /// stop, the next event and the armed fetch: it never passes where one of those would exit (see <see cref="Native.EdgeLimit"/>);
+    /// where it does not pass, the exact tests run out of line and may come back.
     /// </summary>
     internal void EmitEdgeTest(ulong count, ulong nextCount, Label exit)
     {
         var il = _il;
-        // if (ret0 + count + nextCount > stopRetired) exit: the whole next block must fit before the stop
+        var closer = il.DefineLabel();
+        var back = il.DefineLabel();
+        // if (ret0 + count + nextCount >= lim) look closer
         il.Emit(OpCodes.Ldloc, _ret0);
         il.Emit(OpCodes.Ldc_I8, (long)(count + nextCount));
         il.Emit(OpCodes.Add);
-        il.Emit(OpCodes.Ldarg_2);
-        il.Emit(OpCodes.Bgt_Un, exit);
-        // if (ret0 + count >= NextEventAt - idle) exit   (Retired + idle >= NextEventAt)
-        il.Emit(OpCodes.Ldloc, _ret0);
-        il.Emit(OpCodes.Ldc_I8, (long)count);
-        il.Emit(OpCodes.Add);
-        il.Emit(OpCodes.Ldloc, _evt);
-        il.Emit(OpCodes.Bge_Un, exit);
+        il.Emit(OpCodes.Ldloc, _lim);
+        il.Emit(OpCodes.Bge_Un, closer);
+        il.MarkLabel(back);
         // if (machine.InterruptLine || machine.DebugStepHook) exit: read at every edge (a debugger may ask from its own thread)
         il.Emit(OpCodes.Ldloc, _machine);
         il.Emit(OpCodes.Ldfld, typeof(Machine).GetField(nameof(Machine.InterruptLine))!);
@@ -304,8 +317,26 @@ internal sealed unsafe class NativeRegion
         il.Emit(OpCodes.Ldloc, _machine);
         il.Emit(OpCodes.Ldfld, typeof(Machine).GetField(nameof(Machine.DebugStepHook))!);
         il.Emit(OpCodes.Brtrue, exit);
-        il.Emit(OpCodes.Ldloc, _armed);
-        il.Emit(OpCodes.Brfalse, exit);
+        _cold.Add(() =>
+        {
+            il.MarkLabel(closer);
+            // if (ret0 + count + nextCount > stopRetired) exit: the whole next block must fit before the stop
+            il.Emit(OpCodes.Ldloc, _ret0);
+            il.Emit(OpCodes.Ldc_I8, (long)(count + nextCount));
+            il.Emit(OpCodes.Add);
+            il.Emit(OpCodes.Ldarg_2);
+            il.Emit(OpCodes.Bgt_Un, exit);
+            // if (ret0 + count >= NextEventAt - idle) exit   (Retired + idle >= NextEventAt)
+            il.Emit(OpCodes.Ldloc, _ret0);
+            il.Emit(OpCodes.Ldc_I8, (long)count);
+            il.Emit(OpCodes.Add);
+            il.Emit(OpCodes.Ldloc, _machine);
+            il.Emit(OpCodes.Call, typeof(Native).GetMethod(nameof(Native.EventAt))!);
+            il.Emit(OpCodes.Bge_Un, exit);
+            EmitFetchArmed();
+            il.Emit(OpCodes.Brfalse, exit);
+            il.Emit(OpCodes.Br, back);
+        });
     }
 
     /// <summary>The locals of <see cref="EmitAddress"/>'s CPU and MMU part, from cpu and mmu now.</summary>
@@ -318,7 +349,6 @@ internal sealed unsafe class NativeRegion
         il.Emit(OpCodes.Call, typeof(Native).GetMethod(nameof(Native.Table))!);
         il.Emit(OpCodes.Stloc, _table);
         EmitCpuCall(nameof(Native.ReadKey), _keyR!);
-        EmitCpuCall(nameof(Native.WriteKey), _keyW!);
         EmitCpuCall(nameof(Native.Pcid), _pcid!);
         il.Emit(OpCodes.Ldarg_1);
         il.Emit(OpCodes.Ldloc, _mmu);
@@ -572,17 +602,8 @@ internal sealed unsafe class NativeRegion
             il.Emit(OpCodes.And);
         }
         il.Emit(OpCodes.Stloc, _fres);
-        CfAt cf = CfAt.Zero;
-        if (op == LazyOp.Add || op == LazyOp.Sub)
-        {
-            // ADD carried when the masked sum wrapped below a; SUB borrowed when a < b (Cpu.SetLazy)
-            if (op == LazyOp.Add) { il.Emit(OpCodes.Ldloc, _fres); il.Emit(OpCodes.Ldloc, _fa); }
-            else { il.Emit(OpCodes.Ldloc, _fa); il.Emit(OpCodes.Ldloc, _fb); }
-            il.Emit(OpCodes.Clt_Un);
-            il.Emit(OpCodes.Conv_U8);
-            il.Emit(OpCodes.Stloc, _fcf);
-            cf = CfAt.Local;
-        }
+        // ADD and SUB: CF follows from the operands when something needs it (EmitCf); logic clears it
+        var cf = op == LazyOp.Logic ? CfAt.Zero : CfAt.Operands;
         _flags = new Pending { Live = true, Op = op, Size = size, Cf = cf };
         if (dest >= 0 && aluOp is not (Isa.Alu.Op.Cmp or Isa.Alu.Op.Test))
         {
@@ -594,6 +615,14 @@ internal sealed unsafe class NativeRegion
     private void EmitIncDec(ref Insn d, Shape s, ulong m)
     {
         var il = _il;
+        // INC and DEC keep CF: wherever the flags before them had it (from the operands this instruction replaces: into its local first)
+        var cf = _flags.Live ? _flags.Cf : CfAt.Cpu;
+        if (cf == CfAt.Operands)
+        {
+            EmitCf(_flags);
+            il.Emit(OpCodes.Stloc, _fcf);
+            cf = CfAt.Local;
+        }
         LoadReg(d.R0);
         if (s.Size == 4) Mask32();
         il.Emit(OpCodes.Stloc, _fa);
@@ -604,8 +633,6 @@ internal sealed unsafe class NativeRegion
         il.Emit(s.Alt ? OpCodes.Add : OpCodes.Sub);
         if (s.Size == 4) Mask32();
         il.Emit(OpCodes.Stloc, _fres);
-        // INC and DEC keep CF: wherever the flags before them had it
-        var cf = _flags.Live ? _flags.Cf : CfAt.Cpu;
         _flags = new Pending { Live = true, Op = s.Alt ? LazyOp.Inc : LazyOp.Dec, Size = s.Size, Cf = cf };
         il.Emit(OpCodes.Ldloc, _fres);
         StoreReg(d.R0);
@@ -681,8 +708,14 @@ internal sealed unsafe class NativeRegion
         il.Emit(OpCodes.Conv_U4);
         il.Emit(OpCodes.Ldc_I4, 255);
         il.Emit(OpCodes.And);
-        il.Emit(OpCodes.Ldloc, write ? _keyW! : _keyR!);
+        il.Emit(OpCodes.Ldloc, _keyR!);
         il.Emit(OpCodes.Xor);
+        if (write)
+        {
+            // a write's slot is the read slot's plus Native.WriteSlots (the kinds' bases differ in a bit the read key leaves clear)
+            il.Emit(OpCodes.Ldc_I4, Native.WriteSlots);
+            il.Emit(OpCodes.Add);
+        }
         il.Emit(OpCodes.Conv_I);
         il.Emit(OpCodes.Sizeof, typeof(Mmu.Mmu.FastEntry));
         il.Emit(OpCodes.Mul);
@@ -986,6 +1019,13 @@ internal sealed unsafe class NativeRegion
         switch (f.Cf)
         {
             case CfAt.Local: _il.Emit(OpCodes.Ldloc, _fcf); break;
+            case CfAt.Operands:
+                // ADD carried when the masked sum wrapped below a; SUB borrowed when a < b (Cpu.SetLazy)
+                if (f.Op == LazyOp.Add) { _il.Emit(OpCodes.Ldloc, _fres); _il.Emit(OpCodes.Ldloc, _fa); }
+                else { _il.Emit(OpCodes.Ldloc, _fa); _il.Emit(OpCodes.Ldloc, _fb); }
+                _il.Emit(OpCodes.Clt_Un);
+                _il.Emit(OpCodes.Conv_U8);
+                break;
             case CfAt.Zero: _il.Emit(OpCodes.Ldc_I8, 0L); break;
             default: _il.Emit(OpCodes.Ldarg_1); _il.Emit(OpCodes.Ldfld, CfField); break;
         }
@@ -1007,6 +1047,18 @@ internal static unsafe class Native
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ulong EventAt(Machine m) => m.NextEventAt >= m.UncountedTicks ? m.NextEventAt - m.UncountedTicks : 0;
 
+    /// <summary>
+    /// The retired count from which a compiled edge tests the stop and the next event exactly (NativeRegion.EmitEdgeTest):
+    /// min(stopRetired + 1, <see cref="EventAt"/>). An edge whose <c>ret0 + count + nextCount</c> is below it has the whole next block
+    /// before the stop (<c>&lt;= stopRetired</c>) and no event due at its end (<c>ret0 + count &lt; EventAt</c>).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong EdgeLimit(Machine m, ulong stopRetired)
+    {
+        ulong s = stopRetired == ulong.MaxValue ? stopRetired : stopRetired + 1, e = EventAt(m);
+        return s < e ? s : e;
+    }
+
     /// <summary>Whether the same-page fetch entry is armed for the page of <paramref name="rip"/> in physical frame <paramref name="frame"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static bool FetchArmed(Mmu.Mmu mmu, ulong rip, ulong frame) => mmu._fetchSlot >= 0 && mmu._fetchPage == rip >> 12 && mmu._fetchFrame == frame;
@@ -1026,8 +1078,20 @@ internal static unsafe class Native
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static int ReadKey(Cpu cpu) => cpu.FastReadBase | cpu.PcidHash;
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static int WriteKey(Cpu cpu) => cpu.FastWriteBase | cpu.PcidHash;
+    /// <summary>
+    /// How far a write's fast slot is from a read's: the kinds' index bases (<see cref="Mmu.Mmu.FastKindBase"/>) differ by it at either
+    /// privilege, and the read key never has its bit, so <c>(page ^ readKey) + WriteSlots</c> is <c>page ^ writeKey</c>.
+    /// </summary>
+    public static readonly int WriteSlots = WriteSlotDistance();
+
+    private static int WriteSlotDistance()
+    {
+        int d = Mmu.Mmu.FastKindBase(Mmu.Access.Write) - Mmu.Mmu.FastKindBase(Mmu.Access.Read);
+        int du = Mmu.Mmu.FastKindBase(Mmu.Access.Write | Mmu.Access.User) - Mmu.Mmu.FastKindBase(Mmu.Access.Read | Mmu.Access.User);
+        if (d != du || (d & (d - 1)) != 0 || (Mmu.Mmu.FastKindBase(Mmu.Access.Read | Mmu.Access.User) & d) != 0 || d < 256)
+            throw new InvalidOperationException("fast-cache kind bases changed: NativeRegion's write slot needs its own key again");
+        return d;
+    }
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ulong Pcid(Cpu cpu) => cpu.CurrentPcid;
 

@@ -76,6 +76,8 @@ public class NativeFormTests
             a => { a.mov(__qword_ptr[rsi], rbx); a.cmp(__byte_ptr[rsi], dl); },
             a => { a.mov(__qword_ptr[rsi], rbx); a.sub(rdx, __qword_ptr[rsi]); },
             a => { a.mov(__qword_ptr[rsi], rdx); a.cmp(__word_ptr[rsi], 0x7FF0); },
+            // INC and DEC keep the CF of the ADD or SUB before them
+            a => { a.add(rdx, rbx); a.inc(rdx); }, a => { a.sub(edx, ebx); a.dec(r9d); },
         };
         void Program(Assembler a)
         {
