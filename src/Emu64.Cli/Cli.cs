@@ -75,7 +75,7 @@ public static class Cli
                                  cycles (the cost model's cycles: TLB misses, walks, CR3 writes and
                                  flushes included; docs/MEASURE.md, "Guest time")
           --stats                print counters to stderr at the end (key: value lines)
-          --compile-threshold N  runs of a block before it is compiled to a .NET method (default 1000000,
+          --compile-threshold N  runs of a block before it is compiled to a .NET method (default 50000,
                                  20000 with --background-compile; 0: interpret only); results and
                                  counters do not depend on it
           --background-compile   compile hot regions on another thread while they run interpreted, each

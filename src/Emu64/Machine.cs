@@ -243,7 +243,11 @@ public sealed class MachineOptions
     /// run installs the same code at the same instruction).
     /// </summary>
     public ulong BackgroundCompileLead = Emu64.Cpu.BackgroundCompiler.DefaultLead, BackgroundCompileSpacing = Emu64.Cpu.BackgroundCompiler.DefaultSpacing;
-    public static readonly int DefaultCompileThreshold = EnvCompileThreshold ?? 1_000_000;
+    /// <summary>
+    /// Runs of a block before it is compiled: regions are cheap to compile since handlers are called, not inlined
+    /// (BlockCompiler.InlineHandlers), so code that runs tens of thousands of times pays the JIT back (docs/PERFORMANCE.md).
+    /// </summary>
+    public static readonly int DefaultCompileThreshold = EnvCompileThreshold ?? 50_000;
     /// <summary>
     /// The threshold when compiling in the background (<see cref="CompileInBackground"/>): the JIT no longer delays the guest, so
     /// code that runs tens of thousands of times is worth compiling; lower, the compiler thread falls behind on the Linux boot

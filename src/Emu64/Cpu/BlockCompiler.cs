@@ -99,12 +99,22 @@ public static unsafe partial class BlockCompiler
     /// (the counters and the guest's results are the same either way).
     /// </summary>
     public static bool NativeEnabled = Environment.GetEnvironmentVariable("EMU64_NATIVE") != "0";
+    /// <summary>
+    /// Whether a region calls its handlers directly with the decoded form as constants, so that the JIT inlines those marked
+    /// AggressiveInlining. Off by default, EMU64_INLINE=1 turns it on: the JIT then takes tens of milliseconds per region, which
+    /// only code run millions of times pays back; without it a region costs little enough to compile code that runs 50,000 times
+    /// (the native forms are IL of their own either way). docs/PERFORMANCE.md, "Cheap regions" (session 11).
+    /// </summary>
+    public static bool InlineHandlers = Environment.GetEnvironmentVariable("EMU64_INLINE") == "1";
 
     /// <summary>Instructions emitted in a native form so far, process-wide (diagnostics, tests).</summary>
     public static long NativeEmitted => Interlocked.Read(ref NativeRegion.Emitted);
 
-    /// <summary>Methods compiled, handler calls emitted direct or through the pointer, and PUSH/POP runs (diagnostics, tests).</summary>
-    public static long Compiled, DirectCalls, PointerCalls, Runs;
+    /// <summary>
+    /// Methods compiled, handler calls emitted direct or through the pointer, calls of handlers not found by their entry point, and
+    /// PUSH/POP runs (diagnostics, tests).
+    /// </summary>
+    public static long Compiled, DirectCalls, PointerCalls, UnknownHandlers, Runs;
     private static readonly MethodInfo PushRunMethod = typeof(Isa.Stack).GetMethod(nameof(Isa.Stack.PushRun), BindingFlags.Static | BindingFlags.NonPublic)!;
     private static readonly MethodInfo PopRunMethod = typeof(Isa.Stack).GetMethod(nameof(Isa.Stack.PopRun), BindingFlags.Static | BindingFlags.NonPublic)!;
 
@@ -645,9 +655,14 @@ public static unsafe partial class BlockCompiler
         il.Emit(OpCodes.Bne_Un, exit);
     }
 
-    /// <summary>handler(cpu, ref insns[k]): a direct call when the method is known, else through Insn.Exec.</summary>
+    /// <summary>
+    /// handler(cpu, ref insns[k]): through Insn.Exec (which the JIT does not inline), or with <see cref="InlineHandlers"/> a direct
+    /// call when the method is known.
+    /// </summary>
     private static void EmitCall(ILGenerator il, LocalBuilder insns, int k, MethodInfo? mi, in Insn d)
     {
+        if (mi == null) Interlocked.Increment(ref UnknownHandlers);   // then it cannot be classified either (Classify)
+        if (!InlineHandlers) mi = null;
         if (mi != null && (mi.MethodImplementationFlags & MethodImplAttributes.AggressiveInlining) != 0)
         {
             // A handler the JIT inlines: give it a local copy of the decoded form whose scalar fields are constants,
