@@ -10,6 +10,11 @@ namespace Emu64.Memory;
 /// already zeroed). The block is freed when the owner disposes it, or by the finalizer of this handle when a
 /// machine is dropped without Dispose (the test suite creates thousands). No GC memory pressure is added: a block's
 /// size says nothing about the host memory it really uses.
+/// The mapping is advised for transparent huge pages (madvise MADV_HUGEPAGE, as QEMU does for guest RAM): with the host's
+/// THP in "madvise" mode, guest RAM the guest touches is backed by 2 MiB host pages, so a guest that walks a large array
+/// (kvm-unit-tests `sieve`: 100 MB of 4 KiB guest pages in random order) costs far fewer host TLB misses. Untouched RAM still
+/// costs nothing; touched RAM is resident in 2 MiB pieces where the host can find them. The advice is only a hint: if it
+/// fails (no THP in the kernel) nothing changes.
 /// </summary>
 internal sealed unsafe class RamBlock : SafeHandle
 {
@@ -24,6 +29,7 @@ internal sealed unsafe class RamBlock : SafeHandle
             nint p = Mmap(0, (nuint)length, ProtRead | ProtWrite, MapPrivate | MapAnonymous | MapNoReserve, -1, 0);
             if (p == -1) throw new OutOfMemoryException($"mmap of {length >> 20} MiB of guest RAM failed (errno {Marshal.GetLastPInvokeError()})");
             _mapped = true;
+            Madvise(p, (nuint)length, MadvHugepage);   // a hint; its failure changes nothing
             SetHandle(p);
         }
         else
@@ -42,10 +48,13 @@ internal sealed unsafe class RamBlock : SafeHandle
     }
 
     // Linux's values (asm-generic/mman-common.h, x86-64's mman.h).
-    private const int ProtRead = 1, ProtWrite = 2, MapPrivate = 0x02, MapAnonymous = 0x20, MapNoReserve = 0x4000;
+    private const int ProtRead = 1, ProtWrite = 2, MapPrivate = 0x02, MapAnonymous = 0x20, MapNoReserve = 0x4000, MadvHugepage = 14;
 
     [DllImport("libc", EntryPoint = "mmap", SetLastError = true)]
     private static extern nint Mmap(nint addr, nuint length, int prot, int flags, int fd, nint offset);
+
+    [DllImport("libc", EntryPoint = "madvise", SetLastError = true)]
+    private static extern int Madvise(nint addr, nuint length, int advice);
 
     [DllImport("libc", EntryPoint = "munmap", SetLastError = true)]
     private static extern int Munmap(nint addr, nuint length);

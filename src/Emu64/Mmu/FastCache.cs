@@ -14,11 +14,27 @@ namespace Emu64.Mmu;
 /// touches the entry's LRU stamp — without probing sets or checking rights again. (The count is kept in
 /// the fast entry and added to the counters when the entry is replaced or the counters are read.)
 ///
-/// Exactness rests on one epoch: every fill of an L1 array, every invalidation of TLB entries, every
-/// rebuild of the rights table (CR0.WP, CR4.SMEP/SMAP/PKE, PKRU, EFER.LMA) and every reconfiguration
-/// advances <see cref="_fastEpoch"/>, which drops all fast entries at once. Between two such events the
-/// L1 arrays do not change except for LRU stamps, so the model's lookup would find the same entry with
-/// the same answer. CPL is part of the key (the user/supervisor table), the PCID is part of the tag.
+/// Exactness rests on one rule: a fast entry is live only while the model's own lookup for its key would find the
+/// same L1 entry with the same answer. Between changes to the L1 arrays that holds (LRU stamps aside, which the hit
+/// keeps as the model would), so everything that could break it drops the entries it could break:
+/// - every invalidation of TLB entries, every rebuild of the rights table (CR0.WP, CR4.SMEP/SMAP/PKE, PKRU,
+///   EFER.LMA), every reconfiguration, and a frame that becomes code advance <see cref="_fastEpoch"/>, which drops all
+///   fast entries at once;
+/// - a fill of an L1 array drops only what it can change (<see cref="DropFilled"/>): the entries that point at the way
+///   it overwrites, and the entries for the page it writes (a lookup for that page might now find the new entry first:
+///   in an earlier array — 4 KiB before 2 MiB before 1 GiB — or at a lower way of the same set). For a 4 KiB entry both
+///   are fast entries with that page's tag: the way's old entry matched only its own page, in its own PCID or, if
+///   global, in any PCID; so the slots of that page for the structure's access kinds (read/write or fetch, user and
+///   supervisor) in that PCID — or, for a global entry, in every PCID the fast cache has filled since the last epoch
+///   (<see cref="_fastPcids"/>) — are the only ones to look at. A 2 MiB or 1 GiB entry, old or new, covers hundreds of
+///   4 KiB pages, and a global one when more PCIDs were filled than the list holds: those advance the epoch as before.
+///   STLB and paging-structure-cache fills never change what an L1 lookup finds.
+/// A dropped entry gets epoch 0, which no live epoch equals (it starts at 1 and only grows; compiled code that
+/// inlines the test compares with the same value or with Native.NoDirectEpoch, ulong.MaxValue), and keeps its
+/// pending <see cref="FastEntry.Hits"/> until it is refilled or the counters are read (<see cref="Fold"/>,
+/// <see cref="FoldFastHits"/>), like an entry dropped by the epoch. The slot armed for same-page fetches is a fetch
+/// slot: an iTLB fill counts its pending fetches first (FillFrom), a dTLB fill does not touch it.
+/// CPL is part of the key (the user/supervisor table), the PCID is part of the tag.
 /// Implicit (GDT/IDT/TSS) and probe accesses never use it.
 ///
 /// With the TLB model off (<see cref="TlbConfig.Model"/> = false) the same cache is a plain page cache:
@@ -87,12 +103,78 @@ public sealed partial class Mmu
     /// <summary>Hits and fills of the fast cache (host-side diagnostics, not part of the model's counters).</summary>
     public ulong FastFills;
 
-    /// <summary>Drops every fast-cache entry (after applying pending fetch hits: every change to the arrays comes through here first).</summary>
+    /// <summary>Drops every fast-cache entry (after applying pending fetch hits: every change to the arrays but an L1 fill comes through here first).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal void FlushFast()
     {
         if (_fetchSlot >= 0) FlushFetch();
         _fastEpoch++;
+        _fastPcidCount = 0;
+        _fastPcidOverflow = false;
+    }
+
+    /// <summary>
+    /// The PCIDs of the fast entries filled since the epoch last advanced (the first <see cref="_fastPcidCount"/>), so that
+    /// a fill or eviction of a global 4 KiB entry can find every fast entry for its page; when more PCIDs were filled than
+    /// this holds, <see cref="_fastPcidOverflow"/> is set and such a fill advances the epoch instead.
+    /// </summary>
+    private readonly ushort[] _fastPcids = new ushort[8];
+    private int _fastPcidCount;
+    private bool _fastPcidOverflow;
+
+    /// <summary>Records that a fast entry of <paramref name="pcid"/> is being filled (<see cref="_fastPcids"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void NotePcid(ushort pcid)
+    {
+        var list = _fastPcids;
+        for (int k = 0; k < _fastPcidCount; k++) if (list[k] == pcid) return;
+        if (_fastPcidCount < list.Length) list[_fastPcidCount++] = pcid;
+        else _fastPcidOverflow = true;
+    }
+
+    /// <summary>
+    /// After an L1 fill wrote <paramref name="filled"/> over <paramref name="replaced"/> in the iTLB (<paramref name="fetch"/>)
+    /// or the dTLB: drops the fast entries the fill can change (the class comment says why these are all).
+    /// </summary>
+    private void DropFilled(bool fetch, in TlbEntry replaced, in TlbEntry filled)
+    {
+        if (replaced.Valid && !DropEntry(fetch, in replaced)) return;   // the epoch advanced: nothing is left to drop
+        DropEntry(fetch, in filled);
+    }
+
+    /// <summary>Drops every fast entry that can point at <paramref name="e"/> or answer for its page; false when that took advancing the epoch.</summary>
+    private bool DropEntry(bool fetch, in TlbEntry e)
+    {
+        if (e.Size != PageSize.Size4K) { FlushFast(); return false; }   // 512 or more 4 KiB pages: not worth finding
+        ulong page = e.Vpn << 12;
+        if (!e.Global) { DropFastPage(fetch, page, e.Pcid); return true; }
+        if (_fastPcidOverflow) { FlushFast(); return false; }
+        for (int k = 0; k < _fastPcidCount; k++) DropFastPage(fetch, page, _fastPcids[k]);
+        return true;
+    }
+
+    /// <summary>Drops the fast entries for <paramref name="page"/> in <paramref name="pcid"/> of the iTLB's access kinds (fetch) or the dTLB's (read, write), user and supervisor.</summary>
+    private void DropFastPage(bool fetch, ulong page, ushort pcid)
+    {
+        int h = HashPcid(pcid);
+        ulong tag = page | pcid;
+        if (fetch)
+        {
+            DropSlot(ref FastSlotAt((int)Access.Fetch << FastBits, page, h), tag);
+            DropSlot(ref FastSlotAt((int)(Access.Fetch | Access.User) << FastBits, page, h), tag);
+            return;
+        }
+        DropSlot(ref FastSlotAt((int)Access.Read << FastBits, page, h), tag);
+        DropSlot(ref FastSlotAt((int)Access.Write << FastBits, page, h), tag);
+        DropSlot(ref FastSlotAt((int)(Access.Read | Access.User) << FastBits, page, h), tag);
+        DropSlot(ref FastSlotAt((int)(Access.Write | Access.User) << FastBits, page, h), tag);
+    }
+
+    /// <summary>Drops one fast entry if it has <paramref name="tag"/> (epoch 0: never live again; its pending hits stay until folded).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void DropSlot(ref FastEntry f, ulong tag)
+    {
+        if (f.Tag == tag) f.Epoch = 0;
     }
 
     // ---- same-page fetches in a block chain -------------------------------------------------------------
@@ -256,7 +338,7 @@ public sealed partial class Mmu
     [MethodImpl(MethodImplOptions.NoInlining)]
     private ulong TranslateMiss(ulong la, Access acc)
     {
-        if (_fetchSlot >= 0) FlushFetch();
+        if (_fetchSlot >= 0 && (acc & Access.Fetch) != 0) FlushFetch();   // a data access leaves the iTLB alone (see TranslateModel)
         if (!_model) return TranslatePlain(la, acc);
         ulong pa = TranslateModel(la, acc);
         if (pa != NoTranslation) FastFill(la, acc, pa);
@@ -289,6 +371,7 @@ public sealed partial class Mmu
             if (frame != (pa & ~0xFFFUL)) return;
             ref FastEntry f = ref FastSlot(la, acc, pcid);
             Fold(ref f);
+            NotePcid(pcid);
             f.Tag = (la & ~0xFFFUL) | pcid;
             f.Frame = frame;
             f.Epoch = _fastEpoch;

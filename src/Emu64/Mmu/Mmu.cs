@@ -82,7 +82,10 @@ public sealed partial class Mmu
     /// <summary>The model's lookup (L1 4 KiB array, then <see cref="TranslateSlow"/>); no fast cache.</summary>
     private ulong TranslateModel(ulong la, Access acc)
     {
-        if (_fetchSlot >= 0) FlushFetch();
+        // Pending same-page fetches are counted before any other fetch translation, so the iTLB sees its uses in order. A data
+        // access's path touches no iTLB entry and reads no counter (anything that does — an invalidation, a rights-table rebuild,
+        // Snapshot — flushes them itself), so it leaves the armed fetch armed: a loop whose stores miss stays in its compiled code.
+        if (_fetchSlot >= 0 && (acc & Access.Fetch) != 0) FlushFetch();
         var cpu = _cpu;
         if ((acc & Access.Probe) != 0) return ProbeTranslate(la, acc);
         if (!_model) return TranslatePlain(la, acc);

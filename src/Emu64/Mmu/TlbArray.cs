@@ -162,19 +162,24 @@ public sealed class TlbArray
         return -1;
     }
 
-    /// <summary>Writes an entry into its set, replacing an entry for the same page and tag if there is one, else an invalid way, else the victim the policy picks.</summary>
-    public void Fill(in TlbEntry entry)
+    /// <summary>
+    /// Writes an entry into its set, replacing an entry for the same page and tag if there is one, else an invalid way, else
+    /// the victim the policy picks; returns what the way held before (invalid when it was free), for the fast cache, which
+    /// must forget what pointed at that way (Mmu.DropFilled). One pass over the set finds all three candidates.
+    /// </summary>
+    public TlbEntry Fill(in TlbEntry entry)
     {
         int b = ((int)entry.Vpn & _setMask) * Ways;
-        int victim = -1;
+        int victim = -1, free = -1, oldest = b;
         var e = E;
-        for (int w = b; w < b + Ways; w++)
+        for (int w = b, end = b + Ways; w < end; w++)
         {
             ref TlbEntry x = ref e[w];
-            if (x.Valid && x.Vpn == entry.Vpn && x.Size == entry.Size && x.Pcid == entry.Pcid && x.Global == entry.Global) { victim = w; break; }
+            if (!x.Valid) { if (free < 0) free = w; continue; }
+            if (x.Vpn == entry.Vpn && x.Size == entry.Size && x.Pcid == entry.Pcid && x.Global == entry.Global) { victim = w; break; }
+            if (x.Stamp < e[oldest].Stamp) oldest = w;   // only decides when every way is valid (then: the lowest stamp, lowest way on a tie)
         }
-        if (victim < 0)
-            for (int w = b; w < b + Ways; w++) if (!e[w].Valid) { victim = w; break; }
+        if (victim < 0) victim = free;
         if (victim < 0)
         {
             if (Policy == Replacement.Random)
@@ -182,15 +187,13 @@ public sealed class TlbArray
                 _rng ^= _rng << 13; _rng ^= _rng >> 7; _rng ^= _rng << 17;   // xorshift64: deterministic
                 victim = b + (int)(_rng % (ulong)Ways);
             }
-            else
-            {
-                victim = b;
-                for (int w = b + 1; w < b + Ways; w++) if (e[w].Stamp < e[victim].Stamp) victim = w;
-            }
+            else victim = oldest;
         }
-        Listener?.OnFill(this, in entry, in e[victim]);
+        TlbEntry replaced = e[victim];
+        Listener?.OnFill(this, in entry, in replaced);
         e[victim] = entry;
         e[victim].Stamp = ++Clock;
+        return replaced;
     }
 
     /// <summary>What an invalidation selects (SDM vol. 3A §4.10.4.1).</summary>

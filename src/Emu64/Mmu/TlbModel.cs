@@ -60,13 +60,24 @@ public sealed partial class Mmu
     /// <summary>The paging-structure cache for entries of one level (2 = PDE … 5 = PML5E).</summary>
     public TlbArray PagingStructureCache(int level) => _psc[level];
 
-    /// <summary>Writes an entry into the array of a structure that holds its size, splintering a page too large for the structure.</summary>
+    /// <summary>
+    /// Writes an entry into the array of a structure that holds its size, splintering a page too large for the structure.
+    /// An L1 fill tells the fast cache what it replaced and what it wrote (<see cref="DropFilled"/>); an STLB fill cannot
+    /// change what an L1 lookup finds.
+    /// </summary>
     private void FillFrom(TlbArray[] structure, in TlbEntry entry, ulong la)
     {
-        if (structure != _stlb) FlushFast();   // an L1 fill can change what an L1 lookup finds
+        bool l1 = structure != _stlb;
+        bool fetch = structure == _itlb;
+        if (fetch && _fetchSlot >= 0) FlushFetch();   // the armed fetch's pending hits land before the iTLB changes
         var size = entry.Size;
         foreach (var a in structure)
-            if (a.Holds(size)) { a.Fill(entry); return; }
+            if (a.Holds(size))
+            {
+                var old = a.Fill(entry);
+                if (l1) DropFilled(fetch, in old, in entry);
+                return;
+            }
         for (int s = (int)size - 1; s >= 0; s--)
         {
             foreach (var a in structure)
@@ -77,7 +88,8 @@ public sealed partial class Mmu
                 frag.Vpn = la >> shift;
                 frag.Frame = entry.Frame | (la & ((1UL << TlbArray.Shift(size)) - 1) & ~((1UL << shift) - 1));
                 frag.Flags = EntryFlags.Make((PageSize)s, entry.Global);
-                a.Fill(frag);
+                var old = a.Fill(frag);
+                if (l1) DropFilled(fetch, in old, in frag);
                 return;
             }
         }
