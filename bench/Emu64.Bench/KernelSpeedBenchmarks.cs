@@ -68,6 +68,14 @@ public class KernelSpeedBenchmarks
             m.Run(instructions);
             best = Math.Min(best, sw.Elapsed.TotalSeconds);
         }
+        if (Environment.GetEnvironmentVariable("EMU64_CHAIN") == "1")
+        {
+            var c = m.Chain; ulong r0 = m.Cpu.Retired;
+            var (s, ce, cr, ib, ee, eu, eb, lm) = (c.Starts, c.CompiledEntries, c.CompiledRetired, c.InterpretedBlocks, c.ExitEarly, c.ExitUnchainable, c.ExitBoundary, c.LinkMisses);
+            m.Run(10_300_000);
+            double calls = (m.Cpu.Retired - r0) / 103.0;
+            Console.WriteLine($"per ~syscall (103 insns): starts {(c.Starts - s) / calls:F2} entries {(c.CompiledEntries - ce) / calls:F2} compiledRetired {(c.CompiledRetired - cr) / calls:F1} interpBlocks {(c.InterpretedBlocks - ib) / calls:F2} early {(c.ExitEarly - ee) / calls:F2} unchainable {(c.ExitUnchainable - eu) / calls:F2} boundary {(c.ExitBoundary - eb) / calls:F2} linkMisses {(c.LinkMisses - lm) / calls:F2}");
+        }
         Console.WriteLine($"SyscallsPtiPcid {instructions / best / 1e6,8:F1} MIPS ({m.StopReason}, {m.Chain.CompiledRetired * 100.0 / m.Cpu.Retired:F0}% compiled)");
     }
 
