@@ -55,20 +55,36 @@ public class KernelSpeedBenchmarks
 
     /// <summary>
     /// <c>Emu64.Bench syscalls [instructions]</c>: a quick look without BenchmarkDotNet (while working on the system-call path):
-    /// the loop booted, warmed past the compile threshold, then the best of five timed runs, in guest MIPS.
+    /// the loop booted, warmed past the compile threshold, then the best of five timed runs, in guest MIPS, and the five runs'
+    /// instructions per CPU second (the figure to compare on a loaded host). <c>EMU64_CHAIN=1</c> adds the chain's counters per
+    /// system call (region entries, interpreted blocks, exits).
     /// </summary>
     public static void Quick(ulong instructions)
     {
         var m = Boot(model: true);
         m.Run(150_000_000);   // past the default compile threshold (1e6 runs of each block of the loop)
         double best = double.MaxValue;
+        var self = System.Diagnostics.Process.GetCurrentProcess();
+        var cpu0 = self.TotalProcessorTime;
         for (int r = 0; r < 5; r++)
         {
             var sw = System.Diagnostics.Stopwatch.StartNew();
             m.Run(instructions);
             best = Math.Min(best, sw.Elapsed.TotalSeconds);
         }
-        Console.WriteLine($"SyscallsPtiPcid {instructions / best / 1e6,8:F1} MIPS ({m.StopReason}, {m.Chain.CompiledRetired * 100.0 / m.Cpu.Retired:F0}% compiled)");
+        self.Refresh();
+        // CPU time of the five runs (all threads: the run loop's, the JIT's, the GC's): on a loaded host the wall time includes
+        // waiting for a core, the CPU time much less of it.
+        double cpu = (self.TotalProcessorTime - cpu0).TotalSeconds;
+        if (Environment.GetEnvironmentVariable("EMU64_CHAIN") == "1")
+        {
+            var c = m.Chain; ulong r0 = m.Cpu.Retired;
+            var (s, ce, cr, ib, ee, eu, eb, lm) = (c.Starts, c.CompiledEntries, c.CompiledRetired, c.InterpretedBlocks, c.ExitEarly, c.ExitUnchainable, c.ExitBoundary, c.LinkMisses);
+            m.Run(10_300_000);
+            double calls = (m.Cpu.Retired - r0) / 103.0;
+            Console.WriteLine($"per ~syscall (103 insns): starts {(c.Starts - s) / calls:F2} entries {(c.CompiledEntries - ce) / calls:F2} compiledRetired {(c.CompiledRetired - cr) / calls:F1} interpBlocks {(c.InterpretedBlocks - ib) / calls:F2} early {(c.ExitEarly - ee) / calls:F2} unchainable {(c.ExitUnchainable - eu) / calls:F2} boundary {(c.ExitBoundary - eb) / calls:F2} linkMisses {(c.LinkMisses - lm) / calls:F2}");
+        }
+        Console.WriteLine($"SyscallsPtiPcid {instructions / best / 1e6,8:F1} MIPS, {5 * instructions / cpu / 1e6,8:F1} per CPU second ({m.StopReason}, {m.Chain.CompiledRetired * 100.0 / m.Cpu.Retired:F0}% compiled)");
     }
 
     [GlobalCleanup]

@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using Iced.Intel;
 
 namespace Emu64;
@@ -30,7 +32,7 @@ public sealed class MachineEvents
     public ulong Syscalls, Sysrets, Interrupts, SoftwareInterrupts, Exceptions, Irets, Cr3Writes, Cr3NoFlushWrites;
 
     /// <summary>How many of the latest boundary events are kept for the stop report (<see cref="Recent"/>).</summary>
-    public const int RecentCapacity = 16;
+    public const int RecentCapacity = 16;   // a power of two (the ring's index is a mask)
     private readonly BoundaryEvent[] _recent = new BoundaryEvent[RecentCapacity];
     private ulong _recentCount;
 
@@ -53,17 +55,26 @@ public sealed class MachineEvents
         _listeners = [.. _listeners.AsSpan(0, i), .. _listeners.AsSpan(i + 1)];
     }
 
+    // Inlined into each On* method with its constants: the toy kernel's system-call loop records four events per system call
+    // (SYSCALL, two CR3 writes, SYSRET), and the general call with eight arguments was 3-4% of its host time (issue #19).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void Emit(BoundaryKind k, int vector = -1, uint err = 0, bool hasErr = false, ulong oldCr3 = 0, ulong newCr3 = 0,
         bool noFlush = false, int dropped = 0)
     {
-        if (Owner is null) return;
-        var cpu = Owner.Cpu;
+        var owner = Owner;
+        if (owner is null) return;
+        var cpu = owner.Cpu;
         // Boundary events are rare next to instructions: keeping the last few in a ring costs one store each.
-        ref var e = ref _recent[(int)(_recentCount++ % RecentCapacity)];
+        ref var e = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_recent), (int)(_recentCount++ & (RecentCapacity - 1)));
         e = new BoundaryEvent(k, cpu.Retired, cpu.Cpl, vector, err, hasErr, cpu.CR2, oldCr3, newCr3, noFlush, dropped, cpu.Rip);
         var listeners = _listeners;
-        if (listeners.Length == 0) return;
-        var copy = e;
+        if (listeners.Length != 0) Notify(listeners, e);
+    }
+
+    /// <summary>Passes an event to the listeners (a copy: a listener may cause another event, which reuses the ring's slot).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void Notify(IBoundaryListener[] listeners, BoundaryEvent copy)
+    {
         foreach (var l in listeners) l.OnEvent(in copy);
     }
 

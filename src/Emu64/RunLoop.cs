@@ -283,8 +283,9 @@ public sealed unsafe partial class Machine
         var fetch = cpu.Cpl == 3 ? Access.Fetch | Access.User : Access.Fetch;
         var mmu = cpu.Mmu;
         int compileAt = Options.CompileThreshold;
-        // Same-page fetches are counted through an armed fast entry (Mmu.ArmFetch); armed only by this loop, disarmed
-        // (after counting) on the way out and by anything in the MMU that could change or read the TLB arrays.
+        // Same-page fetches are counted through an armed fast entry (Mmu.ArmFetch); armed only by this loop (and, inside it, by
+        // ResyncFetch), disarmed (after counting) on the way out and by anything in the MMU that could change or read the TLB arrays.
+        InChain = true;
         try
         {
         while (true)
@@ -319,10 +320,10 @@ public sealed unsafe partial class Machine
             if (cpu.Retired >= stopRetired || ChainMustLeave()) { if (code != null) Chain.ExitBoundary++; return; }
             if (block.Resync)
             {
-                // After SYSCALL/SYSRET/MOV CR3: the same mode (a change set ExitBlock), maybe another CPL or PCID.
+                // After SYSCALL/SYSRET/MOV CR3: the same mode (a change set ExitBlock), maybe another CPL or PCID. The
+                // instruction's handler left the fetch entry disarmed or armed for the new CPL and PCID (ResyncFetch).
                 if (cpu.Tf || cpu.Bitness != bitness) return;
                 fetch = cpu.Cpl == 3 ? Access.Fetch | Access.User : Access.Fetch;
-                if (mmu._fetchSlot >= 0) mmu.FlushFetch();   // the armed entry was for the old CPL and PCID
             }
             // The next block: the fetch translation as in FetchBlock, then the links.
             cpu.InsnRip = cpu.Rip;
@@ -354,7 +355,29 @@ public sealed unsafe partial class Machine
             block = next;
         }
         }
-        finally { if (mmu._fetchSlot >= 0) mmu.FlushFetch(); }
+        finally { InChain = false; if (mmu._fetchSlot >= 0) mmu.FlushFetch(); }
+    }
+
+    /// <summary>True while <see cref="RunChain"/> runs: the only time the fetch entry may be armed (<see cref="ResyncFetch"/>).</summary>
+    internal bool InChain;
+
+    /// <summary>
+    /// The end of SYSCALL, SYSRET and MOV to CR3 (the instructions after which a chain resyncs, <see cref="Block.Resync"/>): the
+    /// fetch entry armed for the old privilege level and PCID is counted and disarmed, and inside a chain the entry of the next
+    /// fetch, at RIP with the new ones, is armed when the fast cache holds it — without counting it: the next block's fetch
+    /// counts it as a same-page fetch (one lookup and one hit, the entry made the array's most recent use when the chain flushes),
+    /// which is what the chain's own translation would have counted. So a compiled region goes on after a CR3 write into the next
+    /// block of its page (the edge's test finds the page armed and mapped to the region's frame), and the chain finds the next
+    /// page armed without translating it again. Nothing is armed where the chain stops anyway: TF set (the next instruction is
+    /// single-stepped), a mode change (ExitBlock), outside 64-bit mode, outside a chain.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal void ResyncFetch(Cpu.Cpu cpu)
+    {
+        var mmu = cpu.Mmu;
+        if (mmu._fetchSlot >= 0) mmu.FlushFetch();
+        if (!InChain || cpu.ExitBlock || cpu.Tf || !cpu.Is64) return;
+        mmu.ArmFetch(cpu.Rip, cpu.Cpl == 3 ? Access.Fetch | Access.User : Access.Fetch);
     }
 
     /// <summary>This machine's queue of regions compiling in the background (a timed device: each is installed at a fixed guest time).</summary>

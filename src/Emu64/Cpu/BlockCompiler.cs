@@ -177,8 +177,9 @@ public static unsafe partial class BlockCompiler
     /// The region compiled for <paramref name="head"/>: the head, then every block reachable from it through the links
     /// the chain recorded (<see cref="Successors"/>) that lies in the head's physical page and mode and has run at least half
     /// as many times as the head (the compile threshold's worth: cold paths stay out, and with them JIT time), breadth first, up to
-    /// <see cref="MaxRegionBlocks"/> and <see cref="MaxRegionInsns"/>. Only in 64-bit mode, and never past a block that
-    /// ends at a resync: there the next fetch address is RIP itself and its translation the one the chain armed for this page.
+    /// <see cref="MaxRegionBlocks"/> and <see cref="MaxRegionInsns"/>. Only in 64-bit mode. A block that ends at a resync (a CR3
+    /// write) may go on to the next block of its page: the instruction armed the fetch entry for the new PCID (Machine.ResyncFetch),
+    /// and the edge goes on only when that entry maps the page to the region's frame.
     /// </summary>
     internal static List<Block> Region(Block head)
     {
@@ -204,7 +205,7 @@ public static unsafe partial class BlockCompiler
     /// </summary>
     private static IEnumerable<Block> Successors(Block b, Block head)
     {
-        if (!b.Chainable || b.Resync) yield break;
+        if (!b.Chainable) yield break;
         bool selfLoop = b == head && BranchesToItsStart(b);
         if (selfLoop) yield return head;
         foreach (var y in new[] { b.Next0, b.Next1 })

@@ -80,6 +80,7 @@ public sealed partial class Cpu
     /// <summary>The current PCID hashed for the MMU's fast-cache index (Mmu.FastSlot), derived with it.</summary>
     internal int PcidHash { get; private set; }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void UpdatePcid()
     {
         CurrentPcid = (_cr4 & Emu64.Cpu.Cr4.Pcide) != 0 ? (ushort)(_cr3 & Emu64.Cpu.Cr3.PcidMask) : (ushort)0;
@@ -143,8 +144,8 @@ public sealed partial class Cpu
     /// <summary>The x87 FPU and the MMX registers aliased on it (Cpu/X87.cs); FNINIT state at reset.</summary>
     public readonly X87 Fpu = new();
 
-    public bool LongMode => (EFER & Emu64.Cpu.Efer.Lma) != 0;
-    public bool Is64 => Mode == CpuMode.Long64;
+    public bool LongMode { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => (EFER & Emu64.Cpu.Efer.Lma) != 0; }
+    public bool Is64 { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => Mode == CpuMode.Long64; }
     /// <summary>
     /// Segment registers hold a selector × 16 base and no descriptor: real-address mode and virtual-8086 mode (a MOV or
     /// POP to a segment register, a far JMP/CALL/RET, LDS and friends load the base only; there is no privilege check).

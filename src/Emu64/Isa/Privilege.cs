@@ -324,8 +324,12 @@ public static unsafe partial class SystemInsns
         cpu.Segs[Seg.SS] = new Segment { Selector = (ushort)((sel + 8) & 0xFFFC), Base = 0, Limit = 0xFFFFFFFF, Attr = 0xC093 };
         cpu.Rflags = rflags & ~(cpu.Sfmask | RFlags.RF);
         cpu.Rip = cpu.Lstar;
-        cpu.UpdateMode();   // SYSCALL ends its block; the chain may go on after it (Block.Resync) unless the mode changed
+        // What UpdateMode gives here, without its general case: 64-bit mode already (checked above), and the CS just loaded
+        // is a 64-bit code segment (L=1), so the mode stays Long64 (no ExitBlock) and the CPL is its RPL, 0. SYSCALL ends its
+        // block; the chain goes on after it (Block.Resync).
+        cpu.Cpl = 0;
         cpu.Machine.Events.OnSyscall(oldCpl);
+        cpu.Machine.ResyncFetch(cpu);
     }
 
     /// <summary>SYSRET: back to CPL 3; REX.W returns to 64-bit code (CS = STAR[63:48]+16), else compatibility mode.</summary>
@@ -342,8 +346,12 @@ public static unsafe partial class SystemInsns
         cpu.Segs[Seg.SS] = new Segment { Selector = (ushort)((sel + 8) | 3), Limit = 0xFFFFFFFF, Attr = 0xC0F3, Base = 0 };
         cpu.Rflags = (cpu.R[Reg.R11] & 0x3C7FD7) | RFlags.Reserved1;
         cpu.Rip = to64 ? cpu.R[Reg.RCX] : cpu.R[Reg.RCX] & 0xFFFFFFFF;
-        cpu.UpdateMode();   // as for SYSCALL: a change to compatibility mode sets ExitBlock
+        // SYSRETQ: from 64-bit mode to a 64-bit CS (L=1), so the mode stays Long64 and the CPL is 3, as UpdateMode would find.
+        // SYSRET to compatibility mode changes the mode: UpdateMode sets ExitBlock.
+        if (to64) cpu.Cpl = 3;
+        else cpu.UpdateMode();
         cpu.Machine.Events.OnSysret();
+        cpu.Machine.ResyncFetch(cpu);
     }
 
     private static void Swapgs(CpuCore cpu, ref Insn i)

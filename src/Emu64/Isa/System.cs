@@ -89,7 +89,7 @@ public static unsafe partial class SystemInsns
         {
             case 0: WriteCr0(cpu, v); break;
             case 2: cpu.CR2 = v; break;
-            case 3: WriteCr3(cpu, v); break;
+            case 3: WriteCr3(cpu, v); cpu.Machine.ResyncFetch(cpu); break;   // the chain goes on after it (Block.Resync)
             case 4: WriteCr4(cpu, v); break;
             case 8: if ((v & ~0xFUL) != 0) cpu.Gp(); cpu.CR8 = v; cpu.Machine.OnTprWrite(v); break;
             default: cpu.Ud(); break;

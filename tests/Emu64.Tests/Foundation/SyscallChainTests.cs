@@ -74,4 +74,18 @@ public class SyscallChainTests
         }
         if (threshold == 1) Assert.True(m.Chain.CompiledRetired > 200_000, $"the loop ran compiled ({m.Chain.CompiledRetired} instructions)");
     }
+
+    [Fact]
+    public void Compiled_the_trampoline_runs_on_past_its_CR3_writes_in_the_same_region()
+    {
+        // Per system call the loop's code spans four pages' worth of regions: the user program, the trampoline up to the call into
+        // C, the kernel's C code, and the trampoline's return path. Its two CR3 writes no longer end a region (Machine.ResyncFetch):
+        // four region entries per system call, where there were six.
+        var m = Boot(threshold: 1000);   // regions formed after the links were recorded (at 1 each block is its own region)
+        m.Run(1_000_000);   // warm
+        ulong calls = m.Events.Syscalls, entries = m.Chain.CompiledEntries;
+        m.Run(2_000_000);
+        double perCall = (double)(m.Chain.CompiledEntries - entries) / (m.Events.Syscalls - calls);
+        Assert.True(perCall < 4.2, $"{perCall:F2} region entries per system call");
+    }
 }
