@@ -100,12 +100,20 @@ public static unsafe partial class BlockCompiler
     /// </summary>
     public static bool NativeEnabled = Environment.GetEnvironmentVariable("EMU64_NATIVE") != "0";
     /// <summary>
-    /// Whether a region calls its handlers directly with the decoded form as constants, so that the JIT inlines those marked
-    /// AggressiveInlining. Off by default, EMU64_INLINE=1 turns it on: the JIT then takes tens of milliseconds per region, which
-    /// only code run millions of times pays back; without it a region costs little enough to compile code that runs 50,000 times
-    /// (the native forms are IL of their own either way). docs/PERFORMANCE.md, "Cheap regions" (session 11).
+    /// Which regions call their handlers directly with the decoded form as constants, so that the JIT inlines those marked
+    /// AggressiveInlining: regions of at most <see cref="SmallRegion"/> instructions (a tight loop around one operation, where
+    /// the call is a large part of the time and the JIT's cost is small), all of them with EMU64_INLINE=1, none with 0. In larger
+    /// regions the JIT took tens of milliseconds per region to inline, which only code run millions of times pays back; without
+    /// it a region costs little enough to compile code that runs 50,000 times (the native forms are IL of their own either way).
+    /// docs/PERFORMANCE.md, "No calls in native regions, and cheap regions" (session 11).
     /// </summary>
-    public static bool InlineHandlers = Environment.GetEnvironmentVariable("EMU64_INLINE") == "1";
+    public static int? InlineHandlers = Environment.GetEnvironmentVariable("EMU64_INLINE") switch { "1" => int.MaxValue, "0" => 0, _ => null };
+
+    /// <summary>The largest region (in instructions) whose handlers are inlined by default.</summary>
+    public const int SmallRegion = 16;
+
+    /// <summary>Whether the region being emitted on this thread inlines its handlers (<see cref="InlineHandlers"/>).</summary>
+    [ThreadStatic] private static bool _inlineHere;
 
     /// <summary>Instructions emitted in a native form so far, process-wide (diagnostics, tests).</summary>
     public static long NativeEmitted => Interlocked.Read(ref NativeRegion.Emitted);
@@ -275,6 +283,7 @@ public static unsafe partial class BlockCompiler
     internal static BlockCode Emit(RegionPlan plan)
     {
         var region = plan.Blocks;
+        _inlineHere = region.Sum(b => b.Count) <= (InlineHandlers ?? SmallRegion);
         var block = plan.Head;
         var dm = new DynamicMethod($"block_{block.Phys:x}_{block.Bitness}", typeof(int), [typeof(CompiledRegion), typeof(Cpu), typeof(ulong), typeof(int)],
             typeof(Cpu).Module, skipVisibility: true);
@@ -657,13 +666,13 @@ public static unsafe partial class BlockCompiler
     }
 
     /// <summary>
-    /// handler(cpu, ref insns[k]): through Insn.Exec (which the JIT does not inline), or with <see cref="InlineHandlers"/> a direct
+    /// handler(cpu, ref insns[k]): through Insn.Exec (which the JIT does not inline), or in a region that inlines (<see cref="InlineHandlers"/>) a direct
     /// call when the method is known.
     /// </summary>
     private static void EmitCall(ILGenerator il, LocalBuilder insns, int k, MethodInfo? mi, in Insn d)
     {
         if (mi == null) Interlocked.Increment(ref UnknownHandlers);   // then it cannot be classified either (Classify)
-        if (!InlineHandlers) mi = null;
+        if (!_inlineHere) mi = null;
         if (mi != null && (mi.MethodImplementationFlags & MethodImplAttributes.AggressiveInlining) != 0)
         {
             // A handler the JIT inlines: give it a local copy of the decoded form whose scalar fields are constants,
