@@ -320,12 +320,7 @@ internal sealed unsafe class NativeRegion
         _cold.Add(() =>
         {
             il.MarkLabel(closer);
-            // if (ret0 + count + nextCount > stopRetired) exit: the whole next block must fit before the stop
-            il.Emit(OpCodes.Ldloc, _ret0);
-            il.Emit(OpCodes.Ldc_I8, (long)(count + nextCount));
-            il.Emit(OpCodes.Add);
-            il.Emit(OpCodes.Ldarg_2);
-            il.Emit(OpCodes.Bgt_Un, exit);
+            BlockCompiler.EmitStopTest(il, _ret0, count + nextCount, exit);
             // if (ret0 + count >= NextEventAt - idle) exit   (Retired + idle >= NextEventAt)
             il.Emit(OpCodes.Ldloc, _ret0);
             il.Emit(OpCodes.Ldc_I8, (long)count);

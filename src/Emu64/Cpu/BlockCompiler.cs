@@ -112,9 +112,6 @@ public static unsafe partial class BlockCompiler
     /// <summary>The largest region (in instructions) whose handlers are inlined by default.</summary>
     public const int SmallRegion = 16;
 
-    /// <summary>Whether the region being emitted on this thread inlines its handlers (<see cref="InlineHandlers"/>).</summary>
-    [ThreadStatic] private static bool _inlineHere;
-
     /// <summary>Instructions emitted in a native form so far, process-wide (diagnostics, tests).</summary>
     public static long NativeEmitted => Interlocked.Read(ref NativeRegion.Emitted);
 
@@ -283,7 +280,7 @@ public static unsafe partial class BlockCompiler
     internal static BlockCode Emit(RegionPlan plan)
     {
         var region = plan.Blocks;
-        _inlineHere = region.Sum(b => b.Count) <= (InlineHandlers ?? SmallRegion);
+        bool inline = region.Sum(b => b.Count) <= (InlineHandlers ?? SmallRegion);
         var block = plan.Head;
         var dm = new DynamicMethod($"block_{block.Phys:x}_{block.Bitness}", typeof(int), [typeof(CompiledRegion), typeof(Cpu), typeof(ulong), typeof(int)],
             typeof(Cpu).Module, skipVisibility: true);
@@ -360,7 +357,7 @@ public static unsafe partial class BlockCompiler
             {
                 // The block's last instruction is a near branch whose target lies in the head's page: the method branches itself
                 // (see DirectBranch) instead of calling the handler and then comparing RIP with each successor's start.
-                EmitBlock(il, b, first, start, insnsLocal, rip0, ret0, retNull, b.Count - 1, nat);
+                EmitBlock(il, b, first, start, insnsLocal, rip0, ret0, retNull, b.Count - 1, nat, inline);
                 var flags = nat?.BlockEnd() ?? default;
                 EmitStore(il, RetiredField, ret0, (ulong)b.Count);
                 var taken = il.DefineLabel();
@@ -381,7 +378,7 @@ public static unsafe partial class BlockCompiler
             }
             else
             {
-                EmitBlock(il, b, first, start, insnsLocal, rip0, ret0, retNull, b.Count, nat);
+                EmitBlock(il, b, first, start, insnsLocal, rip0, ret0, retNull, b.Count, nat, inline);
                 nat?.BlockEnd();
                 // After the block ran to its end: on to a successor in the region when the run loop would do just that.
                 foreach (var next in plan.Successors[i])
@@ -404,8 +401,8 @@ public static unsafe partial class BlockCompiler
     }
 
     /// <summary>
-    /// What a compiled method returns, plus r, when its native access r missed the fast cache (or crossed a page, or met MMIO, code,
-    /// a watchpoint): the state is spilled as the interpreter has it before that instruction. <see cref="Resume"/> runs it and enters
+    /// What a compiled method returns, plus r, when its native access r missed the fast cache (or crossed a page, or met MMIO or
+    /// code): the state is spilled as the interpreter has it before that instruction. <see cref="Resume"/> runs it and enters
     /// the method again with the same value, at the point after it. Above any block index.
     /// </summary>
     internal const int ResumeBase = 1 << 20;
@@ -423,7 +420,7 @@ public static unsafe partial class BlockCompiler
         {
             ref Insn d = ref region.Insns[region.Resumes[last - ResumeBase]];
             d.Exec(cpu, ref d);
-            // a store into code, a device that raised an interrupt, a watchpoint: the block ends after the instruction
+            // an instruction that ended its block (ExitBlock, as the interpreter's loop tests after every instruction): it ends here
             if (cpu.ExitBlock) { cpu.Retired++; return -1; }
             last = code(cpu, stopRetired, last);
         } while (last >= ResumeBase);
@@ -439,7 +436,7 @@ public static unsafe partial class BlockCompiler
     /// <paramref name="retNull"/> where that loop would return false.
     /// </summary>
     private static void EmitBlock(ILGenerator il, Block block, int first, ulong start, LocalBuilder insnsLocal, LocalBuilder rip0,
-        LocalBuilder ret0, Label retNull, int count, NativeRegion? nat)
+        LocalBuilder ret0, Label retNull, int count, NativeRegion? nat, bool inline)
     {
         var insns = block.Insns;
         bool whole = count == block.Count;   // else the caller emits the last instruction (a direct branch) and the block's end
@@ -459,7 +456,7 @@ public static unsafe partial class BlockCompiler
             nat?.BeforeHandler();
             if (kind == Kind.RegisterOnly)
             {
-                EmitCall(il, insnsLocal, first + k, mi, in d);
+                EmitCall(il, insnsLocal, first + k, mi, in d, inline);
                 nat?.AfterHandler();
                 off = next;
                 continue;
@@ -495,7 +492,7 @@ public static unsafe partial class BlockCompiler
             EmitStore(il, InsnRipField, rip0, off);
             if (kind == Kind.Full) EmitStore(il, RipField, rip0, next);
             EmitStore(il, RetiredField, ret0, (ulong)k);
-            EmitCall(il, insnsLocal, first + k, mi, in d);
+            EmitCall(il, insnsLocal, first + k, mi, in d, inline);
             nat?.AfterHandler();
             bool last = k == block.Count - 1;
             if (last) ripSetByLast = kind == Kind.Full;
@@ -621,17 +618,22 @@ public static unsafe partial class BlockCompiler
         il.Emit(OpCodes.Br, target);
     }
 
+    /// <summary>if (ret0 + <paramref name="total"/> &gt; stopRetired) goto exit: the whole next block must fit before the stop (an edge's test).</summary>
+    internal static void EmitStopTest(ILGenerator il, LocalBuilder ret0, ulong total, Label exit)
+    {
+        il.Emit(OpCodes.Ldloc, ret0);
+        il.Emit(OpCodes.Ldc_I8, (long)total);
+        il.Emit(OpCodes.Add);
+        il.Emit(OpCodes.Ldarg_2);
+        il.Emit(OpCodes.Bgt_Un, exit);
+    }
+
     /// <summary>The run loop's tests at an edge, each read from the machine and the MMU (a region without <see cref="NativeRegion"/>).</summary>
     private static void EmitRunLoopTest(ILGenerator il, Block next, ulong count, ulong headPhys, LocalBuilder rip0, LocalBuilder ret0,
         EdgeLocals el, Label exit)
     {
         // cpu.Retired is ret0 + count here (the block's end stored it).
-        // if (cpu.Retired + next.Count > stopRetired) goto exit;
-        il.Emit(OpCodes.Ldloc, ret0);
-        il.Emit(OpCodes.Ldc_I8, (long)(count + (ulong)next.Count));
-        il.Emit(OpCodes.Add);
-        il.Emit(OpCodes.Ldarg_2);
-        il.Emit(OpCodes.Bgt_Un, exit);
+        EmitStopTest(il, ret0, count + (ulong)next.Count, exit);
         // if (machine.ChainMustLeave()) goto exit; inline: cpu.Retired + _idle >= NextEventAt || InterruptLine || DebugStepHook
         il.Emit(OpCodes.Ldloc, ret0);
         il.Emit(OpCodes.Ldc_I8, (long)count);
@@ -666,13 +668,14 @@ public static unsafe partial class BlockCompiler
     }
 
     /// <summary>
-    /// handler(cpu, ref insns[k]): through Insn.Exec (which the JIT does not inline), or in a region that inlines (<see cref="InlineHandlers"/>) a direct
+    /// handler(cpu, ref insns[k]): through Insn.Exec (which the JIT does not inline), or where the region inlines (<paramref name="inline"/>,
+    /// <see cref="InlineHandlers"/>) a direct
     /// call when the method is known.
     /// </summary>
-    private static void EmitCall(ILGenerator il, LocalBuilder insns, int k, MethodInfo? mi, in Insn d)
+    private static void EmitCall(ILGenerator il, LocalBuilder insns, int k, MethodInfo? mi, in Insn d, bool inline)
     {
         if (mi == null) Interlocked.Increment(ref UnknownHandlers);   // then it cannot be classified either (Classify)
-        if (!_inlineHere) mi = null;
+        if (!inline) mi = null;
         if (mi != null && (mi.MethodImplementationFlags & MethodImplAttributes.AggressiveInlining) != 0)
         {
             // A handler the JIT inlines: give it a local copy of the decoded form whose scalar fields are constants,
