@@ -46,11 +46,27 @@ internal sealed unsafe class NativeRegion
     /// <summary>Instructions emitted in native form (diagnostics, tests).</summary>
     public static long Emitted;
 
-    private enum Form : byte { None, MovRR, MovRI, Alu, AluImm, IncDec, Lea, Load, Store, StoreImm, Extend, AluMem }
+    private enum Form : byte
+    {
+        None, MovRR, MovRI, Alu, AluImm, IncDec, Lea, Load, Store, StoreImm, Extend, AluMem,
+        /// <summary>SHL/SHR/SAR r32/r64, imm8 (Shape.Shift), IMUL r, r[, imm] (Alt: with the immediate), ADC/SBB r, r/imm.</summary>
+        Shift, Imul, Carry,
+        /// <summary>SETcc r8, CMOVcc r, r: read the flags, keep them.</summary>
+        Setcc, Cmov,
+        /// <summary>PUSH r64 and POP r64: a stack access through the same inline path as a load or store.</summary>
+        Push, Pop,
+    }
 
-    /// <summary>The native form of a handler, with its ALU operation and operand size, by the handler's name.</summary>
-    /// <summary>A native form: its ALU operation and operand size where they are fixed, and Alt: INC (not DEC), MOVSX (not MOVZX).</summary>
-    private readonly record struct Shape(Form Form, Isa.Alu.Op Op, int Size, bool Alt = false);
+    private enum ShiftKind : byte { Shl, Shr, Sar }
+
+    /// <summary>
+    /// A native form, by its handler's name: its ALU operation and operand size where they are fixed, Alt (INC not DEC, MOVSX not
+    /// MOVZX, IMUL with an immediate), and a shift's kind.
+    /// </summary>
+    private readonly record struct Shape(Form Form, Isa.Alu.Op Op, int Size, bool Alt = false, ShiftKind Shift = default);
+
+    /// <summary>The handler classes whose methods have native forms (a name is looked up only in these).</summary>
+    private static readonly HashSet<Type> NativeClasses = [typeof(Isa.Alu), typeof(Isa.DataMove), typeof(Isa.Shift), typeof(Isa.MulDiv), typeof(Isa.Stack)];
 
     private static readonly Dictionary<string, Shape> Shapes = BuildShapes();
 
@@ -67,6 +83,14 @@ internal sealed unsafe class NativeRegion
             ["Lea"] = new(Form.Lea, default, 0),
             ["Mov"] = new(Form.StoreImm, default, 0),
             ["Movzx"] = new(Form.Extend, default, 0), ["Movsx"] = new(Form.Extend, default, 0, Alt: true),
+            ["ShlRI64"] = new(Form.Shift, default, 8, Shift: ShiftKind.Shl), ["ShlRI32"] = new(Form.Shift, default, 4, Shift: ShiftKind.Shl),
+            ["ShrRI64"] = new(Form.Shift, default, 8, Shift: ShiftKind.Shr), ["ShrRI32"] = new(Form.Shift, default, 4, Shift: ShiftKind.Shr),
+            ["SarRI64"] = new(Form.Shift, default, 8, Shift: ShiftKind.Sar), ["SarRI32"] = new(Form.Shift, default, 4, Shift: ShiftKind.Sar),
+            ["ImulRR64"] = new(Form.Imul, default, 8), ["ImulRR32"] = new(Form.Imul, default, 4),
+            ["ImulRRI64"] = new(Form.Imul, default, 8, Alt: true), ["ImulRRI32"] = new(Form.Imul, default, 4, Alt: true),
+            ["Adc"] = new(Form.Carry, Isa.Alu.Op.Adc, 0), ["Sbb"] = new(Form.Carry, Isa.Alu.Op.Sbb, 0),
+            ["Setcc"] = new(Form.Setcc, default, 1), ["Cmov"] = new(Form.Cmov, default, 0),
+            ["PushR64"] = new(Form.Push, default, 8), ["PopR64"] = new(Form.Pop, default, 8),
         };
         // the generic two-operand handlers (Alu.Binary) with a memory operand or a byte/word register: Shape.Size from the instruction
         foreach (var op in new[] { Isa.Alu.Op.Add, Isa.Alu.Op.Sub, Isa.Alu.Op.Cmp, Isa.Alu.Op.And, Isa.Alu.Op.Or, Isa.Alu.Op.Xor, Isa.Alu.Op.Test })
@@ -84,11 +108,22 @@ internal sealed unsafe class NativeRegion
     private static Shape ShapeOf(ref Insn d, MethodInfo? mi)
     {
         if (mi == null || !Shapes.TryGetValue(mi.Name, out var s)) return default;
-        if (mi.DeclaringType != typeof(Isa.Alu) && mi.DeclaringType != typeof(Isa.DataMove)) return default;
+        if (!NativeClasses.Contains(mi.DeclaringType!)) return default;
         if (d.Prefix != 0) return default;
         bool gpr0 = d.K0 == Opnd.Reg && d.R0 < 16, gpr1 = d.K1 == Opnd.Reg && d.R1 < 16;
         switch (s.Form)
         {
+            case Form.Shift or Form.Imul or Form.Push or Form.Pop:
+                // the fast forms' handlers (chosen at decode for exactly these operands: a general register, 32/64-bit)
+                return gpr0 && (s.Form != Form.Imul || gpr1) ? s : default;
+            case Form.Carry:
+                // ADC/SBB r32/r64, r/imm (the generic handler: anything else, memory or 8/16-bit, stays a handler)
+                if (!gpr0 || d.Size is not (4 or 8) || d.K2 != Opnd.None || !(gpr1 && d.Size1 == d.Size || d.K1 == Opnd.Imm)) return default;
+                return s with { Size = d.Size };
+            case Form.Setcc:
+                return gpr0 && d.Size == 1 && d.K1 == Opnd.None ? s : default;
+            case Form.Cmov:
+                return gpr0 && gpr1 && d.Size is 4 or 8 && d.Size1 == d.Size && d.K2 == Opnd.None ? s with { Size = d.Size } : default;
             case Form.StoreImm:
                 // MOV m, imm (the generic MOV: anything else stays a handler)
                 if (d.K0 != Opnd.Mem || d.K1 != Opnd.Imm || d.K2 != Opnd.None || d.Size is not (1 or 2 or 4 or 8) || !PlainMem(ref d)) return default;
@@ -139,6 +174,13 @@ internal sealed unsafe class NativeRegion
             case Form.Store: use = 1 << d.R1; break;
             case Form.StoreImm: break;
             case Form.Extend: use = writes = 1 << d.R0; if (d.K1 == Opnd.Reg) use |= 1 << d.R1; break;
+            case Form.Shift: case Form.Setcc: use = writes = 1 << d.R0; break;
+            case Form.Imul: case Form.Carry: case Form.Cmov:
+                use = writes = 1 << d.R0;
+                if (d.K1 == Opnd.Reg) use |= 1 << d.R1;
+                break;
+            case Form.Push: use = 1 << d.R0 | 1 << Reg.RSP; writes = 1 << Reg.RSP; break;
+            case Form.Pop: use = writes = 1 << d.R0 | 1 << Reg.RSP; break;
             case Form.AluMem:
                 if (d.K0 == Opnd.Reg) { use |= 1 << d.R0; if (s.Op is not (Isa.Alu.Op.Cmp or Isa.Alu.Op.Test)) writes = 1 << d.R0; }
                 if (d.K1 == Opnd.Reg) use |= 1 << d.R1;
@@ -173,10 +215,19 @@ internal sealed unsafe class NativeRegion
         /// its own local (INC/DEC after an ADD/SUB), 0 (logic), or still in cpu._cf (INC/DEC after a handler).
         /// </summary>
         public CfAt Cf;
+        /// <summary>
+        /// Flags no lazy operation describes (<see cref="Cpu.SetStatus"/>'s eager form): Op is None, the result in _fres (for ZF,
+        /// SF and PF only), CF in _fcf and OF in _fof, as the shift and multiply handlers set them.
+        /// </summary>
+        public Eager Eager;
+        /// <summary>ADC/SBB: Op is Add/Sub for OF, AF, ZF, SF and PF, but CF (in _fcf) took the carry in, so the operands do not order like a compare's.</summary>
+        public bool NoOrder;
     }
     internal enum CfAt : byte { Cpu, Local, Zero, Operands }
+    /// <summary>The eager flag rules: a shift's (ZF from the result, AF clear) and IMUL's (CF = OF = overflow, ZF and AF clear).</summary>
+    internal enum Eager : byte { None, Shift, Mul }
     private Pending _flags;
-    private readonly LocalBuilder _fa, _fb, _fres, _fcf;
+    private readonly LocalBuilder _fa, _fb, _fres, _fcf, _fof;
     /// <summary>Out-of-line paths, emitted after the region's blocks so that the hot path falls straight through.</summary>
     private readonly List<Action> _cold = [];
     /// <summary>The resume points (<see cref="BlockCompiler.ResumeBase"/>): the region's index of the instruction the run loop runs, and where the method goes on.</summary>
@@ -229,6 +280,7 @@ internal sealed unsafe class NativeRegion
         _fb = il.DeclareLocal(typeof(ulong));
         _fres = il.DeclareLocal(typeof(ulong));
         _fcf = il.DeclareLocal(typeof(ulong));
+        _fof = il.DeclareLocal(typeof(ulong));
     }
 
     /// <summary>The native state of a region whose blocks are 64-bit (null otherwise: such a region is one block, emitted as before).</summary>
@@ -246,7 +298,7 @@ internal sealed unsafe class NativeRegion
                 if (s.Form == Form.None) continue;
                 set |= Uses(ref b.Insns[k], s, out int w);
                 written |= w;
-                memory |= b.Insns[k].K0 == Opnd.Mem || b.Insns[k].K1 == Opnd.Mem && s.Form != Form.Lea;
+                memory |= b.Insns[k].K0 == Opnd.Mem || b.Insns[k].K1 == Opnd.Mem && s.Form != Form.Lea || s.Form is Form.Push or Form.Pop;
             }
         }
         return new NativeRegion(il, set, written, memory, rip0, ret0, mmu, machine, insns, region[0].Phys, retNull);
@@ -415,6 +467,25 @@ internal sealed unsafe class NativeRegion
             _il.Emit(OpCodes.Call, BlockCompiler.ConditionMethod);
             return;
         }
+        if (f.Eager != Eager.None)
+        {
+            _il.Emit(OpCodes.Ldc_I4, cc);
+            _il.Emit(f.Eager == Eager.Mul ? OpCodes.Ldc_I4_1 : OpCodes.Ldc_I4_0);
+            _il.Emit(OpCodes.Ldc_I4, f.Size);
+            _il.Emit(OpCodes.Ldloc, _fres);
+            _il.Emit(OpCodes.Ldloc, _fcf);
+            _il.Emit(OpCodes.Ldloc, _fof);
+            _il.Emit(OpCodes.Call, typeof(Native).GetMethod(nameof(Native.EagerCondition))!);
+            return;
+        }
+        if (f.Cf == CfAt.Local && (cc >> 1) == 1)
+        {
+            // B/AE: CF itself
+            _il.Emit(OpCodes.Ldloc, _fcf);
+            _il.Emit(OpCodes.Ldc_I8, 0L);
+            _il.Emit((cc & 1) != 0 ? OpCodes.Ceq : OpCodes.Cgt_Un);
+            return;
+        }
         if (EmitCompare(cc, f)) return;
         _il.Emit(OpCodes.Ldc_I4, cc);
         _il.Emit(OpCodes.Ldc_I4, (int)f.Op);
@@ -423,7 +494,7 @@ internal sealed unsafe class NativeRegion
         _il.Emit(OpCodes.Ldloc, _fb);
         _il.Emit(OpCodes.Ldloc, _fres);
         EmitCf(f);
-        _il.Emit(OpCodes.Call, NativeConditionMethod);
+        _il.Emit(OpCodes.Call, f.NoOrder ? typeof(Native).GetMethod(nameof(Native.FlagCondition))! : NativeConditionMethod);
     }
 
     /// <summary>
@@ -437,12 +508,12 @@ internal sealed unsafe class NativeRegion
         bool negate = (cc & 1) != 0;
         switch (cc >> 1)
         {
-            case 2 when f.Op != LazyOp.Sub:   // E/NE: res == 0
+            case 2 when f.Op != LazyOp.Sub || f.NoOrder:   // E/NE: res == 0
                 il.Emit(OpCodes.Ldloc, _fres);
                 il.Emit(OpCodes.Ldc_I8, 0L);
                 il.Emit(OpCodes.Ceq);
                 break;
-            case 1 or 2 or 3 or 6 or 7 when f.Op == LazyOp.Sub:
+            case 1 or 2 or 3 or 6 or 7 when f.Op == LazyOp.Sub && !f.NoOrder:
             {
                 bool signed = (cc >> 1) >= 6;
                 PushOperand(_fa, f.Size, signed);
@@ -545,6 +616,41 @@ internal sealed unsafe class NativeRegion
                 LoadMasked(d.R1, d.Size1);
                 EmitExtend(ref d, s);
                 break;
+            case Form.Shift:
+                EmitShift(ref d, s);
+                break;
+            case Form.Imul:
+                EmitImul(ref d, s);
+                break;
+            case Form.Carry:
+                EmitCarry(ref d, s);
+                break;
+            case Form.Setcc:
+                // the low byte of R0 = the condition (the flags stay as they are: pending or in cpu)
+                LoadReg(d.R0);
+                il.Emit(OpCodes.Ldc_I8, ~0xFFL);
+                il.Emit(OpCodes.And);
+                EmitCondition(d.Cc, _flags);
+                il.Emit(OpCodes.Conv_U8);
+                il.Emit(OpCodes.Or);
+                StoreReg(d.R0);
+                break;
+            case Form.Cmov:
+            {
+                // R0 = cc ? R1 : R0, zero-extended at 32 bits either way (Isa.DataMove.Cmov)
+                var keep = il.DefineLabel();
+                var done = il.DefineLabel();
+                EmitCondition(d.Cc, _flags);
+                il.Emit(OpCodes.Brfalse, keep);
+                LoadReg(d.R1);
+                il.Emit(OpCodes.Br, done);
+                il.MarkLabel(keep);
+                LoadReg(d.R0);
+                il.MarkLabel(done);
+                if (s.Size == 4) Mask32();
+                StoreReg(d.R0);
+                break;
+            }
             case Form.AluMem when d.K0 != Opnd.Mem && d.K1 != Opnd.Mem:
             {
                 var c = d;   // (lambdas cannot capture a ref)
@@ -633,6 +739,148 @@ internal sealed unsafe class NativeRegion
         StoreReg(d.R0);
     }
 
+    /// <summary>
+    /// SHL/SHR/SAR r, imm8 as Isa.Shift.ShiftRI/ShiftBy: a masked count of 0 only zero-extends a 32-bit register and keeps the flags;
+    /// else the result into R0 and the flags pending in their eager form (the count is a constant: each rule is a few IL operations).
+    /// </summary>
+    private void EmitShift(ref Insn d, Shape s)
+    {
+        var il = _il;
+        int size = s.Size, bits = size * 8;
+        int count = (int)(d.Imm & (size == 8 ? 0x3FUL : 0x1FUL));
+        LoadReg(d.R0);
+        if (size == 4) Mask32();
+        if (count == 0) { StoreReg(d.R0); return; }
+        il.Emit(OpCodes.Stloc, _fa);
+        if (s.Shift == ShiftKind.Sar)
+        {
+            // sa = a sign-extended from the size; r = (sa >> count) & m; CF = sa's bit count-1; OF = 0
+            il.Emit(OpCodes.Ldloc, _fa);
+            if (size == 4) { il.Emit(OpCodes.Conv_I4); il.Emit(OpCodes.Conv_I8); }
+            il.Emit(OpCodes.Stloc, _fb);
+            il.Emit(OpCodes.Ldloc, _fb);
+            il.Emit(OpCodes.Ldc_I4, count);
+            il.Emit(OpCodes.Shr);
+            if (size == 4) Mask32();
+            il.Emit(OpCodes.Stloc, _fres);
+            il.Emit(OpCodes.Ldloc, _fb);
+            il.Emit(OpCodes.Ldc_I4, count - 1);
+            il.Emit(OpCodes.Shr_Un);
+            il.Emit(OpCodes.Ldc_I8, 1L);
+            il.Emit(OpCodes.And);
+            il.Emit(OpCodes.Stloc, _fcf);
+            il.Emit(OpCodes.Ldc_I8, 0L);
+            il.Emit(OpCodes.Stloc, _fof);
+        }
+        else
+        {
+            bool shl = s.Shift == ShiftKind.Shl;
+            // SHL: r = (a << count) & m, CF = a's bit bits-count, OF = a's top bit ^ the bit below it (the first 1-bit step's)
+            // SHR: r = a >> count, CF = a's bit count-1, OF = a's top bit
+            il.Emit(OpCodes.Ldloc, _fa);
+            il.Emit(OpCodes.Ldc_I4, count);
+            il.Emit(shl ? OpCodes.Shl : OpCodes.Shr_Un);
+            if (shl && size == 4) Mask32();
+            il.Emit(OpCodes.Stloc, _fres);
+            il.Emit(OpCodes.Ldloc, _fa);
+            il.Emit(OpCodes.Ldc_I4, shl ? bits - count : count - 1);
+            il.Emit(OpCodes.Shr_Un);
+            il.Emit(OpCodes.Ldc_I8, 1L);
+            il.Emit(OpCodes.And);
+            il.Emit(OpCodes.Stloc, _fcf);
+            il.Emit(OpCodes.Ldloc, _fa);
+            if (shl)
+            {
+                il.Emit(OpCodes.Ldloc, _fa);
+                il.Emit(OpCodes.Ldc_I4_1);
+                il.Emit(OpCodes.Shl);
+                il.Emit(OpCodes.Xor);
+            }
+            il.Emit(OpCodes.Ldc_I4, bits - 1);
+            il.Emit(OpCodes.Shr_Un);
+            il.Emit(OpCodes.Ldc_I8, 1L);
+            il.Emit(OpCodes.And);
+            il.Emit(OpCodes.Stloc, _fof);
+        }
+        _flags = new Pending { Live = true, Op = LazyOp.None, Size = size, Cf = CfAt.Local, Eager = Eager.Shift };
+        il.Emit(OpCodes.Ldloc, _fres);
+        StoreReg(d.R0);
+    }
+
+    /// <summary>IMUL r, r[, imm] as Isa.MulDiv.Multiply: the low half into R0, CF = OF = whether the signed product did not fit.</summary>
+    private void EmitImul(ref Insn d, Shape s)
+    {
+        var il = _il;
+        int size = s.Size;
+        // x and y: the operands as signed values of the size (R0 and R1, or R1 and the immediate)
+        void Operand(bool reg, int r, ulong imm)
+        {
+            if (reg) LoadReg(r); else il.Emit(OpCodes.Ldc_I8, (long)imm);
+            if (size == 4) { il.Emit(OpCodes.Conv_I4); il.Emit(OpCodes.Conv_I8); }
+        }
+        if (s.Alt) { Operand(true, d.R1, 0); Operand(false, 0, d.Imm); }
+        else { Operand(true, d.R0, 0); Operand(true, d.R1, 0); }
+        il.Emit(OpCodes.Stloc, _fb);
+        il.Emit(OpCodes.Stloc, _fa);
+        il.Emit(OpCodes.Ldloc, _fa);
+        il.Emit(OpCodes.Ldloc, _fb);
+        il.Emit(OpCodes.Call, typeof(Native).GetMethod(size == 8 ? nameof(Native.ImulOverflow64) : nameof(Native.ImulOverflow32))!);
+        il.Emit(OpCodes.Stloc, _fcf);
+        il.Emit(OpCodes.Ldloc, _fcf);
+        il.Emit(OpCodes.Stloc, _fof);
+        il.Emit(OpCodes.Ldloc, _fa);
+        il.Emit(OpCodes.Ldloc, _fb);
+        il.Emit(OpCodes.Mul);
+        if (size == 4) Mask32();
+        il.Emit(OpCodes.Stloc, _fres);
+        _flags = new Pending { Live = true, Op = LazyOp.None, Size = size, Cf = CfAt.Local, Eager = Eager.Mul };
+        il.Emit(OpCodes.Ldloc, _fres);
+        StoreReg(d.R0);
+    }
+
+    /// <summary>
+    /// ADC/SBB r, r/imm as Isa.Alu.AddWithCarry/SubWithBorrow: the result with the carry in, CF into _fcf, and the flags pending as
+    /// ADD's/SUB's of the same operands and result (OF, AF, ZF, SF and PF follow from those alone, with the carry in or not).
+    /// </summary>
+    private void EmitCarry(ref Insn d, Shape s)
+    {
+        var il = _il;
+        int size = s.Size;
+        bool adc = s.Op == Isa.Alu.Op.Adc;
+        // the carry in, taken first (the pending flags' CF may live in _fa/_fb/_fres, which this overwrites)
+        if (_flags.Live) EmitCf(_flags); else { il.Emit(OpCodes.Ldarg_1); il.Emit(OpCodes.Ldfld, CfField); }
+        var c = _fof;   // the carry in, for the carry-out rule (_fof is free: these flags have no eager OF)
+        il.Emit(OpCodes.Stloc, c);
+        LoadMasked(d.R0, size);
+        il.Emit(OpCodes.Stloc, _fa);
+        if (d.K1 == Opnd.Imm) il.Emit(OpCodes.Ldc_I8, (long)(d.Imm & Isa.Alu.Mask(size))); else LoadMasked(d.R1, size);
+        il.Emit(OpCodes.Stloc, _fb);
+        il.Emit(OpCodes.Ldloc, _fa);
+        il.Emit(OpCodes.Ldloc, _fb);
+        il.Emit(adc ? OpCodes.Add : OpCodes.Sub);
+        il.Emit(OpCodes.Ldloc, c);
+        il.Emit(adc ? OpCodes.Add : OpCodes.Sub);
+        if (size == 4) Mask32();
+        il.Emit(OpCodes.Stloc, _fres);
+        // ADC: CF = r < a || (c != 0 && r == a);  SBB: CF = a < b || (c != 0 && a == b)
+        il.Emit(OpCodes.Ldloc, adc ? _fres : _fa);
+        il.Emit(OpCodes.Ldloc, adc ? _fa : _fb);
+        il.Emit(OpCodes.Clt_Un);
+        il.Emit(OpCodes.Ldloc, adc ? _fres : _fa);
+        il.Emit(OpCodes.Ldloc, adc ? _fa : _fb);
+        il.Emit(OpCodes.Ceq);
+        il.Emit(OpCodes.Conv_U8);
+        il.Emit(OpCodes.Ldloc, c);
+        il.Emit(OpCodes.And);
+        il.Emit(OpCodes.Conv_U4);
+        il.Emit(OpCodes.Or);
+        il.Emit(OpCodes.Conv_U8);
+        il.Emit(OpCodes.Stloc, _fcf);
+        _flags = new Pending { Live = true, Op = adc ? LazyOp.Add : LazyOp.Sub, Size = size, Cf = CfAt.Local, NoOrder = true };
+        il.Emit(OpCodes.Ldloc, _fres);
+        StoreReg(d.R0);
+    }
+
     /// <summary>Pushes the effective address of <paramref name="d"/>'s memory operand (RIP-relative: from the next instruction's RIP).</summary>
     private void EmitEa(ref Insn d, ulong next)
     {
@@ -668,14 +916,20 @@ internal sealed unsafe class NativeRegion
     /// JIT lays the hit out straight and every miss branches to <paramref name="slow"/>): leaves the effective address in <paramref name="ea"/>
     /// and, on a hit, the host address in _ptr, the hit counted as the TLB model counts it.
     /// </summary>
-    private void EmitAddress(ref Insn d, int size, bool write, ulong next, LocalBuilder ea, Label slow)
+    private void EmitAddress(ref Insn d, int size, bool write, ulong next, LocalBuilder ea, Label slow, int stack = 0)
     {
         var il = _il;
         if (_mmuStale) LoadMmuState();
-        EmitEa(ref d, next);
+        if (stack != 0)
+        {
+            // PUSH (-8) or POP (+8): the access is at RSP - 8 or RSP (SS adds no base in 64-bit mode)
+            LoadReg(Reg.RSP);
+            if (stack < 0) { il.Emit(OpCodes.Ldc_I8, 8L); il.Emit(OpCodes.Sub); }
+        }
+        else EmitEa(ref d, next);
         il.Emit(OpCodes.Stloc, ea);
         var la = ea;
-        if (d.Seg >= Seg.FS)
+        if (stack == 0 && d.Seg >= Seg.FS)
         {
             la = _la!;
             il.Emit(OpCodes.Ldloc, ea);
@@ -787,12 +1041,31 @@ internal sealed unsafe class NativeRegion
         var done = il.DefineLabel();
         if (d.K0 == Opnd.Reg) Fresh(d.R0);   // read on the hit path, and current in the locals the spill writes back
         if (d.K1 == Opnd.Reg) Fresh(d.R1);
+        bool stack = s.Form is Form.Push or Form.Pop;
+        if (stack) Fresh(Reg.RSP);
         var before = Capture();
-        bool write = s.Form is Form.Store or Form.StoreImm;
+        bool write = s.Form is Form.Store or Form.StoreImm or Form.Push;
         int size = s.Form == Form.Extend ? d.Size1 : s.Form == Form.AluMem ? d.Size : s.Size;
-        EmitAddress(ref d, size, write, next, _ea, slow);
+        EmitAddress(ref d, size, write, next, _ea, slow, s.Form == Form.Push ? -8 : s.Form == Form.Pop ? 8 : 0);
         switch (s.Form)
         {
+            case Form.Push:
+                // Isa.Stack.Push64: the store, then RSP (PUSH RSP stores the value it had)
+                il.Emit(OpCodes.Ldloc, _ptr);
+                LoadReg(d.R0);
+                StorePtr(8);
+                il.Emit(OpCodes.Ldloc, _ea);
+                StoreReg(Reg.RSP);
+                break;
+            case Form.Pop:
+                // Isa.Stack.PopR64: the load, RSP + 8, then the register (POP RSP keeps the value read)
+                il.Emit(OpCodes.Ldloc, _ea);
+                il.Emit(OpCodes.Ldc_I8, 8L);
+                il.Emit(OpCodes.Add);
+                StoreReg(Reg.RSP);
+                LoadPtr(8);
+                StoreReg(d.R0);
+                break;
             case Form.Load:
                 LoadPtr(size);
                 StoreReg(d.R0);
@@ -855,7 +1128,19 @@ internal sealed unsafe class NativeRegion
             il.Emit(OpCodes.Ldc_I8, (long)k);
             il.Emit(OpCodes.Sub);
             il.Emit(OpCodes.Stloc, _ret0);
-            if (after.Flags.Live)
+            if (after.Flags.Live && after.Flags.Eager != Eager.None)
+            {
+                // the handler (a load or store) kept the eager flags Spill stored: a result with their ZF, SF and PF, and CF and OF
+                il.Emit(OpCodes.Ldarg_1);
+                il.Emit(OpCodes.Ldc_I4, after.Flags.Size);
+                il.Emit(OpCodes.Call, typeof(Native).GetMethod(nameof(Native.ResultOfStatus))!);
+                il.Emit(OpCodes.Stloc, _fres);
+                LoadField(CfField, _fcf);
+                il.Emit(OpCodes.Ldarg_1);
+                il.Emit(OpCodes.Call, typeof(Native).GetMethod(nameof(Native.OfOfStatus))!);
+                il.Emit(OpCodes.Stloc, _fof);
+            }
+            else if (after.Flags.Live)
             {
                 LoadField(LazyAField, _fa);
                 LoadField(LazyBField, _fb);
@@ -985,6 +1270,18 @@ internal sealed unsafe class NativeRegion
         var f = _flags;
         if (!f.Live) return;
         var il = _il;
+        if (f.Eager != Eager.None)
+        {
+            // as the handler's SetStatusFromResult / SetMulFlags: _lazyOp None, _cf and the six status bits in _rflags
+            il.Emit(OpCodes.Ldarg_1);
+            il.Emit(OpCodes.Ldloc, _fres);
+            il.Emit(OpCodes.Ldc_I4, f.Size);
+            il.Emit(OpCodes.Ldloc, _fcf);
+            il.Emit(OpCodes.Ldloc, _fof);
+            il.Emit(OpCodes.Call, typeof(Native).GetMethod(f.Eager == Eager.Mul ? nameof(Native.StoreMulFlags) : nameof(Native.StoreShiftFlags))!);
+            _flags.Live = false;
+            return;
+        }
         if (f.Cf != CfAt.Cpu)
         {
             il.Emit(OpCodes.Ldarg_1);
@@ -1102,7 +1399,6 @@ internal static unsafe class Native
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static bool Condition(int cc, LazyOp op, int size, ulong a, ulong b, ulong res, ulong cf)
     {
-        int sh = size * 8 - 1;
         bool r;
         if (op == LazyOp.Sub && (cc >> 1) is 1 or 2 or 3 or 6 or 7)
         {
@@ -1118,6 +1414,18 @@ internal static unsafe class Native
             };
             return r ^ ((cc & 1) != 0);
         }
+        return FlagCondition(cc, op, size, a, b, res, cf);
+    }
+
+    /// <summary>
+    /// <see cref="Condition"/> from the flags alone, never from a compare's operand order: also for ADC/SBB, whose CF took a carry
+    /// in (<paramref name="cf"/>) while OF, ZF, SF and PF follow from the operands and result as ADD's/SUB's do.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static bool FlagCondition(int cc, LazyOp op, int size, ulong a, ulong b, ulong res, ulong cf)
+    {
+        int sh = size * 8 - 1;
+        bool r;
         bool zf = res == 0, sf = ((res >> sh) & 1) != 0, c = cf != 0;
         bool of = op switch
         {
@@ -1137,5 +1445,69 @@ internal static unsafe class Native
             _ => zf || (sf != of),
         };
         return r ^ ((cc & 1) != 0);
+    }
+
+    // ---- the eager flags of the shift and multiply forms (NativeRegion.EmitShift/EmitImul) -------------------------------------
+
+    /// <summary>What Isa.Shift's handlers store: <see cref="Cpu.SetStatusFromResult"/> (AF clear).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void StoreShiftFlags(Cpu cpu, ulong res, int size, ulong cf, ulong of) => cpu.SetStatusFromResult(res, size, cf != 0, of != 0);
+
+    /// <summary>What Isa.MulDiv's SetMulFlags stores: CF = OF = overflow, PF and SF from the low half, ZF and AF clear.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void StoreMulFlags(Cpu cpu, ulong res, int size, ulong cf, ulong of)
+        => cpu.SetStatus(cf != 0, Cpu.Parity(res), false, false, ((res >> (size * 8 - 1)) & 1) != 0, of != 0);
+
+    /// <summary>Condition <paramref name="cc"/> from eager flags: a shift's (ZF from the result) or IMUL's (<paramref name="mul"/>: ZF clear).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static bool EagerCondition(int cc, bool mul, int size, ulong res, ulong cf, ulong of)
+    {
+        bool zf = !mul && res == 0, sf = ((res >> (size * 8 - 1)) & 1) != 0, c = cf != 0, o = of != 0;
+        bool r = (cc >> 1) switch
+        {
+            0 => o,
+            1 => c,
+            2 => zf,
+            3 => c || zf,
+            4 => sf,
+            5 => Cpu.Parity(res),
+            6 => sf != o,
+            _ => zf || (sf != o),
+        };
+        return r ^ ((cc & 1) != 0);
+    }
+
+    /// <summary>
+    /// A result of <paramref name="size"/> bytes with the ZF, SF and PF that cpu's eager flags hold (<see cref="StoreShiftFlags"/> or
+    /// <see cref="StoreMulFlags"/> stored them before a load's handler ran): what a resume point reloads into the pending result. IMUL's
+    /// ZF is clear whatever the result, and a clear ZF gives a non-zero result here, so either rule reads the flags back unchanged.
+    /// </summary>
+    public static ulong ResultOfStatus(Cpu cpu, int size)
+    {
+        ulong f = cpu._rflags;
+        if ((f & RFlags.ZF) != 0) return 0;
+        ulong r = 0x100;                                   // non-zero, with a low byte of its own
+        if ((f & RFlags.SF) != 0) r |= 1UL << (size * 8 - 1);
+        if ((f & RFlags.PF) == 0) r |= 1;                  // one bit set in the low byte: odd parity
+        return r;
+    }
+
+    /// <summary>OF of cpu's eager flags, 0 or 1.</summary>
+    public static ulong OfOfStatus(Cpu cpu) => (cpu._rflags >> 11) & 1;
+
+    /// <summary>Whether the signed 64-bit product of x and y does not fit in 64 bits (IMUL's CF and OF), 0 or 1.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong ImulOverflow64(long x, long y)
+    {
+        long hi = Math.BigMul(x, y, out long lo);
+        return hi != (lo >> 63) ? 1UL : 0;
+    }
+
+    /// <summary>Whether the signed product of two 32-bit values (sign-extended) does not fit in 32 bits, 0 or 1.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong ImulOverflow32(long x, long y)
+    {
+        long p = x * y;
+        return (int)p != p ? 1UL : 0;
     }
 }

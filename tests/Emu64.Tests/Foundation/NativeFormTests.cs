@@ -78,11 +78,25 @@ public class NativeFormTests
             a => { a.mov(__qword_ptr[rsi], rdx); a.cmp(__word_ptr[rsi], 0x7FF0); },
             // INC and DEC keep the CF of the ADD or SUB before them
             a => { a.add(rdx, rbx); a.inc(rdx); }, a => { a.sub(edx, ebx); a.dec(r9d); },
+            // shifts by an immediate (eager flags: CF and OF of their own, AF clear), a count of 0 (no flags at all)
+            a => a.shl(rdx, 1), a => a.shl(rdx, 63), a => a.shl(edx, 7), a => a.shr(rdx, 1), a => a.shr(edx, 31),
+            a => a.sar(rdx, 5), a => a.sar(edx, 1), a => a.shl(edx, 0), a => a.sar(rdx, 64 + 3),
+            // IMUL r, r[, imm] (CF = OF = overflow, ZF clear)
+            a => a.imul(rdx, rbx), a => a.imul(edx, ebx), a => a.imul(rdx, rbx, 0x12345), a => a.imul(edx, ebx, -3),
+            a => { a.shr(rdx, 40); a.imul(edx, edx); }, a => { a.shl(rdx, 32); a.imul(rdx, rdx); },   // a zero product: ZF still clear
+            // ADC and SBB with the carry in from a compare, from a shift and from themselves; INC/DEC after eager flags
+            a => { a.cmp(rbx, rdx); a.adc(rdx, rbx); }, a => { a.cmp(edx, ebx); a.sbb(edx, ebx); },
+            a => { a.sub(rdx, rbx); a.adc(rdx, 5); }, a => { a.mov(r9, rbx); a.shr(r9, 1); a.sbb(rdx, r9); },
+            a => { a.cmp(rdx, rbx); a.sbb(rdx, rdx); }, a => { a.cmp(rbx, rdx); a.adc(edx, -1); a.adc(rdx, rbx); },
+            a => { a.shr(rdx, 3); a.inc(rdx); }, a => { a.imul(rdx, rbx); a.dec(rdx); },
+            // SBB's ZF and orders are not its operands' (a = b + 1 with a borrow in is zero; a = b with one is not)
+            a => { a.lea(r9, __[rdx - 1]); a.stc(); a.sbb(rdx, r9); }, a => { a.mov(r9, rdx); a.stc(); a.sbb(rdx, r9); },
         };
         void Program(Assembler a)
         {
             var top = a.CreateLabel();
             a.mov(r15, 200);
+            a.mov(rsp, Data + 0x2000);
             a.mov(rsi, Data);
             a.mov(rax, 0x0123456789ABCDEFUL);
             a.mov(r12, 6364136223846793005UL);
@@ -113,8 +127,13 @@ public class NativeFormTests
                     a.Label(ref skip);
                     a.mov(rdx, rax);
                     produce(a);
-                    Setcc(a, cc);                     // a handler: the flags stored as the interpreter stores them
+                    Setcc(a, cc);                     // native: from the locals as well
+                    Cmovcc(a, cc);
+                    a.pushfq();                       // a handler: all of RFLAGS (AF included) as the interpreter stores it
+                    a.pop(r13);
                     a.add(r11, rcx);
+                    a.xor(r11, r13);
+                    a.add(r11, r14);
                     a.rol(r11, 1);
                 }
             a.dec(r15);
@@ -185,6 +204,112 @@ public class NativeFormTests
             Assert.Equal(Data + 0x3000, s.Gprs[Reg.RDI]);
             Assert.Equal(600UL - 127, s.Gprs[Reg.RCX]);
         });
+    }
+
+    /// <summary>Shift and multiply flags (eager, not lazy) pending in locals when a load misses and the method resumes after it.</summary>
+    [Fact]
+    public void Eager_flags_pending_across_a_load_that_leaves_and_resumes_read_as_the_interpreters()
+    {
+        var producers = new Action<Assembler>[]
+        {
+            a => a.shl(rdx, 1), a => a.shr(rdx, 63), a => a.sar(edx, 31), a => a.shr(edx, 4),
+            a => a.imul(rdx, rbx), a => a.imul(edx, ebx, 3), a => { a.cmp(rdx, rbx); a.adc(rdx, rbx); },
+        };
+        void Program(Assembler a)
+        {
+            var top = a.CreateLabel();
+            a.mov(r15, 100);
+            a.mov(rsp, Data + 0x1000);
+            a.mov(rsi, Data + 0x1FFC);               // a qword across the page end: always the out-of-line path
+            a.mov(rax, 0x0123456789ABCDEFUL);
+            a.mov(r12, 6364136223846793005UL);
+            a.Label(ref top);
+            a.imul(rax, r12);
+            a.add(rax, 0x5851F42D);
+            a.mov(rbx, rax);
+            a.ror(rbx, 29);
+            foreach (var produce in producers)
+                for (int cc = 0; cc < 16; cc++)
+                {
+                    var skip = a.CreateLabel();
+                    a.mov(rdx, rax);
+                    produce(a);
+                    a.mov(r8, __qword_ptr[rsi]);     // leaves the method, the handler loads, the method resumes after it
+                    Setcc(a, cc);
+                    Cmovcc(a, cc);
+                    Jcc(a, cc, skip);
+                    a.inc(r10);
+                    a.Label(ref skip);
+                    a.mov(rdx, rax);
+                    produce(a);
+                    a.mov(r8, __qword_ptr[rsi]);
+                    a.pushfq();
+                    a.pop(r13);
+                    a.add(r11, r13);
+                    a.add(r11, rcx);
+                    a.add(r11, r14);
+                    a.rol(r11, 3);
+                }
+            a.dec(r15);
+            a.jnz(top);
+            a.hlt();
+        }
+        AssertSameEverywhere(Program, 300_000);
+    }
+
+    /// <summary>PUSH and POP of each register: PUSH RSP, POP RSP, across a page end, and into an unmapped page (a fault, RSP unchanged).</summary>
+    [Fact]
+    public void Native_push_and_pop_move_rsp_and_memory_as_the_interpreter_does()
+    {
+        void Program(Assembler a)
+        {
+            var top = a.CreateLabel();
+            a.mov(rcx, 1100);
+            a.mov(rsp, Data + 0x2000);
+            a.mov(rax, 0x1111);
+            a.Label(ref top);
+            a.push(rax);
+            a.push(rsp);                             // the value RSP had before the push
+            a.push(rcx);
+            a.push(r13);
+            a.pop(rdx);
+            a.pop(rbx);
+            a.add(rax, rbx);
+            a.pop(r8);
+            a.add(rax, r8);
+            a.pop(r9);
+            a.add(rax, r9);
+            a.lea(r10, __[rsp - 0x40]);
+            a.push(r10);
+            a.pop(rsp);                              // RSP = the value read (not RSP + 8)
+            a.add(rsp, 0x40);
+            a.mov(r11, rsp);
+            a.mov(rsp, Data + 0x1004);               // a push across the page end: the out-of-line path
+            a.push(rax);
+            a.pop(r12);
+            a.add(rax, r12);
+            a.mov(rsp, r11);
+            a.sub(rsp, 8);                           // the stack grows down a qword an iteration: after 1024 pushes it reaches
+            a.dec(rcx);                              // the unmapped page below Data, and the push faults
+            a.jnz(top);
+            a.hlt();
+        }
+        AssertSameEverywhere(Program, 100_000, s =>
+        {
+            Assert.Equal(Data - 8, s.Cr2);                 // the push below Data faulted (no IDT: the machine stops) ...
+            Assert.Equal(Data, s.Gprs[Reg.RSP]);           // ... and left RSP where it was
+        });
+    }
+
+    private static void Cmovcc(Assembler a, int cc)
+    {
+        switch (cc)
+        {
+            case 0: a.cmovo(r14, rdx); break; case 1: a.cmovno(r14d, edx); break; case 2: a.cmovb(r14, rdx); break; case 3: a.cmovae(r14d, edx); break;
+            case 4: a.cmove(r14, rdx); break; case 5: a.cmovne(r14d, edx); break; case 6: a.cmovbe(r14, rdx); break; case 7: a.cmova(r14d, edx); break;
+            case 8: a.cmovs(r14, rdx); break; case 9: a.cmovns(r14d, edx); break; case 10: a.cmovp(r14, rdx); break; case 11: a.cmovnp(r14d, edx); break;
+            case 12: a.cmovl(r14, rdx); break; case 13: a.cmovge(r14d, edx); break; case 14: a.cmovle(r14, rdx); break; default: a.cmovg(r14d, edx); break;
+        }
     }
 
     private static void Jcc(Assembler a, int cc, Label l)
