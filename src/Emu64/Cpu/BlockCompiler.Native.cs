@@ -294,8 +294,9 @@ internal sealed unsafe class NativeRegion
             if (b.Bitness != 64) return null;
             for (int k = 0; k < b.Count; k++)
             {
-                var s = ShapeOf(ref b.Insns[k], handler((nint)b.Insns[k].Exec));
-                if (s.Form == Form.None) continue;
+                var mi = handler((nint)b.Insns[k].Exec);
+                var s = ShapeOf(ref b.Insns[k], mi);
+                if (s.Form == Form.None || BlockCompiler.InStackRun(b, k, mi!)) continue;   // as EmitBlock decides: only what is emitted counts
                 set |= Uses(ref b.Insns[k], s, out int w);
                 written |= w;
                 memory |= b.Insns[k].K0 == Opnd.Mem || b.Insns[k].K1 == Opnd.Mem && s.Form != Form.Lea || s.Form is Form.Push or Form.Pop;

@@ -127,6 +127,25 @@ public static unsafe partial class BlockCompiler
     /// How many instructions from <paramref name="k"/> on are PUSH r64 (or POP r64 other than POP RSP), the same handler
     /// as instruction k, at most <see cref="Isa.Stack.MaxRun"/>; 0 if instruction k is neither.
     /// </summary>
+    /// <summary>
+    /// Whether instruction k begins or lies in a run of two or more PUSH r64 or POP r64 (<see cref="StackRunLength"/>): such a run stays
+    /// one call (Stack.PushRun/PopRun, one translation for the run) instead of native forms, and its registers stay out of the region's
+    /// locals. Measured on the toy kernel's system-call loop, whose entry code saves and restores pt_regs in such runs: its regions
+    /// are short and entered four times a system call, and each register in locals is a load at every entry and a store at every exit.
+    /// </summary>
+    internal static bool InStackRun(Block block, int k, MethodInfo mi)
+    {
+        if (mi is null || mi.DeclaringType != typeof(Isa.Stack)) return false;
+        for (int j = k; j >= 0 && j > k - Isa.Stack.MaxRun; j--)
+        {
+            // a run that starts at j and reaches k (runs are cut at MaxRun, as EmitBlock cuts them)
+            if (!Handlers.TryGetValue((nint)block.Insns[j].Exec, out var m) || m != mi) break;
+            int n = StackRunLength(block, j, mi);
+            if (n >= 2 && j + n > k) return true;
+        }
+        return false;
+    }
+
     private static int StackRunLength(Block block, int k, MethodInfo mi)
     {
         if (mi.DeclaringType != typeof(Isa.Stack) || mi.Name is not ("PushR64" or "PopR64")) return 0;
@@ -448,7 +467,7 @@ public static unsafe partial class BlockCompiler
             Handlers.TryGetValue((nint)d.Exec, out var mi);
             var kind = Classify(ref d, mi);
             ulong next = off + d.Length;
-            if (nat != null && nat.TryEmit(ref d, mi, k, off, next, first + k))
+            if (nat != null && !InStackRun(block, k, mi!) && nat.TryEmit(ref d, mi, k, off, next, first + k))
             {
                 off = next;
                 continue;

@@ -257,7 +257,7 @@ public class NativeFormTests
         AssertSameEverywhere(Program, 300_000);
     }
 
-    /// <summary>PUSH and POP of each register: PUSH RSP, POP RSP, across a page end, and into an unmapped page (a fault, RSP unchanged).</summary>
+    /// <summary>PUSH and POP of registers: PUSH RSP, POP RSP, across a page end, and into an unmapped page (a fault, RSP unchanged).</summary>
     [Fact]
     public void Native_push_and_pop_move_rsp_and_memory_as_the_interpreter_does()
     {
@@ -267,12 +267,18 @@ public class NativeFormTests
             a.mov(rcx, 1100);
             a.mov(rsp, Data + 0x2000);
             a.mov(rax, 0x1111);
+            // each PUSH and POP alone (a run of them stays one call, Stack.PushRun/PopRun)
             a.Label(ref top);
             a.push(rax);
+            a.inc(r13);
             a.push(rsp);                             // the value RSP had before the push
+            a.inc(r13);
             a.push(rcx);
+            a.inc(r13);
             a.push(r13);
+            a.inc(r13);
             a.pop(rdx);
+            a.add(rax, rdx);
             a.pop(rbx);
             a.add(rax, rbx);
             a.pop(r8);
