@@ -55,6 +55,8 @@ internal sealed unsafe class NativeRegion
         Setcc, Cmov,
         /// <summary>PUSH r64 and POP r64: a stack access through the same inline path as a load or store.</summary>
         Push, Pop,
+        /// <summary>NOP (any form, PAUSE, ENDBR64, LFENCE: DataMove.Nop's mnemonics): nothing at all.</summary>
+        Nop,
     }
 
     private enum ShiftKind : byte { Shl, Shr, Sar }
@@ -91,6 +93,7 @@ internal sealed unsafe class NativeRegion
             ["Adc"] = new(Form.Carry, Isa.Alu.Op.Adc, 0), ["Sbb"] = new(Form.Carry, Isa.Alu.Op.Sbb, 0),
             ["Setcc"] = new(Form.Setcc, default, 1), ["Cmov"] = new(Form.Cmov, default, 0),
             ["PushR64"] = new(Form.Push, default, 8), ["PopR64"] = new(Form.Pop, default, 8),
+            ["Nop"] = new(Form.Nop, default, 0),
         };
         // the generic two-operand handlers (Alu.Binary) with a memory operand or a byte/word register: Shape.Size from the instruction
         foreach (var op in new[] { Isa.Alu.Op.Add, Isa.Alu.Op.Sub, Isa.Alu.Op.Cmp, Isa.Alu.Op.And, Isa.Alu.Op.Or, Isa.Alu.Op.Xor, Isa.Alu.Op.Test })
@@ -124,10 +127,18 @@ internal sealed unsafe class NativeRegion
                 return gpr0 && d.Size == 1 && d.K1 == Opnd.None ? s : default;
             case Form.Cmov:
                 return gpr0 && gpr1 && d.Size is 4 or 8 && d.Size1 == d.Size && d.K2 == Opnd.None ? s with { Size = d.Size } : default;
+            case Form.Nop:
+                return mi.DeclaringType == typeof(Isa.DataMove) ? s : default;   // (the other classes' Nop may mean something else)
             case Form.StoreImm:
-                // MOV m, imm (the generic MOV: anything else stays a handler)
-                if (d.K0 != Opnd.Mem || d.K1 != Opnd.Imm || d.K2 != Opnd.None || d.Size is not (1 or 2 or 4 or 8) || !PlainMem(ref d)) return default;
-                return s with { Size = d.Size };
+                // the generic MOV: MOV m, imm; MOV m, r8/r16 and MOV r8/r16, m with a low register (the fast forms have the 32/64-bit ones)
+                if (d.K2 != Opnd.None || d.Size is not (1 or 2 or 4 or 8)) return default;
+                if (d.K0 == Opnd.Mem && d.K1 == Opnd.Imm && PlainMem(ref d)) return s with { Size = d.Size };
+                // (a register operand numbered below 16 may be a segment or control register: Iced's kind decides)
+                if (d.K0 == Opnd.Mem && gpr1 && Iced.Intel.RegisterExtensions.IsGPR(d.I.Op1Register) && d.Size is 1 or 2 && d.Size1 == d.Size && PlainMem(ref d))
+                    return new(Form.Store, default, d.Size);
+                if (gpr0 && Iced.Intel.RegisterExtensions.IsGPR(d.I.Op0Register) && d.K1 == Opnd.Mem && d.Size is 1 or 2 && d.Size1 == d.Size && PlainMem(ref d))
+                    return new(Form.Load, default, d.Size);
+                return default;
             case Form.Extend:
                 // MOVZX/MOVSX/MOVSXD into a 32/64-bit register from a low register or memory
                 if (!gpr0 || d.Size is not (4 or 8) || d.Size1 is not (1 or 2 or 4) || d.K2 != Opnd.None) return default;
@@ -163,6 +174,7 @@ internal sealed unsafe class NativeRegion
     {
         int use = 0;
         writes = 0;
+        if (s.Form == Form.Nop) return 0;   // (a NOP's memory operand is never read)
         switch (s.Form)
         {
             case Form.MovRR: use = 1 << d.R0 | 1 << d.R1; writes = 1 << d.R0; break;
@@ -299,7 +311,7 @@ internal sealed unsafe class NativeRegion
                 if (s.Form == Form.None || BlockCompiler.InStackRun(b, k, mi!)) continue;   // as EmitBlock decides: only what is emitted counts
                 set |= Uses(ref b.Insns[k], s, out int w);
                 written |= w;
-                memory |= b.Insns[k].K0 == Opnd.Mem || b.Insns[k].K1 == Opnd.Mem && s.Form != Form.Lea || s.Form is Form.Push or Form.Pop;
+                memory |= (b.Insns[k].K0 == Opnd.Mem || b.Insns[k].K1 == Opnd.Mem && s.Form != Form.Lea) && s.Form != Form.Nop || s.Form is Form.Push or Form.Pop;
             }
         }
         return new NativeRegion(il, set, written, memory, rip0, ret0, mmu, machine, insns, region[0].Phys, retNull);
@@ -616,6 +628,8 @@ internal sealed unsafe class NativeRegion
             case Form.Extend when d.K1 == Opnd.Reg:
                 LoadMasked(d.R1, d.Size1);
                 EmitExtend(ref d, s);
+                break;
+            case Form.Nop:
                 break;
             case Form.Shift:
                 EmitShift(ref d, s);
@@ -1065,6 +1079,15 @@ internal sealed unsafe class NativeRegion
                 il.Emit(OpCodes.Add);
                 StoreReg(Reg.RSP);
                 LoadPtr(8);
+                StoreReg(d.R0);
+                break;
+            case Form.Load when size < 4:
+                // MOV r8/r16, m: the low byte or word of R0 replaced, the rest kept (Cpu.SetReg)
+                LoadReg(d.R0);
+                il.Emit(OpCodes.Ldc_I8, ~(long)Isa.Alu.Mask(size));
+                il.Emit(OpCodes.And);
+                LoadPtr(size);
+                il.Emit(OpCodes.Or);
                 StoreReg(d.R0);
                 break;
             case Form.Load:

@@ -188,6 +188,18 @@ public class NativeFormTests
             a.setl(r12b);
             a.movsx(r8d, __byte_ptr[rsi + 0x20]);
             a.add(r15, r8);
+            // byte and word MOV between a register and memory (the rest of the register kept), NOPs, a segment register store
+            a.mov(__byte_ptr[rsi + 0x30], r9b);
+            a.mov(__word_ptr[rsi + 0x32], r9w);
+            a.mov(__byte_ptr[rsi + 0x34], sil);
+            a.mov(dl, __byte_ptr[rsi + 0x22]);
+            a.mov(r11w, __word_ptr[rsi + 0x20]);
+            a.mov(dil, __byte_ptr[rsi + 0x24]);      // (RDI is the loop's pointer: its low byte replaced ...
+            a.add(r15, rdi);
+            a.lea(rdi, __[rsi + 0x2810]);            // ... and restored: RDI = RSI + 0x2800 + 16 here)
+            a.nop(__dword_ptr[rax + rax]);
+            a.pause();
+            a.mov(__word_ptr[rsi + 0x36], ds);       // Iced says DS: not the GPR numbered like it (RBX)
             a.mov(rbx, Data + 0x1FFC);
             a.mov(__qword_ptr[rbx], rax);            // across the page end: the out-of-line path
             a.mov(r13, __qword_ptr[rbx]);
