@@ -343,6 +343,8 @@ public static unsafe partial class BlockCompiler
         var nat = NativeEnabled ? NativeRegion.For(il, region, HandlerOf, rip0, ret0, el.Mmu, el.Machine, insnsLocal, retNull) : null;
         nat?.Prologue();
         nat?.EmitResumeTest();
+        var exitIndex = nat is null ? null : il.DeclareLocal(typeof(int));
+        var commonExit = il.DefineLabel();
         var starts = new Label[region.Length];
         for (int i = 0; i < region.Length; i++) starts[i] = il.DefineLabel();
         if (region.Length > 1)
@@ -408,8 +410,21 @@ public static unsafe partial class BlockCompiler
             }
             first += b.Count;
             il.MarkLabel(exit);
-            nat?.AtExit();
             il.Emit(OpCodes.Ldc_I4, i);   // an index, not the block: the region argument is dead after the prologue (one register more)
+            if (nat is null) il.Emit(OpCodes.Ret);
+            else
+            {
+                // every exit writes back the same registers (all locals are current at a block's end): one copy of that code, so
+                // that the IL, and the JIT's time, does not grow with blocks times registers
+                il.Emit(OpCodes.Stloc, exitIndex!);
+                il.Emit(OpCodes.Br, commonExit);
+            }
+        }
+        if (nat is not null)
+        {
+            il.MarkLabel(commonExit);
+            nat.AtExit();
+            il.Emit(OpCodes.Ldloc, exitIndex!);
             il.Emit(OpCodes.Ret);
         }
         var resumes = nat?.EmitCold() ?? [];
