@@ -264,6 +264,7 @@ internal sealed unsafe class NativeRegion
     private bool _edgeStale;
 
     private readonly LocalBuilder _insns;
+    private Func<nint, MethodInfo?> _handler = _ => null;
 
     private NativeRegion(ILGenerator il, int set, int written, bool memory, LocalBuilder rip0, LocalBuilder ret0, LocalBuilder mmu,
         LocalBuilder machine, LocalBuilder insns, ulong headPhys, Label retNull)
@@ -314,7 +315,7 @@ internal sealed unsafe class NativeRegion
                 memory |= (b.Insns[k].K0 == Opnd.Mem || b.Insns[k].K1 == Opnd.Mem && s.Form != Form.Lea) && s.Form != Form.Nop || s.Form is Form.Push or Form.Pop;
             }
         }
-        return new NativeRegion(il, set, written, memory, rip0, ret0, mmu, machine, insns, region[0].Phys, retNull);
+        return new NativeRegion(il, set, written, memory, rip0, ret0, mmu, machine, insns, region[0].Phys, retNull) { _handler = handler };
     }
 
     /// <summary>The method's prologue (before it branches to its entry block): every register of the set into its local.</summary>
@@ -452,16 +453,56 @@ internal sealed unsafe class NativeRegion
     /// At a block's end: the pending flags stored and every stale local reloaded (the state of a block start). Returns the flags
     /// that were pending, for a direct branch's condition (<see cref="EmitCondition"/>).
     /// </summary>
-    internal Pending BlockEnd()
+    internal Pending BlockEnd(bool storeFlags = true)
     {
         var f = _flags;
-        StoreFlags();
+        if (storeFlags) StoreFlags();
+        else _flags = default;   // still in their locals: the block's exit stores them (ExitFlags), its successors overwrite them
         for (int r = 0; r < 16; r++)
             if ((_stale >> r & 1) != 0) { LoadCpuReg(r); _il.Emit(OpCodes.Stloc, _reg[r]!); }
         _stale = 0;
         if (_mmuStale) LoadMmuState();
         if (_edgeStale) LoadEdgeState();
         return f;
+    }
+
+    /// <summary>At a block's exit to the run loop, when its end kept the flags pending (<see cref="BlockEnd"/>): stores them.</summary>
+    internal void ExitFlags(Pending f)
+    {
+        _flags = f;
+        StoreFlags();
+        _flags = default;
+    }
+
+    /// <summary>
+    /// Whether block <paramref name="b"/> sets all six status flags natively before anything could read them: before any handler
+    /// (which reads or stores them), native memory access (its out-of-line path spills them, and a fault's frame holds RFLAGS),
+    /// flag reader (INC/DEC and ADC/SBB read CF, SETcc/CMOVcc/Jcc the rest) or the block's end. An edge into such a block need not
+    /// store the flags pending at the end of the block before it.
+    /// </summary>
+    internal bool FlagsDeadAtStart(Block b)
+    {
+        for (int k = 0; k < b.Count; k++)
+        {
+            ref Insn d = ref b.Insns[k];
+            var mi = _handler((nint)d.Exec);
+            var s = ShapeOf(ref d, mi);
+            if (s.Form == Form.None || BlockCompiler.InStackRun(b, k, mi!)) return false;
+            switch (s.Form)
+            {
+                case Form.MovRR or Form.MovRI or Form.Lea or Form.Nop:
+                case Form.Extend when d.K1 == Opnd.Reg:
+                    continue;
+                case Form.Shift when (d.Imm & (s.Size == 8 ? 0x3FUL : 0x1FUL)) == 0:
+                    continue;
+                case Form.Alu or Form.AluImm or Form.Imul or Form.Shift:
+                case Form.AluMem when d.K0 != Opnd.Mem && d.K1 != Opnd.Mem:
+                    return true;
+                default:
+                    return false;
+            }
+        }
+        return false;
     }
 
     /// <summary>At an exit to the run loop from a block's end: every register the region writes, back into cpu.R.</summary>

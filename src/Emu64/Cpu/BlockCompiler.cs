@@ -374,12 +374,17 @@ public static unsafe partial class BlockCompiler
             nat?.BlockStart();
             ulong start = b.Phys - block.Phys;
             var exit = il.DefineLabel();
+            // The flags pending at the block's end stay in their locals when every successor in the region sets them all before
+            // reading them (a loop's ADD ... DEC; JNZ stores nothing per iteration); the exit to the run loop stores them.
+            bool keepFlags = nat != null && plan.Successors[i].Where(x => Array.IndexOf(region, x) >= 0).All(nat.FlagsDeadAtStart);
+            NativeRegion.Pending endFlags = default;
             if (DirectBranch(b, start, block.Phys, out int cc, out ulong fallOff, out ulong takenOff))
             {
                 // The block's last instruction is a near branch whose target lies in the head's page: the method branches itself
                 // (see DirectBranch) instead of calling the handler and then comparing RIP with each successor's start.
                 EmitBlock(il, b, first, start, insnsLocal, rip0, ret0, retNull, b.Count - 1, nat, inline);
-                var flags = nat?.BlockEnd() ?? default;
+                var flags = nat?.BlockEnd(!keepFlags) ?? default;
+                if (keepFlags) endFlags = flags;
                 EmitStore(il, RetiredField, ret0, (ulong)b.Count);
                 var taken = il.DefineLabel();
                 if (cc >= 0)
@@ -400,7 +405,8 @@ public static unsafe partial class BlockCompiler
             else
             {
                 EmitBlock(il, b, first, start, insnsLocal, rip0, ret0, retNull, b.Count, nat, inline);
-                nat?.BlockEnd();
+                var flags = nat?.BlockEnd(!keepFlags) ?? default;
+                if (keepFlags) endFlags = flags;
                 // After the block ran to its end: on to a successor in the region when the run loop would do just that.
                 foreach (var next in plan.Successors[i])
                 {
@@ -410,6 +416,7 @@ public static unsafe partial class BlockCompiler
             }
             first += b.Count;
             il.MarkLabel(exit);
+            if (endFlags.Live) nat!.ExitFlags(endFlags);
             il.Emit(OpCodes.Ldc_I4, i);   // an index, not the block: the region argument is dead after the prologue (one register more)
             if (nat is null) il.Emit(OpCodes.Ret);
             else

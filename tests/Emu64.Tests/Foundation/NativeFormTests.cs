@@ -269,6 +269,30 @@ public class NativeFormTests
         AssertSameEverywhere(Program, 300_000);
     }
 
+    /// <summary>
+    /// A loop whose edge keeps the flags pending only where the next block sets them all first: here the block starts with a load,
+    /// which may fault, so the flags of the DEC before the edge must be in RFLAGS when the load faults.
+    /// </summary>
+    [Fact]
+    public void Flags_pending_at_an_edge_are_in_rflags_when_the_next_blocks_first_load_faults()
+    {
+        void Program(Assembler a)
+        {
+            var top = a.CreateLabel();
+            a.mov(rdi, Data + 0x3000 - 0x100 * 40);   // the 41st load is past the mapped data: a page fault
+            a.mov(ecx, 1000);
+            a.mov(r9, 0x7FFFFFFFFFFFFFF0UL);
+            a.Label(ref top);
+            a.mov(r8, __qword_ptr[rdi]);
+            a.add(r9, 3);                             // OF, SF, AF and PF change as r9 passes 2^63
+            a.add(rdi, 0x100);
+            a.dec(ecx);
+            a.jnz(top);
+            a.hlt();
+        }
+        AssertSameEverywhere(Program, 100_000, s => Assert.Equal(Data + 0x3000, s.Cr2));
+    }
+
     /// <summary>PUSH and POP of registers: PUSH RSP, POP RSP, across a page end, and into an unmapped page (a fault, RSP unchanged).</summary>
     [Fact]
     public void Native_push_and_pop_move_rsp_and_memory_as_the_interpreter_does()
