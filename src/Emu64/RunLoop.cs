@@ -306,6 +306,9 @@ public sealed unsafe partial class Machine
                 if (last < 0) { cc.ExitEarly++; return; }
                 block = block.Region![last];
                 if (!block.Chainable) { cc.ExitUnchainable++; return; }
+                // The region may have run on past a SYSCALL or SYSRET (a resync inside it) and returned at another block: the next
+                // fetch is at the privilege level the CPU has now (the mode cannot have changed: that ends the block).
+                fetch = cpu.Cpl == 3 ? Access.Fetch | Access.User : Access.Fetch;
             }
             else
             {
@@ -356,6 +359,36 @@ public sealed unsafe partial class Machine
         }
         }
         finally { InChain = false; if (mmu._fetchSlot >= 0) mmu.FlushFetch(); }
+    }
+
+    /// <summary>
+    /// A compiled region's edge into a block of another code page (BlockCompiler's Edges.EmitPage), after a block ran to its end
+    /// with RIP at <paramref name="next"/>'s start or not: what <see cref="RunChain"/> does at that boundary when it would go on to
+    /// <paramref name="next"/>, and true; or nothing at all, and false, where it would do anything else — then the region returns and
+    /// the chain does it (so nothing may change before the last test). The tests, in RunChain's order: the stop (the whole next block
+    /// must fit, as for any compiled edge), <see cref="ChainMustLeave"/>, and the fetch (never after a resync: TF, the privilege level
+    /// and the mode are what they were when the chain last read them): the same code page again through the armed entry (one more
+    /// pending hit), or a new page whose translation the fast
+    /// cache holds (<see cref="Mmu.Mmu.ArmFetchHit"/>: counted and armed as <see cref="Mmu.Mmu.TranslateAndArm"/> counts and arms it);
+    /// either must give <paramref name="next"/>'s physical address, and the block must still be valid (its page may have been
+    /// written since the region was entered: within a region a store into code ends the block, but not between entries). A
+    /// non-canonical RIP matches no armed page and no fast entry, so the chain raises its #GP. Kept small and out of line: it runs
+    /// once per page change, where the chain ran a loop iteration and entered another region.
+    /// </summary>
+    internal static bool EnterPage(Cpu.Cpu cpu, Block next, ulong stopRetired)
+    {
+        var m = cpu.Machine;
+        if (cpu.Retired + (ulong)next.Count > stopRetired || m.ChainMustLeave() || !next.Valid) return false;
+        ulong la = cpu.Rip;
+        var mmu = cpu.Mmu;
+        if (mmu._fetchSlot >= 0 && (la >> 12) == mmu._fetchPage)
+        {
+            if ((mmu._fetchFrame | (la & 0xFFF)) != next.Phys) return false;
+            mmu._fetchPending++;
+        }
+        else if (!mmu.ArmFetchHit(la, cpu.Cpl == 3 ? Access.Fetch | Access.User : Access.Fetch, next.Phys)) return false;
+        cpu.InsnRip = la;
+        return true;
     }
 
     /// <summary>True while <see cref="RunChain"/> runs: the only time the fetch entry may be armed (<see cref="ResyncFetch"/>).</summary>

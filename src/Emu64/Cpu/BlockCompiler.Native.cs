@@ -33,7 +33,6 @@ namespace Emu64.Cpu;
 /// </summary>
 internal sealed unsafe class NativeRegion
 {
-    private static readonly MethodInfo GprMethod = typeof(Cpu).GetMethod(nameof(Cpu.Gpr))!;
     private static readonly FieldInfo CfField = typeof(Cpu).GetField(nameof(Cpu._cf), BindingFlags.Instance | BindingFlags.NonPublic)!;
     private static readonly FieldInfo LazyOpField = typeof(Cpu).GetField(nameof(Cpu._lazyOp), BindingFlags.Instance | BindingFlags.NonPublic)!;
     private static readonly FieldInfo LazySizeField = typeof(Cpu).GetField(nameof(Cpu._lazySize), BindingFlags.Instance | BindingFlags.NonPublic)!;
@@ -262,6 +261,8 @@ internal sealed unsafe class NativeRegion
     private readonly LocalBuilder _lim, _machine;
     private readonly ulong _headPhys;
     private bool _edgeStale;
+    /// <summary>The block being emitted: its offset from the head (rip0 plus it is its RIP) and its page's frame (<see cref="BlockStart"/>).</summary>
+    private ulong _pageStart, _pageFrame;
 
     private readonly LocalBuilder _insns;
     private Func<nint, MethodInfo?> _handler = _ => null;
@@ -272,6 +273,7 @@ internal sealed unsafe class NativeRegion
         _insns = insns;
         _machine = machine;
         _headPhys = headPhys;
+        _pageFrame = headPhys & ~0xFFFUL;
         _lim = il.DeclareLocal(typeof(ulong));
         if (memory)
         {
@@ -326,22 +328,23 @@ internal sealed unsafe class NativeRegion
         _stale = _dirty = 0;
         _flags = default;
         LoadMmuState();
-        LoadEdgeState();
+        // For the page of RIP now (rip0 is RIP here) and the head's frame: an entry at a block of another frame, or a resume point in
+        // one, finds it unarmed (0: the edges take the exact tests) until an entry stub or an edge loads it for its own page.
+        LoadEdgeState(0, _headPhys & ~0xFFFUL);
     }
 
-    /// <summary>The edges' local (<see cref="_lim"/>) from the machine and the MMU now.</summary>
-    private void LoadEdgeState()
+    /// <summary>
+    /// The edges' local (<see cref="_lim"/>) from the machine and the MMU now, for the block at <paramref name="pageStart"/> from the
+    /// head in frame <paramref name="frame"/>.
+    /// </summary>
+    private void LoadEdgeState(ulong pageStart, ulong frame)
     {
         _edgeStale = false;
         var il = _il;
         var unarmed = il.DefineLabel();
         var done = il.DefineLabel();
-        EmitFetchArmed();
-        il.Emit(OpCodes.Brfalse, unarmed);
-        il.Emit(OpCodes.Ldloc, _machine);
-        il.Emit(OpCodes.Ldarg_2);
-        il.Emit(OpCodes.Call, typeof(Native).GetMethod(nameof(Native.EdgeLimit))!);
-        il.Emit(OpCodes.Stloc, _lim);
+        EmitUnlessArmed(pageStart, frame, unarmed);
+        EmitEdgeLimit();
         il.Emit(OpCodes.Br, done);
         il.MarkLabel(unarmed);
         il.Emit(OpCodes.Ldc_I8, 0L);
@@ -349,13 +352,84 @@ internal sealed unsafe class NativeRegion
         il.MarkLabel(done);
     }
 
-    private void EmitFetchArmed()
+    // The edges' reads of the machine and the MMU are IL field loads, not calls of Native's helpers: every call the JIT inlines spends
+    // its inlining budget and adds its temporaries, and a region of a hundred instructions across pages ran out of both (docs/PERFORMANCE.md,
+    // "Regions across code pages"): the handlers' PUSH/POP runs and the register accessors were then called instead of inlined.
+    private static readonly FieldInfo NextEventAtField = typeof(Machine).GetField(nameof(Machine.NextEventAt))!;
+    private static readonly FieldInfo IdleField = typeof(Machine).GetField("_idle", BindingFlags.Instance | BindingFlags.NonPublic)!;
+    private static readonly FieldInfo FetchSlotField = typeof(Mmu.Mmu).GetField(nameof(Mmu.Mmu._fetchSlot), BindingFlags.Instance | BindingFlags.NonPublic)!;
+    private static readonly FieldInfo FetchPageField = typeof(Mmu.Mmu).GetField(nameof(Mmu.Mmu._fetchPage), BindingFlags.Instance | BindingFlags.NonPublic)!;
+    private static readonly FieldInfo FetchFrameField = typeof(Mmu.Mmu).GetField(nameof(Mmu.Mmu._fetchFrame), BindingFlags.Instance | BindingFlags.NonPublic)!;
+
+    /// <summary>_lim = <see cref="Native.EdgeLimit"/>(machine, stopRetired): min(stopRetired + 1 (unless the largest value), NextEventAt - idle (0 below idle)).</summary>
+    private void EmitEdgeLimit()
     {
-        _il.Emit(OpCodes.Ldloc, _mmu);
-        _il.Emit(OpCodes.Ldloc, _rip0);
-        _il.Emit(OpCodes.Ldc_I8, (long)(_headPhys & ~0xFFFUL));
-        _il.Emit(OpCodes.Call, typeof(Native).GetMethod(nameof(Native.FetchArmed))!);
+        var il = _il;
+        var positive = il.DefineLabel();
+        var done = il.DefineLabel();
+        // lim = NextEventAt >= idle ? NextEventAt - idle : 0   (Native.EventAt)
+        il.Emit(OpCodes.Ldloc, _machine);
+        il.Emit(OpCodes.Ldfld, NextEventAtField);
+        il.Emit(OpCodes.Ldloc, _machine);
+        il.Emit(OpCodes.Ldfld, IdleField);
+        il.Emit(OpCodes.Sub);
+        il.Emit(OpCodes.Stloc, _lim);
+        il.Emit(OpCodes.Ldloc, _machine);
+        il.Emit(OpCodes.Ldfld, NextEventAtField);
+        il.Emit(OpCodes.Ldloc, _machine);
+        il.Emit(OpCodes.Ldfld, IdleField);
+        il.Emit(OpCodes.Bge_Un, positive);
+        il.Emit(OpCodes.Ldc_I8, 0L);
+        il.Emit(OpCodes.Stloc, _lim);
+        il.MarkLabel(positive);
+        // if (stopRetired != ulong.MaxValue && stopRetired + 1 < lim) lim = stopRetired + 1
+        il.Emit(OpCodes.Ldarg_2);
+        il.Emit(OpCodes.Ldc_I8, -1L);
+        il.Emit(OpCodes.Beq, done);
+        il.Emit(OpCodes.Ldarg_2);
+        il.Emit(OpCodes.Ldc_I8, 1L);
+        il.Emit(OpCodes.Add);
+        il.Emit(OpCodes.Ldloc, _lim);
+        il.Emit(OpCodes.Bge_Un, done);
+        il.Emit(OpCodes.Ldarg_2);
+        il.Emit(OpCodes.Ldc_I8, 1L);
+        il.Emit(OpCodes.Add);
+        il.Emit(OpCodes.Stloc, _lim);
+        il.MarkLabel(done);
     }
+
+    /// <summary>
+    /// Goes to <paramref name="unarmed"/> unless the fetch entry is armed for the page of the block at <paramref name="pageStart"/> from the
+    /// head, mapped to <paramref name="frame"/> (<see cref="Native.FetchArmed"/>).
+    /// </summary>
+    private void EmitUnlessArmed(ulong pageStart, ulong frame, Label unarmed)
+    {
+        var il = _il;
+        il.Emit(OpCodes.Ldloc, _mmu);
+        il.Emit(OpCodes.Ldfld, FetchSlotField);
+        il.Emit(OpCodes.Ldc_I4_0);
+        il.Emit(OpCodes.Blt, unarmed);
+        il.Emit(OpCodes.Ldloc, _mmu);
+        il.Emit(OpCodes.Ldfld, FetchPageField);
+        il.Emit(OpCodes.Ldloc, _rip0);
+        if (pageStart != 0) { il.Emit(OpCodes.Ldc_I8, (long)pageStart); il.Emit(OpCodes.Add); }
+        il.Emit(OpCodes.Ldc_I4, 12);
+        il.Emit(OpCodes.Shr_Un);
+        il.Emit(OpCodes.Bne_Un, unarmed);
+        il.Emit(OpCodes.Ldloc, _mmu);
+        il.Emit(OpCodes.Ldfld, FetchFrameField);
+        il.Emit(OpCodes.Ldc_I8, (long)frame);
+        il.Emit(OpCodes.Bne_Un, unarmed);
+    }
+
+    /// <summary>The method entered at a block in another frame than the head's (its entry stub, rip0 set): the edges' local for its page.</summary>
+    internal void EnterAt(ulong pageStart, ulong frame) => LoadEdgeState(pageStart, frame);
+
+    /// <summary>
+    /// After an edge into another page (BlockCompiler's Edges.EmitPage): Machine.EnterPage armed the fetch entry for the new page and
+    /// the block's frame, so the edges' local is the limit itself.
+    /// </summary>
+    internal void PageEntered() => EmitEdgeLimit();
 
     /// <summary>
     /// An edge's test of the run loop's conditions, for a block of <paramref name="count"/> instructions ending before
@@ -364,7 +438,13 @@ internal sealed unsafe class NativeRegion
     /// stop, the next event and the armed fetch: it never passes where one of those would exit (see <see cref="Native.EdgeLimit"/>);
     /// where it does not pass, the exact tests run out of line and may come back.
     /// </summary>
-    internal void EmitEdgeTest(ulong count, ulong nextCount, Label exit)
+    internal void EmitEdgeTest(ulong count, ulong nextCount, Label exit) => EmitEdgeTest(count, nextCount, exit, _pageStart, _pageFrame);
+
+    /// <summary>
+    /// <see cref="EmitEdgeTest(ulong, ulong, Label)"/> for an edge into the page of the block at <paramref name="pageStart"/> from the
+    /// head in <paramref name="frame"/> (after <see cref="EnterAt"/> loaded the edges' local for it).
+    /// </summary>
+    internal void EmitEdgeTest(ulong count, ulong nextCount, Label exit, ulong pageStart, ulong frame)
     {
         var il = _il;
         var closer = il.DefineLabel();
@@ -387,15 +467,17 @@ internal sealed unsafe class NativeRegion
         {
             il.MarkLabel(closer);
             BlockCompiler.EmitStopTest(il, _ret0, count + nextCount, exit);
-            // if (ret0 + count >= NextEventAt - idle) exit   (Retired + idle >= NextEventAt)
+            // if (ret0 + count + idle >= NextEventAt) exit   (Machine.ChainMustLeave: Retired + idle >= NextEventAt)
             il.Emit(OpCodes.Ldloc, _ret0);
             il.Emit(OpCodes.Ldc_I8, (long)count);
             il.Emit(OpCodes.Add);
             il.Emit(OpCodes.Ldloc, _machine);
-            il.Emit(OpCodes.Call, typeof(Native).GetMethod(nameof(Native.EventAt))!);
+            il.Emit(OpCodes.Ldfld, IdleField);
+            il.Emit(OpCodes.Add);
+            il.Emit(OpCodes.Ldloc, _machine);
+            il.Emit(OpCodes.Ldfld, NextEventAtField);
             il.Emit(OpCodes.Bge_Un, exit);
-            EmitFetchArmed();
-            il.Emit(OpCodes.Brfalse, exit);
+            EmitUnlessArmed(pageStart, frame, exit);
             il.Emit(OpCodes.Br, back);
         });
     }
@@ -424,9 +506,14 @@ internal sealed unsafe class NativeRegion
         _il.Emit(OpCodes.Stloc, into);
     }
 
-    /// <summary>At a block's start (reached from the prologue or an edge): the locals hold every register, and may be newer than cpu.R.</summary>
-    internal void BlockStart()
+    /// <summary>
+    /// At a block's start (reached from the prologue or an edge), <paramref name="pageStart"/> bytes from the head in frame
+    /// <paramref name="frame"/>: the locals hold every register, and may be newer than cpu.R.
+    /// </summary>
+    internal void BlockStart(ulong pageStart, ulong frame)
     {
+        _pageStart = pageStart;
+        _pageFrame = frame;
         _stale = 0;
         _dirty = _written;
         _flags = default;
@@ -462,7 +549,7 @@ internal sealed unsafe class NativeRegion
             if ((_stale >> r & 1) != 0) { LoadCpuReg(r); _il.Emit(OpCodes.Stloc, _reg[r]!); }
         _stale = 0;
         if (_mmuStale) LoadMmuState();
-        if (_edgeStale) LoadEdgeState();
+        if (_edgeStale) LoadEdgeState(_pageStart, _pageFrame);
         return f;
     }
 
@@ -1285,10 +1372,24 @@ internal sealed unsafe class NativeRegion
 
     private void LoadCpuReg(int r)
     {
-        _il.Emit(OpCodes.Ldarg_1);
-        _il.Emit(OpCodes.Ldc_I4, r);
-        _il.Emit(OpCodes.Call, GprMethod);
+        EmitGpr(r);
         _il.Emit(OpCodes.Ldind_I8);
+    }
+
+    private static readonly FieldInfo GprFileField = typeof(Cpu).GetField(nameof(Cpu.R))!;
+    private static readonly FieldInfo GprElementField = typeof(GprFile).GetField("_e", BindingFlags.Instance | BindingFlags.NonPublic)!;
+
+    /// <summary>
+    /// Pushes <c>ref cpu.R[r]</c> (<see cref="Cpu.Gpr"/>) as field addresses, not a call: a region makes hundreds of these (every
+    /// write-back and reload around a handler), and each call the JIT inlines spends its inlining budget, which a region of a hundred
+    /// instructions exhausted (docs/PERFORMANCE.md, "Regions across code pages").
+    /// </summary>
+    private void EmitGpr(int r)
+    {
+        _il.Emit(OpCodes.Ldarg_1);
+        _il.Emit(OpCodes.Ldflda, GprFileField);
+        _il.Emit(OpCodes.Ldflda, GprElementField);
+        if (r != 0) { _il.Emit(OpCodes.Ldc_I4, 8 * r); _il.Emit(OpCodes.Add); }
     }
 
     /// <summary>Pushes register r's value (from its local, reloaded first if a handler ran since).</summary>
@@ -1321,9 +1422,7 @@ internal sealed unsafe class NativeRegion
         for (int r = 0; r < 16; r++)
         {
             if ((mask >> r & 1) == 0 || _reg[r] == null) continue;
-            _il.Emit(OpCodes.Ldarg_1);
-            _il.Emit(OpCodes.Ldc_I4, r);
-            _il.Emit(OpCodes.Call, GprMethod);
+            EmitGpr(r);
             _il.Emit(OpCodes.Ldloc, _reg[r]!);
             _il.Emit(OpCodes.Stind_I8);
         }
@@ -1407,7 +1506,8 @@ internal static unsafe class Native
     /// <summary>
     /// The retired count from which a compiled edge tests the stop and the next event exactly (NativeRegion.EmitEdgeTest):
     /// min(stopRetired + 1, <see cref="EventAt"/>). An edge whose <c>ret0 + count + nextCount</c> is below it has the whole next block
-    /// before the stop (<c>&lt;= stopRetired</c>) and no event due at its end (<c>ret0 + count &lt; EventAt</c>).
+    /// before the stop (<c>&lt;= stopRetired</c>) and no event due at its end (<c>ret0 + count &lt; EventAt</c>). The regions emit it as IL
+    /// field loads (NativeRegion.EmitEdgeLimit; also <see cref="EventAt"/> and <see cref="FetchArmed"/>): these are the definitions.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ulong EdgeLimit(Machine m, ulong stopRetired)

@@ -5,12 +5,14 @@ using System.Runtime.CompilerServices;
 namespace Emu64.Cpu;
 
 /// <summary>
-/// A hot block compiled to one .NET method with the blocks the chain runs after it in its page (its region), entered at
+/// A hot block compiled to one .NET method with the blocks the chain runs after it in its page (its region; with
+/// <see cref="BlockCompiler.CrossPage"/> in other pages too), entered at
 /// any of them (<paramref name="entry"/>: the block's index in <see cref="Block.Region"/>, <see cref="Block.Entry"/>): each
 /// block's handlers called one after another with direct calls (which the JIT may inline), instead of the
 /// interpreter's loop of indirect calls. It goes on from one block of the region to the next while the run loop
 /// would do nothing else at that boundary (no event due, no interrupt, a whole block left before
-/// <paramref name="stopRetired"/>, a same-page fetch). Returns the index in <see cref="Block.Region"/> of the block
+/// <paramref name="stopRetired"/>, a same-page fetch, or a translation of another page that the chain would have made and that
+/// gives the next block's frame). Returns the index in <see cref="Block.Region"/> of the block
 /// that ran last, or -1 where <c>RunInsns</c> returns false (an instruction ended its block early).
 /// </summary>
 public delegate int BlockCode(Cpu cpu, ulong stopRetired, int entry);
@@ -19,6 +21,8 @@ public delegate int BlockCode(Cpu cpu, ulong stopRetired, int entry);
 internal sealed class CompiledRegion(Block[] blocks)
 {
     public readonly Insn[] Insns = blocks.SelectMany(b => b.Insns.Take(b.Count)).ToArray();
+    /// <summary>The region's blocks (an edge into another page checks that the block there is still valid: Machine.EnterPage).</summary>
+    public readonly Block[] Blocks = blocks;
     /// <summary>For each resume point of the method (<see cref="BlockCompiler.ResumeBase"/>), the index in <see cref="Insns"/> of the instruction to run.</summary>
     public int[] Resumes = [];
 }
@@ -198,12 +202,28 @@ public static unsafe partial class BlockCompiler
     public const int MaxRegionBlocks = 8, MaxRegionInsns = 128;
 
     /// <summary>
+    /// Blocks in one region at most when regions cross pages (<see cref="CrossPage"/>): the toy kernel's system-call round trip is 15
+    /// blocks and 103 instructions in four pages.
+    /// </summary>
+    public const int MaxCrossPageRegionBlocks = 16;
+
+    /// <summary>
+    /// Whether a region may hold blocks of other code pages than its head's (<see cref="Region"/>; an edge into another page does
+    /// the chain's fetch itself, <see cref="Edges.EmitPage"/>). Off by default: measured, the regions it makes ran no faster than
+    /// the chain going from region to region (docs/PERFORMANCE.md, "Regions across code pages"); EMU64_CROSSPAGE=1 turns it on
+    /// (the counters and the guest's results are the same either way).
+    /// </summary>
+    public static bool CrossPage = Environment.GetEnvironmentVariable("EMU64_CROSSPAGE") == "1";
+
+    /// <summary>
     /// The region compiled for <paramref name="head"/>: the head, then every block reachable from it through the links
-    /// the chain recorded (<see cref="Successors"/>) that lies in the head's physical page and mode and has run at least half
-    /// as many times as the head (the compile threshold's worth: cold paths stay out, and with them JIT time), breadth first, up to
-    /// <see cref="MaxRegionBlocks"/> and <see cref="MaxRegionInsns"/>. Only in 64-bit mode. A block that ends at a resync (a CR3
-    /// write) may go on to the next block of its page: the instruction armed the fetch entry for the new PCID (Machine.ResyncFetch),
-    /// and the edge goes on only when that entry maps the page to the region's frame.
+    /// the chain recorded (<see cref="Successors"/>) in the head's mode, in any code page (in the head's page only without
+    /// <see cref="CrossPage"/>), that has run at least half as many times as the head (the compile threshold's worth: cold paths
+    /// stay out, and with them JIT time), breadth first, up to <see cref="MaxRegionBlocks"/> (<see cref="MaxCrossPageRegionBlocks"/>)
+    /// and <see cref="MaxRegionInsns"/>.
+    /// Only in 64-bit mode. A block that ends at a resync (a CR3 write, SYSCALL, SYSRET) may go on to the next block: the
+    /// instruction armed the fetch entry for the new PCID and privilege level (Machine.ResyncFetch), and the edge goes on only
+    /// when that entry maps the next block's page to its frame.
     /// </summary>
     internal static List<Block> Region(Block head)
     {
@@ -215,7 +235,7 @@ public static unsafe partial class BlockCompiler
             foreach (var next in Successors(region[i], head))
             {
                 if (region.Contains(next) || next.Heat < minHeat) continue;
-                if (region.Count == MaxRegionBlocks || insns + next.Count > MaxRegionInsns) return region;
+                if (region.Count == (CrossPage ? MaxCrossPageRegionBlocks : MaxRegionBlocks) || insns + next.Count > MaxRegionInsns) return region;
                 region.Add(next);
                 insns += next.Count;
             }
@@ -233,9 +253,12 @@ public static unsafe partial class BlockCompiler
         bool selfLoop = b == head && BranchesToItsStart(b);
         if (selfLoop) yield return head;
         foreach (var y in new[] { b.Next0, b.Next1 })
-            if (y != null && y.Valid && !(selfLoop && y == head) && (y.Phys & ~0xFFFUL) == (head.Phys & ~0xFFFUL) && y.Bitness == head.Bitness)
+            if (y != null && y.Valid && !(selfLoop && y == head) && y.Bitness == head.Bitness && (CrossPage || SameFrame(y, b)))
                 yield return y;
     }
+
+    /// <summary>Whether two blocks lie in one physical page (then one fetch entry, armed for it, serves both).</summary>
+    private static bool SameFrame(Block a, Block b) => (a.Phys & ~0xFFFUL) == (b.Phys & ~0xFFFUL);
 
     /// <summary>A block whose last instruction is a near jump (conditional or not) with its own first byte as the target.</summary>
     private static bool BranchesToItsStart(Block block)
@@ -362,6 +385,8 @@ public static unsafe partial class BlockCompiler
                 il.Emit(OpCodes.Ldc_I8, (long)(region[i].Phys - block.Phys));
                 il.Emit(OpCodes.Sub);
                 il.Emit(OpCodes.Stloc, rip0);
+                // the prologue's view of the armed fetch entry was for the head's frame: this block's page has its own
+                if (!SameFrame(region[i], block)) nat?.EnterAt(region[i].Phys - block.Phys, region[i].Phys & ~0xFFFUL);
                 il.Emit(OpCodes.Br, starts[i]);
             }
             il.MarkLabel(entries[0]);
@@ -371,16 +396,17 @@ public static unsafe partial class BlockCompiler
         {
             var b = region[i];
             il.MarkLabel(starts[i]);
-            nat?.BlockStart();
             ulong start = b.Phys - block.Phys;
+            nat?.BlockStart(start, b.Phys & ~0xFFFUL);
             var exit = il.DefineLabel();
             // The flags pending at the block's end stay in their locals when every successor in the region sets them all before
             // reading them (a loop's ADD ... DEC; JNZ stores nothing per iteration); the exit to the run loop stores them.
             bool keepFlags = nat != null && plan.Successors[i].Where(x => Array.IndexOf(region, x) >= 0).All(nat.FlagsDeadAtStart);
             NativeRegion.Pending endFlags = default;
-            if (DirectBranch(b, start, block.Phys, out int cc, out ulong fallOff, out ulong takenOff))
+            var edges = new Edges(il, region, plan.Successors[i], b, block.Phys, rip0, ret0, el, starts, exit, nat);
+            if (DirectBranch(b, start, out int cc, out ulong fallOff, out ulong takenOff))
             {
-                // The block's last instruction is a near branch whose target lies in the head's page: the method branches itself
+                // The block's last instruction is a near branch whose target lies in its own page: the method branches itself
                 // (see DirectBranch) instead of calling the handler and then comparing RIP with each successor's start.
                 EmitBlock(il, b, first, start, insnsLocal, rip0, ret0, retNull, b.Count - 1, nat, inline);
                 var flags = nat?.BlockEnd(!keepFlags) ?? default;
@@ -397,22 +423,20 @@ public static unsafe partial class BlockCompiler
                         il.Emit(OpCodes.Call, ConditionMethod);
                     }
                     il.Emit(OpCodes.Brtrue, taken);
-                    EmitKnownEdge(il, region, plan.Successors[i], fallOff, block.Phys, (ulong)b.Count, rip0, ret0, el, starts, exit, nat);
+                    edges.EmitKnown(fallOff);
                 }
                 il.MarkLabel(taken);
-                EmitKnownEdge(il, region, plan.Successors[i], takenOff, block.Phys, (ulong)b.Count, rip0, ret0, el, starts, exit, nat);
+                edges.EmitKnown(takenOff);
             }
             else
             {
                 EmitBlock(il, b, first, start, insnsLocal, rip0, ret0, retNull, b.Count, nat, inline);
                 var flags = nat?.BlockEnd(!keepFlags) ?? default;
                 if (keepFlags) endFlags = flags;
-                // After the block ran to its end: on to a successor in the region when the run loop would do just that.
-                foreach (var next in plan.Successors[i])
-                {
-                    int j = Array.IndexOf(region, next);
-                    if (j >= 0) EmitEdge(il, next, next.Phys - block.Phys, (ulong)b.Count, block.Phys, rip0, ret0, el, starts[j], exit, nat);
-                }
+                // After the block ran to its end: on to a successor in the region when the run loop would do just that (those in
+                // the block's page first: their test is the cheaper one).
+                foreach (var next in plan.Successors[i].OrderBy(n => SameFrame(n, b) ? 0 : 1))
+                    if (Array.IndexOf(region, next) >= 0) edges.Emit(next);
             }
             first += b.Count;
             il.MarkLabel(exit);
@@ -569,43 +593,25 @@ public static unsafe partial class BlockCompiler
 
     /// <summary>
     /// Whether <paramref name="b"/> (at <paramref name="start"/> bytes from the head) ends at a 64-bit fast Jcc or JMP rel32 whose
-    /// taken target lies in the head's page; then the offsets from the head's RIP of the fall-through and the target, and the
-    /// condition code (-1: JMP). Such a branch cannot fault (a target in the page of RIP is canonical) and reads nothing but the
-    /// status flags and RIP, so the method can evaluate the condition and set RIP to a constant offset itself.
+    /// taken target lies in <paramref name="b"/>'s own page; then the offsets from the head's RIP of the fall-through and the target,
+    /// and the condition code (-1: JMP). Such a branch cannot fault (a target in the page of RIP is canonical) and reads nothing but
+    /// the status flags and RIP, so the method can evaluate the condition and set RIP to a constant offset itself. (The offsets are
+    /// from the head's RIP as the method holds it, rip0, which makes the running block's offset its linear address: see
+    /// <see cref="Edges.EmitPage"/>.)
     /// </summary>
-    internal static bool DirectBranch(Block b, ulong start, ulong headPhys, out int cc, out ulong fallOff, out ulong takenOff)
+    internal static bool DirectBranch(Block b, ulong start, out int cc, out ulong fallOff, out ulong takenOff)
     {
         cc = -2; fallOff = takenOff = 0;
         if (b.Bitness != 64) return false;
         ref Insn last = ref b.Insns[b.Count - 1];
         if (!Handlers.TryGetValue((nint)last.Exec, out var mi) || !DirectBranchHandlers.TryGetValue(mi, out cc)) return false;
-        ulong end = start;
-        for (int k = 0; k < b.Count; k++) end += b.Insns[k].Length;
-        long target = (long)(headPhys & 0xFFF) + (long)end + (long)last.Imm;   // the target's offset in the head's page
+        ulong bytes = 0;
+        for (int k = 0; k < b.Count; k++) bytes += b.Insns[k].Length;
+        long target = (long)(b.Phys & 0xFFF) + (long)bytes + (long)last.Imm;   // the target's offset in the block's page
         if (target < 0 || target >= 0x1000) return false;
-        fallOff = end;
-        takenOff = end + last.Imm;
+        fallOff = start + bytes;
+        takenOff = fallOff + last.Imm;
         return true;
-    }
-
-    /// <summary>
-    /// RIP = rip0 + <paramref name="off"/>; then, if a region block starts there and may follow this one, the edge to it (as
-    /// <see cref="EmitEdge"/> without the RIP test: RIP is known), else the exit to the run loop.
-    /// </summary>
-    private static void EmitKnownEdge(ILGenerator il, Block[] region, Block[] successors, ulong off, ulong headPhys, ulong count,
-        LocalBuilder rip0, LocalBuilder ret0, EdgeLocals el, Label[] starts, Label exit, NativeRegion? nat)
-    {
-        EmitStore(il, RipField, rip0, off);
-        foreach (var next in successors)
-        {
-            int j = Array.IndexOf(region, next);
-            if (j >= 0 && next.Phys - headPhys == off)
-            {
-                EmitEdgeChecks(il, next, off, count, headPhys, rip0, ret0, el, starts[j], exit, nat);
-                return;
-            }
-        }
-        il.Emit(OpCodes.Br, exit);
     }
 
     /// <summary>cpu.field = local + c.</summary>
@@ -617,46 +623,222 @@ public static unsafe partial class BlockCompiler
         il.Emit(OpCodes.Stfld, field);
     }
 
-    /// <summary>
-    /// After a block of <paramref name="count"/> instructions ran to its end: if RIP is <paramref name="next"/>'s start and the
-    /// run loop would do nothing but fetch it (<see cref="Machine.ChainMustLeave"/> false, the whole block left before the
-    /// stop, the page armed for same-page fetches and mapped to the head's frame), the fetch is counted as the run loop
-    /// counts a same-page fetch and <paramref name="next"/> runs. Otherwise this falls through to the next candidate,
-    /// or jumps to <paramref name="exit"/> (the run loop does the rest).
-    /// </summary>
-    private static void EmitEdge(ILGenerator il, Block next, ulong start, ulong count, ulong headPhys, LocalBuilder rip0, LocalBuilder ret0,
-        EdgeLocals el, Label target, Label exit, NativeRegion? nat)
-    {
-        var notThis = il.DefineLabel();
-        // if (cpu.Rip != rip0 + start) goto notThis;
-        il.Emit(OpCodes.Ldarg_1);
-        il.Emit(OpCodes.Ldfld, RipField);
-        il.Emit(OpCodes.Ldloc, rip0);
-        AddConstant(il, start);
-        il.Emit(OpCodes.Bne_Un, notThis);
-        EmitEdgeChecks(il, next, start, count, headPhys, rip0, ret0, el, target, exit, nat);
-        il.MarkLabel(notThis);
-    }
+    private static readonly FieldInfo RegionBlocksField = typeof(CompiledRegion).GetField(nameof(CompiledRegion.Blocks))!;
+    private static readonly MethodInfo EnterPageMethod = typeof(Machine).GetMethod(nameof(Machine.EnterPage), BindingFlags.Static | BindingFlags.NonPublic)!;
+    private static readonly FieldInfo BlockValidField = typeof(Block).GetField(nameof(Block.Valid))!;
 
-    /// <summary>The edge once RIP is <paramref name="next"/>'s start: the run loop's tests, the same-page fetch, then on to it.</summary>
-    private static void EmitEdgeChecks(ILGenerator il, Block next, ulong start, ulong count, ulong headPhys, LocalBuilder rip0, LocalBuilder ret0,
-        EdgeLocals el, Label target, Label exit, NativeRegion? nat)
+    /// <summary>
+    /// The edges after one block of a region (<see cref="From"/>), to its successors in the region: what the run loop does at that
+    /// boundary, emitted so that the method goes on to the successor itself whenever the run loop would do nothing but fetch it.
+    /// A successor in <see cref="From"/>'s page is a same-page fetch through the armed entry (<see cref="EmitChecks"/>); one in
+    /// another page is the run loop's translation of the new page (<see cref="EmitPage"/>).
+    /// </summary>
+    private sealed record Edges(ILGenerator Il, Block[] Region, Block[] Successors, Block From, ulong HeadPhys, LocalBuilder Rip0,
+        LocalBuilder Ret0, EdgeLocals El, Label[] Starts, Label Exit, NativeRegion? Nat)
     {
-        if (nat != null) nat.EmitEdgeTest(count, (ulong)next.Count, exit);   // the same tests, with what only handlers change in locals
-        else EmitRunLoopTest(il, next, count, headPhys, rip0, ret0, el, exit);
-        // mmu._fetchPending++; cpu.InsnRip = rip0 + start; ret0 += count; goto target;
-        il.Emit(OpCodes.Ldloc, el.Mmu);
-        il.Emit(OpCodes.Ldloc, el.Mmu);
-        il.Emit(OpCodes.Ldfld, FetchPendingField);
-        il.Emit(OpCodes.Ldc_I8, 1L);
-        il.Emit(OpCodes.Add);
-        il.Emit(OpCodes.Stfld, FetchPendingField);
-        EmitStore(il, InsnRipField, rip0, start);
-        il.Emit(OpCodes.Ldloc, ret0);
-        il.Emit(OpCodes.Ldc_I8, (long)count);
-        il.Emit(OpCodes.Add);
-        il.Emit(OpCodes.Stloc, ret0);
-        il.Emit(OpCodes.Br, target);
+        private ulong Count => (ulong)From.Count;
+        /// <summary>The running block's offset from the head (rip0 + it is the block's RIP), and its page's frame.</summary>
+        private ulong PageStart => From.Phys - HeadPhys;
+        private ulong Frame => From.Phys & ~0xFFFUL;
+
+        /// <summary>
+        /// RIP = rip0 + <paramref name="off"/> (a direct branch's target or fall-through); then, if a region block that may follow this
+        /// one starts there, the edge to it (as <see cref="Emit"/> without the RIP test: RIP is known), else the exit to the run loop.
+        /// </summary>
+        public void EmitKnown(ulong off)
+        {
+            EmitStore(Il, RipField, Rip0, off);
+            // in this page: the block at that offset from the head; past its end (a fall-through at the page's last byte): any block
+            // at that offset in its page (EmitPage checks the frame)
+            ulong low = (From.Phys + (off - PageStart)) & 0xFFF;
+            bool inPage = off - PageStart + (From.Phys & 0xFFF) < 0x1000;
+            foreach (var next in Successors)
+            {
+                int j = Array.IndexOf(Region, next);
+                if (j < 0) continue;
+                if (inPage && SameFrame(next, From) && next.Phys - HeadPhys == off) { EmitChecks(next, off, Starts[j]); return; }
+                if (!inPage && !SameFrame(next, From) && (next.Phys & 0xFFF) == low) { EmitPage(next, j); return; }
+            }
+            Il.Emit(OpCodes.Br, Exit);
+        }
+
+        /// <summary>
+        /// After the block ran to its end: if RIP is <paramref name="next"/>'s start and the run loop would do nothing but fetch it, on
+        /// to it. Otherwise this falls through to the next candidate (or the caller's exit).
+        /// </summary>
+        public void Emit(Block next)
+        {
+            var il = Il;
+            var notThis = il.DefineLabel();
+            int j = Array.IndexOf(Region, next);
+            if (SameFrame(next, From))
+            {
+                // if (cpu.Rip != rip0 + start) goto notThis;
+                il.Emit(OpCodes.Ldarg_1);
+                il.Emit(OpCodes.Ldfld, RipField);
+                il.Emit(OpCodes.Ldloc, Rip0);
+                AddConstant(il, next.Phys - HeadPhys);
+                il.Emit(OpCodes.Bne_Un, notThis);
+                EmitChecks(next, next.Phys - HeadPhys, Starts[j]);
+            }
+            else
+            {
+                // if ((cpu.Rip & 0xFFF) != next's offset in its page) goto notThis;   (the frame is the translation's: EmitPage)
+                il.Emit(OpCodes.Ldarg_1);
+                il.Emit(OpCodes.Ldfld, RipField);
+                il.Emit(OpCodes.Conv_U4);
+                il.Emit(OpCodes.Ldc_I4, 0xFFF);
+                il.Emit(OpCodes.And);
+                il.Emit(OpCodes.Ldc_I4, (int)(next.Phys & 0xFFF));
+                il.Emit(OpCodes.Bne_Un, notThis);
+                EmitPage(next, j);
+            }
+            il.MarkLabel(notThis);
+        }
+
+        /// <summary>The edge to <paramref name="next"/> in this block's page once RIP is its start: the run loop's tests, the same-page fetch, then on to it.</summary>
+        private void EmitChecks(Block next, ulong start, Label target)
+        {
+            var il = Il;
+            if (Nat != null) Nat.EmitEdgeTest(Count, (ulong)next.Count, Exit);   // the same tests, with what only handlers change in locals
+            else EmitRunLoopTest(next, PageStart, Frame);
+            // mmu._fetchPending++; cpu.InsnRip = rip0 + start; ret0 += count; goto target;
+            il.Emit(OpCodes.Ldloc, El.Mmu);
+            il.Emit(OpCodes.Ldloc, El.Mmu);
+            il.Emit(OpCodes.Ldfld, FetchPendingField);
+            il.Emit(OpCodes.Ldc_I8, 1L);
+            il.Emit(OpCodes.Add);
+            il.Emit(OpCodes.Stfld, FetchPendingField);
+            EmitStore(il, InsnRipField, Rip0, start);
+            AdvanceRetired();
+            il.Emit(OpCodes.Br, target);
+        }
+
+        /// <summary>
+        /// The edge to region block <paramref name="j"/> (<paramref name="next"/>), in another page than this block, once RIP's offset in
+        /// its page is <paramref name="next"/>'s: what the chain does between them when it would go on to <paramref name="next"/>, else
+        /// the exit (having changed nothing the chain sees). Then rip0 is such that rip0 plus each block's offset from the head is its RIP
+        /// in the new page (the blocks of one page keep their distances, whatever the linear page), and the method goes on at the block.
+        /// After SYSCALL, SYSRET or MOV to CR3 the instruction armed the fetch entry for RIP with the new privilege level and PCID when the
+        /// fast cache held it (Machine.ResyncFetch), so the edge is the in-page edge's test for the new page: armed for it and mapped to
+        /// <paramref name="next"/>'s frame (no call); after anything else the page must be translated, as the chain does, by
+        /// <see cref="Machine.EnterPage"/>. Either way the block must still be valid: a store into its page between two entries of the
+        /// region dropped it (inside the region such a store ends the block).
+        /// </summary>
+        public void EmitPage(Block next, int j)
+        {
+            var il = Il;
+            ulong start = next.Phys - HeadPhys, frame = next.Phys & ~0xFFFUL;
+            if (From.Resync)
+            {
+                // rip0 = cpu.Rip - start first: the tests read the new page through it (an exit from here reads neither it nor the edges' local)
+                EmitRip0(start);
+                if (Nat != null)
+                {
+                    Nat.EnterAt(start, frame);
+                    Nat.EmitEdgeTest(Count, (ulong)next.Count, Exit, start, frame);
+                }
+                else EmitRunLoopTest(next, start, frame);
+                EmitValidTest(j);
+                // mmu._fetchPending++; cpu.InsnRip = RIP; ret0 += count; goto next
+                il.Emit(OpCodes.Ldloc, El.Mmu);
+                il.Emit(OpCodes.Ldloc, El.Mmu);
+                il.Emit(OpCodes.Ldfld, FetchPendingField);
+                il.Emit(OpCodes.Ldc_I8, 1L);
+                il.Emit(OpCodes.Add);
+                il.Emit(OpCodes.Stfld, FetchPendingField);
+                EmitStore(il, InsnRipField, Rip0, start);
+                AdvanceRetired();
+                il.Emit(OpCodes.Br, Starts[j]);
+                return;
+            }
+            // if (!Machine.EnterPage(cpu, region.Blocks[j], stopRetired)) goto exit;   (it tests Valid too, and sets InsnRip)
+            il.Emit(OpCodes.Ldarg_1);
+            EmitBlockRef(j);
+            il.Emit(OpCodes.Ldarg_2);
+            il.Emit(OpCodes.Call, EnterPageMethod);
+            il.Emit(OpCodes.Brfalse, Exit);
+            EmitRip0(start);
+            AdvanceRetired();
+            Nat?.PageEntered();
+            il.Emit(OpCodes.Br, Starts[j]);
+        }
+
+        /// <summary>rip0 = cpu.Rip - <paramref name="start"/>.</summary>
+        private void EmitRip0(ulong start)
+        {
+            Il.Emit(OpCodes.Ldarg_1);
+            Il.Emit(OpCodes.Ldfld, RipField);
+            Il.Emit(OpCodes.Ldc_I8, (long)start);
+            Il.Emit(OpCodes.Sub);
+            Il.Emit(OpCodes.Stloc, Rip0);
+        }
+
+        /// <summary>Pushes the region's block <paramref name="j"/> (CompiledRegion.Blocks).</summary>
+        private void EmitBlockRef(int j)
+        {
+            Il.Emit(OpCodes.Ldarg_0);
+            Il.Emit(OpCodes.Ldfld, RegionBlocksField);
+            Il.Emit(OpCodes.Ldc_I4, j);
+            Il.Emit(OpCodes.Ldelem_Ref);
+        }
+
+        /// <summary>if (!region.Blocks[j].Valid) goto exit.</summary>
+        private void EmitValidTest(int j)
+        {
+            EmitBlockRef(j);
+            Il.Emit(OpCodes.Ldfld, BlockValidField);
+            Il.Emit(OpCodes.Brfalse, Exit);
+        }
+        private void AdvanceRetired()
+        {
+            Il.Emit(OpCodes.Ldloc, Ret0);
+            Il.Emit(OpCodes.Ldc_I8, (long)Count);
+            Il.Emit(OpCodes.Add);
+            Il.Emit(OpCodes.Stloc, Ret0);
+        }
+
+        /// <summary>The run loop's tests at an edge in this block's page, each read from the machine and the MMU (a region without <see cref="NativeRegion"/>).</summary>
+        private void EmitRunLoopTest(Block next, ulong pageStart, ulong frame)
+        {
+            var il = Il;
+            var el = El;
+            ulong count = Count;
+            // cpu.Retired is ret0 + count here (the block's end stored it).
+            EmitStopTest(il, Ret0, count + (ulong)next.Count, Exit);
+            // if (machine.ChainMustLeave()) goto exit; inline: cpu.Retired + _idle >= NextEventAt || InterruptLine || DebugStepHook
+            il.Emit(OpCodes.Ldloc, Ret0);
+            il.Emit(OpCodes.Ldc_I8, (long)count);
+            il.Emit(OpCodes.Add);
+            il.Emit(OpCodes.Ldloc, el.Machine);
+            il.Emit(OpCodes.Ldfld, IdleField);
+            il.Emit(OpCodes.Add);
+            il.Emit(OpCodes.Ldloc, el.Machine);
+            il.Emit(OpCodes.Ldfld, NextEventAtField);
+            il.Emit(OpCodes.Bge_Un, Exit);
+            il.Emit(OpCodes.Ldloc, el.Machine);
+            il.Emit(OpCodes.Ldfld, InterruptLineField);
+            il.Emit(OpCodes.Brtrue, Exit);
+            il.Emit(OpCodes.Ldloc, el.Machine);
+            il.Emit(OpCodes.Ldfld, DebugStepHookField);
+            il.Emit(OpCodes.Brtrue, Exit);
+            // if (mmu._fetchSlot < 0 || mmu._fetchPage != (rip0 + pageStart) >> 12 || mmu._fetchFrame != frame) goto exit;  (mmu = cpu.Mmu, loaded once)
+            il.Emit(OpCodes.Ldloc, el.Mmu);
+            il.Emit(OpCodes.Ldfld, FetchSlotField);
+            il.Emit(OpCodes.Ldc_I4_0);
+            il.Emit(OpCodes.Blt, Exit);
+            il.Emit(OpCodes.Ldloc, el.Mmu);
+            il.Emit(OpCodes.Ldfld, FetchPageField);
+            il.Emit(OpCodes.Ldloc, Rip0);
+            AddConstant(il, pageStart);
+            il.Emit(OpCodes.Ldc_I4, 12);
+            il.Emit(OpCodes.Shr_Un);
+            il.Emit(OpCodes.Bne_Un, Exit);
+            il.Emit(OpCodes.Ldloc, el.Mmu);
+            il.Emit(OpCodes.Ldfld, FetchFrameField);
+            il.Emit(OpCodes.Ldc_I8, (long)frame);
+            il.Emit(OpCodes.Bne_Un, Exit);
+        }
     }
 
     /// <summary>if (ret0 + <paramref name="total"/> &gt; stopRetired) goto exit: the whole next block must fit before the stop (an edge's test).</summary>
@@ -668,46 +850,6 @@ public static unsafe partial class BlockCompiler
         il.Emit(OpCodes.Ldarg_2);
         il.Emit(OpCodes.Bgt_Un, exit);
     }
-
-    /// <summary>The run loop's tests at an edge, each read from the machine and the MMU (a region without <see cref="NativeRegion"/>).</summary>
-    private static void EmitRunLoopTest(ILGenerator il, Block next, ulong count, ulong headPhys, LocalBuilder rip0, LocalBuilder ret0,
-        EdgeLocals el, Label exit)
-    {
-        // cpu.Retired is ret0 + count here (the block's end stored it).
-        EmitStopTest(il, ret0, count + (ulong)next.Count, exit);
-        // if (machine.ChainMustLeave()) goto exit; inline: cpu.Retired + _idle >= NextEventAt || InterruptLine || DebugStepHook
-        il.Emit(OpCodes.Ldloc, ret0);
-        il.Emit(OpCodes.Ldc_I8, (long)count);
-        il.Emit(OpCodes.Add);
-        il.Emit(OpCodes.Ldloc, el.Machine);
-        il.Emit(OpCodes.Ldfld, IdleField);
-        il.Emit(OpCodes.Add);
-        il.Emit(OpCodes.Ldloc, el.Machine);
-        il.Emit(OpCodes.Ldfld, NextEventAtField);
-        il.Emit(OpCodes.Bge_Un, exit);
-        il.Emit(OpCodes.Ldloc, el.Machine);
-        il.Emit(OpCodes.Ldfld, InterruptLineField);
-        il.Emit(OpCodes.Brtrue, exit);
-        il.Emit(OpCodes.Ldloc, el.Machine);
-        il.Emit(OpCodes.Ldfld, DebugStepHookField);
-        il.Emit(OpCodes.Brtrue, exit);
-        // if (mmu._fetchSlot < 0 || mmu._fetchPage != rip0 >> 12 || mmu._fetchFrame != frame) goto exit;  (mmu = cpu.Mmu, loaded once)
-        il.Emit(OpCodes.Ldloc, el.Mmu);
-        il.Emit(OpCodes.Ldfld, FetchSlotField);
-        il.Emit(OpCodes.Ldc_I4_0);
-        il.Emit(OpCodes.Blt, exit);
-        il.Emit(OpCodes.Ldloc, el.Mmu);
-        il.Emit(OpCodes.Ldfld, FetchPageField);
-        il.Emit(OpCodes.Ldloc, rip0);
-        il.Emit(OpCodes.Ldc_I4, 12);
-        il.Emit(OpCodes.Shr_Un);
-        il.Emit(OpCodes.Bne_Un, exit);
-        il.Emit(OpCodes.Ldloc, el.Mmu);
-        il.Emit(OpCodes.Ldfld, FetchFrameField);
-        il.Emit(OpCodes.Ldc_I8, (long)(headPhys & ~0xFFFUL));
-        il.Emit(OpCodes.Bne_Un, exit);
-    }
-
     /// <summary>
     /// handler(cpu, ref insns[k]): through Insn.Exec (which the JIT does not inline), or where the region inlines (<paramref name="inline"/>,
     /// <see cref="InlineHandlers"/>) a direct

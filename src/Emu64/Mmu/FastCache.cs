@@ -285,6 +285,27 @@ public sealed partial class Mmu
         return TranslateAndArmMiss(la, acc);
     }
 
+    /// <summary>
+    /// <see cref="TranslateAndArm"/> when its fast hit gives <paramref name="pa"/>: counts the pending same-page fetches, counts the hit
+    /// and arms the entry as it does, and returns true; otherwise (no live fast entry, another physical address) changes nothing and
+    /// returns false. For compiled regions' edges into another code page (Machine.EnterPage), which leave everything else to the chain.
+    /// </summary>
+    internal bool ArmFetchHit(ulong la, Access acc, ulong pa)
+    {
+        var cpu = _cpu;
+        if (!cpu.PagingOn) return false;
+        int index = FastKindBase(acc) | (((int)(uint)(la >> 12) ^ cpu.PcidHash) & (FastSets - 1));   // FastSlotAt's index
+        ref FastEntry f = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_fast), index);
+        if (!Live(ref f, la, cpu.CurrentPcid) || (f.Frame | (la & 0xFFF)) != pa) return false;
+        if (_fetchSlot >= 0) FlushFetch();   // (counting the old entry's fetches changes no fast entry's tag or epoch)
+        f.Hits++;
+        Touch(ref f);
+        _fetchSlot = index;
+        _fetchPage = la >> 12;
+        _fetchFrame = f.Frame;
+        return true;
+    }
+
     /// <summary><see cref="TranslateAndArm"/> without a live fast entry: the full translation, then the entry it filled armed.</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
     private ulong TranslateAndArmMiss(ulong la, Access acc)

@@ -109,8 +109,8 @@ public class BlockCompilerTests
             Assert.Equal(StopReason.None, interpreted.Run(100_000));
             AssertSame(Capture(interpreted, "", []), Capture(compiled, "", []));
             // The inner loop: a compiled one-block region ending at JNZ (condition code 5) to its own first byte.
-            var loop = Assert.Single(compiled.Cache.Blocks, b => b.Code != null && BlockCompiler.DirectBranch(b, 0, b.Phys, out _, out _, out ulong t) && t == 0);
-            Assert.True(BlockCompiler.DirectBranch(loop, 0, loop.Phys, out int cc, out ulong fall, out _));
+            var loop = Assert.Single(compiled.Cache.Blocks, b => b.Code != null && BlockCompiler.DirectBranch(b, 0, out _, out _, out ulong t) && t == 0);
+            Assert.True(BlockCompiler.DirectBranch(loop, 0, out int cc, out ulong fall, out _));
             Assert.Equal(5, cc);
             Assert.Equal((ulong)loop.Insns.Take(loop.Count).Sum(i => i.Length), fall);
             Assert.Equal(count, loop.Count);
