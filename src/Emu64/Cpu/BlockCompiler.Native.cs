@@ -483,28 +483,59 @@ internal sealed unsafe class NativeRegion
     }
 
     /// <summary>The locals of <see cref="EmitAddress"/>'s CPU and MMU part, from cpu and mmu now.</summary>
+    /// <remarks>
+    /// As plain field loads (what <see cref="Native.Table"/>, <see cref="Native.ReadKey"/>, <see cref="Native.Pcid"/> and
+    /// <see cref="Native.Epoch"/> compute): each inlined call costs the JIT time and spends its per-method inlining budget, and this
+    /// runs in the prologue and after every handler that precedes a native access.
+    /// </remarks>
     private void LoadMmuState()
     {
         _mmuStale = false;
         if (_table == null) return;
         var il = _il;
+        // table = ref mmu._fast[0]
         il.Emit(OpCodes.Ldloc, _mmu);
-        il.Emit(OpCodes.Call, typeof(Native).GetMethod(nameof(Native.Table))!);
+        il.Emit(OpCodes.Ldfld, FastArrayField);
+        il.Emit(OpCodes.Ldc_I4_0);
+        il.Emit(OpCodes.Ldelema, typeof(Mmu.Mmu.FastEntry));
         il.Emit(OpCodes.Stloc, _table);
-        EmitCpuCall(nameof(Native.ReadKey), _keyR!);
-        EmitCpuCall(nameof(Native.Pcid), _pcid!);
+        // keyR = cpu.FastReadBase | cpu.PcidHash
         il.Emit(OpCodes.Ldarg_1);
+        il.Emit(OpCodes.Ldfld, FastReadBaseField);
+        il.Emit(OpCodes.Ldarg_1);
+        il.Emit(OpCodes.Ldfld, PcidHashField);
+        il.Emit(OpCodes.Or);
+        il.Emit(OpCodes.Stloc, _keyR!);
+        // pcid = cpu.CurrentPcid
+        il.Emit(OpCodes.Ldarg_1);
+        il.Emit(OpCodes.Ldfld, CurrentPcidField);
+        il.Emit(OpCodes.Conv_U8);
+        il.Emit(OpCodes.Stloc, _pcid!);
+        // epoch = cpu.DirectData ? mmu._fastEpoch : NoDirectEpoch
+        var direct = il.DefineLabel();
+        var done = il.DefineLabel();
+        il.Emit(OpCodes.Ldarg_1);
+        il.Emit(OpCodes.Ldfld, DirectDataField);
+        il.Emit(OpCodes.Brtrue, direct);
+        il.Emit(OpCodes.Ldc_I8, unchecked((long)Native.NoDirectEpoch));
+        il.Emit(OpCodes.Br, done);
+        il.MarkLabel(direct);
         il.Emit(OpCodes.Ldloc, _mmu);
-        il.Emit(OpCodes.Call, typeof(Native).GetMethod(nameof(Native.Epoch))!);
+        il.Emit(OpCodes.Ldfld, FastEpochField);
+        il.MarkLabel(done);
         il.Emit(OpCodes.Stloc, _epoch!);
     }
 
-    private void EmitCpuCall(string method, LocalBuilder into)
-    {
-        _il.Emit(OpCodes.Ldarg_1);
-        _il.Emit(OpCodes.Call, typeof(Native).GetMethod(method)!);
-        _il.Emit(OpCodes.Stloc, into);
-    }
+    private static FieldInfo Field(Type t, string name)
+        => t.GetField(name, BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic)
+           ?? throw new InvalidOperationException($"NativeRegion reads {t.Name}.{name}, which is gone: update LoadMmuState");
+    private static readonly FieldInfo FastArrayField = Field(typeof(Mmu.Mmu), "_fast");
+    private static readonly FieldInfo FastEpochField = Field(typeof(Mmu.Mmu), "_fastEpoch");
+    private static readonly FieldInfo DirectDataField = Field(typeof(Cpu), nameof(Cpu.DirectData));
+    // the auto-properties' backing fields (C#'s <Name>k__BackingField)
+    private static readonly FieldInfo FastReadBaseField = Field(typeof(Cpu), $"<{nameof(Cpu.FastReadBase)}>k__BackingField");
+    private static readonly FieldInfo PcidHashField = Field(typeof(Cpu), $"<{nameof(Cpu.PcidHash)}>k__BackingField");
+    private static readonly FieldInfo CurrentPcidField = Field(typeof(Cpu), $"<{nameof(Cpu.CurrentPcid)}>k__BackingField");
 
     /// <summary>
     /// At a block's start (reached from the prologue or an edge), <paramref name="pageStart"/> bytes from the head in frame
