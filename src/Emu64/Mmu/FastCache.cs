@@ -139,7 +139,12 @@ public sealed partial class Mmu
     private void DropFilled(bool fetch, in TlbEntry replaced, in TlbEntry filled)
     {
         if (replaced.Valid && !DropEntry(fetch, in replaced)) return;   // the epoch advanced: nothing is left to drop
-        DropEntry(fetch, in filled);
+        // The written page: every L1 fill follows a lookup of the same structure for that page in the current PCID that found
+        // nothing (a walk's fill, an STLB hit's refill), or an emptied fast cache (a D re-walk drops the page first). So no fast
+        // entry of the current PCID for the page is live, and a non-global 4 KiB entry — of the current PCID, as a walk gives it
+        // or as it matched the STLB lookup — can change the lookup of no other: only a global entry, which every PCID's lookup
+        // finds, or a larger page, has fast entries to drop. (A sieve over 4 KiB pages fills the dTLB on nearly every store.)
+        if (filled.Global || filled.Size != PageSize.Size4K) DropEntry(fetch, in filled);
     }
 
     /// <summary>Drops every fast entry that can point at <paramref name="e"/> or answer for its page; false when that took advancing the epoch.</summary>

@@ -119,32 +119,48 @@ public sealed class TlbArray
         ulong vpn = la >> Shift(size);
         int b = ((int)vpn & _setMask) * Ways;
         byte want = (byte)(EntryFlags.Valid | ((int)size << EntryFlags.SizeShift));
-        var e = E;
-        for (int w = b, end = b + Ways; w < end; w++)
+        // The set lies inside E (b + Ways <= Sets * Ways): no bounds checks on the miss path's scans.
+        ref TlbEntry x = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(E), b);
+        for (int k = 0; k < Ways; k++, x = ref Unsafe.Add(ref x, 1))
         {
-            ref TlbEntry x = ref e[w];
             if (x.Vpn == vpn && (x.Flags & ~(EntryFlags.Global | EntryFlags.Frag4M)) == want && (x.Pcid == pcid || (x.Flags & EntryFlags.Global) != 0))
             {
-                if (touch && Policy == Replacement.Lru) Use(w);
-                return w;
+                if (touch && Policy == Replacement.Lru) Use(b + k);
+                return b + k;
             }
         }
         return -1;
     }
 
+    /// <summary>
+    /// The way <see cref="FindKey"/> found last (a paging-structure cache only). At most one entry of a paging-structure cache
+    /// matches a key and PCID — it holds no global entries, and <see cref="Fill"/> overwrites an entry with the same key rather
+    /// than adding a second — so when this way matches, it is the entry the scan would find, and the scan is skipped. A walk
+    /// through a region of memory uses one PDE-cache entry for 512 pages in a row; the PDE cache is 32-way fully associative.
+    /// The hint is never trusted: a way that was invalidated or refilled since simply does not match, and the scan runs.
+    /// </summary>
+    private int _keyHint;
+
     /// <summary>Paging-structure-cache lookup: the entry whose key is la &gt;&gt; <see cref="KeyShift"/> for this PCID, or -1.</summary>
     public int FindKey(ulong la, ushort pcid, bool touch)
     {
         ulong vpn = la >> KeyShift;
-        int b = ((int)vpn & _setMask) * Ways;
-        var e = E;
-        for (int w = b, end = b + Ways; w < end; w++)
+        ref TlbEntry e0 = ref MemoryMarshal.GetArrayDataReference(E);
+        int h = _keyHint;
+        ref TlbEntry hx = ref Unsafe.Add(ref e0, h);
+        if (hx.Vpn == vpn && hx.Flags == EntryFlags.Valid && hx.Pcid == pcid)
         {
-            ref TlbEntry x = ref e[w];
+            if (touch && Policy == Replacement.Lru) Use(h);
+            return h;
+        }
+        int b = ((int)vpn & _setMask) * Ways;
+        ref TlbEntry x = ref Unsafe.Add(ref e0, b);
+        for (int k = 0; k < Ways; k++, x = ref Unsafe.Add(ref x, 1))
+        {
             if (x.Vpn == vpn && x.Flags == EntryFlags.Valid && x.Pcid == pcid)
             {
-                if (touch && Policy == Replacement.Lru) Use(w);
-                return w;
+                if (touch && Policy == Replacement.Lru) Use(b + k);
+                return _keyHint = b + k;
             }
         }
         return -1;
@@ -167,17 +183,26 @@ public sealed class TlbArray
     /// the victim the policy picks; returns what the way held before (invalid when it was free), for the fast cache, which
     /// must forget what pointed at that way (Mmu.DropFilled). One pass over the set finds all three candidates.
     /// </summary>
-    public TlbEntry Fill(in TlbEntry entry)
+    public TlbEntry Fill(in TlbEntry entry) => Fill(in entry, out _);
+
+    /// <summary><see cref="Fill(in TlbEntry)"/>, also giving the index in <see cref="E"/> of the way it wrote.</summary>
+    public TlbEntry Fill(in TlbEntry entry, out int way)
     {
         int b = ((int)entry.Vpn & _setMask) * Ways;
-        int victim = -1, free = -1, oldest = b;
-        var e = E;
-        for (int w = b, end = b + Ways; w < end; w++)
+        int victim = -1, free = -1, oldest = 0;
+        ulong oldestStamp = ulong.MaxValue;
+        ref TlbEntry s0 = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(E), b);   // the set lies inside E
+        ref TlbEntry x = ref s0;
+        for (int k = 0; k < Ways; k++, x = ref Unsafe.Add(ref x, 1))
         {
-            ref TlbEntry x = ref e[w];
-            if (!x.Valid) { if (free < 0) free = w; continue; }
-            if (x.Vpn == entry.Vpn && x.Size == entry.Size && x.Pcid == entry.Pcid && x.Global == entry.Global) { victim = w; break; }
-            if (x.Stamp < e[oldest].Stamp) oldest = w;   // only decides when every way is valid (then: the lowest stamp, lowest way on a tie)
+            if (!x.Valid) { if (free < 0) free = k; continue; }
+            if (x.Vpn == entry.Vpn && ((x.Flags ^ entry.Flags) & SameTagFlags) == 0 && x.Pcid == entry.Pcid) { victim = k; break; }
+            // Only decides when every way is valid: then the lowest stamp, the lowest way on a tie. Written without a branch
+            // on the stamps, which is a coin toss for the host's predictor on every miss.
+            ulong st = x.Stamp;
+            bool older = st < oldestStamp;
+            oldest = older ? k : oldest;
+            oldestStamp = older ? st : oldestStamp;
         }
         if (victim < 0) victim = free;
         if (victim < 0)
@@ -185,16 +210,21 @@ public sealed class TlbArray
             if (Policy == Replacement.Random)
             {
                 _rng ^= _rng << 13; _rng ^= _rng >> 7; _rng ^= _rng << 17;   // xorshift64: deterministic
-                victim = b + (int)(_rng % (ulong)Ways);
+                victim = (int)(_rng % (ulong)Ways);
             }
             else victim = oldest;
         }
-        TlbEntry replaced = e[victim];
+        ref TlbEntry v = ref Unsafe.Add(ref s0, victim);
+        TlbEntry replaced = v;
         Listener?.OnFill(this, in entry, in replaced);
-        e[victim] = entry;
-        e[victim].Stamp = ++Clock;
+        v = entry;
+        v.Stamp = ++Clock;
+        way = b + victim;
         return replaced;
     }
+
+    /// <summary>The <see cref="TlbEntry.Flags"/> bits that, with the page number and PCID, say two entries are for the same page and tag (size, global).</summary>
+    private const byte SameTagFlags = EntryFlags.Global | (3 << EntryFlags.SizeShift);
 
     /// <summary>What an invalidation selects (SDM vol. 3A §4.10.4.1).</summary>
     public enum Select : byte
