@@ -135,44 +135,50 @@ public sealed partial class Mmu
     /// <summary>
     /// After an L1 fill wrote <paramref name="filled"/> over <paramref name="replaced"/> in the iTLB (<paramref name="fetch"/>)
     /// or the dTLB: drops the fast entries the fill can change (the class comment says why these are all).
+    /// <paramref name="replacedKinds"/> is the overwritten way's <see cref="TlbArray.FastKinds"/>: the access kinds of every fast
+    /// entry filled for that way since the way itself was filled, so the only slots that can point at it.
     /// </summary>
-    private void DropFilled(bool fetch, in TlbEntry replaced, in TlbEntry filled)
+    private void DropFilled(bool fetch, in TlbEntry replaced, byte replacedKinds, in TlbEntry filled)
     {
-        if (replaced.Valid && !DropEntry(fetch, in replaced)) return;   // the epoch advanced: nothing is left to drop
+        // the epoch advanced: nothing is left to drop
+        if (replaced.Valid && replacedKinds != 0 && !DropEntry(in replaced, replacedKinds)) return;
         // The written page: every L1 fill follows a lookup of the same structure for that page in the current PCID that found
         // nothing (a walk's fill, an STLB hit's refill), or an emptied fast cache (a D re-walk drops the page first). So no fast
         // entry of the current PCID for the page is live, and a non-global 4 KiB entry — of the current PCID, as a walk gives it
         // or as it matched the STLB lookup — can change the lookup of no other: only a global entry, which every PCID's lookup
-        // finds, or a larger page, has fast entries to drop. (A sieve over 4 KiB pages fills the dTLB on nearly every store.)
-        if (filled.Global || filled.Size != PageSize.Size4K) DropEntry(fetch, in filled);
+        // finds, or a larger page, has fast entries to drop, of any of the structure's kinds (they point at other ways).
+        // (A sieve over 4 KiB pages fills the dTLB on nearly every store.)
+        if (filled.Global || filled.Size != PageSize.Size4K) DropEntry(in filled, fetch ? FetchKinds : DataKinds);
     }
 
-    /// <summary>Drops every fast entry that can point at <paramref name="e"/> or answer for its page; false when that took advancing the epoch.</summary>
-    private bool DropEntry(bool fetch, in TlbEntry e)
+    /// <summary>The <see cref="TlbArray.FastKinds"/> bit of a fast entry for access kind <paramref name="acc"/>: 1 &lt;&lt; (acc &amp; 7), as the table's index.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static byte KindBit(Access acc) => (byte)(1 << ((int)acc & 7));
+
+    /// <summary>The kinds whose fast entries the dTLB answers (read, write; supervisor, user) and the iTLB's (fetch; supervisor, user).</summary>
+    private const byte DataKinds = 1 << 0 | 1 << 1 | 1 << 4 | 1 << 5, FetchKinds = 1 << 2 | 1 << 6;
+
+    /// <summary>
+    /// Drops every fast entry of the access kinds in <paramref name="kinds"/> that can point at <paramref name="e"/> or answer for
+    /// its page; false when that took advancing the epoch.
+    /// </summary>
+    private bool DropEntry(in TlbEntry e, byte kinds)
     {
         if (e.Size != PageSize.Size4K) { FlushFast(); return false; }   // 512 or more 4 KiB pages: not worth finding
         ulong page = e.Vpn << 12;
-        if (!e.Global) { DropFastPage(fetch, page, e.Pcid); return true; }
+        if (!e.Global) { DropFastPage(page, e.Pcid, kinds); return true; }
         if (_fastPcidOverflow) { FlushFast(); return false; }
-        for (int k = 0; k < _fastPcidCount; k++) DropFastPage(fetch, page, _fastPcids[k]);
+        for (int k = 0; k < _fastPcidCount; k++) DropFastPage(page, _fastPcids[k], kinds);
         return true;
     }
 
-    /// <summary>Drops the fast entries for <paramref name="page"/> in <paramref name="pcid"/> of the iTLB's access kinds (fetch) or the dTLB's (read, write), user and supervisor.</summary>
-    private void DropFastPage(bool fetch, ulong page, ushort pcid)
+    /// <summary>Drops the fast entries for <paramref name="page"/> in <paramref name="pcid"/> of each access kind in <paramref name="kinds"/> (<see cref="KindBit"/>).</summary>
+    private void DropFastPage(ulong page, ushort pcid, byte kinds)
     {
         int h = HashPcid(pcid);
         ulong tag = page | pcid;
-        if (fetch)
-        {
-            DropSlot(ref FastSlotAt((int)Access.Fetch << FastBits, page, h), tag);
-            DropSlot(ref FastSlotAt((int)(Access.Fetch | Access.User) << FastBits, page, h), tag);
-            return;
-        }
-        DropSlot(ref FastSlotAt((int)Access.Read << FastBits, page, h), tag);
-        DropSlot(ref FastSlotAt((int)Access.Write << FastBits, page, h), tag);
-        DropSlot(ref FastSlotAt((int)(Access.Read | Access.User) << FastBits, page, h), tag);
-        DropSlot(ref FastSlotAt((int)(Access.Write | Access.User) << FastBits, page, h), tag);
+        for (uint k = kinds; k != 0; k &= k - 1)
+            DropSlot(ref FastSlotAt(System.Numerics.BitOperations.TrailingZeroCount(k) << FastBits, page, h), tag);
     }
 
     /// <summary>Drops one fast entry if it has <paramref name="tag"/> (epoch 0: never live again; its pending hits stay until folded).</summary>
@@ -377,6 +383,7 @@ public sealed partial class Mmu
             ref FastEntry f = ref FastSlot(la, acc, pcid);
             Fold(ref f);
             NotePcid(pcid);
+            a.FastKinds[i] |= KindBit(acc);   // so that a fill over this way finds the slot (DropFilled)
             f.Tag = (la & ~0xFFFUL) | pcid;
             f.Frame = frame;
             f.Epoch = _fastEpoch;

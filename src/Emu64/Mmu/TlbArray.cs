@@ -87,6 +87,24 @@ public sealed class TlbArray
         if (stamp != Clock) stamp = ++Clock;   // the array's most recent use already: nothing changes
     }
 
+    /// <summary>
+    /// Per way of an L1 array: the access kinds (<see cref="Mmu.KindBit"/>) of the fast-cache entries filled to point at the way
+    /// since the way was last filled — a superset of the live ones, so a fill over the way need look only at those slots
+    /// (Mmu.DropFilled) and, when it is 0, at none. Kept beside <see cref="E"/>, not in it: it is host-side bookkeeping of the
+    /// fast cache, not state of the model (the entries compare equal with and without the fast cache).
+    /// </summary>
+    internal readonly byte[] FastKinds;
+
+    /// <summary>The <see cref="FastKinds"/> of a way that has just been filled, which start again from none.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal byte TakeFastKinds(int way)
+    {
+        ref byte k = ref FastKinds[way];
+        byte kinds = k;
+        k = 0;
+        return kinds;
+    }
+
     /// <summary>Told of every fill (the `tlb` trace); null when nobody listens.</summary>
     public ITlbListener? Listener;
 
@@ -102,6 +120,7 @@ public sealed class TlbArray
         if ((Sets & (Sets - 1)) != 0) throw new ArgumentException($"{name}: {Sets} sets is not a power of two");
         Name = name; Ways = ways; Policy = policy; SizeMask = sizeMask;
         E = new TlbEntry[entries];
+        FastKinds = new byte[entries];
         _setMask = Sets - 1;
     }
 

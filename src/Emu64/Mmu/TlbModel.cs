@@ -74,8 +74,8 @@ public sealed partial class Mmu
         foreach (var a in structure)
             if (a.Holds(size))
             {
-                var old = a.Fill(entry);
-                if (l1) DropFilled(fetch, in old, in entry);
+                var old = a.Fill(entry, out int way);
+                if (l1) DropFilled(fetch, in old, a.TakeFastKinds(way), in entry);
                 return;
             }
         for (int s = (int)size - 1; s >= 0; s--)
@@ -88,8 +88,8 @@ public sealed partial class Mmu
                 frag.Vpn = la >> shift;
                 frag.Frame = entry.Frame | (la & ((1UL << TlbArray.Shift(size)) - 1) & ~((1UL << shift) - 1));
                 frag.Flags = EntryFlags.Make((PageSize)s, entry.Global);
-                var old = a.Fill(frag);
-                if (l1) DropFilled(fetch, in old, in frag);
+                var old = a.Fill(frag, out int way);
+                if (l1) DropFilled(fetch, in old, a.TakeFastKinds(way), in frag);
                 return;
             }
         }
