@@ -351,9 +351,7 @@ public sealed partial class Mmu
     {
         if (_fetchSlot >= 0 && (acc & Access.Fetch) != 0) FlushFetch();   // a data access leaves the iTLB alone (see TranslateModel)
         if (!_model) return TranslatePlain(la, acc);
-        ulong pa = TranslateModel(la, acc);
-        if (pa != NoTranslation) FastFill(la, acc, pa);
-        return pa;
+        return ModelLookup(la, acc, fastFill: true);
     }
 
     /// <summary>
@@ -365,36 +363,44 @@ public sealed partial class Mmu
     /// <summary>Records the L1 entry the model's lookup for (la, PCID) now finds, if it allows the access outright.</summary>
     private void FastFill(ulong la, Access acc, ulong pa)
     {
-        var cpu = _cpu;
         if (FastCacheDisabled) return;
-        if (PermKey() != _permKey) return;   // the rights table is stale: let the model path rebuild it first
-        ushort pcid = cpu.CurrentPcid;
-        bool fetch = (acc & Access.Fetch) != 0;
-        var l1 = fetch ? _itlb : _dtlb;
+        ushort pcid = _cpu.CurrentPcid;
+        var l1 = (acc & Access.Fetch) != 0 ? _itlb : _dtlb;
         for (int k = 0; k < l1.Length; k++)
         {
             var a = l1[k];
             int i = a.Find(la, pcid, a.OnlySize, touch: false);
             if (i < 0) continue;
-            ref TlbEntry e = ref a.E[i];
-            if ((_perm[PermIndex(e.Rights, acc, false)] | _perm[PermIndex(e.Rights, acc, true)]) != 0) return;
-            ulong frame = (e.Frame | (la & ((1UL << TlbArray.Shift(e.Size)) - 1))) & ~0xFFFUL;
-            if (frame != (pa & ~0xFFFUL)) return;
-            ref FastEntry f = ref FastSlot(la, acc, pcid);
-            Fold(ref f);
-            NotePcid(pcid);
-            a.FastKinds[i] |= KindBit(acc);   // so that a fill over this way finds the slot (DropFilled)
-            f.Tag = (la & ~0xFFFUL) | pcid;
-            f.Frame = frame;
-            f.Epoch = _fastEpoch;
-            f.Stamp = ulong.MaxValue;   // not seen yet (no clock reaches it)
-            f.Lru = a.Policy == Replacement.Lru ? a : null;
-            f.Way = i;
-            f.Counter = Ctr.Tlb(fetch ? TlbLevel.Itlb : TlbLevel.Dtlb, Context(acc), 0);
-            f.Host = HostFor(frame, acc);
-            FastFills++;
+            FastFillEntry(a, i, la, acc, pa, pcid);
             return;
         }
+    }
+
+    /// <summary>
+    /// Records entry <paramref name="i"/> of L1 array <paramref name="a"/> — which the caller knows is the entry the model's lookup
+    /// for (la, <paramref name="pcid"/>) finds now (<see cref="FastFill"/> looks it up) — if it allows the access outright.
+    /// </summary>
+    private void FastFillEntry(TlbArray a, int i, ulong la, Access acc, ulong pa, ushort pcid)
+    {
+        if (FastCacheDisabled) return;
+        if (PermKey() != _permKey) return;   // the rights table is stale: let the model path rebuild it first
+        ref TlbEntry e = ref a.E[i];
+        if ((_perm[PermIndex(e.Rights, acc, false)] | _perm[PermIndex(e.Rights, acc, true)]) != 0) return;
+        ulong frame = (e.Frame | (la & ((1UL << TlbArray.Shift(e.Size)) - 1))) & ~0xFFFUL;
+        if (frame != (pa & ~0xFFFUL)) return;
+        ref FastEntry f = ref FastSlot(la, acc, pcid);
+        Fold(ref f);
+        NotePcid(pcid);
+        a.FastKinds[i] |= KindBit(acc);   // so that a fill over this way finds the slot (DropFilled)
+        f.Tag = (la & ~0xFFFUL) | pcid;
+        f.Frame = frame;
+        f.Epoch = _fastEpoch;
+        f.Stamp = ulong.MaxValue;   // not seen yet (no clock reaches it)
+        f.Lru = a.Policy == Replacement.Lru ? a : null;
+        f.Way = i;
+        f.Counter = Ctr.Tlb((acc & Access.Fetch) != 0 ? TlbLevel.Itlb : TlbLevel.Dtlb, Context(acc), 0);
+        f.Host = HostFor(frame, acc);
+        FastFills++;
     }
 
     /// <summary>The host address a fast entry for <paramref name="acc"/> to <paramref name="frame"/> may give (<see cref="FastEntry.Host"/>).</summary>

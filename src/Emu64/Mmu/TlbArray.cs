@@ -209,7 +209,7 @@ public sealed class TlbArray
     {
         int b = ((int)entry.Vpn & _setMask) * Ways;
         int victim = -1, free = -1, oldest = 0;
-        ulong oldestStamp = ulong.MaxValue;
+        long oldestStamp = long.MaxValue;   // stamps count fills and uses: they never reach 2^63
         ref TlbEntry s0 = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(E), b);   // the set lies inside E
         ref TlbEntry x = ref s0;
         for (int k = 0; k < Ways; k++, x = ref Unsafe.Add(ref x, 1))
@@ -217,11 +217,12 @@ public sealed class TlbArray
             if (!x.Valid) { if (free < 0) free = k; continue; }
             if (x.Vpn == entry.Vpn && ((x.Flags ^ entry.Flags) & SameTagFlags) == 0 && x.Pcid == entry.Pcid) { victim = k; break; }
             // Only decides when every way is valid: then the lowest stamp, the lowest way on a tie. Written without a branch
-            // on the stamps, which is a coin toss for the host's predictor on every miss.
-            ulong st = x.Stamp;
-            bool older = st < oldestStamp;
-            oldest = older ? k : oldest;
-            oldestStamp = older ? st : oldestStamp;
+            // on the stamps (the JIT makes branches of conditional moves), which the host's predictor gets wrong a few times
+            // per fill: m is all ones when this stamp is lower than the lowest so far.
+            long d = (long)x.Stamp - oldestStamp;
+            long m = d >> 63;
+            oldestStamp += d & m;
+            oldest ^= (oldest ^ k) & (int)m;
         }
         if (victim < 0) victim = free;
         if (victim < 0)
