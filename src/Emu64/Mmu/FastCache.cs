@@ -28,6 +28,10 @@ namespace Emu64.Mmu;
 ///   supervisor) in that PCID — or, for a global entry, in every PCID the fast cache has filled since the last epoch
 ///   (<see cref="_fastPcids"/>) — are the only ones to look at. A 2 MiB or 1 GiB entry, old or new, covers hundreds of
 ///   4 KiB pages, and a global one when more PCIDs were filled than the list holds: those advance the epoch as before.
+///   Of the overwritten way's slots only those of the kinds filled for the way since its own fill can point at it
+///   (<see cref="TlbArray.FastKinds"/>); and every L1 fill follows a lookup for its page in the current PCID that found
+///   nothing, or an emptied fast cache, so the written page has fast entries to drop only for a global or a large entry
+///   (<see cref="DropFilled"/>).
 ///   STLB and paging-structure-cache fills never change what an L1 lookup finds.
 /// A dropped entry gets epoch 0, which no live epoch equals (it starts at 1 and only grows; compiled code that
 /// inlines the test compares with the same value or with Native.NoDirectEpoch, ulong.MaxValue), and keeps its

@@ -132,7 +132,10 @@ public sealed partial class Mmu
     /// The L1 arrays after the 4 KiB one, then the STLB, then a walk, in one frame (the walk's fills inlined): a loop that misses
     /// the TLB on every store (kvm-unit-tests `sieve`) spends its time here. <paramref name="fastFill"/>: as for <see cref="ModelLookup"/>.
     /// </summary>
-    [MethodImpl(MethodImplOptions.NoInlining)]
+    // SkipLocalsInit: the inlined walk and fills leave this frame with ~400 bytes of struct locals (WalkResult, TlbEntry copies),
+    // which the JIT would otherwise zero in the prologue of every miss, STLB hits included; each is assigned before it is read
+    // (the walk's WalkResult by its `new`, as before).
+    [MethodImpl(MethodImplOptions.NoInlining), SkipLocalsInit]
     private ulong TranslateSlow(ulong la, Access acc, ushort pcid, int ctx, bool fastFill)
     {
         if (PermKey() != _permKey) OnModeChanged();
