@@ -158,7 +158,7 @@ public sealed partial class Mmu
         _ctr[Ctr.Tlb(TlbLevel.Stlb, ctx, Ctr.Lookups)]++;
         // The STLB: its shared array at 4 KiB then 2 MiB, then its 1 GiB array (TlbArray.FindAny's order over Configure's _stlb).
         var s = _stlb[0];
-        int si = s.Find(la, pcid, PageSize.Size4K, true);
+        int si = s.FindOrChoose(la, pcid, PageSize.Size4K, out int free4K, out int oldest4K);   // a miss chooses the walk's 4 KiB way
         if (si < 0) si = s.Find(la, pcid, PageSize.Size2M, true);
         if (si < 0) { s = _stlb[1]; si = s.Find(la, pcid, PageSize.Size1G, true); }
         if (si >= 0)
@@ -173,7 +173,7 @@ public sealed partial class Mmu
             return pa;
         }
         _ctr[Ctr.Tlb(TlbLevel.Stlb, ctx, Ctr.Misses)]++;
-        return WalkAndFill(la, acc, pcid, ctx, fastFill);
+        return WalkAndFill(la, acc, pcid, ctx, fastFill, free4K, oldest4K);
     }
 
     /// <summary>An access through a TLB entry: allowed, a fault from the stored rights, or a re-walk to set D.</summary>
@@ -212,15 +212,16 @@ public sealed partial class Mmu
 
     /// <summary><see cref="WalkAndFill"/> in a frame of its own (a D re-walk, which is rare).</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private ulong WalkAndFillOutOfLine(ulong la, Access acc, ushort pcid, int ctx) => WalkAndFill(la, acc, pcid, ctx, fastFill: false);
+    private ulong WalkAndFillOutOfLine(ulong la, Access acc, ushort pcid, int ctx) => WalkAndFill(la, acc, pcid, ctx, fastFill: false, -1, -1);
 
     /// <summary>
     /// Misses everywhere: walk, check, set A/D, fill the STLB and the L1 structure; with <paramref name="fastFill"/>, the fast
     /// entry for the L1 way just filled, which is the entry the next lookup finds: the L1 lookup for (la, PCID) found nothing
-    /// before, and the fill wrote the one entry that matches.
+    /// before, and the fill wrote the one entry that matches. <paramref name="free4K"/>, <paramref name="oldest4K"/>: the STLB way
+    /// for a 4 KiB entry that <see cref="TlbArray.FindOrChoose"/> chose while it missed, or both -1 (then the fill looks).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private ulong WalkAndFill(ulong la, Access acc, ushort pcid, int ctx, bool fastFill)
+    private ulong WalkAndFill(ulong la, Access acc, ushort pcid, int ctx, bool fastFill, int free4K, int oldest4K)
     {
         _ctr[Ctr.Walk(ctx, Ctr.Walks)]++;
         var w = new WalkResult();
@@ -255,7 +256,10 @@ public sealed partial class Mmu
             Rights = w.Rights,
             Flags = (byte)(EntryFlags.Make(w.Size, w.Global) | (w.Frag4M ? EntryFlags.Frag4M : 0)),
         };
-        FillFrom(_stlb, entry, la, out _);
+        // The STLB's set for a 4 KiB page is the one its lookup scanned, and nothing has touched the STLB since (the walk reads
+        // memory and fills only the paging-structure caches): write where that scan chose.
+        if (w.Size == PageSize.Size4K && oldest4K >= 0) _stlb[0].FillChosen(entry, free4K, oldest4K, out _);
+        else FillFrom(_stlb, entry, la, out _);
         int way = FillFrom((acc & Access.Fetch) != 0 ? _itlb : _dtlb, entry, la, out var l1);
         if (fastFill) FastFillEntry(l1, way, la, acc, pa, pcid);
         return pa;

@@ -152,6 +152,66 @@ public sealed class TlbArray
     }
 
     /// <summary>
+    /// <see cref="Find"/> with touch, which when it finds nothing also says what <see cref="Fill"/> would overwrite in that set for
+    /// an entry of <paramref name="size"/> for this page: the first invalid way (<paramref name="free"/>, -1 if none) and the way
+    /// with the lowest stamp (<paramref name="oldest"/>), both counted from the set's first way. Fill looks first for an entry
+    /// with the new entry's page, size, PCID and global flag; after this miss there is none for an entry of <paramref name="pcid"/>,
+    /// global or not (either would have matched), so while the set does not change, <see cref="FillChosen"/> writes where Fill
+    /// would, without a second pass over the set (the STLB's miss path: the walk between the two touches no STLB entry).
+    /// </summary>
+    public int FindOrChoose(ulong la, ushort pcid, PageSize size, out int free, out int oldest)
+    {
+        ulong vpn = la >> Shift(size);
+        int b = ((int)vpn & _setMask) * Ways;
+        byte want = (byte)(EntryFlags.Valid | ((int)size << EntryFlags.SizeShift));
+        free = -1;
+        int old = 0;
+        long oldestStamp = long.MaxValue;
+        ref TlbEntry x = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(E), b);
+        for (int k = 0; k < Ways; k++, x = ref Unsafe.Add(ref x, 1))
+        {
+            if (!x.Valid) { if (free < 0) free = k; continue; }
+            if (x.Vpn == vpn && (x.Flags & ~(EntryFlags.Global | EntryFlags.Frag4M)) == want && (x.Pcid == pcid || (x.Flags & EntryFlags.Global) != 0))
+            {
+                if (Policy == Replacement.Lru) Use(b + k);
+                oldest = -1;
+                return b + k;
+            }
+            long d = (long)x.Stamp - oldestStamp;   // as in Fill
+            long m = d >> 63;
+            oldestStamp += d & m;
+            old ^= (old ^ k) & (int)m;
+        }
+        oldest = old;
+        return -1;
+    }
+
+    /// <summary>
+    /// <see cref="Fill"/> of an entry for the page and size a <see cref="FindOrChoose"/> of this set has just missed, at the way it
+    /// chose; nothing may have changed the set in between. Returns what the way held; <paramref name="way"/>: its index in E.
+    /// </summary>
+    public TlbEntry FillChosen(in TlbEntry entry, int free, int oldest, out int way)
+    {
+        int victim = free;
+        if (victim < 0)
+        {
+            if (Policy == Replacement.Random)
+            {
+                _rng ^= _rng << 13; _rng ^= _rng >> 7; _rng ^= _rng << 17;   // as in Fill
+                victim = (int)(_rng % (ulong)Ways);
+            }
+            else victim = oldest;
+        }
+        way = ((int)entry.Vpn & _setMask) * Ways + victim;
+        ref TlbEntry v = ref E[way];
+        TlbEntry replaced = v;
+        Listener?.OnFill(this, in entry, in replaced);
+        v = entry;
+        v.Stamp = ++Clock;
+        return replaced;
+    }
+
+    /// <summary>
     /// The way <see cref="FindKey"/> found last (a paging-structure cache only). At most one entry of a paging-structure cache
     /// matches a key and PCID — it holds no global entries, and <see cref="Fill"/> overwrites an entry with the same key rather
     /// than adding a second — so when this way matches, it is the entry the scan would find, and the scan is skipped. A walk
