@@ -167,8 +167,16 @@ public sealed partial class Mmu
             if (_cycleClock) Stall(_costStlbHit);
             ref TlbEntry se = ref s.E[si];
             _mem.Prefetch(se.Frame | (la & ((1UL << TlbArray.Shift(se.Size)) - 1)));   // the access follows the fill (see WalkAndFill)
-            FillFrom(l1, in se, la, out _);
-            pa = UseEntry(s, si, la, acc, pcid, ctx);
+            int way = FillFrom(l1, in se, la, out var filled);
+            if (_perm[PermIndex(se.Rights, acc, _cpu.Ac)] == 0)
+            {
+                // UseEntry's allowed case (the rights table is current: checked above): the L1 way just filled, the only L1
+                // entry that matches, is what the next lookup finds.
+                pa = se.Frame | (la & ((1UL << TlbArray.Shift(se.Size)) - 1));
+                if (fastFill) FastFillEntry(filled, way, la, acc, pa, pcid);
+                return pa;
+            }
+            pa = UseEntry(s, si, la, acc, pcid, ctx);   // a fault, or a D re-walk that fills again
             if (fastFill && pa != NoTranslation) FastFill(la, acc, pa);
             return pa;
         }
