@@ -28,6 +28,10 @@ namespace Emu64.Mmu;
 ///   supervisor) in that PCID — or, for a global entry, in every PCID the fast cache has filled since the last epoch
 ///   (<see cref="_fastPcids"/>) — are the only ones to look at. A 2 MiB or 1 GiB entry, old or new, covers hundreds of
 ///   4 KiB pages, and a global one when more PCIDs were filled than the list holds: those advance the epoch as before.
+///   Of the overwritten way's slots only those of the kinds filled for the way since its own fill can point at it
+///   (<see cref="TlbArray.FastKinds"/>); and every L1 fill follows a lookup for its page in the current PCID that found
+///   nothing, or an emptied fast cache, so the written page has fast entries to drop only for a global or a large entry
+///   (<see cref="DropFilled"/>).
 ///   STLB and paging-structure-cache fills never change what an L1 lookup finds.
 /// A dropped entry gets epoch 0, which no live epoch equals (it starts at 1 and only grows; compiled code that
 /// inlines the test compares with the same value or with Native.NoDirectEpoch, ulong.MaxValue), and keeps its
@@ -135,39 +139,50 @@ public sealed partial class Mmu
     /// <summary>
     /// After an L1 fill wrote <paramref name="filled"/> over <paramref name="replaced"/> in the iTLB (<paramref name="fetch"/>)
     /// or the dTLB: drops the fast entries the fill can change (the class comment says why these are all).
+    /// <paramref name="replacedKinds"/> is the overwritten way's <see cref="TlbArray.FastKinds"/>: the access kinds of every fast
+    /// entry filled for that way since the way itself was filled, so the only slots that can point at it.
     /// </summary>
-    private void DropFilled(bool fetch, in TlbEntry replaced, in TlbEntry filled)
+    private void DropFilled(bool fetch, in TlbEntry replaced, byte replacedKinds, in TlbEntry filled)
     {
-        if (replaced.Valid && !DropEntry(fetch, in replaced)) return;   // the epoch advanced: nothing is left to drop
-        DropEntry(fetch, in filled);
+        // the epoch advanced: nothing is left to drop
+        if (replaced.Valid && replacedKinds != 0 && !DropEntry(in replaced, replacedKinds)) return;
+        // The written page: every L1 fill follows a lookup of the same structure for that page in the current PCID that found
+        // nothing (a walk's fill, an STLB hit's refill), or an emptied fast cache (a D re-walk drops the page first). So no fast
+        // entry of the current PCID for the page is live, and a non-global 4 KiB entry — of the current PCID, as a walk gives it
+        // or as it matched the STLB lookup — can change the lookup of no other: only a global entry, which every PCID's lookup
+        // finds, or a larger page, has fast entries to drop, of any of the structure's kinds (they point at other ways).
+        // (A sieve over 4 KiB pages fills the dTLB on nearly every store.)
+        if (filled.Global || filled.Size != PageSize.Size4K) DropEntry(in filled, fetch ? FetchKinds : DataKinds);
     }
 
-    /// <summary>Drops every fast entry that can point at <paramref name="e"/> or answer for its page; false when that took advancing the epoch.</summary>
-    private bool DropEntry(bool fetch, in TlbEntry e)
+    /// <summary>The <see cref="TlbArray.FastKinds"/> bit of a fast entry for access kind <paramref name="acc"/>: 1 &lt;&lt; (acc &amp; 7), as the table's index.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static byte KindBit(Access acc) => (byte)(1 << ((int)acc & 7));
+
+    /// <summary>The kinds whose fast entries the dTLB answers (read, write; supervisor, user) and the iTLB's (fetch; supervisor, user).</summary>
+    private const byte DataKinds = 1 << 0 | 1 << 1 | 1 << 4 | 1 << 5, FetchKinds = 1 << 2 | 1 << 6;
+
+    /// <summary>
+    /// Drops every fast entry of the access kinds in <paramref name="kinds"/> that can point at <paramref name="e"/> or answer for
+    /// its page; false when that took advancing the epoch.
+    /// </summary>
+    private bool DropEntry(in TlbEntry e, byte kinds)
     {
         if (e.Size != PageSize.Size4K) { FlushFast(); return false; }   // 512 or more 4 KiB pages: not worth finding
         ulong page = e.Vpn << 12;
-        if (!e.Global) { DropFastPage(fetch, page, e.Pcid); return true; }
+        if (!e.Global) { DropFastPage(page, e.Pcid, kinds); return true; }
         if (_fastPcidOverflow) { FlushFast(); return false; }
-        for (int k = 0; k < _fastPcidCount; k++) DropFastPage(fetch, page, _fastPcids[k]);
+        for (int k = 0; k < _fastPcidCount; k++) DropFastPage(page, _fastPcids[k], kinds);
         return true;
     }
 
-    /// <summary>Drops the fast entries for <paramref name="page"/> in <paramref name="pcid"/> of the iTLB's access kinds (fetch) or the dTLB's (read, write), user and supervisor.</summary>
-    private void DropFastPage(bool fetch, ulong page, ushort pcid)
+    /// <summary>Drops the fast entries for <paramref name="page"/> in <paramref name="pcid"/> of each access kind in <paramref name="kinds"/> (<see cref="KindBit"/>).</summary>
+    private void DropFastPage(ulong page, ushort pcid, byte kinds)
     {
         int h = HashPcid(pcid);
         ulong tag = page | pcid;
-        if (fetch)
-        {
-            DropSlot(ref FastSlotAt((int)Access.Fetch << FastBits, page, h), tag);
-            DropSlot(ref FastSlotAt((int)(Access.Fetch | Access.User) << FastBits, page, h), tag);
-            return;
-        }
-        DropSlot(ref FastSlotAt((int)Access.Read << FastBits, page, h), tag);
-        DropSlot(ref FastSlotAt((int)Access.Write << FastBits, page, h), tag);
-        DropSlot(ref FastSlotAt((int)(Access.Read | Access.User) << FastBits, page, h), tag);
-        DropSlot(ref FastSlotAt((int)(Access.Write | Access.User) << FastBits, page, h), tag);
+        for (uint k = kinds; k != 0; k &= k - 1)
+            DropSlot(ref FastSlotAt(System.Numerics.BitOperations.TrailingZeroCount(k) << FastBits, page, h), tag);
     }
 
     /// <summary>Drops one fast entry if it has <paramref name="tag"/> (epoch 0: never live again; its pending hits stay until folded).</summary>
@@ -361,9 +376,7 @@ public sealed partial class Mmu
     {
         if (_fetchSlot >= 0 && (acc & Access.Fetch) != 0) FlushFetch();   // a data access leaves the iTLB alone (see TranslateModel)
         if (!_model) return TranslatePlain(la, acc);
-        ulong pa = TranslateModel(la, acc);
-        if (pa != NoTranslation) FastFill(la, acc, pa);
-        return pa;
+        return ModelLookup(la, acc, fastFill: true);
     }
 
     /// <summary>
@@ -375,35 +388,44 @@ public sealed partial class Mmu
     /// <summary>Records the L1 entry the model's lookup for (la, PCID) now finds, if it allows the access outright.</summary>
     private void FastFill(ulong la, Access acc, ulong pa)
     {
-        var cpu = _cpu;
         if (FastCacheDisabled) return;
-        if (PermKey() != _permKey) return;   // the rights table is stale: let the model path rebuild it first
-        ushort pcid = cpu.CurrentPcid;
-        bool fetch = (acc & Access.Fetch) != 0;
-        var l1 = fetch ? _itlb : _dtlb;
+        ushort pcid = _cpu.CurrentPcid;
+        var l1 = (acc & Access.Fetch) != 0 ? _itlb : _dtlb;
         for (int k = 0; k < l1.Length; k++)
         {
             var a = l1[k];
             int i = a.Find(la, pcid, a.OnlySize, touch: false);
             if (i < 0) continue;
-            ref TlbEntry e = ref a.E[i];
-            if ((_perm[PermIndex(e.Rights, acc, false)] | _perm[PermIndex(e.Rights, acc, true)]) != 0) return;
-            ulong frame = (e.Frame | (la & ((1UL << TlbArray.Shift(e.Size)) - 1))) & ~0xFFFUL;
-            if (frame != (pa & ~0xFFFUL)) return;
-            ref FastEntry f = ref FastSlot(la, acc, pcid);
-            Fold(ref f);
-            NotePcid(pcid);
-            f.Tag = (la & ~0xFFFUL) | pcid;
-            f.Frame = frame;
-            f.Epoch = _fastEpoch;
-            f.Stamp = ulong.MaxValue;   // not seen yet (no clock reaches it)
-            f.Lru = a.Policy == Replacement.Lru ? a : null;
-            f.Way = i;
-            f.Counter = Ctr.Tlb(fetch ? TlbLevel.Itlb : TlbLevel.Dtlb, Context(acc), 0);
-            f.Host = HostFor(frame, acc);
-            FastFills++;
+            FastFillEntry(a, i, la, acc, pa, pcid);
             return;
         }
+    }
+
+    /// <summary>
+    /// Records entry <paramref name="i"/> of L1 array <paramref name="a"/> — which the caller knows is the entry the model's lookup
+    /// for (la, <paramref name="pcid"/>) finds now (<see cref="FastFill"/> looks it up) — if it allows the access outright.
+    /// </summary>
+    private void FastFillEntry(TlbArray a, int i, ulong la, Access acc, ulong pa, ushort pcid)
+    {
+        if (FastCacheDisabled) return;
+        if (PermKey() != _permKey) return;   // the rights table is stale: let the model path rebuild it first
+        ref TlbEntry e = ref a.E[i];
+        if ((_perm[PermIndex(e.Rights, acc, false)] | _perm[PermIndex(e.Rights, acc, true)]) != 0) return;
+        ulong frame = (e.Frame | (la & ((1UL << TlbArray.Shift(e.Size)) - 1))) & ~0xFFFUL;
+        if (frame != (pa & ~0xFFFUL)) return;
+        ref FastEntry f = ref FastSlot(la, acc, pcid);
+        Fold(ref f);
+        NotePcid(pcid);
+        a.FastKinds[i] |= KindBit(acc);   // so that a fill over this way finds the slot (DropFilled)
+        f.Tag = (la & ~0xFFFUL) | pcid;
+        f.Frame = frame;
+        f.Epoch = _fastEpoch;
+        f.Stamp = ulong.MaxValue;   // not seen yet (no clock reaches it)
+        f.Lru = a.Policy == Replacement.Lru ? a : null;
+        f.Way = i;
+        f.Counter = Ctr.Tlb((acc & Access.Fetch) != 0 ? TlbLevel.Itlb : TlbLevel.Dtlb, Context(acc), 0);
+        f.Host = HostFor(frame, acc);
+        FastFills++;
     }
 
     /// <summary>The host address a fast entry for <paramref name="acc"/> to <paramref name="frame"/> may give (<see cref="FastEntry.Host"/>).</summary>

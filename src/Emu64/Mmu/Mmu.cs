@@ -86,9 +86,20 @@ public sealed partial class Mmu
         // access's path touches no iTLB entry and reads no counter (anything that does — an invalidation, a rights-table rebuild,
         // Snapshot — flushes them itself), so it leaves the armed fetch armed: a loop whose stores miss stays in its compiled code.
         if (_fetchSlot >= 0 && (acc & Access.Fetch) != 0) FlushFetch();
-        var cpu = _cpu;
         if ((acc & Access.Probe) != 0) return ProbeTranslate(la, acc);
         if (!_model) return TranslatePlain(la, acc);
+        return ModelLookup(la, acc, fastFill: false);
+    }
+
+    /// <summary>
+    /// The model's lookup of a counted access: the L1 4 KiB array inline, the rest in <see cref="TranslateSlow"/>. With
+    /// <paramref name="fastFill"/> (the fast cache's miss path, <see cref="TranslateMiss"/>) a successful translation also enters
+    /// the L1 entry that gave it into the fast cache.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ulong ModelLookup(ulong la, Access acc, bool fastFill)
+    {
+        var cpu = _cpu;
         ushort pcid = cpu.CurrentPcid;
         int ctx = Context(acc);
         TlbLevel level = (acc & Access.Fetch) != 0 ? TlbLevel.Itlb : TlbLevel.Dtlb;
@@ -100,47 +111,77 @@ public sealed partial class Mmu
         {
             _ctr[ci + Ctr.Hits]++;
             ref TlbEntry e = ref a.E[i];
-            if (_perm[PermIndex(e.Rights, acc, cpu.Ac)] == 0) return e.Frame | (la & 0xFFF);
-            return UseEntry(a, i, la, acc, pcid, ctx);
+            ulong pa;
+            if (_perm[PermIndex(e.Rights, acc, cpu.Ac)] == 0)
+            {
+                pa = e.Frame | (la & 0xFFF);
+                if (fastFill) FastFillEntry(a, i, la, acc, pa, pcid);   // the entry the lookup found: the first match
+                return pa;
+            }
+            pa = UseEntry(a, i, la, acc, pcid, ctx);
+            if (fastFill && pa != NoTranslation) FastFill(la, acc, pa);   // a D re-walk may have filled another way
+            return pa;
         }
-        return TranslateSlow(la, acc, pcid, ctx);
+        return TranslateSlow(la, acc, pcid, ctx, fastFill);
     }
 
     /// <summary>Returned by a probe translation that would fault.</summary>
     public const ulong NoTranslation = ulong.MaxValue;
 
-    /// <summary>The L1 arrays after the 4 KiB one, then the STLB, then a walk.</summary>
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private ulong TranslateSlow(ulong la, Access acc, ushort pcid, int ctx)
+    /// <summary>
+    /// The L1 arrays after the 4 KiB one, then the STLB, then a walk, in one frame (the walk's fills inlined): a loop that misses
+    /// the TLB on every store (kvm-unit-tests `sieve`) spends its time here. <paramref name="fastFill"/>: as for <see cref="ModelLookup"/>.
+    /// </summary>
+    // SkipLocalsInit: the inlined walk and fills leave this frame with ~400 bytes of struct locals (WalkResult, TlbEntry copies),
+    // which the JIT would otherwise zero in the prologue of every miss, STLB hits included; each is assigned before it is read
+    // (the walk's WalkResult by its `new`, as before).
+    [MethodImpl(MethodImplOptions.NoInlining), SkipLocalsInit]
+    private ulong TranslateSlow(ulong la, Access acc, ushort pcid, int ctx, bool fastFill)
     {
         if (PermKey() != _permKey) OnModeChanged();
         bool fetch = (acc & Access.Fetch) != 0;
         TlbLevel level = fetch ? TlbLevel.Itlb : TlbLevel.Dtlb;
         var l1 = fetch ? _itlb : _dtlb;
+        ulong pa;
         for (int k = 1; k < l1.Length; k++)
         {
             int i = l1[k].Find(la, pcid, l1[k].OnlySize, true);
             if (i >= 0)
             {
                 _ctr[Ctr.Tlb(level, ctx, Ctr.Hits)]++;
-                return UseEntry(l1[k], i, la, acc, pcid, ctx);
+                pa = UseEntry(l1[k], i, la, acc, pcid, ctx);
+                if (fastFill && pa != NoTranslation) FastFill(la, acc, pa);
+                return pa;
             }
         }
         _ctr[Ctr.Tlb(level, ctx, Ctr.Misses)]++;
         _ctr[Ctr.Tlb(TlbLevel.Stlb, ctx, Ctr.Lookups)]++;
-        foreach (var s in _stlb)
+        // The STLB: its shared array at 4 KiB then 2 MiB, then its 1 GiB array (TlbArray.FindAny's order over Configure's _stlb).
+        var s = _stlb[0];
+        int si = s.FindOrChoose(la, pcid, PageSize.Size4K, out int free4K, out int oldest4K);   // a miss chooses the walk's 4 KiB way
+        if (si < 0) si = s.Find(la, pcid, PageSize.Size2M, true);
+        if (si < 0) { s = _stlb[1]; si = s.Find(la, pcid, PageSize.Size1G, true); }
+        if (si >= 0)
         {
-            int i = s.FindAny(la, pcid, true);
-            if (i >= 0)
+            _ctr[Ctr.Tlb(TlbLevel.Stlb, ctx, Ctr.Hits)]++;
+            if (_cycleClock) Stall(_costStlbHit);
+            ref TlbEntry se = ref s.E[si];
+            _mem.Prefetch(se.Frame | (la & ((1UL << TlbArray.Shift(se.Size)) - 1)));   // the access follows the fill (see WalkAndFill)
+            int way = FillFrom(l1, in se, la, out var filled);
+            if (_perm[PermIndex(se.Rights, acc, _cpu.Ac)] == 0)
             {
-                _ctr[Ctr.Tlb(TlbLevel.Stlb, ctx, Ctr.Hits)]++;
-                if (_cycleClock) Stall(_costStlbHit);
-                FillFrom(l1, s.E[i], la);
-                return UseEntry(s, i, la, acc, pcid, ctx);
+                // UseEntry's allowed case (the rights table is current: checked above): the L1 way just filled, the only L1
+                // entry that matches, is what the next lookup finds.
+                pa = se.Frame | (la & ((1UL << TlbArray.Shift(se.Size)) - 1));
+                if (fastFill) FastFillEntry(filled, way, la, acc, pa, pcid);
+                return pa;
             }
+            pa = UseEntry(s, si, la, acc, pcid, ctx);   // a fault, or a D re-walk that fills again
+            if (fastFill && pa != NoTranslation) FastFill(la, acc, pa);
+            return pa;
         }
         _ctr[Ctr.Tlb(TlbLevel.Stlb, ctx, Ctr.Misses)]++;
-        return WalkAndFill(la, acc, pcid, ctx);
+        return WalkAndFill(la, acc, pcid, ctx, fastFill, free4K, oldest4K);
     }
 
     /// <summary>An access through a TLB entry: allowed, a fault from the stored rights, or a re-walk to set D.</summary>
@@ -160,7 +201,7 @@ public sealed partial class Mmu
         // A write through an entry filled with D=0: the processor walks again to set D (SDM §4.8).
         _ctr[Ctr.Walk(ctx, Ctr.DirtyRewalks)]++;
         DropPage(la, pcid);
-        return WalkAndFill(la, acc, pcid, ctx);
+        return WalkAndFillOutOfLine(la, acc, pcid, ctx);
     }
 
     /// <summary>
@@ -177,8 +218,18 @@ public sealed partial class Mmu
         return NoTranslation;
     }
 
-    /// <summary>Misses everywhere: walk, check, set A/D, fill the STLB and the L1 structure.</summary>
-    private ulong WalkAndFill(ulong la, Access acc, ushort pcid, int ctx)
+    /// <summary><see cref="WalkAndFill"/> in a frame of its own (a D re-walk, which is rare).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private ulong WalkAndFillOutOfLine(ulong la, Access acc, ushort pcid, int ctx) => WalkAndFill(la, acc, pcid, ctx, fastFill: false, -1, -1);
+
+    /// <summary>
+    /// Misses everywhere: walk, check, set A/D, fill the STLB and the L1 structure; with <paramref name="fastFill"/>, the fast
+    /// entry for the L1 way just filled, which is the entry the next lookup finds: the L1 lookup for (la, PCID) found nothing
+    /// before, and the fill wrote the one entry that matches. <paramref name="free4K"/>, <paramref name="oldest4K"/>: the STLB way
+    /// for a 4 KiB entry that <see cref="TlbArray.FindOrChoose"/> chose while it missed, or both -1 (then the fill looks).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ulong WalkAndFill(ulong la, Access acc, ushort pcid, int ctx, bool fastFill, int free4K, int oldest4K)
     {
         _ctr[Ctr.Walk(ctx, Ctr.Walks)]++;
         var w = new WalkResult();
@@ -199,6 +250,10 @@ public sealed partial class Mmu
             return RaisePageFault(la, (uint)(p & 0xFF) | FetchBit(acc));
         }
         _ctr[Ctr.Walk(ctx, Ctr.WalksCompleted)]++;
+        ulong pa = w.Frame | (la & ((1UL << TlbArray.Shift(w.Size)) - 1));
+        // The access itself comes after the fills below: start bringing its line into the host's cache now, so that a store to a
+        // page not touched for long (a sieve's) waits less, and stalls less of what follows it (a hint; it changes nothing).
+        _mem.Prefetch(pa);
         SetAccessedDirty(ref w, (acc & Access.Write) != 0);
         FillPsc(ref w, la, pcid);
         var entry = new TlbEntry
@@ -209,9 +264,13 @@ public sealed partial class Mmu
             Rights = w.Rights,
             Flags = (byte)(EntryFlags.Make(w.Size, w.Global) | (w.Frag4M ? EntryFlags.Frag4M : 0)),
         };
-        FillFrom(_stlb, entry, la);
-        FillFrom((acc & Access.Fetch) != 0 ? _itlb : _dtlb, entry, la);
-        return w.Frame | (la & ((1UL << TlbArray.Shift(w.Size)) - 1));
+        // The STLB's set for a 4 KiB page is the one its lookup scanned, and nothing has touched the STLB since (the walk reads
+        // memory and fills only the paging-structure caches): write where that scan chose.
+        if (w.Size == PageSize.Size4K && oldest4K >= 0) _stlb[0].FillChosen(entry, free4K, oldest4K, out _);
+        else FillFrom(_stlb, entry, la, out _);
+        int way = FillFrom((acc & Access.Fetch) != 0 ? _itlb : _dtlb, entry, la, out var l1);
+        if (fastFill) FastFillEntry(l1, way, la, acc, pa, pcid);
+        return pa;
     }
 
     /// <summary>Sets A in every entry this walk read from memory, and D in the leaf for a write (SDM §4.8).</summary>

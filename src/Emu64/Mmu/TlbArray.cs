@@ -87,6 +87,24 @@ public sealed class TlbArray
         if (stamp != Clock) stamp = ++Clock;   // the array's most recent use already: nothing changes
     }
 
+    /// <summary>
+    /// Per way of an L1 array: the access kinds (<see cref="Mmu.KindBit"/>) of the fast-cache entries filled to point at the way
+    /// since the way was last filled — a superset of the live ones, so a fill over the way need look only at those slots
+    /// (Mmu.DropFilled) and, when it is 0, at none. Kept beside <see cref="E"/>, not in it: it is host-side bookkeeping of the
+    /// fast cache, not state of the model (the entries compare equal with and without the fast cache).
+    /// </summary>
+    internal readonly byte[] FastKinds;
+
+    /// <summary>The <see cref="FastKinds"/> of a way that has just been filled, which start again from none.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal byte TakeFastKinds(int way)
+    {
+        ref byte k = ref FastKinds[way];
+        byte kinds = k;
+        k = 0;
+        return kinds;
+    }
+
     /// <summary>Told of every fill (the `tlb` trace); null when nobody listens.</summary>
     public ITlbListener? Listener;
 
@@ -102,6 +120,7 @@ public sealed class TlbArray
         if ((Sets & (Sets - 1)) != 0) throw new ArgumentException($"{name}: {Sets} sets is not a power of two");
         Name = name; Ways = ways; Policy = policy; SizeMask = sizeMask;
         E = new TlbEntry[entries];
+        FastKinds = new byte[entries];
         _setMask = Sets - 1;
     }
 
@@ -119,32 +138,108 @@ public sealed class TlbArray
         ulong vpn = la >> Shift(size);
         int b = ((int)vpn & _setMask) * Ways;
         byte want = (byte)(EntryFlags.Valid | ((int)size << EntryFlags.SizeShift));
-        var e = E;
-        for (int w = b, end = b + Ways; w < end; w++)
+        // The set lies inside E (b + Ways <= Sets * Ways): no bounds checks on the miss path's scans.
+        ref TlbEntry x = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(E), b);
+        for (int k = 0; k < Ways; k++, x = ref Unsafe.Add(ref x, 1))
         {
-            ref TlbEntry x = ref e[w];
             if (x.Vpn == vpn && (x.Flags & ~(EntryFlags.Global | EntryFlags.Frag4M)) == want && (x.Pcid == pcid || (x.Flags & EntryFlags.Global) != 0))
             {
-                if (touch && Policy == Replacement.Lru) Use(w);
-                return w;
+                if (touch && Policy == Replacement.Lru) Use(b + k);
+                return b + k;
             }
         }
         return -1;
     }
 
+    /// <summary>
+    /// <see cref="Find"/> with touch, which when it finds nothing also says what <see cref="Fill"/> would overwrite in that set for
+    /// an entry of <paramref name="size"/> for this page: the first invalid way (<paramref name="free"/>, -1 if none) and the way
+    /// with the lowest stamp (<paramref name="oldest"/>), both counted from the set's first way. Fill looks first for an entry
+    /// with the new entry's page, size, PCID and global flag; after this miss there is none for an entry of <paramref name="pcid"/>,
+    /// global or not (either would have matched), so while the set does not change, <see cref="FillChosen"/> writes where Fill
+    /// would, without a second pass over the set (the STLB's miss path: the walk between the two touches no STLB entry).
+    /// </summary>
+    public int FindOrChoose(ulong la, ushort pcid, PageSize size, out int free, out int oldest)
+    {
+        ulong vpn = la >> Shift(size);
+        int b = ((int)vpn & _setMask) * Ways;
+        byte want = (byte)(EntryFlags.Valid | ((int)size << EntryFlags.SizeShift));
+        free = -1;
+        int old = 0;
+        long oldestStamp = long.MaxValue;
+        ref TlbEntry x = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(E), b);
+        for (int k = 0; k < Ways; k++, x = ref Unsafe.Add(ref x, 1))
+        {
+            if (!x.Valid) { if (free < 0) free = k; continue; }
+            if (x.Vpn == vpn && (x.Flags & ~(EntryFlags.Global | EntryFlags.Frag4M)) == want && (x.Pcid == pcid || (x.Flags & EntryFlags.Global) != 0))
+            {
+                if (Policy == Replacement.Lru) Use(b + k);
+                oldest = -1;
+                return b + k;
+            }
+            long d = (long)x.Stamp - oldestStamp;   // as in Fill
+            long m = d >> 63;
+            oldestStamp += d & m;
+            old ^= (old ^ k) & (int)m;
+        }
+        oldest = old;
+        return -1;
+    }
+
+    /// <summary>
+    /// <see cref="Fill"/> of an entry for the page and size a <see cref="FindOrChoose"/> of this set has just missed, at the way it
+    /// chose; nothing may have changed the set in between. Returns what the way held; <paramref name="way"/>: its index in E.
+    /// </summary>
+    public TlbEntry FillChosen(in TlbEntry entry, int free, int oldest, out int way)
+    {
+        int victim = free;
+        if (victim < 0)
+        {
+            if (Policy == Replacement.Random)
+            {
+                _rng ^= _rng << 13; _rng ^= _rng >> 7; _rng ^= _rng << 17;   // as in Fill
+                victim = (int)(_rng % (ulong)Ways);
+            }
+            else victim = oldest;
+        }
+        way = ((int)entry.Vpn & _setMask) * Ways + victim;
+        ref TlbEntry v = ref E[way];
+        TlbEntry replaced = v;
+        Listener?.OnFill(this, in entry, in replaced);
+        v = entry;
+        v.Stamp = ++Clock;
+        return replaced;
+    }
+
+    /// <summary>
+    /// The way <see cref="FindKey"/> found last (a paging-structure cache only). At most one entry of a paging-structure cache
+    /// matches a key and PCID — it holds no global entries, and <see cref="Fill"/> overwrites an entry with the same key rather
+    /// than adding a second — so when this way matches, it is the entry the scan would find, and the scan is skipped. A walk
+    /// through a region of memory uses one PDE-cache entry for 512 pages in a row; the PDE cache is 32-way fully associative.
+    /// The hint is never trusted: a way that was invalidated or refilled since simply does not match, and the scan runs.
+    /// </summary>
+    private int _keyHint;
+
     /// <summary>Paging-structure-cache lookup: the entry whose key is la &gt;&gt; <see cref="KeyShift"/> for this PCID, or -1.</summary>
     public int FindKey(ulong la, ushort pcid, bool touch)
     {
         ulong vpn = la >> KeyShift;
-        int b = ((int)vpn & _setMask) * Ways;
-        var e = E;
-        for (int w = b, end = b + Ways; w < end; w++)
+        ref TlbEntry e0 = ref MemoryMarshal.GetArrayDataReference(E);
+        int h = _keyHint;
+        ref TlbEntry hx = ref Unsafe.Add(ref e0, h);
+        if (hx.Vpn == vpn && hx.Flags == EntryFlags.Valid && hx.Pcid == pcid)
         {
-            ref TlbEntry x = ref e[w];
+            if (touch && Policy == Replacement.Lru) Use(h);
+            return h;
+        }
+        int b = ((int)vpn & _setMask) * Ways;
+        ref TlbEntry x = ref Unsafe.Add(ref e0, b);
+        for (int k = 0; k < Ways; k++, x = ref Unsafe.Add(ref x, 1))
+        {
             if (x.Vpn == vpn && x.Flags == EntryFlags.Valid && x.Pcid == pcid)
             {
-                if (touch && Policy == Replacement.Lru) Use(w);
-                return w;
+                if (touch && Policy == Replacement.Lru) Use(b + k);
+                return _keyHint = b + k;
             }
         }
         return -1;
@@ -167,17 +262,27 @@ public sealed class TlbArray
     /// the victim the policy picks; returns what the way held before (invalid when it was free), for the fast cache, which
     /// must forget what pointed at that way (Mmu.DropFilled). One pass over the set finds all three candidates.
     /// </summary>
-    public TlbEntry Fill(in TlbEntry entry)
+    public TlbEntry Fill(in TlbEntry entry) => Fill(in entry, out _);
+
+    /// <summary><see cref="Fill(in TlbEntry)"/>, also giving the index in <see cref="E"/> of the way it wrote.</summary>
+    public TlbEntry Fill(in TlbEntry entry, out int way)
     {
         int b = ((int)entry.Vpn & _setMask) * Ways;
-        int victim = -1, free = -1, oldest = b;
-        var e = E;
-        for (int w = b, end = b + Ways; w < end; w++)
+        int victim = -1, free = -1, oldest = 0;
+        long oldestStamp = long.MaxValue;   // stamps count fills and uses: they never reach 2^63
+        ref TlbEntry s0 = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(E), b);   // the set lies inside E
+        ref TlbEntry x = ref s0;
+        for (int k = 0; k < Ways; k++, x = ref Unsafe.Add(ref x, 1))
         {
-            ref TlbEntry x = ref e[w];
-            if (!x.Valid) { if (free < 0) free = w; continue; }
-            if (x.Vpn == entry.Vpn && x.Size == entry.Size && x.Pcid == entry.Pcid && x.Global == entry.Global) { victim = w; break; }
-            if (x.Stamp < e[oldest].Stamp) oldest = w;   // only decides when every way is valid (then: the lowest stamp, lowest way on a tie)
+            if (!x.Valid) { if (free < 0) free = k; continue; }
+            if (x.Vpn == entry.Vpn && ((x.Flags ^ entry.Flags) & SameTagFlags) == 0 && x.Pcid == entry.Pcid) { victim = k; break; }
+            // Only decides when every way is valid: then the lowest stamp, the lowest way on a tie. Written without a branch
+            // on the stamps (the JIT makes branches of conditional moves), which the host's predictor gets wrong a few times
+            // per fill: m is all ones when this stamp is lower than the lowest so far.
+            long d = (long)x.Stamp - oldestStamp;
+            long m = d >> 63;
+            oldestStamp += d & m;
+            oldest ^= (oldest ^ k) & (int)m;
         }
         if (victim < 0) victim = free;
         if (victim < 0)
@@ -185,16 +290,21 @@ public sealed class TlbArray
             if (Policy == Replacement.Random)
             {
                 _rng ^= _rng << 13; _rng ^= _rng >> 7; _rng ^= _rng << 17;   // xorshift64: deterministic
-                victim = b + (int)(_rng % (ulong)Ways);
+                victim = (int)(_rng % (ulong)Ways);
             }
             else victim = oldest;
         }
-        TlbEntry replaced = e[victim];
+        ref TlbEntry v = ref Unsafe.Add(ref s0, victim);
+        TlbEntry replaced = v;
         Listener?.OnFill(this, in entry, in replaced);
-        e[victim] = entry;
-        e[victim].Stamp = ++Clock;
+        v = entry;
+        v.Stamp = ++Clock;
+        way = b + victim;
         return replaced;
     }
+
+    /// <summary>The <see cref="TlbEntry.Flags"/> bits that, with the page number and PCID, say two entries are for the same page and tag (size, global).</summary>
+    private const byte SameTagFlags = EntryFlags.Global | (3 << EntryFlags.SizeShift);
 
     /// <summary>What an invalidation selects (SDM vol. 3A §4.10.4.1).</summary>
     public enum Select : byte

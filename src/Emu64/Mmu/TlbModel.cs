@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace Emu64.Mmu;
 
 /// <summary>
@@ -65,7 +67,9 @@ public sealed partial class Mmu
     /// An L1 fill tells the fast cache what it replaced and what it wrote (<see cref="DropFilled"/>); an STLB fill cannot
     /// change what an L1 lookup finds.
     /// </summary>
-    private void FillFrom(TlbArray[] structure, in TlbEntry entry, ulong la)
+    /// <returns>The index in <paramref name="array"/>'s entries of the way written.</returns>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private int FillFrom(TlbArray[] structure, in TlbEntry entry, ulong la, out TlbArray array)
     {
         bool l1 = structure != _stlb;
         bool fetch = structure == _itlb;
@@ -74,10 +78,19 @@ public sealed partial class Mmu
         foreach (var a in structure)
             if (a.Holds(size))
             {
-                var old = a.Fill(entry);
-                if (l1) DropFilled(fetch, in old, in entry);
-                return;
+                var old = a.Fill(entry, out int way);
+                if (l1) DropFilled(fetch, in old, a.TakeFastKinds(way), in entry);
+                array = a;
+                return way;
             }
+        return FillFragment(structure, in entry, la, l1, fetch, out array);
+    }
+
+    /// <summary><see cref="FillFrom"/> of a page larger than every array of the structure holds: the fragment that holds the address.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private int FillFragment(TlbArray[] structure, in TlbEntry entry, ulong la, bool l1, bool fetch, out TlbArray array)
+    {
+        var size = entry.Size;
         for (int s = (int)size - 1; s >= 0; s--)
         {
             foreach (var a in structure)
@@ -88,11 +101,13 @@ public sealed partial class Mmu
                 frag.Vpn = la >> shift;
                 frag.Frame = entry.Frame | (la & ((1UL << TlbArray.Shift(size)) - 1) & ~((1UL << shift) - 1));
                 frag.Flags = EntryFlags.Make((PageSize)s, entry.Global);
-                var old = a.Fill(frag);
-                if (l1) DropFilled(fetch, in old, in frag);
-                return;
+                var old = a.Fill(frag, out int way);
+                if (l1) DropFilled(fetch, in old, a.TakeFastKinds(way), in frag);
+                array = a;
+                return way;
             }
         }
+        throw new InvalidOperationException($"no array of the structure holds a page of {size} or smaller");
     }
 
     /// <summary>Drops the TLB entries for a page in a PCID (and global ones for it), with no architectural cause.</summary>

@@ -78,6 +78,45 @@ public class FastCacheDropTests
     }
 
     [Fact]
+    public void A_write_that_hits_an_STLB_entry_filled_with_D_clear_walks_again_to_set_D()
+    {
+        // The STLB-hit path enters the fast cache at the L1 way it refilled only when the entry allows the access outright;
+        // a write through an entry with D = 0 must still re-walk (SDM §4.8) and set D in memory.
+        var t = new Twin(() => With(c => c.Dtlb4K = new ArrayConfig(1, 1)));
+        const ulong a = 0x1000_0000, b = 0x1000_1000;
+        ulong pte = 0;
+        t.Both(r => { pte = r.Map4K(a, 0x300000, P); r.Map4K(b, 0x301000, P); });
+        t.Access(a, Access.Read);                                                     // fills the STLB and L1 with D = 0
+        t.Access(b, Access.Read);                                                     // evicts a from L1; the STLB keeps it
+        var d = t.Access(a, Access.Write, 0x300000);
+        Assert.Equal(1UL, d.Hits(TlbLevel.Stlb, false, Ctr.KindWrite));
+        Assert.Equal(1UL, d.DirtyRewalks);
+        t.Both(r => Assert.NotEqual(0UL, r.Read(pte) & PteFlags.Dirty));
+        Assert.Equal(0UL, t.Access(a, Access.Write, 0x300000).DirtyRewalks);          // D is in the entry now
+    }
+
+    [Fact]
+    public void A_user_access_that_hits_a_supervisor_STLB_entry_faults_from_the_entry()
+    {
+        var t = new Twin(() => With(c => c.Dtlb4K = new ArrayConfig(1, 1)));
+        const ulong a = 0x1000_0000, b = 0x1000_1000;
+        t.Both(r => { r.Map4K(a, 0x300000, P); r.Map4K(b, 0x301000, P | U); });
+        t.Access(a, Access.Read);                                                     // a supervisor read fills the STLB
+        t.Access(b, Access.Read | Access.User);                                       // evicts a from L1
+        var before = t.Fast.Mmu.Snapshot();
+        var results = new List<(ulong? Pa, uint Err, ulong Cr2)>();
+        t.Both(r => results.Add(r.Try(a, Access.Read | Access.User)));              // an STLB hit whose rights forbid it
+        var d = t.Fast.Mmu.Snapshot() - before;
+        Assert.Equal(1UL, d.Hits(TlbLevel.Stlb, true, Ctr.KindRead));
+        foreach (var x in results)
+        {
+            Assert.Null(x.Pa);
+            Assert.Equal(PfErr.P | PfErr.U, x.Err);
+        }
+        t.AssertSame();
+    }
+
+    [Fact]
     public void Read_and_write_entries_of_every_CPL_for_an_evicted_page_all_miss()
     {
         var t = new Twin(() => With(c => c.Dtlb4K = new ArrayConfig(1, 1)));
