@@ -702,7 +702,14 @@ public static unsafe partial class BlockCompiler
             var il = Il;
             if (Nat != null) Nat.EmitEdgeTest(Count, (ulong)next.Count, Exit);   // the same tests, with what only handlers change in locals
             else EmitRunLoopTest(next, PageStart, Frame);
-            // mmu._fetchPending++; cpu.InsnRip = rip0 + start; ret0 += count; goto target;
+            EmitArmedFetch(start);
+            il.Emit(OpCodes.Br, target);
+        }
+
+        /// <summary>The next block's fetch through the armed entry, and the step to it: mmu._fetchPending++; cpu.InsnRip = rip0 + start; ret0 += count.</summary>
+        private void EmitArmedFetch(ulong start)
+        {
+            var il = Il;
             il.Emit(OpCodes.Ldloc, El.Mmu);
             il.Emit(OpCodes.Ldloc, El.Mmu);
             il.Emit(OpCodes.Ldfld, FetchPendingField);
@@ -711,7 +718,6 @@ public static unsafe partial class BlockCompiler
             il.Emit(OpCodes.Stfld, FetchPendingField);
             EmitStore(il, InsnRipField, Rip0, start);
             AdvanceRetired();
-            il.Emit(OpCodes.Br, target);
         }
 
         /// <summary>
@@ -740,15 +746,7 @@ public static unsafe partial class BlockCompiler
                 }
                 else EmitRunLoopTest(next, start, frame);
                 EmitValidTest(j);
-                // mmu._fetchPending++; cpu.InsnRip = RIP; ret0 += count; goto next
-                il.Emit(OpCodes.Ldloc, El.Mmu);
-                il.Emit(OpCodes.Ldloc, El.Mmu);
-                il.Emit(OpCodes.Ldfld, FetchPendingField);
-                il.Emit(OpCodes.Ldc_I8, 1L);
-                il.Emit(OpCodes.Add);
-                il.Emit(OpCodes.Stfld, FetchPendingField);
-                EmitStore(il, InsnRipField, Rip0, start);
-                AdvanceRetired();
+                EmitArmedFetch(start);   // cpu.InsnRip = RIP of the new page's block
                 il.Emit(OpCodes.Br, Starts[j]);
                 return;
             }
