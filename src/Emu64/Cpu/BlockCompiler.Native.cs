@@ -311,7 +311,7 @@ internal sealed unsafe class NativeRegion
             {
                 var mi = handler((nint)b.Insns[k].Exec);
                 var s = ShapeOf(ref b.Insns[k], mi);
-                if (s.Form == Form.None || BlockCompiler.InStackRun(b, k, mi!)) continue;   // as EmitBlock decides: only what is emitted counts
+                if (s.Form == Form.None || BlockCompiler.InStackRun(b, k, mi)) continue;   // as EmitBlock decides: only what is emitted counts
                 set |= Uses(ref b.Insns[k], s, out int w);
                 written |= w;
                 memory |= (b.Insns[k].K0 == Opnd.Mem || b.Insns[k].K1 == Opnd.Mem && s.Form != Form.Lea) && s.Form != Form.Nop || s.Form is Form.Push or Form.Pop;
@@ -355,11 +355,7 @@ internal sealed unsafe class NativeRegion
     // The edges' reads of the machine and the MMU are IL field loads, not calls of Native's helpers: every call the JIT inlines spends
     // its inlining budget and adds its temporaries, and a region of a hundred instructions across pages ran out of both (docs/PERFORMANCE.md,
     // "Regions across code pages"): the handlers' PUSH/POP runs and the register accessors were then called instead of inlined.
-    private static readonly FieldInfo NextEventAtField = typeof(Machine).GetField(nameof(Machine.NextEventAt))!;
-    private static readonly FieldInfo IdleField = typeof(Machine).GetField("_idle", BindingFlags.Instance | BindingFlags.NonPublic)!;
-    private static readonly FieldInfo FetchSlotField = typeof(Mmu.Mmu).GetField(nameof(Mmu.Mmu._fetchSlot), BindingFlags.Instance | BindingFlags.NonPublic)!;
-    private static readonly FieldInfo FetchPageField = typeof(Mmu.Mmu).GetField(nameof(Mmu.Mmu._fetchPage), BindingFlags.Instance | BindingFlags.NonPublic)!;
-    private static readonly FieldInfo FetchFrameField = typeof(Mmu.Mmu).GetField(nameof(Mmu.Mmu._fetchFrame), BindingFlags.Instance | BindingFlags.NonPublic)!;
+    private static readonly FieldInfo NextEventAtField = BlockCompiler.NextEventAtField, IdleField = BlockCompiler.IdleField;
 
     /// <summary>_lim = <see cref="Native.EdgeLimit"/>(machine, stopRetired): min(stopRetired + 1 (unless the largest value), NextEventAt - idle (0 below idle)).</summary>
     private void EmitEdgeLimit()
@@ -398,29 +394,7 @@ internal sealed unsafe class NativeRegion
         il.MarkLabel(done);
     }
 
-    /// <summary>
-    /// Goes to <paramref name="unarmed"/> unless the fetch entry is armed for the page of the block at <paramref name="pageStart"/> from the
-    /// head, mapped to <paramref name="frame"/> (<see cref="Native.FetchArmed"/>).
-    /// </summary>
-    private void EmitUnlessArmed(ulong pageStart, ulong frame, Label unarmed)
-    {
-        var il = _il;
-        il.Emit(OpCodes.Ldloc, _mmu);
-        il.Emit(OpCodes.Ldfld, FetchSlotField);
-        il.Emit(OpCodes.Ldc_I4_0);
-        il.Emit(OpCodes.Blt, unarmed);
-        il.Emit(OpCodes.Ldloc, _mmu);
-        il.Emit(OpCodes.Ldfld, FetchPageField);
-        il.Emit(OpCodes.Ldloc, _rip0);
-        if (pageStart != 0) { il.Emit(OpCodes.Ldc_I8, (long)pageStart); il.Emit(OpCodes.Add); }
-        il.Emit(OpCodes.Ldc_I4, 12);
-        il.Emit(OpCodes.Shr_Un);
-        il.Emit(OpCodes.Bne_Un, unarmed);
-        il.Emit(OpCodes.Ldloc, _mmu);
-        il.Emit(OpCodes.Ldfld, FetchFrameField);
-        il.Emit(OpCodes.Ldc_I8, (long)frame);
-        il.Emit(OpCodes.Bne_Un, unarmed);
-    }
+    private void EmitUnlessArmed(ulong pageStart, ulong frame, Label unarmed) => BlockCompiler.EmitUnlessArmed(_il, _mmu, _rip0, pageStart, frame, unarmed);
 
     /// <summary>The method entered at a block in another frame than the head's (its entry stub, rip0 set): the edges' local for its page.</summary>
     internal void EnterAt(ulong pageStart, ulong frame) => LoadEdgeState(pageStart, frame);
@@ -468,15 +442,7 @@ internal sealed unsafe class NativeRegion
             il.MarkLabel(closer);
             BlockCompiler.EmitStopTest(il, _ret0, count + nextCount, exit);
             // if (ret0 + count + idle >= NextEventAt) exit   (Machine.ChainMustLeave: Retired + idle >= NextEventAt)
-            il.Emit(OpCodes.Ldloc, _ret0);
-            il.Emit(OpCodes.Ldc_I8, (long)count);
-            il.Emit(OpCodes.Add);
-            il.Emit(OpCodes.Ldloc, _machine);
-            il.Emit(OpCodes.Ldfld, IdleField);
-            il.Emit(OpCodes.Add);
-            il.Emit(OpCodes.Ldloc, _machine);
-            il.Emit(OpCodes.Ldfld, NextEventAtField);
-            il.Emit(OpCodes.Bge_Un, exit);
+            BlockCompiler.EmitEventTest(il, _ret0, count, _machine, exit);
             EmitUnlessArmed(pageStart, frame, exit);
             il.Emit(OpCodes.Br, back);
         });
@@ -605,7 +571,7 @@ internal sealed unsafe class NativeRegion
             ref Insn d = ref b.Insns[k];
             var mi = _handler((nint)d.Exec);
             var s = ShapeOf(ref d, mi);
-            if (s.Form == Form.None || BlockCompiler.InStackRun(b, k, mi!)) return false;
+            if (s.Form == Form.None || BlockCompiler.InStackRun(b, k, mi)) return false;
             switch (s.Form)
             {
                 case Form.MovRR or Form.MovRI or Form.Lea or Form.Nop:

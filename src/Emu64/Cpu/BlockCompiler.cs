@@ -74,13 +74,13 @@ public static unsafe partial class BlockCompiler
     private static readonly FieldInfo RegionInsnsField = typeof(CompiledRegion).GetField(nameof(CompiledRegion.Insns))!;
     private static readonly FieldInfo MachineField = typeof(Cpu).GetField(nameof(Cpu.Machine))!;
     private static readonly FieldInfo MmuField = typeof(Cpu).GetField(nameof(Cpu.Mmu))!;
-    private static readonly FieldInfo FetchSlotField = typeof(Mmu.Mmu).GetField(nameof(Mmu.Mmu._fetchSlot), BindingFlags.Instance | BindingFlags.NonPublic)!;
-    private static readonly FieldInfo FetchPageField = typeof(Mmu.Mmu).GetField(nameof(Mmu.Mmu._fetchPage), BindingFlags.Instance | BindingFlags.NonPublic)!;
-    private static readonly FieldInfo FetchFrameField = typeof(Mmu.Mmu).GetField(nameof(Mmu.Mmu._fetchFrame), BindingFlags.Instance | BindingFlags.NonPublic)!;
+    internal static readonly FieldInfo FetchSlotField = typeof(Mmu.Mmu).GetField(nameof(Mmu.Mmu._fetchSlot), BindingFlags.Instance | BindingFlags.NonPublic)!;
+    internal static readonly FieldInfo FetchPageField = typeof(Mmu.Mmu).GetField(nameof(Mmu.Mmu._fetchPage), BindingFlags.Instance | BindingFlags.NonPublic)!;
+    internal static readonly FieldInfo FetchFrameField = typeof(Mmu.Mmu).GetField(nameof(Mmu.Mmu._fetchFrame), BindingFlags.Instance | BindingFlags.NonPublic)!;
     private static readonly FieldInfo FetchPendingField = typeof(Mmu.Mmu).GetField(nameof(Mmu.Mmu._fetchPending), BindingFlags.Instance | BindingFlags.NonPublic)!;
     // Machine.ChainMustLeave's fields, read inline at each edge.
-    private static readonly FieldInfo IdleField = typeof(Machine).GetField("_idle", BindingFlags.Instance | BindingFlags.NonPublic)!;
-    private static readonly FieldInfo NextEventAtField = typeof(Machine).GetField(nameof(Machine.NextEventAt))!;
+    internal static readonly FieldInfo IdleField = typeof(Machine).GetField("_idle", BindingFlags.Instance | BindingFlags.NonPublic)!;
+    internal static readonly FieldInfo NextEventAtField = typeof(Machine).GetField(nameof(Machine.NextEventAt))!;
     private static readonly FieldInfo InterruptLineField = typeof(Machine).GetField(nameof(Machine.InterruptLine))!;
     private static readonly FieldInfo DebugStepHookField = typeof(Machine).GetField(nameof(Machine.DebugStepHook))!;
 
@@ -128,16 +128,12 @@ public static unsafe partial class BlockCompiler
     private static readonly MethodInfo PopRunMethod = typeof(Isa.Stack).GetMethod(nameof(Isa.Stack.PopRun), BindingFlags.Static | BindingFlags.NonPublic)!;
 
     /// <summary>
-    /// How many instructions from <paramref name="k"/> on are PUSH r64 (or POP r64 other than POP RSP), the same handler
-    /// as instruction k, at most <see cref="Isa.Stack.MaxRun"/>; 0 if instruction k is neither.
-    /// </summary>
-    /// <summary>
     /// Whether instruction k begins or lies in a run of two or more PUSH r64 or POP r64 (<see cref="StackRunLength"/>): such a run stays
     /// one call (Stack.PushRun/PopRun, one translation for the run) instead of native forms, and its registers stay out of the region's
     /// locals. Measured on the toy kernel's system-call loop, whose entry code saves and restores pt_regs in such runs: its regions
     /// are short and entered four times a system call, and each register in locals is a load at every entry and a store at every exit.
     /// </summary>
-    internal static bool InStackRun(Block block, int k, MethodInfo mi)
+    internal static bool InStackRun(Block block, int k, MethodInfo? mi)
     {
         if (mi is null || mi.DeclaringType != typeof(Isa.Stack)) return false;
         for (int j = k; j >= 0 && j > k - Isa.Stack.MaxRun; j--)
@@ -150,6 +146,10 @@ public static unsafe partial class BlockCompiler
         return false;
     }
 
+    /// <summary>
+    /// How many instructions from <paramref name="k"/> on are PUSH r64 (or POP r64 other than POP RSP), the same handler
+    /// as instruction k, at most <see cref="Isa.Stack.MaxRun"/>; 0 if instruction k is neither.
+    /// </summary>
     private static int StackRunLength(Block block, int k, MethodInfo mi)
     {
         if (mi.DeclaringType != typeof(Isa.Stack) || mi.Name is not ("PushR64" or "PopR64")) return 0;
@@ -513,7 +513,7 @@ public static unsafe partial class BlockCompiler
             Handlers.TryGetValue((nint)d.Exec, out var mi);
             var kind = Classify(ref d, mi);
             ulong next = off + d.Length;
-            if (nat != null && !InStackRun(block, k, mi!) && nat.TryEmit(ref d, mi, k, off, next, first + k))
+            if (nat != null && !InStackRun(block, k, mi) && nat.TryEmit(ref d, mi, k, off, next, first + k))
             {
                 off = next;
                 continue;
@@ -805,38 +805,56 @@ public static unsafe partial class BlockCompiler
             // cpu.Retired is ret0 + count here (the block's end stored it).
             EmitStopTest(il, Ret0, count + (ulong)next.Count, Exit);
             // if (machine.ChainMustLeave()) goto exit; inline: cpu.Retired + _idle >= NextEventAt || InterruptLine || DebugStepHook
-            il.Emit(OpCodes.Ldloc, Ret0);
-            il.Emit(OpCodes.Ldc_I8, (long)count);
-            il.Emit(OpCodes.Add);
-            il.Emit(OpCodes.Ldloc, el.Machine);
-            il.Emit(OpCodes.Ldfld, IdleField);
-            il.Emit(OpCodes.Add);
-            il.Emit(OpCodes.Ldloc, el.Machine);
-            il.Emit(OpCodes.Ldfld, NextEventAtField);
-            il.Emit(OpCodes.Bge_Un, Exit);
+            EmitEventTest(il, Ret0, count, el.Machine, Exit);
             il.Emit(OpCodes.Ldloc, el.Machine);
             il.Emit(OpCodes.Ldfld, InterruptLineField);
             il.Emit(OpCodes.Brtrue, Exit);
             il.Emit(OpCodes.Ldloc, el.Machine);
             il.Emit(OpCodes.Ldfld, DebugStepHookField);
             il.Emit(OpCodes.Brtrue, Exit);
-            // if (mmu._fetchSlot < 0 || mmu._fetchPage != (rip0 + pageStart) >> 12 || mmu._fetchFrame != frame) goto exit;  (mmu = cpu.Mmu, loaded once)
-            il.Emit(OpCodes.Ldloc, el.Mmu);
-            il.Emit(OpCodes.Ldfld, FetchSlotField);
-            il.Emit(OpCodes.Ldc_I4_0);
-            il.Emit(OpCodes.Blt, Exit);
-            il.Emit(OpCodes.Ldloc, el.Mmu);
-            il.Emit(OpCodes.Ldfld, FetchPageField);
-            il.Emit(OpCodes.Ldloc, Rip0);
-            AddConstant(il, pageStart);
-            il.Emit(OpCodes.Ldc_I4, 12);
-            il.Emit(OpCodes.Shr_Un);
-            il.Emit(OpCodes.Bne_Un, Exit);
-            il.Emit(OpCodes.Ldloc, el.Mmu);
-            il.Emit(OpCodes.Ldfld, FetchFrameField);
-            il.Emit(OpCodes.Ldc_I8, (long)frame);
-            il.Emit(OpCodes.Bne_Un, Exit);
+            EmitUnlessArmed(il, el.Mmu, Rip0, pageStart, frame, Exit);
         }
+    }
+
+    /// <summary>
+    /// if (ret0 + <paramref name="count"/> + idle &gt;= NextEventAt) goto exit: <see cref="Machine.ChainMustLeave"/>'s event test at the end of
+    /// a block of <paramref name="count"/> instructions (an edge's test).
+    /// </summary>
+    internal static void EmitEventTest(ILGenerator il, LocalBuilder ret0, ulong count, LocalBuilder machine, Label exit)
+    {
+        il.Emit(OpCodes.Ldloc, ret0);
+        il.Emit(OpCodes.Ldc_I8, (long)count);
+        il.Emit(OpCodes.Add);
+        il.Emit(OpCodes.Ldloc, machine);
+        il.Emit(OpCodes.Ldfld, IdleField);
+        il.Emit(OpCodes.Add);
+        il.Emit(OpCodes.Ldloc, machine);
+        il.Emit(OpCodes.Ldfld, NextEventAtField);
+        il.Emit(OpCodes.Bge_Un, exit);
+    }
+
+    /// <summary>
+    /// Goes to <paramref name="unarmed"/> unless the fetch entry is armed for the page of the block at <paramref name="pageStart"/> from the
+    /// head and mapped to <paramref name="frame"/> (<see cref="Native.FetchArmed"/>): mmu._fetchSlot &gt;= 0, mmu._fetchPage == (rip0 +
+    /// pageStart) &gt;&gt; 12, mmu._fetchFrame == frame.
+    /// </summary>
+    internal static void EmitUnlessArmed(ILGenerator il, LocalBuilder mmu, LocalBuilder rip0, ulong pageStart, ulong frame, Label unarmed)
+    {
+        il.Emit(OpCodes.Ldloc, mmu);
+        il.Emit(OpCodes.Ldfld, FetchSlotField);
+        il.Emit(OpCodes.Ldc_I4_0);
+        il.Emit(OpCodes.Blt, unarmed);
+        il.Emit(OpCodes.Ldloc, mmu);
+        il.Emit(OpCodes.Ldfld, FetchPageField);
+        il.Emit(OpCodes.Ldloc, rip0);
+        AddConstant(il, pageStart);
+        il.Emit(OpCodes.Ldc_I4, 12);
+        il.Emit(OpCodes.Shr_Un);
+        il.Emit(OpCodes.Bne_Un, unarmed);
+        il.Emit(OpCodes.Ldloc, mmu);
+        il.Emit(OpCodes.Ldfld, FetchFrameField);
+        il.Emit(OpCodes.Ldc_I8, (long)frame);
+        il.Emit(OpCodes.Bne_Un, unarmed);
     }
 
     /// <summary>if (ret0 + <paramref name="total"/> &gt; stopRetired) goto exit: the whole next block must fit before the stop (an edge's test).</summary>
