@@ -255,7 +255,7 @@ internal sealed unsafe class NativeRegion
 
     /// <summary>
     /// The edges' view of the run loop (<see cref="Machine.ChainMustLeave"/>, the armed same-page fetch), in one local: the retired
-    /// count from which an edge must look closer (<see cref="Native.EdgeLimit"/>), 0 when the fetch entry is not armed for the region's
+    /// count from which an edge must look closer (<see cref="EmitEdgeLimit"/>), 0 when the fetch entry is not armed for the region's
     /// page and frame. Only a handler or an out-of-line path changes what it comes from, so it is reloaded after those.
     /// </summary>
     private readonly LocalBuilder _lim, _machine;
@@ -357,13 +357,18 @@ internal sealed unsafe class NativeRegion
     // "Regions across code pages"): the handlers' PUSH/POP runs and the register accessors were then called instead of inlined.
     private static readonly FieldInfo NextEventAtField = BlockCompiler.NextEventAtField, IdleField = BlockCompiler.IdleField;
 
-    /// <summary>_lim = <see cref="Native.EdgeLimit"/>(machine, stopRetired): min(stopRetired + 1 (unless the largest value), NextEventAt - idle (0 below idle)).</summary>
+    /// <summary>
+    /// _lim = min(stopRetired + 1 (unless the largest value), NextEventAt - idle (0 below idle)): the retired count from which a compiled
+    /// edge tests the stop and the next event exactly (<see cref="EmitEdgeTest(ulong, ulong, Label)"/>). An edge whose <c>ret0 + count +
+    /// nextCount</c> is below it has the whole next block before the stop (<c>&lt;= stopRetired</c>) and no event due at its end
+    /// (<c>ret0 + count + idle &lt; NextEventAt</c>, <see cref="Machine.ChainMustLeave"/>'s test).
+    /// </summary>
     private void EmitEdgeLimit()
     {
         var il = _il;
         var positive = il.DefineLabel();
         var done = il.DefineLabel();
-        // lim = NextEventAt >= idle ? NextEventAt - idle : 0   (Native.EventAt)
+        // lim = NextEventAt >= idle ? NextEventAt - idle : 0   (the retired count at which the next event is due)
         il.Emit(OpCodes.Ldloc, _machine);
         il.Emit(OpCodes.Ldfld, NextEventAtField);
         il.Emit(OpCodes.Ldloc, _machine);
@@ -409,7 +414,7 @@ internal sealed unsafe class NativeRegion
     /// An edge's test of the run loop's conditions, for a block of <paramref name="count"/> instructions ending before
     /// <paramref name="next"/>'s <paramref name="nextCount"/> (BlockCompiler.EmitEdgeChecks): jumps to <paramref name="exit"/> when the run
     /// loop would do anything but fetch the next block of the page. Inline, one comparison with <see cref="_lim"/> stands for the
-    /// stop, the next event and the armed fetch: it never passes where one of those would exit (see <see cref="Native.EdgeLimit"/>);
+    /// stop, the next event and the armed fetch: it never passes where one of those would exit (see <see cref="EmitEdgeLimit"/>);
     /// where it does not pass, the exact tests run out of line and may come back.
     /// </summary>
     internal void EmitEdgeTest(ulong count, ulong nextCount, Label exit) => EmitEdgeTest(count, nextCount, exit, _pageStart, _pageFrame);
@@ -450,9 +455,10 @@ internal sealed unsafe class NativeRegion
 
     /// <summary>The locals of <see cref="EmitAddress"/>'s CPU and MMU part, from cpu and mmu now.</summary>
     /// <remarks>
-    /// As plain field loads (what <see cref="Native.Table"/>, <see cref="Native.ReadKey"/>, <see cref="Native.Pcid"/> and
-    /// <see cref="Native.Epoch"/> compute): each inlined call costs the JIT time and spends its per-method inlining budget, and this
-    /// runs in the prologue and after every handler that precedes a native access.
+    /// As plain field loads, not calls of helpers the JIT would inline: each inlined call costs the JIT time and spends its per-method
+    /// inlining budget, and this runs in the prologue and after every handler that precedes a native access. The fast-cache index of
+    /// a read's page is <c>((la &gt;&gt; 12) &amp; 255) ^ key</c>: the key is the access kind's index base (a multiple of 256) with the
+    /// PCID's hash (below 256) in its low byte (<see cref="Mmu.Mmu.FastSlotAt"/>).
     /// </remarks>
     private void LoadMmuState()
     {
@@ -1496,42 +1502,9 @@ internal sealed unsafe class NativeRegion
 /// <summary>The bodies native forms call, with constant arguments the JIT folds (<see cref="NativeRegion"/>).</summary>
 internal static unsafe class Native
 {
-    /// <summary>The retired count at which the run loop's next event is due: <c>Retired + idle &gt;= NextEventAt</c> is <c>Retired &gt;= EventAt</c>.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static ulong EventAt(Machine m) => m.NextEventAt >= m.UncountedTicks ? m.NextEventAt - m.UncountedTicks : 0;
-
-    /// <summary>
-    /// The retired count from which a compiled edge tests the stop and the next event exactly (NativeRegion.EmitEdgeTest):
-    /// min(stopRetired + 1, <see cref="EventAt"/>). An edge whose <c>ret0 + count + nextCount</c> is below it has the whole next block
-    /// before the stop (<c>&lt;= stopRetired</c>) and no event due at its end (<c>ret0 + count &lt; EventAt</c>). The regions emit it as IL
-    /// field loads (NativeRegion.EmitEdgeLimit; also <see cref="EventAt"/> and <see cref="FetchArmed"/>): these are the definitions.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static ulong EdgeLimit(Machine m, ulong stopRetired)
-    {
-        ulong s = stopRetired == ulong.MaxValue ? stopRetired : stopRetired + 1, e = EventAt(m);
-        return s < e ? s : e;
-    }
-
-    /// <summary>Whether the same-page fetch entry is armed for the page of <paramref name="rip"/> in physical frame <paramref name="frame"/>.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static bool FetchArmed(Mmu.Mmu mmu, ulong rip, ulong frame) => mmu._fetchSlot >= 0 && mmu._fetchPage == rip >> 12 && mmu._fetchFrame == frame;
-
     /// <summary>An epoch no fast entry carries (epochs count up from 1): what the method holds when the CPU has no direct data path.</summary>
     public const ulong NoDirectEpoch = ulong.MaxValue;
 
-    /// <summary>The epoch the method's accesses compare with: the fast cache's, or <see cref="NoDirectEpoch"/> when <see cref="Cpu.DirectData"/> is off.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static ulong Epoch(Cpu cpu, Mmu.Mmu mmu) => cpu.DirectData ? mmu.FastEpoch : NoDirectEpoch;
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static ref Mmu.Mmu.FastEntry Table(Mmu.Mmu mmu) => ref mmu.FastTable;
-    /// <summary>
-    /// The fast-cache index of a read's page is <c>((la &gt;&gt; 12) &amp; 255) ^ key</c>: the key is the access kind's index base (a
-    /// multiple of 256) with the PCID's hash (below 256) in its low byte (<see cref="Mmu.Mmu.FastSlotAt"/>).
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static int ReadKey(Cpu cpu) => cpu.FastReadBase | cpu.PcidHash;
     /// <summary>
     /// How far a write's fast slot is from a read's: the kinds' index bases (<see cref="Mmu.Mmu.FastKindBase"/>) differ by it at either
     /// privilege, and the read key never has its bit, so <c>(page ^ readKey) + WriteSlots</c> is <c>page ^ writeKey</c>.
@@ -1546,8 +1519,6 @@ internal static unsafe class Native
             throw new InvalidOperationException("fast-cache kind bases changed: NativeRegion's write slot needs its own key again");
         return d;
     }
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static ulong Pcid(Cpu cpu) => cpu.CurrentPcid;
 
     /// <summary>The base of FS or GS (64-bit mode adds no other segment's base).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -835,7 +835,7 @@ public static unsafe partial class BlockCompiler
 
     /// <summary>
     /// Goes to <paramref name="unarmed"/> unless the fetch entry is armed for the page of the block at <paramref name="pageStart"/> from the
-    /// head and mapped to <paramref name="frame"/> (<see cref="Native.FetchArmed"/>): mmu._fetchSlot &gt;= 0, mmu._fetchPage == (rip0 +
+    /// head and mapped to <paramref name="frame"/>: mmu._fetchSlot &gt;= 0, mmu._fetchPage == (rip0 +
     /// pageStart) &gt;&gt; 12, mmu._fetchFrame == frame.
     /// </summary>
     internal static void EmitUnlessArmed(ILGenerator il, LocalBuilder mmu, LocalBuilder rip0, ulong pageStart, ulong frame, Label unarmed)
