@@ -111,16 +111,13 @@ public sealed partial class Mmu
         {
             _ctr[ci + Ctr.Hits]++;
             ref TlbEntry e = ref a.E[i];
-            ulong pa;
             if (_perm[PermIndex(e.Rights, acc, cpu.Ac)] == 0)
             {
-                pa = e.Frame | (la & 0xFFF);
+                ulong pa = e.Frame | (la & 0xFFF);
                 if (fastFill) FastFillEntry(a, i, la, acc, pa, pcid);   // the entry the lookup found: the first match
                 return pa;
             }
-            pa = UseEntry(a, i, la, acc, pcid, ctx);
-            if (fastFill && pa != NoTranslation) FastFill(la, acc, pa);   // a D re-walk may have filled another way
-            return pa;
+            return UseEntry(a, i, la, acc, pcid, ctx, fastFill);
         }
         return TranslateSlow(la, acc, pcid, ctx, fastFill);
     }
@@ -149,9 +146,7 @@ public sealed partial class Mmu
             if (i >= 0)
             {
                 _ctr[Ctr.Tlb(level, ctx, Ctr.Hits)]++;
-                pa = UseEntry(l1[k], i, la, acc, pcid, ctx);
-                if (fastFill && pa != NoTranslation) FastFill(la, acc, pa);
-                return pa;
+                return UseEntry(l1[k], i, la, acc, pcid, ctx, fastFill);
             }
         }
         _ctr[Ctr.Tlb(level, ctx, Ctr.Misses)]++;
@@ -166,22 +161,32 @@ public sealed partial class Mmu
             _ctr[Ctr.Tlb(TlbLevel.Stlb, ctx, Ctr.Hits)]++;
             if (_cycleClock) Stall(_costStlbHit);
             ref TlbEntry se = ref s.E[si];
-            _mem.Prefetch(se.Frame | (la & ((1UL << TlbArray.Shift(se.Size)) - 1)));   // the access follows the fill (see WalkAndFill)
+            pa = se.Frame | (la & ((1UL << TlbArray.Shift(se.Size)) - 1));
+            _mem.Prefetch(pa);   // the access follows the fill (see WalkAndFill)
             int way = FillFrom(l1, in se, la, out var filled);
             if (_perm[PermIndex(se.Rights, acc, _cpu.Ac)] == 0)
             {
                 // UseEntry's allowed case (the rights table is current: checked above): the L1 way just filled, the only L1
                 // entry that matches, is what the next lookup finds.
-                pa = se.Frame | (la & ((1UL << TlbArray.Shift(se.Size)) - 1));
                 if (fastFill) FastFillEntry(filled, way, la, acc, pa, pcid);
                 return pa;
             }
-            pa = UseEntry(s, si, la, acc, pcid, ctx);   // a fault, or a D re-walk that fills again
-            if (fastFill && pa != NoTranslation) FastFill(la, acc, pa);
-            return pa;
+            return UseEntry(s, si, la, acc, pcid, ctx, fastFill);   // a fault, or a D re-walk that fills again
         }
         _ctr[Ctr.Tlb(TlbLevel.Stlb, ctx, Ctr.Misses)]++;
         return WalkAndFill(la, acc, pcid, ctx, fastFill, free4K, oldest4K);
+    }
+
+    /// <summary>
+    /// <see cref="UseEntry(TlbArray, int, ulong, Access, ushort, int)"/>, and with <paramref name="fastFill"/> (the fast cache's miss
+    /// path) the translation entered into the fast cache, looked up again: a D re-walk may have filled another way.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ulong UseEntry(TlbArray a, int i, ulong la, Access acc, ushort pcid, int ctx, bool fastFill)
+    {
+        ulong pa = UseEntry(a, i, la, acc, pcid, ctx);
+        if (fastFill && pa != NoTranslation) FastFill(la, acc, pa);
+        return pa;
     }
 
     /// <summary>An access through a TLB entry: allowed, a fault from the stored rights, or a re-walk to set D.</summary>
