@@ -191,25 +191,7 @@ public sealed class TlbArray
     /// chose; nothing may have changed the set in between. Returns what the way held; <paramref name="way"/>: its index in E.
     /// </summary>
     public TlbEntry FillChosen(in TlbEntry entry, int free, int oldest, out int way)
-    {
-        int victim = free;
-        if (victim < 0)
-        {
-            if (Policy == Replacement.Random)
-            {
-                _rng ^= _rng << 13; _rng ^= _rng >> 7; _rng ^= _rng << 17;   // as in Fill
-                victim = (int)(_rng % (ulong)Ways);
-            }
-            else victim = oldest;
-        }
-        way = ((int)entry.Vpn & _setMask) * Ways + victim;
-        ref TlbEntry v = ref E[way];
-        TlbEntry replaced = v;
-        Listener?.OnFill(this, in entry, in replaced);
-        v = entry;
-        v.Stamp = ++Clock;
-        return replaced;
-    }
+        => WriteWay(in entry, ((int)entry.Vpn & _setMask) * Ways, free, oldest, out way);
 
     /// <summary>
     /// The way <see cref="FindKey"/> found last (a paging-structure cache only). At most one entry of a paging-structure cache
@@ -270,8 +252,7 @@ public sealed class TlbArray
         int b = ((int)entry.Vpn & _setMask) * Ways;
         int victim = -1, free = -1, oldest = 0;
         long oldestStamp = long.MaxValue;   // stamps count fills and uses: they never reach 2^63
-        ref TlbEntry s0 = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(E), b);   // the set lies inside E
-        ref TlbEntry x = ref s0;
+        ref TlbEntry x = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(E), b);   // the set lies inside E
         for (int k = 0; k < Ways; k++, x = ref Unsafe.Add(ref x, 1))
         {
             if (!x.Valid) { if (free < 0) free = k; continue; }
@@ -284,7 +265,17 @@ public sealed class TlbArray
             oldestStamp += d & m;
             oldest ^= (oldest ^ k) & (int)m;
         }
-        if (victim < 0) victim = free;
+        return WriteWay(in entry, b, victim >= 0 ? victim : free, oldest, out way);
+    }
+
+    /// <summary>
+    /// The end of a fill of the set at <paramref name="b"/>: the entry written at way <paramref name="chosen"/> of the set (an entry
+    /// with the same tag, or a free way), or where none was chosen (-1) at the policy's victim (<paramref name="oldest"/> for LRU and
+    /// FIFO, the next pseudo-random way for Random); returns what the way held and, in <paramref name="way"/>, its index in E.
+    /// </summary>
+    private TlbEntry WriteWay(in TlbEntry entry, int b, int chosen, int oldest, out int way)
+    {
+        int victim = chosen;
         if (victim < 0)
         {
             if (Policy == Replacement.Random)
@@ -294,12 +285,12 @@ public sealed class TlbArray
             }
             else victim = oldest;
         }
-        ref TlbEntry v = ref Unsafe.Add(ref s0, victim);
+        way = b + victim;
+        ref TlbEntry v = ref E[way];
         TlbEntry replaced = v;
         Listener?.OnFill(this, in entry, in replaced);
         v = entry;
         v.Stamp = ++Clock;
-        way = b + victim;
         return replaced;
     }
 
