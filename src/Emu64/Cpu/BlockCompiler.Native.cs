@@ -1054,7 +1054,7 @@ internal sealed unsafe class NativeRegion
     private static readonly FieldInfo HitsField = typeof(Mmu.Mmu.FastEntry).GetField(nameof(Mmu.Mmu.FastEntry.Hits))!;
     private static readonly FieldInfo LruField = typeof(Mmu.Mmu.FastEntry).GetField(nameof(Mmu.Mmu.FastEntry.Lru))!;
     private static readonly FieldInfo StampField = typeof(Mmu.Mmu.FastEntry).GetField(nameof(Mmu.Mmu.FastEntry.Stamp))!;
-    private static readonly FieldInfo ClockField = typeof(Mmu.TlbArray).GetField(nameof(Mmu.TlbArray.Clock), BindingFlags.Instance | BindingFlags.NonPublic)!;
+    private static readonly FieldInfo ClockField = typeof(Mmu.LruSet).GetField(nameof(Mmu.LruSet.Clock), BindingFlags.Instance | BindingFlags.NonPublic)!;
     private static readonly MethodInfo TouchStampMethod = typeof(Mmu.Mmu).GetMethod(nameof(Mmu.Mmu.TouchStamp), BindingFlags.Static | BindingFlags.NonPublic)!;
 
     /// <summary>
@@ -1134,14 +1134,14 @@ internal sealed unsafe class NativeRegion
         il.Emit(OpCodes.Stloc, _ptr);
         il.Emit(OpCodes.Ldloc, _ptr);
         il.Emit(OpCodes.Brfalse, slow);
-        // the hit: f.Hits++, the modeled entry made its array's most recent use
+        // the hit: f.Hits++, the modeled entry made its set's most recent use
         il.Emit(OpCodes.Ldloc, _entry!);
         il.Emit(OpCodes.Ldloc, _entry!);
         il.Emit(OpCodes.Ldfld, HitsField);
         il.Emit(OpCodes.Ldc_I8, 1L);
         il.Emit(OpCodes.Add);
         il.Emit(OpCodes.Stfld, HitsField);
-        // Mmu.Touch: nothing to do while the entry's stamp is its array's clock (a run of accesses to the page); else out of line
+        // Mmu.Touch: nothing to do while the entry's stamp is its set's clock (a run of accesses to the page); else out of line
         var touched = il.DefineLabel();
         var touch = il.DefineLabel();
         il.Emit(OpCodes.Ldloc, _entry!);

@@ -56,13 +56,13 @@ public sealed partial class Mmu
         public ulong Frame;
         public ulong Epoch;
         /// <summary>
-        /// The modeled entry's LRU stamp as this fast entry last saw it. While it equals the array's clock the entry is
-        /// still the array's most recent use (stamps come only from advancing the clock), so a hit changes nothing and
+        /// The modeled entry's LRU stamp as this fast entry last saw it. While it equals its set's clock the entry is
+        /// still the set's most recent use (stamps come only from advancing that clock), so a hit changes nothing and
         /// need not look at the array's entries.
         /// </summary>
         public ulong Stamp;
-        /// <summary>The modeled L1 array holding the entry when it replaces by LRU (the hit refreshes the entry's stamp), else null.</summary>
-        public TlbArray? Lru;
+        /// <summary>The set of the modeled L1 array holding the entry when it replaces by LRU (the hit refreshes the entry's stamp), else null.</summary>
+        public LruSet? Lru;
         public int Way;
         /// <summary>Counter base of the structure and context (<see cref="Ctr.Tlb"/>); -1 with the model off (nothing is counted).</summary>
         public int Counter;
@@ -224,7 +224,7 @@ public sealed partial class Mmu
 
     /// <summary>
     /// A hit's use of the fast entry's modeled entry under LRU: <see cref="TlbArray.Use"/>, skipped without touching the
-    /// array while <see cref="FastEntry.Stamp"/> is the array's clock (the entry is its most recent use already). The
+    /// array while <see cref="FastEntry.Stamp"/> is its set's clock (the entry is the set's most recent use already). The
     /// rule is written out rather than calling Use: inside compiled blocks the JIT does not inline that deep, and the
     /// call cost the memory loop 3 points of model cost (bench paired: +10% against +7%).
     /// </summary>
@@ -237,17 +237,19 @@ public sealed partial class Mmu
     }
 
     /// <summary>
-    /// <see cref="Touch"/>'s rarer half, out of line: the entry is not the array's most recent use as this fast entry last saw it.
-    /// (A run of accesses to one page finds <c>Stamp == Clock</c> after the first, so the inlined part is two loads and a compare.)
+    /// <see cref="Touch"/>'s rarer half, out of line: the entry is not its set's most recent use as this fast entry last saw it.
+    /// (A run of accesses to one page finds <c>Stamp == Clock</c> after the first, so the inlined part is two loads and a compare;
+    /// so does code that alternates between pages of different sets, such as a kernel's stack and its data: with one clock per
+    /// array every such alternation came here, 50 million times in the Debian boot to 1.42 x 10^9 instructions.)
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    internal static void TouchArray(ref FastEntry f, TlbArray lru) => TouchStamp(ref f, lru);
+    internal static void TouchArray(ref FastEntry f, LruSet lru) => TouchStamp(ref f, lru);
 
     /// <summary><see cref="TouchArray"/>'s body, inlined where a call costs more than the code (compiled regions' native accesses).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static void TouchStamp(ref FastEntry f, TlbArray lru)
+    internal static void TouchStamp(ref FastEntry f, LruSet lru)
     {
-        ref ulong stamp = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(lru.E), f.Way).Stamp;
+        ref ulong stamp = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(lru.Array.E), f.Way).Stamp;
         if (stamp != lru.Clock) stamp = ++lru.Clock;
         f.Stamp = stamp;
     }
@@ -421,7 +423,7 @@ public sealed partial class Mmu
         f.Frame = frame;
         f.Epoch = _fastEpoch;
         f.Stamp = ulong.MaxValue;   // not seen yet (no clock reaches it)
-        f.Lru = a.Policy == Replacement.Lru ? a : null;
+        f.Lru = a.Policy == Replacement.Lru ? a.LruSets[a.SetOf(i)] : null;
         f.Way = i;
         f.Counter = Ctr.Tlb((acc & Access.Fetch) != 0 ? TlbLevel.Itlb : TlbLevel.Dtlb, Context(acc), 0);
         f.Host = HostFor(frame, acc);
@@ -466,9 +468,9 @@ public sealed partial class Mmu
     /// destination page, when both fast entries (<paramref name="readBase"/>, <paramref name="writeBase"/>: read and write
     /// at the current CPL) are live with host frames: every one of those 2k accesses would hit them, so this counts them
     /// exactly as they would be counted and returns both host addresses; otherwise it counts nothing and returns false.
-    /// The LRU state after the alternating uses: if the two hits use different entries of one LRU array, each use is a new
-    /// most-recent use (the clock advances 2k times, the source's entry stamped one before the destination's); if they
-    /// use one entry, or entries of two arrays, each array sees one entry used k times in a row, which leaves what one use
+    /// The LRU state after the alternating uses: if the two hits use different entries of one LRU set, each use is a new
+    /// most-recent use (the set's clock advances 2k times, the source's entry stamped one before the destination's); if they
+    /// use one entry, or entries of two sets, each set sees one entry used k times in a row, which leaves what one use
     /// leaves (<see cref="Touch"/>).
     /// </summary>
     internal unsafe bool CopyRun(ulong srcLa, ulong dstLa, int readBase, int writeBase, int pcidHash, uint pcid, ulong k, out byte* src, out byte* dst)
@@ -488,8 +490,8 @@ public sealed partial class Mmu
             // After the first pair the source's entry is stamped clock - 1 and the destination's clock; each further pair
             // advances the clock twice and leaves the same order.
             lru.Clock += 2 * (k - 1);
-            lru.E[a.Way].Stamp = a.Stamp = lru.Clock - 1;
-            lru.E[b.Way].Stamp = b.Stamp = lru.Clock;
+            lru.Array.E[a.Way].Stamp = a.Stamp = lru.Clock - 1;
+            lru.Array.E[b.Way].Stamp = b.Stamp = lru.Clock;
         }
         src = (byte*)a.Host + (srcLa & 0xFFF);
         dst = (byte*)b.Host + (dstLa & 0xFFF);

@@ -50,6 +50,17 @@ public static class EntryFlags
     public static byte Make(PageSize size, bool global) => (byte)(Valid | (global ? Global : 0) | ((int)size << SizeShift));
 }
 
+/// <summary>
+/// One set's replacement clock (<see cref="TlbArray.LruSets"/>): the stamp of the set's most recent use or fill. An object of its own
+/// so that a fast-cache entry reaches its set's clock with one load, as it reached the whole array's clock before the clocks were
+/// per set (Mmu.Touch): a use of another set's entry no longer makes the entry's next hit look like a change of order.
+/// </summary>
+public sealed class LruSet(TlbArray array)
+{
+    internal ulong Clock;
+    internal readonly TlbArray Array = array;
+}
+
 /// <summary>How a set picks its victim.</summary>
 public enum Replacement : byte { Lru, Fifo, Random }
 
@@ -69,11 +80,11 @@ public sealed class TlbArray
     private readonly int _setMask;
     private ulong _rng = 0x2545F4914F6CDD1DUL;
     /// <summary>
-    /// The LRU clock: the stamp of the most recent use in this array (the fast cache's hit path advances it too).
-    /// A use of the entry that already holds the latest stamp changes nothing: it is the most recently used entry of
-    /// the whole array, so a new stamp would change no order, and replacement depends only on the order.
+    /// The LRU clocks, one per set (<see cref="LruSet"/>): replacement compares stamps only within a set, so each set orders its own
+    /// uses. A use of the entry that already holds its set's latest stamp changes nothing: it is the most recently used entry of its
+    /// set, so a new stamp would change no order, and replacement depends only on the order within the set.
     /// </summary>
-    internal ulong Clock;
+    internal readonly LruSet[] LruSets;
 
     /// <summary>
     /// A use of entry <paramref name="w"/> under LRU (a lookup's hit, or one the fast cache counts for it): the entry
@@ -81,11 +92,15 @@ public sealed class TlbArray
     /// write it out once more (Mmu.Touch).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal void Use(int w)
+    internal void Use(int set, int w)
     {
         ref ulong stamp = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(E), w).Stamp;
-        if (stamp != Clock) stamp = ++Clock;   // the array's most recent use already: nothing changes
+        var s = Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(LruSets), set);
+        if (stamp != s.Clock) stamp = ++s.Clock;   // the set's most recent use already: nothing changes
     }
+
+    /// <summary>The set of entry <paramref name="w"/> (an index in <see cref="E"/>).</summary>
+    internal int SetOf(int w) => Sets == 1 ? 0 : w / Ways;
 
     /// <summary>
     /// Per way of an L1 array: the access kinds (<see cref="Mmu.KindBit"/>) of the fast-cache entries filled to point at the way
@@ -121,6 +136,8 @@ public sealed class TlbArray
         Name = name; Ways = ways; Policy = policy; SizeMask = sizeMask;
         E = new TlbEntry[entries];
         FastKinds = new byte[entries];
+        LruSets = new LruSet[Sets];
+        for (int i = 0; i < Sets; i++) LruSets[i] = new LruSet(this);
         _setMask = Sets - 1;
     }
 
@@ -136,7 +153,7 @@ public sealed class TlbArray
     public int Find(ulong la, ushort pcid, PageSize size, bool touch)
     {
         ulong vpn = la >> Shift(size);
-        int b = ((int)vpn & _setMask) * Ways;
+        int set = (int)vpn & _setMask, b = set * Ways;
         byte want = (byte)(EntryFlags.Valid | ((int)size << EntryFlags.SizeShift));
         // The set lies inside E (b + Ways <= Sets * Ways): no bounds checks on the miss path's scans.
         ref TlbEntry x = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(E), b);
@@ -144,7 +161,7 @@ public sealed class TlbArray
         {
             if (x.Vpn == vpn && (x.Flags & ~(EntryFlags.Global | EntryFlags.Frag4M)) == want && (x.Pcid == pcid || (x.Flags & EntryFlags.Global) != 0))
             {
-                if (touch && Policy == Replacement.Lru) Use(b + k);
+                if (touch && Policy == Replacement.Lru) Use(set, b + k);
                 return b + k;
             }
         }
@@ -162,7 +179,7 @@ public sealed class TlbArray
     public int FindOrChoose(ulong la, ushort pcid, PageSize size, out int free, out int oldest)
     {
         ulong vpn = la >> Shift(size);
-        int b = ((int)vpn & _setMask) * Ways;
+        int set = (int)vpn & _setMask, b = set * Ways;
         byte want = (byte)(EntryFlags.Valid | ((int)size << EntryFlags.SizeShift));
         free = -1;
         int old = 0;
@@ -173,7 +190,7 @@ public sealed class TlbArray
             if (!x.Valid) { if (free < 0) free = k; continue; }
             if (x.Vpn == vpn && (x.Flags & ~(EntryFlags.Global | EntryFlags.Frag4M)) == want && (x.Pcid == pcid || (x.Flags & EntryFlags.Global) != 0))
             {
-                if (Policy == Replacement.Lru) Use(b + k);
+                if (Policy == Replacement.Lru) Use(set, b + k);
                 oldest = -1;
                 return b + k;
             }
@@ -191,7 +208,7 @@ public sealed class TlbArray
     /// chose; nothing may have changed the set in between. Returns what the way held; <paramref name="way"/>: its index in E.
     /// </summary>
     public TlbEntry FillChosen(in TlbEntry entry, int free, int oldest, out int way)
-        => WriteWay(in entry, ((int)entry.Vpn & _setMask) * Ways, free, oldest, out way);
+        => WriteWay(in entry, (int)entry.Vpn & _setMask, free, oldest, out way);
 
     /// <summary>
     /// The way <see cref="FindKey"/> found last (a paging-structure cache only). At most one entry of a paging-structure cache
@@ -211,16 +228,16 @@ public sealed class TlbArray
         ref TlbEntry hx = ref Unsafe.Add(ref e0, h);
         if (hx.Vpn == vpn && hx.Flags == EntryFlags.Valid && hx.Pcid == pcid)
         {
-            if (touch && Policy == Replacement.Lru) Use(h);
+            if (touch && Policy == Replacement.Lru) Use(SetOf(h), h);
             return h;
         }
-        int b = ((int)vpn & _setMask) * Ways;
+        int set = (int)vpn & _setMask, b = set * Ways;
         ref TlbEntry x = ref Unsafe.Add(ref e0, b);
         for (int k = 0; k < Ways; k++, x = ref Unsafe.Add(ref x, 1))
         {
             if (x.Vpn == vpn && x.Flags == EntryFlags.Valid && x.Pcid == pcid)
             {
-                if (touch && Policy == Replacement.Lru) Use(b + k);
+                if (touch && Policy == Replacement.Lru) Use(set, b + k);
                 return _keyHint = b + k;
             }
         }
@@ -249,7 +266,7 @@ public sealed class TlbArray
     /// <summary><see cref="Fill(in TlbEntry)"/>, also giving the index in <see cref="E"/> of the way it wrote.</summary>
     public TlbEntry Fill(in TlbEntry entry, out int way)
     {
-        int b = ((int)entry.Vpn & _setMask) * Ways;
+        int set = (int)entry.Vpn & _setMask, b = set * Ways;
         int victim = -1, free = -1, oldest = 0;
         long oldestStamp = long.MaxValue;   // stamps count fills and uses: they never reach 2^63
         ref TlbEntry x = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(E), b);   // the set lies inside E
@@ -265,16 +282,17 @@ public sealed class TlbArray
             oldestStamp += d & m;
             oldest ^= (oldest ^ k) & (int)m;
         }
-        return WriteWay(in entry, b, victim >= 0 ? victim : free, oldest, out way);
+        return WriteWay(in entry, set, victim >= 0 ? victim : free, oldest, out way);
     }
 
     /// <summary>
-    /// The end of a fill of the set at <paramref name="b"/>: the entry written at way <paramref name="chosen"/> of the set (an entry
+    /// The end of a fill of set <paramref name="set"/>: the entry written at way <paramref name="chosen"/> of the set (an entry
     /// with the same tag, or a free way), or where none was chosen (-1) at the policy's victim (<paramref name="oldest"/> for LRU and
     /// FIFO, the next pseudo-random way for Random); returns what the way held and, in <paramref name="way"/>, its index in E.
     /// </summary>
-    private TlbEntry WriteWay(in TlbEntry entry, int b, int chosen, int oldest, out int way)
+    private TlbEntry WriteWay(in TlbEntry entry, int set, int chosen, int oldest, out int way)
     {
+        int b = set * Ways;
         int victim = chosen;
         if (victim < 0)
         {
@@ -290,7 +308,7 @@ public sealed class TlbArray
         TlbEntry replaced = v;
         Listener?.OnFill(this, in entry, in replaced);
         v = entry;
-        v.Stamp = ++Clock;
+        v.Stamp = ++LruSets[set].Clock;
         return replaced;
     }
 

@@ -163,7 +163,7 @@ public class BlockCompilerTests
             var b = compiled.Cpu.Mmu.Arrays(level);
             for (int k = 0; k < a.Count; k++)
             {
-                Assert.Equal(a[k].Clock, b[k].Clock);
+                Assert.Equal(a[k].LruSets.Select(s => s.Clock), b[k].LruSets.Select(s => s.Clock));
                 Assert.Equal(a[k].E.Select(e => (e.Vpn, e.Frame, e.Stamp, e.Flags)), b[k].E.Select(e => (e.Vpn, e.Frame, e.Stamp, e.Flags)));
             }
         }

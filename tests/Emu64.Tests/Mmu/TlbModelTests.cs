@@ -182,4 +182,35 @@ public class TlbModelTests
         Assert.True(a.Find(2UL << 12, 0, PageSize.Size4K, false) < 0);
         Assert.True(a.Find(3UL << 12, 0, PageSize.Size4K, false) >= 0);
     }
+    [Fact]
+    public void LRU_victims_match_a_reference_LRU_of_each_set_whatever_the_other_sets_do()
+    {
+        // 4 sets of 3 ways, pages chosen so that uses in one set interleave with uses in the others: every fill's victim and
+        // every lookup's result must be what a plain most-recently-used list per set gives (each set has a clock of its own)
+        const int sets = 4, ways = 3;
+        var a = new TlbArray("t", sets * ways, ways, Replacement.Lru, 1);
+        var lists = Enumerable.Range(0, sets).Select(_ => new List<ulong>()).ToArray();   // per set, most recent first
+        TlbEntry E(ulong vpn) => new() { Vpn = vpn, Frame = vpn << 12, Flags = EntryFlags.Make(PageSize.Size4K, false) };
+        var rng = new Random(1234);
+        int evictions = 0, hits = 0;
+        for (int step = 0; step < 20_000; step++)
+        {
+            ulong vpn = (ulong)rng.Next(0, 6 * sets);   // six pages per set for three ways
+            var list = lists[(int)(vpn % sets)];
+            bool found = a.Find(vpn << 12, 0, PageSize.Size4K, touch: true) >= 0;
+            Assert.Equal(list.Contains(vpn), found);
+            if (found) { hits++; list.Remove(vpn); list.Insert(0, vpn); continue; }
+            var replaced = a.Fill(E(vpn));
+            if (list.Count == ways)
+            {
+                evictions++;
+                Assert.True(replaced.Valid);
+                Assert.Equal(list[^1], replaced.Vpn);   // the least recently used page of this set
+                list.RemoveAt(ways - 1);
+            }
+            else Assert.False(replaced.Valid);
+            list.Insert(0, vpn);
+        }
+        Assert.True(evictions > 5000 && hits > 5000, $"{evictions} evictions, {hits} hits");
+    }
 }
