@@ -60,6 +60,7 @@ public sealed class DecodeCache
     public DecodeCache(PhysicalMemory mem)
     {
         _mem = mem;
+        _reader = new WindowReader(_bytes);
     }
 
     private static ulong Key(ulong phys, int bitness) => phys | ((ulong)bitness << 56);
@@ -100,6 +101,24 @@ public sealed class DecodeCache
     private const int FirstWindow = 256;
 
     /// <summary>
+    /// <see cref="Decode"/>'s decoders, one per bitness, reading <see cref="_bytes"/> through <see cref="_reader"/>: made once, not per
+    /// block (an Iced decoder per block was the largest allocation of a Linux boot, over half of its 195 MB).
+    /// </summary>
+    private readonly Decoder?[] _decoders = new Decoder?[3];
+    private readonly WindowReader _reader;
+
+    private Decoder DecoderFor(int bitness)
+        => _decoders[bitness >> 5] ??= Decoder.Create(bitness, _reader, 0, DecoderOptions.None);   // 16, 32, 64 -> 0, 1, 2
+
+    /// <summary>The first <c>End</c> bytes of a buffer, as an Iced code reader that can start again (-1 past the end: NoMoreBytes).</summary>
+    private sealed class WindowReader(byte[] data) : CodeReader
+    {
+        private int _pos, _end;
+        public void Reset(int end) { _pos = 0; _end = end; }
+        public override int ReadByte() => _pos < _end ? data[_pos++] : -1;
+    }
+
+    /// <summary>
     /// Where <see cref="Decode"/> builds a block before copying it into an array of its own size: a new array of
     /// <see cref="MaxBlockInsns"/> per block (5.6 KB, zeroed, then resized) was 450 MB of garbage in the Debian boot's 80,000 decodes.
     /// </summary>
@@ -119,8 +138,9 @@ public sealed class DecodeCache
         int window = Math.Min(avail, FirstWindow);
     again:
         _mem.ReadBytes(phys, _bytes.AsSpan(0, window));
-        var reader = new ByteArrayCodeReader(_bytes, 0, window);
-        var dec = Decoder.Create(bitness, reader, rip, DecoderOptions.None);
+        _reader.Reset(window);
+        var dec = DecoderFor(bitness);
+        dec.IP = rip;
         var list = _scratch;
         int n = 0;
         int pos = 0;
