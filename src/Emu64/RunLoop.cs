@@ -445,7 +445,7 @@ public sealed unsafe partial class Machine
             Memory.ReadBytes(pa2, bytes[first..]);
         }
         ref Insn d = ref _single[0];
-        DecodeCache.DecodeOne(bytes, la, bitness, ref d);
+        Cache.DecodeCrossing(bytes, la, bitness, ref d);
         cpu.ExitBlock = false;
         cpu.Rip += d.Length;
         d.Exec(cpu, ref d);
