@@ -598,6 +598,9 @@ internal sealed unsafe class NativeRegion
     /// <summary>At an exit to the run loop from a block's end: every register the region writes, back into cpu.R.</summary>
     internal void AtExit() => WriteBack(_written);
 
+    /// <summary>Adds code to emit after the region's blocks (<see cref="EmitCold"/>): paths the method rarely takes, out of the hot layout.</summary>
+    internal void AddCold(Action emit) => _cold.Add(emit);
+
     /// <summary>
     /// Pushes whether condition <paramref name="cc"/> holds, from the flags <see cref="BlockEnd"/> returned when they were pending (the
     /// producing instruction's operands still in locals), else from the lazy-flag fields.

@@ -59,7 +59,9 @@ internal sealed class NoRipReadAttribute : Attribute { }
 /// <see cref="NoRipReadAttribute"/> family no RIP store (unless it has a RIP-relative operand): nothing it does reads
 /// them, and before any instruction that can fault, InsnRip and Retired are exact;</item>
 /// <item>after a block, the method goes on to the next block of the region when the run loop would (<see cref="EmitEdge"/>);
-/// a block that branches back to its own start is the one-block region.</item>
+/// a block that branches back to its own start is the one-block region;</item>
+/// <item>with native forms, a block the method branches itself (<see cref="DirectBranch"/>) leaves RIP and Retired in its
+/// locals across the edge and InsnRip unstored: each reader stores them first (handlers, misses, the edge's exits).</item>
 /// </list>
 /// Handlers the compiler cannot name (none in practice: a test checks it) are called through the same function
 /// pointer the interpreter uses.
@@ -411,7 +413,9 @@ public static unsafe partial class BlockCompiler
                 EmitBlock(il, b, first, start, insnsLocal, rip0, ret0, retNull, b.Count - 1, nat, inline);
                 var flags = nat?.BlockEnd(!keepFlags) ?? default;
                 if (keepFlags) endFlags = flags;
-                EmitStore(il, RetiredField, ret0, (ulong)b.Count);
+                // With native forms the retired count and RIP stay in ret0 and rip0 across the edge: whatever reads them stores them
+                // first (a handler call, a native access's miss, the exits: Edges.EmitKnown), so a loop stores neither per iteration.
+                if (nat is null) EmitStore(il, RetiredField, ret0, (ulong)b.Count);
                 var taken = il.DefineLabel();
                 if (cc >= 0)
                 {
@@ -647,7 +651,27 @@ public static unsafe partial class BlockCompiler
         /// </summary>
         public void EmitKnown(ulong off)
         {
-            EmitStore(Il, RipField, Rip0, off);
+            var exit = Exit;
+            if (Nat is null) EmitStore(Il, RipField, Rip0, off);
+            else
+            {
+                // Native forms: RIP and the retired count are stored only where the method leaves from this edge (and before
+                // Machine.EnterPage, which reads them). InsnRip is not: at a block boundary nothing reads it before the run loop or the
+                // next instruction sets it (the run loop sets it before delivering an interrupt; handlers and misses store their own).
+                exit = Il.DefineLabel();
+                var il = Il;
+                var rip0 = Rip0;
+                var ret0 = Ret0;
+                var to = Exit;
+                ulong count = Count;
+                Nat.AddCold(() =>
+                {
+                    il.MarkLabel(exit);
+                    EmitStore(il, RipField, rip0, off);
+                    EmitStore(il, RetiredField, ret0, count);
+                    il.Emit(OpCodes.Br, to);
+                });
+            }
             // in this page: the block at that offset from the head; past its end (a fall-through at the page's last byte): any block
             // at that offset in its page (EmitPage checks the frame)
             ulong low = (From.Phys + (off - PageStart)) & 0xFFF;
@@ -656,10 +680,15 @@ public static unsafe partial class BlockCompiler
             {
                 int j = Array.IndexOf(Region, next);
                 if (j < 0) continue;
-                if (inPage && SameFrame(next, From) && next.Phys - HeadPhys == off) { EmitChecks(next, off, Starts[j]); return; }
-                if (!inPage && !SameFrame(next, From) && (next.Phys & 0xFFF) == low) { EmitPage(next, j); return; }
+                if (inPage && SameFrame(next, From) && next.Phys - HeadPhys == off) { EmitChecks(next, off, Starts[j], exit); return; }
+                if (!inPage && !SameFrame(next, From) && (next.Phys & 0xFFF) == low)
+                {
+                    if (Nat is not null) { EmitStore(Il, RipField, Rip0, off); EmitStore(Il, RetiredField, Ret0, Count); }
+                    EmitPage(next, j);
+                    return;
+                }
             }
-            Il.Emit(OpCodes.Br, Exit);
+            Il.Emit(OpCodes.Br, exit);
         }
 
         /// <summary>
@@ -679,7 +708,7 @@ public static unsafe partial class BlockCompiler
                 il.Emit(OpCodes.Ldloc, Rip0);
                 AddConstant(il, next.Phys - HeadPhys);
                 il.Emit(OpCodes.Bne_Un, notThis);
-                EmitChecks(next, next.Phys - HeadPhys, Starts[j]);
+                EmitChecks(next, next.Phys - HeadPhys, Starts[j], Exit);
             }
             else
             {
@@ -697,10 +726,10 @@ public static unsafe partial class BlockCompiler
         }
 
         /// <summary>The edge to <paramref name="next"/> in this block's page once RIP is its start: the run loop's tests, the same-page fetch, then on to it.</summary>
-        private void EmitChecks(Block next, ulong start, Label target)
+        private void EmitChecks(Block next, ulong start, Label target, Label exit)
         {
             var il = Il;
-            if (Nat != null) Nat.EmitEdgeTest(Count, (ulong)next.Count, Exit);   // the same tests, with what only handlers change in locals
+            if (Nat != null) Nat.EmitEdgeTest(Count, (ulong)next.Count, exit);   // the same tests, with what only handlers change in locals
             else EmitRunLoopTest(next, PageStart, Frame);
             EmitArmedFetch(start);
             il.Emit(OpCodes.Br, target);
@@ -716,7 +745,7 @@ public static unsafe partial class BlockCompiler
             il.Emit(OpCodes.Ldc_I8, 1L);
             il.Emit(OpCodes.Add);
             il.Emit(OpCodes.Stfld, FetchPendingField);
-            EmitStore(il, InsnRipField, Rip0, start);
+            if (Nat is null) EmitStore(il, InsnRipField, Rip0, start);   // (native forms: see EmitKnown)
             AdvanceRetired();
         }
 
