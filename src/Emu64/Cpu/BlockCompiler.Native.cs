@@ -281,7 +281,7 @@ internal sealed unsafe class NativeRegion
             _keyR = il.DeclareLocal(typeof(int));
             _pcid = il.DeclareLocal(typeof(ulong));
             _epoch = il.DeclareLocal(typeof(ulong));
-            _lru = il.DeclareLocal(typeof(Mmu.TlbArray));
+            _lru = il.DeclareLocal(typeof(Mmu.LruSet));
             _entry = il.DeclareLocal(typeof(Mmu.Mmu.FastEntry).MakeByRefType());
             _la = il.DeclareLocal(typeof(ulong));
         }
@@ -520,11 +520,13 @@ internal sealed unsafe class NativeRegion
         _stale = 0;
         _dirty = _written;
         _flags = default;
+        _memo = null;
     }
 
     /// <summary>Before a handler or anything else that reads or writes cpu's registers and flags.</summary>
     internal void BeforeHandler()
     {
+        _memo = null;
         StoreFlags();
         _flags = default;
         WriteBack(_dirty);
@@ -534,6 +536,7 @@ internal sealed unsafe class NativeRegion
     /// <summary>After a handler returned: it may have changed any register, so the locals are stale.</summary>
     internal void AfterHandler()
     {
+        _memo = null;
         _stale = _set;
         _mmuStale = _table != null;
         _edgeStale = true;
@@ -1051,6 +1054,27 @@ internal sealed unsafe class NativeRegion
         if (d.AddrSize == 4) Mask32();
     }
 
+    /// <summary>
+    /// A native access's operand (base, index, scale, displacement, address size), its size and kind (<see cref="_memo"/>). Two accesses
+    /// with equal operands and sizes, with no write to the operand's registers between them, are to the same linear address (no
+    /// RIP-relative or FS/GS operand is remembered) and pass or fail the page-crossing test alike; their fast-cache slots are the same
+    /// (same kind) or <see cref="Native.WriteSlots"/> apart. So the second takes the first's address and slot from their locals
+    /// instead of computing them again: a load and a store back to the same place (<c>mov rax,[rsi] ... mov [rsi],rax</c>) look up
+    /// one index. Everything else about the hit is tested again: the slot's tag, epoch and host frame, the hit counted and the
+    /// modeled entry touched as for any access.
+    /// </summary>
+    private readonly record struct SameAccess(int Base, int Index, int Scale, long Disp, int AddrSize, int Size, bool Write)
+    {
+        public int Registers => (Base < 16 ? 1 << Base : 0) | (Index < 16 ? 1 << Index : 0);
+    }
+
+    /// <summary>
+    /// The access whose address and slot the locals _ea and _entry hold on every path to this point where the slot can be live (the
+    /// out-of-line path's resume parks _entry at <see cref="Native.NeverLive"/>, whose test fails whatever _ea holds), or null: cleared by anything that
+    /// could change them or the fast cache (a handler, a block start, a write to the operand's registers, any other access).
+    /// </summary>
+    private SameAccess? _memo;
+
     private static readonly FieldInfo TagField = typeof(Mmu.Mmu.FastEntry).GetField(nameof(Mmu.Mmu.FastEntry.Tag))!;
     private static readonly FieldInfo EpochField = typeof(Mmu.Mmu.FastEntry).GetField(nameof(Mmu.Mmu.FastEntry.Epoch))!;
     private static readonly FieldInfo HostField = typeof(Mmu.Mmu.FastEntry).GetField(nameof(Mmu.Mmu.FastEntry.Host))!;
@@ -1065,10 +1089,26 @@ internal sealed unsafe class NativeRegion
     /// JIT lays the hit out straight and every miss branches to <paramref name="slow"/>): leaves the effective address in <paramref name="ea"/>
     /// and, on a hit, the host address in _ptr, the hit counted as the TLB model counts it.
     /// </summary>
-    private void EmitAddress(ref Insn d, int size, bool write, ulong next, LocalBuilder ea, Label slow, int stack = 0)
+    private void EmitAddress(ref Insn d, int size, bool write, ulong next, LocalBuilder ea, Label slow, int stack = 0, bool? reuse = null)
     {
         var il = _il;
         if (_mmuStale) LoadMmuState();
+        if (reuse is bool wasWrite)
+        {
+            // the previous access's address is in ea and its slot in _entry (SameAccess): no address, page-crossing test or index
+            if (wasWrite != write)
+            {
+                il.Emit(OpCodes.Ldloc, _entry!);
+                il.Emit(OpCodes.Ldc_I4, Native.WriteSlots);
+                il.Emit(OpCodes.Conv_I);
+                il.Emit(OpCodes.Sizeof, typeof(Mmu.Mmu.FastEntry));
+                il.Emit(OpCodes.Mul);
+                if (write) il.Emit(OpCodes.Add); else il.Emit(OpCodes.Sub);
+                il.Emit(OpCodes.Stloc, _entry!);
+            }
+            EmitHit(ea, slow);
+            return;
+        }
         if (stack != 0)
         {
             // PUSH (-8) or POP (+8): the access is at RSP - 8 or RSP (SS adds no base in 64-bit mode)
@@ -1119,6 +1159,16 @@ internal sealed unsafe class NativeRegion
         il.Emit(OpCodes.Mul);
         il.Emit(OpCodes.Add);
         il.Emit(OpCodes.Stloc, _entry!);
+        EmitHit(la, slow);
+    }
+
+    /// <summary>
+    /// The rest of <see cref="EmitAddress"/> once _entry is the access's slot: the live test (to <paramref name="slow"/> if it fails), the
+    /// hit counted and the modeled entry touched, and the host address of <paramref name="la"/> in _ptr.
+    /// </summary>
+    private void EmitHit(LocalBuilder la, Label slow)
+    {
+        var il = _il;
         // live: f.Tag == (la & ~0xFFF | pcid) && f.Epoch == epoch, with a host frame
         il.Emit(OpCodes.Ldloc, _entry!);
         il.Emit(OpCodes.Ldfld, TagField);
@@ -1195,7 +1245,13 @@ internal sealed unsafe class NativeRegion
         var before = Capture();
         bool write = s.Form is Form.Store or Form.StoreImm or Form.Push;
         int size = s.Form == Form.Extend ? d.Size1 : s.Form == Form.AluMem ? d.Size : s.Size;
-        EmitAddress(ref d, size, write, next, _ea, slow, s.Form == Form.Push ? -8 : s.Form == Form.Pop ? 8 : 0);
+        // The same address as the previous native access (same operand, same size, its registers unchanged, nothing in between
+        // but native register forms): _ea and that access's slot are still in their locals (SameAccess).
+        var key = stack || d.Base == Reg.Rip || d.Seg >= Seg.FS ? (SameAccess?)null
+            : new SameAccess(d.Base, d.Index, d.Scale, d.Disp, d.AddrSize, size, write);
+        bool? reuse = key is { } k0 && _memo is { } m0 && k0 with { Write = m0.Write } == m0 ? m0.Write : null;
+        _memo = null;
+        EmitAddress(ref d, size, write, next, _ea, slow, s.Form == Form.Push ? -8 : s.Form == Form.Pop ? 8 : 0, reuse);
         switch (s.Form)
         {
             case Form.Push:
@@ -1259,6 +1315,9 @@ internal sealed unsafe class NativeRegion
         }
         il.MarkLabel(done);
         var after = Capture();
+        // what the next access may reuse (if the instruction left the address's registers alone: StoreReg forgets it otherwise)
+        Uses(ref d, s, out int wrote);
+        _memo = key is { } kk && (wrote & kk.Registers) == 0 ? key : null;
         _cold.Add(() =>
         {
             // The miss leaves the method: the state spilled as the interpreter has it before the instruction, the method returns
@@ -1286,6 +1345,16 @@ internal sealed unsafe class NativeRegion
             il.Emit(OpCodes.Ldc_I8, (long)k);
             il.Emit(OpCodes.Sub);
             il.Emit(OpCodes.Stloc, _ret0);
+            if (key is not null)
+            {
+                // A later access to the same address reuses this access's slot (SameAccess); after the miss the method was entered
+                // again, so the slot is a dummy here that never hits: the later access takes its own out-of-line path, page crossing
+                // included, and never reads _ea (which only a hit uses).
+                il.Emit(OpCodes.Ldsfld, Native.NeverLiveField);
+                il.Emit(OpCodes.Ldc_I4, write ? Native.WriteSlots : 0);
+                il.Emit(OpCodes.Ldelema, typeof(Mmu.Mmu.FastEntry));
+                il.Emit(OpCodes.Stloc, _entry!);
+            }
             if (after.Flags.Live && after.Flags.Eager != Eager.None)
             {
                 // the handler (a load or store) kept the eager flags Spill stored: a result with their ZF, SF and PF, and CF and OF
@@ -1417,6 +1486,7 @@ internal sealed unsafe class NativeRegion
     /// <summary>Pops a value into register r's local.</summary>
     private void StoreReg(int r)
     {
+        if (_memo is { } m && (m.Base == r || m.Index == r)) _memo = null;
         _il.Emit(OpCodes.Stloc, _reg[r]!);
         _stale &= ~(1 << r);
         _dirty |= 1 << r;
@@ -1513,6 +1583,13 @@ internal static unsafe class Native
     /// privilege, and the read key never has its bit, so <c>(page ^ readKey) + WriteSlots</c> is <c>page ^ writeKey</c>.
     /// </summary>
     public static readonly int WriteSlots = WriteSlotDistance();
+
+    /// <summary>
+    /// Fast entries that are never live (epoch 0, no host frame): a read's slot at 0 and a write's at <see cref="WriteSlots"/>, where a
+    /// native access's resume point parks its slot so that a later access to the same address (NativeRegion.SameAccess) misses too.
+    /// </summary>
+    public static readonly Mmu.Mmu.FastEntry[] NeverLive = new Mmu.Mmu.FastEntry[WriteSlots + 1];
+    internal static readonly FieldInfo NeverLiveField = typeof(Native).GetField(nameof(NeverLive))!;
 
     private static int WriteSlotDistance()
     {

@@ -18,7 +18,7 @@ public class NativeFormTests
     private sealed record State(ulong[] Gprs, ulong Rflags, ulong Rip, ulong Retired, StopReason Reason, ulong Cr2, byte[] Data,
         List<(string, ulong)> Tlb);
 
-    private static State Run(Action<Assembler> program, int threshold, bool native, ulong steps)
+    private static State Run(Action<Assembler> program, int threshold, bool native, ulong steps, Action<RawMachine>? setup = null)
     {
         bool was = BlockCompiler.NativeEnabled;
         BlockCompiler.NativeEnabled = native;
@@ -29,6 +29,7 @@ public class NativeFormTests
             m.Map(FsBase);
             m.Map(FsBase + 0x1000);
             m.Cpu.Segs[Seg.FS].Base = FsBase;
+            setup?.Invoke(m);
             m.Assemble(Code, program);
             m.Cpu.Rip = Code;
             var reason = m.Machine.Run(steps);
@@ -42,13 +43,13 @@ public class NativeFormTests
         finally { BlockCompiler.NativeEnabled = was; }
     }
 
-    private static void AssertSameEverywhere(Action<Assembler> program, ulong steps, Action<State>? check = null)
+    private static void AssertSameEverywhere(Action<Assembler> program, ulong steps, Action<State>? check = null, Action<RawMachine>? setup = null)
     {
-        var interpreted = Run(program, threshold: 0, native: true, steps);
+        var interpreted = Run(program, threshold: 0, native: true, steps, setup);
         long emitted = BlockCompiler.NativeEmitted;
         foreach (var (threshold, native) in new[] { (1, true), (1, false), (MachineOptions.DefaultCompileThreshold, true) })
         {
-            var other = Run(program, threshold, native, steps);
+            var other = Run(program, threshold, native, steps, setup);
             Assert.Equal(interpreted.Reason, other.Reason);
             Assert.Equal(interpreted.Retired, other.Retired);
             Assert.Equal(interpreted.Rip, other.Rip);
@@ -216,6 +217,67 @@ public class NativeFormTests
             Assert.Equal(Data + 0x3000, s.Gprs[Reg.RDI]);
             Assert.Equal(600UL - 127, s.Gprs[Reg.RCX]);
         });
+    }
+
+    /// <summary>
+    /// Two accesses to the same operand in a row take the first one's address and fast-cache slot (NativeRegion.SameAccess): a load
+    /// then a store back, a store then a load, two loads; after the first missed and resumed (a new page every 16 iterations), across
+    /// a page end (both out of line), after the address's register changed in between or was the load's destination (no reuse), and
+    /// a store after a load from a read-only page (the store's own slot is not live: the write faults as the interpreter's does).
+    /// </summary>
+    [Fact]
+    public void An_access_to_the_same_address_as_the_one_before_it_reads_writes_and_faults_as_the_interpreters()
+    {
+        void Program(Assembler a)
+        {
+            var top = a.CreateLabel();
+            a.mov(rsi, Data);
+            a.mov(rbx, Data + 0x1FFC);               // a qword across the page end
+            a.mov(rax, Data + 0x1000);
+            a.mov(__qword_ptr[Data + 0x2F00], rax);  // a pointer for the last pair below
+            a.mov(ecx, 500);
+            a.Label(ref top);
+            a.mov(rax, __qword_ptr[rsi + 0x40]);     // load, then a store back to the same place
+            a.add(rax, rcx);
+            a.mov(__qword_ptr[rsi + 0x40], rax);
+            a.mov(__dword_ptr[rsi + 0x48], eax);     // store, then a load of the same dword
+            a.mov(edx, __dword_ptr[rsi + 0x48]);
+            a.add(rdx, __qword_ptr[rsi + 0x40]);     // two loads of the same qword (ADD r, m; then MOV)
+            a.mov(r8, __qword_ptr[rsi + 0x40]);
+            a.mov(r9, __qword_ptr[rbx]);             // across the page end: out of line, and so is the store after it
+            a.add(r9, rdx);
+            a.mov(__qword_ptr[rbx], r9);
+            a.mov(r10, __qword_ptr[rsi + 0x50]);     // the address's register changes in between: no reuse
+            a.add(rsi, 8);
+            a.mov(__qword_ptr[rsi + 0x50], rax);
+            a.add(rax, r10);
+            a.mov(r11, Data + 0x2F00);
+            a.mov(r11, __qword_ptr[r11]);            // the load's destination is the address's register: no reuse
+            a.mov(__qword_ptr[r11], r8);             // a store through the pointer just loaded (Data + 0x1000)
+            a.dec(ecx);
+            a.jnz(top);
+            a.hlt();
+        }
+        AssertSameEverywhere(Program, 200_000, s =>
+        {
+            Assert.Equal(StopReason.Shutdown, s.Reason);   // HLT with interrupts off: all 500 iterations ran
+            Assert.Equal(s.Gprs[Reg.R8], BitConverter.ToUInt64(s.Data, 0x1000));
+        });
+        void ReadOnly(Assembler a)
+        {
+            var top = a.CreateLabel();
+            a.mov(rdi, Data + 0x5000);
+            a.mov(ecx, 300);
+            a.Label(ref top);
+            a.mov(rax, __qword_ptr[rdi]);            // a read hit through the read-only page
+            a.add(rax, rcx);
+            a.dec(ecx);
+            a.jnz(top);
+            a.mov(rax, __qword_ptr[rdi]);
+            a.mov(__qword_ptr[rdi], rax);            // the same address, written: #PF (protection), CR2 = RDI
+            a.hlt();
+        }
+        AssertSameEverywhere(ReadOnly, 100_000, s => Assert.Equal(Data + 0x5000, s.Cr2), m => m.Map(Data + 0x5000, 0x5));
     }
 
     /// <summary>Shift and multiply flags (eager, not lazy) pending in locals when a load misses and the method resumes after it.</summary>
