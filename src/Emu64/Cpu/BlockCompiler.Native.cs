@@ -1082,7 +1082,7 @@ internal sealed unsafe class NativeRegion
     private static readonly FieldInfo LruField = typeof(Mmu.Mmu.FastEntry).GetField(nameof(Mmu.Mmu.FastEntry.Lru))!;
     private static readonly FieldInfo StampField = typeof(Mmu.Mmu.FastEntry).GetField(nameof(Mmu.Mmu.FastEntry.Stamp))!;
     private static readonly FieldInfo ClockField = typeof(Mmu.LruSet).GetField(nameof(Mmu.LruSet.Clock), BindingFlags.Instance | BindingFlags.NonPublic)!;
-    private static readonly MethodInfo TouchStampMethod = typeof(Mmu.Mmu).GetMethod(nameof(Mmu.Mmu.TouchStamp), BindingFlags.Static | BindingFlags.NonPublic)!;
+    private static readonly MethodInfo TouchArrayMethod = typeof(Mmu.Mmu).GetMethod(nameof(Mmu.Mmu.TouchArray), BindingFlags.Static | BindingFlags.NonPublic)!;
 
     /// <summary>
     /// The inline path of a data access of <paramref name="size"/> bytes (<see cref="Mmu.Mmu.HostData"/>'s hit, written out so that the
@@ -1213,7 +1213,10 @@ internal sealed unsafe class NativeRegion
             il.MarkLabel(touch);
             il.Emit(OpCodes.Ldloc, _entry!);
             il.Emit(OpCodes.Ldloc, _lru!);
-            il.Emit(OpCodes.Call, TouchStampMethod);   // inlined by the JIT: no call in the method
+            // A call (Mmu.TouchArray, not inlined): inlined, its body kept the entry's stamp and the set's clock alive across the hit
+            // path, which the JIT then spilled and reloaded at every access (four stack moves per store in the memory loop); as a
+            // call, only the rare path saves what it must.
+            il.Emit(OpCodes.Call, TouchArrayMethod);
             il.Emit(OpCodes.Br, touched);
         });
         il.Emit(OpCodes.Ldloc, _ptr);

@@ -245,7 +245,7 @@ public sealed partial class Mmu
     [MethodImpl(MethodImplOptions.NoInlining)]
     internal static void TouchArray(ref FastEntry f, LruSet lru) => TouchStamp(ref f, lru);
 
-    /// <summary><see cref="TouchArray"/>'s body, inlined where a call costs more than the code (compiled regions' native accesses).</summary>
+    /// <summary><see cref="TouchArray"/>'s body.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static void TouchStamp(ref FastEntry f, LruSet lru)
     {
