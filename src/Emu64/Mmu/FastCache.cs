@@ -137,8 +137,11 @@ public sealed partial class Mmu
     }
 
     /// <summary>
-    /// After an L1 fill wrote <paramref name="filled"/> over <paramref name="replaced"/> in the iTLB (<paramref name="fetch"/>)
-    /// or the dTLB: drops the fast entries the fill can change (the class comment says why these are all).
+    /// For an L1 fill of <paramref name="filled"/> over <paramref name="replaced"/> in the iTLB (<paramref name="fetch"/>) or the
+    /// dTLB: drops the fast entries the fill can change (the class comment says why these are all). Called just before the
+    /// write (Mmu.FillFrom), so that the replaced entry is read in place: the drops touch only the fast cache, and what they may
+    /// flush first (the armed fetch, FlushFetch) is an iTLB use, already counted before an iTLB fill and in another array than a
+    /// dTLB fill's, so the order of the two changes nothing.
     /// <paramref name="replacedKinds"/> is the overwritten way's <see cref="TlbArray.FastKinds"/>: the access kinds of every fast
     /// entry filled for that way since the way itself was filled, so the only slots that can point at it.
     /// </summary>

@@ -271,7 +271,7 @@ public sealed partial class Mmu
         };
         // The STLB's set for a 4 KiB page is the one its lookup scanned, and nothing has touched the STLB since (the walk reads
         // memory and fills only the paging-structure caches): write where that scan chose.
-        if (w.Size == PageSize.Size4K && oldest4K >= 0) _stlb[0].FillChosen(entry, free4K, oldest4K, out _);
+        if (w.Size == PageSize.Size4K && oldest4K >= 0) { var s = _stlb[0]; s.WriteWay(s.ChosenWay(entry.Vpn, free4K, oldest4K), in entry); }
         else FillFrom(_stlb, entry, la, out _);
         int way = FillFrom((acc & Access.Fetch) != 0 ? _itlb : _dtlb, entry, la, out var l1);
         if (fastFill) FastFillEntry(l1, way, la, acc, pa, pcid);

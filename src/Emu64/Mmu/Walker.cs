@@ -139,14 +139,15 @@ public sealed partial class Mmu
             if ((pte & PteFlags.Nx) != 0) rights |= Rights.Xd;
             int level = w.TopLevel - k;
             var a = _psc[level];
-            a.Fill(new TlbEntry
+            var e = new TlbEntry
             {
                 Vpn = la >> a.KeyShift,
                 Frame = pte & PhysAddrMask,
                 Pcid = pcid,
                 Rights = (byte)rights,
                 Flags = EntryFlags.Valid,
-            });
+            };
+            a.WriteWay(a.ChooseWay(in e), in e);   // Fill, without the copy of what it replaces
         }
     }
 
