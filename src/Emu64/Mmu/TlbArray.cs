@@ -99,8 +99,12 @@ public sealed class TlbArray
         if (stamp != s.Clock) stamp = ++s.Clock;   // the set's most recent use already: nothing changes
     }
 
-    /// <summary>The set of entry <paramref name="w"/> (an index in <see cref="E"/>).</summary>
-    internal int SetOf(int w) => Sets == 1 ? 0 : w / Ways;
+    /// <summary>
+    /// The set of valid entry <paramref name="w"/> (an index in <see cref="E"/>): the set of its page number, where every fill puts an
+    /// entry (<see cref="ChooseWay"/>, <see cref="ChosenWay"/>), without dividing by <see cref="Ways"/> (12 in the STLB, not a power of two).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal int SetOf(int w) => (int)E[w].Vpn & _setMask;
 
     /// <summary>
     /// Per way of an L1 array: the access kinds (<see cref="Mmu.KindBit"/>) of the fast-cache entries filled to point at the way

@@ -126,10 +126,12 @@ public sealed partial class Mmu
         }
     }
 
-    /// <summary>After a successful walk: cache every non-leaf entry read from memory, tagged with the PCID.</summary>
+    /// <summary>
+    /// After a successful walk: cache every non-leaf entry read from memory, tagged with the PCID. The caller skips the call when the
+    /// caches are off or the walk read no non-leaf entry from memory.
+    /// </summary>
     private void FillPsc(ref WalkResult w, ulong la, ushort pcid)
     {
-        if (!_pscEnabled) return;
         int rights = w.PscLevel != 0 ? w.PscRights : Rights.W | Rights.U;
         for (int k = w.FirstFromMemory; k < w.Count - 1; k++)
         {
@@ -152,6 +154,7 @@ public sealed partial class Mmu
     }
 
     /// <summary>Reserved bits of a present entry at a level (SDM §4.5): above MAXPHYADDR, XD without NXE, PS where it may not be set, the low bits of a large page's address.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static bool ReservedBitsSet(ulong pte, int level, bool nxe)
     {
         const ulong aboveMaxPhys = ((1UL << 52) - 1) & ~((1UL << MaxPhysAddr) - 1);
