@@ -78,6 +78,14 @@ public sealed class TlbArray
     public readonly int SizeMask;
     internal readonly TlbEntry[] E;
     private readonly int _setMask;
+    /// <summary>
+    /// Per set and page size (index set * 3 + <see cref="PageSize"/>): how many valid entries of that size the set holds, kept by
+    /// <see cref="WriteWay"/> and <see cref="Invalidate"/>, the only writers of entries. <see cref="Find"/> of a size the set holds
+    /// none of answers "not found" without reading the set: a 4 KiB miss goes on to probe the 2 MiB and 1 GiB arrays and the STLB
+    /// at 2 MiB and 1 GiB (<see cref="FindAny"/>'s order), whose sets are mostly empty where a guest maps its data with 4 KiB pages, and
+    /// each probe of a 12-way STLB set would read seven host cache lines.
+    /// </summary>
+    private readonly int[] _sizeCounts;
     private ulong _rng = 0x2545F4914F6CDD1DUL;
     /// <summary>
     /// The LRU clocks, one per set (<see cref="LruSet"/>): replacement compares stamps only within a set, so each set orders its own
@@ -139,6 +147,7 @@ public sealed class TlbArray
         if ((Sets & (Sets - 1)) != 0) throw new ArgumentException($"{name}: {Sets} sets is not a power of two");
         Name = name; Ways = ways; Policy = policy; SizeMask = sizeMask;
         E = new TlbEntry[entries];
+        _sizeCounts = new int[Sets * 3];
         FastKinds = new byte[entries];
         LruSets = new LruSet[Sets];
         for (int i = 0; i < Sets; i++) LruSets[i] = new LruSet(this);
@@ -158,6 +167,7 @@ public sealed class TlbArray
     {
         ulong vpn = la >> Shift(size);
         int set = (int)vpn & _setMask, b = set * Ways;
+        if (Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_sizeCounts), set * 3 + (int)size) == 0) return -1;   // nothing of this size to find
         byte want = (byte)(EntryFlags.Valid | ((int)size << EntryFlags.SizeShift));
         // The set lies inside E (b + Ways <= Sets * Ways): no bounds checks on the miss path's scans.
         ref TlbEntry x = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(E), b);
@@ -333,8 +343,12 @@ public sealed class TlbArray
     {
         ref TlbEntry v = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(E), way);   // a way of entry's set: inside E
         Listener?.OnFill(this, in entry, in v);
+        int set = (int)entry.Vpn & _setMask;
+        ref int counts = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_sizeCounts), set * 3);
+        if (v.Valid) Unsafe.Add(ref counts, (int)v.Size)--;
+        if (entry.Valid) Unsafe.Add(ref counts, (int)entry.Size)++;
         v = entry;
-        v.Stamp = ++Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(LruSets), (int)entry.Vpn & _setMask).Clock;
+        v.Stamp = ++Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(LruSets), set).Clock;
     }
 
     /// <summary>The <see cref="TlbEntry.Flags"/> bits that, with the page number and PCID, say two entries are for the same page and tag (size, global).</summary>
@@ -369,7 +383,12 @@ public sealed class TlbArray
                 Select.PcidNonGlobal => !x.Global && x.Pcid == pcid,
                 _ => SamePage(in x, la) && (x.Global ? pageGlobalsToo : x.Pcid == pcid),
             };
-            if (drop) { x.Flags = 0; n++; }
+            if (drop)
+            {
+                _sizeCounts[i / Ways * 3 + (int)x.Size]--;
+                x.Flags = 0;
+                n++;
+            }
         }
         return n;
     }
