@@ -223,7 +223,7 @@ public sealed class TlbArray
     /// the entry's page number); nothing may have changed the set in between. <see cref="WriteWay"/> writes it.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public int ChosenWay(ulong vpn, int free, int oldest)
+    internal int ChosenWay(ulong vpn, int free, int oldest)
     {
         int set = (int)vpn & _setMask;
         return set * Ways + Victim(free, oldest);
@@ -299,7 +299,7 @@ public sealed class TlbArray
     /// copy of it.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public int ChooseWay(in TlbEntry entry)
+    internal int ChooseWay(in TlbEntry entry)
     {
         int set = (int)entry.Vpn & _setMask, b = set * Ways;
         int free = -1, oldest = 0;
@@ -339,7 +339,7 @@ public sealed class TlbArray
     /// replaced one is read in place: returning it by value cost the miss path two 32-byte copies through the stack).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public void WriteWay(int way, in TlbEntry entry)
+    internal void WriteWay(int way, in TlbEntry entry)
     {
         ref TlbEntry v = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(E), way);   // a way of entry's set: inside E
         Listener?.OnFill(this, in entry, in v);
