@@ -121,7 +121,11 @@ public sealed partial class Cpu
     public bool Df => (_rflags & RFlags.DF) != 0;
     public bool If => (_rflags & RFlags.IF) != 0;
     public bool Tf => (_rflags & RFlags.TF) != 0;
-    public bool Ac => (_rflags & RFlags.AC) != 0;
+    public bool Ac
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get => (_rflags & RFlags.AC) != 0;
+    }
     public int Iopl => (int)((_rflags >> 12) & 3);
 
     /// <summary>The architectural RFLAGS value.</summary>

@@ -74,6 +74,7 @@ public sealed unsafe class PhysicalMemory : IDisposable
     /// invalidation), or null. For runs of stack stores and loads (Isa/StackRuns.cs); the answer holds until
     /// code is decoded from the frame.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal byte* PlainRamFrame(ulong frame)
     {
         if ((frame & 0xFFF) != 0 || frame > RamSize - 0x1000 || IsCode(frame >> 12)) return null;
@@ -199,6 +200,7 @@ public sealed unsafe class PhysicalMemory : IDisposable
     /// (the MMU's fast cache) must drop them.
     /// </summary>
     internal Action? CodeMarked;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool IsCode(ulong frame) => frame < RamSize >> 12 && (_codeBits[frame >> 6] & (1UL << (int)frame)) != 0;
     private void ClearCode(ulong frame) => _codeBits[frame >> 6] &= ~(1UL << (int)frame);
 

@@ -137,8 +137,11 @@ public sealed partial class Mmu
     }
 
     /// <summary>
-    /// After an L1 fill wrote <paramref name="filled"/> over <paramref name="replaced"/> in the iTLB (<paramref name="fetch"/>)
-    /// or the dTLB: drops the fast entries the fill can change (the class comment says why these are all).
+    /// For an L1 fill of <paramref name="filled"/> over <paramref name="replaced"/> in the iTLB (<paramref name="fetch"/>) or the
+    /// dTLB: drops the fast entries the fill can change (the class comment says why these are all). Called just before the
+    /// write (Mmu.FillFrom), so that the replaced entry is read in place: the drops touch only the fast cache, and what they may
+    /// flush first (the armed fetch, FlushFetch) is an iTLB use, already counted before an iTLB fill and in another array than a
+    /// dTLB fill's, so the order of the two changes nothing.
     /// <paramref name="replacedKinds"/> is the overwritten way's <see cref="TlbArray.FastKinds"/>: the access kinds of every fast
     /// entry filled for that way since the way itself was filled, so the only slots that can point at it.
     /// </summary>
@@ -166,6 +169,7 @@ public sealed partial class Mmu
     /// Drops every fast entry of the access kinds in <paramref name="kinds"/> that can point at <paramref name="e"/> or answer for
     /// its page; false when that took advancing the epoch.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private bool DropEntry(in TlbEntry e, byte kinds)
     {
         if (e.Size != PageSize.Size4K) { FlushFast(); return false; }   // 512 or more 4 KiB pages: not worth finding
@@ -177,6 +181,7 @@ public sealed partial class Mmu
     }
 
     /// <summary>Drops the fast entries for <paramref name="page"/> in <paramref name="pcid"/> of each access kind in <paramref name="kinds"/> (<see cref="KindBit"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void DropFastPage(ulong page, ushort pcid, byte kinds)
     {
         int h = HashPcid(pcid);
@@ -409,8 +414,17 @@ public sealed partial class Mmu
     /// </summary>
     private void FastFillEntry(TlbArray a, int i, ulong la, Access acc, ulong pa, ushort pcid)
     {
-        if (FastCacheDisabled) return;
         if (PermKey() != _permKey) return;   // the rights table is stale: let the model path rebuild it first
+        FastFillCurrent(a, i, la, acc, pa, pcid);
+    }
+
+    /// <summary>
+    /// <see cref="FastFillEntry"/> where the rights table is known to be current: in <see cref="TranslateSlow"/>, which brought it up
+    /// to date on entry, and nothing on its way (lookups, a walk, A/D writes to guest memory, fills) changes CR0, CR4, EFER or PKRU.
+    /// </summary>
+    private void FastFillCurrent(TlbArray a, int i, ulong la, Access acc, ulong pa, ushort pcid)
+    {
+        if (FastCacheDisabled) return;
         ref TlbEntry e = ref a.E[i];
         if ((_perm[PermIndex(e.Rights, acc, false)] | _perm[PermIndex(e.Rights, acc, true)]) != 0) return;
         ulong frame = (e.Frame | (la & ((1UL << TlbArray.Shift(e.Size)) - 1))) & ~0xFFFUL;

@@ -168,7 +168,7 @@ public sealed partial class Mmu
             {
                 // UseEntry's allowed case (the rights table is current: checked above): the L1 way just filled, the only L1
                 // entry that matches, is what the next lookup finds.
-                if (fastFill) FastFillEntry(filled, way, la, acc, pa, pcid);
+                if (fastFill) FastFillCurrent(filled, way, la, acc, pa, pcid);
                 return pa;
             }
             return UseEntry(s, si, la, acc, pcid, ctx, fastFill);   // a fault, or a D re-walk that fills again
@@ -260,7 +260,7 @@ public sealed partial class Mmu
         // page not touched for long (a sieve's) waits less, and stalls less of what follows it (a hint; it changes nothing).
         _mem.Prefetch(pa);
         SetAccessedDirty(ref w, (acc & Access.Write) != 0);
-        FillPsc(ref w, la, pcid);
+        if (_pscEnabled && w.FirstFromMemory < w.Count - 1) FillPsc(ref w, la, pcid);   // (a walk from the PDE cache reads only the PTE)
         var entry = new TlbEntry
         {
             Vpn = la >> TlbArray.Shift(w.Size),
@@ -271,10 +271,10 @@ public sealed partial class Mmu
         };
         // The STLB's set for a 4 KiB page is the one its lookup scanned, and nothing has touched the STLB since (the walk reads
         // memory and fills only the paging-structure caches): write where that scan chose.
-        if (w.Size == PageSize.Size4K && oldest4K >= 0) _stlb[0].FillChosen(entry, free4K, oldest4K, out _);
+        if (w.Size == PageSize.Size4K && oldest4K >= 0) { var s = _stlb[0]; s.WriteWay(s.ChosenWay(entry.Vpn, free4K, oldest4K), in entry); }
         else FillFrom(_stlb, entry, la, out _);
         int way = FillFrom((acc & Access.Fetch) != 0 ? _itlb : _dtlb, entry, la, out var l1);
-        if (fastFill) FastFillEntry(l1, way, la, acc, pa, pcid);
+        if (fastFill) FastFillCurrent(l1, way, la, acc, pa, pcid);   // (WalkAndFill runs inside TranslateSlow when it fills)
         return pa;
     }
 

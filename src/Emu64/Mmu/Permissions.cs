@@ -27,6 +27,7 @@ public sealed partial class Mmu
         => rights | ((int)acc & 15) << 8 | (ac ? 1 << 12 : 0);
 
     /// <summary>The processor state the table depends on.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private ulong PermKey()
     {
         var c = _cpu;

@@ -78,6 +78,14 @@ public sealed class TlbArray
     public readonly int SizeMask;
     internal readonly TlbEntry[] E;
     private readonly int _setMask;
+    /// <summary>
+    /// Per set and page size (index set * 3 + <see cref="PageSize"/>): how many valid entries of that size the set holds, kept by
+    /// <see cref="WriteWay"/> and <see cref="Invalidate"/>, the only writers of entries. <see cref="Find"/> of a size the set holds
+    /// none of answers "not found" without reading the set: a 4 KiB miss goes on to probe the 2 MiB and 1 GiB arrays and the STLB
+    /// at 2 MiB and 1 GiB (<see cref="FindAny"/>'s order), whose sets are mostly empty where a guest maps its data with 4 KiB pages, and
+    /// each probe of a 12-way STLB set would read seven host cache lines.
+    /// </summary>
+    private readonly int[] _sizeCounts;
     private ulong _rng = 0x2545F4914F6CDD1DUL;
     /// <summary>
     /// The LRU clocks, one per set (<see cref="LruSet"/>): replacement compares stamps only within a set, so each set orders its own
@@ -99,8 +107,12 @@ public sealed class TlbArray
         if (stamp != s.Clock) stamp = ++s.Clock;   // the set's most recent use already: nothing changes
     }
 
-    /// <summary>The set of entry <paramref name="w"/> (an index in <see cref="E"/>).</summary>
-    internal int SetOf(int w) => Sets == 1 ? 0 : w / Ways;
+    /// <summary>
+    /// The set of valid entry <paramref name="w"/> (an index in <see cref="E"/>): the set of its page number, where every fill puts an
+    /// entry (<see cref="ChooseWay"/>, <see cref="ChosenWay"/>), without dividing by <see cref="Ways"/> (12 in the STLB, not a power of two).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal int SetOf(int w) => (int)E[w].Vpn & _setMask;
 
     /// <summary>
     /// Per way of an L1 array: the access kinds (<see cref="Mmu.KindBit"/>) of the fast-cache entries filled to point at the way
@@ -135,6 +147,7 @@ public sealed class TlbArray
         if ((Sets & (Sets - 1)) != 0) throw new ArgumentException($"{name}: {Sets} sets is not a power of two");
         Name = name; Ways = ways; Policy = policy; SizeMask = sizeMask;
         E = new TlbEntry[entries];
+        _sizeCounts = new int[Sets * 3];
         FastKinds = new byte[entries];
         LruSets = new LruSet[Sets];
         for (int i = 0; i < Sets; i++) LruSets[i] = new LruSet(this);
@@ -154,6 +167,7 @@ public sealed class TlbArray
     {
         ulong vpn = la >> Shift(size);
         int set = (int)vpn & _setMask, b = set * Ways;
+        if (Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_sizeCounts), set * 3 + (int)size) == 0) return -1;   // nothing of this size to find
         byte want = (byte)(EntryFlags.Valid | ((int)size << EntryFlags.SizeShift));
         // The set lies inside E (b + Ways <= Sets * Ways): no bounds checks on the miss path's scans.
         ref TlbEntry x = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(E), b);
@@ -173,8 +187,8 @@ public sealed class TlbArray
     /// an entry of <paramref name="size"/> for this page: the first invalid way (<paramref name="free"/>, -1 if none) and the way
     /// with the lowest stamp (<paramref name="oldest"/>), both counted from the set's first way. Fill looks first for an entry
     /// with the new entry's page, size, PCID and global flag; after this miss there is none for an entry of <paramref name="pcid"/>,
-    /// global or not (either would have matched), so while the set does not change, <see cref="FillChosen"/> writes where Fill
-    /// would, without a second pass over the set (the STLB's miss path: the walk between the two touches no STLB entry).
+    /// global or not (either would have matched), so while the set does not change, <see cref="ChosenWay"/> is where Fill
+    /// would write, without a second pass over the set (the STLB's miss path: the walk between the two touches no STLB entry).
     /// </summary>
     public int FindOrChoose(ulong la, ushort pcid, PageSize size, out int free, out int oldest)
     {
@@ -204,11 +218,16 @@ public sealed class TlbArray
     }
 
     /// <summary>
-    /// <see cref="Fill"/> of an entry for the page and size a <see cref="FindOrChoose"/> of this set has just missed, at the way it
-    /// chose; nothing may have changed the set in between. Returns what the way held; <paramref name="way"/>: its index in E.
+    /// The way (index in E) that <see cref="Fill"/> of an entry for the page and size a <see cref="FindOrChoose"/> of this set has
+    /// just missed would write, from the <paramref name="free"/> and <paramref name="oldest"/> ways that lookup chose (<paramref name="vpn"/>:
+    /// the entry's page number); nothing may have changed the set in between. <see cref="WriteWay"/> writes it.
     /// </summary>
-    public TlbEntry FillChosen(in TlbEntry entry, int free, int oldest, out int way)
-        => WriteWay(in entry, (int)entry.Vpn & _setMask, free, oldest, out way);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal int ChosenWay(ulong vpn, int free, int oldest)
+    {
+        int set = (int)vpn & _setMask;
+        return set * Ways + Victim(free, oldest);
+    }
 
     /// <summary>
     /// The way <see cref="FindKey"/> found last (a paging-structure cache only). At most one entry of a paging-structure cache
@@ -258,22 +277,38 @@ public sealed class TlbArray
 
     /// <summary>
     /// Writes an entry into its set, replacing an entry for the same page and tag if there is one, else an invalid way, else
-    /// the victim the policy picks; returns what the way held before (invalid when it was free), for the fast cache, which
-    /// must forget what pointed at that way (Mmu.DropFilled). One pass over the set finds all three candidates.
+    /// the victim the policy picks (<see cref="ChooseWay"/>, then <see cref="WriteWay"/>); returns what the way held before
+    /// (invalid when it was free).
     /// </summary>
     public TlbEntry Fill(in TlbEntry entry) => Fill(in entry, out _);
 
     /// <summary><see cref="Fill(in TlbEntry)"/>, also giving the index in <see cref="E"/> of the way it wrote.</summary>
     public TlbEntry Fill(in TlbEntry entry, out int way)
     {
+        way = ChooseWay(in entry);
+        TlbEntry replaced = E[way];
+        WriteWay(way, in entry);
+        return replaced;
+    }
+
+    /// <summary>
+    /// The way (index in E) a fill of <paramref name="entry"/> overwrites: an entry for the same page and tag if there is one, else
+    /// the first invalid way, else the victim the policy picks. One pass over the set finds all three candidates. Advances the
+    /// Random policy's generator when it picks, so every choice must be followed by its <see cref="WriteWay"/>. The caller may
+    /// look at the way's old entry in between (the L1 fills drop the fast entries that point at it, Mmu.DropFilled) without a
+    /// copy of it.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal int ChooseWay(in TlbEntry entry)
+    {
         int set = (int)entry.Vpn & _setMask, b = set * Ways;
-        int victim = -1, free = -1, oldest = 0;
+        int free = -1, oldest = 0;
         long oldestStamp = long.MaxValue;   // stamps count fills and uses: they never reach 2^63
         ref TlbEntry x = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(E), b);   // the set lies inside E
         for (int k = 0; k < Ways; k++, x = ref Unsafe.Add(ref x, 1))
         {
             if (!x.Valid) { if (free < 0) free = k; continue; }
-            if (x.Vpn == entry.Vpn && ((x.Flags ^ entry.Flags) & SameTagFlags) == 0 && x.Pcid == entry.Pcid) { victim = k; break; }
+            if (x.Vpn == entry.Vpn && ((x.Flags ^ entry.Flags) & SameTagFlags) == 0 && x.Pcid == entry.Pcid) return b + k;
             // Only decides when every way is valid: then the lowest stamp, the lowest way on a tie. Written without a branch
             // on the stamps (the JIT makes branches of conditional moves), which the host's predictor gets wrong a few times
             // per fill: m is all ones when this stamp is lower than the lowest so far.
@@ -282,34 +317,38 @@ public sealed class TlbArray
             oldestStamp += d & m;
             oldest ^= (oldest ^ k) & (int)m;
         }
-        return WriteWay(in entry, set, victim >= 0 ? victim : free, oldest, out way);
+        return b + Victim(free, oldest);
     }
 
     /// <summary>
-    /// The end of a fill of set <paramref name="set"/>: the entry written at way <paramref name="chosen"/> of the set (an entry
-    /// with the same tag, or a free way), or where none was chosen (-1) at the policy's victim (<paramref name="oldest"/> for LRU and
-    /// FIFO, the next pseudo-random way for Random); returns what the way held and, in <paramref name="way"/>, its index in E.
+    /// The way of a set a fill writes when no entry has the new entry's tag: <paramref name="free"/> (the first invalid way, or -1),
+    /// else the policy's victim (<paramref name="oldest"/>, the lowest stamp, for LRU and FIFO; the next pseudo-random way for Random).
     /// </summary>
-    private TlbEntry WriteWay(in TlbEntry entry, int set, int chosen, int oldest, out int way)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private int Victim(int free, int oldest)
     {
-        int b = set * Ways;
-        int victim = chosen;
-        if (victim < 0)
-        {
-            if (Policy == Replacement.Random)
-            {
-                _rng ^= _rng << 13; _rng ^= _rng >> 7; _rng ^= _rng << 17;   // xorshift64: deterministic
-                victim = (int)(_rng % (ulong)Ways);
-            }
-            else victim = oldest;
-        }
-        way = b + victim;
-        ref TlbEntry v = ref E[way];
-        TlbEntry replaced = v;
-        Listener?.OnFill(this, in entry, in replaced);
+        if (free >= 0) return free;
+        if (Policy != Replacement.Random) return oldest;
+        _rng ^= _rng << 13; _rng ^= _rng >> 7; _rng ^= _rng << 17;   // xorshift64: deterministic
+        return (int)(_rng % (ulong)Ways);
+    }
+
+    /// <summary>
+    /// The end of a fill: <paramref name="entry"/> written at <paramref name="way"/> (from <see cref="ChooseWay"/> or <see cref="ChosenWay"/>),
+    /// the listener told what it replaces, and the entry stamped as its set's newest fill. Nothing is copied but the entry itself (the
+    /// replaced one is read in place: returning it by value cost the miss path two 32-byte copies through the stack).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal void WriteWay(int way, in TlbEntry entry)
+    {
+        ref TlbEntry v = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(E), way);   // a way of entry's set: inside E
+        Listener?.OnFill(this, in entry, in v);
+        int set = (int)entry.Vpn & _setMask;
+        ref int counts = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_sizeCounts), set * 3);
+        if (v.Valid) Unsafe.Add(ref counts, (int)v.Size)--;
+        if (entry.Valid) Unsafe.Add(ref counts, (int)entry.Size)++;
         v = entry;
-        v.Stamp = ++LruSets[set].Clock;
-        return replaced;
+        v.Stamp = ++Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(LruSets), set).Clock;
     }
 
     /// <summary>The <see cref="TlbEntry.Flags"/> bits that, with the page number and PCID, say two entries are for the same page and tag (size, global).</summary>
@@ -344,7 +383,12 @@ public sealed class TlbArray
                 Select.PcidNonGlobal => !x.Global && x.Pcid == pcid,
                 _ => SamePage(in x, la) && (x.Global ? pageGlobalsToo : x.Pcid == pcid),
             };
-            if (drop) { x.Flags = 0; n++; }
+            if (drop)
+            {
+                _sizeCounts[i / Ways * 3 + (int)x.Size]--;
+                x.Flags = 0;
+                n++;
+            }
         }
         return n;
     }

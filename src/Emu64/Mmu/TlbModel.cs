@@ -78,8 +78,9 @@ public sealed partial class Mmu
         foreach (var a in structure)
             if (a.Holds(size))
             {
-                var old = a.Fill(entry, out int way);
-                if (l1) DropFilled(fetch, in old, a.TakeFastKinds(way), in entry);
+                int way = a.ChooseWay(in entry);
+                if (l1) DropFilled(fetch, in a.E[way], a.TakeFastKinds(way), in entry);   // before the write: the old entry read in place
+                a.WriteWay(way, in entry);
                 array = a;
                 return way;
             }
@@ -101,8 +102,9 @@ public sealed partial class Mmu
                 frag.Vpn = la >> shift;
                 frag.Frame = entry.Frame | (la & ((1UL << TlbArray.Shift(size)) - 1) & ~((1UL << shift) - 1));
                 frag.Flags = EntryFlags.Make((PageSize)s, entry.Global);
-                var old = a.Fill(frag, out int way);
-                if (l1) DropFilled(fetch, in old, a.TakeFastKinds(way), in frag);
+                int way = a.ChooseWay(in frag);
+                if (l1) DropFilled(fetch, in a.E[way], a.TakeFastKinds(way), in frag);
+                a.WriteWay(way, in frag);
                 array = a;
                 return way;
             }

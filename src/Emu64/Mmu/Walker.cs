@@ -126,10 +126,12 @@ public sealed partial class Mmu
         }
     }
 
-    /// <summary>After a successful walk: cache every non-leaf entry read from memory, tagged with the PCID.</summary>
+    /// <summary>
+    /// After a successful walk: cache every non-leaf entry read from memory, tagged with the PCID. The caller skips the call when the
+    /// caches are off or the walk read no non-leaf entry from memory.
+    /// </summary>
     private void FillPsc(ref WalkResult w, ulong la, ushort pcid)
     {
-        if (!_pscEnabled) return;
         int rights = w.PscLevel != 0 ? w.PscRights : Rights.W | Rights.U;
         for (int k = w.FirstFromMemory; k < w.Count - 1; k++)
         {
@@ -139,18 +141,20 @@ public sealed partial class Mmu
             if ((pte & PteFlags.Nx) != 0) rights |= Rights.Xd;
             int level = w.TopLevel - k;
             var a = _psc[level];
-            a.Fill(new TlbEntry
+            var e = new TlbEntry
             {
                 Vpn = la >> a.KeyShift,
                 Frame = pte & PhysAddrMask,
                 Pcid = pcid,
                 Rights = (byte)rights,
                 Flags = EntryFlags.Valid,
-            });
+            };
+            a.WriteWay(a.ChooseWay(in e), in e);   // Fill, without the copy of what it replaces
         }
     }
 
     /// <summary>Reserved bits of a present entry at a level (SDM §4.5): above MAXPHYADDR, XD without NXE, PS where it may not be set, the low bits of a large page's address.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static bool ReservedBitsSet(ulong pte, int level, bool nxe)
     {
         const ulong aboveMaxPhys = ((1UL << 52) - 1) & ~((1UL << MaxPhysAddr) - 1);

@@ -4,7 +4,7 @@ namespace Emu64.Tests.Mmu;
 
 /// <summary>
 /// The STLB's miss path chooses the way a walk's 4 KiB entry will overwrite while its lookup scans the set
-/// (TlbArray.FindOrChoose) and writes there after the walk (FillChosen) instead of scanning again in Fill. The two must leave
+/// (TlbArray.FindOrChoose) and writes there after the walk (ChosenWay, WriteWay) instead of scanning again in Fill. The two must leave
 /// exactly what a lookup and a Fill leave: every entry, stamp and the clock, for each replacement policy, with free ways,
 /// global entries and other PCIDs in the sets.
 /// </summary>
@@ -44,7 +44,9 @@ public class TlbFillChoiceTests
                     Vpn = la >> 12, Frame = (ulong)step << 12, Pcid = pcid, Rights = Rights.W,
                     Flags = EntryFlags.Make(PageSize.Size4K, global),
                 };
-                var x = chosen.FillChosen(e, free, oldest, out int wx);
+                int wx = chosen.ChosenWay(e.Vpn, free, oldest);
+                var x = chosen.E[wx];
+                chosen.WriteWay(wx, in e);
                 var y = plain.Fill(e, out int wy);
                 Assert.Equal(wy, wx);
                 Assert.Equal(y, x);
