@@ -80,7 +80,25 @@ public sealed unsafe partial class Machine : IDisposable
     public ulong NextEventAt = ulong.MaxValue;
 
     /// <summary>Raised by the interrupt controllers when an unmasked interrupt is waiting.</summary>
-    public bool InterruptLine;
+    public bool InterruptLine
+    {
+        get => (Attention & AttentionInterrupt) != 0;
+        set => SetAttention(AttentionInterrupt, value);
+    }
+
+    /// <summary>
+    /// <see cref="InterruptLine"/> (bit 0) and <see cref="DebugStepHook"/> (bit 1) in one word, so that a block boundary — the chain's
+    /// <c>ChainMustLeave</c> and every compiled edge — tests both with one load. Each bit is set and cleared atomically: the debugger
+    /// sets its bit from its own thread while the run loop's devices change the other.
+    /// </summary>
+    internal int Attention;
+    internal const int AttentionInterrupt = 1, AttentionStep = 2;
+
+    private void SetAttention(int bit, bool on)
+    {
+        if (on) Interlocked.Or(ref Attention, bit);
+        else Interlocked.And(ref Attention, ~bit);
+    }
 
     /// <summary>An NMI is waiting (one at most: NMIs that arrive while one waits merge into it).</summary>
     public bool NmiPending { get; private set; }

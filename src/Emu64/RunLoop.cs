@@ -103,7 +103,11 @@ public sealed unsafe partial class Machine
     public ulong IdleTicks => _idle - _stall;
 
     /// <summary>When set, the loop runs one instruction per block (debugger stepping, breakpoints).</summary>
-    public bool DebugStepHook;
+    public bool DebugStepHook
+    {
+        get => (Attention & AttentionStep) != 0;
+        set => SetAttention(AttentionStep, value);
+    }
 
     /// <summary>How many exceptions may be delivered in a row without an instruction retiring before the run stops.</summary>
     public const int FaultLoopLimit = 10_000;
@@ -427,7 +431,7 @@ public sealed unsafe partial class Machine
     /// Compiled regions emit the same test inline at each edge (BlockCompiler.EmitEdgeChecks): change both together.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal bool ChainMustLeave() => Cpu.Retired + _idle >= NextEventAt || InterruptLine || DebugStepHook;
+    internal bool ChainMustLeave() => Cpu.Retired + _idle >= NextEventAt || Attention != 0;   // (InterruptLine || DebugStepHook)
 
     /// <summary>An instruction whose bytes run into the next page: decoded from both pages, not cached.</summary>
     private void RunCrossingInstruction(Cpu.Cpu cpu, ulong la, ulong pa, int bitness)

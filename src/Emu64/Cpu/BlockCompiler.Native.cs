@@ -435,12 +435,9 @@ internal sealed unsafe class NativeRegion
         il.Emit(OpCodes.Ldloc, _lim);
         il.Emit(OpCodes.Bge_Un, closer);
         il.MarkLabel(back);
-        // if (machine.InterruptLine || machine.DebugStepHook) exit: read at every edge (a debugger may ask from its own thread)
+        // if (machine.InterruptLine || machine.DebugStepHook) exit: read at every edge (a debugger may ask from its own thread), one word
         il.Emit(OpCodes.Ldloc, _machine);
-        il.Emit(OpCodes.Ldfld, typeof(Machine).GetField(nameof(Machine.InterruptLine))!);
-        il.Emit(OpCodes.Brtrue, exit);
-        il.Emit(OpCodes.Ldloc, _machine);
-        il.Emit(OpCodes.Ldfld, typeof(Machine).GetField(nameof(Machine.DebugStepHook))!);
+        il.Emit(OpCodes.Ldfld, BlockCompiler.AttentionField);   // InterruptLine and DebugStepHook in one word
         il.Emit(OpCodes.Brtrue, exit);
         _cold.Add(() =>
         {

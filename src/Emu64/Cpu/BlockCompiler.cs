@@ -83,8 +83,8 @@ public static unsafe partial class BlockCompiler
     // Machine.ChainMustLeave's fields, read inline at each edge.
     internal static readonly FieldInfo IdleField = typeof(Machine).GetField("_idle", BindingFlags.Instance | BindingFlags.NonPublic)!;
     internal static readonly FieldInfo NextEventAtField = typeof(Machine).GetField(nameof(Machine.NextEventAt))!;
-    private static readonly FieldInfo InterruptLineField = typeof(Machine).GetField(nameof(Machine.InterruptLine))!;
-    private static readonly FieldInfo DebugStepHookField = typeof(Machine).GetField(nameof(Machine.DebugStepHook))!;
+    /// <summary>Machine.Attention: InterruptLine and DebugStepHook, tested with one load.</summary>
+    internal static readonly FieldInfo AttentionField = typeof(Machine).GetField(nameof(Machine.Attention), BindingFlags.Instance | BindingFlags.NonPublic)!;
 
     /// <summary>The method's locals for <see cref="Cpu.Mmu"/> and <see cref="Cpu.Machine"/>, loaded once in its prologue.</summary>
     private readonly record struct EdgeLocals(LocalBuilder Mmu, LocalBuilder Machine);
@@ -836,10 +836,7 @@ public static unsafe partial class BlockCompiler
             // if (machine.ChainMustLeave()) goto exit; inline: cpu.Retired + _idle >= NextEventAt || InterruptLine || DebugStepHook
             EmitEventTest(il, Ret0, count, el.Machine, Exit);
             il.Emit(OpCodes.Ldloc, el.Machine);
-            il.Emit(OpCodes.Ldfld, InterruptLineField);
-            il.Emit(OpCodes.Brtrue, Exit);
-            il.Emit(OpCodes.Ldloc, el.Machine);
-            il.Emit(OpCodes.Ldfld, DebugStepHookField);
+            il.Emit(OpCodes.Ldfld, AttentionField);
             il.Emit(OpCodes.Brtrue, Exit);
             EmitUnlessArmed(il, el.Mmu, Rip0, pageStart, frame, Exit);
         }
