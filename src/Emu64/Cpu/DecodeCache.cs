@@ -190,7 +190,7 @@ public sealed class DecodeCache
     private readonly WindowReader _oneReader;
     private readonly Decoder?[] _oneDecoders = new Decoder?[3];
 
-    /// <summary>Decodes one instruction from raw bytes (the debugger; the run loop uses <see cref="DecodeCrossing"/>).</summary>
+    /// <summary>Decodes one instruction from raw bytes (test rigs that step one instruction; the run loop uses <see cref="DecodeCrossing"/>).</summary>
     public static void DecodeOne(ReadOnlySpan<byte> bytes, ulong rip, int bitness, ref Insn d)
     {
         var arr = bytes.ToArray();
