@@ -1103,7 +1103,10 @@ internal sealed unsafe class NativeRegion
                 if (write) il.Emit(OpCodes.Add); else il.Emit(OpCodes.Sub);
                 il.Emit(OpCodes.Stloc, _entry!);
             }
-            EmitHit(ea, slow);
+            // No LRU touch: the previous access's hit made the modeled entry its set's most recent use, and this slot's modeled entry
+            // is that one (a fast entry answers what the model's lookup of its page and PCID finds, one entry whatever the access's
+            // kind), so its use would change nothing; after the previous access missed, the parked slot never hits.
+            EmitHit(ea, slow, touch: false);
             return;
         }
         if (stack != 0)
@@ -1163,7 +1166,7 @@ internal sealed unsafe class NativeRegion
     /// The rest of <see cref="EmitAddress"/> once _entry is the access's slot: the live test (to <paramref name="slow"/> if it fails), the
     /// hit counted and the modeled entry touched, and the host address of <paramref name="la"/> in _ptr.
     /// </summary>
-    private void EmitHit(LocalBuilder la, Label slow)
+    private void EmitHit(LocalBuilder la, Label slow, bool touch = true)
     {
         var il = _il;
         // live: f.Tag == (la & ~0xFFF | pcid) && f.Epoch == epoch, with a host frame
@@ -1191,7 +1194,21 @@ internal sealed unsafe class NativeRegion
         il.Emit(OpCodes.Ldc_I8, 1L);
         il.Emit(OpCodes.Add);
         il.Emit(OpCodes.Stfld, HitsField);
-        // Mmu.Touch: nothing to do while the entry's stamp is its set's clock (a run of accesses to the page); else out of line
+        if (touch) EmitTouch();
+        il.Emit(OpCodes.Ldloc, _ptr);
+        il.Emit(OpCodes.Ldloc, la);
+        il.Emit(OpCodes.Conv_U4);
+        il.Emit(OpCodes.Ldc_I4, 0xFFF);
+        il.Emit(OpCodes.And);
+        il.Emit(OpCodes.Conv_U);
+        il.Emit(OpCodes.Add);
+        il.Emit(OpCodes.Stloc, _ptr);
+    }
+
+    /// <summary>Mmu.Touch for _entry: nothing to do while the entry's stamp is its set's clock (a run of accesses to the page); else out of line.</summary>
+    private void EmitTouch()
+    {
+        var il = _il;
         var touched = il.DefineLabel();
         var touch = il.DefineLabel();
         il.Emit(OpCodes.Ldloc, _entry!);
@@ -1216,14 +1233,6 @@ internal sealed unsafe class NativeRegion
             il.Emit(OpCodes.Call, TouchArrayMethod);
             il.Emit(OpCodes.Br, touched);
         });
-        il.Emit(OpCodes.Ldloc, _ptr);
-        il.Emit(OpCodes.Ldloc, la);
-        il.Emit(OpCodes.Conv_U4);
-        il.Emit(OpCodes.Ldc_I4, 0xFFF);
-        il.Emit(OpCodes.And);
-        il.Emit(OpCodes.Conv_U);
-        il.Emit(OpCodes.Add);
-        il.Emit(OpCodes.Stloc, _ptr);
     }
 
     /// <summary>
