@@ -280,6 +280,45 @@ public class NativeFormTests
         AssertSameEverywhere(ReadOnly, 100_000, s => Assert.Equal(Data + 0x5000, s.Cr2), m => m.Map(Data + 0x5000, 0x5));
     }
 
+    /// <summary>
+    /// Native accesses make the modeled entry their set's most recent use, as the interpreter's do: a page read (and written back,
+    /// the second access of the pair taking the first's slot) every iteration stays in a 4-way dTLB set while five other pages of
+    /// that set take turns in the other ways. Were a hit not counted as a use, that page would age out and miss: more misses
+    /// and walks than the interpreter's.
+    /// </summary>
+    [Fact]
+    public void A_page_used_every_iteration_stays_in_its_tlb_set_while_others_of_the_set_take_turns()
+    {
+        const ulong Stride = 0x10000;   // 16 pages: the same set of the 64-entry, 4-way dTLB
+        void Program(Assembler a)
+        {
+            var top = a.CreateLabel();
+            var keep = a.CreateLabel();
+            a.mov(rdi, Data + 2 * Stride);
+            a.mov(ecx, 400);
+            a.Label(ref top);
+            a.mov(rax, __qword_ptr[Data + Stride]);   // the hot page
+            a.add(rax, rcx);
+            a.mov(__qword_ptr[Data + Stride], rax);   // the same address: the store takes the load's slot
+            a.mov(rbx, __qword_ptr[rdi]);             // one of five pages of the same set, in turn
+            a.add(rdi, (int)Stride);
+            a.cmp(rdi, (int)(Data + 7 * Stride));
+            a.jb(keep);
+            a.mov(rdi, Data + 2 * Stride);
+            a.Label(ref keep);
+            a.dec(ecx);
+            a.jnz(top);
+            a.hlt();
+        }
+        AssertSameEverywhere(Program, 100_000, s =>
+        {
+            Assert.Equal(StopReason.Shutdown, s.Reason);
+            ulong Get(string name) => s.Tlb.Single(x => x.Item1 == name).Item2;
+            // the five pages miss on each turn (400), the hot page once, the code page and the stack not at all after the start
+            Assert.InRange(Get("tlb.dtlb.misses"), 400UL, 420UL);
+        }, m => { for (ulong k = 1; k <= 6; k++) m.Map(Data + k * Stride); });
+    }
+
     /// <summary>Shift and multiply flags (eager, not lazy) pending in locals when a load misses and the method resumes after it.</summary>
     [Fact]
     public void Eager_flags_pending_across_a_load_that_leaves_and_resumes_read_as_the_interpreters()
