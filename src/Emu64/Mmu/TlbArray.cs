@@ -95,16 +95,22 @@ public sealed class TlbArray
     internal readonly LruSet[] LruSets;
 
     /// <summary>
-    /// A use of entry <paramref name="w"/> under LRU (a lookup's hit, or one the fast cache counts for it): the entry
-    /// becomes the array's most recent use. The one place the LRU rule is written, but for the fast cache's hits, which
-    /// write it out once more (Mmu.Touch).
+    /// A use of entry <paramref name="w"/> of set <paramref name="set"/> under LRU (a lookup's hit): the entry becomes its set's
+    /// most recent use.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal void Use(int set, int w)
+    internal void Use(int set, int w) => Use(Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(LruSets), set), w);
+
+    /// <summary>
+    /// <see cref="Use(int, int)"/> with the set's clock in hand (the fast cache's hits, Mmu.TouchArray); returns the entry's stamp
+    /// after the use. The one place the LRU rule is written.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal ulong Use(LruSet s, int w)
     {
         ref ulong stamp = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(E), w).Stamp;
-        var s = Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(LruSets), set);
         if (stamp != s.Clock) stamp = ++s.Clock;   // the set's most recent use already: nothing changes
+        return stamp;
     }
 
     /// <summary>
