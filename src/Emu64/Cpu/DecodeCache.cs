@@ -61,7 +61,6 @@ public sealed class DecodeCache
     {
         _mem = mem;
         _reader = new WindowReader(_bytes);
-        _oneReader = new WindowReader(_one);
     }
 
     private static ulong Key(ulong phys, int bitness) => phys | ((ulong)bitness << 56);
@@ -173,22 +172,18 @@ public sealed class DecodeCache
 
     /// <summary>
     /// <see cref="DecodeOne"/> for the run loop's page-crossing instructions (never cached: they run from two pages), with this
-    /// cache's decoders and a buffer of its own instead of a new decoder, reader and array at every execution.
+    /// cache's decoders and buffer instead of a new decoder, reader and array at every execution.
     /// </summary>
     public void DecodeCrossing(ReadOnlySpan<byte> bytes, ulong rip, int bitness, ref Insn d)
     {
-        bytes.CopyTo(_one);
-        _oneReader.Reset(bytes.Length);
-        var dec = _oneDecoders[bitness >> 5] ??= Decoder.Create(bitness, _oneReader, 0, DecoderOptions.None);
+        bytes.CopyTo(_bytes);   // (Decode's buffer: it holds nothing between calls)
+        _reader.Reset(bytes.Length);
+        var dec = DecoderFor(bitness);
         dec.IP = rip;
         dec.Decode(out var ins);
         d = default;
-        Prepare(in ins, ref d, bitness, _one.AsSpan(0, bytes.Length));
+        Prepare(in ins, ref d, bitness, _bytes.AsSpan(0, bytes.Length));
     }
-
-    private readonly byte[] _one = new byte[16];
-    private readonly WindowReader _oneReader;
-    private readonly Decoder?[] _oneDecoders = new Decoder?[3];
 
     /// <summary>Decodes one instruction from raw bytes (test rigs that step one instruction; the run loop uses <see cref="DecodeCrossing"/>).</summary>
     public static void DecodeOne(ReadOnlySpan<byte> bytes, ulong rip, int bitness, ref Insn d)
