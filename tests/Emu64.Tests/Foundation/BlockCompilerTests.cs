@@ -42,6 +42,23 @@ public class BlockCompilerTests
         for (int i = 0; i < expected.Events.Count; i++) Assert.Equal(expected.Events[i], actual.Events[i]);
     }
 
+    /// <summary>
+    /// Runs <paramref name="reference"/> and <paramref name="m"/> side by side, stopping both after 1, 7, 104, 1000, 20,001 and
+    /// 1,000,000 more instructions (inside and across blocks and regions), and asserts after each stop that they agree (registers,
+    /// flags, RIP, retired count, TLB counters, boundary events).
+    /// </summary>
+    internal static void RunInLockstep(Machine reference, Machine m)
+    {
+        foreach (ulong n in new ulong[] { 1, 7, 104, 1000, 20_001, 1_000_000 })
+        {
+            reference.Run(n);
+            m.Run(n);
+            AssertSame(Capture(reference, "", []), Capture(m, "", []));
+            Assert.Equal(reference.Events.Recent(), m.Events.Recent());
+            Assert.Equal(reference.Events.Cr3NoFlushWrites, m.Events.Cr3NoFlushWrites);
+        }
+    }
+
     [Theory]
     [Trait("Category", "Kernel")]
     [InlineData("init=syscalls:300:2000 pti=on nokaslr")]     // user register loops (self-looping blocks) cut by timer interrupts

@@ -93,13 +93,7 @@ public sealed class CrossPageRegionTests : IDisposable
         var b = Guest(change);
         var reference = Start(b.Image, threshold: 0, fastCache: false);
         var m = Start(b.Image, threshold, fastCache: true);
-        foreach (ulong n in new ulong[] { 1, 7, 104, 1000, 20_001, 1_000_000 })
-        {
-            reference.Run(n);
-            m.Run(n);
-            BlockCompilerTests.AssertSame(BlockCompilerTests.Capture(reference, "", []), BlockCompilerTests.Capture(m, "", []));
-            Assert.Equal(reference.Events.Recent(), m.Events.Recent());
-        }
+        BlockCompilerTests.RunInLockstep(reference, m);
         Assert.Equal(StopReason.Shutdown, m.StopReason);
         ulong expected = change switch
         {
@@ -223,13 +217,7 @@ public sealed class CrossPageRegionTests : IDisposable
         var (b, afterStep) = SyscallGuest(0, rewrite);
         var reference = Start(b.Image, threshold: 0, fastCache: false);
         var m = Start(b.Image, threshold, fastCache: true);
-        foreach (ulong n in new ulong[] { 1, 7, 104, 1000, 20_001, 1_000_000 })
-        {
-            reference.Run(n);
-            m.Run(n);
-            BlockCompilerTests.AssertSame(BlockCompilerTests.Capture(reference, "", []), BlockCompilerTests.Capture(m, "", []));
-            Assert.Equal(reference.Events.Recent(), m.Events.Recent());
-        }
+        BlockCompilerTests.RunInLockstep(reference, m);
         // 3000 calls; rewritten at call 1000 (counting down), the last 999 add 3
         Assert.Equal(rewrite ? 2001UL + 3 * 999 : 3000UL, m.Memory.Read(GuestKit.Results + 8, 8));
         Assert.Equal(StopReason.Shutdown, m.StopReason);
