@@ -14,6 +14,7 @@ namespace Emu64.Tests.Foundation;
 /// <see cref="BlockCompiler.CrossPage"/>: each test turns them on, as NativeFormTests turns native forms off; the results are the
 /// same either way, so a test running meanwhile sees no difference but in how its regions are cut.)
 /// </summary>
+[Collection(CompilerSwitchTests.Name)]   // flips BlockCompiler.CrossPage
 public sealed class CrossPageRegionTests : IDisposable
 {
     private readonly bool _was = BlockCompiler.CrossPage;

@@ -11,6 +11,7 @@ namespace Emu64.Tests.Foundation;
 /// every block's first run, and compiled without native forms: registers, RFLAGS, RIP, the retired count, the data written,
 /// how the machine stopped and every TLB counter must be the same.
 /// </summary>
+[Collection(CompilerSwitchTests.Name)]   // flips BlockCompiler.NativeEnabled
 public class NativeFormTests
 {
     private const ulong Code = 0x400000, Data = 0x600000, FsBase = 0x700000;
