@@ -27,9 +27,11 @@ namespace Emu64.Cpu;
 /// out-of-line path leaves with the registers already written back).</item>
 /// </list>
 /// A native memory access takes the same inline fast path as the handlers (<see cref="Mmu.Mmu.HostData"/>'s: canonical,
-/// within a page, the fast cache's live entry with a host frame, its hit counted as the TLB model counts it) and
-/// everything else out of line through the handlers' own slow path with InsnRip, RIP and the retired count exact, so
-/// faults, MMIO, watchpoints and stores into code behave as interpreted; every counter stays the same.
+/// within a page, the fast cache's live entry with a host frame, its hit counted as the TLB model counts it); a miss first calls
+/// the model's miss path (<see cref="Native.DataMiss"/>: the translation the handler would make, and the host address when the
+/// access goes to RAM) and goes on in place; everything else goes out of line through the handlers' own slow path with InsnRip,
+/// RIP and the retired count exact (reusing a translation the call made), so faults, MMIO, watchpoints and stores into code behave
+/// as interpreted; every counter stays the same.
 /// </summary>
 internal sealed unsafe class NativeRegion
 {
@@ -1084,9 +1086,9 @@ internal sealed unsafe class NativeRegion
     /// <summary>
     /// The inline path of a data access of <paramref name="size"/> bytes (<see cref="Mmu.Mmu.HostData"/>'s hit, written out so that the
     /// JIT lays the hit out straight and every miss branches to <paramref name="slow"/>): leaves the effective address in <paramref name="ea"/>
-    /// and, on a hit, the host address in _ptr, the hit counted as the TLB model counts it.
+    /// and, on a hit, the host address in _ptr, the hit counted as the TLB model counts it. Returns the local that holds the linear address.
     /// </summary>
-    private void EmitAddress(ref Insn d, int size, bool write, ulong next, LocalBuilder ea, Label slow, int stack = 0, bool? reuse = null)
+    private LocalBuilder EmitAddress(ref Insn d, int size, bool write, ulong next, LocalBuilder ea, Label slow, int stack = 0, bool? reuse = null)
     {
         var il = _il;
         if (_mmuStale) LoadMmuState();
@@ -1107,7 +1109,7 @@ internal sealed unsafe class NativeRegion
             // is that one (a fast entry answers what the model's lookup of its page and PCID finds, one entry whatever the access's
             // kind), so its use would change nothing; after the previous access missed, the parked slot never hits.
             EmitHit(ea, slow, touch: false);
-            return;
+            return ea;
         }
         if (stack != 0)
         {
@@ -1160,6 +1162,7 @@ internal sealed unsafe class NativeRegion
         il.Emit(OpCodes.Add);
         il.Emit(OpCodes.Stloc, _entry!);
         EmitHit(la, slow);
+        return la;
     }
 
     /// <summary>
@@ -1236,8 +1239,9 @@ internal sealed unsafe class NativeRegion
     }
 
     /// <summary>
-    /// A native form with a memory operand: the inline hit path (<see cref="EmitAddress"/>), the instruction's body on the host pointer,
-    /// and out of line — a miss, a page crossing, MMIO, a store into code, a fault — the instruction's own handler (through the
+    /// A native form with a memory operand: the inline hit path (<see cref="EmitAddress"/>), the instruction's body on the host pointer;
+    /// on a miss a call of <see cref="Native.DataMiss"/>, and the body on the host address it returns; and out of line — a page
+    /// crossing, MMIO, a store into code, a fault, no direct data path — the instruction's own handler (through the
     /// interpreter's pointer, never inlined) with the state spilled as the interpreter has it, after which the locals are reloaded
     /// from cpu (registers, and the flags the handler recorded, which are the same operands the body would have kept) and the block
     /// goes on, or ends if the handler set ExitBlock.
@@ -1260,7 +1264,9 @@ internal sealed unsafe class NativeRegion
             : new SameAccess(d.Base, d.Index, d.Scale, d.Disp, d.AddrSize, size, write);
         bool? reuse = key is { } k0 && _memo is { } m0 && k0 with { Write = m0.Write } == m0 ? m0.Write : null;
         _memo = null;
-        EmitAddress(ref d, size, write, next, _ea, slow, s.Form == Form.Push ? -8 : s.Form == Form.Pop ? 8 : 0, reuse);
+        var la = EmitAddress(ref d, size, write, next, _ea, slow, s.Form == Form.Push ? -8 : s.Form == Form.Pop ? 8 : 0, reuse);
+        var access = il.DefineLabel();
+        il.MarkLabel(access);
         switch (s.Form)
         {
             case Form.Push:
@@ -1334,6 +1340,24 @@ internal sealed unsafe class NativeRegion
             // at resume point r, which goes on after the instruction. No call in the method: the JIT keeps the loop-carried
             // locals in registers instead of spilling them around a call it cannot know to be rare.
             il.MarkLabel(slow);
+            // First the miss path itself, as a call (Native.DataMiss): the handler's probes and translation, and the host address when
+            // the access goes to RAM; then the access as on a hit (not counted again), with the locals as they are. The fast epoch
+            // is read again: a fill of a large or global entry may have advanced it, and a stale one would keep dropped entries live.
+            var resume = il.DefineLabel();
+            il.Emit(OpCodes.Ldarg_1);
+            il.Emit(OpCodes.Ldloc, la);
+            il.Emit(OpCodes.Ldc_I4, size);
+            il.Emit(write ? OpCodes.Ldc_I4_1 : OpCodes.Ldc_I4_0);
+            il.Emit(OpCodes.Call, Native.DataMissMethod);
+            il.Emit(OpCodes.Stloc, _ptr);
+            il.Emit(OpCodes.Ldloc, _ptr);
+            il.Emit(OpCodes.Brfalse, resume);
+            il.Emit(OpCodes.Ldloc, _mmu);
+            il.Emit(OpCodes.Ldfld, FastEpochField);
+            il.Emit(OpCodes.Stloc, _epoch!);
+            il.Emit(OpCodes.Br, access);
+            // Else the handler runs (with the translation DataMiss made, if it made one: Mmu.TakePretranslated).
+            il.MarkLabel(resume);
             Spill(before, off, next, k);
             int r = _resumes.Count;
             var at = il.DefineLabel();
@@ -1363,6 +1387,10 @@ internal sealed unsafe class NativeRegion
                 il.Emit(OpCodes.Ldc_I4, write ? Native.WriteSlots : 0);
                 il.Emit(OpCodes.Ldelema, typeof(Mmu.Mmu.FastEntry));
                 il.Emit(OpCodes.Stloc, _entry!);
+                // and the address is one Native.DataMiss turns away before doing anything (not canonical): that later access's own
+                // out-of-line path passes _ea, which the method entered again does not hold
+                il.Emit(OpCodes.Ldc_I8, unchecked((long)Native.NoAddress));
+                il.Emit(OpCodes.Stloc, _ea);
             }
             if (after.Flags.Live && after.Flags.Eager != Eager.None)
             {
@@ -1608,6 +1636,26 @@ internal static unsafe class Native
             throw new InvalidOperationException("fast-cache kind bases changed: NativeRegion's write slot needs its own key again");
         return d;
     }
+
+    /// <summary>
+    /// A native access's miss, called from its out-of-line path before it spills: the host address of <paramref name="la"/> when the
+    /// handler's path would reach RAM without ending the block (<see cref="Mmu.Mmu.DataMiss"/>, which does that path's counting and
+    /// translation), else null. Null without doing anything where the handler's path does more than translate before the access: no
+    /// direct data path (paging off, data breakpoints armed), not 64-bit mode, an access across a page end, a non-canonical address.
+    /// </summary>
+    public static byte* DataMiss(Cpu cpu, ulong la, int size, bool write)
+    {
+        if (!cpu.DirectData || cpu.Mode != CpuMode.Long64 || (la & 0xFFF) + (ulong)size > 0x1000) return null;
+        ulong bias = cpu.CanonicalBias;   // Cpu.Linear's test
+        if (la + bias > (bias << 1) - (ulong)size) return null;
+        return write
+            ? cpu.Mmu.DataMiss(la, Mmu.Access.Write | cpu.DataAccess, cpu.FastWriteBase)
+            : cpu.Mmu.DataMiss(la, Mmu.Access.Read | cpu.DataAccess, cpu.FastReadBase);
+    }
+    internal static readonly MethodInfo DataMissMethod = typeof(Native).GetMethod(nameof(DataMiss))!;
+
+    /// <summary>A linear address that is canonical under no paging mode: where a resume point leaves _ea (see its use).</summary>
+    public const ulong NoAddress = 1UL << 63;
 
     /// <summary>The base of FS or GS (64-bit mode adds no other segment's base).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

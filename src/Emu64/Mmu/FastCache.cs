@@ -370,9 +370,85 @@ public sealed partial class Mmu
     [MethodImpl(MethodImplOptions.NoInlining)]
     private ulong TranslateMiss(ulong la, Access acc)
     {
+        if (_pretranslated) return TakePretranslated(la, acc);
         if (_fetchSlot >= 0 && (acc & Access.Fetch) != 0) FlushFetch();   // a data access leaves the iTLB alone (see TranslateModel)
         if (!_model) return TranslatePlain(la, acc);
         return ModelLookup(la, acc, fastFill: true);
+    }
+
+    /// <summary>
+    /// Compiled code's miss path for a data access of <paramref name="acc"/> (a read or a write with the CPU's
+    /// <see cref="CpuCore.DataAccess"/>) inside one page, whose fast slot (<paramref name="kindBase"/>: the CPU's FastReadBase or
+    /// FastWriteBase) it found not live or without a host frame: what the instruction's handler would do up to the memory access
+    /// itself — the translation <see cref="Translate"/> makes when the slot is not live — and the host address of <paramref name="la"/> when the access goes to RAM
+    /// (to RAM without decoded code for a write) and nothing on the way ended the block. Otherwise null, and then the
+    /// instruction's handler runs (the method spills and resumes, Cpu/BlockCompiler.Native.cs): for a slot that is live without a
+    /// host frame (MMIO, a code frame) nothing was done and the handler's own path follows; after a translation, its answer — the
+    /// physical address, or the fault it raised — is kept (<see cref="_pretranslated"/>) and the handler's translation of the same
+    /// access takes it instead of translating again (<see cref="TakePretranslated"/>), so every counter and every LRU stamp is
+    /// what the handler's own path leaves. The caller has checked the direct data path (paging on, no data breakpoints), 64-bit
+    /// mode, the page and the canonical address, as the handler's way to this point does.
+    /// </summary>
+    internal unsafe byte* DataMiss(ulong la, Access acc, int kindBase)
+    {
+        var cpu = _cpu;
+        uint pcid = cpu.CurrentPcid;
+        // The method's own probe of this slot is HostData's (same slot, same test, with the epoch it reads again after each call
+        // here): a live slot has no host frame (MMIO, a code frame), and the handler's path is Translate's hit
+        ref FastEntry f = ref FastSlotAt(kindBase, la, cpu.PcidHash);
+        if (Live(ref f, la, pcid)) return null;
+        ulong pa;
+        try
+        {
+            pa = _model ? ModelLookup(la, acc, fastFill: true) : TranslatePlain(la, acc);   // TranslateMiss for a data access
+        }
+        catch (Exception e)
+        {
+            // a page fault (or a stop) the handler raises again at the same point, with the CPU's state spilled as before it
+            Pretranslate(la, acc, 0, System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e));
+            return null;
+        }
+        ulong frame = pa & ~0xFFFUL;
+        byte* host = (acc & Access.Write) != 0 ? _mem.PlainRamFrame(frame) : _mem.RamFrame(frame);
+        if (host != null && !cpu.ExitBlock) return host + (pa & 0xFFF);
+        // MMIO, a store into code, or an A/D write that ended the block: the handler does the access. The slot the translation
+        // filled (live, without a host frame, or with one under an ended block) is dropped, so that the handler's probes miss
+        // and reach TakePretranslated; a fast entry's absence changes no count (the class comment).
+        if (Live(ref f, la, pcid)) f.Epoch = 0;
+        Pretranslate(la, acc, pa, null);
+        return null;
+    }
+
+    /// <summary>A translation made ahead of the handler's (<see cref="DataMiss"/>), for its next <see cref="TranslateMiss"/>.</summary>
+    private bool _pretranslated;
+    private ulong _preLa, _prePa;
+    private Access _preAcc;
+    private System.Runtime.ExceptionServices.ExceptionDispatchInfo? _preFault;
+
+    private void Pretranslate(ulong la, Access acc, ulong pa, System.Runtime.ExceptionServices.ExceptionDispatchInfo? fault)
+    {
+        _pretranslated = true;
+        _preLa = la;
+        _preAcc = acc;
+        _prePa = pa;
+        _preFault = fault;
+    }
+
+    /// <summary>
+    /// The translation <see cref="DataMiss"/> made for the access the handler makes now: its physical address, or its fault raised
+    /// again. The handler's first translation is that access (nothing runs in between: the method returns, and BlockCompiler.Resume
+    /// runs the handler); anything else is a compiler bug, reported as one rather than answered with another access's translation.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private ulong TakePretranslated(ulong la, Access acc)
+    {
+        _pretranslated = false;
+        var fault = _preFault;
+        _preFault = null;
+        if (la != _preLa || acc != _preAcc)
+            throw new InvalidOperationException($"compiled code translated {_preLa:x} ({_preAcc}) ahead of its handler, which translates {la:x} ({acc})");
+        fault?.Throw();
+        return _prePa;
     }
 
     /// <summary>

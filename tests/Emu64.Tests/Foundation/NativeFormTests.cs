@@ -320,6 +320,207 @@ public class NativeFormTests
         }, m => { for (ulong k = 1; k <= 6; k++) m.Map(Data + k * Stride); });
     }
 
+    // ---- a native access's miss, taken by a call from the compiled method (Native.DataMiss) ----------------------------------------
+
+    private const ulong Far = 0x10000000, FarStride = 0x80000;   // 128 pages apart: one set of the 4-way dTLB and of the 12-way STLB
+
+    /// <summary>
+    /// Sixteen pages of one dTLB set and one STLB set, used in turn: every native access to a new page misses both, walks and fills
+    /// through the method's call into the miss path, and goes on with its registers and pending flags in place (a compare before the
+    /// store, read after it by ADC and SETcc; a load of the same address after the store, and of another address in the page).
+    /// </summary>
+    [Fact]
+    public void Native_accesses_that_miss_the_tlb_every_time_walk_fill_and_count_as_the_interpreters()
+    {
+        void Program(Assembler a)
+        {
+            var top = a.CreateLabel();
+            var keep = a.CreateLabel();
+            a.mov(rdi, Far);
+            a.mov(ecx, 16 * 25);
+            a.Label(ref top);
+            a.cmp(ecx, 200);                          // CF and ZF pending in locals across the store's miss
+            a.mov(__byte_ptr[rdi + rcx], cl);         // a new page: misses the dTLB and the STLB
+            a.adc(r8, 0);
+            a.setb(r9b);
+            a.add(r10, r9);
+            a.movzx(eax, __byte_ptr[rdi + rcx]);      // the same address: the write's slot, read
+            a.add(r8, rax);
+            a.add(r8, __qword_ptr[rdi + 0x800]);      // another address of the page: a hit
+            a.mov(__dword_ptr[rdi + 0xFF0], ecx);
+            a.add(rdi, (int)FarStride);
+            a.cmp(rdi, (int)(Far + 16 * FarStride));
+            a.jb(keep);
+            a.mov(rdi, Far);
+            a.Label(ref keep);
+            a.dec(ecx);
+            a.jnz(top);
+            a.hlt();
+        }
+        AssertSameEverywhere(Program, 100_000, s =>
+        {
+            Assert.Equal(StopReason.Shutdown, s.Reason);
+            Assert.True(s.Tlb.Single(t => t.Item1 == "tlb.stlb.kernel.write.misses").Item2 >= 16 * 25);   // every store walked
+        }, m => { for (ulong k = 0; k < 16; k++) m.Map(Far + k * FarStride); });
+    }
+
+    /// <summary>
+    /// Loads and stores through a page mapped beyond RAM (open bus: reads give ones, writes go nowhere), whose fast entries never get
+    /// a host frame: the method's call translates, finds no RAM, and the instruction's handler makes the access with that translation
+    /// (Mmu.TakePretranslated), not a second one: the counters are the interpreter's, one lookup per access.
+    /// </summary>
+    [Fact]
+    public void Native_accesses_to_a_page_that_is_not_ram_are_translated_once_and_made_by_the_handler()
+    {
+        const ulong Bus = 0x20000000;
+        void Program(Assembler a)
+        {
+            var top = a.CreateLabel();
+            a.mov(rsi, Bus);
+            a.mov(rdi, Data);
+            a.mov(ecx, 300);
+            a.Label(ref top);
+            a.mov(rax, __qword_ptr[rsi + rcx * 8]);
+            a.add(r8, rax);
+            a.mov(__dword_ptr[rsi + 0x10], ecx);
+            a.movzx(edx, __byte_ptr[rsi + 0x10]);
+            a.add(r9, rdx);
+            a.mov(rax, __qword_ptr[rdi + 0x100]);     // a RAM page between them
+            a.add(rax, rcx);
+            a.mov(__qword_ptr[rdi + 0x100], rax);
+            a.dec(ecx);
+            a.jnz(top);
+            a.hlt();
+        }
+        AssertSameEverywhere(Program, 100_000, s =>
+        {
+            Assert.Equal(StopReason.Shutdown, s.Reason);
+            Assert.Equal(300UL * 0xFF, s.Gprs[Reg.R9]);   // each byte read back is open bus
+        }, m => m.MapTo(Bus, 0x40000000));
+    }
+
+    /// <summary>
+    /// A loop that stores into the page of its own code (a cell after it): each store's translation finds a frame of decoded code,
+    /// the handler makes the store with it, the decoded code is dropped and the block ends, as the interpreter's store does.
+    /// </summary>
+    [Fact]
+    public void A_native_store_into_the_page_of_its_own_code_is_made_by_the_handler_and_ends_the_block()
+    {
+        void Program(Assembler a)
+        {
+            var top = a.CreateLabel();
+            var cell = a.CreateLabel();
+            a.mov(ecx, 200);
+            a.mov(rdi, Data);
+            a.Label(ref top);
+            a.mov(rax, __qword_ptr[rdi + 0x200]);
+            a.add(rax, rcx);
+            a.mov(__qword_ptr[rdi + 0x200], rax);
+            a.mov(__qword_ptr[cell], rax);            // RIP-relative, into the code's frame
+            a.add(r8, __qword_ptr[cell]);
+            a.dec(ecx);
+            a.jnz(top);
+            a.hlt();
+            a.Label(ref cell);
+            a.dq(0);
+        }
+        AssertSameEverywhere(Program, 100_000, s =>
+        {
+            Assert.Equal(StopReason.Shutdown, s.Reason);
+            Assert.Equal(BitConverter.ToUInt64(s.Data, 0x200), s.Gprs[Reg.RAX]);
+        });
+    }
+
+    /// <summary>
+    /// A load whose walk sets the accessed bit in a page table that shares its frame with the code after the load: the PTEs of two
+    /// pages are the 64-bit immediates of two MOVs there (present, user, frame 0x700000), so a walk's write changes an instruction.
+    /// The loop's first pass walks the first page (interpreted, as the block is compiled), its second uses it again (a TLB hit), its
+    /// third walks the second page from the compiled method: the write must end the block and drop the decoded code, as the
+    /// interpreter's handler does, and the second MOV run as it reads now (A set), not as it was compiled.
+    /// </summary>
+    [Fact]
+    public void A_walk_that_writes_into_the_code_after_its_load_ends_the_block_and_the_new_code_runs()
+    {
+        const ulong Tables = 0x30000000, Pte1 = 0x700005, Pte2 = 0x700007;
+        void Body(Assembler a, ulong first, ulong second, int pad1, int pad2)
+        {
+            var top = a.CreateLabel();
+            a.mov(ecx, 3);
+            a.mov(r12, first);
+            a.mov(r13, second);
+            a.Label(ref top);
+            a.mov(rsi, r12);
+            a.cmp(ecx, 1);
+            a.cmove(rsi, r13);                        // the last pass: the second page
+            a.mov(rax, __qword_ptr[rsi + 0x18]);      // a walk reads a PTE below and sets its A bit
+            for (int k = 0; k < pad1; k++) a.nop();
+            a.db(0x49, 0xB9);                         // MOV R9, imm64: the first page's PTE
+            a.dq(Pte1);
+            for (int k = 0; k < pad2; k++) a.nop();
+            a.db(0x49, 0xBB);                         // MOV R11, imm64: the second page's PTE
+            a.dq(Pte2);
+            a.add(r10, r9);
+            a.add(r10, r11);
+            a.dec(ecx);
+            a.jnz(top);
+            a.hlt();
+        }
+        int Offset(int pad1, int pad2, ulong pte)
+        {
+            var a = new Assembler(64);
+            Body(a, Tables, Tables, pad1, pad2);
+            var w = new MemoryStream();
+            a.Assemble(new StreamCodeWriter(w), Code);
+            return w.ToArray().AsSpan().IndexOf(BitConverter.GetBytes(pte));
+        }
+        // each immediate 8-aligned in the code's frame: at offset o it is PTE o / 8 of the table, for the page Tables + o / 8 * 4 KiB
+        int pad1 = (8 - Offset(0, 0, Pte1) % 8) % 8;
+        int pad2 = (8 - Offset(pad1, 0, Pte2) % 8) % 8;
+        ulong first = Tables + (ulong)Offset(pad1, pad2, Pte1) / 8 * 0x1000, second = Tables + (ulong)Offset(pad1, pad2, Pte2) / 8 * 0x1000;
+        AssertSameEverywhere(a => Body(a, first, second, pad1, pad2), 1000, s =>
+        {
+            Assert.Equal(StopReason.Shutdown, s.Reason);
+            Assert.Equal(Pte2 | 0x20, s.Gprs[Reg.R11]);
+        }, m => m.MapTable(Tables, m.Map(Code)));
+    }
+
+    /// <summary>
+    /// Five 2 MiB pages of one set of the 4-way 2 MiB dTLB, used in turn: every fill of a 2 MiB entry drops all fast entries (it
+    /// advances their epoch), and the method's call that made it must not leave the method comparing with the old epoch. Here the
+    /// first page is used, then a load across a page end leaves and re-enters the method (its locals loaded again), four other pages
+    /// fill the set (the last one's fill replaces the first page's entry), and the first page is used again: with the old epoch its
+    /// dropped fast entry would still look live, a hit the model does not make.
+    /// </summary>
+    [Fact]
+    public void A_fill_that_drops_every_fast_entry_inside_a_compiled_method_is_seen_by_its_later_accesses()
+    {
+        const ulong Big = 0x40000000, BigStride = 0x1000000;   // 8 x 2 MiB apart: one set of the 2 MiB dTLB
+        void Program(Assembler a)
+        {
+            var top = a.CreateLabel();
+            a.mov(ecx, 200);
+            a.mov(rbx, Data + 0x1FFC);                // a qword across a page end: always the handler, then the method again
+            a.mov(r12, Big);                          // (a base register: MOV RAX, moffs64 is not a native form)
+            a.Label(ref top);
+            a.mov(rax, __qword_ptr[r12]);
+            a.mov(r10, __qword_ptr[rbx]);
+            a.mov(rdx, __qword_ptr[r12 + (int)(BigStride + 0x1000)]);       // (each in a 4 KiB page of its own fast slot)
+            a.mov(rsi, __qword_ptr[r12 + (int)(2 * BigStride + 0x2000)]);
+            a.mov(rdi, __qword_ptr[r12 + (int)(3 * BigStride + 0x3000)]);
+            a.mov(r8, __qword_ptr[r12 + (int)(4 * BigStride + 0x4000)]);
+            a.mov(r9, __qword_ptr[r12 + 8]);         // the first page again: replaced by the last fill
+            a.add(r11, r9);
+            a.dec(ecx);
+            a.jnz(top);
+            a.hlt();
+        }
+        AssertSameEverywhere(Program, 100_000, s =>
+        {
+            Assert.Equal(StopReason.Shutdown, s.Reason);
+            Assert.True(s.Tlb.Single(t => t.Item1 == "tlb.dtlb.kernel.read.misses").Item2 >= 200 * 5);   // the first page is missed when used again
+        }, m => { for (ulong k = 0; k < 5; k++) m.MapTo(Big + k * BigStride, 0x600000, large: true); });
+    }
+
     /// <summary>Shift and multiply flags (eager, not lazy) pending in locals when a load misses and the method resumes after it.</summary>
     [Fact]
     public void Eager_flags_pending_across_a_load_that_leaves_and_resumes_read_as_the_interpreters()

@@ -91,6 +91,41 @@ public sealed class RawMachine
         return pa;
     }
 
+    /// <summary>
+    /// Maps the 4 KiB page holding <paramref name="linear"/> to <paramref name="physical"/> (any frame: RAM already in use, or an
+    /// address beyond RAM), or, with <paramref name="large"/>, the 2 MiB page holding it to the 2 MiB frame at <paramref name="physical"/>
+    /// (a PDE with PS). Reads and writes through the mapping are not tracked by <see cref="Read"/> and <see cref="Write"/>.
+    /// </summary>
+    public void MapTo(ulong linear, ulong physical, ulong flags = Pte, bool large = false)
+    {
+        ulong table = _pml4;
+        for (int level = 3; level >= (large ? 2 : 1); level--)
+        {
+            ulong slot = table + ((linear >> (12 + 9 * level)) & 511) * 8;
+            ulong e = Machine.Memory.Read(slot, 8);
+            if ((e & 1) == 0) { e = AllocPage() | Pte; Machine.Memory.Write(slot, 8, e); }
+            table = e & 0x000FFFFFFFFFF000UL;
+        }
+        if (large) Machine.Memory.Write(table + ((linear >> 21) & 511) * 8, 8, (physical & ~0x1FFFFFUL) | flags | 0x80);
+        else Machine.Memory.Write(table + ((linear >> 12) & 511) * 8, 8, (physical & ~0xFFFUL) | flags);
+        Cpu.Mmu.FlushHostCache();
+    }
+
+    /// <summary>Points the PDE of the 2 MiB region holding <paramref name="linear"/> at the page table <paramref name="table"/> (any frame).</summary>
+    public void MapTable(ulong linear, ulong table)
+    {
+        ulong t = _pml4;
+        for (int level = 3; level >= 2; level--)
+        {
+            ulong slot = t + ((linear >> (12 + 9 * level)) & 511) * 8;
+            ulong e = Machine.Memory.Read(slot, 8);
+            if ((e & 1) == 0) { e = AllocPage() | Pte; Machine.Memory.Write(slot, 8, e); }
+            t = e & 0x000FFFFFFFFFF000UL;
+        }
+        Machine.Memory.Write(t + ((linear >> 21) & 511) * 8, 8, (table & ~0xFFFUL) | Pte);
+        Cpu.Mmu.FlushHostCache();
+    }
+
     /// <summary>Physical address of a mapped linear address.</summary>
     public ulong Phys(ulong linear) => _pages[linear & ~0xFFFUL] | (linear & 0xFFF);
 
