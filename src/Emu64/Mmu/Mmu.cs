@@ -259,6 +259,7 @@ public sealed partial class Mmu
         // The access itself comes after the fills below: start bringing its line into the host's cache now, so that a store to a
         // page not touched for long (a sieve's) waits less, and stalls less of what follows it (a hint; it changes nothing).
         _mem.Prefetch(pa);
+        if ((acc & Access.Fetch) == 0 && w.Size == PageSize.Size4K && !w.Narrow) StridePrefetch(la, w.EntryAddr[w.Count - 1]);   // and the next one's
         SetAccessedDirty(ref w, (acc & Access.Write) != 0);
         if (_pscEnabled && w.FirstFromMemory < w.Count - 1) FillPsc(ref w, la, pcid);   // (a walk from the PDE cache reads only the PTE)
         var entry = new TlbEntry
