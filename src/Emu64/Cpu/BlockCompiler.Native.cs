@@ -1140,6 +1140,15 @@ internal sealed unsafe class NativeRegion
         il.Emit(OpCodes.And);
         il.Emit(OpCodes.Ldc_I4, 0x1000 - size);
         il.Emit(OpCodes.Bgt_Un, slow);
+        EmitSlot(la, write);
+        EmitHit(la, slow);
+        return la;
+    }
+
+    /// <summary>_entry = the fast slot of <paramref name="la"/>'s page for a read or a write at the current privilege and PCID.</summary>
+    private void EmitSlot(LocalBuilder la, bool write)
+    {
+        var il = _il;
         // ref f = ref table[((la >> 12) & 255) ^ key]   (key = the kind's index base | the PCID's hash)
         il.Emit(OpCodes.Ldloc, _table!);
         il.Emit(OpCodes.Ldloc, la);
@@ -1161,8 +1170,6 @@ internal sealed unsafe class NativeRegion
         il.Emit(OpCodes.Mul);
         il.Emit(OpCodes.Add);
         il.Emit(OpCodes.Stloc, _entry!);
-        EmitHit(la, slow);
-        return la;
     }
 
     /// <summary>
@@ -1340,25 +1347,50 @@ internal sealed unsafe class NativeRegion
             // at resume point r, which goes on after the instruction. No call in the method: the JIT keeps the loop-carried
             // locals in registers instead of spilling them around a call it cannot know to be rare.
             il.MarkLabel(slow);
-            // First the miss path itself, as a call (Native.DataMiss): the handler's probes and translation, and the host address when
-            // the access goes to RAM; then the access as on a hit (not counted again), with the locals as they are. The fast epoch
-            // is read again: a fill of a large or global entry may have advanced it, and a stale one would keep dropped entries live.
-            var resume = il.DefineLabel();
+            // The state spilled as the interpreter has it before the instruction (what the handler, and a fault, need), then the miss
+            // path itself as a call (Native.DataMiss): the handler's translation, and the host address when the access goes to RAM.
+            // Either way the method returns, to be entered again: with the host address at the direct resume point below, which makes
+            // the access as on a hit (not counted again); else at the handler's resume point after the handler ran (with the
+            // translation DataMiss made, if it made one: Mmu.TakePretranslated). Returning, nothing the method keeps in a local lives
+            // across the call: a call that returned into the method made the JIT spill, in the loop itself, every value live across
+            // it (where they are set: it cannot know the call is rare), and the memory loop lost a fifth of its speed.
+            Spill(before, off, next, k);
             il.Emit(OpCodes.Ldarg_1);
             il.Emit(OpCodes.Ldloc, la);
             il.Emit(OpCodes.Ldc_I4, size);
             il.Emit(write ? OpCodes.Ldc_I4_1 : OpCodes.Ldc_I4_0);
             il.Emit(OpCodes.Call, Native.DataMissMethod);
-            il.Emit(OpCodes.Stloc, _ptr);
-            il.Emit(OpCodes.Ldloc, _ptr);
+            var resume = il.DefineLabel();
             il.Emit(OpCodes.Brfalse, resume);
+            int rd = _resumes.Count;
+            var direct = il.DefineLabel();
+            _resumes.Add((-1, direct));
+            il.Emit(OpCodes.Ldc_I4, BlockCompiler.ResumeBase + rd);
+            il.Emit(OpCodes.Ret);
+            // Direct resume point rd, entered after the prologue loaded every local from cpu: RIP and the retired count as the spill
+            // left them, the flags pending before the instruction, the host address and the access's address and slot (for a later
+            // access to the same address, SameAccess) from what DataMiss kept.
+            il.MarkLabel(direct);
+            LoadField(BlockCompiler.RipField, _rip0);
+            il.Emit(OpCodes.Ldloc, _rip0);
+            il.Emit(OpCodes.Ldc_I8, (long)next);
+            il.Emit(OpCodes.Sub);
+            il.Emit(OpCodes.Stloc, _rip0);
+            LoadField(BlockCompiler.RetiredField, _ret0);
+            il.Emit(OpCodes.Ldloc, _ret0);
+            il.Emit(OpCodes.Ldc_I8, (long)k);
+            il.Emit(OpCodes.Sub);
+            il.Emit(OpCodes.Stloc, _ret0);
+            ReloadFlags(before.Flags);
             il.Emit(OpCodes.Ldloc, _mmu);
-            il.Emit(OpCodes.Ldfld, FastEpochField);
-            il.Emit(OpCodes.Stloc, _epoch!);
+            il.Emit(OpCodes.Ldfld, MissHostField);
+            il.Emit(OpCodes.Stloc, _ptr);
+            il.Emit(OpCodes.Ldloc, _mmu);
+            il.Emit(OpCodes.Ldfld, MissLaField);
+            il.Emit(OpCodes.Stloc, _ea);
+            EmitSlot(_ea, write);
             il.Emit(OpCodes.Br, access);
-            // Else the handler runs (with the translation DataMiss made, if it made one: Mmu.TakePretranslated).
             il.MarkLabel(resume);
-            Spill(before, off, next, k);
             int r = _resumes.Count;
             var at = il.DefineLabel();
             _resumes.Add((index, at));
@@ -1392,27 +1424,38 @@ internal sealed unsafe class NativeRegion
                 il.Emit(OpCodes.Ldc_I8, unchecked((long)Native.NoAddress));
                 il.Emit(OpCodes.Stloc, _ea);
             }
-            if (after.Flags.Live && after.Flags.Eager != Eager.None)
-            {
-                // the handler (a load or store) kept the eager flags Spill stored: a result with their ZF, SF and PF, and CF and OF
-                il.Emit(OpCodes.Ldarg_1);
-                il.Emit(OpCodes.Ldc_I4, after.Flags.Size);
-                il.Emit(OpCodes.Call, typeof(Native).GetMethod(nameof(Native.ResultOfStatus))!);
-                il.Emit(OpCodes.Stloc, _fres);
-                LoadField(CfField, _fcf);
-                il.Emit(OpCodes.Ldarg_1);
-                il.Emit(OpCodes.Call, typeof(Native).GetMethod(nameof(Native.OfOfStatus))!);
-                il.Emit(OpCodes.Stloc, _fof);
-            }
-            else if (after.Flags.Live)
-            {
-                LoadField(LazyAField, _fa);
-                LoadField(LazyBField, _fb);
-                LoadField(LazyResField, _fres);
-                if (after.Flags.Cf == CfAt.Local) LoadField(CfField, _fcf);
-            }
+            // the handler (a load or store) kept the flags Spill stored
+            ReloadFlags(after.Flags);
             il.Emit(OpCodes.Br, done);
         });
+    }
+
+    private static readonly FieldInfo MissLaField = typeof(Mmu.Mmu).GetField(nameof(Mmu.Mmu.MissLa), BindingFlags.Instance | BindingFlags.NonPublic)!;
+    private static readonly FieldInfo MissHostField = typeof(Mmu.Mmu).GetField(nameof(Mmu.Mmu.MissHost), BindingFlags.Instance | BindingFlags.NonPublic)!;
+
+    /// <summary>The flags <paramref name="f"/> says are pending in locals, loaded again from cpu, where a spill of them stored them.</summary>
+    private void ReloadFlags(Pending f)
+    {
+        var il = _il;
+        if (f.Live && f.Eager != Eager.None)
+        {
+            // eager flags were stored as a result with their ZF, SF and PF, and CF and OF
+            il.Emit(OpCodes.Ldarg_1);
+            il.Emit(OpCodes.Ldc_I4, f.Size);
+            il.Emit(OpCodes.Call, typeof(Native).GetMethod(nameof(Native.ResultOfStatus))!);
+            il.Emit(OpCodes.Stloc, _fres);
+            LoadField(CfField, _fcf);
+            il.Emit(OpCodes.Ldarg_1);
+            il.Emit(OpCodes.Call, typeof(Native).GetMethod(nameof(Native.OfOfStatus))!);
+            il.Emit(OpCodes.Stloc, _fof);
+        }
+        else if (f.Live)
+        {
+            LoadField(LazyAField, _fa);
+            LoadField(LazyBField, _fb);
+            LoadField(LazyResField, _fres);
+            if (f.Cf == CfAt.Local) LoadField(CfField, _fcf);
+        }
     }
 
     private void LoadField(FieldInfo f, LocalBuilder into)

@@ -487,10 +487,15 @@ public static unsafe partial class BlockCompiler
         var region = (CompiledRegion)code.Target!;
         do
         {
-            ref Insn d = ref region.Insns[region.Resumes[last - ResumeBase]];
-            d.Exec(cpu, ref d);
-            // an instruction that ended its block (ExitBlock, as the interpreter's loop tests after every instruction): it ends here
-            if (cpu.ExitBlock) { cpu.Retired++; return -1; }
+            int at = region.Resumes[last - ResumeBase];
+            if (at >= 0)
+            {
+                ref Insn d = ref region.Insns[at];
+                d.Exec(cpu, ref d);
+                // an instruction that ended its block (ExitBlock, as the interpreter's loop tests after every instruction): it ends here
+                if (cpu.ExitBlock) { cpu.Retired++; return -1; }
+            }
+            // (at -1: a direct resume point, where the method makes the access itself with the host address Native.DataMiss gave)
             last = code(cpu, stopRetired, last);
         } while (last >= ResumeBase);
         return last;

@@ -410,7 +410,11 @@ public sealed partial class Mmu
         }
         ulong frame = pa & ~0xFFFUL;
         byte* host = (acc & Access.Write) != 0 ? _mem.PlainRamFrame(frame) : _mem.RamFrame(frame);
-        if (host != null && !cpu.ExitBlock) return host + (pa & 0xFFF);
+        if (host != null && !cpu.ExitBlock)
+        {
+            MissLa = la;
+            return MissHost = host + (pa & 0xFFF);
+        }
         // MMIO, a store into code, or an A/D write that ended the block: the handler does the access. The slot the translation
         // filled (live, without a host frame, or with one under an ended block) is dropped, so that the handler's probes miss
         // and reach TakePretranslated; a fast entry's absence changes no count (the class comment).
@@ -418,6 +422,10 @@ public sealed partial class Mmu
         Pretranslate(la, acc, pa, null);
         return null;
     }
+
+    /// <summary>The last access <see cref="DataMiss"/> gave a host address for, and that address (compiled code reads them back after it returned and was entered again).</summary>
+    internal ulong MissLa;
+    internal unsafe byte* MissHost;
 
     /// <summary>A translation made ahead of the handler's (<see cref="DataMiss"/>), for its next <see cref="TranslateMiss"/>.</summary>
     private bool _pretranslated;
