@@ -509,7 +509,10 @@ public sealed partial class Mmu
         f.Tag = (la & ~0xFFFUL) | pcid;
         f.Frame = frame;
         f.Epoch = _fastEpoch;
-        f.Stamp = ulong.MaxValue;   // not seen yet (no clock reaches it)
+        // The modeled entry's stamp as it is now: the lookup that found it or the fill that wrote it has just made it its set's most
+        // recent use, so the first hit through this entry finds Stamp == Clock and has nothing to do unless the set was used since
+        // (a stamp below the clock is never the clock again: stamps come only from advancing it)
+        f.Stamp = e.Stamp;
         f.Lru = a.Policy == Replacement.Lru ? a.LruSets[a.SetOf(i)] : null;
         f.Way = i;
         f.Counter = Ctr.Tlb((acc & Access.Fetch) != 0 ? TlbLevel.Itlb : TlbLevel.Dtlb, Context(acc), 0);
