@@ -1362,25 +1362,10 @@ internal sealed unsafe class NativeRegion
             il.Emit(OpCodes.Call, Native.DataMissMethod);
             var resume = il.DefineLabel();
             il.Emit(OpCodes.Brfalse, resume);
-            int rd = _resumes.Count;
-            var direct = il.DefineLabel();
-            _resumes.Add((-1, direct));
-            il.Emit(OpCodes.Ldc_I4, BlockCompiler.ResumeBase + rd);
-            il.Emit(OpCodes.Ret);
-            // Direct resume point rd, entered after the prologue loaded every local from cpu: RIP and the retired count as the spill
+            // Direct resume point, entered after the prologue loaded every local from cpu: RIP and the retired count as the spill
             // left them, the flags pending before the instruction, the host address and the access's address and slot (for a later
             // access to the same address, SameAccess) from what DataMiss kept.
-            il.MarkLabel(direct);
-            LoadField(BlockCompiler.RipField, _rip0);
-            il.Emit(OpCodes.Ldloc, _rip0);
-            il.Emit(OpCodes.Ldc_I8, (long)next);
-            il.Emit(OpCodes.Sub);
-            il.Emit(OpCodes.Stloc, _rip0);
-            LoadField(BlockCompiler.RetiredField, _ret0);
-            il.Emit(OpCodes.Ldloc, _ret0);
-            il.Emit(OpCodes.Ldc_I8, (long)k);
-            il.Emit(OpCodes.Sub);
-            il.Emit(OpCodes.Stloc, _ret0);
+            ReturnToResumePoint(-1, next, k);
             ReloadFlags(before.Flags);
             il.Emit(OpCodes.Ldloc, _mmu);
             il.Emit(OpCodes.Ldfld, MissHostField);
@@ -1391,25 +1376,10 @@ internal sealed unsafe class NativeRegion
             EmitSlot(_ea, write);
             il.Emit(OpCodes.Br, access);
             il.MarkLabel(resume);
-            int r = _resumes.Count;
-            var at = il.DefineLabel();
-            _resumes.Add((index, at));
-            il.Emit(OpCodes.Ldc_I4, BlockCompiler.ResumeBase + r);
-            il.Emit(OpCodes.Ret);
-            // Resume point r, entered after the prologue loaded every local from cpu: the handler left RIP at the next instruction
-            // and the retired count at the instruction's (Spill), and recorded the same flag operation and operands the body would
-            // have kept (Cpu.SetLazy).
-            il.MarkLabel(at);
-            LoadField(BlockCompiler.RipField, _rip0);
-            il.Emit(OpCodes.Ldloc, _rip0);
-            il.Emit(OpCodes.Ldc_I8, (long)next);
-            il.Emit(OpCodes.Sub);
-            il.Emit(OpCodes.Stloc, _rip0);
-            LoadField(BlockCompiler.RetiredField, _ret0);
-            il.Emit(OpCodes.Ldloc, _ret0);
-            il.Emit(OpCodes.Ldc_I8, (long)k);
-            il.Emit(OpCodes.Sub);
-            il.Emit(OpCodes.Stloc, _ret0);
+            // The handler's resume point, entered after the prologue loaded every local from cpu: the handler left RIP at the next
+            // instruction and the retired count at the instruction's (Spill), and recorded the same flag operation and operands the
+            // body would have kept (Cpu.SetLazy).
+            ReturnToResumePoint(index, next, k);
             if (key is not null)
             {
                 // A later access to the same address reuses this access's slot (SameAccess); after the miss the method was entered
@@ -1432,6 +1402,32 @@ internal sealed unsafe class NativeRegion
 
     private static readonly FieldInfo MissLaField = typeof(Mmu.Mmu).GetField(nameof(Mmu.Mmu.MissLa), BindingFlags.Instance | BindingFlags.NonPublic)!;
     private static readonly FieldInfo MissHostField = typeof(Mmu.Mmu).GetField(nameof(Mmu.Mmu.MissHost), BindingFlags.Instance | BindingFlags.NonPublic)!;
+
+    /// <summary>
+    /// Returns <see cref="BlockCompiler.ResumeBase"/> + r for a new resume point r (at which the run loop first runs the region's
+    /// instruction <paramref name="insn"/>, or nothing for -1) and emits that point's start: rip0 and ret0 from RIP and the retired
+    /// count as the spill before the access at <paramref name="next"/>, the <paramref name="k"/>th of its block, left them.
+    /// </summary>
+    private void ReturnToResumePoint(int insn, ulong next, int k)
+    {
+        var il = _il;
+        int r = _resumes.Count;
+        var at = il.DefineLabel();
+        _resumes.Add((insn, at));
+        il.Emit(OpCodes.Ldc_I4, BlockCompiler.ResumeBase + r);
+        il.Emit(OpCodes.Ret);
+        il.MarkLabel(at);
+        LoadField(BlockCompiler.RipField, _rip0);
+        il.Emit(OpCodes.Ldloc, _rip0);
+        il.Emit(OpCodes.Ldc_I8, (long)next);
+        il.Emit(OpCodes.Sub);
+        il.Emit(OpCodes.Stloc, _rip0);
+        LoadField(BlockCompiler.RetiredField, _ret0);
+        il.Emit(OpCodes.Ldloc, _ret0);
+        il.Emit(OpCodes.Ldc_I8, (long)k);
+        il.Emit(OpCodes.Sub);
+        il.Emit(OpCodes.Stloc, _ret0);
+    }
 
     /// <summary>The flags <paramref name="f"/> says are pending in locals, loaded again from cpu, where a spill of them stored them.</summary>
     private void ReloadFlags(Pending f)

@@ -71,19 +71,29 @@ public sealed class RawMachine
         return p;
     }
 
+    /// <summary>
+    /// The physical address of the table whose entries map <paramref name="linear"/> at <paramref name="level"/> (1: the page table,
+    /// 2: the page directory), the tables above it allocated where missing.
+    /// </summary>
+    private ulong TableFor(ulong linear, int level)
+    {
+        ulong table = _pml4;
+        for (int l = 3; l >= level; l--)
+        {
+            ulong slot = table + ((linear >> (12 + 9 * l)) & 511) * 8;
+            ulong e = Machine.Memory.Read(slot, 8);
+            if ((e & 1) == 0) { e = AllocPage() | Pte; Machine.Memory.Write(slot, 8, e); }
+            table = e & 0x000FFFFFFFFFF000UL;
+        }
+        return table;
+    }
+
     /// <summary>Maps the 4 KiB page holding <paramref name="linear"/> (allocating a physical page) and returns its physical address.</summary>
     public ulong Map(ulong linear, ulong flags = Pte)
     {
         ulong page = linear & ~0xFFFUL;
         if (_pages.TryGetValue(page, out var pa)) return pa;
-        ulong table = _pml4;
-        for (int level = 3; level >= 1; level--)
-        {
-            ulong slot = table + ((page >> (12 + 9 * level)) & 511) * 8;
-            ulong e = Machine.Memory.Read(slot, 8);
-            if ((e & 1) == 0) { e = AllocPage() | Pte; Machine.Memory.Write(slot, 8, e); }
-            table = e & 0x000FFFFFFFFFF000UL;
-        }
+        ulong table = TableFor(page, 1);
         pa = AllocPage();
         Machine.Memory.Write(table + ((page >> 12) & 511) * 8, 8, pa | flags);
         _pages[page] = pa;
@@ -98,14 +108,7 @@ public sealed class RawMachine
     /// </summary>
     public void MapTo(ulong linear, ulong physical, ulong flags = Pte, bool large = false)
     {
-        ulong table = _pml4;
-        for (int level = 3; level >= (large ? 2 : 1); level--)
-        {
-            ulong slot = table + ((linear >> (12 + 9 * level)) & 511) * 8;
-            ulong e = Machine.Memory.Read(slot, 8);
-            if ((e & 1) == 0) { e = AllocPage() | Pte; Machine.Memory.Write(slot, 8, e); }
-            table = e & 0x000FFFFFFFFFF000UL;
-        }
+        ulong table = TableFor(linear, large ? 2 : 1);
         if (large) Machine.Memory.Write(table + ((linear >> 21) & 511) * 8, 8, (physical & ~0x1FFFFFUL) | flags | 0x80);
         else Machine.Memory.Write(table + ((linear >> 12) & 511) * 8, 8, (physical & ~0xFFFUL) | flags);
         Cpu.Mmu.FlushHostCache();
@@ -114,15 +117,7 @@ public sealed class RawMachine
     /// <summary>Points the PDE of the 2 MiB region holding <paramref name="linear"/> at the page table <paramref name="table"/> (any frame).</summary>
     public void MapTable(ulong linear, ulong table)
     {
-        ulong t = _pml4;
-        for (int level = 3; level >= 2; level--)
-        {
-            ulong slot = t + ((linear >> (12 + 9 * level)) & 511) * 8;
-            ulong e = Machine.Memory.Read(slot, 8);
-            if ((e & 1) == 0) { e = AllocPage() | Pte; Machine.Memory.Write(slot, 8, e); }
-            t = e & 0x000FFFFFFFFFF000UL;
-        }
-        Machine.Memory.Write(t + ((linear >> 21) & 511) * 8, 8, (table & ~0xFFFUL) | Pte);
+        Machine.Memory.Write(TableFor(linear, 2) + ((linear >> 21) & 511) * 8, 8, (table & ~0xFFFUL) | Pte);
         Cpu.Mmu.FlushHostCache();
     }
 
