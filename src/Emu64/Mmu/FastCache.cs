@@ -393,8 +393,9 @@ public sealed partial class Mmu
     {
         var cpu = _cpu;
         uint pcid = cpu.CurrentPcid;
-        // The method's own probe of this slot is HostData's (same slot, same test, with the epoch it reads again after each call
-        // here): a live slot has no host frame (MMIO, a code frame), and the handler's path is Translate's hit
+        // The method's own probe of this slot is HostData's (same slot, same test, with the epoch its prologue read: after each call
+        // here the method returns and is entered again): a live slot has no host frame (MMIO, a code frame), and the handler's path
+        // is Translate's hit
         ref FastEntry f = ref FastSlotAt(kindBase, la, cpu.PcidHash);
         if (Live(ref f, la, pcid)) return null;
         ulong pa;
