@@ -384,7 +384,7 @@ public sealed partial class Mmu
     /// (to RAM without decoded code for a write) and nothing on the way ended the block. Otherwise null, and then the
     /// instruction's handler runs (the method spills and resumes, Cpu/BlockCompiler.Native.cs): for a slot that is live without a
     /// host frame (MMIO, a code frame) nothing was done and the handler's own path follows; after a translation, its answer — the
-    /// physical address, or the fault it raised — is kept (<see cref="_pretranslated"/>) and the handler's translation of the same
+    /// physical address — is kept (<see cref="_pretranslated"/>) and the handler's translation of the same
     /// access takes it instead of translating again (<see cref="TakePretranslated"/>), so every counter and every LRU stamp is
     /// what the handler's own path leaves. The caller has checked the direct data path (paging on, no data breakpoints), 64-bit
     /// mode, the page and the canonical address, as the handler's way to this point does.
@@ -398,17 +398,9 @@ public sealed partial class Mmu
         // is Translate's hit
         ref FastEntry f = ref FastSlotAt(kindBase, la, cpu.PcidHash);
         if (Live(ref f, la, pcid)) return null;
-        ulong pa;
-        try
-        {
-            pa = _model ? ModelLookup(la, acc, fastFill: true) : TranslatePlain(la, acc);   // TranslateMiss for a data access
-        }
-        catch (Exception e)
-        {
-            // a page fault (or a stop) the handler raises again at the same point, with the CPU's state spilled as before it
-            Pretranslate(la, acc, 0, System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e));
-            return null;
-        }
+        // TranslateMiss for a data access. A fault it raises leaves through the compiled method, which spilled the state as the
+        // interpreter has it before the instruction: the run loop delivers it as it would the handler's, the same translation made once.
+        ulong pa = _model ? ModelLookup(la, acc, fastFill: true) : TranslatePlain(la, acc);
         ulong frame = pa & ~0xFFFUL;
         byte* host = (acc & Access.Write) != 0 ? _mem.PlainRamFrame(frame) : _mem.RamFrame(frame);
         if (host != null && !cpu.ExitBlock)
@@ -420,7 +412,7 @@ public sealed partial class Mmu
         // filled (live, without a host frame, or with one under an ended block) is dropped, so that the handler's probes miss
         // and reach TakePretranslated; a fast entry's absence changes no count (the class comment).
         if (Live(ref f, la, pcid)) f.Epoch = 0;
-        Pretranslate(la, acc, pa, null);
+        Pretranslate(la, acc, pa);
         return null;
     }
 
@@ -432,31 +424,25 @@ public sealed partial class Mmu
     private bool _pretranslated;
     private ulong _preLa, _prePa;
     private Access _preAcc;
-    private System.Runtime.ExceptionServices.ExceptionDispatchInfo? _preFault;
 
-    private void Pretranslate(ulong la, Access acc, ulong pa, System.Runtime.ExceptionServices.ExceptionDispatchInfo? fault)
+    private void Pretranslate(ulong la, Access acc, ulong pa)
     {
         _pretranslated = true;
         _preLa = la;
         _preAcc = acc;
         _prePa = pa;
-        _preFault = fault;
     }
 
     /// <summary>
-    /// The translation <see cref="DataMiss"/> made for the access the handler makes now: its physical address, or its fault raised
-    /// again. The handler's first translation is that access (nothing runs in between: the method returns, and BlockCompiler.Resume
+    /// The translation <see cref="DataMiss"/> made for the access the handler makes now: its physical address. The handler's first translation is that access (nothing runs in between: the method returns, and BlockCompiler.Resume
     /// runs the handler); anything else is a compiler bug, reported as one rather than answered with another access's translation.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
     private ulong TakePretranslated(ulong la, Access acc)
     {
         _pretranslated = false;
-        var fault = _preFault;
-        _preFault = null;
         if (la != _preLa || acc != _preAcc)
             throw new InvalidOperationException($"compiled code translated {_preLa:x} ({_preAcc}) ahead of its handler, which translates {la:x} ({acc})");
-        fault?.Throw();
         return _prePa;
     }
 
