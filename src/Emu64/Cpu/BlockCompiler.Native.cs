@@ -1367,12 +1367,8 @@ internal sealed unsafe class NativeRegion
             // access to the same address, SameAccess) from what DataMiss kept.
             ReturnToResumePoint(-1, next, k);
             ReloadFlags(before.Flags);
-            il.Emit(OpCodes.Ldloc, _mmu);
-            il.Emit(OpCodes.Ldfld, MissHostField);
-            il.Emit(OpCodes.Stloc, _ptr);
-            il.Emit(OpCodes.Ldloc, _mmu);
-            il.Emit(OpCodes.Ldfld, MissLaField);
-            il.Emit(OpCodes.Stloc, _ea);
+            LoadField(_mmu, MissHostField, _ptr);
+            LoadField(_mmu, MissLaField, _ea);
             EmitSlot(_ea, write);
             il.Emit(OpCodes.Br, access);
             il.MarkLabel(resume);
@@ -1457,6 +1453,14 @@ internal sealed unsafe class NativeRegion
     private void LoadField(FieldInfo f, LocalBuilder into)
     {
         _il.Emit(OpCodes.Ldarg_1);
+        _il.Emit(OpCodes.Ldfld, f);
+        _il.Emit(OpCodes.Stloc, into);
+    }
+
+    /// <summary><paramref name="into"/> = <paramref name="from"/>.<paramref name="f"/> (the MMU's fields, through its local).</summary>
+    private void LoadField(LocalBuilder from, FieldInfo f, LocalBuilder into)
+    {
+        _il.Emit(OpCodes.Ldloc, from);
         _il.Emit(OpCodes.Ldfld, f);
         _il.Emit(OpCodes.Stloc, into);
     }

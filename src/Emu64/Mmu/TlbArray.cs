@@ -214,10 +214,7 @@ public sealed class TlbArray
                 oldest = -1;
                 return b + k;
             }
-            long d = (long)x.Stamp - oldestStamp;   // as in Fill
-            long m = d >> 63;
-            oldestStamp += d & m;
-            old ^= (old ^ k) & (int)m;
+            TakeIfOlder(x.Stamp, k, ref oldestStamp, ref old);
         }
         oldest = old;
         return -1;
@@ -315,15 +312,24 @@ public sealed class TlbArray
         {
             if (!x.Valid) { if (free < 0) free = k; continue; }
             if (x.Vpn == entry.Vpn && ((x.Flags ^ entry.Flags) & SameTagFlags) == 0 && x.Pcid == entry.Pcid) return b + k;
-            // Only decides when every way is valid: then the lowest stamp, the lowest way on a tie. Written without a branch
-            // on the stamps (the JIT makes branches of conditional moves), which the host's predictor gets wrong a few times
-            // per fill: m is all ones when this stamp is lower than the lowest so far.
-            long d = (long)x.Stamp - oldestStamp;
-            long m = d >> 63;
-            oldestStamp += d & m;
-            oldest ^= (oldest ^ k) & (int)m;
+            TakeIfOlder(x.Stamp, k, ref oldestStamp, ref oldest);   // (only decides when every way is valid)
         }
         return b + Victim(free, oldest);
+    }
+
+    /// <summary>
+    /// One step of a set scan's search for its LRU or FIFO victim: way <paramref name="k"/> becomes <paramref name="oldest"/> if its
+    /// stamp is lower than the lowest so far (the lowest way on a tie). Written without a branch on the stamps (the JIT makes branches
+    /// of conditional moves), which the host's predictor gets wrong a few times per fill: m is all ones when this stamp is lower.
+    /// Stamps count fills and uses: they never reach 2^63.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void TakeIfOlder(ulong stamp, int k, ref long oldestStamp, ref int oldest)
+    {
+        long d = (long)stamp - oldestStamp;
+        long m = d >> 63;
+        oldestStamp += d & m;
+        oldest ^= (oldest ^ k) & (int)m;
     }
 
     /// <summary>

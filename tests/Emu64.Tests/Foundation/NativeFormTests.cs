@@ -44,6 +44,20 @@ public class NativeFormTests
         finally { BlockCompiler.NativeEnabled = was; }
     }
 
+    /// <summary>A TLB counter of a run, by name.</summary>
+    private static ulong Counter(State s, string name) => s.Tlb.Single(t => t.Item1 == name).Item2;
+
+    /// <summary>RDI on to the next of <paramref name="count"/> pages <paramref name="stride"/> apart from <paramref name="first"/>, back to the first after the last.</summary>
+    private static void NextInTurn(Assembler a, ulong first, ulong stride, int count)
+    {
+        var keep = a.CreateLabel();
+        a.add(rdi, (int)stride);
+        a.cmp(rdi, (int)(first + (ulong)count * stride));
+        a.jb(keep);
+        a.mov(rdi, first);
+        a.Label(ref keep);
+    }
+
     private static void AssertSameEverywhere(Action<Assembler> program, ulong steps, Action<State>? check = null, Action<RawMachine>? setup = null)
     {
         var interpreted = Run(program, threshold: 0, native: true, steps, setup);
@@ -294,7 +308,6 @@ public class NativeFormTests
         void Program(Assembler a)
         {
             var top = a.CreateLabel();
-            var keep = a.CreateLabel();
             a.mov(rdi, Data + 2 * Stride);
             a.mov(ecx, 400);
             a.Label(ref top);
@@ -302,11 +315,7 @@ public class NativeFormTests
             a.add(rax, rcx);
             a.mov(__qword_ptr[Data + Stride], rax);   // the same address: the store takes the load's slot
             a.mov(rbx, __qword_ptr[rdi]);             // one of five pages of the same set, in turn
-            a.add(rdi, (int)Stride);
-            a.cmp(rdi, (int)(Data + 7 * Stride));
-            a.jb(keep);
-            a.mov(rdi, Data + 2 * Stride);
-            a.Label(ref keep);
+            NextInTurn(a, Data + 2 * Stride, Stride, 5);
             a.dec(ecx);
             a.jnz(top);
             a.hlt();
@@ -314,9 +323,8 @@ public class NativeFormTests
         AssertSameEverywhere(Program, 100_000, s =>
         {
             Assert.Equal(StopReason.Shutdown, s.Reason);
-            ulong Get(string name) => s.Tlb.Single(x => x.Item1 == name).Item2;
             // the five pages miss on each turn (400), the hot page once, the code page and the stack not at all after the start
-            Assert.InRange(Get("tlb.dtlb.misses"), 400UL, 420UL);
+            Assert.InRange(Counter(s, "tlb.dtlb.misses"), 400UL, 420UL);
         }, m => { for (ulong k = 1; k <= 6; k++) m.Map(Data + k * Stride); });
     }
 
@@ -335,7 +343,6 @@ public class NativeFormTests
         void Program(Assembler a)
         {
             var top = a.CreateLabel();
-            var keep = a.CreateLabel();
             a.mov(rdi, Far);
             a.mov(ecx, 16 * 25);
             a.Label(ref top);
@@ -348,11 +355,7 @@ public class NativeFormTests
             a.add(r8, rax);
             a.add(r8, __qword_ptr[rdi + 0x800]);      // another address of the page: a hit
             a.mov(__dword_ptr[rdi + 0xFF0], ecx);
-            a.add(rdi, (int)FarStride);
-            a.cmp(rdi, (int)(Far + 16 * FarStride));
-            a.jb(keep);
-            a.mov(rdi, Far);
-            a.Label(ref keep);
+            NextInTurn(a, Far, FarStride, 16);
             a.dec(ecx);
             a.jnz(top);
             a.hlt();
@@ -360,7 +363,7 @@ public class NativeFormTests
         AssertSameEverywhere(Program, 100_000, s =>
         {
             Assert.Equal(StopReason.Shutdown, s.Reason);
-            Assert.True(s.Tlb.Single(t => t.Item1 == "tlb.stlb.kernel.write.misses").Item2 >= 16 * 25);   // every store walked
+            Assert.True(Counter(s, "tlb.stlb.kernel.write.misses") >= 16 * 25);   // every store walked
         }, m => { for (ulong k = 0; k < 16; k++) m.Map(Far + k * FarStride); });
     }
 
@@ -517,7 +520,7 @@ public class NativeFormTests
         AssertSameEverywhere(Program, 100_000, s =>
         {
             Assert.Equal(StopReason.Shutdown, s.Reason);
-            Assert.True(s.Tlb.Single(t => t.Item1 == "tlb.dtlb.kernel.read.misses").Item2 >= 200 * 5);   // the first page is missed when used again
+            Assert.True(Counter(s, "tlb.dtlb.kernel.read.misses") >= 200 * 5);   // the first page is missed when used again
         }, m => { for (ulong k = 0; k < 5; k++) m.MapTo(Big + k * BigStride, 0x600000, large: true); });
     }
 
