@@ -55,10 +55,22 @@ public static class EntryFlags
 /// so that a fast-cache entry reaches its set's clock with one load, as it reached the whole array's clock before the clocks were
 /// per set (Mmu.Touch): a use of another set's entry no longer makes the entry's next hit look like a change of order.
 /// </summary>
-public sealed class LruSet(TlbArray array)
+public sealed class LruSet(TlbArray array, int first, bool tracksOrder)
 {
     internal ulong Clock;
     internal readonly TlbArray Array = array;
+    /// <summary>The index in <see cref="TlbArray.E"/> of the set's first way.</summary>
+    internal readonly int First = first;
+    /// <summary>Whether <see cref="Order"/> and <see cref="Valid"/> are kept (<see cref="TlbArray.TracksOrder"/>).</summary>
+    internal readonly bool TracksOrder = tracksOrder;
+    /// <summary>
+    /// The set's ways from its most recent fill or use (bits 3:0) to its least recent (the highest nibble), four bits each: a
+    /// permutation of the ways, moved to the front wherever a stamp is set (<see cref="TlbArray.Use(LruSet, int)"/>,
+    /// <see cref="TlbArray.WriteWay"/>), so that among the valid ways it lists the stamps from the highest down.
+    /// </summary>
+    internal ulong Order = 0xFEDCBA9876543210UL;
+    /// <summary>Bit w set while way w holds a valid entry.</summary>
+    internal int Valid;
 }
 
 /// <summary>How a set picks its victim.</summary>
@@ -109,7 +121,11 @@ public sealed class TlbArray
     internal ulong Use(LruSet s, int w)
     {
         ref ulong stamp = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(E), w).Stamp;
-        if (stamp != s.Clock) stamp = ++s.Clock;   // the set's most recent use already: nothing changes
+        if (stamp != s.Clock)   // (the set's most recent use already: nothing changes)
+        {
+            stamp = ++s.Clock;
+            if (s.TracksOrder) MoveToFront(s, w - s.First);
+        }
         return stamp;
     }
 
@@ -155,9 +171,44 @@ public sealed class TlbArray
         E = new TlbEntry[entries];
         _sizeCounts = new int[Sets * 3];
         FastKinds = new byte[entries];
+        TracksOrder = keyShift == 0 && (sizeMask & 1) != 0 && ways is >= 8 and <= 15;
         LruSets = new LruSet[Sets];
-        for (int i = 0; i < Sets; i++) LruSets[i] = new LruSet(this);
+        for (int i = 0; i < Sets; i++) LruSets[i] = new LruSet(this, i * ways, TracksOrder);
         _setMask = Sets - 1;
+        if (TracksOrder)
+        {
+            // one bucket per page number modulo a multiple of the sets: a bucket's entries are all of one set, so at most Ways of them
+            int n = Math.Max(1 << 14, Sets);
+            _present4K = new byte[n];
+            _presentMask = n - 1;
+        }
+    }
+
+    /// <summary>
+    /// Whether each set keeps its ways' recency order and valid mask (<see cref="LruSet.Order"/>, <see cref="LruSet.Valid"/>) and the
+    /// array counts its 4 KiB entries by page number (<see cref="_present4K"/>): a large associative TLB (the STLB, 12 ways), whose
+    /// 4 KiB lookup that misses then reads neither the set's entries nor their stamps (<see cref="FindOrChoose"/>).
+    /// </summary>
+    internal readonly bool TracksOrder;
+    /// <summary>
+    /// The number of valid 4 KiB entries whose page number is the index modulo the array's length (<see cref="TracksOrder"/>): 0 says
+    /// no entry can match a 4 KiB lookup of such a page (whatever its PCID, global or not). Kept by <see cref="WriteWay"/> and
+    /// <see cref="Invalidate"/>, the only writers of entries.
+    /// </summary>
+    private readonly byte[]? _present4K;
+    private readonly int _presentMask;
+
+    /// <summary>Way <paramref name="w"/> of set <paramref name="s"/> (counted from its first) becomes the most recent in <see cref="LruSet.Order"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void MoveToFront(LruSet s, int w)
+    {
+        ulong o = s.Order;
+        // the nibble holding w: the lowest zero nibble of o ^ (w in every nibble) (the zero-nibble test's lowest flag is exact)
+        ulong x = o ^ (0x1111_1111_1111_1111UL * (uint)w);
+        ulong z = (x - 0x1111_1111_1111_1111UL) & ~x & 0x8888_8888_8888_8888UL;
+        int at = System.Numerics.BitOperations.TrailingZeroCount(z) & ~3;   // 4 x the nibble's index
+        ulong below = (1UL << at) - 1;                                        // the more recent ways
+        s.Order = (o & ~below & ~(0xFUL << at)) | ((o & below) << 4) | (uint)w;
     }
 
     public int Capacity => E.Length;
@@ -200,6 +251,30 @@ public sealed class TlbArray
     {
         ulong vpn = la >> Shift(size);
         int set = (int)vpn & _setMask, b = set * Ways;
+        if (_present4K != null && size == PageSize.Size4K
+            && Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_present4K), (int)vpn & _presentMask) == 0)
+        {
+            // no 4 KiB entry of this page in the set: what the scan below would find without reading it — the first invalid way,
+            // and the least recent valid way (the lowest stamp, when every way is valid: the only case Victim reads it)
+            var ls = Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(LruSets), set);
+            int invalid = ~ls.Valid & ((1 << Ways) - 1);
+            free = invalid != 0 ? System.Numerics.BitOperations.TrailingZeroCount(invalid) : -1;
+            oldest = (int)(ls.Order >> (4 * (Ways - 1))) & 0xF;
+            return -1;
+        }
+        return ScanOrChoose(vpn, set, b, pcid, size, out free, out oldest);
+    }
+
+    /// <summary><see cref="FindOrChoose"/> by reading the set (also the reference its shortcut is tested against).</summary>
+    internal int ScanOrChoose(ulong la, ushort pcid, PageSize size, out int free, out int oldest)
+    {
+        ulong vpn = la >> Shift(size);
+        int set = (int)vpn & _setMask;
+        return ScanOrChoose(vpn, set, set * Ways, pcid, size, out free, out oldest);
+    }
+
+    private int ScanOrChoose(ulong vpn, int set, int b, ushort pcid, PageSize size, out int free, out int oldest)
+    {
         byte want = (byte)(EntryFlags.Valid | ((int)size << EntryFlags.SizeShift));
         free = -1;
         int old = 0;
@@ -359,8 +434,17 @@ public sealed class TlbArray
         ref int counts = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_sizeCounts), set * 3);
         if (v.Valid) Unsafe.Add(ref counts, (int)v.Size)--;
         if (entry.Valid) Unsafe.Add(ref counts, (int)entry.Size)++;
+        var ls = Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(LruSets), set);
+        if (TracksOrder)
+        {
+            if (v.Valid && v.Size == PageSize.Size4K) _present4K![(int)v.Vpn & _presentMask]--;
+            if (entry.Valid && entry.Size == PageSize.Size4K) _present4K![(int)entry.Vpn & _presentMask]++;
+            int w = way - ls.First;
+            ls.Valid = entry.Valid ? ls.Valid | 1 << w : ls.Valid & ~(1 << w);
+            MoveToFront(ls, w);
+        }
         v = entry;
-        v.Stamp = ++Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(LruSets), set).Clock;
+        v.Stamp = ++ls.Clock;
     }
 
     /// <summary>The <see cref="TlbEntry.Flags"/> bits that, with the page number and PCID, say two entries are for the same page and tag (size, global).</summary>
@@ -398,6 +482,12 @@ public sealed class TlbArray
             if (drop)
             {
                 _sizeCounts[i / Ways * 3 + (int)x.Size]--;
+                if (TracksOrder)
+                {
+                    var ls = LruSets[i / Ways];
+                    ls.Valid &= ~(1 << (i - ls.First));
+                    if (x.Size == PageSize.Size4K) _present4K![(int)x.Vpn & _presentMask]--;
+                }
                 x.Flags = 0;
                 n++;
             }

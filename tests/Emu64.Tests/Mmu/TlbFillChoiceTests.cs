@@ -56,4 +56,58 @@ public class TlbFillChoiceTests
         }
         Assert.True(misses > 1000, $"only {misses} misses");
     }
+
+    /// <summary>
+    /// A large associative array (the STLB: 12 ways) answers a 4 KiB lookup of a page none of its 4 KiB entries has without reading
+    /// the set: from its count of entries by page number, the set's valid ways and their recency order (TlbArray.TracksOrder). That
+    /// answer — no match, the first free way, and when none is free the least recent way — must be the scan's, whatever happened to
+    /// the set: fills at 4 KiB and 2 MiB, global entries, other PCIDs, pages whose numbers share a count (2^14 pages apart), hits,
+    /// and each kind of invalidation.
+    /// </summary>
+    [Theory]
+    [InlineData(Replacement.Lru)]
+    [InlineData(Replacement.Fifo)]
+    public void A_lookup_that_reads_no_entry_answers_what_a_scan_of_the_set_answers(Replacement policy)
+    {
+        var t = new TlbArray("stlb", 96, 12, policy, 1 << (int)PageSize.Size4K | 1 << (int)PageSize.Size2M);
+        Assert.True(t.TracksOrder);
+        var rng = new Random(23);
+        int shortcuts = 0, compared = 0;
+        for (int step = 0; step < 40000; step++)
+        {
+            // 120 pages, each also 2^14 and 2^15 pages on (the same count bucket, the same set)
+            ulong la = ((ulong)rng.Next(0, 120) + ((ulong)rng.Next(0, 3) << 14)) << 12;
+            ushort pcid = (ushort)rng.Next(0, 3);
+            int op = rng.Next(0, 200);
+            if (op < 4)
+            {
+                var what = (TlbArray.Select)rng.Next(0, 4);
+                t.Invalidate(what, pcid, la, pageGlobalsToo: rng.Next(0, 2) == 0);
+                continue;
+            }
+            if (op < 20)
+            {
+                // a 2 MiB entry in the shared array
+                t.Fill(new TlbEntry { Vpn = la >> 21, Frame = (ulong)step << 21, Pcid = pcid, Flags = EntryFlags.Make(PageSize.Size2M, op < 6) });
+                continue;
+            }
+            int set = (int)(la >> 12) % t.Sets, b = set * t.Ways;
+            bool anyOfPage = Enumerable.Range(b, t.Ways).Any(w => t.E[w].Valid && t.E[w].Size == PageSize.Size4K && t.E[w].Vpn == la >> 12);
+            int a = t.FindOrChoose(la, pcid, PageSize.Size4K, out int free, out int oldest);
+            int s = t.ScanOrChoose(la, pcid, PageSize.Size4K, out int free2, out int oldest2);   // (a hit's second touch changes nothing)
+            Assert.Equal(s, a);
+            compared++;
+            if (a >= 0) continue;
+            if (!anyOfPage) shortcuts++;
+            Assert.Equal(free2, free);
+            if (free < 0) Assert.Equal(oldest2, oldest);
+            var e = new TlbEntry
+            {
+                Vpn = la >> 12, Frame = (ulong)step << 12, Pcid = pcid, Rights = Rights.W,
+                Flags = EntryFlags.Make(PageSize.Size4K, rng.Next(0, 10) == 0),
+            };
+            t.WriteWay(t.ChosenWay(e.Vpn, free, oldest), in e);
+        }
+        Assert.True(shortcuts > 5000, $"only {shortcuts} of {compared} lookups could skip the set");
+    }
 }
