@@ -235,12 +235,45 @@ internal sealed unsafe class NativeRegion
         public Eager Eager;
         /// <summary>ADC/SBB: Op is Add/Sub for OF, AF, ZF, SF and PF, but CF (in _fcf) took the carry in, so the operands do not order like a compare's.</summary>
         public bool NoOrder;
+        /// <summary>
+        /// How the operands and result follow from register locals as they are now (the instruction that set the flags, while none of
+        /// its registers was written since), or none: what a self-looping block's back edge needs to leave the flags unstored
+        /// (<see cref="SelfFlags"/>).
+        /// </summary>
+        public FlagSource Src;
+
+        /// <summary>The start of a self-looping block: the flags of <paramref name="f"/> if entered by the back edge, else in cpu.</summary>
+        public static Pending Of(FlagSource f) => new()
+        {
+            Live = true, Maybe = true, Src = f, Size = f.Size,
+            Op = f.Op is Isa.Alu.Op.Test ? LazyOp.Logic : f.Op is Isa.Alu.Op.Add ? LazyOp.Add : LazyOp.Sub,
+            Cf = f.Op is Isa.Alu.Op.Test ? CfAt.Zero : CfAt.Operands,
+        };
+        /// <summary>
+        /// At the start of a self-looping block (<see cref="SelfFlags"/>): the flags are <see cref="Src"/> of the register locals when the
+        /// block was entered by its own back edge (the runtime local _fromRegs is 1), else already in cpu's lazy-flag fields. Nothing
+        /// reads them in that state without settling them first (<see cref="Settle"/>).
+        /// </summary>
+        public bool Maybe;
+    }
+
+    /// <summary>
+    /// CMP or TEST of register <see cref="Ra"/> with register <see cref="Rb"/> (or <see cref="Imm"/> when it is -1), or SUB/ADD into
+    /// <see cref="Ra"/> (which then holds the result) of <see cref="Rb"/> or <see cref="Imm"/>, at <see cref="Size"/> bytes: flags whose lazy
+    /// operands and result are computed again from the registers, while neither register has been written since.
+    /// </summary>
+    internal readonly record struct FlagSource(Isa.Alu.Op Op, int Size, int Ra, int Rb, ulong Imm)
+    {
+        public bool Valid => Size != 0;
+        public int Registers => 1 << Ra | (Rb >= 0 ? 1 << Rb : 0);
     }
     internal enum CfAt : byte { Cpu, Local, Zero, Operands }
     /// <summary>The eager flag rules: a shift's (ZF from the result, AF clear) and IMUL's (CF = OF = overflow, ZF and AF clear).</summary>
     internal enum Eager : byte { None, Shift, Mul }
     private Pending _flags;
     private readonly LocalBuilder _fa, _fb, _fres, _fcf, _fof;
+    /// <summary>1 when the running block was entered by its own back edge with its flags left in registers (<see cref="Pending.Maybe"/>), else 0.</summary>
+    private readonly LocalBuilder _fromRegs, _spare;
     /// <summary>Out-of-line paths, emitted after the region's blocks so that the hot path falls straight through.</summary>
     private readonly List<Action> _cold = [];
     /// <summary>The resume points (<see cref="BlockCompiler.ResumeBase"/>): the region's index of the instruction the run loop runs, and where the method goes on.</summary>
@@ -252,6 +285,17 @@ internal sealed unsafe class NativeRegion
     /// out-of-line path can change it, so it is reloaded after those. Declared when the region has a native memory access.
     /// </summary>
     private readonly LocalBuilder? _table, _keyR, _pcid, _epoch, _entry, _la, _lru;
+
+    /// <summary>
+    /// The page memo: the access site (a number from <see cref="_sites"/>, 0 for none) whose inline hit was the last data access made,
+    /// with that hit's page (<see cref="_mpage"/>), host frame (<see cref="_mhost"/>) and fast entry (<see cref="_mentry"/>). While the
+    /// site in <see cref="_msite"/> is the last to have used the data TLB, its modeled entry is still its set's most recent use and its
+    /// fast entry still live (only a miss, a handler or an exit can change either, and each leaves <see cref="_msite"/> 0 or another
+    /// site's), so the site's next access within that page is the same hit again: counted on the same fast entry, with no slot, tag,
+    /// epoch or LRU test. A loop whose one access walks through a page (a sieve's store, a fill) runs the hit in four host instructions.
+    /// </summary>
+    private readonly LocalBuilder? _msite, _mpage, _mhost, _mentry;
+    private int _sites;
     /// <summary>Whether a handler ran since the locals above were loaded.</summary>
     private bool _mmuStale;
 
@@ -286,6 +330,10 @@ internal sealed unsafe class NativeRegion
             _lru = il.DeclareLocal(typeof(Mmu.LruSet));
             _entry = il.DeclareLocal(typeof(Mmu.Mmu.FastEntry).MakeByRefType());
             _la = il.DeclareLocal(typeof(ulong));
+            _msite = il.DeclareLocal(typeof(int));
+            _mpage = il.DeclareLocal(typeof(ulong));
+            _mhost = il.DeclareLocal(typeof(byte*));
+            _mentry = il.DeclareLocal(typeof(Mmu.Mmu.FastEntry).MakeByRefType());
         }
         _resumeDispatch = il.DefineLabel();
         _il = il; _set = set; _written = written; _rip0 = rip0; _ret0 = ret0; _mmu = mmu; _retNull = retNull;
@@ -298,6 +346,8 @@ internal sealed unsafe class NativeRegion
         _fres = il.DeclareLocal(typeof(ulong));
         _fcf = il.DeclareLocal(typeof(ulong));
         _fof = il.DeclareLocal(typeof(ulong));
+        _fromRegs = il.DeclareLocal(typeof(int));
+        _spare = il.DeclareLocal(typeof(ulong));
     }
 
     /// <summary>The native state of a region whose blocks are 64-bit (null otherwise: such a region is one block, emitted as before).</summary>
@@ -330,6 +380,9 @@ internal sealed unsafe class NativeRegion
         _stale = _dirty = 0;
         _flags = default;
         LoadMmuState();
+        ForgetPage();
+        _il.Emit(OpCodes.Ldc_I4_0);
+        _il.Emit(OpCodes.Stloc, _fromRegs);
         // For the page of RIP now (rip0 is RIP here) and the head's frame: an entry at a block of another frame, or a resume point in
         // one, finds it unarmed (0: the edges take the exact tests) until an entry stub or an edge loads it for its own page.
         LoadEdgeState(0, _headPhys & ~0xFFFUL);
@@ -497,6 +550,14 @@ internal sealed unsafe class NativeRegion
         il.Emit(OpCodes.Stloc, _epoch!);
     }
 
+    /// <summary>No site's page memo holds (<see cref="_msite"/> = 0): at the method's entry and after anything that may use the data TLB.</summary>
+    private void ForgetPage()
+    {
+        if (_msite == null) return;
+        _il.Emit(OpCodes.Ldc_I4_0);
+        _il.Emit(OpCodes.Stloc, _msite);
+    }
+
     private static FieldInfo Field(Type t, string name)
         => t.GetField(name, BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic)
            ?? throw new InvalidOperationException($"NativeRegion reads {t.Name}.{name}, which is gone: update LoadMmuState");
@@ -512,14 +573,76 @@ internal sealed unsafe class NativeRegion
     /// At a block's start (reached from the prologue or an edge), <paramref name="pageStart"/> bytes from the head in frame
     /// <paramref name="frame"/>: the locals hold every register, and may be newer than cpu.R.
     /// </summary>
-    internal void BlockStart(ulong pageStart, ulong frame)
+    internal void BlockStart(ulong pageStart, ulong frame, FlagSource self = default)
     {
         _pageStart = pageStart;
         _pageFrame = frame;
         _stale = 0;
         _dirty = _written;
-        _flags = default;
+        _flags = self.Valid ? Pending.Of(self) : default;
         _memo = null;
+    }
+
+    /// <summary>
+    /// The flags a block leaves in registers for its own next iteration, if it loops to itself: those of its last flag-setting
+    /// instruction when that is a native CMP, TEST, SUB or ADD of registers (or a register and an immediate) whose registers nothing
+    /// after it in the block writes, and the block does not set all six flags before it could read them (then nothing need be kept:
+    /// <see cref="FlagsDeadAtStart"/>). A guess from the instructions alone: the back edge keeps the flags in registers only if its
+    /// emitted flags are exactly these (<see cref="EndsWith"/>), and otherwise stores them, which the block's start also expects.
+    /// </summary>
+    internal FlagSource SelfFlags(Block b)
+    {
+        if (FlagsDeadAtStart(b)) return default;
+        FlagSource f = default;
+        for (int k = 0; k < b.Count - 1; k++)   // (the last instruction is the back edge's branch)
+        {
+            ref Insn d = ref b.Insns[k];
+            var mi = _handler((nint)d.Exec);
+            var s = ShapeOf(ref d, mi);
+            if (s.Form == Form.None || BlockCompiler.InStackRun(b, k, mi)) { f = default; continue; }
+            Uses(ref d, s, out int writes);
+            switch (s.Form)
+            {
+                case Form.Alu or Form.AluImm:
+                case Form.AluMem when d.K0 != Opnd.Mem && d.K1 != Opnd.Mem:
+                    f = SourceOf(ref d, s);
+                    continue;
+                case Form.IncDec or Form.Shift or Form.Imul or Form.Carry or Form.AluMem:
+                    f = default;
+                    continue;
+            }
+            if (f.Valid && (writes & f.Registers) != 0) f = default;
+        }
+        return f;
+    }
+
+    /// <summary>The <see cref="FlagSource"/> of a native ALU instruction on registers and immediates (none for the others).</summary>
+    private static FlagSource SourceOf(ref Insn d, Shape s)
+    {
+        int size = s.Form == Form.AluMem ? d.Size : s.Size;
+        bool imm = s.Form == Form.AluImm || s.Form == Form.AluMem && d.K1 == Opnd.Imm;
+        int rb = imm ? -1 : d.R1;
+        ulong value = imm ? d.Imm & Isa.Alu.Mask(size) : 0;
+        return s.Op switch
+        {
+            Isa.Alu.Op.Cmp or Isa.Alu.Op.Test => new(s.Op, size, d.R0, rb, value),
+            // the result replaces Ra, so the operand it replaced is computed back from it (only at 32/64 bits: narrower writes merge)
+            Isa.Alu.Op.Sub or Isa.Alu.Op.Add when size >= 4 && rb != d.R0 => new(s.Op, size, d.R0, rb, value),
+            _ => default,
+        };
+    }
+
+    /// <summary>Whether the flags pending now are exactly <paramref name="f"/>'s, in their locals (the back edge may leave them in registers).</summary>
+    internal bool EndsWith(FlagSource f) => f.Valid && _flags.Live && !_flags.Maybe && _flags.Src == f;
+
+    /// <summary>
+    /// An edge from the block being ended to a block of the region: _fromRegs = 1 on a self-looping block's back edge that left its flags
+    /// in registers (<paramref name="keptInRegisters"/>), else 0, so that no other entry finds it set.
+    /// </summary>
+    internal void EdgeFlags(bool keptInRegisters)
+    {
+        _il.Emit(keptInRegisters ? OpCodes.Ldc_I4_1 : OpCodes.Ldc_I4_0);
+        _il.Emit(OpCodes.Stloc, _fromRegs);
     }
 
     /// <summary>Before a handler or anything else that reads or writes cpu's registers and flags.</summary>
@@ -536,6 +659,7 @@ internal sealed unsafe class NativeRegion
     internal void AfterHandler()
     {
         _memo = null;
+        ForgetPage();
         _stale = _set;
         _mmuStale = _table != null;
         _edgeStale = true;
@@ -548,6 +672,7 @@ internal sealed unsafe class NativeRegion
     internal Pending BlockEnd(bool storeFlags = true)
     {
         var f = _flags;
+        if (!storeFlags && f.Maybe) throw new InvalidOperationException("NativeRegion: flags kept across an edge that were never in locals");
         if (storeFlags) StoreFlags();
         else _flags = default;   // still in their locals: the block's exit stores them (ExitFlags), its successors overwrite them
         for (int r = 0; r < 16; r++)
@@ -609,6 +734,12 @@ internal sealed unsafe class NativeRegion
     /// </summary>
     internal void EmitCondition(int cc, Pending f)
     {
+        if (f.Maybe)
+        {
+            // in registers or in cpu: into cpu (unless BlockEnd stored them already), then read there
+            if (_flags.Maybe) Settle();
+            f = default;
+        }
         if (!f.Live)
         {
             _il.Emit(OpCodes.Ldarg_1);
@@ -808,6 +939,7 @@ internal sealed unsafe class NativeRegion
                 EmitAluOp(s.Op, c.Size, () => LoadMasked(c.R0, c.Size),
                     () => { if (c.K1 == Opnd.Imm) il.Emit(OpCodes.Ldc_I8, (long)(c.Imm & Isa.Alu.Mask(c.Size))); else LoadMasked(c.R1, c.Size); },
                     c.R0);
+                _flags.Src = SourceOf(ref d, s);
                 break;
             }
             default:
@@ -824,6 +956,7 @@ internal sealed unsafe class NativeRegion
         bool reg = s.Form == Form.Alu;
         EmitAluOp(s.Op, size, () => LoadMasked(r0, size),
             () => { if (reg) LoadMasked(r1, size); else _il.Emit(OpCodes.Ldc_I8, (long)imm); }, r0);
+        _flags.Src = SourceOf(ref d, s);   // (after the result's store, which would have cleared it)
     }
 
     /// <summary>
@@ -868,6 +1001,7 @@ internal sealed unsafe class NativeRegion
     {
         var il = _il;
         // INC and DEC keep CF: wherever the flags before them had it (from the operands this instruction replaces: into its local first)
+        Settle();
         var cf = _flags.Live ? _flags.Cf : CfAt.Cpu;
         if (cf == CfAt.Operands)
         {
@@ -999,6 +1133,7 @@ internal sealed unsafe class NativeRegion
         int size = s.Size;
         bool adc = s.Op == Isa.Alu.Op.Adc;
         // the carry in, taken first (the pending flags' CF may live in _fa/_fb/_fres, which this overwrites)
+        Settle();
         if (_flags.Live) EmitCf(_flags); else { il.Emit(OpCodes.Ldarg_1); il.Emit(OpCodes.Ldfld, CfField); }
         var c = _fof;   // the carry in, for the carry-out rule (_fof is free: these flags have no eager OF)
         il.Emit(OpCodes.Stloc, c);
@@ -1134,6 +1269,33 @@ internal sealed unsafe class NativeRegion
         // is a canonical page under the paging mode it was filled in (changing LA57 means leaving IA-32e mode, which empties the fast
         // cache); an access that stays within that page is canonical at both ends. Anything else misses and takes the handlers' path.
         // within one page
+        // The page memo (_msite): this site made the last data access, and this one is within the same page as that hit.
+        int site = ++_sites;
+        var full = il.DefineLabel();
+        var hit = il.DefineLabel();
+        il.Emit(OpCodes.Ldloc, _msite!);
+        il.Emit(OpCodes.Ldc_I4, site);
+        il.Emit(OpCodes.Bne_Un, full);
+        il.Emit(OpCodes.Ldloc, la);
+        il.Emit(OpCodes.Ldloc, _mpage!);
+        il.Emit(OpCodes.Sub);
+        il.Emit(OpCodes.Ldc_I8, 0x1000L - size);
+        il.Emit(OpCodes.Bgt_Un, full);
+        // the same hit again: counted on the same fast entry (the slot a later SameAccess access starts from); no touch, as the
+        // modeled entry is still its set's most recent use
+        il.Emit(OpCodes.Ldloc, _mentry!);
+        il.Emit(OpCodes.Stloc, _entry!);
+        EmitCountHit();
+        il.Emit(OpCodes.Ldloc, _mhost!);
+        il.Emit(OpCodes.Ldloc, la);
+        il.Emit(OpCodes.Conv_U4);
+        il.Emit(OpCodes.Ldc_I4, 0xFFF);
+        il.Emit(OpCodes.And);
+        il.Emit(OpCodes.Conv_U);
+        il.Emit(OpCodes.Add);
+        il.Emit(OpCodes.Stloc, _ptr);
+        il.Emit(OpCodes.Br, hit);
+        il.MarkLabel(full);
         il.Emit(OpCodes.Ldloc, la);
         il.Emit(OpCodes.Conv_U4);
         il.Emit(OpCodes.Ldc_I4, 0xFFF);
@@ -1142,7 +1304,37 @@ internal sealed unsafe class NativeRegion
         il.Emit(OpCodes.Bgt_Un, slow);
         EmitSlot(la, write);
         EmitHit(la, slow);
+        // remember the hit: _mpage = la & ~0xFFF, _mhost = _ptr - (la & 0xFFF), _mentry = _entry, _msite = site
+        il.Emit(OpCodes.Ldloc, la);
+        il.Emit(OpCodes.Ldc_I8, ~0xFFFL);
+        il.Emit(OpCodes.And);
+        il.Emit(OpCodes.Stloc, _mpage!);
+        il.Emit(OpCodes.Ldloc, _ptr);
+        il.Emit(OpCodes.Ldloc, la);
+        il.Emit(OpCodes.Conv_U4);
+        il.Emit(OpCodes.Ldc_I4, 0xFFF);
+        il.Emit(OpCodes.And);
+        il.Emit(OpCodes.Conv_U);
+        il.Emit(OpCodes.Sub);
+        il.Emit(OpCodes.Stloc, _mhost!);
+        il.Emit(OpCodes.Ldloc, _entry!);
+        il.Emit(OpCodes.Stloc, _mentry!);
+        il.Emit(OpCodes.Ldc_I4, site);
+        il.Emit(OpCodes.Stloc, _msite!);
+        il.MarkLabel(hit);
         return la;
+    }
+
+    /// <summary>_entry.Hits++: one lookup and one hit of the modeled entry, added to the counters when the fast entry is folded.</summary>
+    private void EmitCountHit()
+    {
+        var il = _il;
+        il.Emit(OpCodes.Ldloc, _entry!);
+        il.Emit(OpCodes.Ldloc, _entry!);
+        il.Emit(OpCodes.Ldfld, HitsField);
+        il.Emit(OpCodes.Ldc_I8, 1L);
+        il.Emit(OpCodes.Add);
+        il.Emit(OpCodes.Stfld, HitsField);
     }
 
     /// <summary>_entry = the fast slot of <paramref name="la"/>'s page for a read or a write at the current privilege and PCID.</summary>
@@ -1198,12 +1390,7 @@ internal sealed unsafe class NativeRegion
         il.Emit(OpCodes.Ldloc, _ptr);
         il.Emit(OpCodes.Brfalse, slow);
         // the hit: f.Hits++, the modeled entry made its set's most recent use
-        il.Emit(OpCodes.Ldloc, _entry!);
-        il.Emit(OpCodes.Ldloc, _entry!);
-        il.Emit(OpCodes.Ldfld, HitsField);
-        il.Emit(OpCodes.Ldc_I8, 1L);
-        il.Emit(OpCodes.Add);
-        il.Emit(OpCodes.Stfld, HitsField);
+        EmitCountHit();
         if (touch) EmitTouch();
         il.Emit(OpCodes.Ldloc, _ptr);
         il.Emit(OpCodes.Ldloc, la);
@@ -1429,7 +1616,13 @@ internal sealed unsafe class NativeRegion
     private void ReloadFlags(Pending f)
     {
         var il = _il;
-        if (f.Live && f.Eager != Eager.None)
+        if (f.Maybe)
+        {
+            // the spill stored them (from registers if they were there): in cpu now
+            il.Emit(OpCodes.Ldc_I4_0);
+            il.Emit(OpCodes.Stloc, _fromRegs);
+        }
+        else if (f.Live && f.Eager != Eager.None)
         {
             // eager flags were stored as a result with their ZF, SF and PF, and CF and OF
             il.Emit(OpCodes.Ldarg_1);
@@ -1567,6 +1760,17 @@ internal sealed unsafe class NativeRegion
     private void StoreReg(int r)
     {
         if (_memo is { } m && (m.Base == r || m.Index == r)) _memo = null;
+        if (_flags.Live && _flags.Src.Valid && (_flags.Src.Registers >> r & 1) != 0)
+        {
+            if (_flags.Maybe)
+            {
+                // the flags may be computed from this register's old value: settled first (the new value waits in a spare local)
+                _il.Emit(OpCodes.Stloc, _spare);
+                Settle();
+                _il.Emit(OpCodes.Ldloc, _spare);
+            }
+            else _flags.Src = default;   // (still in their locals)
+        }
         _il.Emit(OpCodes.Stloc, _reg[r]!);
         _stale &= ~(1 << r);
         _dirty |= 1 << r;
@@ -1590,6 +1794,19 @@ internal sealed unsafe class NativeRegion
         var f = _flags;
         if (!f.Live) return;
         var il = _il;
+        if (f.Maybe)
+        {
+            // if (_fromRegs) { the operands and result computed from the registers; stored as any pending flags }
+            var skip = il.DefineLabel();
+            il.Emit(OpCodes.Ldloc, _fromRegs);
+            il.Emit(OpCodes.Brfalse, skip);
+            FromRegisters(f.Src);
+            _flags = f with { Maybe = false };
+            StoreFlags();
+            il.MarkLabel(skip);
+            _flags.Live = false;
+            return;
+        }
         if (f.Eager != Eager.None)
         {
             // as the handler's SetStatusFromResult / SetMulFlags: _lazyOp None, _cf and the six status bits in _rflags
@@ -1624,6 +1841,41 @@ internal sealed unsafe class NativeRegion
         il.Emit(OpCodes.Ldloc, _fres);
         il.Emit(OpCodes.Stfld, LazyResField);
         _flags.Live = false;
+    }
+
+    /// <summary>Flags left in registers (<see cref="Pending.Maybe"/>) into cpu's lazy-flag fields where they are in registers; either way in cpu after.</summary>
+    private void Settle()
+    {
+        if (!_flags.Maybe) return;
+        StoreFlags();
+        _flags = default;
+    }
+
+    /// <summary>
+    /// _fa, _fb and _fres computed from the register locals as <paramref name="f"/>'s instruction computed them. Read straight from
+    /// the locals (no <see cref="Fresh"/>): flags stay in registers only from a block's start, where every local is current, until
+    /// a handler (which settles them first) or a write to one of the registers (likewise).
+    /// </summary>
+    private void FromRegisters(FlagSource f)
+    {
+        var il = _il;
+        ulong mask = Isa.Alu.Mask(f.Size);
+        void Masked(int r)
+        {
+            il.Emit(OpCodes.Ldloc, _reg[r]!);
+            if (f.Size != 8) { il.Emit(OpCodes.Ldc_I8, (long)mask); il.Emit(OpCodes.And); }
+        }
+        if (f.Rb >= 0) Masked(f.Rb); else il.Emit(OpCodes.Ldc_I8, (long)f.Imm);
+        il.Emit(OpCodes.Stloc, _fb);
+        bool writes = f.Op is Isa.Alu.Op.Sub or Isa.Alu.Op.Add;
+        Masked(f.Ra);
+        il.Emit(OpCodes.Stloc, writes ? _fres : _fa);
+        // CMP: res = a - b; TEST: res = a & b; SUB: a = res + b; ADD: a = res - b (each masked to the size, as EmitAluOp)
+        il.Emit(OpCodes.Ldloc, writes ? _fres : _fa);
+        il.Emit(OpCodes.Ldloc, _fb);
+        il.Emit(f.Op switch { Isa.Alu.Op.Test => OpCodes.And, Isa.Alu.Op.Sub => OpCodes.Add, _ => OpCodes.Sub });
+        if (f.Size != 8 && f.Op != Isa.Alu.Op.Test) { il.Emit(OpCodes.Ldc_I8, (long)mask); il.Emit(OpCodes.And); }
+        il.Emit(OpCodes.Stloc, writes ? _fa : _fres);
     }
 
     private void EmitCf(Pending f)

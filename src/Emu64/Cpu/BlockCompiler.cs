@@ -399,18 +399,31 @@ public static unsafe partial class BlockCompiler
             var b = region[i];
             il.MarkLabel(starts[i]);
             ulong start = b.Phys - block.Phys;
-            nat?.BlockStart(start, b.Phys & ~0xFFFUL);
+            bool direct = DirectBranch(b, start, out int cc, out ulong fallOff, out ulong takenOff);
+            // A block that loops to itself and needs the flags at its start may find them in registers there (NativeRegion.SelfFlags):
+            // its back edge then stores nothing (a sieve's `mov [rbx+rax],0; add rax,rdx; cmp r12d,eax; jg`).
+            var self = nat != null && direct && plan.Successors[i].Contains(b) ? nat.SelfFlags(b) : default;
+            nat?.BlockStart(start, b.Phys & ~0xFFFUL, self);
             var exit = il.DefineLabel();
             // The flags pending at the block's end stay in their locals when every successor in the region sets them all before
             // reading them (a loop's ADD ... DEC; JNZ stores nothing per iteration); the exit to the run loop stores them.
             bool keepFlags = nat != null && plan.Successors[i].Where(x => Array.IndexOf(region, x) >= 0).All(nat.FlagsDeadAtStart);
             NativeRegion.Pending endFlags = default;
             var edges = new Edges(il, region, plan.Successors[i], b, block.Phys, rip0, ret0, el, starts, exit, nat);
-            if (DirectBranch(b, start, out int cc, out ulong fallOff, out ulong takenOff))
+            if (direct)
             {
                 // The block's last instruction is a near branch whose target lies in its own page: the method branches itself
                 // (see DirectBranch) instead of calling the handler and then comparing RIP with each successor's start.
                 EmitBlock(il, b, first, start, insnsLocal, rip0, ret0, retNull, b.Count - 1, nat, inline);
+                if (self.Valid)
+                {
+                    // the back edge leaves the flags in registers if they are what the block's start expects there and every other
+                    // successor in the region sets them before reading them; either way each edge says which (Edges.SelfFlags)
+                    bool inRegs = nat!.EndsWith(self)
+                        && plan.Successors[i].Where(x => x != b && Array.IndexOf(region, x) >= 0).All(nat.FlagsDeadAtStart);
+                    edges.SelfFlags = inRegs;
+                    keepFlags |= inRegs;
+                }
                 var flags = nat?.BlockEnd(!keepFlags) ?? default;
                 if (keepFlags) endFlags = flags;
                 // With native forms the retired count and RIP stay in ret0 and rip0 across the edge: whatever reads them stores them
@@ -646,6 +659,11 @@ public static unsafe partial class BlockCompiler
         LocalBuilder Ret0, EdgeLocals El, Label[] Starts, Label Exit, NativeRegion? Nat)
     {
         private ulong Count => (ulong)From.Count;
+        /// <summary>
+        /// For a block that loops to itself with its start expecting flags in registers (NativeRegion.SelfFlags): whether its back edge
+        /// left them there (each edge into the region sets the method's _fromRegs accordingly: 1 on that back edge, else 0); null otherwise.
+        /// </summary>
+        public bool? SelfFlags { get; set; }
         /// <summary>The running block's offset from the head (rip0 + it is the block's RIP), and its page's frame.</summary>
         private ulong PageStart => From.Phys - HeadPhys;
         private ulong Frame => From.Phys & ~0xFFFUL;
@@ -737,6 +755,7 @@ public static unsafe partial class BlockCompiler
             if (Nat != null) Nat.EmitEdgeTest(Count, (ulong)next.Count, exit);   // the same tests, with what only handlers change in locals
             else EmitRunLoopTest(next, PageStart, Frame);
             EmitArmedFetch(start);
+            if (SelfFlags is bool kept) Nat!.EdgeFlags(kept && next == From);
             il.Emit(OpCodes.Br, target);
         }
 
@@ -781,6 +800,7 @@ public static unsafe partial class BlockCompiler
                 else EmitRunLoopTest(next, start, frame);
                 EmitValidTest(j);
                 EmitArmedFetch(start);   // cpu.InsnRip = RIP of the new page's block
+                if (SelfFlags is not null) Nat!.EdgeFlags(false);   // (another page: never the back edge)
                 il.Emit(OpCodes.Br, Starts[j]);
                 return;
             }
@@ -793,6 +813,7 @@ public static unsafe partial class BlockCompiler
             EmitRip0(start);
             AdvanceRetired();
             Nat?.PageEntered();
+            if (SelfFlags is not null) Nat!.EdgeFlags(false);
             il.Emit(OpCodes.Br, Starts[j]);
         }
 

@@ -62,7 +62,9 @@ public class NativeFormTests
     {
         var interpreted = Run(program, threshold: 0, native: true, steps, setup);
         long emitted = BlockCompiler.NativeEmitted;
-        foreach (var (threshold, native) in new[] { (1, true), (1, false), (MachineOptions.DefaultCompileThreshold, true) })
+        // (threshold 3: a loop's head is compiled after its blocks have run and linked, so an inner loop lies inside the region of the
+        // outer loop's head, entered there by an edge from another block of the method)
+        foreach (var (threshold, native) in new[] { (1, true), (1, false), (3, true), (MachineOptions.DefaultCompileThreshold, true) })
         {
             var other = Run(program, threshold, native, steps, setup);
             Assert.Equal(interpreted.Reason, other.Reason);
@@ -647,6 +649,193 @@ public class NativeFormTests
             Assert.Equal(Data - 8, s.Cr2);                 // the push below Data faulted (no IDT: the machine stops) ...
             Assert.Equal(Data, s.Gprs[Reg.RSP]);           // ... and left RSP where it was
         });
+    }
+
+    // ---- the page memo: a site's next access within the page of its last hit, with nothing in between -------------------------------
+
+    /// <summary>
+    /// One 8-byte store stepping 4 bytes at a time through three pages: its accesses within a page after the first are the page
+    /// memo's (the same hit again: counted, no LRU touch), and the one that crosses a page end is not (two translations, made by the
+    /// handler). The dTLB's lookups and hits must be the interpreter's one for one.
+    /// </summary>
+    [Fact]
+    public void A_store_that_walks_through_pages_counts_each_hit_and_crosses_each_page_end_as_the_interpreter()
+    {
+        void Program(Assembler a)
+        {
+            var top = a.CreateLabel();
+            a.mov(rdi, Data + 0x10);
+            a.mov(ecx, (0x3000 - 0x20) / 4);
+            a.Label(ref top);
+            a.mov(__qword_ptr[rdi], rcx);             // at 0x...FFC and 0x...FF8+4: across the page end
+            a.add(rdi, 4);
+            a.dec(ecx);
+            a.jnz(top);
+            a.hlt();
+        }
+        AssertSameEverywhere(Program, 100_000, s =>
+        {
+            Assert.Equal(StopReason.Shutdown, s.Reason);
+            Assert.True(Counter(s, "tlb.dtlb.kernel.write.hits") > 3000);
+        });
+    }
+
+    /// <summary>
+    /// A store to a hot page every iteration, between handlers' accesses (XADD, which has no native form) that use another page of
+    /// the same dTLB set (a hit) and then one of five more pages of the set in turn (a miss, made inside the handler: the compiled
+    /// method goes on). The hot page stays in the set only if each store touches its entry again: the page memo must not answer a
+    /// store after a handler ran, though the store is to the page of its last hit. Were it to, the hot page would age out, and the
+    /// store would go on counting hits on a fast entry the model had dropped, and the load after the loop would miss.
+    /// </summary>
+    [Fact]
+    public void A_handlers_access_between_two_stores_to_one_page_makes_the_second_touch_its_tlb_entry()
+    {
+        const ulong Stride = 0x10000;   // 16 pages: the same set of the 64-entry, 4-way dTLB
+        void Program(Assembler a)
+        {
+            var top = a.CreateLabel();
+            a.mov(rdi, Data + 3 * Stride);
+            a.mov(r11, Data + 3 * Stride);
+            a.mov(ecx, 400);
+            a.Label(ref top);                              // one block: the method loops in itself
+            a.mov(__byte_ptr[Data + Stride + 8], cl); // the hot page
+            a.xadd(__qword_ptr[Data + 2 * Stride], rbx);   // a handler: another page of the set, a hit after the first
+            a.xadd(__qword_ptr[rdi], rdx);                 // a handler: one of five more pages of the set in turn, a miss
+            a.add(rdi, (int)Stride);
+            a.cmp(rdi, (int)(Data + 8 * Stride));
+            a.cmovae(rdi, r11);
+            a.dec(ecx);
+            a.jnz(top);
+            a.mov(al, __byte_ptr[Data + Stride]);          // a load of the hot page: a hit only if its entry stayed
+            a.hlt();
+        }
+        AssertSameEverywhere(Program, 100_000, s =>
+        {
+            Assert.Equal(StopReason.Shutdown, s.Reason);
+            Assert.InRange(Counter(s, "tlb.dtlb.misses"), 400UL, 420UL);   // the five pages on each turn; the other two once
+        }, m => { for (ulong k = 1; k <= 7; k++) m.Map(Data + k * Stride); });
+    }
+
+    // ---- flags a self-looping block leaves in registers for its next iteration (NativeRegion.SelfFlags) -----------------------------
+
+    /// <summary>
+    /// Loops that end in CMP, TEST, SUB or ADD of registers or an immediate and branch back to a store, whose back edge leaves the
+    /// flags in the registers: the store walks into an unmapped page and faults, and RFLAGS at the fault must be the last flag
+    /// instruction's (computed back from the registers: the compare's operands, the subtrahend added back to SUB's result, the
+    /// addend taken from ADD's). On the way the store misses the TLB at each new page (the miss path spills the flags too).
+    /// </summary>
+    [Fact]
+    public void Flags_a_loop_leaves_in_registers_are_in_rflags_when_its_first_store_faults()
+    {
+        foreach (int variant in new[] { 0, 1, 2, 3, 4, 5 })
+        {
+            void Program(Assembler a)
+            {
+                var top = a.CreateLabel();
+                a.mov(rbx, Data);
+                a.xor(eax, eax);
+                a.mov(edx, 0x37);                     // the stride: every 0x37 bytes, into the unmapped page at Data + 0x3000
+                a.mov(r12d, 0x7FFF_0000);
+                a.mov(r13, 0x8000_0000_0000_0010UL);
+                a.mov(r14, -1L);
+                a.Label(ref top);
+                a.mov(__byte_ptr[rbx + rax], dl);
+                a.add(rax, rdx);
+                switch (variant)
+                {
+                    case 0: a.cmp(r12d, eax); a.jg(top); break;                   // CMP r32, r32 (the sieve's)
+                    case 1: a.cmp(rax, 0x5000); a.jb(top); break;                 // CMP r64, imm
+                    case 2: a.test(eax, r14d); a.jnz(top); break;                 // TEST r32, r32
+                    case 3: a.sub(r13, rdx); a.jns(top); break;                   // SUB r64, r64: OF as r13 passes -2^63
+                    case 4: a.sub(r12d, 0x37); a.jnz(top); break;                 // SUB r32, imm
+                    default: a.add(r13, rdx); a.jno(top); break;                  // ADD r64, r64
+                }
+                a.hlt();
+            }
+            AssertSameEverywhere(Program, 200_000, s =>
+            {
+                Assert.Equal(StopReason.TripleFault, s.Reason);   // (no IDT: the #PF stops the machine)
+                Assert.InRange(s.Cr2, Data + 0x3000, Data + 0x3036);
+            });
+        }
+    }
+
+    /// <summary>
+    /// A self-looping block whose flags wait in registers, read back at its start by ADC (CF), by SETcc, by INC (which keeps CF, read
+    /// by the ADC after it), or made stale there by a load into the compare's register before the block's next flag instruction: each
+    /// settles them into RFLAGS first — from the registers when the block came round its back edge, from where they are when the outer
+    /// loop entered it (whose compare sets CF where the inner one, computed from the registers, would clear it).
+    /// </summary>
+    [Fact]
+    public void Flags_left_in_registers_are_read_back_by_adc_setcc_inc_and_a_write_of_their_register_as_the_interpreters()
+    {
+        foreach (int variant in new[] { 0, 1, 2, 3 })
+        {
+            void Program(Assembler a)
+            {
+                var outer = a.CreateLabel();
+                var inner = a.CreateLabel();
+                a.mov(rbx, Data);
+                a.mov(r12d, 0x2F00);
+                a.mov(edx, 1);
+                a.Label(ref outer);
+                a.mov(eax, edx);
+                a.xor(r14, r14);
+                a.cmp(r14, 1);                        // the outer loop's flags: CF = 1 (the inner compare's is 0 as it leaves)
+                a.jmp(inner);
+                a.Label(ref inner);
+                a.mov(__byte_ptr[rbx + rax], dl);
+                switch (variant)
+                {
+                    case 0: a.adc(r8, 0); break;                              // CF of the compare below, or of the XOR on entry
+                    case 1: a.setb(r9b); a.add(r10, r9); break;
+                    case 2: a.mov(r15d, __dword_ptr[rbx + rax]); a.setb(r9b); a.add(r10, r9); break;   // the compare's register
+                    default: a.inc(r9); a.adc(r8, 0); break;
+                }
+                a.add(rax, rdx);
+                a.mov(r15d, eax);
+                a.cmp(r15d, r12d);
+                a.jb(inner);
+                a.add(edx, 1);
+                a.cmp(edx, 100);
+                a.jb(outer);
+                a.hlt();
+            }
+            AssertSameEverywhere(Program, 1_000_000, s => Assert.Equal(StopReason.Shutdown, s.Reason));
+        }
+    }
+
+    /// <summary>
+    /// The sieve's inner loop in an outer loop, stopped after every count of instructions from 1 to 200 past a point inside: wherever
+    /// the run stops — at the back edge, in the block, at the edge out — RFLAGS is the interpreter's.
+    /// </summary>
+    [Fact]
+    public void A_run_stopped_anywhere_in_a_loop_that_keeps_its_flags_in_registers_has_the_interpreters_rflags()
+    {
+        void Program(Assembler a)
+        {
+            var outer = a.CreateLabel();
+            var inner = a.CreateLabel();
+            var next = a.CreateLabel();
+            a.mov(rbx, Data);
+            a.mov(r12d, 0x2F00);
+            a.mov(edx, 2);
+            a.Label(ref outer);
+            a.lea(eax, __[rdx + rdx]);
+            a.cmp(r12d, eax);
+            a.jle(next);
+            a.Label(ref inner);
+            a.mov(__byte_ptr[rbx + rax], 0);
+            a.add(rax, rdx);
+            a.cmp(r12d, eax);
+            a.jg(inner);
+            a.Label(ref next);
+            a.add(rdx, 1);
+            a.cmp(rdx, 400);
+            a.jne(outer);
+            a.hlt();
+        }
+        for (ulong steps = 20_000; steps < 20_200; steps++) AssertSameEverywhere(Program, steps);
     }
 
     private static void Cmovcc(Assembler a, int cc)
