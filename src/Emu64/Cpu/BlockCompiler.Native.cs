@@ -300,6 +300,13 @@ internal sealed unsafe class NativeRegion
     private bool _mmuStale;
 
     /// <summary>
+    /// Where the method's entry starts loading its state from cpu (after the warm-up test): a direct resume point
+    /// (<see cref="Native.DataMiss"/>'s host address) is entered by a branch there with the entry argument set to the point, as the
+    /// run loop would enter it (BlockCompiler.Resume runs nothing first for it), without leaving the method.
+    /// </summary>
+    internal Label? Reenter;
+
+    /// <summary>
     /// The edges' view of the run loop (<see cref="Machine.ChainMustLeave"/>, the armed same-page fetch), in one local: the retired
     /// count from which an edge must look closer (<see cref="EmitEdgeLimit"/>), 0 when the fetch entry is not armed for the region's
     /// page and frame. Only a handler or an out-of-line path changes what it comes from, so it is reloaded after those.
@@ -1598,7 +1605,13 @@ internal sealed unsafe class NativeRegion
         var at = il.DefineLabel();
         _resumes.Add((insn, at));
         il.Emit(OpCodes.Ldc_I4, BlockCompiler.ResumeBase + r);
-        il.Emit(OpCodes.Ret);
+        if (insn < 0 && Reenter is Label top)
+        {
+            // nothing for the run loop to do first: the method enters itself again at the point, as BlockCompiler.Resume would
+            il.Emit(OpCodes.Starg_S, (byte)3);
+            il.Emit(OpCodes.Br, top);
+        }
+        else il.Emit(OpCodes.Ret);
         il.MarkLabel(at);
         LoadField(BlockCompiler.RipField, _rip0);
         il.Emit(OpCodes.Ldloc, _rip0);

@@ -347,6 +347,8 @@ public static unsafe partial class BlockCompiler
         il.Emit(OpCodes.Ldc_I4_0);
         il.Emit(OpCodes.Ldelema, typeof(Insn));   // the one bounds check (a block has at least one instruction)
         il.Emit(OpCodes.Stloc, insnsLocal);
+        var reenter = il.DefineLabel();
+        il.MarkLabel(reenter);
         il.Emit(OpCodes.Ldarg_1);
         il.Emit(OpCodes.Ldfld, RipField);
         il.Emit(OpCodes.Stloc, rip0);
@@ -366,6 +368,7 @@ public static unsafe partial class BlockCompiler
         var retNull = il.DefineLabel();
         // Guest registers the native forms name, into IL locals for the whole method (BlockCompiler.Native.cs).
         var nat = NativeEnabled ? NativeRegion.For(il, region, HandlerOf, rip0, ret0, el.Mmu, el.Machine, insnsLocal, retNull) : null;
+        if (nat != null) nat.Reenter = reenter;
         nat?.Prologue();
         nat?.EmitResumeTest();
         var exitIndex = nat is null ? null : il.DeclareLocal(typeof(int));
@@ -508,7 +511,8 @@ public static unsafe partial class BlockCompiler
                 // an instruction that ended its block (ExitBlock, as the interpreter's loop tests after every instruction): it ends here
                 if (cpu.ExitBlock) { cpu.Retired++; return -1; }
             }
-            // (at -1: a direct resume point, where the method makes the access itself with the host address Native.DataMiss gave)
+            // (at -1 would be a direct resume point, where the method makes the access with the host address Native.DataMiss gave:
+            // the method enters those itself without returning, NativeRegion.Reenter, so only a handler's point comes back here)
             last = code(cpu, stopRetired, last);
         } while (last >= ResumeBase);
         return last;
