@@ -1294,11 +1294,7 @@ internal sealed unsafe class NativeRegion
         il.Emit(OpCodes.Stloc, _entry!);
         EmitCountHit();
         il.Emit(OpCodes.Ldloc, _mhost!);
-        il.Emit(OpCodes.Ldloc, la);
-        il.Emit(OpCodes.Conv_U4);
-        il.Emit(OpCodes.Ldc_I4, 0xFFF);
-        il.Emit(OpCodes.And);
-        il.Emit(OpCodes.Conv_U);
+        PushOffsetInPage(la);
         il.Emit(OpCodes.Add);
         il.Emit(OpCodes.Stloc, _ptr);
         il.Emit(OpCodes.Br, hit);
@@ -1317,11 +1313,7 @@ internal sealed unsafe class NativeRegion
         il.Emit(OpCodes.And);
         il.Emit(OpCodes.Stloc, _mpage!);
         il.Emit(OpCodes.Ldloc, _ptr);
-        il.Emit(OpCodes.Ldloc, la);
-        il.Emit(OpCodes.Conv_U4);
-        il.Emit(OpCodes.Ldc_I4, 0xFFF);
-        il.Emit(OpCodes.And);
-        il.Emit(OpCodes.Conv_U);
+        PushOffsetInPage(la);
         il.Emit(OpCodes.Sub);
         il.Emit(OpCodes.Stloc, _mhost!);
         il.Emit(OpCodes.Ldloc, _entry!);
@@ -1330,6 +1322,16 @@ internal sealed unsafe class NativeRegion
         il.Emit(OpCodes.Stloc, _msite!);
         il.MarkLabel(hit);
         return la;
+    }
+
+    /// <summary>Pushes <paramref name="la"/>'s offset in its 4 KiB page as a native integer (to add to a host frame's address).</summary>
+    private void PushOffsetInPage(LocalBuilder la)
+    {
+        _il.Emit(OpCodes.Ldloc, la);
+        _il.Emit(OpCodes.Conv_U4);
+        _il.Emit(OpCodes.Ldc_I4, 0xFFF);
+        _il.Emit(OpCodes.And);
+        _il.Emit(OpCodes.Conv_U);
     }
 
     /// <summary>_entry.Hits++: one lookup and one hit of the modeled entry, added to the counters when the fast entry is folded.</summary>
@@ -1400,11 +1402,7 @@ internal sealed unsafe class NativeRegion
         EmitCountHit();
         if (touch) EmitTouch();
         il.Emit(OpCodes.Ldloc, _ptr);
-        il.Emit(OpCodes.Ldloc, la);
-        il.Emit(OpCodes.Conv_U4);
-        il.Emit(OpCodes.Ldc_I4, 0xFFF);
-        il.Emit(OpCodes.And);
-        il.Emit(OpCodes.Conv_U);
+        PushOffsetInPage(la);
         il.Emit(OpCodes.Add);
         il.Emit(OpCodes.Stloc, _ptr);
     }
