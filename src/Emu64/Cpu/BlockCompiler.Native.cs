@@ -826,13 +826,15 @@ internal sealed unsafe class NativeRegion
         return true;
     }
 
-    /// <summary>Pushes an operand of <paramref name="size"/> bytes, sign-extended to 64 bits for a signed order.</summary>
+    /// <summary>
+    /// Pushes an operand of <paramref name="size"/> bytes, for a signed order sign-extended to 32 bits when it is narrower than 8 (both
+    /// operands of a compare are pushed alike: two int32 compare as the 32-bit compare they are, with no extension to 64 bits).
+    /// </summary>
     private void PushOperand(LocalBuilder v, int size, bool signed)
     {
         _il.Emit(OpCodes.Ldloc, v);
         if (!signed || size == 8) return;
         _il.Emit(size switch { 1 => OpCodes.Conv_I1, 2 => OpCodes.Conv_I2, _ => OpCodes.Conv_I4 });
-        _il.Emit(OpCodes.Conv_I8);
     }
 
     /// <summary>After <see cref="Prologue"/>: an entry at or above <see cref="BlockCompiler.ResumeBase"/> goes to its resume point.</summary>
