@@ -247,6 +247,7 @@ public sealed class TlbArray
     /// global or not (either would have matched), so while the set does not change, <see cref="ChosenWay"/> is where Fill
     /// would write, without a second pass over the set (the STLB's miss path: the walk between the two touches no STLB entry).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public int FindOrChoose(ulong la, ushort pcid, PageSize size, out int free, out int oldest)
     {
         ulong vpn = la >> Shift(size);
@@ -273,6 +274,7 @@ public sealed class TlbArray
         return ScanOrChoose(vpn, set, set * Ways, pcid, size, out free, out oldest);
     }
 
+    [MethodImpl(MethodImplOptions.NoInlining)]
     private int ScanOrChoose(ulong vpn, int set, int b, ushort pcid, PageSize size, out int free, out int oldest)
     {
         byte want = (byte)(EntryFlags.Valid | ((int)size << EntryFlags.SizeShift));
