@@ -580,7 +580,7 @@ internal sealed unsafe class NativeRegion
     /// At a block's start (reached from the prologue or an edge), <paramref name="pageStart"/> bytes from the head in frame
     /// <paramref name="frame"/>: the locals hold every register, and may be newer than cpu.R.
     /// </summary>
-    internal void BlockStart(ulong pageStart, ulong frame, FlagSource self = default)
+    internal void BlockStart(ulong pageStart, ulong frame, FlagSource self = default, bool pageMemo = false)
     {
         _pageStart = pageStart;
         _pageFrame = frame;
@@ -588,6 +588,35 @@ internal sealed unsafe class NativeRegion
         _dirty = _written;
         _flags = self.Valid ? Pending.Of(self) : default;
         _memo = null;
+        _pageMemo = pageMemo && _msite != null;
+    }
+
+    /// <summary>Whether the block being emitted gives its memory access a page memo (<see cref="PageMemoFor"/>).</summary>
+    private bool _pageMemo;
+
+    /// <summary>
+    /// Whether block <paramref name="b"/>, which ends in a branch the method makes itself, can find its memory access's page memo
+    /// still held when it runs again: every instruction before the branch a native form (a handler would forget it) and one memory
+    /// operand among them — one instruction, or two alike in operand and size (a load and the store back, the second taking the
+    /// first's slot), no PUSH or POP. A block with two different accesses makes each forget the other's, so the memo would cost
+    /// every access its upkeep and never answer one; there the accesses only forget any other block's.
+    /// </summary>
+    internal bool PageMemoFor(Block b)
+    {
+        (int Base, int Index, int Scale, long Disp, int AddrSize, int Seg, int Size)? operand = null;
+        int accesses = 0;
+        for (int k = 0; k < b.Count - 1; k++)
+        {
+            ref Insn d = ref b.Insns[k];
+            var mi = _handler((nint)d.Exec);
+            var s = ShapeOf(ref d, mi);
+            if (s.Form == Form.None || BlockCompiler.InStackRun(b, k, mi) || s.Form is Form.Push or Form.Pop) return false;
+            if (s.Form is Form.Lea or Form.Nop || d.K0 != Opnd.Mem && d.K1 != Opnd.Mem) continue;
+            var o = (d.Base, d.Index, (int)d.Scale, d.Disp, d.AddrSize, (int)d.Seg, s.Form == Form.Extend ? d.Size1 : s.Form == Form.AluMem ? d.Size : s.Size);
+            if (++accesses > 2 || operand is { } first && first != o) return false;
+            operand = o;
+        }
+        return accesses > 0;
     }
 
     /// <summary>
@@ -1282,6 +1311,13 @@ internal sealed unsafe class NativeRegion
         int site = ++_sites;
         var full = il.DefineLabel();
         var hit = il.DefineLabel();
+        if (!_pageMemo)
+        {
+            // no memo for this block's accesses (PageMemoFor): the full path, which forgets any other block's
+            EmitFullAccess(la, size, write, slow);
+            ForgetPage();
+            return la;
+        }
         il.Emit(OpCodes.Ldloc, _msite!);
         il.Emit(OpCodes.Ldc_I4, site);
         il.Emit(OpCodes.Bne_Un, full);
@@ -1301,14 +1337,7 @@ internal sealed unsafe class NativeRegion
         il.Emit(OpCodes.Stloc, _ptr);
         il.Emit(OpCodes.Br, hit);
         il.MarkLabel(full);
-        il.Emit(OpCodes.Ldloc, la);
-        il.Emit(OpCodes.Conv_U4);
-        il.Emit(OpCodes.Ldc_I4, 0xFFF);
-        il.Emit(OpCodes.And);
-        il.Emit(OpCodes.Ldc_I4, 0x1000 - size);
-        il.Emit(OpCodes.Bgt_Un, slow);
-        EmitSlot(la, write);
-        EmitHit(la, slow);
+        EmitFullAccess(la, size, write, slow);
         // remember the hit: _mpage = la & ~0xFFF, _mhost = _ptr - (la & 0xFFF), _mentry = _entry, _msite = site
         il.Emit(OpCodes.Ldloc, la);
         il.Emit(OpCodes.Ldc_I8, ~0xFFFL);
@@ -1324,6 +1353,20 @@ internal sealed unsafe class NativeRegion
         il.Emit(OpCodes.Stloc, _msite!);
         il.MarkLabel(hit);
         return la;
+    }
+
+    /// <summary>An access's inline hit path without a memo: the page-crossing test, the fast slot, the hit (to <paramref name="slow"/> on a miss).</summary>
+    private void EmitFullAccess(LocalBuilder la, int size, bool write, Label slow)
+    {
+        var il = _il;
+        il.Emit(OpCodes.Ldloc, la);
+        il.Emit(OpCodes.Conv_U4);
+        il.Emit(OpCodes.Ldc_I4, 0xFFF);
+        il.Emit(OpCodes.And);
+        il.Emit(OpCodes.Ldc_I4, 0x1000 - size);
+        il.Emit(OpCodes.Bgt_Un, slow);
+        EmitSlot(la, write);
+        EmitHit(la, slow);
     }
 
     /// <summary>Pushes <paramref name="la"/>'s offset in its 4 KiB page as a native integer (to add to a host frame's address).</summary>

@@ -406,7 +406,7 @@ public static unsafe partial class BlockCompiler
             // A block that loops to itself and needs the flags at its start may find them in registers there (NativeRegion.SelfFlags):
             // its back edge then stores nothing (a sieve's `mov [rbx+rax],0; add rax,rdx; cmp r12d,eax; jg`).
             var self = nat != null && direct && plan.Successors[i].Contains(b) ? nat.SelfFlags(b) : default;
-            nat?.BlockStart(start, b.Phys & ~0xFFFUL, self);
+            nat?.BlockStart(start, b.Phys & ~0xFFFUL, self, direct && nat.PageMemoFor(b));
             var exit = il.DefineLabel();
             // The flags pending at the block's end stay in their locals when every successor in the region sets them all before
             // reading them (a loop's ADD ... DEC; JNZ stores nothing per iteration); the exit to the run loop stores them.

@@ -697,8 +697,11 @@ public class NativeFormTests
             a.mov(rdi, Data + 3 * Stride);
             a.mov(r11, Data + 3 * Stride);
             a.mov(ecx, 400);
-            a.Label(ref top);                              // one block: the method loops in itself
-            a.mov(__byte_ptr[Data + Stride + 8], cl); // the hot page
+            var next = a.CreateLabel();
+            a.Label(ref top);
+            a.mov(__byte_ptr[Data + Stride + 8], cl); // the hot page, alone in its block (which has a page memo)
+            a.jmp(next);
+            a.Label(ref next);                             // (at threshold 3 both blocks are one method, looping in itself)
             a.xadd(__qword_ptr[Data + 2 * Stride], rbx);   // a handler: another page of the set, a hit after the first
             a.xadd(__qword_ptr[rdi], rdx);                 // a handler: one of five more pages of the set in turn, a miss
             a.add(rdi, (int)Stride);
@@ -714,6 +717,38 @@ public class NativeFormTests
             Assert.Equal(StopReason.Shutdown, s.Reason);
             Assert.InRange(Counter(s, "tlb.dtlb.misses"), 400UL, 420UL);   // the five pages on each turn; the other two once
         }, m => { for (ulong k = 1; k <= 7; k++) m.Map(Data + k * Stride); });
+    }
+
+    /// <summary>
+    /// A block with two different accesses (no page memo of its own: each would forget the other's) between two runs of a store to a
+    /// hot page in a block of its own (with a page memo), all hits: its accesses must still forget the store's memo, or the store's
+    /// next run would skip making the hot page its dTLB set's most recent use. Two misses in the set after the loop then evict the
+    /// least recent page, and a load of the hot page hits only if it was not that one.
+    /// </summary>
+    [Fact]
+    public void Accesses_in_a_block_without_a_page_memo_make_the_next_store_touch_its_tlb_entry()
+    {
+        const ulong Stride = 0x10000;   // 16 pages: the same set of the 64-entry, 4-way dTLB
+        void Program(Assembler a)
+        {
+            var b = a.CreateLabel();
+            var hot = a.CreateLabel();
+            a.mov(ecx, 400);
+            a.Label(ref b);
+            a.mov(rax, __qword_ptr[Data + 2 * Stride]);   // two pages of the hot page's set: hits after the first
+            a.mov(rbx, __qword_ptr[Data + 3 * Stride]);
+            a.jmp(hot);
+            a.Label(ref hot);
+            a.mov(__byte_ptr[Data + Stride + 8], cl);     // the hot page, alone in its block: the most recent of the three
+            a.dec(ecx);
+            a.jnz(b);
+            a.mov(rdx, __qword_ptr[Data + 4 * Stride]);   // two more pages of the set: the second evicts the least recent
+            a.mov(rdx, __qword_ptr[Data + 5 * Stride]);
+            a.mov(al, __byte_ptr[Data + Stride]);          // a hit: the hot page was the most recent
+            a.hlt();
+        }
+        AssertSameEverywhere(Program, 100_000, s => Assert.Equal(StopReason.Shutdown, s.Reason),
+            m => { for (ulong k = 1; k <= 5; k++) m.Map(Data + k * Stride); });
     }
 
     // ---- flags a self-looping block leaves in registers for its next iteration (NativeRegion.SelfFlags) -----------------------------
