@@ -166,6 +166,17 @@ internal sealed unsafe class NativeRegion
         }
     }
 
+    /// <summary>
+    /// The native form instruction <paramref name="k"/> of <paramref name="b"/> is emitted in, or <see cref="Form.None"/> where its handler runs
+    /// it (no native form, or part of a run of PUSH/POP: EmitBlock's choice).
+    /// </summary>
+    private static Shape EmittedShape(Block b, int k, Func<nint, MethodInfo?> handler)
+    {
+        var mi = handler((nint)b.Insns[k].Exec);
+        var s = ShapeOf(ref b.Insns[k], mi);
+        return s.Form == Form.None || BlockCompiler.InStackRun(b, k, mi) ? default : s;
+    }
+
     /// <summary>A memory operand the native forms address: base and index general registers (or RIP, or none), a 32/64-bit address.</summary>
     private static bool PlainMem(ref Insn d)
         => (d.Base == Reg.None || d.Base == Reg.Rip || d.Base < 16) && (d.Index == Reg.None || d.Index < 16) && d.AddrSize is 4 or 8 && d.Seg < 6;
@@ -245,9 +256,7 @@ internal sealed unsafe class NativeRegion
         /// <summary>The start of a self-looping block: the flags of <paramref name="f"/> if entered by the back edge, else in cpu.</summary>
         public static Pending Of(FlagSource f) => new()
         {
-            Live = true, Maybe = true, Src = f, Size = f.Size,
-            Op = f.Op is Isa.Alu.Op.Test ? LazyOp.Logic : f.Op is Isa.Alu.Op.Add ? LazyOp.Add : LazyOp.Sub,
-            Cf = f.Op is Isa.Alu.Op.Test ? CfAt.Zero : CfAt.Operands,
+            Live = true, Maybe = true, Src = f, Size = f.Size, Op = LazyOpOf(f.Op), Cf = CfOf(LazyOpOf(f.Op)),
         };
         /// <summary>
         /// At the start of a self-looping block (<see cref="SelfFlags"/>): the flags are <see cref="Src"/> of the register locals when the
@@ -268,6 +277,17 @@ internal sealed unsafe class NativeRegion
         public int Registers => 1 << Ra | (Rb >= 0 ? 1 << Rb : 0);
     }
     internal enum CfAt : byte { Cpu, Local, Zero, Operands }
+
+    /// <summary>The lazy operation the flags of a native ALU operation are kept as (Cpu.SetLazy's): ADD, SUB and CMP, or logic.</summary>
+    private static LazyOp LazyOpOf(Isa.Alu.Op op) => op switch
+    {
+        Isa.Alu.Op.Add => LazyOp.Add,
+        Isa.Alu.Op.Sub or Isa.Alu.Op.Cmp => LazyOp.Sub,
+        _ => LazyOp.Logic,
+    };
+
+    /// <summary>Where such flags' CF is: from the operands for ADD and SUB when something needs it (<see cref="EmitCf"/>), 0 after logic.</summary>
+    private static CfAt CfOf(LazyOp op) => op == LazyOp.Logic ? CfAt.Zero : CfAt.Operands;
     /// <summary>The eager flag rules: a shift's (ZF from the result, AF clear) and IMUL's (CF = OF = overflow, ZF and AF clear).</summary>
     internal enum Eager : byte { None, Shift, Mul }
     private Pending _flags;
@@ -368,9 +388,8 @@ internal sealed unsafe class NativeRegion
             if (b.Bitness != 64) return null;
             for (int k = 0; k < b.Count; k++)
             {
-                var mi = handler((nint)b.Insns[k].Exec);
-                var s = ShapeOf(ref b.Insns[k], mi);
-                if (s.Form == Form.None || BlockCompiler.InStackRun(b, k, mi)) continue;   // as EmitBlock decides: only what is emitted counts
+                var s = EmittedShape(b, k, handler);
+                if (s.Form == Form.None) continue;   // only what is emitted counts
                 set |= Uses(ref b.Insns[k], s, out int w);
                 written |= w;
                 memory |= (b.Insns[k].K0 == Opnd.Mem || b.Insns[k].K1 == Opnd.Mem && s.Form != Form.Lea) && s.Form != Form.Nop || s.Form is Form.Push or Form.Pop;
@@ -608,9 +627,8 @@ internal sealed unsafe class NativeRegion
         for (int k = 0; k < b.Count - 1; k++)
         {
             ref Insn d = ref b.Insns[k];
-            var mi = _handler((nint)d.Exec);
-            var s = ShapeOf(ref d, mi);
-            if (s.Form == Form.None || BlockCompiler.InStackRun(b, k, mi) || s.Form is Form.Push or Form.Pop) return false;
+            var s = EmittedShape(b, k, _handler);
+            if (s.Form is Form.None or Form.Push or Form.Pop) return false;
             if (s.Form is Form.Lea or Form.Nop || d.K0 != Opnd.Mem && d.K1 != Opnd.Mem) continue;
             var o = (d.Base, d.Index, (int)d.Scale, d.Disp, d.AddrSize, (int)d.Seg, s.Form == Form.Extend ? d.Size1 : s.Form == Form.AluMem ? d.Size : s.Size);
             if (++accesses > 2 || operand is { } first && first != o) return false;
@@ -633,9 +651,8 @@ internal sealed unsafe class NativeRegion
         for (int k = 0; k < b.Count - 1; k++)   // (the last instruction is the back edge's branch)
         {
             ref Insn d = ref b.Insns[k];
-            var mi = _handler((nint)d.Exec);
-            var s = ShapeOf(ref d, mi);
-            if (s.Form == Form.None || BlockCompiler.InStackRun(b, k, mi)) { f = default; continue; }
+            var s = EmittedShape(b, k, _handler);
+            if (s.Form == Form.None) { f = default; continue; }
             Uses(ref d, s, out int writes);
             switch (s.Form)
             {
@@ -738,9 +755,8 @@ internal sealed unsafe class NativeRegion
         for (int k = 0; k < b.Count; k++)
         {
             ref Insn d = ref b.Insns[k];
-            var mi = _handler((nint)d.Exec);
-            var s = ShapeOf(ref d, mi);
-            if (s.Form == Form.None || BlockCompiler.InStackRun(b, k, mi)) return false;
+            var s = EmittedShape(b, k, _handler);
+            if (s.Form == Form.None) return false;
             switch (s.Form)
             {
                 case Form.MovRR or Form.MovRI or Form.Lea or Form.Nop:
@@ -1010,24 +1026,22 @@ internal sealed unsafe class NativeRegion
         il.Emit(OpCodes.Stloc, _fb);
         il.Emit(OpCodes.Ldloc, _fa);
         il.Emit(OpCodes.Ldloc, _fb);
-        LazyOp op;
-        switch (aluOp)
+        il.Emit(aluOp switch
         {
-            case Isa.Alu.Op.Add: il.Emit(OpCodes.Add); op = LazyOp.Add; break;
-            case Isa.Alu.Op.Sub: case Isa.Alu.Op.Cmp: il.Emit(OpCodes.Sub); op = LazyOp.Sub; break;
-            case Isa.Alu.Op.And: case Isa.Alu.Op.Test: il.Emit(OpCodes.And); op = LazyOp.Logic; break;
-            case Isa.Alu.Op.Or: il.Emit(OpCodes.Or); op = LazyOp.Logic; break;
-            default: il.Emit(OpCodes.Xor); op = LazyOp.Logic; break;
-        }
+            Isa.Alu.Op.Add => OpCodes.Add,
+            Isa.Alu.Op.Sub or Isa.Alu.Op.Cmp => OpCodes.Sub,
+            Isa.Alu.Op.And or Isa.Alu.Op.Test => OpCodes.And,
+            Isa.Alu.Op.Or => OpCodes.Or,
+            _ => OpCodes.Xor,
+        });
+        var op = LazyOpOf(aluOp);
         if (size != 8 && op != LazyOp.Logic)
         {
             il.Emit(OpCodes.Ldc_I8, (long)Isa.Alu.Mask(size));
             il.Emit(OpCodes.And);
         }
         il.Emit(OpCodes.Stloc, _fres);
-        // ADD and SUB: CF follows from the operands when something needs it (EmitCf); logic clears it
-        var cf = op == LazyOp.Logic ? CfAt.Zero : CfAt.Operands;
-        _flags = new Pending { Live = true, Op = op, Size = size, Cf = cf };
+        _flags = new Pending { Live = true, Op = op, Size = size, Cf = CfOf(op) };
         if (dest >= 0 && aluOp is not (Isa.Alu.Op.Cmp or Isa.Alu.Op.Test))
         {
             il.Emit(OpCodes.Ldloc, _fres);
@@ -1308,9 +1322,6 @@ internal sealed unsafe class NativeRegion
         // cache); an access that stays within that page is canonical at both ends. Anything else misses and takes the handlers' path.
         // within one page
         // The page memo (_msite): this site made the last data access, and this one is within the same page as that hit.
-        int site = ++_sites;
-        var full = il.DefineLabel();
-        var hit = il.DefineLabel();
         if (!_pageMemo)
         {
             // no memo for this block's accesses (PageMemoFor): the full path, which forgets any other block's
@@ -1318,6 +1329,9 @@ internal sealed unsafe class NativeRegion
             ForgetPage();
             return la;
         }
+        int site = ++_sites;
+        var full = il.DefineLabel();
+        var hit = il.DefineLabel();
         il.Emit(OpCodes.Ldloc, _msite!);
         il.Emit(OpCodes.Ldc_I4, site);
         il.Emit(OpCodes.Bne_Un, full);
@@ -1672,13 +1686,10 @@ internal sealed unsafe class NativeRegion
     private void ReloadFlags(Pending f)
     {
         var il = _il;
-        if (f.Maybe)
-        {
-            // the spill stored them (from registers if they were there): in cpu now
-            il.Emit(OpCodes.Ldc_I4_0);
-            il.Emit(OpCodes.Stloc, _fromRegs);
-        }
-        else if (f.Live && f.Eager != Eager.None)
+        // flags that may be in registers: the spill put them in cpu, and the method entered again has _fromRegs 0 (Prologue), so
+        // that is where they are
+        if (f.Maybe) return;
+        if (f.Live && f.Eager != Eager.None)
         {
             // eager flags were stored as a result with their ZF, SF and PF, and CF and OF
             il.Emit(OpCodes.Ldarg_1);

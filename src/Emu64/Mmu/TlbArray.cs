@@ -198,6 +198,13 @@ public sealed class TlbArray
     private readonly byte[]? _present4K;
     private readonly int _presentMask;
 
+    /// <summary><see cref="_present4K"/>'s count for entry <paramref name="e"/>'s page changed by <paramref name="delta"/> if it is a valid 4 KiB entry.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void CountPresent(in TlbEntry e, int delta)
+    {
+        if (e.Valid && e.Size == PageSize.Size4K) _present4K![(int)e.Vpn & _presentMask] += (byte)delta;
+    }
+
     /// <summary>Way <paramref name="w"/> of set <paramref name="s"/> (counted from its first) becomes the most recent in <see cref="LruSet.Order"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void MoveToFront(LruSet s, int w)
@@ -439,8 +446,8 @@ public sealed class TlbArray
         var ls = Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(LruSets), set);
         if (TracksOrder)
         {
-            if (v.Valid && v.Size == PageSize.Size4K) _present4K![(int)v.Vpn & _presentMask]--;
-            if (entry.Valid && entry.Size == PageSize.Size4K) _present4K![(int)entry.Vpn & _presentMask]++;
+            CountPresent(in v, -1);
+            CountPresent(in entry, +1);
             int w = way - ls.First;
             ls.Valid = entry.Valid ? ls.Valid | 1 << w : ls.Valid & ~(1 << w);
             MoveToFront(ls, w);
@@ -488,7 +495,7 @@ public sealed class TlbArray
                 {
                     var ls = LruSets[i / Ways];
                     ls.Valid &= ~(1 << (i - ls.First));
-                    if (x.Size == PageSize.Size4K) _present4K![(int)x.Vpn & _presentMask]--;
+                    CountPresent(in x, -1);
                 }
                 x.Flags = 0;
                 n++;
